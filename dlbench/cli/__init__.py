@@ -1,0 +1,1 @@
+"""Thin command-line front ends; bin/dlb_* call their main()."""

@@ -1,0 +1,31 @@
+"""What every command shares: the user-error convention and the argument parser."""
+
+import argparse
+import sys
+
+from dlbench.errors import UserError
+
+USER_ERROR_EXIT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line and exit status 2."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def make_parser(prog, description):
+    return _Parser(prog=prog, description=description)
+
+
+def run_main(prog, body, argv=None):
+    """Run body(argv); a UserError becomes one line on stderr and exit status 2."""
+    try:
+        return body(sys.argv[1:] if argv is None else argv) or 0
+    except UserError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Ground-truth datasets: the registry by name and the data folder."""
