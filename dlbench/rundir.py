@@ -54,3 +54,63 @@ def _json_default(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+RUN_JSON = "run.json"
+
+
+def run_json_path(run_dir):
+    return Path(run_dir) / RUN_JSON
+
+
+def is_run(run_dir):
+    return run_json_path(run_dir).is_file()
+
+
+def read_run(run_dir):
+    return read_json(run_json_path(run_dir))
+
+
+def update_run(run_dir, **fields):
+    """Merge fields into run.json (atomically)."""
+    path = run_json_path(run_dir)
+    record = read_json(path) if path.is_file() else {}
+    record.update(fields)
+    write_json(path, record)
+    return record
+
+
+def require_finished_run(run_dir):
+    """run.json of a run whose training finished; a UserError naming the problem otherwise."""
+    from dlbench.errors import UserError
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory '{run_dir}' does not exist; give the RUN_DIR that dlb_train wrote")
+    if not is_run(run_dir):
+        raise UserError(f"'{run_dir}' is not a run directory (no run.json); give the RUN_DIR that dlb_train wrote")
+    record = read_run(run_dir)
+    if record.get("status") != "done":
+        raise UserError(f"training of '{run_dir}' has not finished (status: {record.get('status')}); "
+                        f"finish it with dlb_train --run_dir {run_dir} first")
+    return record
+
+
+def git_revision():
+    """The git commit of the dlbench checkout, or None when it is not a checkout."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def default_run_dir(identity, root="runs"):
+    """runs/<method>_<dataset>_seed<seed>_<hash of the whole identity>."""
+    import hashlib
+
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return Path(root) / f"{identity['method']}_{identity['dataset']}_seed{identity['seed']}_{digest}"

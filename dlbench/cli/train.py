@@ -1,0 +1,30 @@
+"""dlb_train: train one model from gin config into a run directory."""
+
+from dlbench.cli.common import make_parser, run_main
+
+
+def _body(argv):
+    parser = make_parser("dlb_train", "Train one model from gin config into a run directory. "
+                         "Running it again on an unfinished RUN_DIR resumes from its last checkpoint.")
+    parser.add_argument("--gin", action="append", default=[], metavar="FILE",
+                        help="gin config file (repeatable; a path, or a name in dlbench's gin/ folder)")
+    parser.add_argument("--gin_param", action="append", default=[], metavar="BINDING",
+                        help="one gin binding, e.g. 'beta_vae.beta = 8.0' (repeatable; applied after the files)")
+    parser.add_argument("--run_dir", help="output run directory (default runs/<method>_<dataset>_seed<seed>_<hash>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run in RUN_DIR")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    if not args.gin and not args.gin_param:
+        parser.error("give at least one --gin FILE (e.g. --gin gin/beta_vae.gin)")
+
+    from dlbench.train.run import train_from_gin
+
+    run_dir, status = train_from_gin(args.gin, args.gin_param, args.run_dir, args.device, args.overwrite,
+                                     progress=not args.no_progress)
+    print(f"{run_dir}: {status}")
+    return 1 if status == "failed" else 0
+
+
+def main(argv=None):
+    return run_main("dlb_train", _body, argv)

@@ -1,0 +1,26 @@
+"""What every method provides to the training loop."""
+
+
+class Method:
+    """Base class. Subclasses set `name` and implement `objective` and `hyperparameters`."""
+
+    name = ""
+
+    def hyperparameters(self):
+        """The method's hyperparameters as a flat dict of plain values (for run.json)."""
+        raise NotImplementedError
+
+    def objective(self, outputs):
+        """(loss, scalars) from one forward pass of the model (a VAEOutputs)."""
+        raise NotImplementedError
+
+    def loss(self, model, x, generator=None):
+        return self.objective(model(x, generator))
+
+    def state_dict(self):
+        """State a method owns beyond the model (auxiliary networks, their optimisers)."""
+        return {}
+
+    def load_state_dict(self, state):
+        if state:
+            raise ValueError(f"{self.name} has no state to load")

@@ -1,0 +1,55 @@
+"""A VAE with a diagonal Gaussian encoder: encoder, decoder and likelihood joined."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dlbench.nn.architectures import build_decoder, build_encoder
+from dlbench.nn.likelihoods import get_likelihood
+
+
+@dataclass
+class VAEOutputs:
+    """What a method's objective sees of one forward pass (batch dimension first)."""
+
+    x: torch.Tensor        # the batch, float in [0, 1]
+    mean: torch.Tensor     # (B, D) encoder mean
+    logvar: torch.Tensor   # (B, D) encoder log-variance
+    z: torch.Tensor        # (B, D) one reparameterised sample from q(z|x)
+    x_params: torch.Tensor  # decoder output at z (logits for Bernoulli)
+    log_px: torch.Tensor   # (B,) log p(x|z), summed over pixels
+
+
+class VAE(nn.Module):
+    def __init__(self, architecture, observation_shape, latent_dim, likelihood):
+        super().__init__()
+        self.config = {
+            "architecture": architecture, "observation_shape": list(observation_shape),
+            "latent_dim": int(latent_dim), "likelihood": likelihood,
+        }
+        self.likelihood = get_likelihood(likelihood)
+        self.encoder = build_encoder(architecture, observation_shape, latent_dim)
+        self.decoder = build_decoder(architecture, observation_shape, latent_dim)
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def sample_z(self, mean, logvar, generator=None):
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + torch.exp(0.5 * logvar) * eps
+
+    def forward(self, x, generator=None):
+        mean, logvar = self.encode(x)
+        z = self.sample_z(mean, logvar, generator)
+        x_params = self.decode(z)
+        return VAEOutputs(x=x, mean=mean, logvar=logvar, z=z, x_params=x_params,
+                          log_px=self.likelihood.log_prob(x_params, x))
+
+
+def build_vae(config):
+    """Rebuild a VAE from its `config` dict (as stored in checkpoints)."""
+    return VAE(config["architecture"], config["observation_shape"], config["latent_dim"], config["likelihood"])

@@ -1,0 +1,88 @@
+"""The training loop: the dataset on the device as uint8, batches drawn there, scalars
+accumulated there and read back only at log steps (no host synchronisation every step)."""
+
+import time
+
+import torch
+
+from dlbench.nn import VAE
+
+
+class NonFiniteLoss(Exception):
+    """The loss became NaN or infinite; `step` is the update at which it first did."""
+
+    def __init__(self, step):
+        super().__init__(f"the loss became non-finite at step {step}")
+        self.step = step
+
+
+def build_model(spec, data):
+    return VAE(spec.model["architecture"], data.observation_shape, spec.model["latent_dim"],
+               spec.model["likelihood"])
+
+
+def build_optimizer(spec, model):
+    t = spec.train
+    return torch.optim.Adam(model.parameters(), lr=t["lr"], betas=tuple(t["adam_betas"]), eps=t["adam_eps"])
+
+
+class Trainer:
+    """One run's model, optimiser and random state, from scratch or from a checkpoint."""
+
+    def __init__(self, spec, data, device):
+        self.spec, self.device = spec, device
+        seed = spec.train["seed"]
+        torch.manual_seed(seed)  # initial weights are a function of the seed
+        self.model = build_model(spec, data).to(device)
+        self.optimizer = build_optimizer(spec, self.model)
+        self.method = spec.method
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+        self.images = torch.as_tensor(data.images).to(device)
+        self.pixel_scale = float(data.pixel_scale)
+        self.step = 0
+
+    def state_dict(self):
+        return {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "method": self.method.state_dict(), "generator": self.generator.get_state(),
+                "model_config": self.model.config}
+
+    def load_state_dict(self, state):
+        self.step = int(state["step"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.method.load_state_dict(state["method"])
+        self.generator.set_state(state["generator"].cpu())
+
+    def sample_batch(self, batch_size):
+        index = torch.randint(len(self.images), (batch_size,), generator=self.generator, device=self.device)
+        return self.images.index_select(0, index).to(torch.float32).mul_(self.pixel_scale)
+
+    def run(self, until, log_every, on_log, on_checkpoint=None, checkpoint_every=None):
+        """Train up to step `until`, calling on_log(step, means, images_per_second) at each log
+        step and on_checkpoint() at each checkpoint step. Raises NonFiniteLoss."""
+        self.model.train()
+        batch_size = self.spec.train["batch_size"]
+        names, sums, window = None, None, 0
+        first_bad = torch.tensor(-1, device=self.device)
+        tick = time.perf_counter()
+        while self.step < until:
+            loss, scalars = self.method.loss(self.model, self.sample_batch(batch_size), self.generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            values = torch.stack([v.detach().float() for v in scalars.values()])
+            names = names or list(scalars)
+            sums = values if sums is None else sums + values
+            window += 1
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
+                                    torch.tensor(self.step, device=self.device), first_bad)
+            if self.step % log_every == 0 or self.step == until:
+                if int(first_bad) >= 0:
+                    raise NonFiniteLoss(int(first_bad))
+                elapsed = time.perf_counter() - tick
+                on_log(self.step, dict(zip(names, (sums / window).tolist())), window * batch_size / elapsed)
+                sums, window, tick = None, 0, time.perf_counter()
+            if on_checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < until:
+                on_checkpoint()

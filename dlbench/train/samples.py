@@ -1,0 +1,47 @@
+"""PNG figures of a trained model: reconstructions and latent traversals."""
+
+import io
+
+import numpy as np
+import torch
+from matplotlib import image as mpimg
+
+from dlbench.rundir import atomic_write_bytes
+
+
+def _grid(tiles):
+    """(rows, cols, C, H, W) floats in [0, 1] to one (rows*(H+2), cols*(W+2), 3) image."""
+    rows, cols, channels, h, w = tiles.shape
+    canvas = np.ones((rows * (h + 2), cols * (w + 2), 3), dtype=np.float32)
+    rgb = tiles if channels == 3 else np.repeat(tiles[:, :, :1], 3, axis=2)
+    for r in range(rows):
+        for c in range(cols):
+            canvas[r * (h + 2) + 1:r * (h + 2) + 1 + h, c * (w + 2) + 1:c * (w + 2) + 1 + w] = \
+                rgb[r, c].transpose(1, 2, 0)
+    return canvas
+
+
+def save_png(path, picture):
+    buffer = io.BytesIO()
+    mpimg.imsave(buffer, np.clip(picture, 0, 1), format="png")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+@torch.no_grad()
+def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, steps=9):
+    """reconstructions.png (top: data, bottom: mean reconstructions) and traversals.png
+    (one row per latent dimension, moved over [-span, span] from the first image's mean code)."""
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.randint(len(images), (num,), generator=generator)
+    x = torch.as_tensor(images[index.numpy()]).to(device=device, dtype=torch.float32) * pixel_scale
+    mean, _ = model.encode(x)
+    recon = model.likelihood.mean(model.decode(mean))
+    save_png(folder / "reconstructions.png", _grid(torch.stack([x, recon]).cpu().numpy()))
+    offsets = torch.linspace(-span, span, steps, device=device)
+    codes = mean[0].repeat(mean.shape[1], steps, 1)  # (D, steps, D)
+    for dim in range(mean.shape[1]):
+        codes[dim, :, dim] = mean[0, dim] + offsets
+    decoded = model.likelihood.mean(model.decode(codes.flatten(0, 1)))
+    save_png(folder / "traversals.png", _grid(decoded.unflatten(0, (mean.shape[1], steps)).cpu().numpy()))
