@@ -1,0 +1,64 @@
+"""Disentanglement and reconstruction metrics.
+
+Every metric is a pure function fn(data, representation_fn, random_state, **params) -> dict in
+the METRICS registry; evaluate() is the one entry point: it seeds the random state, checks the
+parameters and returns a flat dict of plain Python values.
+"""
+
+import inspect
+
+import numpy as np
+
+from dlbench.errors import UserError
+from dlbench.metrics.mig import compute_mig
+
+METRICS = {
+    "mig": compute_mig,
+}
+
+_FIXED_ARGS = ("data", "representation_fn", "random_state")
+
+
+def available_metrics():
+    """The registered metric names, sorted."""
+    return sorted(METRICS)
+
+
+def metric_params(name):
+    """The parameters of metric `name` and their defaults."""
+    fn = _lookup(name)
+    return {p.name: p.default for p in inspect.signature(fn).parameters.values()
+            if p.name not in _FIXED_ARGS}
+
+
+def _lookup(name):
+    try:
+        return METRICS[name]
+    except (KeyError, TypeError):
+        raise UserError(f"unknown metric {name!r}; available: {', '.join(available_metrics())}") from None
+
+
+def _plain(value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"metric result values must be scalars or strings, got {type(value).__name__}")
+
+
+def evaluate(name, data, representation_fn, seed=0, **params):
+    """Run metric `name` with np.random.RandomState(seed); a flat dict of plain Python values."""
+    fn = _lookup(name)
+    accepted = metric_params(name)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise UserError(f"unknown parameter(s) {', '.join(unknown)} for metric {name!r}; "
+                        f"accepted: {', '.join(accepted)}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise UserError(f"seed must be an integer, got {seed!r}")
+    result = fn(data, representation_fn, np.random.RandomState(seed), **params)
+    return {str(key): _plain(value) for key, value in result.items()}

@@ -1,0 +1,114 @@
+"""Helpers shared by the metrics: parameter checks, batched encoding, discretisation, discrete
+mutual information and entropy.
+
+Layout convention: codes and factors are (num_points, dim) arrays, one row per point (the
+layout of the rest of dlbench; disentanglement_lib stores them transposed).
+"""
+
+import operator
+
+import numpy as np
+import sklearn.metrics
+
+from dlbench.errors import UserError
+
+
+def check_int(name, value, minimum=1):
+    """value as a Python int >= minimum, or a UserError naming the parameter."""
+    if isinstance(value, (bool, np.bool_)):
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
+    if value < minimum:
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def check_float(name, value, minimum=0.0):
+    """value as a finite Python float >= minimum, or a UserError naming the parameter."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number >= {minimum}, got {value!r}") from None
+    if isinstance(value, (bool, np.bool_)) or not np.isfinite(out) or out < minimum:
+        raise UserError(f"{name} must be a number >= {minimum}, got {value!r}")
+    return out
+
+
+def varying_factors(data):
+    """Indices of the factors that take more than one value."""
+    return np.array([k for k, n in enumerate(data.factors_num_values) if int(n) > 1], dtype=np.int64)
+
+
+def _check_codes(codes, num_expected):
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[0] != num_expected:
+        raise UserError(
+            f"representation_fn must return an array of shape ({num_expected}, d) for a batch of "
+            f"{num_expected} observations, got shape {codes.shape}"
+        )
+    codes = codes.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(codes)):
+        raise UserError("representation_fn returned non-finite codes (NaN or inf): the model has diverged")
+    return codes
+
+
+def encode(representation_fn, observations, batch_size):
+    """Codes (n, d) float64 for observations, calling representation_fn on batches of batch_size."""
+    n = len(observations)
+    parts = []
+    for start in range(0, n, batch_size):
+        batch = observations[start:start + batch_size]
+        parts.append(_check_codes(representation_fn(batch), len(batch)))
+    if not parts:
+        raise UserError("no observations to encode")
+    return np.concatenate(parts, axis=0)
+
+
+def generate_codes(data, representation_fn, factors, random_state, batch_size):
+    """Codes (n, d) float64 of observations rendered from `factors`, batch_size at a time.
+
+    Observations are rendered per batch so that only one batch of images is in memory.
+    """
+    n = len(factors)
+    parts = []
+    for start in range(0, n, batch_size):
+        chunk = factors[start:start + batch_size]
+        observations = data.sample_observations_from_factors(chunk, random_state)
+        parts.append(_check_codes(representation_fn(observations), len(chunk)))
+    if not parts:
+        raise UserError("no points to encode")
+    return np.concatenate(parts, axis=0)
+
+
+def histogram_discretize(codes, num_bins):
+    """Each column into num_bins equal-width bins over its own range (labels 1..num_bins).
+
+    disentanglement_lib's discretiser: the bin edges of np.histogram over the column, then
+    np.digitize against all edges but the last, so the column's maximum falls in bin num_bins.
+    A constant column gets one label (np.histogram widens a zero range to [v - 0.5, v + 0.5]).
+    """
+    codes = np.asarray(codes, dtype=np.float64)
+    out = np.empty(codes.shape, dtype=np.int64)
+    for j in range(codes.shape[1]):
+        edges = np.histogram(codes[:, j], bins=num_bins)[1]
+        out[:, j] = np.digitize(codes[:, j], edges[:-1])
+    return out
+
+
+def discrete_mutual_info(codes_discrete, factors):
+    """Matrix (d, K) of plug-in mutual information in nats between code column i and factor k."""
+    d, num_factors = codes_discrete.shape[1], factors.shape[1]
+    m = np.zeros((d, num_factors))
+    for i in range(d):
+        for k in range(num_factors):
+            m[i, k] = sklearn.metrics.mutual_info_score(factors[:, k], codes_discrete[:, i])
+    return m
+
+
+def discrete_entropy(factors):
+    """Vector (K,) of plug-in entropies in nats of each factor column (H(v) = I(v; v))."""
+    return np.array([sklearn.metrics.mutual_info_score(factors[:, k], factors[:, k])
+                     for k in range(factors.shape[1])])
