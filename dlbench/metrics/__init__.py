@@ -10,9 +10,11 @@ import inspect
 import numpy as np
 
 from dlbench.errors import UserError
+from dlbench.metrics.factor_vae import compute_factor_vae
 from dlbench.metrics.mig import compute_mig
 
 METRICS = {
+    "factor_vae": compute_factor_vae,
     "mig": compute_mig,
 }
 
