@@ -12,10 +12,12 @@ import numpy as np
 from dlbench.errors import UserError
 from dlbench.metrics.factor_vae import compute_factor_vae
 from dlbench.metrics.mig import compute_mig
+from dlbench.metrics.recon_ll import compute_recon_ll
 
 METRICS = {
     "factor_vae": compute_factor_vae,
     "mig": compute_mig,
+    "recon_ll": compute_recon_ll,
 }
 
 _FIXED_ARGS = ("data", "representation_fn", "random_state")
