@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 import dlbench
 from dlbench import rundir
-from dlbench.data import get_dataset
+import dlbench.data
 from dlbench.errors import UserError
 from dlbench.nn import build_vae
 from dlbench.train import checkpoints
@@ -30,7 +30,7 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
         print(f"{run_dir}: training already finished; left alone (use --overwrite to train again)",
               file=sys.stderr)
         return "skipped"
-    data = get_dataset(spec.dataset["name"])  # a bad dataset stops us before anything is removed
+    data = dlbench.data.get_dataset(spec.dataset["name"])  # a bad dataset stops us before anything is removed
     if resume == "restart":
         shutil.rmtree(run_dir)
         resume = None

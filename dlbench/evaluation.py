@@ -1,0 +1,96 @@
+"""The evaluation stage: metrics of one run directory, each written to
+RUN_DIR/metrics/<mode>/<metric>/results.json (atomically; a complete result is not recomputed)."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import dlbench
+import dlbench.data
+from dlbench import metrics, rundir
+from dlbench.errors import UserError
+from dlbench.postprocess import (check_mode, load_representation, numpy_representation_fn, postprocess,
+                                 postprocessed_dir)
+from dlbench.train import load_trained_model
+
+DEFAULT_METRICS = ("mig", "factor_vae", "recon_ll")
+MODEL_METRICS = ("recon_ll",)  # metrics that need the whole VAE, not only the representation
+
+
+def metric_result_path(run_dir, mode, metric):
+    return Path(run_dir) / "metrics" / mode / metric / "results.json"
+
+
+def check_metric_names(names):
+    known = set(metrics.available_metrics())
+    for name in names:
+        if name not in known:
+            raise UserError(f"unknown metric '{name}'; available: {', '.join(sorted(known))}")
+
+
+def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu", seed=0,
+                 params=None, overwrite=False, log=print):
+    """Compute the metrics of a finished run; returns {metric: results dict}."""
+    params = params or {}
+    check_mode(mode)
+    check_metric_names(metric_names)
+    check_metric_names(params)
+    record = rundir.require_finished_run(run_dir)
+    todo = [m for m in metric_names if overwrite or not metric_result_path(run_dir, mode, m).is_file()]
+    results = {m: rundir.read_json(metric_result_path(run_dir, mode, m)) for m in metric_names if m not in todo}
+    if not todo:
+        return results
+    if not (postprocessed_dir(run_dir, mode) / "results.json").is_file():
+        postprocess(run_dir, mode)
+    data = dlbench.data.get_dataset(record["dataset"])
+    representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
+    for name in todo:
+        extra = dict(params.get(name, {}))
+        if name in MODEL_METRICS:
+            extra.update(_model_params(run_dir, device, seed))
+        tick = time.perf_counter()
+        values = metrics.evaluate(name, data, representation_fn, seed=seed, **extra)
+        result = {**values, "metric": name, "mode": mode, "seed": seed, "elapsed_seconds": time.perf_counter() - tick,
+                  "dlbench_version": dlbench.__version__}
+        rundir.write_json(metric_result_path(run_dir, mode, name), result)
+        log(f"{run_dir}: {name} " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()
+                                              if isinstance(v, float)))
+        results[name] = result
+    return results
+
+
+def _model_params(run_dir, device, seed):
+    model = load_trained_model(run_dir, device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    @torch.no_grad()
+    def log_likelihood_fn(observations, batch_size=1024):
+        out = []
+        for start in range(0, len(observations), batch_size):
+            x = torch.as_tensor(observations[start:start + batch_size], device=device, dtype=torch.float32)
+            mean, logvar = model.encode(x)
+            z = model.sample_z(mean, logvar, generator)
+            out.append(model.likelihood.log_prob(model.decode(z), x).double().cpu().numpy())
+        return np.concatenate(out)
+
+    return {"log_likelihood_fn": log_likelihood_fn, "likelihood": model.config["likelihood"]}
+
+
+def parse_metric_params(bindings):
+    """['factor_vae.num_train=1000', ...] -> {'factor_vae': {'num_train': 1000}}."""
+    import ast
+
+    params = {}
+    for binding in bindings:
+        key, sep, value = binding.partition("=")
+        metric, dot, param = key.strip().partition(".")
+        if not sep or not dot or not param:
+            raise UserError(f"bad --metric_param '{binding}'; write METRIC.PARAM=VALUE, e.g. factor_vae.num_train=1000")
+        try:
+            parsed = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            parsed = value.strip()
+        params.setdefault(metric, {})[param.strip()] = parsed
+    return params

@@ -1,0 +1,95 @@
+"""Representation extraction: a trained encoder saved as a TorchScript module that maps a
+float batch of observations (n, C, H, W) in [0, 1] to codes (n, D).
+
+Modes: `mean` (the encoder mean, the representation disentanglement_lib evaluates) and
+`sampled` (one draw from q(z|x) per call).
+"""
+
+import io
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import dlbench
+from dlbench import rundir
+from dlbench.errors import UserError
+from dlbench.train import load_trained_model
+
+MODES = ("mean", "sampled")
+REPRESENTATION_FILE = "representation.pt"
+
+
+class MeanRepresentation(nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x):
+        return self.encoder(x)[0]
+
+
+class SampledRepresentation(nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x):
+        mean, logvar = self.encoder(x)
+        return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+
+
+REPRESENTATIONS = {"mean": MeanRepresentation, "sampled": SampledRepresentation}
+
+
+def check_mode(mode):
+    if mode not in MODES:
+        raise UserError(f"unknown postprocess mode '{mode}'; available: {', '.join(MODES)}")
+
+
+def postprocessed_dir(run_dir, mode):
+    return Path(run_dir) / "postprocessed" / mode
+
+
+def postprocess(run_dir, mode="mean", overwrite=False):
+    """Write RUN_DIR/postprocessed/<mode>/{representation.pt, results.json}; skip if complete."""
+    check_mode(mode)
+    rundir.require_finished_run(run_dir)
+    out = postprocessed_dir(run_dir, mode)
+    if (out / "results.json").is_file() and not overwrite:
+        return out
+    tick = time.perf_counter()
+    model = load_trained_model(run_dir, "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the contract here
+        scripted = torch.jit.script(REPRESENTATIONS[mode](model.encoder))
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer)
+    rundir.atomic_write_bytes(out / REPRESENTATION_FILE, buffer.getvalue())
+    rundir.write_json(out / "results.json", {
+        "mode": mode, "representation_dim": model.config["latent_dim"],
+        "observation_shape": model.config["observation_shape"], "file": REPRESENTATION_FILE,
+        "elapsed_seconds": time.perf_counter() - tick, "dlbench_version": dlbench.__version__})
+    return out
+
+
+def load_representation(run_dir, mode="mean", device="cpu"):
+    """The TorchScript representation module of a postprocessed run."""
+    return torch.jit.load(str(postprocessed_dir(run_dir, mode) / REPRESENTATION_FILE), map_location=device)
+
+
+def numpy_representation_fn(module, device, batch_size=4096):
+    """Wrap a torch module as representation_fn: numpy observations -> numpy codes, batched on device."""
+    import numpy as np
+
+    @torch.no_grad()
+    def representation_fn(observations):
+        codes = []
+        for start in range(0, len(observations), batch_size):
+            x = torch.as_tensor(observations[start:start + batch_size], device=device, dtype=torch.float32)
+            codes.append(module(x).cpu().numpy())
+        return np.concatenate(codes) if codes else np.zeros((0, 0), np.float32)
+
+    return representation_fn
