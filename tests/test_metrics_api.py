@@ -1,0 +1,74 @@
+"""evaluate(): registry, parameter checking, plain results, determinism."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dlbench.errors import UserError
+from dlbench.metrics import METRICS, available_metrics, evaluate, metric_params
+from tests.toy_data import Recorder, ToyData
+
+
+def test_available_metrics():
+    assert available_metrics() == ["factor_vae", "mig", "recon_ll"]
+    assert set(METRICS) == set(available_metrics())
+
+
+def test_unknown_metric():
+    with pytest.raises(UserError) as err:
+        evaluate("x", ToyData(), lambda x: x)
+    assert str(err.value) == "unknown metric 'x'; available: factor_vae, mig, recon_ll"
+
+
+@pytest.mark.parametrize("name,param", [("mig", "num_points"), ("factor_vae", "num_bins"),
+                                        ("recon_ll", "num_train"),
+                                        ("mig", "random_state")])
+def test_unknown_parameter(name, param):
+    with pytest.raises(UserError, match=f"unknown parameter.*{param}"):
+        evaluate(name, ToyData(), lambda x: x, **{param: 10})
+
+
+@pytest.mark.parametrize("name,params", [("mig", {"num_bins": 0}), ("mig", {"num_train": 2.5}),
+                                         ("factor_vae", {"batch_size": 1}),
+                                         ("factor_vae", {"prune_threshold": -1.0}),
+                                         ("factor_vae", {"num_eval": True}),
+                                         ("recon_ll", {"num_points": 0, "log_likelihood_fn": len})])
+def test_bad_parameter_values(name, params):
+    with pytest.raises(UserError):
+        evaluate(name, ToyData(), lambda x: x.reshape(len(x), -1), **params)
+
+
+def test_bad_seed():
+    with pytest.raises(UserError, match="seed"):
+        evaluate("mig", ToyData(), lambda x: x, seed="0")
+
+
+def test_metric_params_lists_defaults():
+    assert metric_params("mig") == {"num_train": 10000, "num_bins": 20, "batch_size": 1024}
+    assert "representation_fn" not in metric_params("factor_vae")
+
+
+def test_results_are_flat_plain_python_and_deterministic():
+    data = ToyData((3, 4, 5), pixel_scale=0.25)
+    runs = {
+        "mig": dict(num_train=500),
+        "factor_vae": dict(num_train=50, num_eval=50, num_variance_estimate=200),
+        "recon_ll": dict(num_points=100, log_likelihood_fn=lambda x: -x.reshape(len(x), -1).sum(1)),
+    }
+    for name, params in runs.items():
+        result = evaluate(name, data, Recorder(data, lambda f: f + 0.0), seed=7, **params)
+        assert all(type(v) in (float, int, str, bool) for v in result.values()), result
+        assert all(isinstance(k, str) for k in result)
+        json.dumps(result, allow_nan=False)
+        assert result == evaluate(name, data, Recorder(data, lambda f: f + 0.0), seed=7, **params)
+
+
+def test_representation_output_is_checked():
+    data = ToyData((3, 4))
+    with pytest.raises(UserError, match="shape"):
+        evaluate("mig", data, lambda x: np.zeros(len(x)), num_train=100)
+    with pytest.raises(UserError, match="shape"):
+        evaluate("mig", data, lambda x: np.zeros((len(x) + 1, 2)), num_train=100)
+    with pytest.raises(UserError, match="non-finite"):
+        evaluate("factor_vae", data, lambda x: np.full((len(x), 2), np.nan), num_variance_estimate=100)
