@@ -49,7 +49,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     for name in todo:
         extra = dict(params.get(name, {}))
         if name in MODEL_METRICS:
-            extra.update(_model_params(run_dir, device, seed))
+            extra.update(log_likelihood_params(load_trained_model(run_dir, device), device, seed))
         tick = time.perf_counter()
         values = metrics.evaluate(name, data, representation_fn, seed=seed, **extra)
         result = {**values, "metric": name, "mode": mode, "seed": seed, "elapsed_seconds": time.perf_counter() - tick,
@@ -61,8 +61,8 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     return results
 
 
-def _model_params(run_dir, device, seed):
-    model = load_trained_model(run_dir, device)
+def log_likelihood_params(model, device, seed):
+    """recon_ll's parameters for a VAE: log p(x|z) per image with z drawn from q(z|x) (seeded)."""
     generator = torch.Generator(device=device).manual_seed(seed)
 
     @torch.no_grad()
