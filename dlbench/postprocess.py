@@ -62,11 +62,10 @@ def postprocess(run_dir, mode="mean", overwrite=False):
         return out
     tick = time.perf_counter()
     model = load_trained_model(run_dir, "cpu")
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the contract here
-        scripted = torch.jit.script(REPRESENTATIONS[mode](model.encoder))
-    buffer = io.BytesIO()
-    torch.jit.save(scripted, buffer)
+        torch.jit.save(torch.jit.script(REPRESENTATIONS[mode](model.encoder)), buffer)
     rundir.atomic_write_bytes(out / REPRESENTATION_FILE, buffer.getvalue())
     rundir.write_json(out / "results.json", {
         "mode": mode, "representation_dim": model.config["latent_dim"],
@@ -77,7 +76,9 @@ def postprocess(run_dir, mode="mean", overwrite=False):
 
 def load_representation(run_dir, mode="mean", device="cpu"):
     """The TorchScript representation module of a postprocessed run."""
-    return torch.jit.load(str(postprocessed_dir(run_dir, mode) / REPRESENTATION_FILE), map_location=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(postprocessed_dir(run_dir, mode) / REPRESENTATION_FILE), map_location=device)
 
 
 def numpy_representation_fn(module, device, batch_size=4096):

@@ -6,6 +6,8 @@ from dlbench.errors import UserError
 
 
 def resolve_device(name="auto"):
+    if isinstance(name, torch.device):
+        return name
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():

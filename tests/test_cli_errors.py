@@ -1,0 +1,159 @@
+"""Every user mistake: one line on stderr naming the problem, exit status 2, no traceback,
+and nothing half-written."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlbench.cli import aggregate, evaluate, postprocess, study, train
+
+from tests.conftest import TINY_PARAMS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny_train_args(run_dir, *params):
+    args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
+    for p in list(TINY_PARAMS) + list(params):
+        args += ["--gin_param", p]
+    return args
+
+
+def assert_user_error(capsys, code, *needles):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("binding, needle", [
+    ("foo.bar = 1", "No configurable matching 'foo'"),
+    ("train.nope = 1", "doesn't have a parameter named 'nope'"),
+    ("train.method = @nothing()", "@nothing()"),
+    ("beta_vae.beta = (", "bad gin config"),
+    ("train.steps = -3", "train.steps must be a positive integer"),
+])
+def test_bad_bindings(tiny_dsprites, tmp_path, capsys, binding, needle):
+    code = train.main(tiny_train_args(tmp_path / "run", binding))
+    assert_user_error(capsys, code, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_gin_file_that_does_not_parse(tmp_path, capsys):
+    bad = tmp_path / "bad.gin"
+    bad.write_text("train.method = @beta_vae(\ntrain.steps = \n")
+    code = train.main(["--gin", str(bad), "--run_dir", str(tmp_path / "run")])
+    assert_user_error(capsys, code, "bad gin config")
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_gin_file(tmp_path, capsys):
+    code = train.main(["--gin", str(tmp_path / "nope.gin"), "--run_dir", str(tmp_path / "run")])
+    assert_user_error(capsys, code, "nope.gin", "not found")
+
+
+def test_no_gin_at_all(capsys):
+    assert_user_error(capsys, train.main([]), "--gin")
+
+
+def test_unknown_dataset(tiny_dsprites, tmp_path, capsys):
+    code = train.main(tiny_train_args(tmp_path / "run", "dataset.name = 'mnist3d'"))
+    assert_user_error(capsys, code, "unknown dataset 'mnist3d'", "dsprites")
+    assert not (tmp_path / "run").exists()
+
+
+def test_corrupt_dataset_file(tmp_path, monkeypatch, capsys):
+    from dlbench.data.dsprites import FILENAME
+
+    (tmp_path / "data" / "dsprites").mkdir(parents=True)
+    (tmp_path / "data" / "dsprites" / FILENAME).write_bytes(b"not an npz at all")
+    monkeypatch.setenv("DLBENCH_DATA", str(tmp_path / "data"))
+    code = train.main(tiny_train_args(tmp_path / "run"))
+    assert_user_error(capsys, code, FILENAME)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cuda_without_cuda(tiny_dsprites, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = train.main(tiny_train_args(tmp_path / "run") + ["--device", "cuda"])
+    assert_user_error(capsys, code, "CUDA is not available")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", [evaluate.main, postprocess.main])
+def test_missing_run_dir(tmp_path, capsys, command):
+    code = command([str(tmp_path / "nowhere")])
+    assert_user_error(capsys, code, "does not exist")
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("command", [evaluate.main, postprocess.main])
+def test_run_dir_that_is_not_a_run(tmp_path, capsys, command):
+    code = command([str(tmp_path)])
+    assert_user_error(capsys, code, "not a run directory")
+    assert list(tmp_path.iterdir()) == []
+
+
+def make_unfinished_run(run_dir):
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"status": "interrupted", "dataset": "dsprites"}))
+    return run_dir
+
+
+@pytest.mark.parametrize("command", [evaluate.main, postprocess.main])
+def test_evaluating_an_unfinished_run(tmp_path, capsys, command):
+    run_dir = make_unfinished_run(tmp_path / "run")
+    code = command([str(run_dir)])
+    assert_user_error(capsys, code, "has not finished")
+    assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]
+
+
+def test_unknown_metric(tmp_path, capsys):
+    run_dir = make_unfinished_run(tmp_path / "run")
+    code = evaluate.main([str(run_dir), "--metrics", "mig,sap_scor"])
+    assert_user_error(capsys, code, "unknown metric 'sap_scor'")
+    assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]
+
+
+@pytest.mark.parametrize("command", [evaluate.main, postprocess.main])
+def test_unknown_postprocess_mode(tmp_path, capsys, command):
+    run_dir = make_unfinished_run(tmp_path / "run")
+    code = command([str(run_dir), "--mode", "median"])
+    assert_user_error(capsys, code, "unknown postprocess mode 'median'")
+    assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]
+
+
+def test_missing_runs_root(tmp_path, capsys):
+    code = aggregate.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
+    assert_user_error(capsys, code, "RUNS_ROOT", "does not exist")
+    assert not (tmp_path / "out").exists()
+
+
+def test_runs_root_without_runs(tmp_path, capsys):
+    code = aggregate.main([str(tmp_path), "--out", str(tmp_path / "out")])
+    assert_user_error(capsys, code, "no runs")
+
+
+def test_unknown_study_and_bad_shard(tmp_path, capsys):
+    assert_user_error(capsys, study.main(["nostudy", "--runs_root", str(tmp_path)]), "unknown study 'nostudy'")
+    assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--shard", "3/2"]), "--shard")
+
+
+def test_unknown_flag(capsys):
+    assert_user_error(capsys, evaluate.main(["x", "--metricz", "mig"]), "--metricz")
+
+
+def test_installed_script_prints_one_line_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "bin" / "dlb_train"), "--gin", str(tmp_path / "no.gin")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("dlb_train: error: gin file")

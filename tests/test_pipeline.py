@@ -1,0 +1,126 @@
+"""The four stages through their command-line front ends, on a tiny config."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dlbench.cli import aggregate as aggregate_cli
+from dlbench.cli import evaluate as evaluate_cli
+from dlbench.cli import postprocess as postprocess_cli
+from dlbench.cli import study as study_cli
+from dlbench.cli import train as train_cli
+
+from tests.conftest import TINY_PARAMS
+
+FAST_METRICS = ["--metric_param", "factor_vae.num_train=200", "--metric_param", "factor_vae.num_eval=100",
+                "--metric_param", "factor_vae.num_variance_estimate=500", "--metric_param", "mig.num_train=500",
+                "--metric_param", "recon_ll.num_points=300"]
+
+
+def train_args(run_dir, *extra):
+    args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
+    for p in TINY_PARAMS:
+        args += ["--gin_param", p]
+    return args + list(extra)
+
+
+def test_cli_pipeline_writes_every_file_of_the_run_directory(tiny_dsprites, tmp_path):
+    runs = tmp_path / "runs"
+    for beta in ("1.0", "4.0"):
+        for seed in ("0", "1"):
+            run_dir = runs / f"b{beta}_s{seed}"
+            args = train_args(run_dir, "--gin_param", f"beta_vae.beta = {beta}", "--gin_param", f"train.seed = {seed}")
+            assert train_cli.main(args) == 0
+            assert evaluate_cli.main([str(run_dir), "--device", "cpu"] + FAST_METRICS) == 0
+
+    run_dir = runs / "b1.0_s0"
+    for path in ["run.json", "model/config.gin", "model/checkpoint.pt", "model/train_log.csv",
+                 "model/results.json", "model/samples/reconstructions.png", "model/samples/traversals.png",
+                 "postprocessed/mean/representation.pt", "postprocessed/mean/results.json",
+                 "metrics/mean/mig/results.json", "metrics/mean/factor_vae/results.json",
+                 "metrics/mean/recon_ll/results.json"]:
+        assert (run_dir / path).is_file(), path
+    assert torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"]
+
+    mig = json.loads((run_dir / "metrics/mean/mig/results.json").read_text())
+    assert 0.0 <= mig["discrete_mig"] <= 1.0 and mig["num_train"] == 500
+    fvae = json.loads((run_dir / "metrics/mean/factor_vae/results.json").read_text())
+    assert {"train_accuracy", "eval_accuracy", "num_active_dims", "elapsed_seconds", "dlbench_version"} <= set(fvae)
+    recon = json.loads((run_dir / "metrics/mean/recon_ll/results.json").read_text())
+    assert recon["likelihood"] == "bernoulli" and recon["z_sampled"] is True and recon["num_points"] == 300
+    assert recon["recon_ll"] < 0 and recon["recon_ll_stderr"] > 0
+
+    out = tmp_path / "report"
+    assert aggregate_cli.main([str(runs), "--out", str(out)]) == 0
+    results = list(csv.DictReader(open(out / "results.csv")))
+    assert len(results) == 4 and {r["status"] for r in results} == {"done"}
+    board = list(csv.DictReader(open(out / "leaderboard.csv")))
+    assert len(board) == 2 and sorted(float(r["hp.beta"]) for r in board) == [1.0, 4.0]
+    for row in board:
+        assert row["num_runs"] == "2"
+        for metric in ("mig.discrete_mig", "factor_vae.eval_accuracy", "recon_ll.recon_ll"):
+            values = [float(r[metric]) for r in results if r["hp.beta"] == row["hp.beta"]]
+            assert float(row[f"{metric}.mean"]) == pytest.approx(np.mean(values))
+            assert float(row[f"{metric}.std"]) == pytest.approx(np.std(values, ddof=1))
+            assert float(row[f"{metric}.sem"]) == pytest.approx(np.std(values, ddof=1) / np.sqrt(2))
+
+
+def test_the_mean_representation_is_the_encoder_mean(tiny_dsprites, tmp_path):
+    from dlbench.train import load_trained_model
+
+    run_dir = tmp_path / "r"
+    assert train_cli.main(train_args(run_dir)) == 0
+    assert postprocess_cli.main([str(run_dir)]) == 0
+    assert postprocess_cli.main([str(run_dir), "--mode", "sampled"]) == 0
+    x = torch.rand(6, 1, 64, 64)
+    with torch.no_grad():
+        mean, logvar = load_trained_model(run_dir).encode(x)
+    scripted = torch.jit.load(str(run_dir / "postprocessed/mean/representation.pt"))
+    torch.testing.assert_close(scripted(x), mean)
+    sampled = torch.jit.load(str(run_dir / "postprocessed/sampled/representation.pt"))
+    draws = torch.stack([sampled(x) for _ in range(400)])
+    torch.testing.assert_close(draws.mean(0), mean, atol=0.25 * float(logvar.exp().sqrt().max()), rtol=0)
+    assert json.loads((run_dir / "postprocessed/mean/results.json").read_text())["representation_dim"] == 4
+
+
+def test_evaluate_skips_complete_results(tiny_dsprites, tmp_path):
+    run_dir = tmp_path / "r"
+    assert train_cli.main(train_args(run_dir)) == 0
+    assert evaluate_cli.main([str(run_dir), "--metrics", "mig", "--device", "cpu"] + FAST_METRICS) == 0
+    path = run_dir / "metrics/mean/mig/results.json"
+    stamp = path.stat().st_mtime_ns
+    assert evaluate_cli.main([str(run_dir), "--metrics", "mig", "--device", "cpu"] + FAST_METRICS) == 0
+    assert path.stat().st_mtime_ns == stamp
+
+
+def test_study_runs_every_combination_and_aggregates(tiny_dsprites, tmp_path):
+    study = tmp_path / "tiny_study.gin"
+    study.write_text("\n".join([
+        "study.base_gin = ['beta_vae.gin']",
+        "study.fixed = {" + ", ".join(f"'{p.split('=')[0].strip()}': {p.split('=', 1)[1].strip()}"
+                                      for p in TINY_PARAMS if not p.startswith("train.method")) + "}",
+        "study.sweep = {'beta_vae.beta': [1.0, 8.0], 'train.seed': [0, 1]}",
+        "study.metrics = ['mig', 'recon_ll']",
+        "study.metric_params = {'mig': {'num_train': 300}, 'recon_ll': {'num_points': 100}}",
+    ]))
+    runs = tmp_path / "runs"
+    assert study_cli.main([str(study), "--runs_root", str(runs), "--device", "cpu", "--shard", "0/2",
+                           "--no_progress"]) == 0
+    assert sorted(p.name for p in runs.iterdir()) == ["0000_beta=1.0_seed=0", "0002_beta=8.0_seed=0"]
+    assert study_cli.main([str(study), "--runs_root", str(runs), "--device", "cpu", "--no_progress"]) == 0
+    assert len(list(runs.glob("*/metrics/mean/recon_ll/results.json"))) == 4
+    record = json.loads((runs / "0003_beta=8.0_seed=1" / "run.json").read_text())
+    assert record["hyperparameters"] == {"beta": 8.0} and record["seed"] == 1 and record["train"]["steps"] == 20
+    out = tmp_path / "report"
+    assert aggregate_cli.main([str(runs), "--out", str(out)]) == 0
+    assert len(list(csv.DictReader(open(out / "leaderboard.csv")))) == 2
+
+
+def test_study_dry_run_lists_runs_and_writes_nothing(tmp_path, capsys):
+    assert study_cli.main(["quickstart", "--runs_root", str(tmp_path / "runs"), "--dry_run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and all("beta_vae.gin" in line for line in lines)
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,122 @@
+"""Training: the loss falls, resume is bit-exact, NaN fails the run, finished runs are kept."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+import dlbench.train.loop as loop
+from dlbench.errors import UserError
+from dlbench.train.run import train_from_gin
+
+from tests.conftest import TINY_PARAMS
+
+
+def read_log(run_dir):
+    with open(run_dir / "model" / "train_log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def weights(run_dir):
+    return torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"]
+
+
+def test_training_lowers_the_loss_on_tiny_data(tiny_dsprites, tmp_path):
+    run_dir, status = train_from_gin([], TINY_PARAMS + ["train.steps = 60", "train.log_every = 10"],
+                                     tmp_path / "run", "cpu", progress=False)
+    assert status == "done"
+    rows = read_log(run_dir)
+    assert [int(r["step"]) for r in rows] == [10, 20, 30, 40, 50, 60]
+    assert float(rows[-1]["loss"]) < 0.7 * float(rows[0]["loss"])
+    assert float(rows[-1]["reconstruction"]) < float(rows[0]["reconstruction"])
+
+
+def test_a_run_is_a_function_of_its_config_and_seed(tiny_dsprites, tmp_path):
+    a, _ = train_from_gin([], TINY_PARAMS, tmp_path / "a", "cpu", progress=False)
+    b, _ = train_from_gin([], TINY_PARAMS, tmp_path / "b", "cpu", progress=False)
+    c, _ = train_from_gin([], TINY_PARAMS + ["train.seed = 1"], tmp_path / "c", "cpu", progress=False)
+    wa, wb, wc = weights(a), weights(b), weights(c)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_resume_equals_an_uninterrupted_run_bit_for_bit(tiny_dsprites, tmp_path, monkeypatch):
+    whole, _ = train_from_gin([], TINY_PARAMS, tmp_path / "whole", "cpu", progress=False)
+
+    original = loop.Trainer.run
+
+    def crash_at_step_17(self, until, *args, **kwargs):
+        original(self, 17, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop.Trainer, "run", crash_at_step_17)
+    with pytest.raises(KeyboardInterrupt):
+        train_from_gin([], TINY_PARAMS, tmp_path / "resumed", "cpu", progress=False)
+    resumed_dir = tmp_path / "resumed"
+    assert json.loads((resumed_dir / "run.json").read_text())["status"] == "interrupted"
+    assert sorted(p.name for p in (resumed_dir / "model" / "checkpoints").iterdir()) == ["step_000000010.pt"]
+    assert not (resumed_dir / "model" / "checkpoint.pt").exists()
+
+    monkeypatch.setattr(loop.Trainer, "run", original)
+    _, status = train_from_gin([], TINY_PARAMS, resumed_dir, "cpu", progress=False)
+    assert status == "done"
+    wa, wb = weights(whole), weights(resumed_dir)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert read_log(whole) and [r["loss"] for r in read_log(whole)] == [r["loss"] for r in read_log(resumed_dir)]
+    assert not (resumed_dir / "model" / "checkpoints").exists()  # resume state is dropped once done
+
+
+def test_resume_refuses_a_different_config(tiny_dsprites, tmp_path, monkeypatch):
+    original = loop.Trainer.run
+
+    def crash_at_step_12(self, until, *args, **kwargs):
+        original(self, 12, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop.Trainer, "run", crash_at_step_12)
+    with pytest.raises(KeyboardInterrupt):
+        train_from_gin([], TINY_PARAMS, tmp_path / "r", "cpu", progress=False)
+    monkeypatch.setattr(loop.Trainer, "run", original)
+    with pytest.raises(UserError, match="different config"):
+        train_from_gin([], TINY_PARAMS + ["beta_vae.beta = 1.0"], tmp_path / "r", "cpu", progress=False)
+
+
+def test_a_finished_run_is_left_alone_unless_overwrite(tiny_dsprites, tmp_path):
+    run_dir, _ = train_from_gin([], TINY_PARAMS, tmp_path / "r", "cpu", progress=False)
+    stamp = (run_dir / "model" / "checkpoint.pt").stat().st_mtime_ns
+    assert train_from_gin([], TINY_PARAMS, run_dir, "cpu", progress=False)[1] == "skipped"
+    assert (run_dir / "model" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert train_from_gin([], TINY_PARAMS, run_dir, "cpu", overwrite=True, progress=False)[1] == "done"
+    assert (run_dir / "model" / "checkpoint.pt").stat().st_mtime_ns != stamp
+
+
+def test_a_nan_loss_fails_the_run_with_its_step(tiny_dsprites, tmp_path, monkeypatch):
+    from dlbench.methods import BetaVAE
+
+    original = BetaVAE.objective
+
+    def nan_from_step_7(self, outputs):
+        self.calls = getattr(self, "calls", 0) + 1
+        loss, scalars = original(self, outputs)
+        return (loss * float("nan") if self.calls >= 7 else loss), scalars
+
+    monkeypatch.setattr(BetaVAE, "objective", nan_from_step_7)
+    run_dir, status = train_from_gin([], TINY_PARAMS, tmp_path / "r", "cpu", progress=False)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert status == "failed" and record["status"] == "failed" and record["failed_step"] == 7
+    assert not (run_dir / "model" / "checkpoint.pt").exists()
+
+
+def test_run_json_records_identity_and_operative_config(tiny_dsprites, tmp_path):
+    run_dir, _ = train_from_gin([], TINY_PARAMS, tmp_path / "r", "cpu", progress=False)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["method"] == "beta_vae" and record["dataset"] == "dsprites" and record["seed"] == 0
+    assert record["hyperparameters"] == {"beta": 4.0}
+    assert record["train"]["steps"] == 20 and record["model"]["latent_dim"] == 4
+    assert record["device"] == "cpu" and record["status"] == "done" and record["dlbench_version"]
+    config = (run_dir / "model" / "config.gin").read_text()
+    assert "beta_vae.beta = 4.0" in config and "train.steps = 20" in config and "model.latent_dim = 4" in config
+    results = json.loads((run_dir / "model" / "results.json").read_text())
+    assert {"loss", "reconstruction", "kl", "elbo", "kl_0", "kl_3"} <= set(results)
+    assert results["elbo"] == pytest.approx(-(results["reconstruction"] + results["kl"]), rel=1e-5)
