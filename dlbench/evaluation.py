@@ -55,8 +55,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
         result = {**values, "metric": name, "mode": mode, "seed": seed, "elapsed_seconds": time.perf_counter() - tick,
                   "dlbench_version": dlbench.__version__}
         rundir.write_json(metric_result_path(run_dir, mode, name), result)
-        log(f"{run_dir}: {name} " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()
-                                              if isinstance(v, float)))
+        log(f"{run_dir}: {name} " + ", ".join(f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values)))
         results[name] = result
     return results
 

@@ -9,9 +9,8 @@ import pandas as pd
 
 from dlbench import rundir
 from dlbench.errors import UserError
-from dlbench.metrics import metric_params
+from dlbench.metrics import value_keys
 
-BOOKKEEPING = {"seed", "elapsed_seconds", "dlbench_version", "metric", "mode"}
 IDENTITY = ["dataset", "method"]
 
 
@@ -41,18 +40,8 @@ def _run_row(run_dir, runs_root):
         mode, metric = path.parent.parent.name, path.parent.name
         prefix = metric if mode == "mean" else f"{mode}.{metric}"
         result = rundir.read_json(path)
-        row.update({f"{prefix}.{key}": result[key] for key in metric_value_keys(metric, result)})
+        row.update({f"{prefix}.{key}": result[key] for key in value_keys(metric, result)})
     return row
-
-
-def metric_value_keys(metric, result):
-    """The keys of a metric result that are measured values (not parameters or bookkeeping)."""
-    try:
-        params = set(metric_params(metric))
-    except UserError:  # a metric this version does not know: keep all its numbers
-        params = set()
-    return [k for k, v in result.items()
-            if k not in params and k not in BOOKKEEPING and isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def metric_columns(results):

@@ -66,3 +66,14 @@ def evaluate(name, data, representation_fn, seed=0, **params):
         raise UserError(f"seed must be an integer, got {seed!r}")
     result = fn(data, representation_fn, np.random.RandomState(seed), **params)
     return {str(key): _plain(value) for key, value in result.items()}
+
+
+_BOOKKEEPING = {"seed", "elapsed_seconds", "dlbench_version", "metric", "mode"}
+
+
+def value_keys(name, result):
+    """The keys of a result of metric `name` that are measured numbers, not its parameters or
+    bookkeeping (for a metric this version does not know, every number)."""
+    params = set(metric_params(name)) if name in METRICS else set()
+    return [k for k, v in result.items() if k not in params and k not in _BOOKKEEPING
+            and isinstance(v, (int, float)) and not isinstance(v, bool)]
