@@ -138,8 +138,10 @@ def heart_inside(u, v):
     return _HEART.inside(np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64))
 
 
-# Largest distance of any shape point from the rotation centre, at scale 1.
+# Largest distance of any shape point from the rotation centre, at scale 1. A sprite centre is
+# at least 16 px from the border, so the render window (half-width floor(radius)+1) always fits.
 _SHAPE_RADIUS = (SQUARE_HALF_SIDE * np.sqrt(2.0), ELLIPSE_A, _HEART.radius)
+assert max(_SHAPE_RADIUS) < 15
 
 
 def _inside(shape, u, v):
@@ -282,7 +284,7 @@ def _metadata(kept, synthetic=True):
 def _npy_header(dtype, shape):
     import io
     buf = io.BytesIO()
-    np.lib.format.write_array_header_2_0(
+    np.lib.format.write_array_header_1_0(  # the version numpy (and the real file) use
         buf, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)})
     return buf.getvalue()
 
@@ -297,9 +299,9 @@ def generate_npz(path, class_indices=None, compress=False, progress=False, chunk
 
     class_indices: optional subset of class indices per factor (see normalize_class_indices);
     the default is the full 737,280-image grid. compress: deflate the zip members (as
-    np.savez_compressed does: 53 MB for the full grid, about 3 s to load) or, by default, store
-    them (3 GB for the full grid, opened in a fraction of a second as a memory map that
-    concurrent runs share through the page cache).
+    np.savez_compressed does, at level 1: 53 MB for the full grid, 3-7 s to load) or, by default,
+    store them (3.1 GB for the full grid, opened in about 0.1 s as a memory map that concurrent
+    runs share through the page cache).
     The images are rendered in chunks and streamed into the file (a second thread compresses
     while the next chunk renders), so memory stays small. Returns the path.
     """
@@ -666,7 +668,7 @@ def ensure_file(path=None, progress=True):
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits, then finds the file
         if not path.exists():
             print(f"dlbench: dSprites not found at {path}; generating a SYNTHETIC dSprites there "
-                  f"(procedurally rendered by dlbench, not the DeepMind file; about a minute). "
+                  f"(procedurally rendered by dlbench, not the DeepMind file; well under a minute). "
                   f"For the real data run `dlb_data download dsprites` or place {FILENAME} in {path.parent}.",
                   file=sys.stderr, flush=True)
             try:
