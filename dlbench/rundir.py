@@ -49,9 +49,7 @@ def read_json(path):
 
 
 def _json_default(value):
-    if hasattr(value, "item"):  # numpy and torch scalars
-        return value.item()
-    if hasattr(value, "tolist"):
+    if hasattr(value, "tolist"):  # numpy and torch scalars and arrays
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 

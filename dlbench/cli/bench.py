@@ -10,7 +10,7 @@ def _body(argv):
                          "against a per-sample DataLoader loop at batch 64. metrics: seconds per metric.")
     parser.add_argument("what", choices=["train", "metrics"])
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--steps", type=int, help="timed training steps (default 30 on CPU, 500 on GPU)")
+    parser.add_argument("--steps", type=int, help="timed steps per round (default 20 on CPU, 300 on GPU; 3 alternating rounds)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
