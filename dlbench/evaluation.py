@@ -11,8 +11,8 @@ import dlbench
 import dlbench.data
 from dlbench import metrics, rundir
 from dlbench.errors import UserError
-from dlbench.postprocess import (check_mode, load_representation, numpy_representation_fn, postprocess,
-                                 postprocessed_dir)
+from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, numpy_representation_fn,
+                                 postprocess, postprocessed_dir)
 from dlbench.train import load_trained_model
 
 DEFAULT_METRICS = ("mig", "factor_vae", "recon_ll")
@@ -64,8 +64,10 @@ def log_likelihood_params(model, device, seed):
     """recon_ll's parameters for a VAE: log p(x|z) per image with z drawn from q(z|x) (seeded)."""
     generator = torch.Generator(device=device).manual_seed(seed)
 
+    batch_size = encode_batch_size(device)
+
     @torch.no_grad()
-    def log_likelihood_fn(observations, batch_size=1024):
+    def log_likelihood_fn(observations):
         out = []
         for start in range(0, len(observations), batch_size):
             x = torch.as_tensor(observations[start:start + batch_size], device=device, dtype=torch.float32)

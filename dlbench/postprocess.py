@@ -81,9 +81,17 @@ def load_representation(run_dir, mode="mean", device="cpu"):
         return torch.jit.load(str(postprocessed_dir(run_dir, mode) / REPRESENTATION_FILE), map_location=device)
 
 
-def numpy_representation_fn(module, device, batch_size=4096):
+def encode_batch_size(device):
+    """Observations per forward pass when encoding for metrics: large batches fill a GPU, while on
+    a CPU the conv encoder runs about 3x faster at 64 than at 1024 (cache-sized activations)."""
+    return 64 if torch.device(device).type == "cpu" else 4096
+
+
+def numpy_representation_fn(module, device, batch_size=None):
     """Wrap a torch module as representation_fn: numpy observations -> numpy codes, batched on device."""
     import numpy as np
+
+    batch_size = batch_size or encode_batch_size(device)
 
     @torch.no_grad()
     def representation_fn(observations):
