@@ -25,6 +25,13 @@ TINY_PARAMS = [
 ]
 
 
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """An empty $DLBENCH_DATA."""
+    monkeypatch.setenv("DLBENCH_DATA", str(tmp_path))
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def tiny_data_root(tmp_path_factory):
     from dlbench.data.dsprites import FILENAME, generate_npz

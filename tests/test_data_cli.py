@@ -17,12 +17,6 @@ N = 3 * 1 * 2 * 4 * 1
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLBENCH_DATA", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
 def target(root):
     return root / "dsprites" / D.FILENAME
 

@@ -14,12 +14,6 @@ SIZES = [2, 3, 2, 3, 2]
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLBENCH_DATA", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
 def small(root):
     return D.generate_npz(root / "dsprites" / D.FILENAME, class_indices=GRID)
 

@@ -41,24 +41,28 @@ def test_a_run_is_a_function_of_its_config_and_seed(tiny_dsprites, tmp_path):
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
-def test_resume_equals_an_uninterrupted_run_bit_for_bit(tiny_dsprites, tmp_path, monkeypatch):
-    whole, _ = train_from_gin([], TINY_PARAMS, tmp_path / "whole", "cpu", progress=False)
-
+def interrupt_at(monkeypatch, step, params, run_dir):
+    """Train run_dir as if the process were killed (Ctrl-C) after `step` updates."""
     original = loop.Trainer.run
 
-    def crash_at_step_17(self, until, *args, **kwargs):
-        original(self, 17, *args, **kwargs)
+    def crash(self, until, *args, **kwargs):
+        original(self, step, *args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop.Trainer, "run", crash_at_step_17)
+    monkeypatch.setattr(loop.Trainer, "run", crash)
     with pytest.raises(KeyboardInterrupt):
-        train_from_gin([], TINY_PARAMS, tmp_path / "resumed", "cpu", progress=False)
+        train_from_gin([], params, run_dir, "cpu", progress=False)
+    monkeypatch.setattr(loop.Trainer, "run", original)
+
+
+def test_resume_equals_an_uninterrupted_run_bit_for_bit(tiny_dsprites, tmp_path, monkeypatch):
+    whole, _ = train_from_gin([], TINY_PARAMS, tmp_path / "whole", "cpu", progress=False)
+    interrupt_at(monkeypatch, 17, TINY_PARAMS, tmp_path / "resumed")
     resumed_dir = tmp_path / "resumed"
     assert json.loads((resumed_dir / "run.json").read_text())["status"] == "interrupted"
     assert sorted(p.name for p in (resumed_dir / "model" / "checkpoints").iterdir()) == ["step_000000010.pt"]
     assert not (resumed_dir / "model" / "checkpoint.pt").exists()
 
-    monkeypatch.setattr(loop.Trainer, "run", original)
     _, status = train_from_gin([], TINY_PARAMS, resumed_dir, "cpu", progress=False)
     assert status == "done"
     wa, wb = weights(whole), weights(resumed_dir)
@@ -68,16 +72,7 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(tiny_dsprites, tmp_path,
 
 
 def test_resume_refuses_a_different_config(tiny_dsprites, tmp_path, monkeypatch):
-    original = loop.Trainer.run
-
-    def crash_at_step_12(self, until, *args, **kwargs):
-        original(self, 12, *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop.Trainer, "run", crash_at_step_12)
-    with pytest.raises(KeyboardInterrupt):
-        train_from_gin([], TINY_PARAMS, tmp_path / "r", "cpu", progress=False)
-    monkeypatch.setattr(loop.Trainer, "run", original)
+    interrupt_at(monkeypatch, 12, TINY_PARAMS, tmp_path / "r")
     with pytest.raises(UserError, match="different config"):
         train_from_gin([], TINY_PARAMS + ["beta_vae.beta = 1.0"], tmp_path / "r", "cpu", progress=False)
 
