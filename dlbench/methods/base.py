@@ -14,6 +14,10 @@ class Method:
         """(loss, scalars) from one forward pass of the model (a VAEOutputs)."""
         raise NotImplementedError
 
+    def bind_dataset(self, num_observations):
+        """Called once by the trainer before training: methods whose estimators need the dataset
+        size (beta-TCVAE's minibatch sampling) keep it; others ignore it."""
+
     def loss(self, model, x, generator=None):
         return self.objective(model(x, generator))
 

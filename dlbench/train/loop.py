@@ -39,6 +39,7 @@ class Trainer:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
         self.images = torch.as_tensor(data.images).to(device)
+        self.method.bind_dataset(len(self.images))
         self.pixel_scale = float(data.pixel_scale)
         self.step = 0
 
