@@ -10,10 +10,12 @@ Conventions used across dlbench:
   the uint8 array on the device and convert batches there.
 """
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 
-class GroundTruthData:
+class GroundTruthData(ABC):
     """Base class: a full grid of factor combinations with one image per combination."""
 
     name: str = ""
@@ -27,9 +29,9 @@ class GroundTruthData:
         return len(self.factors_num_values)
 
     @property
+    @abstractmethod
     def images(self):
         """All observations as one uint8 array of shape (N, C, H, W)."""
-        raise NotImplementedError("a dataset class must provide its images")
 
     def __len__(self):
         return int(np.prod(self.factors_num_values))

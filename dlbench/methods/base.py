@@ -1,18 +1,20 @@
 """What every method provides to the training loop."""
 
+from abc import ABC, abstractmethod
 
-class Method:
+
+class Method(ABC):
     """Base class. Subclasses set `name` and implement `objective` and `hyperparameters`."""
 
     name = ""
 
+    @abstractmethod
     def hyperparameters(self):
         """The method's hyperparameters as a flat dict of plain values (for run.json)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def objective(self, outputs):
         """(loss, scalars) from one forward pass of the model (a VAEOutputs)."""
-        raise NotImplementedError
 
     def bind_dataset(self, num_observations):
         """Called once by the trainer before training: methods whose estimators need the dataset

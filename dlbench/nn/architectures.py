@@ -8,19 +8,31 @@
 
 import math
 
-import torch
 from torch import nn
 
 from dlbench.errors import UserError
 
 
-class ConvEncoder(nn.Module):
-    def __init__(self, observation_shape, latent_dim):
+class GaussianEncoder(nn.Module):
+    """A feature network followed by two linear heads: the mean and log-variance of q(z|x)."""
+
+    def __init__(self, features, feature_dim, latent_dim):
         super().__init__()
+        self.features = features
+        self.mean = nn.Linear(feature_dim, latent_dim)
+        self.logvar = nn.Linear(feature_dim, latent_dim)
+
+    def forward(self, x):
+        h = self.features(x)
+        return self.mean(h), self.logvar(h)
+
+
+class ConvEncoder(GaussianEncoder):
+    def __init__(self, observation_shape, latent_dim):
         channels = observation_shape[0]
         _require_64x64("conv", observation_shape)
         # "same" padding of the TF original: k4 s2 needs padding 1, k2 s2 needs none.
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(),
             nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),
             nn.Conv2d(32, 64, 2, 2), nn.ReLU(),
@@ -28,12 +40,7 @@ class ConvEncoder(nn.Module):
             nn.Flatten(),
             nn.Linear(4 * 4 * 64, 256), nn.ReLU(),
         )
-        self.mean = nn.Linear(256, latent_dim)
-        self.logvar = nn.Linear(256, latent_dim)
-
-    def forward(self, x):
-        h = self.features(x)
-        return self.mean(h), self.logvar(h)
+        super().__init__(features, 256, latent_dim)
 
 
 class ConvDecoder(nn.Module):
@@ -55,19 +62,13 @@ class ConvDecoder(nn.Module):
         return self.net(z)
 
 
-class MLPEncoder(nn.Module):
+class MLPEncoder(GaussianEncoder):
     def __init__(self, observation_shape, latent_dim):
-        super().__init__()
         size = math.prod(observation_shape)
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Flatten(), nn.Linear(size, 1200), nn.ReLU(), nn.Linear(1200, 1200), nn.ReLU(),
         )
-        self.mean = nn.Linear(1200, latent_dim)
-        self.logvar = nn.Linear(1200, latent_dim)
-
-    def forward(self, x):
-        h = self.features(x)
-        return self.mean(h), self.logvar(h)
+        super().__init__(features, 1200, latent_dim)
 
 
 class MLPDecoder(nn.Module):
