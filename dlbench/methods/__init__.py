@@ -7,6 +7,7 @@ gin.
 """
 
 from dlbench.methods.base import Method
+from dlbench.methods.beta_tcvae import BetaTCVAE, beta_tcvae_objective
 from dlbench.methods.beta_vae import BetaVAE, beta_vae_objective
 
-__all__ = ["BetaVAE", "Method", "beta_vae_objective"]
+__all__ = ["BetaTCVAE", "BetaVAE", "Method", "beta_tcvae_objective", "beta_vae_objective"]

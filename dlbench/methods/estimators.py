@@ -1,5 +1,7 @@
 """Estimators shared by several methods."""
 
+import math
+
 import torch
 
 
@@ -23,3 +25,71 @@ def elbo_terms(outputs):
 def named_per_dim(prefix, values):
     """{'prefix_0': v0, 'prefix_1': v1, ...} for a 1-D tensor of per-dimension values."""
     return {f"{prefix}_{i}": v for i, v in enumerate(values.unbind(-1))}
+
+
+# --- Aggregate-posterior estimators for the TC decomposition (Chen et al., 2018) ----------------
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def log_density_gaussian(z, mean, logvar):
+    """log N(z; mean, exp(logvar)) per dimension (broadcasting, no sum)."""
+    mean = torch.as_tensor(mean, dtype=z.dtype, device=z.device)
+    logvar = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
+    return -0.5 * (_LOG_2PI + logvar + (z - mean).pow(2) * torch.exp(-logvar))
+
+
+def pairwise_log_density_gaussian(z, mean, logvar):
+    """(B, B, D) matrix whose [i, j, d] entry is log q(z_i,d | x_j): sample i of the batch
+    under the posterior of observation j, per latent dimension."""
+    return log_density_gaussian(z.unsqueeze(1), mean.unsqueeze(0), logvar.unsqueeze(0))
+
+
+def _log_qz_from_weights(log_qz_pairs, log_weights):
+    """(log q(z_i), sum_d log q(z_i,d)) from pairwise log densities (B, B, D) and log weights
+    (B, B) for log q(z_i) ~= log sum_j w_ij q(z_i | x_j)."""
+    log_w = log_weights.unsqueeze(-1)
+    log_qz = torch.logsumexp(log_qz_pairs.sum(-1) + log_weights, dim=1)
+    log_prod_qzi = torch.logsumexp(log_qz_pairs + log_w, dim=1).sum(-1)
+    return log_qz, log_prod_qzi
+
+
+def log_qz_minibatch_weighted(z, mean, logvar, dataset_size):
+    """Minibatch-weighted sampling (eq. 3): log q(z_i) ~= logsumexp_j log q(z_i|x_j) - log(N M),
+    and the same per dimension for the marginals, summed over dimensions. Returns
+    (log q(z), log prod_d q(z_d)), each (B,). Biased: over batches whose other members are
+    drawn uniformly with replacement, its density has expectation
+    q(z_i|x_i)/(NM) + (M-1)/(NM) q(z_i), not q(z_i) (eq. 3's importance ratio p(B)/r(B|n) = 1/N
+    ignores that r covers only batches containing n)."""
+    batch_size = z.shape[0]
+    pairs = pairwise_log_density_gaussian(z, mean, logvar)
+    log_weights = torch.full((batch_size, batch_size), -math.log(dataset_size * batch_size),
+                             dtype=z.dtype, device=z.device)
+    return _log_qz_from_weights(pairs, log_weights)
+
+
+def stratified_importance_weights(batch_size, dataset_size, dtype=torch.float32, device=None):
+    """(M, M) weights w_ij of minibatch stratified sampling, for the own-sample convention
+    z_i ~ q(z|x_i): q(z_i) = (1/N) q(z_i|n_i) + ((N-1)/N) E_{n != n_i} q(z_i|n), and the M-1
+    other batch members are a uniform sample of the dataset without n_i, so
+    w_ii = 1/N (own posterior, on the diagonal) and w_ij = (N-1) / (N (M-1)) for j != i.
+    Each row sums to 1."""
+    n, m = float(dataset_size), batch_size
+    if m < 2:
+        raise ValueError("minibatch stratified sampling needs a batch of at least 2")
+    weights = torch.full((m, m), (n - 1.0) / (n * (m - 1)), dtype=dtype, device=device)
+    weights.fill_diagonal_(1.0 / n)
+    return weights
+
+
+def log_qz_minibatch_stratified(z, mean, logvar, dataset_size):
+    """Minibatch stratified sampling: log q(z_i) ~= log sum_j w_ij q(z_i|x_j) with the weights
+    of `stratified_importance_weights` (the density estimate is unbiased for a batch drawn
+    uniformly without replacement), and the same per dimension for the marginals. Returns
+    (log q(z), log prod_d q(z_d)), each (B,)."""
+    pairs = pairwise_log_density_gaussian(z, mean, logvar)
+    weights = stratified_importance_weights(z.shape[0], dataset_size, z.dtype, z.device)
+    return _log_qz_from_weights(pairs, weights.log())
+
+
+LOG_QZ_ESTIMATORS = {"mws": log_qz_minibatch_weighted, "mss": log_qz_minibatch_stratified}
