@@ -12,7 +12,7 @@ import dlbench.data
 from dlbench import metrics, rundir
 from dlbench.errors import UserError
 from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, numpy_representation_fn,
-                                 postprocess, postprocessed_dir)
+                                 postprocess)
 from dlbench.train import load_trained_model
 
 DEFAULT_METRICS = ("mig", "factor_vae", "recon_ll")
@@ -23,27 +23,19 @@ def metric_result_path(run_dir, mode, metric):
     return Path(run_dir) / "metrics" / mode / metric / "results.json"
 
 
-def check_metric_names(names):
-    known = set(metrics.available_metrics())
-    for name in names:
-        if name not in known:
-            raise UserError(f"unknown metric '{name}'; available: {', '.join(sorted(known))}")
-
-
 def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu", seed=0,
                  params=None, overwrite=False, log=print):
     """Compute the metrics of a finished run; returns {metric: results dict}."""
     params = params or {}
     check_mode(mode)
-    check_metric_names(metric_names)
-    check_metric_names(params)
+    for name in [*metric_names, *params]:
+        metrics.metric_params(name)  # a UserError for an unknown metric, before anything is written
     record = rundir.require_finished_run(run_dir)
     todo = [m for m in metric_names if overwrite or not metric_result_path(run_dir, mode, m).is_file()]
     results = {m: rundir.read_json(metric_result_path(run_dir, mode, m)) for m in metric_names if m not in todo}
     if not todo:
         return results
-    if not (postprocessed_dir(run_dir, mode) / "results.json").is_file():
-        postprocess(run_dir, mode)
+    postprocess(run_dir, mode)  # skips a representation that is already complete
     data = dlbench.data.get_dataset(record["dataset"])
     representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
     for name in todo:
