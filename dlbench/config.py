@@ -13,6 +13,7 @@ import gin
 
 import dlbench.methods  # noqa: F401  (registers the methods with gin)
 from dlbench.errors import UserError
+from dlbench.priors import DEFAULT_PRIOR, make_prior
 
 
 def gin_dir():
@@ -37,8 +38,10 @@ def dataset_settings(name=gin.REQUIRED):
 
 
 @gin.configurable("model")
-def model_settings(architecture="conv", latent_dim=10, likelihood="bernoulli"):
-    return dict(architecture=architecture, latent_dim=int(latent_dim), likelihood=likelihood)
+def model_settings(architecture="conv", latent_dim=10, likelihood="bernoulli", prior=DEFAULT_PRIOR):
+    """`prior` names a prior in dlbench.priors; its settings come from its own configurable."""
+    return dict(architecture=architecture, latent_dim=int(latent_dim), likelihood=likelihood,
+                prior=make_prior(prior, latent_dim).config())
 
 
 @dataclasses.dataclass

@@ -16,10 +16,10 @@ from dlbench.methods import BetaTCVAE, beta_tcvae_objective
 from dlbench.methods.estimators import (log_density_gaussian, log_qz_minibatch_stratified,
                                         log_qz_minibatch_weighted, pairwise_log_density_gaussian,
                                         stratified_importance_weights)
-from dlbench.nn import VAEOutputs
 from dlbench.train.run import train_from_gin
 
 from tests.conftest import TINY_PARAMS
+from tests.fake_outputs import fake_outputs
 
 N, D = 6, 3
 
@@ -162,10 +162,6 @@ def test_decomposition_terms_add_up_to_the_average_kl():
     assert 0 <= mi <= math.log(4) and tc > 0 and dwkl > 0
 
 
-def fake_outputs(mean, logvar, z, log_px):
-    return VAEOutputs(x=None, mean=mean, logvar=logvar, z=z, x_params=None, log_px=log_px)
-
-
 @pytest.mark.parametrize("estimator", ["mws", "mss"])
 def test_with_unit_weights_the_loss_is_the_single_sample_negative_elbo(estimator):
     """alpha = beta = gamma = 1: the estimates of log q(z) cancel, leaving reconstruction +
@@ -204,9 +200,9 @@ def test_method_class_binds_the_dataset_and_rejects_unknown_estimators():
     assert method.hyperparameters() == {"alpha": 1.0, "beta": 6.0, "gamma": 1.0, "estimator": "mss"}
     assert BetaTCVAE().hyperparameters()["beta"] == 6.0
     out = fake_outputs(torch.zeros(4, 2), torch.zeros(4, 2), torch.randn(4, 2), -torch.ones(4))
-    with pytest.raises(RuntimeError, match="bind_dataset"):
+    with pytest.raises(RuntimeError, match="prepare"):
         method.objective(out)
-    method.bind_dataset(384)
+    method.prepare(None, 384)
     loss, _ = method.objective(out)
     expected, _ = beta_tcvae_objective(out, 1.0, 6.0, 1.0, 384, "mss")
     torch.testing.assert_close(loss, expected)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from dlbench.methods import BetaVAE, beta_vae_objective
-from dlbench.nn import VAE, VAEOutputs
+from dlbench.nn import VAE
 from dlbench.nn.likelihoods import Bernoulli
+from tests.fake_outputs import fake_outputs
 
 
 def conv_shapes(module, x):
@@ -52,16 +53,11 @@ def test_bernoulli_log_prob_is_the_sum_over_pixels_of_the_closed_form():
     np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
-def fake_outputs(mean, logvar, log_px):
-    z = torch.zeros_like(mean)
-    return VAEOutputs(x=None, mean=mean, logvar=logvar, z=z, x_params=None, log_px=log_px)
-
-
 def test_beta_vae_kl_equals_the_gaussian_closed_form():
     torch.manual_seed(0)
     mean, logvar = torch.randn(32, 5, dtype=torch.float64), torch.randn(32, 5, dtype=torch.float64)
     log_px = -torch.rand(32, dtype=torch.float64) * 100
-    loss, s = beta_vae_objective(fake_outputs(mean, logvar, log_px), beta=3.0)
+    loss, s = beta_vae_objective(fake_outputs(mean, logvar, log_px=log_px), beta=3.0)
     q = torch.distributions.Normal(mean, (0.5 * logvar).exp())
     kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0))
     # summed over latents, averaged over the batch (disentanglement_lib's convention)
@@ -74,14 +70,14 @@ def test_beta_vae_kl_equals_the_gaussian_closed_form():
 
 
 def test_beta_vae_kl_is_zero_at_the_prior():
-    out = fake_outputs(torch.zeros(8, 3), torch.zeros(8, 3), torch.full((8,), -5.0))
+    out = fake_outputs(torch.zeros(8, 3), torch.zeros(8, 3), log_px=torch.full((8,), -5.0))
     loss, s = beta_vae_objective(out, beta=10.0)
     assert float(s["kl"]) == 0.0 and float(loss) == 5.0
 
 
 def test_beta_vae_objective_takes_tensor_hyperparameters():
     torch.manual_seed(1)
-    out = fake_outputs(torch.randn(8, 3), torch.randn(8, 3), -torch.rand(8))
+    out = fake_outputs(torch.randn(8, 3), torch.randn(8, 3), log_px=-torch.rand(8))
     betas = torch.tensor([1.0, 4.0, 16.0])
     losses, _ = beta_vae_objective(out, betas)
     singles = torch.stack([beta_vae_objective(out, float(b))[0] for b in betas])

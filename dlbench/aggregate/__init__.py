@@ -31,7 +31,7 @@ def _run_row(run_dir, runs_root):
            "method": record.get("method"), "seed": record.get("seed"), "status": record.get("status")}
     row.update({f"hp.{k}": v for k, v in record.get("hyperparameters", {}).items()})
     row.update({f"train.{k}": _cell(v) for k, v in record.get("train", {}).items() if k != "seed"})
-    row.update({f"model.{k}": _cell(v) for k, v in record.get("model", {}).items()})
+    row.update({f"model.{k}": _cell(v) for k, v in _flatten(record.get("model", {})).items()})
     results = run_dir / "model" / "results.json"
     if results.is_file():
         row.update({f"train_result.{k}": v for k, v in rundir.read_json(results).items()
@@ -42,6 +42,17 @@ def _run_row(run_dir, runs_root):
         result = rundir.read_json(path)
         row.update({f"{prefix}.{key}": result[key] for key in value_keys(metric, result)})
     return row
+
+
+def _flatten(settings, prefix=""):
+    """{'prior': {'name': 'x', 'p0': 2}} -> {'prior.name': 'x', 'prior.p0': 2}."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def metric_columns(results):

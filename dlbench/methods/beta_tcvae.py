@@ -3,15 +3,19 @@ correlation + gamma * dimension-wise KL, the terms of the ELBO's KL decompositio
 
 q(z) and the marginals q(z_j) are estimated on the minibatch with minibatch-weighted sampling
 ('mws', eq. 3) or minibatch stratified sampling ('mss'); both need the dataset size, which the
-trainer gives through bind_dataset. The estimates include the log(N M) constants, so the
+trainer gives through prepare. The estimates include the log(N M) constants, so the
 reported tc/mi/dimwise_kl estimate the quantities themselves, not only their gradients.
+
+With a prior that does not factorise over dimensions (the Lp-nested ISA prior of isa_tcvae) the
+last term is E[log prod_j q(z_j) - log p(z)], so mi + tc + dimwise_kl is still
+KL(q(z) || p(z)) + the index-code MI, and alpha = beta = gamma = 1 is still the ELBO.
 """
 
 import gin
 
 from dlbench.errors import UserError
 from dlbench.methods.base import Method
-from dlbench.methods.estimators import LOG_QZ_ESTIMATORS, elbo_terms, log_density_gaussian, named_per_dim
+from dlbench.methods.estimators import LOG_QZ_ESTIMATORS, elbo_terms, kl_scalars, log_density_gaussian
 
 ESTIMATORS = tuple(LOG_QZ_ESTIMATORS)
 
@@ -24,11 +28,10 @@ def _check_estimator(estimator):
 def beta_tcvae_objective(outputs, alpha, beta, gamma, dataset_size, estimator="mws"):
     """Loss and scalars of the beta-TCVAE for one forward pass; alpha, beta, gamma may be tensors."""
     _check_estimator(estimator)
-    reconstruction, kl_per_dim = elbo_terms(outputs)
-    kl = kl_per_dim.sum(-1)
+    reconstruction, kl, kl_per_dim = elbo_terms(outputs)
     z = outputs.z
     log_qz_x = log_density_gaussian(z, outputs.mean, outputs.logvar).sum(-1)
-    log_pz = log_density_gaussian(z, 0.0, 0.0).sum(-1)
+    log_pz = outputs.prior.log_prob(z)
     log_qz, log_prod_qzi = LOG_QZ_ESTIMATORS[estimator](z, outputs.mean, outputs.logvar, dataset_size)
     mi = (log_qz_x - log_qz).mean(0)
     tc = (log_qz - log_prod_qzi).mean(0)
@@ -36,7 +39,7 @@ def beta_tcvae_objective(outputs, alpha, beta, gamma, dataset_size, estimator="m
     loss = reconstruction + alpha * mi + beta * tc + gamma * dimwise_kl
     scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
                "mi": mi, "tc": tc, "dimwise_kl": dimwise_kl}
-    scalars.update(named_per_dim("kl", kl_per_dim))
+    scalars.update(kl_scalars(kl_per_dim))
     return loss, scalars
 
 
@@ -52,7 +55,7 @@ class BetaTCVAE(Method):
         self.alpha, self.beta, self.gamma, self.estimator = alpha, beta, gamma, estimator
         self.dataset_size = None
 
-    def bind_dataset(self, num_observations):
+    def prepare(self, model, num_observations):
         self.dataset_size = int(num_observations)
 
     def hyperparameters(self):
@@ -61,6 +64,6 @@ class BetaTCVAE(Method):
 
     def objective(self, outputs):
         if self.dataset_size is None:
-            raise RuntimeError("beta_tcvae needs the dataset size: call bind_dataset before objective")
+            raise RuntimeError("beta_tcvae needs the dataset size: call prepare before objective")
         return beta_tcvae_objective(outputs, self.alpha, self.beta, self.gamma, self.dataset_size,
                                     self.estimator)

@@ -1,4 +1,5 @@
-"""beta-VAE (Higgins et al., 2017): reconstruction + beta * KL(q(z|x) || N(0, I)).
+"""beta-VAE (Higgins et al., 2017): reconstruction + beta * KL(q(z|x) || p(z)), p(z) the
+model's prior (model.prior; the standard normal by default).
 
 The KL is summed over latent dimensions and averaged over the batch, as in
 disentanglement_lib, so published beta grids mean the same here.
@@ -7,16 +8,15 @@ disentanglement_lib, so published beta grids mean the same here.
 import gin
 
 from dlbench.methods.base import Method
-from dlbench.methods.estimators import elbo_terms, named_per_dim
+from dlbench.methods.estimators import elbo_terms, kl_scalars
 
 
 def beta_vae_objective(outputs, beta):
     """Loss and scalars of the beta-VAE for one forward pass; beta may be a tensor."""
-    reconstruction, kl_per_dim = elbo_terms(outputs)
-    kl = kl_per_dim.sum(-1)
+    reconstruction, kl, kl_per_dim = elbo_terms(outputs)
     loss = reconstruction + beta * kl
     scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
-    scalars.update(named_per_dim("kl", kl_per_dim))
+    scalars.update(kl_scalars(kl_per_dim))
     return loss, scalars
 
 

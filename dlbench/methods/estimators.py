@@ -16,10 +16,21 @@ def batch_mean(values):
 
 
 def elbo_terms(outputs):
-    """Reconstruction loss (-log p(x|z), batch mean) and KL per latent dimension (batch mean)."""
+    """(reconstruction, kl, kl_per_dim): -log p(x|z) and KL(q(z|x) || p(z)) as batch means, the
+    KL from the model's prior (closed form for Gaussian priors, one-sample Monte Carlo
+    otherwise), and its (D,) per-dimension batch means where the prior gives them in closed
+    form (None otherwise)."""
     reconstruction = -batch_mean(outputs.log_px)
-    kl_per_dim = batch_mean(kl_to_standard_normal(outputs.mean, outputs.logvar))
-    return reconstruction, kl_per_dim
+    kl_per_dim = outputs.prior.kl_per_dim(outputs.mean, outputs.logvar)
+    if kl_per_dim is not None:
+        kl_per_dim = batch_mean(kl_per_dim)
+        return reconstruction, kl_per_dim.sum(-1), kl_per_dim
+    return reconstruction, batch_mean(outputs.prior.kl(outputs.mean, outputs.logvar, outputs.z)), None
+
+
+def kl_scalars(kl_per_dim):
+    """Per-dimension KL scalars kl_0, kl_1, ... where the prior gives them, else none."""
+    return {} if kl_per_dim is None else named_per_dim("kl", kl_per_dim)
 
 
 def named_per_dim(prefix, values):

@@ -17,8 +17,11 @@ class NonFiniteLoss(Exception):
 
 
 def build_model(spec, data):
-    return VAE(spec.model["architecture"], data.observation_shape, spec.model["latent_dim"],
-               spec.model["likelihood"])
+    """The run's VAE; priors initialised from data (PCA) see the dataset here."""
+    model = VAE(spec.model["architecture"], data.observation_shape, spec.model["latent_dim"],
+                spec.model["likelihood"], spec.model.get("prior"))
+    model.prior.prepare(data)
+    return model
 
 
 def build_optimizer(spec, model):
@@ -39,7 +42,7 @@ class Trainer:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
         self.images = torch.as_tensor(data.images).to(device)
-        self.method.bind_dataset(len(self.images))
+        self.method.prepare(self.model, len(self.images))
         self.pixel_scale = float(data.pixel_scale)
         self.step = 0
 
@@ -68,10 +71,11 @@ class Trainer:
         first_bad = torch.tensor(-1, device=self.device)
         tick = time.perf_counter()
         while self.step < until:
-            loss, scalars = self.method.loss(self.model, self.sample_batch(batch_size), self.generator)
+            loss, scalars = self.method.loss(self.model, self.sample_batch(batch_size), self.generator, self.step)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            scalars.update(self.method.after_step(self.model, lambda: self.sample_batch(batch_size), self.generator))
             self.step += 1
             values = torch.stack([v.detach().float() for v in scalars.values()])
             names = names or list(scalars)
