@@ -1,13 +1,20 @@
 """Priors p(z): one file each, each a gin-configurable torch module with `log_prob(z)` (the
 joint log-density of each row of an (n, d) tensor, an (n,) tensor) and `sample(n)` (an (n, d)
 tensor). A model names its prior with `model.prior = '<name>'`; the prior's own settings are
-bound through its configurable, e.g. `lp_nested_isa.p0 = 2.1`."""
+bound through its configurable, e.g. `lp_nested_isa.p0 = 2.1`. Importing this package imports
+every module in it, so a new prior is a new file."""
+
+import importlib
+import pkgutil
 
 from dlbench.errors import UserError
 from dlbench.priors.base import Prior
 from dlbench.priors.isotropic_gaussian import IsotropicGaussian
 
-PRIORS = {cls.name: cls for cls in (IsotropicGaussian,)}
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+PRIORS = {cls.name: cls for cls in Prior.__subclasses__() if cls.name}
 
 DEFAULT_PRIOR = "isotropic_gaussian"
 
