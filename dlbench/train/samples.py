@@ -1,4 +1,4 @@
-"""PNG figures of a trained model: reconstructions and latent traversals."""
+"""PNG figures of a trained model: reconstructions, latent traversals and draws from the prior."""
 
 import io
 
@@ -29,8 +29,9 @@ def save_png(path, picture):
 
 @torch.no_grad()
 def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, steps=9):
-    """reconstructions.png (top: data, bottom: mean reconstructions) and traversals.png
-    (one row per latent dimension, moved over [-span, span] from the first image's mean code)."""
+    """reconstructions.png (top: data, bottom: mean reconstructions), traversals.png (one row
+    per latent dimension, moved over [-span, span] from the first image's mean code) and
+    prior_samples.png (decoder means at draws from the model's prior)."""
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -45,3 +46,6 @@ def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, s
         codes[dim, :, dim] = mean[0, dim] + offsets
     decoded = model.likelihood.mean(model.decode(codes.flatten(0, 1)))
     save_png(folder / "traversals.png", _grid(decoded.unflatten(0, (mean.shape[1], steps)).cpu().numpy()))
+    prior_generator = torch.Generator(device=device).manual_seed(seed)
+    drawn = model.likelihood.mean(model.decode(model.prior.sample(2 * num, prior_generator)))
+    save_png(folder / "prior_samples.png", _grid(drawn.unflatten(0, (2, num)).cpu().numpy()))
