@@ -38,7 +38,8 @@ def test_cli_pipeline_writes_every_file_of_the_run_directory(tiny_dsprites, tmp_
 
     run_dir = runs / "b1.0_s0"
     for path in ["run.json", "model/config.gin", "model/checkpoint.pt", "model/train_log.csv",
-                 "model/results.json", "model/samples/reconstructions.png", "model/samples/traversals.png", "model/samples/prior_samples.png",
+                 "model/results.json", "model/samples/reconstructions.png", "model/samples/traversals.png",
+                 "model/samples/prior_samples.png",
                  "postprocessed/mean/representation.pt", "postprocessed/mean/results.json",
                  "metrics/mean/mig/results.json", "metrics/mean/factor_vae/results.json",
                  "metrics/mean/recon_ll/results.json"]:
