@@ -34,7 +34,7 @@ class VAE(nn.Module):
         }
         self.likelihood = get_likelihood(likelihood)
         self.encoder = build_encoder(architecture, observation_shape, latent_dim)
-        self.decoder = build_decoder(architecture, observation_shape, latent_dim)
+        self.decoder = build_decoder(architecture, observation_shape, latent_dim, self.likelihood.params_per_value)
         if not isinstance(prior, Prior):
             prior = build_prior(prior or {"name": DEFAULT_PRIOR}, latent_dim)
         if prior.latent_dim != int(latent_dim):
