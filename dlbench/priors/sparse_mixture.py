@@ -1,0 +1,53 @@
+"""The sparse prior of Mathieu et al. (2019), Sec. 6 and App. B: each dimension is independently
+a mixture of a standard normal ("on") and a narrow normal around 0 ("off"),
+
+    p(z) = prod_d [(1 - gamma) N(z_d; 0, 1) + gamma N(z_d; 0, sigma0^2)],   sigma0^2 = 0.05,
+
+gamma being the probability that a dimension is off. The paper's qualitative model uses gamma = 0.8.
+"""
+
+import math
+
+import gin
+import torch
+
+from dlbench.errors import UserError
+from dlbench.priors.base import Prior, log_normal_diag
+
+
+@gin.configurable("sparse_mixture")
+class SparseMixture(Prior):
+    name = "sparse_mixture"
+
+    def __init__(self, latent_dim, gamma=0.8, sigma0_sq=0.05):
+        super().__init__(latent_dim)
+        self.gamma = _number(gamma, "gamma", lambda g: 0 <= g <= 1, "a number in [0, 1]")
+        self.sigma0_sq = _number(sigma0_sq, "sigma0_sq", lambda s: s > 0, "a positive number (a variance)")
+
+    def settings(self):
+        return {"gamma": self.gamma, "sigma0_sq": self.sigma0_sq}
+
+    def log_prob(self, z):
+        # log of 0 is -inf: gamma = 0 or 1 leaves a single Gaussian, which logsumexp handles
+        log_on = torch.log(torch.tensor(1.0 - self.gamma, dtype=z.dtype, device=z.device))
+        log_off = torch.log(torch.tensor(self.gamma, dtype=z.dtype, device=z.device))
+        zero = torch.zeros_like(z)
+        on = log_on + log_normal_diag(z, zero, zero)
+        off = log_off + log_normal_diag(z, zero, torch.full_like(z, math.log(self.sigma0_sq)))
+        return torch.logsumexp(torch.stack([on, off]), dim=0).sum(-1)
+
+    def sample(self, n, generator=None):
+        off = self._rand(n, self.latent_dim, generator=generator) < self.gamma
+        one = self._anchor.new_ones(())
+        std = torch.where(off, math.sqrt(self.sigma0_sq) * one, one)
+        return std * self._randn(n, self.latent_dim, generator=generator)
+
+
+def _number(value, setting, valid, description):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and valid(number)):
+        raise UserError(f"sparse_mixture.{setting} must be {description}, got {value!r}")
+    return number
