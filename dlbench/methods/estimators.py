@@ -104,3 +104,48 @@ def log_qz_minibatch_stratified(z, mean, logvar, dataset_size):
 
 
 LOG_QZ_ESTIMATORS = {"mws": log_qz_minibatch_weighted, "mss": log_qz_minibatch_stratified}
+
+
+# --- Aggregate-posterior divergences D(q(z), p(z)) (Mathieu et al., 2019, Appendix B) ---------
+
+# The length scales sigma_l of eq. 10. Their code writes them as 2 * {0.1, 0.2, 0.5, 1, 2, 5}.
+CAUCHY_LENGTH_SCALES = (0.2, 0.4, 1.0, 2.0, 4.0, 10.0)
+
+
+def dimwise_cauchy_kernel(x, y, length_scales=CAUCHY_LENGTH_SCALES):
+    """(n, m) Gram matrix of eq. 10: k(x_i, y_j) = sum_d sum_l s_l / (s_l + (x_id - y_jd)^2).
+
+    A sum of one-dimensional kernels, so its MMD compares only the marginals q(z_d) and p(z_d).
+    The scale enters linearly, not squared (the paper's sigma_l, their code's C = 2 * scale)."""
+    # (D, n, m): summing over the leading dimension adds whole matrices (faster on CPU).
+    squared = (x.T.unsqueeze(2) - y.T.unsqueeze(1)).pow(2)
+    gram = torch.zeros(squared.shape[1:], dtype=squared.dtype, device=squared.device)
+    for scale in length_scales:  # one (D, n, m) temporary at a time, not (L, D, n, m)
+        gram = gram + (scale / (scale + squared)).sum(0)
+    return gram
+
+
+def _mean_off_diagonal(gram):
+    n = gram.shape[0]
+    return (gram.sum() - gram.diagonal().sum()) / (n * (n - 1))
+
+
+def mmd_squared(x, y, kernel=dimwise_cauchy_kernel):
+    """Unbiased estimate of MMD^2 between the samples x (n, D) and y (m, D), as in Mathieu et
+    al.'s code: the within-sample means leave out the i = j terms (U-statistics) and the
+    cross term averages all n m pairs (x and y independent, so it is unbiased too). Can be
+    slightly negative when the distributions match."""
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise ValueError("the unbiased MMD estimate needs at least 2 samples from each distribution")
+    return _mean_off_diagonal(kernel(x, x)) + _mean_off_diagonal(kernel(y, y)) - 2.0 * kernel(x, y).mean()
+
+
+def inclusive_kl(prior_samples, prior_log_prob, mean, logvar):
+    """KL(p(z) || q(z)) ~= mean_j [log p(z_j) - log q(z_j)] for z_j ~ p(z) (prior_samples (J, D)
+    and their log-densities prior_log_prob (J,)), with q(z) the aggregate encoding of the B
+    posteriors N(mean_i, exp(logvar_i)) given: log q(z_j) = logsumexp_i log q(z_j | x_i) - log B
+    (Appendix B, where the batch is the whole dataset). With B < n the inner estimate of q(z)
+    makes the estimator biased (nested estimation, Appendix C.1)."""
+    log_q_pairs = pairwise_log_density_gaussian(prior_samples, mean, logvar).sum(-1)  # (J, B)
+    log_qz = torch.logsumexp(log_q_pairs, dim=1) - math.log(mean.shape[0])
+    return (prior_log_prob - log_qz).mean(0)

@@ -1,0 +1,76 @@
+"""The alpha-beta decomposition objective (Mathieu, Rainforth, Siddharth and Teh, 2019, eq. 7),
+as a loss to minimise:
+
+    -E_q[log p(x|z)] + beta * KL(q(z|x) || p(z)) + alpha * D(q(z), p(z))
+
+beta controls the overlap of the encodings, alpha how closely the aggregate posterior q(z)
+matches the prior p(z) (the model's prior, model.prior). D is one of
+  'mmd'           the dimension-wise MMD with a sum of Cauchy kernels (eq. 10), between the
+                  batch's posterior samples and as many prior samples; used for sparsity;
+  'inclusive_kl'  KL(p(z) || q(z)) with q(z) the batch's aggregate encoding (Appendix B); used for
+                  clustering, with the whole dataset as the batch.
+The reconstruction and KL are batch means (the KL closed form where the prior has one, Monte
+Carlo otherwise), so alpha = 0 is the beta-VAE and alpha = 0, beta = 1 the ELBO.
+
+The prior samples are drawn with the training generator after the forward pass; they are not
+differentiable with respect to the prior's parameters, so D trains the encoder (the priors the
+paper uses with D, the sparse and Gaussian mixtures, are fixed).
+"""
+
+import gin
+
+from dlbench.errors import UserError
+from dlbench.methods.base import Method
+from dlbench.methods.estimators import elbo_terms, inclusive_kl, kl_scalars, mmd_squared
+
+DIVERGENCES = ("mmd", "inclusive_kl")
+
+
+def _check_divergence(divergence):
+    if divergence not in DIVERGENCES:
+        raise UserError(f"unknown ab_vae.divergence '{divergence}'; choose one of {', '.join(DIVERGENCES)}")
+
+
+def aggregate_divergence(outputs, divergence, generator=None):
+    """D(q(z), p(z)) estimated from one batch and B fresh prior samples."""
+    _check_divergence(divergence)
+    prior_samples = outputs.prior.sample(outputs.z.shape[0], generator)
+    if divergence == "mmd":
+        return mmd_squared(outputs.z, prior_samples)
+    return inclusive_kl(prior_samples, outputs.prior.log_prob(prior_samples), outputs.mean, outputs.logvar)
+
+
+def ab_vae_objective(outputs, alpha, beta, divergence, generator=None):
+    """Loss and scalars of eq. 7 for one forward pass; alpha and beta may be tensors."""
+    reconstruction, kl, kl_per_dim = elbo_terms(outputs)
+    estimate = aggregate_divergence(outputs, divergence, generator)
+    loss = reconstruction + beta * kl + alpha * estimate
+    scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
+               "divergence": estimate}
+    scalars.update(kl_scalars(kl_per_dim))
+    return loss, scalars
+
+
+@gin.configurable("ab_vae")
+class ABVAE(Method):
+    """alpha = 1000, beta = 1 with the MMD by default: the sparse Fashion-MNIST model Mathieu et
+    al. analyse in Sec. 6.3 (Figure 5, Figure 7)."""
+
+    name = "ab_vae"
+
+    def __init__(self, alpha=1000.0, beta=1.0, divergence="mmd"):
+        _check_divergence(divergence)
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not value >= 0:
+                raise UserError(f"ab_vae.{name} must be non-negative, got {value}")
+        self.alpha, self.beta, self.divergence = alpha, beta, divergence
+
+    def hyperparameters(self):
+        return {"alpha": float(self.alpha), "beta": float(self.beta), "divergence": self.divergence}
+
+    def objective(self, outputs, generator=None):
+        return ab_vae_objective(outputs, self.alpha, self.beta, self.divergence, generator)
+
+    def loss(self, model, x, generator=None, step=0):
+        # The divergence needs prior samples, drawn from the same generator after the pass.
+        return self.objective(model(x, generator), generator)
