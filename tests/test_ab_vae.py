@@ -268,3 +268,31 @@ def test_the_gin_file_parses():
     assert spec.method.hyperparameters() == {"alpha": 1000.0, "beta": 1.0, "divergence": "mmd"}
     assert spec.train["batch_size"] == 64 and spec.train["steps"] == 300000 and spec.train["lr"] == 1e-4
     assert spec.model["latent_dim"] == 10 and spec.model["likelihood"] == "bernoulli"
+
+
+def test_with_the_pinwheel_mixture_prior_the_kl_is_monte_carlo_and_d_uses_its_density():
+    """The paper's clustering set-up in miniature: 2 latents, the 4-component mixture prior (eq.
+    9, means at the unit square's corners, variance 0.03) and the inclusive KL, checked against
+    scipy's mixture density on the same prior draws."""
+    from dlbench.priors.gaussian_mixture import GaussianMixture
+
+    prior = GaussianMixture(2).double()
+    torch.manual_seed(3)
+    mean, logvar = torch.rand(6, 2, dtype=torch.float64), torch.full((6, 2), -3.0, dtype=torch.float64)
+    z = mean + torch.exp(0.5 * logvar) * torch.randn(6, 2, dtype=torch.float64)
+    out = fake_outputs(mean, logvar, z, -torch.rand(6, dtype=torch.float64), prior=prior)
+    loss, s = ab_vae_objective(out, 2.0, 0.5, "inclusive_kl", torch.Generator().manual_seed(4))
+    draws = prior.sample(6, torch.Generator().manual_seed(4)).numpy()
+    corners = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+
+    def log_p(points):
+        return logsumexp(stats.norm.logpdf(points[:, None, :], corners[None], math.sqrt(0.03)).sum(-1), axis=1) - math.log(4)
+
+    sd = np.exp(0.5 * logvar.numpy())
+    log_q = logsumexp(stats.norm.logpdf(draws[:, None, :], mean.numpy()[None], sd[None]).sum(-1), axis=1) - math.log(6)
+    # rel 1e-7: the prior keeps its log-weights in float32 precision even in double
+    assert s["divergence"].item() == pytest.approx(np.mean(log_p(draws) - log_q), rel=1e-7)
+    mc_kl = np.mean(stats.norm.logpdf(z.numpy(), mean.numpy(), sd).sum(1) - log_p(z.numpy()))
+    assert s["kl"].item() == pytest.approx(mc_kl, rel=1e-7)
+    assert not any(name.startswith("kl_") for name in s)
+    assert loss.item() == pytest.approx((s["reconstruction"] + 0.5 * s["kl"] + 2.0 * s["divergence"]).item(), rel=1e-12)
