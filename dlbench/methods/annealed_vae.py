@@ -1,0 +1,63 @@
+"""Annealed VAE (Burgess et al., 2018, eq. 8): reconstruction + gamma * |KL(q(z|x) || p(z)) - C|,
+with the capacity C raised linearly from 0 to c_max over the first iteration_threshold updates,
+C = min(c_max, c_max * step / iteration_threshold), step the number of updates done before
+this one (so C = 0 at the first update), as disentanglement_lib does with its global step.
+
+The KL is summed over latent dimensions and averaged over the batch, as in disentanglement_lib,
+so its grids (c_max in nats, gamma = 1000) mean the same here.
+"""
+
+import gin
+import torch
+
+from dlbench.errors import UserError
+from dlbench.methods.base import Method
+from dlbench.methods.estimators import elbo_terms, kl_scalars
+
+
+def annealed_capacity(step, c_max, iteration_threshold):
+    """C = min(c_max, c_max * step / iteration_threshold); c_max may be a tensor."""
+    return c_max * min(1.0, step / iteration_threshold)
+
+
+def annealed_vae_objective(outputs, gamma, capacity):
+    """Loss and scalars of the annealed VAE for one forward pass at capacity C; gamma and the
+    capacity may be tensors."""
+    reconstruction, kl, kl_per_dim = elbo_terms(outputs)
+    capacity = torch.as_tensor(capacity, dtype=kl.dtype, device=kl.device)
+    loss = reconstruction + gamma * (kl - capacity).abs()
+    scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
+               "capacity": capacity}
+    scalars.update(kl_scalars(kl_per_dim))
+    return loss, scalars
+
+
+@gin.configurable("annealed_vae")
+class AnnealedVAE(Method):
+    """Defaults: gamma = 1000 and iteration_threshold = 100,000 as in disentanglement_lib's
+    study; c_max = 25 nats, the middle of its grid [5, 10, 25, 50, 75, 100]."""
+
+    name = "annealed_vae"
+
+    def __init__(self, gamma=1000.0, c_max=25.0, iteration_threshold=100000):
+        if gamma < 0 or c_max < 0:
+            raise UserError(f"annealed_vae.gamma and annealed_vae.c_max must be non-negative, "
+                            f"got gamma={gamma}, c_max={c_max}")
+        if iteration_threshold <= 0:
+            raise UserError(f"annealed_vae.iteration_threshold must be a positive number of steps, "
+                            f"got {iteration_threshold}")
+        self.gamma, self.c_max, self.iteration_threshold = gamma, c_max, iteration_threshold
+
+    def hyperparameters(self):
+        return {"gamma": float(self.gamma), "c_max": float(self.c_max),
+                "iteration_threshold": int(self.iteration_threshold)}
+
+    def capacity(self, step):
+        return annealed_capacity(step, self.c_max, self.iteration_threshold)
+
+    def objective(self, outputs, step=0):
+        return annealed_vae_objective(outputs, self.gamma, self.capacity(step))
+
+    def loss(self, model, x, generator=None, step=0):
+        # The capacity depends on the step, which only loss() receives from the trainer.
+        return self.objective(model(x, generator), step)
