@@ -428,3 +428,6 @@ def test_training_with_the_learned_pca_prior(tiny_dsprites, tmp_path):
     record = json.loads((run_dir / "run.json").read_text())
     assert record["model"]["prior"]["name"] == "anisotropic_gaussian"
     assert record["model"]["prior"]["init"] == "pca" and record["model"]["prior"]["learned"] is True
+    # run.json keeps the values the prior took from the data beside the identity resume compares
+    assert record["model"]["prior"]["pca_singular_values"] is None
+    np.testing.assert_allclose(record["prepared_prior"]["pca_singular_values"], expected, rtol=1e-4)

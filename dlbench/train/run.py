@@ -42,7 +42,12 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
     else:
         rundir.atomic_write_text(run_dir / "model" / "config.gin", config_text)
     started = time.time()
-    rundir.update_run(run_dir, **identity, status="running", device=str(device), step=trainer.step,
+    prepared = {}
+    if trainer.model.config["prior"] != spec.model["prior"]:
+        # Settings the prior took from the data (PCA values): recorded, but not part of the
+        # identity that resume compares, since they follow from the dataset.
+        prepared["prepared_prior"] = trainer.model.config["prior"]
+    rundir.update_run(run_dir, **identity, **prepared, status="running", device=str(device), step=trainer.step,
                       dlbench_version=dlbench.__version__, git_revision=rundir.git_revision(),
                       started=rundir.read_run(run_dir).get("started", started) if resume else started)
     return _train_to_end(run_dir, trainer, spec, data, progress, started)
