@@ -21,7 +21,7 @@ import gin
 
 from dlbench.errors import UserError
 from dlbench.methods.base import Method
-from dlbench.methods.estimators import elbo_terms, inclusive_kl, kl_scalars, mmd_squared
+from dlbench.methods.estimators import elbo_terms, inclusive_kl, mmd_squared, vae_scalars
 
 DIVERGENCES = ("mmd", "inclusive_kl")
 
@@ -45,10 +45,7 @@ def ab_vae_objective(outputs, alpha, beta, divergence, generator=None):
     reconstruction, kl, kl_per_dim = elbo_terms(outputs)
     estimate = aggregate_divergence(outputs, divergence, generator)
     loss = reconstruction + beta * kl + alpha * estimate
-    scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
-               "divergence": estimate}
-    scalars.update(kl_scalars(kl_per_dim))
-    return loss, scalars
+    return loss, vae_scalars(loss, reconstruction, kl, kl_per_dim, divergence=estimate)
 
 
 @gin.configurable("ab_vae")

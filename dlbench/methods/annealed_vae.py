@@ -12,7 +12,7 @@ import torch
 
 from dlbench.errors import UserError
 from dlbench.methods.base import Method
-from dlbench.methods.estimators import elbo_terms, kl_scalars
+from dlbench.methods.estimators import elbo_terms, vae_scalars
 
 
 def annealed_capacity(step, c_max, iteration_threshold):
@@ -26,10 +26,7 @@ def annealed_vae_objective(outputs, gamma, capacity):
     reconstruction, kl, kl_per_dim = elbo_terms(outputs)
     capacity = torch.as_tensor(capacity, dtype=kl.dtype, device=kl.device)
     loss = reconstruction + gamma * (kl - capacity).abs()
-    scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
-               "capacity": capacity}
-    scalars.update(kl_scalars(kl_per_dim))
-    return loss, scalars
+    return loss, vae_scalars(loss, reconstruction, kl, kl_per_dim, capacity=capacity)
 
 
 @gin.configurable("annealed_vae")

@@ -15,7 +15,7 @@ import gin
 
 from dlbench.errors import UserError
 from dlbench.methods.base import Method
-from dlbench.methods.estimators import LOG_QZ_ESTIMATORS, elbo_terms, kl_scalars, log_density_gaussian
+from dlbench.methods.estimators import LOG_QZ_ESTIMATORS, elbo_terms, log_density_gaussian, vae_scalars
 
 ESTIMATORS = tuple(LOG_QZ_ESTIMATORS)
 
@@ -37,10 +37,7 @@ def beta_tcvae_objective(outputs, alpha, beta, gamma, dataset_size, estimator="m
     tc = (log_qz - log_prod_qzi).mean(0)
     dimwise_kl = (log_prod_qzi - log_pz).mean(0)
     loss = reconstruction + alpha * mi + beta * tc + gamma * dimwise_kl
-    scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
-               "mi": mi, "tc": tc, "dimwise_kl": dimwise_kl}
-    scalars.update(kl_scalars(kl_per_dim))
-    return loss, scalars
+    return loss, vae_scalars(loss, reconstruction, kl, kl_per_dim, mi=mi, tc=tc, dimwise_kl=dimwise_kl)
 
 
 @gin.configurable("beta_tcvae")

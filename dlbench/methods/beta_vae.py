@@ -8,16 +8,14 @@ disentanglement_lib, so published beta grids mean the same here.
 import gin
 
 from dlbench.methods.base import Method
-from dlbench.methods.estimators import elbo_terms, kl_scalars
+from dlbench.methods.estimators import elbo_terms, vae_scalars
 
 
 def beta_vae_objective(outputs, beta):
     """Loss and scalars of the beta-VAE for one forward pass; beta may be a tensor."""
     reconstruction, kl, kl_per_dim = elbo_terms(outputs)
     loss = reconstruction + beta * kl
-    scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl)}
-    scalars.update(kl_scalars(kl_per_dim))
-    return loss, scalars
+    return loss, vae_scalars(loss, reconstruction, kl, kl_per_dim)
 
 
 @gin.configurable("beta_vae")

@@ -19,7 +19,7 @@ import torch
 
 from dlbench.errors import UserError
 from dlbench.methods.base import Method
-from dlbench.methods.estimators import elbo_terms, kl_scalars
+from dlbench.methods.estimators import elbo_terms, vae_scalars
 
 DIP_TYPES = ("i", "ii")
 
@@ -60,10 +60,7 @@ def dip_vae_objective(outputs, lambda_od, lambda_d, dip_type="i"):
     reconstruction, kl, kl_per_dim = elbo_terms(outputs)
     cov_offdiag, cov_diag = dip_penalties(dip_covariance(outputs.mean, outputs.logvar, dip_type))
     loss = reconstruction + kl + lambda_od * cov_offdiag + lambda_d * cov_diag
-    scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
-               "cov_offdiag": cov_offdiag, "cov_diag": cov_diag}
-    scalars.update(kl_scalars(kl_per_dim))
-    return loss, scalars
+    return loss, vae_scalars(loss, reconstruction, kl, kl_per_dim, cov_offdiag=cov_offdiag, cov_diag=cov_diag)
 
 
 def default_lambda_d(lambda_od, dip_type):

@@ -33,6 +33,14 @@ def kl_scalars(kl_per_dim):
     return {} if kl_per_dim is None else named_per_dim("kl", kl_per_dim)
 
 
+def vae_scalars(loss, reconstruction, kl, kl_per_dim, **extra):
+    """The scalars every method logs (loss, reconstruction, kl, elbo), its own terms, then the
+    per-dimension KL."""
+    scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl), **extra}
+    scalars.update(kl_scalars(kl_per_dim))
+    return scalars
+
+
 def named_per_dim(prefix, values):
     """{'prefix_0': v0, 'prefix_1': v1, ...} for a 1-D tensor of per-dimension values."""
     return {f"{prefix}_{i}": v for i, v in enumerate(values.unbind(-1))}

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from dlbench.errors import UserError
 from dlbench.methods.base import Method
-from dlbench.methods.estimators import elbo_terms, kl_scalars
+from dlbench.methods.estimators import elbo_terms, vae_scalars
 
 JOINT, PERMUTED = 0, 1  # the discriminator's classes (logit columns)
 
@@ -63,9 +63,7 @@ def factor_vae_objective(outputs, gamma, discriminator_logits):
     reconstruction, kl, kl_per_dim = elbo_terms(outputs)
     tc = tc_from_logits(discriminator_logits(outputs.z))
     loss = reconstruction + kl + gamma * tc
-    scalars = {"loss": loss, "reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl), "tc": tc}
-    scalars.update(kl_scalars(kl_per_dim))
-    return loss, scalars
+    return loss, vae_scalars(loss, reconstruction, kl, kl_per_dim, tc=tc)
 
 
 def discriminator_loss_and_accuracy(logits_joint, logits_permuted):
