@@ -1,7 +1,6 @@
 """Annealed VAE: the capacity schedule, the loss at and around KL = C against closed forms, the
 step reaching the objective through loss(), the method class and a short training run."""
 
-import csv
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from dlbench.nn import VAE
 from dlbench.train.run import train_from_gin
 
 from tests.conftest import TINY_PARAMS
+from tests.training import assert_loss_fell
 from tests.fake_outputs import fake_outputs
 
 GIN_FILE = str(Path(__file__).resolve().parent.parent / "gin" / "annealed_vae.gin")
@@ -113,9 +113,7 @@ def test_training_follows_the_schedule_and_lowers_the_loss(tiny_dsprites, tmp_pa
         "annealed_vae.iteration_threshold = 40", "train.steps = 60", "train.log_every = 10"]
     run_dir, status = train_from_gin(gin_params=params, run_dir=tmp_path / "run", device="cpu", progress=False)
     assert status == "done"
-    with open(run_dir / "model" / "train_log.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert float(rows[-1]["loss"]) < 0.7 * float(rows[0]["loss"])
+    rows = assert_loss_fell(run_dir)
     # Each row averages C over its 10 updates, steps s = 10 r, ..., 10 r + 9 before the update.
     expected = [np.mean([min(5.0, 5.0 * s / 40) for s in range(10 * r, 10 * r + 10)]) for r in range(6)]
     np.testing.assert_allclose([float(r["capacity"]) for r in rows], expected, rtol=1e-6)

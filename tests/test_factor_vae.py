@@ -20,7 +20,8 @@ from dlbench.nn import VAE
 from dlbench.train.run import train_from_gin
 
 from tests.conftest import TINY_PARAMS
-from tests.test_train import interrupt_at, read_log, weights
+from tests.test_train import interrupt_at, weights
+from tests.training import read_log
 
 
 def small_vae_and_method(gamma=40.0, seed=0):

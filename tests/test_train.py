@@ -1,6 +1,5 @@
 """Training: the loss falls, resume is bit-exact, NaN fails the run, finished runs are kept."""
 
-import csv
 import json
 
 import pytest
@@ -11,11 +10,7 @@ from dlbench.errors import UserError
 from dlbench.train.run import train_from_gin
 
 from tests.conftest import TINY_PARAMS
-
-
-def read_log(run_dir):
-    with open(run_dir / "model" / "train_log.csv") as f:
-        return list(csv.DictReader(f))
+from tests.training import read_log
 
 
 def weights(run_dir):
