@@ -324,3 +324,10 @@ def test_vae_with_the_isa_prior_gives_a_finite_loss_and_gradients(learn_p):
     assert build_vae(model.config).prior.config() == prior
     with pytest.raises(UserError, match="must equal the sum"):
         VAE("conv", (1, 64, 64), 10, "bernoulli", prior=prior)
+
+
+def test_the_paper_parameters_read_positionally_from_the_package():
+    from dlbench.priors import LpNestedISA as exported
+
+    prior = exported(2.1, [4, 4, 4, 4, 4], 2.2)
+    assert prior.latent_dim == 20 and prior.p0 == 2.1 and prior.subspace_sizes == [4] * 5

@@ -14,6 +14,12 @@ from dlbench.priors.isotropic_gaussian import IsotropicGaussian
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
+from dlbench.priors.anisotropic_gaussian import AnisotropicGaussian  # noqa: E402
+from dlbench.priors.gaussian_mixture import GaussianMixture  # noqa: E402
+from dlbench.priors.lp_nested_isa import LpNestedISA  # noqa: E402
+from dlbench.priors.sparse_mixture import SparseMixture  # noqa: E402
+from dlbench.priors.student_t import StudentT  # noqa: E402
+
 PRIORS = {cls.name: cls for cls in Prior.__subclasses__() if cls.name}
 
 DEFAULT_PRIOR = "isotropic_gaussian"
@@ -39,4 +45,5 @@ def build_prior(config, latent_dim):
     return prior_class(settings.pop("name"))(latent_dim=latent_dim, **settings)
 
 
-__all__ = ["DEFAULT_PRIOR", "PRIORS", "IsotropicGaussian", "Prior", "build_prior", "make_prior", "prior_class"]
+__all__ = ["DEFAULT_PRIOR", "PRIORS", "AnisotropicGaussian", "GaussianMixture", "IsotropicGaussian", "LpNestedISA",
+           "Prior", "SparseMixture", "StudentT", "build_prior", "make_prior", "prior_class"]

@@ -120,11 +120,13 @@ def _check_exponents(p0, p, num_subspaces):
 class LpNestedISA(Prior):
     """Lp-nested ISA prior. `subspace_sizes` gives the consecutive subspaces (their sum is the
     latent dimension), `p0` the root exponent (fixed), `p` one exponent or one per subspace;
-    `learn_p` makes the subspace exponents trainable (stored as log p_i, so they stay positive)."""
+    `learn_p` makes the subspace exponents trainable (stored as log p_i, so they stay positive).
+    Unlike the other priors, latent_dim comes last and is optional (the layout fixes it), so
+    `LpNestedISA(p0, subspace_sizes, p)` reads as the paper's parameters."""
 
     name = "lp_nested_isa"
 
-    def __init__(self, latent_dim=None, p0=2.1, subspace_sizes=(4, 4, 4, 4, 4), p=2.2, learn_p=False):
+    def __init__(self, p0=2.1, subspace_sizes=(4, 4, 4, 4, 4), p=2.2, learn_p=False, latent_dim=None):
         sizes = _check_subspace_sizes(subspace_sizes)
         p0, exponents = _check_exponents(p0, p, len(sizes))
         if not isinstance(learn_p, bool):
