@@ -11,14 +11,14 @@ from tests.toy_data import Recorder, ToyData
 
 
 def test_available_metrics():
-    assert available_metrics() == ["factor_vae", "mig", "recon_ll"]
-    assert set(METRICS) == set(available_metrics())
+    assert {"factor_vae", "mig", "recon_ll"} <= set(available_metrics())
+    assert available_metrics() == sorted(METRICS)
 
 
 def test_unknown_metric():
     with pytest.raises(UserError) as err:
         evaluate("x", ToyData(), lambda x: x)
-    assert str(err.value) == "unknown metric 'x'; available: factor_vae, mig, recon_ll"
+    assert str(err.value) == "unknown metric 'x'; available: " + ", ".join(sorted(METRICS))
 
 
 @pytest.mark.parametrize("name,param", [("mig", "num_points"), ("factor_vae", "num_bins"),

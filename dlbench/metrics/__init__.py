@@ -10,12 +10,16 @@ import inspect
 import numpy as np
 
 from dlbench.errors import UserError
+from dlbench.metrics.active_units import compute_active_units
 from dlbench.metrics.factor_vae import compute_factor_vae
+from dlbench.metrics.hoyer_sparsity import compute_hoyer_sparsity
 from dlbench.metrics.mig import compute_mig
 from dlbench.metrics.recon_ll import compute_recon_ll
 
 METRICS = {
+    "active_units": compute_active_units,
     "factor_vae": compute_factor_vae,
+    "hoyer_sparsity": compute_hoyer_sparsity,
     "mig": compute_mig,
     "recon_ll": compute_recon_ll,
 }
