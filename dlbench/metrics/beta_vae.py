@@ -1,0 +1,108 @@
+"""BetaVAE score (Higgins et al., 2017), disentanglement_lib's protocol (beta_vae_sklearn).
+
+One labelled point: pick a factor k uniformly, draw batch_size pairs of factor vectors where the
+two vectors of a pair share factor k's value (every other factor drawn independently), encode
+both, and take the feature vector mean over the pairs of |z1 - z2| (per code dimension) with
+label k. A dimension that encodes k alone is 0 in the feature of every point labelled k, so a
+linear classifier recovers k. A logistic regression is fitted on num_train points; its accuracy
+on them is train_accuracy, on num_eval fresh points eval_accuracy.
+
+Only factors that take more than one value are picked: holding a single-valued factor fixed
+fixes nothing, so its points would be indistinguishable from the others' and would only add
+label noise (and chance would no longer be 1/K). disentanglement_lib picks among all of its
+dataset's factors, but its datasets list only varying ones (dSprites leaves colour out), so on
+those datasets the two agree.
+
+Points are built many at a time: the factor vectors of a whole point set are drawn in one go,
+then rendered and encoded representation_batch_size observations per representation_fn call
+(the pairs of several points stacked), so the result does not depend on
+representation_batch_size.
+"""
+
+import numpy as np
+import sklearn.linear_model
+
+from dlbench.errors import UserError
+from dlbench.metrics import utils
+
+
+def draw_pair_factors(data, random_state, num_points, batch_size):
+    """(labels, factors1, factors2): labels (num_points,) the fixed factor of each point,
+    factors1/factors2 (num_points, batch_size, num_factors) with factors2[p, :, labels[p]] ==
+    factors1[p, :, labels[p]]."""
+    candidates = utils.varying_factors(data)
+    if len(candidates) == 0:
+        raise UserError("the BetaVAE score needs at least one factor that varies; every factor "
+                        "takes a single value")
+    num_factors = data.num_factors
+    labels = candidates[random_state.randint(len(candidates), size=num_points)]
+    shape = (num_points, batch_size, num_factors)
+    factors1 = data.sample_factors(num_points * batch_size, random_state).reshape(shape)
+    factors2 = data.sample_factors(num_points * batch_size, random_state).reshape(shape)
+    rows = np.arange(num_points)
+    factors2[rows, :, labels] = factors1[rows, :, labels]
+    return labels, factors1, factors2
+
+
+def pair_features(data, representation_fn, random_state, factors1, factors2, representation_batch_size):
+    """Features (num_points, d): per point the mean over its pairs of |z1 - z2|."""
+    num_points, batch_size, num_factors = factors1.shape
+    # each call encodes both halves of the pairs of points_per_call points
+    points_per_call = max(1, representation_batch_size // (2 * batch_size))
+    parts, dim = [], None
+    for start in range(0, num_points, points_per_call):
+        chunk1 = factors1[start:start + points_per_call]
+        chunk2 = factors2[start:start + points_per_call]
+        n = len(chunk1)
+        stacked = np.concatenate([chunk1, chunk2]).reshape(-1, num_factors)
+        observations = data.sample_observations_from_factors(stacked, random_state)
+        codes = utils.encode(representation_fn, observations, max(representation_batch_size, 2 * batch_size))
+        if dim is None:
+            dim = codes.shape[1]
+        elif codes.shape[1] != dim:
+            raise UserError(f"representation_fn returned {codes.shape[1]} dimensions, earlier {dim}")
+        codes = codes.reshape(2, n, batch_size, dim)
+        parts.append(np.abs(codes[0] - codes[1]).mean(axis=1))
+    return np.concatenate(parts, axis=0)
+
+
+def labelled_points(data, representation_fn, random_state, num_points, batch_size, representation_batch_size):
+    """(features (num_points, d), labels (num_points,)) of the BetaVAE protocol."""
+    labels, factors1, factors2 = draw_pair_factors(data, random_state, num_points, batch_size)
+    features = pair_features(data, representation_fn, random_state, factors1, factors2,
+                             representation_batch_size)
+    return features, labels
+
+
+def compute_beta_vae(data, representation_fn, random_state, batch_size=64, num_train=10000,
+                     num_eval=5000, representation_batch_size=4096):
+    """BetaVAE score of representation_fn on data.
+
+    Keys: train_accuracy, eval_accuracy, and the parameters batch_size (pairs per point),
+    num_train, num_eval. representation_batch_size is the number of observations per
+    representation_fn call (it does not change the result).
+
+    The classifier is scikit-learn's LogisticRegression with its defaults (L2, C = 1,
+    multinomial lbfgs; disentanglement_lib ran an older scikit-learn whose default was one-vs-rest
+    liblinear) and max_iter raised to 1000 so that it converges on unscaled features.
+    """
+    batch_size = utils.check_int("batch_size", batch_size)
+    num_train = utils.check_int("num_train", num_train)
+    num_eval = utils.check_int("num_eval", num_eval)
+    representation_batch_size = utils.check_int("representation_batch_size", representation_batch_size)
+    result = {"batch_size": batch_size, "num_train": num_train, "num_eval": num_eval}
+
+    args = (batch_size, representation_batch_size)
+    train_x, train_y = labelled_points(data, representation_fn, random_state, num_train, *args)
+    eval_x, eval_y = labelled_points(data, representation_fn, random_state, num_eval, *args)
+    if len(np.unique(train_y)) < 2:
+        # a single varying factor (or a tiny num_train): every label is the same, the
+        # classifier cannot be fitted and always predicts that label
+        constant = train_y[0]
+        result.update(train_accuracy=1.0, eval_accuracy=float(np.mean(eval_y == constant)))
+        return result
+    model = sklearn.linear_model.LogisticRegression(max_iter=1000)
+    model.fit(train_x, train_y)
+    result.update(train_accuracy=float(np.mean(model.predict(train_x) == train_y)),
+                  eval_accuracy=float(np.mean(model.predict(eval_x) == eval_y)))
+    return result

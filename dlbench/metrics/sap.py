@@ -1,0 +1,108 @@
+"""Separated Attribute Predictability, SAP (Kumar et al., 2018, section 3), disentanglement_lib's
+protocol (sap_score).
+
+num_train factor vectors are drawn, rendered and encoded, then num_test more. A score matrix
+S (d x K) says how well code dimension i alone predicts factor k:
+- discrete factors (continuous_factors=False, the default): S[i, k] is the test accuracy of a
+  linear SVM (squared hinge, C = 0.01, balanced class weights, one-vs-rest) fitted on the single
+  feature z_i of the training points to predict v_k;
+- continuous factors: S[i, k] = Cov(z_i, v_k)^2 / (Var z_i Var v_k), the squared correlation on
+  the training points (the test points are not used).
+Per factor, the gap between the largest and second largest entry of its column; SAP is the
+mean of the gaps over the factors.
+
+Choices where the reference is silent or undefined:
+- a code dimension that is constant on the training points (variance <= 1e-12) scores 0 for
+  every factor: it predicts nothing, and its correlation is 0/0. (disentanglement_lib does this
+  in the continuous case; in the discrete case it fits the SVM anyway, which predicts a single
+  class.)
+- a factor that takes a single value on the training points has no classifier (one class) and a
+  0/0 correlation; it is left out of the mean. disentanglement_lib's datasets have no such
+  factor (dSprites leaves colour out).
+- with a single code dimension there is no second-largest entry; it is taken as 0.
+"""
+
+import numpy as np
+import sklearn.svm
+
+from dlbench.errors import UserError
+from dlbench.metrics import utils
+
+CONSTANT_VARIANCE = 1e-12
+
+
+def discrete_score_matrix(codes, factors, codes_test, factors_test):
+    """S (d, K): test accuracy of a 1-D linear SVM on code column i predicting factor column k.
+
+    Constant code columns and single-valued factor columns score 0. One fit per (i, k) pair:
+    each is a separate 1-D problem, with no shared work to vectorise.
+    """
+    dim, num_factors = codes.shape[1], factors.shape[1]
+    scores = np.zeros((dim, num_factors))
+    active = np.var(codes, axis=0) > CONSTANT_VARIANCE
+    varying = np.array([len(np.unique(factors[:, k])) > 1 for k in range(num_factors)], dtype=bool)
+    for i in np.flatnonzero(active):
+        for k in np.flatnonzero(varying):
+            # dual=False: the primal solver of the same problem, deterministic (the dual one
+            # shuffles with its own random state) and faster when points outnumber features
+            classifier = sklearn.svm.LinearSVC(C=0.01, class_weight="balanced", dual=False)
+            classifier.fit(codes[:, i:i + 1], factors[:, k])
+            scores[i, k] = np.mean(classifier.predict(codes_test[:, i:i + 1]) == factors_test[:, k])
+    return scores
+
+
+def continuous_score_matrix(codes, factors):
+    """S (d, K): squared correlation of code column i with factor column k (0 for a constant
+    code or factor column)."""
+    codes = codes - codes.mean(axis=0)
+    factors = factors - factors.mean(axis=0)
+    n = len(codes)
+    covariance = codes.T @ factors / (n - 1)
+    var_codes = np.sum(codes ** 2, axis=0) / (n - 1)
+    var_factors = np.sum(factors ** 2, axis=0) / (n - 1)
+    denominator = np.outer(var_codes, var_factors)
+    defined = (var_codes[:, None] > CONSTANT_VARIANCE) & (var_factors[None, :] > 0)
+    scores = np.zeros_like(covariance)
+    scores[defined] = covariance[defined] ** 2 / denominator[defined]
+    return scores
+
+
+def sap_from_score_matrix(scores, factor_mask):
+    """Mean over the factors in factor_mask of (largest - second largest) entry of the column."""
+    ordered = np.sort(scores, axis=0)[::-1]
+    second = ordered[1] if len(ordered) > 1 else np.zeros(scores.shape[1])
+    gaps = ordered[0] - second
+    return float(np.mean(gaps[factor_mask]))
+
+
+def compute_sap(data, representation_fn, random_state, num_train=10000, num_test=5000,
+                continuous_factors=False, batch_size=1024):
+    """SAP of representation_fn on data. Keys: SAP_score, num_train, num_test, continuous_factors.
+
+    batch_size is the number of observations per representation_fn call; it does not change
+    the result.
+    """
+    num_train = utils.check_int("num_train", num_train, minimum=2)
+    num_test = utils.check_int("num_test", num_test)
+    batch_size = utils.check_int("batch_size", batch_size)
+    if not isinstance(continuous_factors, (bool, np.bool_)):
+        raise UserError(f"continuous_factors must be true or false, got {continuous_factors!r}")
+    continuous_factors = bool(continuous_factors)
+
+    factors = data.sample_factors(num_train, random_state)
+    codes = utils.generate_codes(data, representation_fn, factors, random_state, batch_size)
+    factors_test = data.sample_factors(num_test, random_state)
+    codes_test = utils.generate_codes(data, representation_fn, factors_test, random_state, batch_size)
+    if codes_test.shape[1] != codes.shape[1]:
+        raise UserError(f"representation_fn returned {codes_test.shape[1]} dimensions, earlier {codes.shape[1]}")
+
+    varying = np.array([len(np.unique(factors[:, k])) > 1 for k in range(factors.shape[1])], dtype=bool)
+    if not varying.any():
+        raise UserError("SAP needs at least one factor that varies; every factor takes a single value "
+                        "on the training points (raise num_train)")
+    if continuous_factors:
+        scores = continuous_score_matrix(codes, factors.astype(np.float64))
+    else:
+        scores = discrete_score_matrix(codes, factors, codes_test, factors_test)
+    return {"SAP_score": sap_from_score_matrix(scores, varying), "num_train": num_train,
+            "num_test": num_test, "continuous_factors": continuous_factors}
