@@ -1,0 +1,160 @@
+"""DCI: disentanglement, completeness, informativeness (Eastwood & Williams, 2018),
+disentanglement_lib's protocol.
+
+num_train and then num_test factor vectors are drawn, rendered and encoded. For every factor k a
+classifier predicts v_k from all code dimensions; its feature importances give column k of the
+importance matrix R (codes x factors, R[i, k] >= 0) and its accuracies on the train and test sets,
+averaged over factors, are informativeness_train / informativeness_test.
+
+With P_i. = R[i, :] / sum_k R[i, k] (the normalised row of code i, K factors):
+    D_i = 1 - H_K(P_i.),   rho_i = sum_k R[i, k] / sum_ik R[i, k],   disentanglement = sum_i rho_i D_i
+and with P_.k = R[:, k] / sum_i R[i, k] (the normalised column of factor k, d codes):
+    C_k = 1 - H_d(P_.k),   w_k = sum_i R[i, k] / sum_ik R[i, k],     completeness = sum_k w_k C_k
+where H_b is the entropy in base b (0 log 0 = 0). Every column of R sums to 1 for both classifiers
+below (gradient-boosted trees normalise their importances; the logistic importances are
+normalised here), so w_k = 1/K and completeness is the plain mean over factors, as in the paper.
+
+Classifiers (parameter `classifier`):
+- 'gbt' (default, the reference): sklearn GradientBoostingClassifier with default settings,
+  impurity-based feature importances, as disentanglement_lib. Slow: ~100 boosting stages with one
+  tree per class, per factor.
+- 'logistic' (the fast option): multinomial L2-regularised logistic regression (sklearn defaults,
+  C = 1, lbfgs) on codes standardised with the training mean and standard deviation; importance of
+  code i for factor k = mean over classes of |coefficient|, normalised to sum 1 over codes.
+  Standardising makes the importances independent of the scale of each code dimension; the L2
+  penalty shares weight equally between duplicated code dimensions, so duplicates lower
+  completeness as they do with trees (an L1 penalty would keep one copy at random, and permutation
+  importances give each copy ~0). A linear probe only sees codes that order a factor's values
+  monotonically; Eastwood & Williams also used a linear (lasso) model with |weights|.
+"""
+
+import numpy as np
+import sklearn.ensemble
+import sklearn.linear_model
+
+from dlbench.errors import UserError
+from dlbench.metrics import utils
+
+CLASSIFIERS = ("gbt", "logistic")
+
+
+def _normalised_entropy(p, base):
+    """Entropy in base `base` of each row of p (rows sum to 1; 0 log 0 = 0). A single outcome
+    (base 1) carries no uncertainty: entropy 0."""
+    if base <= 1:
+        return np.zeros(len(p))
+    plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return -plogp.sum(axis=1) / np.log(base)
+
+
+def _weighted_specificity(importance):
+    """sum_i rho_i (1 - H_K(row i)): the weighted mean over rows of one minus the entropy of the
+    row's normalised importances, in base K = the number of columns; rho_i = the row's share of
+    the total importance. Rows with zero importance have weight 0 and never produce NaN. An
+    all-zero matrix scores 0 (disentanglement_lib's value: no code explains anything)."""
+    importance = np.asarray(importance, dtype=np.float64)
+    if np.any(importance < 0) or not np.all(np.isfinite(importance)):
+        raise ValueError("importances must be finite and non-negative")
+    row_sums = importance.sum(axis=1)
+    total = row_sums.sum()
+    if total == 0:
+        return 0.0
+    used = row_sums > 0
+    p = importance[used] / row_sums[used, None]
+    scores = 1.0 - _normalised_entropy(p, importance.shape[1])
+    return float(np.sum(row_sums[used] / total * scores))
+
+
+def disentanglement(importance):
+    """Disentanglement of an importance matrix (codes x factors)."""
+    return _weighted_specificity(importance)
+
+
+def completeness(importance):
+    """Completeness of an importance matrix (codes x factors)."""
+    return _weighted_specificity(np.asarray(importance).T)
+
+
+def _accuracy(model, codes, labels):
+    return float(np.mean(model.predict(codes) == labels))
+
+
+def _gbt_importance(codes_train, labels, seed):
+    # random_state only breaks ties between equally good splits (subsample = 1, all features);
+    # disentanglement_lib leaves it unset, which makes duplicated codes non-deterministic.
+    model = sklearn.ensemble.GradientBoostingClassifier(random_state=seed)
+    model.fit(codes_train, labels)
+    return model, np.abs(model.feature_importances_)
+
+
+def _logistic_importance(codes_train, labels, seed):
+    model = sklearn.linear_model.LogisticRegression(max_iter=1000, random_state=seed)
+    model.fit(codes_train, labels)
+    weights = np.abs(model.coef_).mean(axis=0)
+    total = weights.sum()
+    return model, (weights / total if total > 0 else weights)
+
+
+def _standardiser(codes_train):
+    """x -> (x - mean) / std with the training statistics; constant dimensions map to 0."""
+    mean = codes_train.mean(axis=0)
+    std = codes_train.std(axis=0)
+    scale = np.where(std > 0, std, 1.0)
+    return lambda x: np.where(std > 0, (x - mean) / scale, 0.0)
+
+
+def importance_matrix(codes_train, factors_train, codes_test, factors_test, classifier, seed):
+    """(R, train accuracies, test accuracies) with R of shape (d, K') over the K' factors that
+    take at least two values in the training sample (one classifier per factor)."""
+    fit = {"gbt": _gbt_importance, "logistic": _logistic_importance}[classifier]
+    if classifier == "logistic":
+        standardise = _standardiser(codes_train)
+        codes_train, codes_test = standardise(codes_train), standardise(codes_test)
+    scored = [k for k in range(factors_train.shape[1]) if len(np.unique(factors_train[:, k])) > 1]
+    if not scored:
+        raise UserError("DCI needs at least one factor that varies; every factor takes a single "
+                        "value in the training sample (increase num_train)")
+    columns, train_acc, test_acc = [], [], []
+    for k in scored:
+        model, column = fit(codes_train, factors_train[:, k], seed)
+        columns.append(column)
+        train_acc.append(_accuracy(model, codes_train, factors_train[:, k]))
+        test_acc.append(_accuracy(model, codes_test, factors_test[:, k]))
+    return np.stack(columns, axis=1), np.array(train_acc), np.array(test_acc)
+
+
+def compute_dci(data, representation_fn, random_state, num_train=10000, num_test=5000,
+                classifier="gbt", batch_size=1024):
+    """DCI of representation_fn on data.
+
+    Keys: disentanglement, completeness, informativeness_train, informativeness_test, and the
+    parameters num_train, num_test, classifier. batch_size is the number of observations per
+    representation_fn call; it does not change the result. Factors with a single value (in the
+    dataset, or by chance in a tiny training sample) are left out: nothing can be predicted.
+    """
+    num_train = utils.check_int("num_train", num_train, minimum=2)
+    num_test = utils.check_int("num_test", num_test)
+    batch_size = utils.check_int("batch_size", batch_size)
+    if classifier not in CLASSIFIERS:
+        raise UserError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
+
+    factors_train = data.sample_factors(num_train, random_state)
+    codes_train = utils.generate_codes(data, representation_fn, factors_train, random_state, batch_size)
+    factors_test = data.sample_factors(num_test, random_state)
+    codes_test = utils.generate_codes(data, representation_fn, factors_test, random_state, batch_size)
+    if codes_test.shape[1] != codes_train.shape[1]:
+        raise UserError(f"representation_fn returned {codes_test.shape[1]} dimensions, "
+                        f"earlier {codes_train.shape[1]}")
+    seed = int(random_state.randint(2**31 - 1))
+
+    importance, train_acc, test_acc = importance_matrix(
+        codes_train, factors_train, codes_test, factors_test, classifier, seed)
+    return {
+        "disentanglement": disentanglement(importance),
+        "completeness": completeness(importance),
+        "informativeness_train": float(train_acc.mean()),
+        "informativeness_test": float(test_acc.mean()),
+        "num_train": num_train,
+        "num_test": num_test,
+        "classifier": classifier,
+    }
