@@ -12,6 +12,7 @@ import numpy as np
 from dlbench.errors import UserError
 from dlbench.metrics.active_units import compute_active_units
 from dlbench.metrics.beta_vae import compute_beta_vae
+from dlbench.metrics.dci import compute_dci
 from dlbench.metrics.factor_vae import compute_factor_vae
 from dlbench.metrics.hoyer_sparsity import compute_hoyer_sparsity
 from dlbench.metrics.mig import compute_mig
@@ -21,6 +22,7 @@ from dlbench.metrics.sap import compute_sap
 METRICS = {
     "active_units": compute_active_units,
     "beta_vae": compute_beta_vae,
+    "dci": compute_dci,
     "factor_vae": compute_factor_vae,
     "hoyer_sparsity": compute_hoyer_sparsity,
     "mig": compute_mig,
