@@ -72,3 +72,21 @@ def test_representation_output_is_checked():
         evaluate("mig", data, lambda x: np.zeros((len(x) + 1, 2)), num_train=100)
     with pytest.raises(UserError, match="non-finite"):
         evaluate("factor_vae", data, lambda x: np.full((len(x), 2), np.nan), num_variance_estimate=100)
+
+
+SMALL = {"num_train": 300, "num_eval": 150, "num_test": 150, "num_points": 300, "num_variance_estimate": 300}
+
+
+@pytest.mark.parametrize("name", [m for m in sorted(METRICS) if m != "recon_ll"])
+def test_every_metric_runs_through_evaluate_records_its_protocol_and_is_seeded(name):
+    from dlbench.metrics import metric_params
+
+    data = ToyData((3, 4, 5))
+    small = {k: v for k, v in SMALL.items() if k in metric_params(name)}
+    fn = lambda x: x.reshape(len(x), -1) * np.array([1.0, -2.0, 0.5], dtype=np.float32)
+    first = evaluate(name, data, fn, seed=3, **small)
+    assert first == evaluate(name, data, fn, seed=3, **small)
+    assert all(isinstance(v, (bool, int, float, str)) for v in first.values())
+    assert all(v == v for v in first.values() if isinstance(v, float))  # no NaN passed off as a score
+    for key, value in small.items():
+        assert first.get(key) == value, f"{name} does not record {key}"

@@ -16,8 +16,10 @@ from dlbench.metrics.dci import compute_dci
 from dlbench.metrics.factor_vae import compute_factor_vae
 from dlbench.metrics.hoyer_sparsity import compute_hoyer_sparsity
 from dlbench.metrics.mig import compute_mig
+from dlbench.metrics.modularity_explicitness import compute_modularity_explicitness
 from dlbench.metrics.recon_ll import compute_recon_ll
 from dlbench.metrics.sap import compute_sap
+from dlbench.metrics.unsupervised import compute_unsupervised
 
 METRICS = {
     "active_units": compute_active_units,
@@ -26,8 +28,10 @@ METRICS = {
     "factor_vae": compute_factor_vae,
     "hoyer_sparsity": compute_hoyer_sparsity,
     "mig": compute_mig,
+    "modularity_explicitness": compute_modularity_explicitness,
     "recon_ll": compute_recon_ll,
     "sap": compute_sap,
+    "unsupervised": compute_unsupervised,
 }
 
 _FIXED_ARGS = ("data", "representation_fn", "random_state")
