@@ -45,11 +45,20 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
         tick = time.perf_counter()
         values = metrics.evaluate(name, data, representation_fn, seed=seed, **extra)
         result = {**values, "metric": name, "mode": mode, "seed": seed, "elapsed_seconds": time.perf_counter() - tick,
-                  "dlbench_version": dlbench.__version__}
+                  "dlbench_version": dlbench.__version__, **library_versions()}
         rundir.write_json(metric_result_path(run_dir, mode, name), result)
         log(f"{run_dir}: {name} " + ", ".join(f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values)))
         results[name] = result
     return results
+
+
+def library_versions():
+    """The versions of the libraries a metric's value can depend on, recorded with each result."""
+    import scipy
+    import sklearn
+
+    return {"torch_version": torch.__version__, "numpy_version": np.__version__,
+            "scipy_version": scipy.__version__, "sklearn_version": sklearn.__version__}
 
 
 def log_likelihood_params(model, device, seed):
