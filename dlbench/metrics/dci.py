@@ -95,21 +95,12 @@ def _logistic_importance(codes_train, labels, seed):
     return model, (weights / total if total > 0 else weights)
 
 
-def _standardiser(codes_train):
-    """x -> (x - mean) / std with the training statistics; constant dimensions map to 0."""
-    mean = codes_train.mean(axis=0)
-    std = codes_train.std(axis=0)
-    scale = np.where(std > 0, std, 1.0)
-    return lambda x: np.where(std > 0, (x - mean) / scale, 0.0)
-
-
 def importance_matrix(codes_train, factors_train, codes_test, factors_test, classifier, seed):
     """(R, train accuracies, test accuracies) with R of shape (d, K') over the K' factors that
     take at least two values in the training sample (one classifier per factor)."""
     fit = {"gbt": _gbt_importance, "logistic": _logistic_importance}[classifier]
     if classifier == "logistic":
-        standardise = _standardiser(codes_train)
-        codes_train, codes_test = standardise(codes_train), standardise(codes_test)
+        codes_train, codes_test = utils.standardise(codes_train, codes_test)
     scored = [k for k in range(factors_train.shape[1]) if len(np.unique(factors_train[:, k])) > 1]
     if not scored:
         raise UserError("DCI needs at least one factor that varies; every factor takes a single "
@@ -138,13 +129,8 @@ def compute_dci(data, representation_fn, random_state, num_train=10000, num_test
     if classifier not in CLASSIFIERS:
         raise UserError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
 
-    factors_train = data.sample_factors(num_train, random_state)
-    codes_train = utils.generate_codes(data, representation_fn, factors_train, random_state, batch_size)
-    factors_test = data.sample_factors(num_test, random_state)
-    codes_test = utils.generate_codes(data, representation_fn, factors_test, random_state, batch_size)
-    if codes_test.shape[1] != codes_train.shape[1]:
-        raise UserError(f"representation_fn returned {codes_test.shape[1]} dimensions, "
-                        f"earlier {codes_train.shape[1]}")
+    factors_train, codes_train, factors_test, codes_test = utils.train_test_codes(
+        data, representation_fn, random_state, num_train, num_test, batch_size)
     seed = int(random_state.randint(2**31 - 1))
 
     importance, train_acc, test_acc = importance_matrix(

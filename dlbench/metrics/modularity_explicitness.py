@@ -53,15 +53,6 @@ def modularity_from_codes(codes, factors, num_bins):
     return float(np.mean(modularity_per_code(mutual_info))), None
 
 
-def standardise(train, test):
-    """train and test codes centred and scaled by the training mean and standard deviation
-    (ddof 0); a constant training column is only centred, so it becomes 0, not NaN."""
-    mean = train.mean(axis=0)
-    std = train.std(axis=0)
-    std[std == 0] = 1.0
-    return (train - mean) / std, (test - mean) / std
-
-
 def macro_auc(classes, labels, probabilities):
     """Mean over classes of the ROC-AUC of probabilities[:, c] for class c against the rest.
 
@@ -97,7 +88,7 @@ def explicitness_per_factor(x_train, y_train, x_test, y_test):
 
 def explicitness_from_codes(codes_train, factors_train, codes_test, factors_test):
     """(explicitness_score_train, explicitness_score_test): mean over factors of the AUCs."""
-    x_train, x_test = standardise(codes_train, codes_test)
+    x_train, x_test = utils.standardise(codes_train, codes_test)
     scores = []
     for k in range(factors_train.shape[1]):
         if len(np.unique(factors_train[:, k])) < 2:

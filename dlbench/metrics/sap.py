@@ -89,12 +89,8 @@ def compute_sap(data, representation_fn, random_state, num_train=10000, num_test
         raise UserError(f"continuous_factors must be true or false, got {continuous_factors!r}")
     continuous_factors = bool(continuous_factors)
 
-    factors = data.sample_factors(num_train, random_state)
-    codes = utils.generate_codes(data, representation_fn, factors, random_state, batch_size)
-    factors_test = data.sample_factors(num_test, random_state)
-    codes_test = utils.generate_codes(data, representation_fn, factors_test, random_state, batch_size)
-    if codes_test.shape[1] != codes.shape[1]:
-        raise UserError(f"representation_fn returned {codes_test.shape[1]} dimensions, earlier {codes.shape[1]}")
+    factors, codes, factors_test, codes_test = utils.train_test_codes(
+        data, representation_fn, random_state, num_train, num_test, batch_size)
 
     varying = np.array([len(np.unique(factors[:, k])) > 1 for k in range(factors.shape[1])], dtype=bool)
     if not varying.any():

@@ -83,6 +83,28 @@ def generate_codes(data, representation_fn, factors, random_state, batch_size):
     return np.concatenate(parts, axis=0)
 
 
+def standardise(train, test):
+    """train and test codes centred and scaled by the training mean and standard deviation
+    (ddof 0); a column constant on the training codes becomes 0, not NaN."""
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    scale = np.where(std > 0, std, 1.0)
+    return tuple(np.where(std > 0, (x - mean) / scale, 0.0) for x in (train, test))
+
+
+def train_test_codes(data, representation_fn, random_state, num_train, num_test, batch_size):
+    """(factors_train, codes_train, factors_test, codes_test): the training points are drawn
+    and encoded first, then the test points."""
+    factors_train = data.sample_factors(num_train, random_state)
+    codes_train = generate_codes(data, representation_fn, factors_train, random_state, batch_size)
+    factors_test = data.sample_factors(num_test, random_state)
+    codes_test = generate_codes(data, representation_fn, factors_test, random_state, batch_size)
+    if codes_test.shape[1] != codes_train.shape[1]:
+        raise UserError(f"representation_fn returned {codes_test.shape[1]} dimensions, "
+                        f"earlier {codes_train.shape[1]}")
+    return factors_train, codes_train, factors_test, codes_test
+
+
 def histogram_discretize(codes, num_bins):
     """Each column into num_bins equal-width bins over its own range (labels 1..num_bins).
 
