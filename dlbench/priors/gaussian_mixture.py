@@ -13,7 +13,7 @@ import gin
 import torch
 
 from dlbench.errors import UserError
-from dlbench.priors.base import Prior, log_normal_diag
+from dlbench.priors.base import Prior, checked_number, is_positive, log_normal_diag
 
 PAPER_MEANS_2D = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
 
@@ -29,7 +29,7 @@ class GaussianMixture(Prior):
     def __init__(self, latent_dim, means=None, variance=0.03, weights=None):
         super().__init__(latent_dim)
         self.given_means = _check_means(means, self.latent_dim)
-        self.variance = _check_variance(variance)
+        self.variance = checked_number(variance, "gaussian_mixture.variance", is_positive, "a positive number")
         self.given_weights = _check_weights(weights, len(self._means_list()))
         # buffers in torch's default dtype, like any module's parameters
         self.register_buffer("means", torch.tensor(self._means_list(), dtype=torch.get_default_dtype()))
@@ -75,16 +75,6 @@ def _check_means(means, latent_dim):
         raise UserError(f"gaussian_mixture.means must be a non-empty list of lists of {latent_dim} finite numbers "
                         "(one list per component)")
     return means
-
-
-def _check_variance(variance):
-    try:
-        value = float(variance)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise UserError(f"gaussian_mixture.variance must be a positive number, got {variance!r}")
-    return value
 
 
 def _check_weights(weights, num_components):

@@ -11,8 +11,7 @@ import math
 import gin
 import torch
 
-from dlbench.errors import UserError
-from dlbench.priors.base import Prior, log_normal_diag
+from dlbench.priors.base import Prior, checked_number, is_positive, log_normal_diag
 
 
 @gin.configurable("sparse_mixture")
@@ -21,8 +20,9 @@ class SparseMixture(Prior):
 
     def __init__(self, latent_dim, gamma=0.8, sigma0_sq=0.05):
         super().__init__(latent_dim)
-        self.gamma = _number(gamma, "gamma", lambda g: 0 <= g <= 1, "a number in [0, 1]")
-        self.sigma0_sq = _number(sigma0_sq, "sigma0_sq", lambda s: s > 0, "a positive number (a variance)")
+        self.gamma = checked_number(gamma, "sparse_mixture.gamma", lambda g: 0 <= g <= 1, "a number in [0, 1]")
+        self.sigma0_sq = checked_number(sigma0_sq, "sparse_mixture.sigma0_sq", is_positive,
+                                        "a positive number (a variance)")
 
     def settings(self):
         return {"gamma": self.gamma, "sigma0_sq": self.sigma0_sq}
@@ -41,13 +41,3 @@ class SparseMixture(Prior):
         one = self._anchor.new_ones(())
         std = torch.where(off, math.sqrt(self.sigma0_sq) * one, one)
         return std * self._randn(n, self.latent_dim, generator=generator)
-
-
-def _number(value, setting, valid, description):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (math.isfinite(number) and valid(number)):
-        raise UserError(f"sparse_mixture.{setting} must be {description}, got {value!r}")
-    return number

@@ -12,8 +12,7 @@ import math
 import gin
 import torch
 
-from dlbench.errors import UserError
-from dlbench.priors.base import Prior
+from dlbench.priors.base import Prior, checked_number, is_positive
 
 # Bailey's polar method accepts a point of the square [-1, 1]^2 with probability pi/4.
 _ACCEPT = math.pi / 4
@@ -25,7 +24,7 @@ class StudentT(Prior):
 
     def __init__(self, latent_dim, nu=3.0):
         super().__init__(latent_dim)
-        self.nu = _positive_number(nu)
+        self.nu = checked_number(nu, "student_t.nu (degrees of freedom)", is_positive, "a positive number")
 
     def settings(self):
         return {"nu": self.nu}
@@ -60,13 +59,3 @@ class StudentT(Prior):
         w = u * u + v * v
         inside = (w < 1) & (w > 0)
         return u[inside], w[inside]
-
-
-def _positive_number(nu):
-    try:
-        value = float(nu)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise UserError(f"student_t.nu (degrees of freedom) must be a positive number, got {nu!r}")
-    return value
