@@ -4,17 +4,22 @@ Every dataset class is a GroundTruthData (dlbench.data.ground_truth) constructed
 arguments to get the standard dataset. `dlb_data` also uses these static methods where a class has
 them: default_path(), file_status(path) -> 'real' | 'synthetic' | 'missing' | 'corrupt',
 verify_file(path) -> report dict, describe(path) -> dict, make(path, ...) for datasets that can
-be generated, download(path).
+be generated, download(path). Datasets generated in memory (pinwheel, linear_gaussian) have no
+file: their default_path() is None and file_status() is 'generated'.
 """
 
 import os
 from pathlib import Path
 
 from dlbench.data.dsprites import DSprites
+from dlbench.data.linear_gaussian import LinearGaussian
+from dlbench.data.pinwheel import Pinwheel
 from dlbench.errors import UserError
 
 DATASETS = {
     "dsprites": DSprites,
+    "linear_gaussian": LinearGaussian,
+    "pinwheel": Pinwheel,
 }
 
 

@@ -8,21 +8,38 @@ Conventions used across dlbench:
 - the whole dataset is also available as one uint8 array `images` of shape (N, C, H, W);
   `images * pixel_scale` gives the float observations, so training and evaluation can keep
   the uint8 array on the device and convert batches there.
+
+Vector datasets (pinwheel, linear_gaussian) follow the same contract with float32 data:
+observations have shape (n, D), `images` is the (N, D) float32 array the trainer draws its
+batches from (their fixed training sample) and pixel_scale is 1, so the trainer's one path
+(index on the device, cast to float32, scale) serves both without a copy per batch.
+
+Two class attributes say which assumptions hold, and the helpers at the bottom turn a violated
+one into a clear UserError for whatever needs it:
+- full_grid: one observation per factor combination, so `index_of`, `factors_of` and
+  `len(data) == prod(factors_num_values)` hold (True for image datasets);
+- continuous_factors: factors are real numbers, not class indices (then factors_num_values
+  is undefined and metrics that count factor values do not apply).
 """
 
 from abc import ABC, abstractmethod
 
 import numpy as np
 
+from dlbench.errors import UserError
+
 
 class GroundTruthData(ABC):
-    """Base class: a full grid of factor combinations with one image per combination."""
+    """Base class; by default a full grid of factor combinations with one image per combination
+    (datasets that are not override full_grid and the methods that rely on it)."""
 
     name: str = ""
     factor_names: list = []
     factors_num_values: list = []
     observation_shape: tuple = ()
     pixel_scale: float = 1.0
+    full_grid: bool = True
+    continuous_factors: bool = False
 
     @property
     def num_factors(self):
@@ -38,12 +55,14 @@ class GroundTruthData(ABC):
 
     def index_of(self, factors):
         """Row index in `images` of each factor combination (factors: (n, num_factors) ints)."""
+        require_full_grid(self, "index_of")
         factors = np.asarray(factors, dtype=np.int64)
         strides = np.cumprod([1] + list(self.factors_num_values[::-1]))[:-1][::-1]
         return factors @ strides
 
     def factors_of(self, index):
         """Inverse of index_of."""
+        require_full_grid(self, "factors_of")
         return np.stack(np.unravel_index(np.asarray(index), self.factors_num_values), axis=-1).astype(np.int64)
 
     def sample_factors(self, num, random_state):
@@ -62,3 +81,20 @@ class GroundTruthData(ABC):
 
     def sample_observations(self, num, random_state):
         return self.sample(num, random_state)[1]
+
+
+def require_full_grid(data, user):
+    """A UserError unless data holds exactly one observation per factor combination; `user`
+    names what needs that (a metric, or `index_of`)."""
+    if not getattr(data, "full_grid", True):
+        raise UserError(f"{user} needs a full factor grid (one observation per factor combination); "
+                        f"dataset {getattr(data, 'name', '?')} has none")
+
+
+def require_discrete_factors(data, metric):
+    """A UserError if data's factors are continuous: for metrics that treat factor values as
+    classes (MIG, FactorVAE, BetaVAE, DCI, modularity, discrete SAP)."""
+    if getattr(data, "continuous_factors", False):
+        raise UserError(f"metric {metric} needs discrete factors; dataset {getattr(data, 'name', '?')} has "
+                        f"continuous ones; choose a metric for continuous factors (e.g. sap with "
+                        f"sap.continuous_factors=True, inference_error, recon_ll)")
