@@ -1,10 +1,12 @@
-"""PNG figures of a trained model: reconstructions, latent traversals and draws from the prior."""
+"""PNG figures of a trained model: reconstructions, latent traversals and draws from the prior
+(image grids for image data; scatter plots of the first two coordinates for vector data)."""
 
 import io
 
 import numpy as np
 import torch
 from matplotlib import image as mpimg
+from matplotlib.figure import Figure
 
 from dlbench.rundir import atomic_write_bytes
 
@@ -33,6 +35,8 @@ def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, s
     per latent dimension, moved over [-span, span] from the first image's mean code) and
     prior_samples.png (decoder means at draws from the model's prior)."""
     model.eval()
+    if images.ndim == 2:
+        return _write_vector_samples(model, images, folder, seed, span, steps)
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     index = torch.randint(len(images), (num,), generator=generator)
@@ -49,3 +53,65 @@ def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, s
     prior_generator = torch.Generator(device=device).manual_seed(seed)
     drawn = model.likelihood.mean(model.decode(model.prior.sample(2 * num, prior_generator)))
     save_png(folder / "prior_samples.png", _grid(drawn.unflatten(0, (2, num)).cpu().numpy()))
+
+
+VECTOR_POINTS = 500  # points per scatter plot of vector data
+
+
+def _xy(points):
+    """The first two coordinates of (n, D) points for a scatter plot (the second is 0 when D = 1)."""
+    points = points.cpu().numpy()
+    return points[:, 0], points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
+
+
+def _save_figure(path, draw):
+    figure = Figure(figsize=(5, 5))
+    axes = figure.subplots()
+    draw(axes)
+    axes.set_aspect("equal", adjustable="datalim")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+@torch.no_grad()
+def _write_vector_samples(model, observations, folder, seed, span, steps):
+    """The same three figures for (N, D) float data: data points (grey) with their mean
+    reconstructions, the decoded path of each latent dimension moved over [-span, span] from the
+    first point's mean code, and decoder means at draws from the prior over the data."""
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.randperm(len(observations), generator=generator)[:VECTOR_POINTS]
+    x = torch.as_tensor(observations[index.numpy()]).to(device=device, dtype=torch.float32)
+    mean, _ = model.encode(x)
+    recon = model.likelihood.mean(model.decode(mean))
+
+    def data(axes):
+        axes.scatter(*_xy(x), s=4, c="0.6", label="data")
+
+    def reconstructions(axes):
+        data(axes)
+        axes.scatter(*_xy(recon), s=4, c="tab:red", label="reconstruction")
+        axes.legend(loc="best", fontsize="small")
+
+    offsets = torch.linspace(-span, span, steps, device=device)
+
+    def traversals(axes):
+        data(axes)
+        for dim in range(mean.shape[1]):
+            codes = mean[0].repeat(steps, 1)
+            codes[:, dim] += offsets
+            axes.plot(*_xy(model.likelihood.mean(model.decode(codes))), marker=".", label=f"z{dim}")
+        axes.legend(loc="best", fontsize="small")
+
+    prior_generator = torch.Generator(device=device).manual_seed(seed)
+    drawn = model.likelihood.mean(model.decode(model.prior.sample(len(x), prior_generator)))
+
+    def prior_samples(axes):
+        data(axes)
+        axes.scatter(*_xy(drawn), s=4, c="tab:blue", label="decoded prior draws")
+        axes.legend(loc="best", fontsize="small")
+
+    for name, draw in (("reconstructions", reconstructions), ("traversals", traversals),
+                       ("prior_samples", prior_samples)):
+        _save_figure(folder / f"{name}.png", draw)
