@@ -1,0 +1,93 @@
+"""The vectorised metrics give the same dict as straightforward per-vote / per-point loops of the
+same protocol (dlbench.metrics.baselines), and the bincount mutual information equals sklearn's."""
+
+import json
+
+import numpy as np
+import pytest
+import sklearn.metrics
+
+from dlbench.metrics import evaluate, utils
+from dlbench.metrics.baselines import BASELINES, evaluate_baseline
+from tests.toy_data import Recorder, ToyData
+
+SIZES = (3, 4, 1, 5)   # a single-valued factor too: every metric must leave it out the same way
+
+# settings small enough for a few seconds per metric, large enough that every vote / point loop
+# and every estimator runs (the 20-bin histograms see hundreds of points)
+SMALL = {
+    "factor_vae": dict(num_train=150, num_eval=100, num_variance_estimate=500),
+    "beta_vae": dict(num_train=120, num_eval=60, batch_size=16),
+    "mig": dict(num_train=600),
+    "sap": dict(num_train=300, num_test=200),
+    "dci": dict(num_train=300, num_test=200, classifier="logistic"),
+    "modularity_explicitness": dict(num_train=300, num_test=200),
+    "unsupervised": dict(num_train=600),
+    "hoyer_sparsity": dict(num_points=600),
+    "active_units": dict(num_points=600),
+}
+
+
+def identity(factors):
+    return factors
+
+
+def noisy_linear_mix(factors):
+    """A fixed random linear map of the factors plus noise that is a fixed function of the grid
+    cell (so a point's code does not depend on the batch it is encoded in), and a dead dimension."""
+    data = ToyData(SIZES)
+    rs = np.random.RandomState(7)
+    weights = rs.normal(size=(len(SIZES), 6))
+    cell_noise = 0.3 * rs.normal(size=(len(data), 6))
+    mixed = (factors[:, :, None] * weights[None]).sum(axis=1) + cell_noise[data.index_of(factors)]
+    return np.concatenate([mixed, np.zeros((len(factors), 1))], axis=1)
+
+
+def sorted_rows(array):
+    return array[np.lexsort(array.T[::-1])]
+
+
+def test_every_baseline_mirrors_a_registered_metric():
+    from dlbench.metrics import METRICS
+    assert set(BASELINES) <= set(METRICS)
+    assert set(SMALL) == set(BASELINES)
+
+
+@pytest.mark.parametrize("representation", [identity, noisy_linear_mix], ids=["identity", "noisy_mix"])
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_vectorised_metric_equals_its_straightforward_loop(name, representation):
+    data = ToyData(SIZES)
+    fast_fn, slow_fn = Recorder(data, representation), Recorder(data, representation)
+    fast = evaluate(name, data, fast_fn, seed=3, **SMALL[name])
+    slow = evaluate_baseline(name, data, slow_fn, seed=3, **SMALL[name])
+    assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)   # bit for bit
+    # the same points were encoded (beta_vae's baseline interleaves the two halves of the pairs
+    # point by point, the metric stacks them per call), in more, smaller calls
+    np.testing.assert_array_equal(sorted_rows(fast_fn.all_factors), sorted_rows(slow_fn.all_factors))
+    assert len(slow_fn.call_sizes) > len(fast_fn.call_sizes)
+
+
+def test_baseline_encodes_one_vote_per_call():
+    data = ToyData(SIZES)
+    rep = Recorder(data, identity)
+    evaluate_baseline("factor_vae", data, rep, seed=0, **SMALL["factor_vae"])
+    # the variance estimate 64 at a time (disentanglement_lib's batching), then one call per vote
+    assert rep.call_sizes == [64] * 7 + [52] + [64] * 250
+    for batch in rep.batches[8:]:
+        assert any(len(np.unique(batch[:, k])) == 1 for k in (0, 1, 3))   # one factor held fixed
+
+
+def test_mutual_info_equals_sklearn_on_random_inputs():
+    rs = np.random.RandomState(0)
+    for _ in range(100):
+        n = rs.randint(1, 400)
+        codes = rs.randint(rs.randint(1, 25), size=(n, 3)) * 5 - 7       # arbitrary, unsorted labels
+        factors = rs.randint(rs.randint(1, 40), size=(n, 2))
+        m = utils.discrete_mutual_info(codes, factors)
+        h = utils.discrete_entropy(factors)
+        for k in range(2):
+            for i in range(3):
+                expected = sklearn.metrics.mutual_info_score(factors[:, k], codes[:, i])
+                assert m[i, k] == pytest.approx(expected, rel=0, abs=1e-12)
+            assert h[k] == pytest.approx(sklearn.metrics.mutual_info_score(factors[:, k], factors[:, k]),
+                                         rel=0, abs=1e-12)
