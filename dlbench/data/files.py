@@ -7,6 +7,7 @@ resident memory of loading a dataset, for the README's memory figures.
 """
 
 import hashlib
+import http.client
 import json
 import os
 import subprocess
@@ -139,7 +140,7 @@ def download_file(url, path, checksums=None, by_hand="", timeout=60, progress=Tr
                 _copy(response, out, offset if resumed else 0, total, url, progress, block)
     except UserError:
         raise
-    except (OSError, urllib.error.URLError, ValueError) as err:
+    except (OSError, http.client.HTTPException, ValueError) as err:  # URLError is an OSError
         kept = f"; the partial file {part} is kept and a rerun resumes it" if part.exists() else ""
         raise UserError(f"{failed} ({one_line(err)}){kept}; {by_hand}") from None
     problem = checksum_problem(part, checksums or {})
