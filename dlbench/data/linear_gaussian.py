@@ -5,7 +5,7 @@ sources s ~ N(0, I_k) (the ground-truth factors, continuous) and noise eta ~ N(0
     p(s | x) = N(Sigma A^T x, Sigma),  Sigma = (A^T A + I_k)^-1        (eq. 19)
 
 The mixing matrix A (N x k) is given (mixing_matrix, a nested list or array) or built:
-- mixing='gaussian' (default): entries drawn i.i.d. N(0, 1/k) from numpy's default_rng(seed), so
+- mixing='gaussian' (default): entries drawn i.i.d. N(0, 1/k) with numpy's default_rng, so
   every observed coordinate has signal variance 1 on average, as much as its noise, whatever k;
 - mixing='ones_plus_identity': A_ij = (1 + delta_ij) / 2, the paper's analytic example (N = 128,
   k = 2 there), no randomness.
@@ -18,8 +18,9 @@ A, A^T A is about (N/k) I, so each source keeps a posterior variance near k / (N
 the paper's N = 128 example shrinks it to about 1/50.
 
 Training data: the model is infinite, so training draws batches from a fixed sample of num_train
-observations (`images`, float32 (num_train, N), the sources in `training_sources`), drawn after
-A from the same generator. Metrics draw fresh observations: sample_factors gives sources from
+observations (`images`, float32 (num_train, N), the sources in `training_sources`).
+Randomness: SeedSequence(seed) spawns two streams, the first draws A, the second the training
+sample, so the sample does not depend on whether A was drawn or given. Metrics draw fresh observations: sample_factors gives sources from
 random_state and sample_observations_from_factors adds fresh noise from random_state.
 """
 
@@ -84,7 +85,7 @@ class LinearGaussian(GroundTruthData):
                  num_train=NUM_TRAIN):
         self.seed = _integer("seed", seed, 0)
         self.num_train = _integer("num_train", num_train, 1)
-        rng = np.random.default_rng(self.seed)
+        mixing_rng, sample_rng = (np.random.default_rng(child) for child in np.random.SeedSequence(self.seed).spawn(2))
         if mixing_matrix is not None:
             self.mixing = "given"
             self.mixing_matrix = _checked_matrix(mixing_matrix, observed_dim, num_sources)
@@ -92,13 +93,13 @@ class LinearGaussian(GroundTruthData):
             self.mixing = mixing
             n = OBSERVED_DIM if observed_dim is None else _integer("observed_dim", observed_dim, 1)
             k = NUM_SOURCES if num_sources is None else _integer("num_sources", num_sources, 1)
-            self.mixing_matrix = build_mixing_matrix(mixing, n, k, rng)
+            self.mixing_matrix = build_mixing_matrix(mixing, n, k, mixing_rng)
         self.mixing_matrix.setflags(write=False)
         n, k = self.mixing_matrix.shape
         self.observation_shape = (n,)
         self.factor_names = [f"s{j}" for j in range(k)]
-        self.training_sources = rng.standard_normal((self.num_train, k))
-        self._observations = self._mix(self.training_sources, rng)
+        self.training_sources = sample_rng.standard_normal((self.num_train, k))
+        self._observations = self._mix(self.training_sources, sample_rng)
 
     @property
     def num_factors(self):
