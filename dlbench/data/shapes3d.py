@@ -147,7 +147,7 @@ def labels_to_classes(labels):
         classes[:, i] = np.argmin(distance, axis=1)
         worst = int(np.argmax(distance[np.arange(len(labels)), classes[:, i]]))
         if len(labels) and distance[worst, classes[worst, i]] > LABEL_TOLERANCE:
-            raise ValueError(f"row {worst} has {name} = {labels[worst, i]!r}, not one of the published values")
+            raise ValueError(f"row {worst} has {name} = {float(labels[worst, i])!r}, not one of the published values")
     return classes
 
 
@@ -254,18 +254,19 @@ def verify_file(path=None, factor_sizes=None):
     return report
 
 
-def describe(path=None):
+def describe(path=None, factor_sizes=None):
+    """What the file holds (structure checked, images not read)."""
     path = Path(path) if path is not None else default_path()
-    handle = Shapes3DFile(path)
+    handle = Shapes3DFile(path, factor_sizes)
     return {
         "name": NAME,
         "path": str(handle.path),
         "source": "real",
-        "grid": "full",
+        "grid": "full" if handle.factor_sizes == FACTOR_SIZES else "reduced",
         "num_images": handle.num_images,
         "observation_shape": list(Shapes3D.observation_shape),
         "factor_names": list(FACTOR_NAMES),
-        "factors_num_values": list(FACTOR_SIZES),
+        "factors_num_values": list(handle.factor_sizes),
         "file_bytes": handle.path.stat().st_size,
         "uint8_bytes": handle.num_images * int(np.prod(IMAGE_SHAPE)),
         "url": URL,
