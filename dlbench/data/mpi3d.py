@@ -207,14 +207,15 @@ def verify_file(variant, path=None, factor_sizes=None):
     return report
 
 
-def describe(variant, path=None):
+def describe(variant, path=None, factor_sizes=None):
+    """What the file holds (structure checked, images not read)."""
     path = Path(path) if path is not None else default_path(variant)
-    handle = Mpi3dFile(variant, path)
+    handle = Mpi3dFile(variant, path, factor_sizes)
     return {
         "name": variant,
         "path": str(handle.path),
         "source": "real",
-        "grid": "full",
+        "grid": "full" if handle.factor_sizes in (FACTOR_SIZES, PRE_RELEASE_SIZES) else "reduced",
         "release": "2019 pre-release" if handle.pre_release else "final",
         "num_images": handle.num_images,
         "observation_shape": [3, 64, 64],
@@ -284,8 +285,8 @@ class Mpi3d(GroundTruthData):
         return verify_file(cls.name, path, factor_sizes)
 
     @classmethod
-    def describe(cls, path=None):
-        return describe(cls.name, path)
+    def describe(cls, path=None, factor_sizes=None):
+        return describe(cls.name, path, factor_sizes)
 
     @classmethod
     def download(cls, path=None, timeout=60, progress=True):
