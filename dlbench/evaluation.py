@@ -11,12 +11,11 @@ import dlbench
 import dlbench.data
 from dlbench import metrics, rundir
 from dlbench.errors import UserError
-from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, numpy_representation_fn,
-                                 postprocess)
+from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
+from dlbench.postprocess import check_mode, load_representation, numpy_representation_fn, postprocess
 from dlbench.train import load_trained_model
 
 DEFAULT_METRICS = ("mig", "factor_vae", "recon_ll")
-MODEL_METRICS = ("recon_ll",)  # metrics that need the whole VAE, not only the representation
 
 
 def metric_result_path(run_dir, mode, metric):
@@ -40,8 +39,8 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
     for name in todo:
         extra = dict(params.get(name, {}))
-        if name in MODEL_METRICS:
-            extra.update(log_likelihood_params(load_trained_model(run_dir, device), device, seed))
+        if needs_model(name):
+            extra.update(model_params(name, load_trained_model(run_dir, device), device, seed))
         tick = time.perf_counter()
         values = metrics.evaluate(name, data, representation_fn, seed=seed, **extra)
         result = {**values, "metric": name, "mode": mode, "seed": seed, "elapsed_seconds": time.perf_counter() - tick,
@@ -61,23 +60,26 @@ def library_versions():
             "scipy_version": scipy.__version__, "sklearn_version": sklearn.__version__}
 
 
+def needs_model(name):
+    """Whether metric `name` takes functions of the whole VAE (encoder Gaussian, decoder, prior),
+    not only the representation."""
+    return bool(set(metrics.metric_params(name)) & set(MODEL_FUNCTIONS))
+
+
+def model_params(name, model, device, seed):
+    """The model functions metric `name` takes (dlbench.model_functions), seeded with seed, and the
+    device for metrics that compute on it."""
+    accepted = metrics.metric_params(name)
+    functions = model_functions(model, device, seed)
+    extra = {key: fn for key, fn in functions.items() if key in accepted}
+    if "device" in accepted:
+        extra["device"] = str(device)
+    return extra
+
+
 def log_likelihood_params(model, device, seed):
     """recon_ll's parameters for a VAE: log p(x|z) per image with z drawn from q(z|x) (seeded)."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-
-    batch_size = encode_batch_size(device)
-
-    @torch.no_grad()
-    def log_likelihood_fn(observations):
-        out = []
-        for start in range(0, len(observations), batch_size):
-            x = torch.as_tensor(observations[start:start + batch_size], device=device, dtype=torch.float32)
-            mean, logvar = model.encode(x)
-            z = model.sample_z(mean, logvar, generator)
-            out.append(model.likelihood.log_prob(model.decode(z), x).double().cpu().numpy())
-        return np.concatenate(out)
-
-    return {"log_likelihood_fn": log_likelihood_fn, "likelihood": model.config["likelihood"]}
+    return model_params("recon_ll", model, device, seed)
 
 
 def parse_metric_params(bindings):

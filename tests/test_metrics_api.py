@@ -74,18 +74,34 @@ def test_representation_output_is_checked():
         evaluate("factor_vae", data, lambda x: np.full((len(x), 2), np.nan), num_variance_estimate=100)
 
 
-SMALL = {"num_train": 300, "num_eval": 150, "num_test": 150, "num_points": 300, "num_variance_estimate": 300}
+SMALL = {"num_train": 300, "num_eval": 150, "num_test": 150, "num_points": 300, "num_variance_estimate": 300,
+         "num_samples": 200}
+
+
+def metric_inputs(name):
+    """(data, representation_fn, model functions) for the generic test of metric `name`: a toy
+    linear-Gaussian model (fresh, so its sampling starts from its seed) where the metric needs one."""
+    from dlbench.data.linear_gaussian import LinearGaussian
+    from dlbench.evaluation import needs_model
+    from dlbench.metrics import metric_params
+    from tests.toy_model import LinearGaussianModel
+
+    weights = np.array([1.0, -2.0, 0.5], dtype=np.float32)
+    data = LinearGaussian(mixing_matrix=np.diag(weights).tolist()) if name == "inference_error" else ToyData((3, 4, 5))
+    functions = LinearGaussianModel(np.diag(weights)).functions() if needs_model(name) else {}
+    return (data, lambda x: x.reshape(len(x), -1) * weights,
+            {k: v for k, v in functions.items() if k in metric_params(name)})
 
 
 @pytest.mark.parametrize("name", [m for m in sorted(METRICS) if m != "recon_ll"])
 def test_every_metric_runs_through_evaluate_records_its_protocol_and_is_seeded(name):
     from dlbench.metrics import metric_params
 
-    data = ToyData((3, 4, 5))
     small = {k: v for k, v in SMALL.items() if k in metric_params(name)}
-    fn = lambda x: x.reshape(len(x), -1) * np.array([1.0, -2.0, 0.5], dtype=np.float32)
-    first = evaluate(name, data, fn, seed=3, **small)
-    assert first == evaluate(name, data, fn, seed=3, **small)
+    data, fn, model = metric_inputs(name)
+    first = evaluate(name, data, fn, seed=3, **small, **model)
+    data, fn, model = metric_inputs(name)
+    assert first == evaluate(name, data, fn, seed=3, **small, **model)
     assert all(isinstance(v, (bool, int, float, str)) for v in first.values())
     assert all(v == v for v in first.values() if isinstance(v, float))  # no NaN passed off as a score
     for key, value in small.items():

@@ -50,3 +50,25 @@ class Recorder:
     @property
     def all_factors(self):
         return np.concatenate(self.batches)
+
+
+class SampledToyData(ToyData):
+    """ToyData that is not a full grid (as pinwheel or linear_gaussian): observations are rendered
+    from the factors directly, never looked up by index."""
+
+    full_grid = False
+
+    def __init__(self, factors_num_values=(3, 4, 5), pixel_scale=1.0):
+        self.factors_num_values = [int(n) for n in factors_num_values]
+        self.factor_names = [f"f{k}" for k in range(len(self.factors_num_values))]
+        self.observation_shape = (len(self.factors_num_values), 1, 1)
+        self.pixel_scale = float(pixel_scale)
+
+    @property
+    def images(self):
+        raise AttributeError("SampledToyData has no image array")
+
+    def sample_observations_from_factors(self, factors, random_state):
+        del random_state
+        shape = (len(factors),) + self.observation_shape
+        return (np.asarray(factors, dtype=np.float32) * np.float32(self.pixel_scale)).reshape(shape)

@@ -13,24 +13,34 @@ from dlbench.errors import UserError
 from dlbench.metrics.active_units import compute_active_units
 from dlbench.metrics.beta_vae import compute_beta_vae
 from dlbench.metrics.dci import compute_dci
+from dlbench.metrics.elbo import compute_elbo
 from dlbench.metrics.factor_vae import compute_factor_vae
 from dlbench.metrics.hoyer_sparsity import compute_hoyer_sparsity
+from dlbench.metrics.inference_error import compute_inference_error
+from dlbench.metrics.iwae import compute_iwae
 from dlbench.metrics.mig import compute_mig
+from dlbench.metrics.mig_chen import compute_mig_chen
 from dlbench.metrics.modularity_explicitness import compute_modularity_explicitness
 from dlbench.metrics.recon_ll import compute_recon_ll
 from dlbench.metrics.sap import compute_sap
+from dlbench.metrics.total_correlation import compute_total_correlation
 from dlbench.metrics.unsupervised import compute_unsupervised
 
 METRICS = {
     "active_units": compute_active_units,
     "beta_vae": compute_beta_vae,
     "dci": compute_dci,
+    "elbo": compute_elbo,
     "factor_vae": compute_factor_vae,
     "hoyer_sparsity": compute_hoyer_sparsity,
+    "inference_error": compute_inference_error,
+    "iwae": compute_iwae,
     "mig": compute_mig,
+    "mig_chen": compute_mig_chen,
     "modularity_explicitness": compute_modularity_explicitness,
     "recon_ll": compute_recon_ll,
     "sap": compute_sap,
+    "total_correlation": compute_total_correlation,
     "unsupervised": compute_unsupervised,
 }
 
