@@ -91,3 +91,63 @@ def test_mutual_info_equals_sklearn_on_random_inputs():
                 assert m[i, k] == pytest.approx(expected, rel=0, abs=1e-12)
             assert h[k] == pytest.approx(sklearn.metrics.mutual_info_score(factors[:, k], factors[:, k]),
                                          rel=0, abs=1e-12)
+
+
+# ---- the benchmark's lookup representation and `dlb_bench metrics` ------------------------
+
+def test_lookup_representation_is_the_exact_linear_map_of_the_factors():
+    from dlbench.bench import ExactLinearMap, FactorsAsObservations
+
+    base = ToyData(SIZES)
+    lookup = FactorsAsObservations(base)
+    # the same factor draws as the wrapped dataset
+    np.testing.assert_array_equal(lookup.sample_factors(50, np.random.RandomState(4)),
+                                  base.sample_factors(50, np.random.RandomState(4)))
+    factors = lookup.sample_factors(300, np.random.RandomState(5))
+    representation = ExactLinearMap(lookup.num_factors, num_codes=6, seed=1)
+    codes = representation(lookup.sample_observations_from_factors(factors, None))
+    # integer arithmetic on the weights in units of 2^-10: the float product must be exact
+    units = (representation.weights * 1024).astype(np.int64)
+    np.testing.assert_array_equal(units / 1024, representation.weights)
+    np.testing.assert_array_equal(codes, (factors @ units) / 1024)
+    # so a point's code does not depend on its batch
+    np.testing.assert_array_equal(np.concatenate([representation(lookup.sample_observations_from_factors(f, None))
+                                                  for f in np.array_split(factors, 7)]), codes)
+
+
+@pytest.fixture
+def toy_dataset(monkeypatch):
+    import dlbench.data
+    monkeypatch.setattr(dlbench.data, "get_dataset", lambda name, **kwargs: ToyData(SIZES))
+
+
+def test_dlb_bench_metrics_lookup_only_runs_mig(toy_dataset, capsys):
+    from dlbench.cli.bench import main
+
+    assert main(["metrics", "--lookup-only", "--metrics", "mig", "--metric_param", "mig.num_train=500",
+                 "--repeats", "2", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert "conv_seconds" not in figures and set(figures["lookup"]) == {"mig"}
+    row = figures["lookup"]["mig"]
+    assert row["same_result"] is True
+    assert row["seconds"] > 0 and row["baseline_seconds"] > 0
+    assert row["speedup"] == pytest.approx(row["baseline_seconds"] / row["seconds"])
+
+    assert main(["metrics", "--lookup-only", "--metrics", "mig,active_units",
+                 "--metric_param", "mig.num_train=500", "--metric_param", "active_units.num_points=500"]) == 0
+    table = capsys.readouterr().out
+    assert "speedup" in table and table.count("True") == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--metrics", "nope"], "unknown metric 'nope'"),
+    (["--metrics", "recon_ll"], "drop --lookup-only"),
+    (["--metrics", "mig", "--metric_param", "nope.x=1"], "unknown metric 'nope'"),
+    (["--metrics", "mig", "--repeats", "0"], "repeats must be an integer >= 1"),
+])
+def test_dlb_bench_metrics_bad_input_is_one_line(toy_dataset, capsys, argv, message):
+    from dlbench.cli.bench import main
+
+    assert main(["metrics", "--lookup-only", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

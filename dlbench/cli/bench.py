@@ -7,26 +7,58 @@ from dlbench.cli.common import make_parser, run_main
 
 def _body(argv):
     parser = make_parser("dlb_bench", "Benchmarks. train: training images/s per architecture, dlbench's loop "
-                         "against a per-sample DataLoader loop at batch 64. metrics: seconds per metric.")
+                         "against a per-sample DataLoader loop at batch 64. metrics: seconds per metric with an "
+                         "untrained conv model on the dataset, and on a lookup representation (codes a fixed "
+                         "linear map of the factors) against straightforward per-vote baselines.")
     parser.add_argument("what", choices=["train", "metrics"])
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--steps", type=int, help="timed steps per round (default 20 on CPU, 300 on GPU; 3 alternating rounds)")
+    parser.add_argument("--steps", type=int, help="train: timed steps per round (default 20 on CPU, 300 on GPU; "
+                        "3 alternating rounds)")
+    parser.add_argument("--metrics", help="metrics: comma-separated names (default: every metric that needs only "
+                        "a representation, and recon_ll with the conv model)")
+    parser.add_argument("--lookup-only", action="store_true",
+                        help="metrics: skip the conv model, time only the lookup representation and the baselines")
+    parser.add_argument("--metric_param", action="append", default=[], metavar="METRIC.PARAM=VALUE",
+                        help="metrics: a metric setting for both the metric and its baseline, e.g. "
+                        "factor_vae.num_train=1000 (repeatable)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="metrics: best of this many alternating runs of each metric and its baseline (default 1)")
+    parser.add_argument("--dataset", default="dsprites", help="metrics: the dataset (default dsprites)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
     from dlbench.bench import bench_metrics, bench_train
+    from dlbench.evaluation import parse_metric_params
     from dlbench.train import resolve_device
 
     device = resolve_device(args.device)
-    figures = bench_train(device, steps=args.steps) if args.what == "train" else bench_metrics(device)
+    if args.what == "train":
+        figures = bench_train(device, steps=args.steps)
+    else:
+        names = [n.strip() for n in args.metrics.split(",") if n.strip()] if args.metrics else None
+        figures = bench_metrics(device, names=names, dataset=args.dataset, lookup_only=args.lookup_only,
+                                params=parse_metric_params(args.metric_param), repeats=args.repeats)
     if args.json:
         print(json.dumps(figures))
         return
     for key, value in figures.items():
-        if isinstance(value, dict):
+        if key == "lookup":
+            _print_lookup(value)
+        elif isinstance(value, dict):
             print(f"{key}: " + ", ".join(f"{k} {v:.2f}" for k, v in value.items()))
         else:
             print(f"{key}: {value:.2f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+def _print_lookup(rows):
+    print("lookup representation (the metric's own cost):")
+    print(f"  {'metric':<26}{'seconds':>10}{'baseline_s':>12}{'speedup':>9}  same_result")
+    for name, row in rows.items():
+        if "baseline_seconds" in row:
+            print(f"  {name:<26}{row['seconds']:>10.3f}{row['baseline_seconds']:>12.3f}{row['speedup']:>8.1f}x  "
+                  f"{row['same_result']}")
+        else:
+            print(f"  {name:<26}{row['seconds']:>10.3f}{'-':>12}{'-':>9}  (no baseline)")
 
 
 def main(argv=None):
