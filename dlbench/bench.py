@@ -5,7 +5,7 @@ of a straightforward PyTorch loop of the same model fed by a per-sample Dataset 
 with a per-step loss.item() (the way the public PyTorch code of the field trains), at batch 64.
 metrics: seconds per metric at default settings on dSprites (a) with an untrained conv encoder
 (codes standardised so that no dimension is pruned; recon_ll with the model's log-likelihood), and
-(b) on a cheap lookup representation that isolates the metric's own cost: LookupData wraps the
+(b) on a cheap lookup representation that isolates the metric's own cost: FactorsAsObservations wraps the
 dataset so that the observation of a point is its factor vector (the same factor draws as the
 dataset, no image gather) and ExactLinearMap maps it by a fixed random matrix (exact arithmetic,
 so the codes do not depend on the batching).

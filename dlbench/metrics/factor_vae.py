@@ -36,6 +36,7 @@ def generate_votes(data, representation_fn, random_state, num_votes, batch_size,
     num_factors = data.num_factors
     dim = len(global_variances)
     active_index = np.flatnonzero(active_dims)
+    active_variances = global_variances[active_index]
     candidates = utils.varying_factors(data)
     if len(candidates) == 0:
         raise UserError("the FactorVAE score needs at least one factor that varies; every factor "
@@ -55,8 +56,10 @@ def generate_votes(data, representation_fn, random_state, num_votes, batch_size,
         codes = utils.encode(representation_fn, observations, max(representation_batch_size, batch_size))
         if codes.shape[1] != dim:
             raise UserError(f"representation_fn returned {codes.shape[1]} dimensions, earlier {dim}")
-        local_variances = codes.reshape(n, batch_size, dim)[:, :, active_index].var(axis=1, ddof=1)
-        ratios = local_variances / global_variances[active_index]
+        codes = codes.reshape(n, batch_size, dim)
+        if len(active_index) < dim:          # (a copy; skipped in the usual all-active case)
+            codes = codes[:, :, active_index]
+        ratios = codes.var(axis=1, ddof=1) / active_variances
         winners = active_index[np.argmin(ratios, axis=1)]
         np.add.at(votes, (voted[start:start + n], winners), 1)
     return votes
