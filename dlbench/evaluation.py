@@ -34,9 +34,18 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     results = {m: rundir.read_json(metric_result_path(run_dir, mode, m)) for m in metric_names if m not in todo}
     if not todo:
         return results
-    postprocess(run_dir, mode)  # skips a representation that is already complete
-    data = dlbench.data.get_dataset(record["dataset"])
-    representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
+    # Every metric draws from its own seeded streams; forking keeps model construction from
+    # moving torch's global generators, so evaluating inside a training script changes nothing there.
+    cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        postprocess(run_dir, mode)  # skips a representation that is already complete
+        data = dlbench.data.get_dataset(record["dataset"])
+        representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
+        _evaluate_each(run_dir, todo, data, representation_fn, mode, device, seed, params, results, log)
+    return results
+
+
+def _evaluate_each(run_dir, todo, data, representation_fn, mode, device, seed, params, results, log):
     for name in todo:
         extra = dict(params.get(name, {}))
         if needs_model(name):
@@ -48,7 +57,6 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
         rundir.write_json(metric_result_path(run_dir, mode, name), result)
         log(f"{run_dir}: {name} " + ", ".join(f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values)))
         results[name] = result
-    return results
 
 
 def library_versions():

@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny reduced-grid dSprites file in the real format, in a private
 $DLBENCH_DATA, and tiny training configs."""
 
+from pathlib import Path
+
 import pytest
 
 
@@ -46,3 +48,35 @@ def tiny_dsprites(tiny_data_root, monkeypatch):
     """$DLBENCH_DATA pointing at a 384-image dSprites grid (all shapes, 2 scales, 4 of the rest)."""
     monkeypatch.setenv("DLBENCH_DATA", str(tiny_data_root))
     return tiny_data_root
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tiny_data_root, tmp_path_factory):
+    """A finished run of TINY_PARAMS on the tiny dSprites grid (trained once per session; copy it
+    before writing into it)."""
+    import os
+
+    from dlbench.cli import train as train_cli
+
+    run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
+    args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
+    for p in TINY_PARAMS:
+        args += ["--gin_param", p]
+    previous = os.environ.get("DLBENCH_DATA")
+    os.environ["DLBENCH_DATA"] = str(tiny_data_root)
+    try:
+        assert train_cli.main(args) == 0
+    finally:
+        if previous is None:
+            del os.environ["DLBENCH_DATA"]
+        else:
+            os.environ["DLBENCH_DATA"] = previous
+    return run_dir
+
+
+@pytest.fixture
+def trained_run(tiny_trained_run, tiny_dsprites, tmp_path):
+    """A private copy of the tiny trained run, with $DLBENCH_DATA at the tiny grid."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_trained_run, tmp_path / "run"))

@@ -9,11 +9,9 @@ import pytest
 import torch
 
 from dlbench.cli import evaluate as evaluate_cli
-from dlbench.cli import train as train_cli
 from dlbench.model_functions import model_functions
 from dlbench.nn import VAE
 from dlbench.priors.base import log_normal_diag
-from tests.conftest import TINY_PARAMS
 
 
 def small_vae(prior=None):
@@ -90,12 +88,8 @@ def test_log_weights_use_the_model_prior():
     assert "kl_per_dim" not in functions["elbo_terms_fn"](x)
 
 
-def test_model_side_metrics_through_dlb_evaluate(tiny_dsprites, tmp_path):
-    run_dir = tmp_path / "run"
-    args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
-    for p in TINY_PARAMS:
-        args += ["--gin_param", p]
-    assert train_cli.main(args) == 0
+def test_model_side_metrics_through_dlb_evaluate(trained_run):
+    run_dir = trained_run
     params = ["elbo.num_points=200", "iwae.num_points=50", "iwae.num_samples=20", "mig_chen.num_samples=500",
               "total_correlation.num_samples=500"]
     argv = [str(run_dir), "--metrics", "elbo,iwae,mig_chen,total_correlation", "--device", "cpu"]

@@ -1,0 +1,31 @@
+"""The evaluation random stream: seeded, independent of training and of global random state."""
+
+import numpy as np
+import torch
+
+from dlbench.evaluation import evaluate_run
+
+METRICS = ("mig", "recon_ll", "iwae")
+PARAMS = {"mig": {"num_train": 300}, "recon_ll": {"num_points": 100},
+          "iwae": {"num_points": 20, "num_samples": 5}}
+
+
+def results(run_dir, seed):
+    out = evaluate_run(run_dir, METRICS, seed=seed, params=PARAMS, overwrite=True, log=lambda *a: None)
+    return {m: {k: v for k, v in r.items() if k != "elapsed_seconds"} for m, r in out.items()}
+
+
+def test_seeded_independent_of_global_random_state_which_it_leaves_alone(trained_run):
+    torch.manual_seed(1)
+    np.random.seed(1)
+    first = results(trained_run, seed=0)
+    torch.manual_seed(12345)  # another global state, as training would leave it
+    np.random.seed(54321)
+    expected_next = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(12345)
+    np.random.seed(54321)
+    assert results(trained_run, seed=0) == first
+    assert torch.equal(torch.rand(3), expected_next[0]) and np.array_equal(np.random.rand(3), expected_next[1])
+    second = results(trained_run, seed=1)
+    assert first["recon_ll"]["recon_ll"] != second["recon_ll"]["recon_ll"]
+    assert first["iwae"]["iwae"] != second["iwae"]["iwae"]
