@@ -9,7 +9,7 @@ import pandas as pd
 
 from dlbench import rundir
 from dlbench.errors import UserError
-from dlbench.metrics import value_keys
+from dlbench.metrics import METRICS, metric_params, value_keys
 
 IDENTITY = ["dataset", "method"]
 
@@ -38,10 +38,22 @@ def _run_row(run_dir, runs_root):
                     if isinstance(v, (int, float)) and k != "dlbench_version"})
     for path in sorted(run_dir.glob("metrics/*/*/results.json")):
         mode, metric = path.parent.parent.name, path.parent.name
-        prefix = metric if mode == "mean" else f"{mode}.{metric}"
         result = rundir.read_json(path)
+        prefix = metric + protocol_tag(metric, result)
+        prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
         row.update({f"{prefix}.{key}": result[key] for key in value_keys(metric, result)})
     return row
+
+
+def protocol_tag(metric, result):
+    """'' for a result computed with the metric's default protocol, else the recorded parameters
+    that differ, as '[num_train=500,num_bins=10]': results of different protocols land in different
+    columns, so they are never averaged or ranked together."""
+    if metric not in METRICS:
+        return ""
+    changed = [f"{key}={result[key]}" for key, default in metric_params(metric).items()
+               if default is not None and key in result and result[key] != default]
+    return f"[{','.join(changed)}]" if changed else ""
 
 
 def _flatten(settings, prefix=""):

@@ -1,0 +1,36 @@
+"""dlb_aggregate never mixes results computed with different metric protocols."""
+
+import shutil
+
+import pytest
+
+from dlbench import rundir
+from dlbench.aggregate import aggregate, protocol_tag
+
+
+def write_result(run_dir, metric, result, mode="mean"):
+    rundir.write_json(run_dir / "metrics" / mode / metric / "results.json", {"metric": metric, "mode": mode, **result})
+
+
+def test_protocol_tag_names_the_parameters_that_differ_from_the_defaults():
+    assert protocol_tag("mig", {"discrete_mig": 0.3, "num_train": 10000, "num_bins": 20}) == ""
+    assert protocol_tag("mig", {"discrete_mig": 0.3, "num_train": 500, "num_bins": 20}) == "[num_train=500]"
+    assert protocol_tag("dci", {"classifier": "logistic", "num_train": 10000}) == "[classifier=logistic]"
+    assert protocol_tag("total_correlation", {"num_points": 384, "num_samples": 10000}) == ""  # None: derived
+    assert protocol_tag("not_a_metric_of_this_version", {"num_train": 3}) == ""
+
+
+def test_runs_evaluated_with_other_settings_get_their_own_columns(tiny_trained_run, tmp_path):
+    root = tmp_path / "runs"
+    runs = [shutil.copytree(tiny_trained_run, root / name) for name in ("a", "b", "c")]
+    write_result(runs[0], "mig", {"discrete_mig": 0.2, "num_train": 10000, "num_bins": 20})
+    write_result(runs[1], "mig", {"discrete_mig": 0.4, "num_train": 10000, "num_bins": 20})
+    write_result(runs[2], "mig", {"discrete_mig": 0.9, "num_train": 300, "num_bins": 20})
+    write_result(runs[2], "mig", {"discrete_mig": 0.5, "num_train": 10000, "num_bins": 20}, mode="sampled")
+    results, board = aggregate(root, tmp_path / "report")
+    by_run = results.set_index("run_dir")
+    assert by_run.loc["c", "mig[num_train=300].discrete_mig"] == 0.9
+    assert by_run.loc["c", "sampled.mig.discrete_mig"] == 0.5
+    assert by_run["mig.discrete_mig"].dropna().to_dict() == {"a": 0.2, "b": 0.4}
+    assert board["mig.discrete_mig.mean"].iloc[0] == pytest.approx(0.3)  # the 300-point run is not averaged in
+    assert board["mig[num_train=300].discrete_mig.mean"].iloc[0] == pytest.approx(0.9)
