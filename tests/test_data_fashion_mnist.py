@@ -38,34 +38,40 @@ PRECISION_BITS = 22  # PIL's fixed point for 8-bit images: 32 - 8 - 2
 
 
 def _weights(in_size, out_size, kernel):
-    """(out_size, in_size) integer weights: the kernel stretched by the scale when shrinking, centred
-    on each output pixel's centre mapped back, normalised, then rounded to fixed point."""
+    """(out_size, in_size) float weights: the kernel stretched by the scale when shrinking, centred
+    on each output pixel's centre mapped back, normalised to sum 1."""
     function, support = KERNELS[kernel]
     scale = in_size / out_size
     stretch = max(scale, 1.0)
     reach = support * stretch
-    matrix = np.zeros((out_size, in_size), dtype=np.int64)
+    matrix = np.zeros((out_size, in_size))
     for i in range(out_size):
         centre = (i + 0.5) * scale
         lo, hi = max(int(centre - reach + 0.5), 0), min(int(centre + reach + 0.5), in_size)
         w = function((np.arange(lo, hi) - centre + 0.5) / stretch)
-        w = w / w.sum()
-        matrix[i, lo:hi] = [math.trunc(v * (1 << PRECISION_BITS) + (0.5 if v >= 0 else -0.5)) for v in w]
+        matrix[i, lo:hi] = w / w.sum()
     return matrix
 
 
-def _pass(image, matrix):
-    """Resample axis 1 of an (h, w, c) uint8 array: rounded, clipped to 0..255 after the pass."""
-    total = np.einsum("ow,hwc->hoc", matrix, image.astype(np.int64)) + (1 << (PRECISION_BITS - 1))
+def _pass(image, matrix, mode):
+    """Resample axis 1 of an (h, w, c) array. '8bit' (PIL's L and RGB images): weights in fixed point,
+    each pass rounded and clipped to 0..255; 'int32' (PIL's I images): float sums rounded half away
+    from zero, not clipped."""
+    if mode == "int32":
+        total = np.einsum("ow,hwc->hoc", matrix, image.astype(np.float64))
+        return (np.sign(total) * np.floor(np.abs(total) + 0.5)).astype(np.int64)
+    fixed = np.array([[math.trunc(v * (1 << PRECISION_BITS) + (0.5 if v >= 0 else -0.5)) for v in row]
+                      for row in matrix], dtype=np.int64)
+    total = np.einsum("ow,hwc->hoc", fixed, image.astype(np.int64)) + (1 << (PRECISION_BITS - 1))
     return np.clip(total >> PRECISION_BITS, 0, 255).astype(np.uint8)
 
 
-def pil_resample_reference(image, size, kernel):
-    """uint8 (h, w) or (h, w, c) resized to (size, size): horizontal pass, then vertical."""
+def pil_resample_reference(image, size, kernel, mode="8bit"):
+    """(h, w) or (h, w, c) image resized to (size, size): horizontal pass, then vertical."""
     flat = image.ndim == 2
     x = image[..., None] if flat else image
-    x = _pass(x, _weights(x.shape[1], size, kernel))
-    x = _pass(x.transpose(1, 0, 2), _weights(x.shape[0], size, kernel)).transpose(1, 0, 2)
+    x = _pass(x, _weights(x.shape[1], size, kernel), mode)
+    x = _pass(x.transpose(1, 0, 2), _weights(x.shape[0], size, kernel), mode).transpose(1, 0, 2)
     return x[..., 0] if flat else x
 
 

@@ -1,0 +1,418 @@
+"""smallNORB (LeCun, Huang & Bottou 2004): the published binary-matrix files and the dataset.
+
+Six files (https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/), published gzip-compressed; the
+decompressed files (disentanglement_lib's layout) and the .gz files are both read:
+  smallnorb-5x46789x9x18x6x2x96x96-training-{dat,cat,info}.mat  (instances 4, 6, 7, 8, 9)
+  smallnorb-5x01235x9x18x6x2x96x96-testing-{dat,cat,info}.mat   (instances 0, 1, 2, 3, 5)
+Binary-matrix format (the dataset page), little-endian int32s: a magic number giving the type
+(0x1E3D4C55 uint8, 0x1E3D4C54 int32), the number of dimensions, then the dimensions (at least 3
+stored; unused ones are 1), then the values:
+  dat   uint8 (24300, 2, 96, 96)  the stereo pair, row 0 at the top
+  cat   int32 (24300,)            category 0..4
+  info  int32 (24300, 4)          instance 0..9, elevation 0..8, azimuth 0, 2, ..., 34, lighting 0..5
+
+As disentanglement_lib (data/ground_truth/norb.py): training and test files concatenated
+(training first), the first camera of each pair, resized to 64x64 with PIL's Lanczos filter
+(its ANTIALIAS), factors category 5, elevation 9, azimuth 18 (the info value / 2), lighting 6.
+The instance is not a factor: each factor combination has 10 images (one per instance), so this
+is not a full grid; an observation for a combination is the image of an instance drawn with the
+caller's random_state by random_state.randint(10, size=n) after the factors, as
+disentanglement_lib's SplitDiscreteStateSpace does, so the same random_state picks the same images.
+Pixels: disentanglement_lib read the images as int8, which PIL resizes in its 32-bit integer mode
+(no clipping between the two passes); so does dlbench, then clips Lanczos overshoot to 0..255 for
+uint8 storage (disentanglement_lib's floats could leave [0, 1] there), so the pixels are
+disentanglement_lib's exactly wherever those lie in [0, 1].
+
+Files: $DLBENCH_DATA/smallnorb/, or else $DISENTANGLEMENT_LIB_DATA/small_norb/. Held once as
+uint8 (48600, 1, 64, 64); the dat files are read a block of images at a time.
+"""
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from dlbench.data import files
+from dlbench.data.ground_truth import GroundTruthData
+from dlbench.errors import UserError
+
+NAME = "smallnorb"
+DISENTANGLEMENT_LIB_FOLDER = "small_norb"
+URL = "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/"
+CHUNKS = ("5x46789x9x18x6x2x96x96-training", "5x01235x9x18x6x2x96x96-testing")
+KINDS = ("dat", "cat", "info")
+# md5 of the published .gz files, as recorded by nmichlo/disent (SmallNorbData)
+MD5 = {
+    (CHUNKS[0], "dat"): "66054832f9accfe74a0f4c36a75bc0a2",
+    (CHUNKS[0], "cat"): "23c8b86101fbf0904a000b43d3ed2fd9",
+    (CHUNKS[0], "info"): "51dee1210a742582ff607dfd94e332e3",
+    (CHUNKS[1], "dat"): "e4ad715691ed5a3a5f138751a4ceb071",
+    (CHUNKS[1], "cat"): "5aa791cd7e6016cf957ce9bdb93b8603",
+    (CHUNKS[1], "info"): "a9454f3864d7fd4bb3ea7fc3eb84924e",
+}
+UINT8_MAGIC = 0x1E3D4C55
+INT32_MAGIC = 0x1E3D4C54
+MAGIC_NAMES = {UINT8_MAGIC: "uint8", INT32_MAGIC: "int32", 0x1E3D4C51: "float32", 0x1E3D4C53: "float64",
+               0x1E3D4C56: "int16"}
+IMAGES_PER_FILE = 24_300
+SOURCE_SIZE = 96
+SIZE = 64
+FACTOR_NAMES = ("category", "elevation", "azimuth", "lighting")
+FACTOR_SIZES = (5, 9, 18, 6)
+NUM_INSTANCES = 10
+READ_IMAGES = 2048  # images per read while loading (38 MB of buffer)
+
+
+def filename(chunk, kind):
+    return f"smallnorb-{chunk}-{kind}.mat"
+
+
+def find_file(folder, chunk, kind):
+    """The file in folder: the decompressed one when present, else the published .gz."""
+    raw = Path(folder) / filename(chunk, kind)
+    gz = raw.with_name(raw.name + ".gz")
+    return raw if raw.exists() or not gz.exists() else gz
+
+
+def _has_files(folder):
+    return folder is not None and any(find_file(folder, c, k).exists() for c in CHUNKS for k in KINDS)
+
+
+def _fix(folder):
+    return (f"run `dlb_data download {NAME}` (fetches the six .mat.gz files from {URL}), or place them "
+            f"(or their decompressed .mat) in {folder} (or in $DISENTANGLEMENT_LIB_DATA/{DISENTANGLEMENT_LIB_FOLDER}/)")
+
+
+def _open(path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def resize_images(images):
+    """uint8 (n, 96, 96) -> uint8 (n, 64, 64) with PIL's Lanczos filter (disentanglement_lib's
+    ANTIALIAS) in PIL's 32-bit integer mode, as disentanglement_lib (it read the pixels as int8,
+    which PIL takes as 32-bit), then clipped to 0..255: its pixels exactly, where they lie in range.
+    (PIL's 8-bit mode would clip between the two passes and differ by several grey levels at edges.)"""
+    from PIL import Image
+
+    out = np.empty((len(images), SIZE, SIZE), dtype=np.uint8)
+    for i, image in enumerate(images):
+        resized = Image.fromarray(image.astype(np.int32)).resize((SIZE, SIZE), Image.LANCZOS)
+        np.clip(np.asarray(resized), 0, 255, out=out[i], casting="unsafe")
+    return out
+
+
+class MatrixFile:
+    """One binary-matrix file whose header is checked (magic, dimensions). Raises UserError if unusable.
+
+    magic: the expected type; dims: the expected dimensions, None for 'any count' in the first."""
+
+    def __init__(self, path, magic, dims):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise files.file_problem(self.path, "smallNORB file not found", _fix(self.path.parent))
+        try:
+            with _open(self.path) as f:
+                head = f.read(8)
+                if len(head) == 8:
+                    ndim = int.from_bytes(head[4:8], "little", signed=True)
+                    stored = max(3, ndim) if 0 <= ndim <= 16 else 0
+                    head += f.read(4 * stored)
+        except (OSError, EOFError, zlib.error) as err:  # gzip: not gzip, truncated, damaged
+            raise self.problem(f"cannot read it ({type(err).__name__}: {files.one_line(err)})") from None
+        if len(head) < 8:
+            raise self.problem(f"ends after {len(head)} bytes, inside the header")
+        got = int.from_bytes(head[:4], "little")
+        if got != magic:
+            kind = MAGIC_NAMES.get(got, "not a binary-matrix magic number")
+            raise self.problem(f"magic number 0x{got:08X} ({kind}) is not 0x{magic:08X} ({MAGIC_NAMES[magic]})")
+        if not 1 <= ndim <= 16:
+            raise self.problem(f"header gives {ndim} dimensions")
+        if len(head) != 8 + 4 * stored:
+            raise self.problem(f"ends after {len(head)} bytes, inside the header")
+        shape = tuple(int.from_bytes(head[8 + 4 * i:12 + 4 * i], "little", signed=True) for i in range(ndim))
+        expected = tuple(shape[0] if d is None else d for d in dims)
+        if shape != expected:
+            raise self.problem(f"dimensions {shape} are not the expected {expected}")
+        self.shape = shape
+        self.header_bytes = len(head)
+        self.dtype = np.dtype("u1") if magic == UINT8_MAGIC else np.dtype("<i4")
+
+    def problem(self, what):
+        return files.file_problem(self.path, f"smallNORB file is unusable: {what}",
+                                  f"delete it and {_fix(self.path.parent)}")
+
+    def iter_blocks(self, rows):
+        """Yields (start, array of up to `rows` rows); checks the data is exactly as long as the
+        header says (none missing, none left over)."""
+        count = self.shape[0]
+        per_row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        try:
+            with _open(self.path) as f:
+                f.read(self.header_bytes)
+                for start in range(0, count, rows):
+                    n = min(rows, count - start)
+                    data = f.read(n * per_row)
+                    if len(data) != n * per_row:
+                        raise self.problem(f"data end after {start + len(data) // per_row} of {count} rows "
+                                           f"(file truncated)")
+                    yield start, np.frombuffer(data, dtype=self.dtype).reshape((n,) + self.shape[1:])
+                if f.read(1):
+                    raise self.problem(f"has bytes after the {count} rows its header declares")
+        except (OSError, EOFError, zlib.error) as err:
+            raise self.problem(f"cannot read it ({type(err).__name__}: {files.one_line(err)})") from None
+
+    def read_all(self):
+        out = np.empty(self.shape, dtype=self.dtype)
+        for start, block in self.iter_blocks(max(1, self.shape[0])):
+            out[start:start + len(block)] = block
+        return out
+
+
+def _check_grid(factor_sizes, num_instances):
+    """The grid the files must hold: (category, instance, elevation, azimuth, lighting) sizes, the
+    published ones or (test files only) a reduced grid."""
+    if factor_sizes is None and num_instances is None:
+        return (FACTOR_SIZES[0], NUM_INSTANCES) + FACTOR_SIZES[1:]
+    sizes = tuple(int(n) for n in (factor_sizes if factor_sizes is not None else FACTOR_SIZES))
+    instances = int(num_instances if num_instances is not None else NUM_INSTANCES)
+    if len(sizes) != 4 or any(not 1 <= n <= full for n, full in zip(sizes, FACTOR_SIZES)) \
+            or not 1 <= instances <= NUM_INSTANCES:
+        raise UserError(f"smallnorb factor_sizes {list(sizes)} must be 4 sizes within {list(FACTOR_SIZES)} "
+                        f"and num_instances {instances} within 1..{NUM_INSTANCES}")
+    return (sizes[0], instances) + sizes[1:]
+
+
+class SmallNorbFiles:
+    """The six files of a folder, headers checked. factor_sizes / num_instances: for miniature test
+    files only (a reduced grid); by default each dat file must hold 24,300 image pairs."""
+
+    def __init__(self, folder, factor_sizes=None, num_instances=None):
+        self.folder = Path(folder)
+        self.grid = _check_grid(factor_sizes, num_instances)
+        full = self.grid == _check_grid(None, None)
+        count = IMAGES_PER_FILE if full else None
+        self.chunks = []
+        for chunk in CHUNKS:
+            dat = MatrixFile(find_file(self.folder, chunk, "dat"), UINT8_MAGIC, (count, 2, SOURCE_SIZE, SOURCE_SIZE))
+            n = dat.shape[0]
+            cat = MatrixFile(find_file(self.folder, chunk, "cat"), INT32_MAGIC, (n,))
+            info = MatrixFile(find_file(self.folder, chunk, "info"), INT32_MAGIC, (n, 4))
+            self.chunks.append((dat, cat, info))
+        self.num_images = sum(dat.shape[0] for dat, _, _ in self.chunks)
+        if self.num_images != int(np.prod(self.grid)):
+            raise self.chunks[0][0].problem(
+                f"the training and test files hold {self.num_images} images together, expected "
+                f"{int(np.prod(self.grid))} (one per category, instance, elevation, azimuth, lighting)")
+
+    def load_labels(self):
+        """(N, 5) int64 labels (category, instance, elevation, azimuth index, lighting), training
+        then test; raises unless they cover the grid once each."""
+        parts = []
+        names = ("category", "instance", "elevation", "azimuth", "lighting")
+        for dat, cat, info in self.chunks:
+            labels = np.column_stack([cat.read_all(), info.read_all()]).astype(np.int64)
+            odd = np.flatnonzero(labels[:, 3] % 2)
+            if odd.size:
+                raise info.problem(f"row {odd[0]} has azimuth {labels[odd[0], 3]}, not one of 0, 2, ..., 34")
+            labels[:, 3] //= 2  # published azimuths are 0, 2, ..., 34
+            for j, (name, size) in enumerate(zip(names, self.grid)):
+                bad = np.flatnonzero((labels[:, j] < 0) | (labels[:, j] >= size))
+                if bad.size:
+                    value = labels[bad[0], j] * (2 if j == 3 else 1)
+                    raise (cat if j == 0 else info).problem(f"row {bad[0]} has {name} {value}, outside "
+                                                            f"0..{(size - 1) * (2 if j == 3 else 1)}")
+            parts.append(labels)
+        labels = np.concatenate(parts)
+        counts = np.bincount(self.cells(labels), minlength=int(np.prod(self.grid)))
+        if np.any(counts != 1):
+            cell = int(np.flatnonzero(counts > 1)[0] if np.any(counts > 1) else np.flatnonzero(counts == 0)[0])
+            combo = dict(zip(names, np.unravel_index(cell, self.grid)))
+            combo["azimuth"] *= 2
+            raise self.chunks[0][2].problem(
+                f"the labels of training and test files do not hold each (category, instance, elevation, "
+                f"azimuth, lighting) once: {', '.join(f'{k} {int(v)}' for k, v in combo.items())} appears "
+                f"{counts[cell]} times")
+        return labels
+
+    def cells(self, labels):
+        """Mixed-radix number of each (category, instance, elevation, azimuth index, lighting) row."""
+        return np.ravel_multi_index(tuple(np.asarray(labels).T), self.grid)
+
+    def iter_image_blocks(self):
+        """Yields (start, uint8 (n, 96, 96)): the first camera's images, training then test."""
+        offset = 0
+        for dat, _, _ in self.chunks:
+            for start, block in dat.iter_blocks(READ_IMAGES):
+                yield offset + start, block[:, 0]
+            offset += dat.shape[0]
+
+    def load_images(self):
+        """All first-camera images resized to 64x64, uint8 (N, 1, 64, 64), block by block."""
+        out = np.empty((self.num_images, 1, SIZE, SIZE), dtype=np.uint8)
+        for start, block in self.iter_image_blocks():
+            out[start:start + len(block), 0] = resize_images(block)
+        return out
+
+
+def write_files(folder, chunks, compress=False):
+    """Write smallNORB files into folder: chunks is [(images (n, 2, 96, 96) uint8, categories (n,),
+    info (n, 4)), ...] for training then testing. For miniature test files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for chunk, (images, categories, info) in zip(CHUNKS, chunks):
+        for kind, magic, array in (("dat", UINT8_MAGIC, np.asarray(images, dtype="u1")),
+                                   ("cat", INT32_MAGIC, np.asarray(categories, dtype="<i4")),
+                                   ("info", INT32_MAGIC, np.asarray(info, dtype="<i4"))):
+            dims = list(array.shape) + [1] * (3 - array.ndim)
+            data = b"".join(int(v).to_bytes(4, "little") for v in [magic, array.ndim] + dims) + array.tobytes()
+            name = filename(chunk, kind) + (".gz" if compress else "")
+            (folder / name).write_bytes(gzip.compress(data) if compress else data)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# What dlb_data uses (path: the folder holding the six files)
+
+
+def default_path():
+    """$DLBENCH_DATA/smallnorb/ when it has smallNORB files, else $DISENTANGLEMENT_LIB_DATA/small_norb/
+    when that has them, else the dlbench folder (where a download puts them)."""
+    own = files.dataset_folder(NAME)
+    theirs = files.disentanglement_lib_path(DISENTANGLEMENT_LIB_FOLDER)
+    return theirs if not _has_files(own) and _has_files(theirs) else own
+
+
+def file_status(path=None, factor_sizes=None, num_instances=None):
+    """'real', 'missing' (no file there) or 'corrupt' (headers checked; verify_file checks all)."""
+    folder = Path(path) if path is not None else default_path()
+    if not _has_files(folder):
+        return "missing"
+    try:
+        SmallNorbFiles(folder, factor_sizes, num_instances)
+    except UserError:
+        return "corrupt"
+    return "real"
+
+
+def verify_file(path=None, factor_sizes=None, num_instances=None):
+    """Full check: headers, the published md5 of each .gz file, the labels cover the grid once each,
+    every byte of every file. Returns {'path', 'status', 'problems', 'checksum'}."""
+    folder = Path(path) if path is not None else default_path()
+    report = {"path": str(folder), "status": "missing", "problems": []}
+    if not _has_files(folder):
+        return report
+    try:
+        handle = SmallNorbFiles(folder, factor_sizes, num_instances)
+        full = handle.grid == _check_grid(None, None)
+        checked = []
+        for (chunk, kind), md5 in MD5.items():
+            path = find_file(folder, chunk, kind)
+            if path.suffix == ".gz" and full:
+                problem = files.checksum_problem(path, {"md5": md5})
+                if problem:
+                    raise files.file_problem(path, f"smallNORB file is not the published one: {problem}",
+                                             f"delete it and {_fix(folder)}")
+                checked.append(path.name)
+        report["checksum"] = (f"md5 of {len(checked)} .gz files match the published ones" if checked else
+                              "not checked: published md5s are for the .gz files" if full
+                              else "not checked: a reduced-grid test file")
+        handle.load_labels()
+        for _ in handle.iter_image_blocks():
+            pass
+        report["status"] = "real"
+    except UserError as err:
+        report["status"] = "corrupt"
+        report["problems"].append(str(err))
+    return report
+
+
+def describe(path=None, factor_sizes=None, num_instances=None):
+    """What the files hold (headers checked, images not read)."""
+    folder = Path(path) if path is not None else default_path()
+    handle = SmallNorbFiles(folder, factor_sizes, num_instances)
+    grid = handle.grid
+    return {
+        "name": NAME,
+        "path": str(folder),
+        "source": "real",
+        "grid": f"not a full grid: {grid[1]} instances (not a factor) per factor combination",
+        "num_images": handle.num_images,
+        "observation_shape": [1, SIZE, SIZE],
+        "factor_names": list(FACTOR_NAMES),
+        "factors_num_values": [grid[0]] + list(grid[2:]),
+        "file_bytes": sum(find_file(folder, c, k).stat().st_size for c in CHUNKS for k in KINDS),
+        "uint8_bytes": handle.num_images * SIZE * SIZE,
+        "url": URL,
+        "md5": {filename(c, k) + ".gz": md5 for (c, k), md5 in MD5.items()},
+    }
+
+
+def download(path=None, url=URL, timeout=60, progress=True):
+    """Fetch the six .mat.gz files (resumable, md5-checked) into path (default $DLBENCH_DATA/smallnorb/)."""
+    folder = Path(path) if path is not None else files.dataset_folder(NAME)
+    for (chunk, kind), md5 in MD5.items():
+        target = folder / (filename(chunk, kind) + ".gz")
+        if target.exists() and files.file_checksum(target) == md5:
+            continue
+        by_hand = f"download {target.name} from {URL} with a browser and place it in {folder}"
+        files.download_file(url + target.name, target, {"md5": md5}, by_hand=by_hand, timeout=timeout,
+                            progress=progress)
+    return folder
+
+
+class SmallNorb(GroundTruthData):
+    """smallNORB as ground-truth data: 48,600 greyscale images held as uint8 (N, 1, 64, 64), factors
+    category, elevation, azimuth, lighting; 10 instances per factor combination (not a full grid).
+
+    path: the folder with the six files (default: see default_path). factor_sizes, num_instances:
+    for miniature test files only, the reduced grid they hold.
+    """
+
+    name = NAME
+    factor_names = list(FACTOR_NAMES)
+    observation_shape = (1, SIZE, SIZE)
+    pixel_scale = 1.0 / 255.0
+    full_grid = False
+
+    def __init__(self, path=None, factor_sizes=None, num_instances=None):
+        self.path = Path(path) if path is not None else default_path()
+        self.files = SmallNorbFiles(self.path, factor_sizes, num_instances)
+        self.source = "real"
+        grid = self.files.grid
+        self.factors_num_values = [grid[0]] + list(grid[2:])
+        self.num_instances = grid[1]
+        self.labels = self.files.load_labels()
+        self._row_of_cell = np.empty(len(self.labels), dtype=np.int64)
+        self._row_of_cell[self.files.cells(self.labels)] = np.arange(len(self.labels))
+        self._images = None
+
+    @property
+    def images(self):
+        """All observations, uint8 (N, 1, 64, 64), read and resized on first use."""
+        if self._images is None:
+            self._images = self.files.load_images()
+        return self._images
+
+    def __len__(self):
+        return len(self.labels)
+
+    def rows_for_factors(self, factors, random_state):
+        """Rows of images with the given (category, elevation, azimuth, lighting), each of an
+        instance drawn by random_state.randint(num_instances, size=n)."""
+        factors = np.asarray(factors, dtype=np.int64).reshape(-1, len(FACTOR_NAMES))
+        if np.any(factors < 0) or np.any(factors >= np.array(self.factors_num_values)):
+            raise UserError(f"smallnorb factors must lie within {self.factors_num_values}")
+        instances = random_state.randint(self.num_instances, size=len(factors))
+        labels = np.column_stack([factors[:, 0], instances, factors[:, 1:]])
+        return self._row_of_cell[self.files.cells(labels)]
+
+    def sample_observations_from_factors(self, factors, random_state):
+        rows = self.rows_for_factors(factors, random_state)
+        return self.images[rows].astype(np.float32) * np.float32(self.pixel_scale)
+
+    default_path = staticmethod(default_path)
+    file_status = staticmethod(file_status)
+    verify_file = staticmethod(verify_file)
+    describe = staticmethod(describe)
+    download = staticmethod(download)
