@@ -8,8 +8,13 @@ import urllib.request
 import numpy as np
 import pytest
 
+import dlbench.data
 from dlbench.cli.data import main, parse_keep
+from dlbench.data import available_datasets, mpi3d, shapes3d
 from dlbench.data import dsprites as D
+from dlbench.data import scream_dsprites
+from dlbench.data.color_dsprites import ColorDSprites
+from dlbench.data.noisy_dsprites import NoisyDSprites
 from dlbench.errors import UserError
 
 KEEP = ["--keep", "scale=5", "--keep", "orientation=0,13", "--keep", "posX=0:32:8", "--keep", "posY=31"]
@@ -93,24 +98,27 @@ def test_make_never_overwrites_a_real_file(capsys, target):
 
 
 def test_verify(capsys, target, monkeypatch):
-    code, out, _ = run(capsys, "verify", "dsprites")
-    assert code == 1 and "missing" in out and "dlb_data make dsprites" in out
+    message = user_error(capsys, "verify", "dsprites")  # exit code 2, one line
+    assert str(target) in message and "dlb_data make dsprites" in message and "dlb_data download dsprites" in message
     run(capsys, "make", "dsprites", *KEEP)
     code, out, _ = run(capsys, "verify", "dsprites")
     assert code == 0 and "OK, synthetic" in out
     _make_real_like(target)
-    code, out, _ = run(capsys, "verify", "dsprites")
-    assert code == 1 and "corrupt" in out and "md5" in out
+    message = user_error(capsys, "verify", "dsprites")
+    assert "md5" in message and "DeepMind" in message and str(target) in message
     monkeypatch.setattr(D, "MD5", hashlib.md5(target.read_bytes()).hexdigest())
     code, out, _ = run(capsys, "verify", "dsprites")
-    assert code == 0 and "OK, real" in out and "md5 matches" in out
+    assert code == 0 and "OK, real" in out and f"md5 {D.MD5} matches the published file" in out
     target.write_bytes(target.read_bytes()[:1000])
-    code, out, _ = run(capsys, "verify", "dsprites")
-    assert code == 1 and "corrupt" in out
+    assert str(target) in user_error(capsys, "verify", "dsprites")
 
 
 def test_info(capsys, target):
-    assert "not found" in user_error(capsys, "info", "dsprites")
+    code, out, _ = run(capsys, "info", "dsprites")  # what is known without the file
+    fields = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert code == 0 and fields["status"] == "missing" and fields["path"] == str(target)
+    assert "not found" in fields["problem"] and "dlb_data make dsprites" in fields["get it"]
+    assert fields["factors"].startswith("shape, scale, orientation, posX, posY")
     run(capsys, "make", "dsprites", *KEEP)
     code, out, _ = run(capsys, "info", "dsprites")
     assert code == 0
@@ -153,7 +161,7 @@ def test_download_checks_the_md5_and_writes_atomically(capsys, target, tmp_path,
 
 
 def test_bad_input_is_one_line_and_exit_2(capsys, root):
-    assert user_error(capsys, "info", "x").endswith("unknown dataset 'x'; available: dsprites")
+    assert user_error(capsys, "info", "x").endswith(f"unknown dataset 'x'; available: {', '.join(available_datasets())}")
     user_error(capsys, "make", "mnist")
     user_error(capsys, "frobnicate")
     user_error(capsys)
@@ -181,3 +189,174 @@ def test_help_exits_0(capsys):
     out = capsys.readouterr().out
     for command in ("list", "make", "verify", "info", "download"):
         assert command in out
+
+
+# --- every kind of dataset: generated in memory, real-only files, the dSprites variants ---------
+
+MINI_KEPT = [[0, 9], [3], [0], [2], [0, 1], [0, 14]]  # a reduced 3dshapes grid for a test file
+MINI_SIZES = [len(k) for k in MINI_KEPT]
+
+
+class MiniShapes3D(shapes3d.Shapes3D):
+    """Shapes3D whose dlb_data methods expect the miniature grid (a test file, not the published one)."""
+    file_status = staticmethod(lambda path=None: shapes3d.file_status(path, MINI_SIZES))
+    verify_file = staticmethod(lambda path=None: shapes3d.verify_file(path, MINI_SIZES))
+    describe = staticmethod(lambda path=None: shapes3d.describe(path, MINI_SIZES))
+
+
+class FakeRealOnly:
+    """A real-only dataset (no make) whose verify report is set by the test."""
+    name = "fake_real"
+    factor_names = ["a", "b"]
+    report = {}
+
+    @classmethod
+    def default_path(cls):
+        return dlbench.data.data_root() / "fake_real" / "fake.bin"
+
+    @classmethod
+    def file_status(cls, path=None):
+        return cls.report.get("status", "missing")
+
+    @classmethod
+    def verify_file(cls, path=None):
+        return {"path": str(path), "status": "missing", "problems": [], **cls.report}
+
+    @staticmethod
+    def download(path=None):
+        raise AssertionError("not called")
+
+
+@pytest.fixture
+def catalogue(root, monkeypatch):
+    """The registry with every kind of dataset (whatever dlbench.data registers today)."""
+    monkeypatch.delenv("DISENTANGLEMENT_LIB_DATA", raising=False)
+    registry = dict(dlbench.data.DATASETS, shapes3d=MiniShapes3D, mpi3d_toy=mpi3d.Mpi3dToy,
+                    color_dsprites=ColorDSprites, noisy_dsprites=NoisyDSprites,
+                    scream_dsprites=scream_dsprites.ScreamDSprites, fake_real=FakeRealOnly)
+    monkeypatch.setattr(dlbench.data, "DATASETS", registry)
+    return root
+
+
+def list_rows(capsys):
+    code, out, err = run(capsys, "list")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[1].split()[:3] == ["NAME", "STATUS", "OBSERVATIONS"]
+    return {line.split()[0]: line for line in lines[2:]}
+
+
+def test_list_shows_every_dataset(capsys, catalogue):
+    rows = list_rows(capsys)
+    assert set(rows) == set(dlbench.data.DATASETS)
+    assert rows["pinwheel"].split()[1:3] == ["generated", "400"] and "cluster 4" in rows["pinwheel"]
+    assert "(no file: generated in memory)" in rows["pinwheel"]
+    assert rows["linear_gaussian"].split()[1] == "generated" and "continuous sources" in rows["linear_gaussian"]
+    shapes = rows["shapes3d"]
+    assert shapes.split()[1:3] == ["missing", "-"] and str(catalogue / "shapes3d" / "3dshapes.h5") in shapes
+    assert "floor_hue, wall_hue, object_hue, scale, shape, orientation" in shapes
+    assert rows["mpi3d_toy"].split()[1] == "missing" and str(catalogue / "mpi3d_toy") in rows["mpi3d_toy"]
+    assert rows["scream_dsprites"].split()[1] == "missing"
+    assert str(catalogue / "scream" / "scream.jpg") in rows["scream_dsprites"]
+    for name in ("dsprites", "color_dsprites", "noisy_dsprites"):
+        assert rows[name].split()[1] == "missing" and str(catalogue / "dsprites" / D.FILENAME) in rows[name]
+    # files appear: counts and factor sizes from the files themselves
+    assert run(capsys, "make", "color_dsprites", *KEEP)[0] == 0
+    shapes3d.write_file(catalogue / "shapes3d" / "3dshapes.h5", np.zeros((8, 64, 64, 3), np.uint8),
+                        shapes3d.grid_labels(MINI_KEPT))
+    rows = list_rows(capsys)
+    for name in ("dsprites", "color_dsprites", "noisy_dsprites"):
+        assert rows[name].split()[1:3] == ["synthetic", str(N)]
+        assert "shape 3, scale 1, orientation 2, posX 4, posY 1" in rows[name]
+    assert rows["shapes3d"].split()[1:3] == ["real", "8"]
+    assert "floor_hue 2, wall_hue 1, object_hue 1, scale 1, shape 2, orientation 2" in rows["shapes3d"]
+
+
+def test_list_names_disentanglement_lib_folder(capsys, catalogue, tmp_path, monkeypatch):
+    assert "not set" in run(capsys, "list")[1].splitlines()[0]
+    monkeypatch.setenv("DISENTANGLEMENT_LIB_DATA", str(tmp_path / "dl"))
+    (tmp_path / "dl" / "scream").mkdir(parents=True)
+    (tmp_path / "dl" / "scream" / "scream.jpg").write_bytes(b"junk")
+    code, out, _ = run(capsys, "list")
+    assert str(tmp_path / "dl") in out.splitlines()[0]
+    row = [line for line in out.splitlines() if line.startswith("scream_dsprites")][0]
+    assert row.split()[1] == "corrupt" and str(tmp_path / "dl" / "scream" / "scream.jpg") in row
+
+
+def test_verify_real_only_datasets_suggest_download_and_print_their_checksum(capsys, catalogue, monkeypatch):
+    for name in ("shapes3d", "mpi3d_toy", "scream_dsprites", "fake_real"):
+        message = user_error(capsys, "verify", name)
+        assert f"dlb_data download {name}" in message and "make" not in message
+    path = catalogue / "shapes3d" / "3dshapes.h5"
+    shapes3d.write_file(path, np.zeros((8, 64, 64, 3), np.uint8), shapes3d.grid_labels(MINI_KEPT))
+    code, out, _ = run(capsys, "verify", "shapes3d")
+    assert code == 0 and out.strip() == f"shapes3d: OK, real (not checked: a reduced-grid test file); {path}"
+    monkeypatch.setattr(FakeRealOnly, "report", {"status": "real", "checksum": "sha256 abc matches the published file"})
+    out = run(capsys, "verify", "fake_real")[1]
+    assert "(sha256 abc matches the published file)" in out and "md5" not in out
+    monkeypatch.setattr(FakeRealOnly, "report", {"status": "real"})
+    assert "(no published checksum to compare with)" in run(capsys, "verify", "fake_real")[1]
+    monkeypatch.setattr(FakeRealOnly, "report", {"status": "corrupt", "problems": ["labels\n are wrong", "x"]})
+    message = user_error(capsys, "verify", "fake_real")
+    assert message.endswith(f"fake_real: {FakeRealOnly.default_path()}: labels are wrong; x")
+    path.write_bytes(path.read_bytes()[:5000])
+    assert str(path) in user_error(capsys, "verify", "shapes3d")
+
+
+def test_verify_and_info_for_generated_datasets(capsys, catalogue):
+    for name in ("pinwheel", "linear_gaussian"):
+        code, out, _ = run(capsys, "verify", name)
+        assert code == 0 and out.strip() == f"{name}: OK, generated in memory on use (no file to check)"
+        code, out, _ = run(capsys, "info", name)
+        fields = dict(line.split(": ", 1) for line in out.strip().splitlines())
+        assert code == 0 and fields["name"] == name and "generated in memory" in fields["source"]
+        assert "no file" in user_error(capsys, "make", name)
+        assert "nothing to download" in user_error(capsys, "download", name)
+
+
+def test_info_for_missing_real_files_and_variants(capsys, catalogue):
+    code, out, _ = run(capsys, "info", "mpi3d_toy")
+    fields = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert code == 0 and fields["status"] == "missing" and fields["get it"] == "run `dlb_data download mpi3d_toy`"
+    assert fields["factors"] == ", ".join(mpi3d.FACTOR_NAMES) + " (counts need the file)"
+    run(capsys, "make", "noisy_dsprites", *KEEP)
+    fields = dict(line.split(": ", 1) for line in run(capsys, "info", "noisy_dsprites")[1].strip().splitlines())
+    assert fields["name"] == "noisy_dsprites" and fields["observation_shape"] == "[3, 64, 64]"
+    assert fields["num_images"] == str(N)
+    assert "cannot be generated" in user_error(capsys, "make", "scream_dsprites")
+    assert "cannot be generated" in user_error(capsys, "make", "shapes3d")
+
+
+def _served(payload):
+    class Response(io.BytesIO):
+        status = 200
+        headers = {"Content-Length": str(len(payload))}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    return lambda request, timeout=None: Response(payload)
+
+
+def test_scream_download_verify_info(capsys, catalogue, monkeypatch):
+    from PIL import Image
+
+    picture = np.random.RandomState(0).randint(0, 256, size=(548, 700, 3)).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="JPEG")
+    target = catalogue / "scream" / "scream.jpg"
+    monkeypatch.setattr(urllib.request, "urlopen", _served(b"<html>not an image</html>"))
+    code, _, err = run(capsys, "download", "scream_dsprites")
+    message = err.strip().splitlines()[-1]  # after the progress bar
+    assert code == 2 and message.startswith("dlb_data: error: ") and "Traceback" not in err
+    assert "unusable" in message and "deleted" in message and not target.exists()
+    monkeypatch.setattr(urllib.request, "urlopen", _served(buffer.getvalue()))
+    code, out, _ = run(capsys, "download", "scream_dsprites")
+    assert code == 0 and target.read_bytes() == buffer.getvalue()
+    code, out, _ = run(capsys, "verify", "scream_dsprites")
+    assert code == 0 and "no checksum" in out and str(target) in out
+    fields = dict(line.split(": ", 1) for line in run(capsys, "info", "scream_dsprites")[1].strip().splitlines())
+    assert fields["image_size_after_shrinking"] == "350 x 274" and "not there yet" in fields["dsprites_path"]

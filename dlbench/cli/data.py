@@ -1,19 +1,21 @@
 """dlb_data: list, make, verify, describe and download the ground-truth dataset files.
 
-  dlb_data list                      every dataset and its file: real / synthetic / missing / corrupt
+  dlb_data list                      every dataset: its file's state (real / synthetic / missing / corrupt,
+                                     or generated in memory), observations, factors, where it looks
   dlb_data make NAME [--force] [--compress] [--keep FACTOR=INDICES ...] [--path FILE]
-  dlb_data verify NAME [--path FILE]
+  dlb_data verify NAME [--path FILE]  exit code 2 with one line for a missing or unusable file
   dlb_data info NAME [--path FILE]
   dlb_data download NAME [--path FILE]
 
 Files live in $DLBENCH_DATA (default ~/.cache/dlbench).
 """
 
+import os
 import time
 from pathlib import Path
 
 from dlbench.cli.common import make_parser, run_main
-from dlbench.data import available_datasets, data_root, get_dataset_class
+from dlbench.data import available_datasets, data_root, files, get_dataset_class
 from dlbench.errors import UserError
 
 PROG = "dlb_data"
@@ -70,28 +72,82 @@ def parse_keep(items):
     return result
 
 
+def _method(cls, name):
+    """The dataset class's dlb_data method `name`, or None when it has none."""
+    return getattr(cls, name, None)
+
+
 def _needs(cls, method, command):
-    if not hasattr(cls, method):
-        raise UserError(f"dataset {cls.name!r} does not support `{PROG} {command}`")
-    return getattr(cls, method)
+    found = _method(cls, method)
+    if found is None:
+        raise UserError(f"dataset {cls.name!r} does not support `{PROG} {command}`{_how_to_get(cls)}")
+    return found
+
+
+def _how_to_get(cls):
+    """'; run `dlb_data ...`' for a dataset's file: make where it can be generated, else download."""
+    name = cls.name
+    if _method(cls, "make") is not None and _method(cls, "download") is not None:
+        return f"; run `{PROG} make {name}` (synthetic) or `{PROG} download {name}`"
+    if _method(cls, "make") is not None:
+        return f"; run `{PROG} make {name}`"
+    if _method(cls, "download") is not None:
+        return f"; run `{PROG} download {name}`"
+    return ""
+
+
+def _file_of(cls, path_arg=None):
+    """(path, status) of a dataset's file; path is None for datasets generated in memory."""
+    path = path_arg or cls.default_path()
+    return path, cls.file_status(path)
+
+
+def _describe_quietly(cls, path):
+    """describe()'s dict, or {} when it needs a file that is missing or unusable."""
+    try:
+        return cls.describe(path)
+    except UserError:
+        return {}
+
+
+def _factors_text(cls, info):
+    """'shape 3, scale 6, ...' from a describe() dict, else the class's factor names."""
+    if "factors" in info:  # e.g. continuous sources
+        return str(info["factors"])
+    names = info.get("factor_names") or list(getattr(cls, "factor_names", []))
+    sizes = info.get("factors_num_values")
+    if sizes is None and isinstance(getattr(cls, "factors_num_values", None), (list, tuple)):
+        sizes = cls.factors_num_values or None
+    if sizes is None or len(sizes) != len(names):
+        return ", ".join(names) + " (counts need the file)"
+    return ", ".join(f"{n} {k}" for n, k in zip(names, sizes))
 
 
 def cmd_list(args):
     rows = []
     for name in available_datasets():
         cls = get_dataset_class(name)
-        path = cls.default_path()
-        rows.append((name, cls.file_status(path), str(path)))
-    width = max(len(r[0]) for r in rows)
-    print(f"data root: {data_root()}")
-    for name, status, path in rows:
-        print(f"{name:<{width}}  {status:<9}  {path}")
+        path, status = _file_of(cls)
+        info = _describe_quietly(cls, path) if status not in ("missing", "corrupt") else {}
+        where = str(path) if path is not None else "(no file: generated in memory)"
+        rows.append((name, status, f"{info['num_images']:,}" if "num_images" in info else "-",
+                     _factors_text(cls, info), where))
+    widths = [max(len(r[i]) for r in rows + [("NAME", "STATUS", "OBSERVATIONS", "FACTORS", "")])
+              for i in range(4)]
+    print(f"data root: {data_root()} ($DLBENCH_DATA); disentanglement_lib's layout is also read from "
+          f"${files.DISENTANGLEMENT_LIB_ENV} ({os.environ.get(files.DISENTANGLEMENT_LIB_ENV) or 'not set'})")
+    for row in [("NAME", "STATUS", "OBSERVATIONS", "FACTORS", "WHERE IT LOOKS")] + rows:
+        print("  ".join(f"{cell:<{w}}" for cell, w in zip(row[:4], widths)) + "  " + row[4])
     return 0
 
 
 def cmd_make(args):
     cls = get_dataset_class(args.name)
-    make = _needs(cls, "make", "make")
+    if cls.default_path() is None:
+        raise UserError(f"{args.name} is generated in memory on use; there is no file to make")
+    make = _method(cls, "make")
+    if make is None:
+        raise UserError(f"{args.name} cannot be generated here{_how_to_get(cls)}")
     keep = parse_keep(args.keep)
     path = args.path or cls.default_path()
     start = time.time()
@@ -106,27 +162,45 @@ def cmd_make(args):
 
 
 def cmd_verify(args):
+    """Prints one OK line, or raises one UserError line (exit code 2) for a missing or bad file."""
     cls = get_dataset_class(args.name)
-    path = args.path or cls.default_path()
+    path, _ = _file_of(cls, args.path)
+    if path is None:
+        print(f"{args.name}: OK, generated in memory on use (no file to check)")
+        return 0
     report = _needs(cls, "verify_file", "verify")(path)
     status = report["status"]
     if status == "missing":
-        print(f"{args.name}: missing at {path}; run `{PROG} download {args.name}` or `{PROG} make {args.name}`")
-        return 1
+        raise UserError(f"{args.name}: no file at {path}{_how_to_get(cls) or '; place the file there'}")
     if status == "corrupt":
-        for problem in report["problems"]:
-            print(f"{args.name}: corrupt: {problem}")
-        return 1
-    detail = "md5 matches the published file" if status == "real" else (
-        f"procedurally generated by dlbench; a sample of {report.get('checked_render_sample', 0)} images "
-        f"matches the renderer")
+        problems = "; ".join(" ".join(p.split()) for p in report["problems"]) or "unusable"
+        where = "" if str(path) in problems else f"{path}: "
+        raise UserError(f"{args.name}: {where}{problems}")
+    if status == "synthetic":
+        detail = (f"procedurally generated by dlbench; a sample of {report.get('checked_render_sample', 0)} "
+                  f"images matches the renderer")
+    elif "checksum" in report:
+        detail = report["checksum"]
+    elif "md5" in report:  # dsprites: a real file is only 'real' when its md5 is the published one
+        detail = f"md5 {report['md5']} matches the published file"
+    else:
+        detail = "no published checksum to compare with"
     print(f"{args.name}: OK, {status} ({detail}); {path}")
     return 0
 
 
 def cmd_info(args):
+    """describe()'s fields; for a missing or unusable file, what is known without it."""
     cls = get_dataset_class(args.name)
-    info = _needs(cls, "describe", "info")(args.path or cls.default_path())
+    path, status = _file_of(cls, args.path)
+    try:
+        info = _needs(cls, "describe", "info")(path)
+    except UserError as err:
+        info = {"name": args.name, "status": status, "path": str(path),
+                "factors": _factors_text(cls, {}), "problem": str(err)}
+        how = _how_to_get(cls)
+        if status == "missing" and how:
+            info["get it"] = how[len("; "):]
     for key, value in info.items():
         print(f"{key}: {value}")
     return 0
@@ -134,6 +208,8 @@ def cmd_info(args):
 
 def cmd_download(args):
     cls = get_dataset_class(args.name)
+    if cls.default_path() is None:
+        raise UserError(f"{args.name} is generated in memory on use; there is nothing to download")
     download = _needs(cls, "download", "download")
     path = args.path or cls.default_path()
     try:
