@@ -110,3 +110,16 @@ def test_run_json_records_identity_and_operative_config(tiny_dsprites, tmp_path)
     results = json.loads((run_dir / "model" / "results.json").read_text())
     assert {"loss", "reconstruction", "kl", "elbo", "kl_0", "kl_3"} <= set(results)
     assert results["elbo"] == pytest.approx(-(results["reconstruction"] + results["kl"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("dataset", ["color_dsprites", "noisy_dsprites"])
+def test_dsprites_variants_train_on_device_made_batches_and_resume_bit_for_bit(dataset, tiny_dsprites, tmp_path,
+                                                                               monkeypatch):
+    params = [p for p in TINY_PARAMS if not p.startswith("dataset.name")] + [f"dataset.name = '{dataset}'"]
+    whole, status = train_from_gin([], params, tmp_path / "whole", "cpu", progress=False)
+    assert status == "done" and (whole / "model" / "samples").is_dir()
+    interrupt_at(monkeypatch, 17, params, tmp_path / "resumed")
+    _, status = train_from_gin([], params, tmp_path / "resumed", "cpu", progress=False)
+    assert status == "done"
+    wa, wb = weights(whole), weights(tmp_path / "resumed")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

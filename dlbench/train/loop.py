@@ -41,7 +41,10 @@ class Trainer:
         self.method = spec.method
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
-        self.images = torch.as_tensor(data.images).to(device)
+        # datasets whose observations are random given the image (the dSprites variants) keep
+        # their fixed part in base_images and finish each batch on the device
+        self.finish_batch = getattr(data, "observations_from_base", None)
+        self.images = torch.as_tensor(data.base_images if self.finish_batch else data.images).to(device)
         self.method.prepare(self.model, len(self.images))
         self.pixel_scale = float(data.pixel_scale)
         self.step = 0
@@ -60,7 +63,8 @@ class Trainer:
 
     def sample_batch(self, batch_size):
         index = torch.randint(len(self.images), (batch_size,), generator=self.generator, device=self.device)
-        return self.images.index_select(0, index).to(torch.float32).mul_(self.pixel_scale)
+        batch = self.images.index_select(0, index).to(torch.float32).mul_(self.pixel_scale)
+        return self.finish_batch(batch, self.generator) if self.finish_batch else batch
 
     def run(self, until, log_every, on_log, on_checkpoint=None, checkpoint_every=None):
         """Train up to step `until`, calling on_log(step, means, images_per_second) at each log

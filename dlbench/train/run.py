@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 import dlbench
@@ -92,7 +93,11 @@ def _finish(run_dir, trainer, data, last, train_seconds, steps_done, started):
     model_dir = run_dir / "model"
     checkpoints.save_atomic({"model": trainer.model.state_dict(), "model_config": trainer.model.config},
                             model_dir / "checkpoint.pt")
-    write_samples(trainer.model, data.images, data.pixel_scale, model_dir / "samples")
+    if hasattr(data, "observations_from_base"):  # no fixed images: show a seeded sample
+        shown, scale = data.sample_observations(64, np.random.RandomState(0)), 1.0
+    else:
+        shown, scale = data.images, data.pixel_scale
+    write_samples(trainer.model, shown, scale, model_dir / "samples")
     images_per_second = steps_done * trainer.spec.train["batch_size"] / max(train_seconds, 1e-9)
     rundir.write_json(model_dir / "results.json", {
         **last, "steps": trainer.step, "train_seconds_this_session": train_seconds,
