@@ -106,3 +106,27 @@ def test_every_metric_runs_through_evaluate_records_its_protocol_and_is_seeded(n
     assert all(v == v for v in first.values() if isinstance(v, float))  # no NaN passed off as a score
     for key, value in small.items():
         assert first.get(key) == value, f"{name} does not record {key}"
+
+
+@pytest.mark.parametrize("name", ["mig", "mig_chen", "factor_vae", "beta_vae", "dci", "modularity_explicitness", "sap"])
+def test_metrics_for_discrete_factors_refuse_continuous_ones(name):
+    from dlbench.data.linear_gaussian import LinearGaussian
+
+    data = LinearGaussian()
+    with pytest.raises(UserError, match=f"metric {name} needs discrete factors; dataset linear_gaussian"):
+        model = {"encode_fn": lambda x: (x, x)} if name == "mig_chen" else {}
+        evaluate(name, data, lambda x: x, **model)
+
+
+def test_continuous_sap_runs_on_continuous_factors():
+    from dlbench.data.linear_gaussian import LinearGaussian
+
+    result = evaluate("sap", LinearGaussian(), lambda x: x, continuous_factors=True, num_train=200, num_test=100)
+    assert 0 <= result["SAP_score"] <= 1
+
+
+def test_mig_states_its_estimator_and_factor_set():
+    from tests.toy_data import ToyData as Toy
+
+    result = evaluate("mig", Toy((1, 4, 5)), lambda x: x.reshape(len(x), -1), num_train=200)
+    assert (result["estimator"], result["normalisation"], result["factors"]) == ("histogram", "factor_entropy", "f1,f2")

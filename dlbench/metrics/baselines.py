@@ -127,7 +127,8 @@ def mig(data, representation_fn, random_state, num_train, num_bins, batch_size):
             column = np.sort(m[:, k])[::-1]
             second = column[1] if len(column) > 1 else 0.0
             gaps.append((column[0] - second) / entropy)
-    return {"discrete_mig": float(np.mean(gaps)), "num_train": num_train, "num_bins": num_bins}
+    return {"discrete_mig": float(np.mean(gaps)), "num_train": num_train, "num_bins": num_bins, "estimator": "histogram",
+            "normalisation": "factor_entropy", "factors": utils.varying_factor_names(data)}
 
 
 def sap(data, representation_fn, random_state, num_train, num_test, continuous_factors, batch_size):

@@ -22,6 +22,7 @@ representation_batch_size.
 import numpy as np
 import sklearn.linear_model
 
+from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
 from dlbench.metrics import utils
 
@@ -86,6 +87,7 @@ def compute_beta_vae(data, representation_fn, random_state, batch_size=64, num_t
     multinomial lbfgs; disentanglement_lib ran an older scikit-learn whose default was one-vs-rest
     liblinear) and max_iter raised to 1000 so that it converges on unscaled features.
     """
+    require_discrete_factors(data, "beta_vae")
     batch_size = utils.check_int("batch_size", batch_size)
     num_train = utils.check_int("num_train", num_train)
     num_eval = utils.check_int("num_eval", num_eval)

@@ -32,6 +32,7 @@ import numpy as np
 import sklearn.ensemble
 import sklearn.linear_model
 
+from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
 from dlbench.metrics import utils
 
@@ -123,6 +124,7 @@ def compute_dci(data, representation_fn, random_state, num_train=10000, num_test
     representation_fn call; it does not change the result. Factors with a single value (in the
     dataset, or by chance in a tiny training sample) are left out: nothing can be predicted.
     """
+    require_discrete_factors(data, "dci")
     num_train = utils.check_int("num_train", num_train, minimum=2)
     num_test = utils.check_int("num_test", num_test)
     batch_size = utils.check_int("batch_size", batch_size)

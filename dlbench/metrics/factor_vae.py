@@ -17,6 +17,7 @@ vote batches stacked), so the result does not depend on representation_batch_siz
 
 import numpy as np
 
+from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
 from dlbench.metrics import utils
 
@@ -79,6 +80,7 @@ def compute_factor_vae(data, representation_fn, random_state, batch_size=64, num
     number of points per vote; representation_batch_size the number of observations per
     representation_fn call (it does not change the result).
     """
+    require_discrete_factors(data, "factor_vae")
     batch_size = utils.check_int("batch_size", batch_size, minimum=2)
     num_train = utils.check_int("num_train", num_train)
     num_eval = utils.check_int("num_eval", num_eval)

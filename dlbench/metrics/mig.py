@@ -10,6 +10,7 @@ over factors.
 
 import numpy as np
 
+from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
 from dlbench.metrics import utils
 
@@ -40,15 +41,18 @@ def mig_from_codes(codes, factors, num_bins):
 
 
 def compute_mig(data, representation_fn, random_state, num_train=10000, num_bins=20, batch_size=1024):
-    """MIG of representation_fn on data. Keys: discrete_mig, num_train, num_bins.
+    """MIG of representation_fn on data. Keys: discrete_mig, num_train, num_bins, estimator
+    ('histogram', as against mig_chen's), normalisation and factors (the factor set averaged over).
 
     batch_size is the number of observations per representation_fn call; it does not change
     the result (the factors are drawn in one go before any observation is rendered).
     """
+    require_discrete_factors(data, "mig")
     num_train = utils.check_int("num_train", num_train, minimum=2)
     num_bins = utils.check_int("num_bins", num_bins, minimum=1)
     batch_size = utils.check_int("batch_size", batch_size)
     factors = data.sample_factors(num_train, random_state)
     codes = utils.generate_codes(data, representation_fn, factors, random_state, batch_size)
     score, _ = mig_from_codes(codes, factors, num_bins)
-    return {"discrete_mig": score, "num_train": num_train, "num_bins": num_bins}
+    return {"discrete_mig": score, "num_train": num_train, "num_bins": num_bins, "estimator": "histogram",
+            "normalisation": "factor_entropy", "factors": utils.varying_factor_names(data)}

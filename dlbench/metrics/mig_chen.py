@@ -62,7 +62,6 @@ def compute_mig_chen(data, representation_fn, random_state, encode_fn=None, num_
     entropy = np.log(np.asarray(data.factors_num_values, dtype=np.float64)[scored])
     ordered = np.sort(mi, axis=0)[::-1]
     second = ordered[1] if len(ordered) > 1 else np.zeros(len(scored))
-    names = getattr(data, "factor_names", None) or [f"factor_{k}" for k in range(data.num_factors)]
     return {"mig_chen": float(np.mean((ordered[0] - second) / entropy)), "num_samples": num_samples,
             "num_points": len(mean), "estimator": "chen_full_dataset", "normalisation": "factor_entropy",
-            "factors": ",".join(names[k] for k in scored)}
+            "factors": utils.varying_factor_names(data)}

@@ -28,6 +28,7 @@ import sklearn.metrics
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
+from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
 from dlbench.metrics import utils
 
@@ -108,6 +109,7 @@ def compute_modularity_explicitness(data, representation_fn, random_state, num_t
     number of observations per representation_fn call; it does not change the result (both
     factor sets are drawn before any observation is rendered).
     """
+    require_discrete_factors(data, "modularity_explicitness")
     num_train = utils.check_int("num_train", num_train, minimum=2)
     num_test = utils.check_int("num_test", num_test, minimum=2)
     num_bins = utils.check_int("num_bins", num_bins, minimum=1)

@@ -25,6 +25,7 @@ Choices where the reference is silent or undefined:
 import numpy as np
 import sklearn.svm
 
+from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
 from dlbench.metrics import utils
 
@@ -82,6 +83,8 @@ def compute_sap(data, representation_fn, random_state, num_train=10000, num_test
     batch_size is the number of observations per representation_fn call; it does not change
     the result.
     """
+    if not continuous_factors:
+        require_discrete_factors(data, "sap")
     num_train = utils.check_int("num_train", num_train, minimum=2)
     num_test = utils.check_int("num_test", num_test)
     batch_size = utils.check_int("batch_size", batch_size)

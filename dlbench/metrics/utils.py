@@ -42,6 +42,13 @@ def varying_factors(data):
     return np.array([k for k, n in enumerate(data.factors_num_values) if int(n) > 1], dtype=np.int64)
 
 
+def varying_factor_names(data):
+    """The names of the factors that take more than one value, comma-separated (recorded with
+    results so that the factor set a score averages over is explicit)."""
+    names = list(getattr(data, "factor_names", None) or [f"factor_{k}" for k in range(data.num_factors)])
+    return ",".join(names[k] for k in varying_factors(data))
+
+
 def _check_codes(codes, num_expected):
     codes = np.asarray(codes)
     if codes.ndim != 2 or codes.shape[0] != num_expected:
