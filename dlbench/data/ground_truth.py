@@ -83,6 +83,18 @@ class GroundTruthData(ABC):
         return self.sample(num, random_state)[1]
 
 
+class GeneratedInMemory:
+    """dlb_data's file protocol for datasets generated in memory on use: no file to look for."""
+
+    @staticmethod
+    def default_path():
+        return None
+
+    @staticmethod
+    def file_status(path=None):
+        return "generated"
+
+
 def require_full_grid(data, user):
     """A UserError unless data holds exactly one observation per factor combination; `user`
     names what needs that (a metric, or `index_of`)."""

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from dlbench.data.ground_truth import GroundTruthData
+from dlbench.data.ground_truth import GeneratedInMemory, GroundTruthData
 from dlbench.errors import UserError
 
 NAME = "linear_gaussian"
@@ -73,7 +73,7 @@ def _checked_matrix(mixing_matrix, observed_dim, num_sources):
     return matrix
 
 
-class LinearGaussian(GroundTruthData):
+class LinearGaussian(GeneratedInMemory, GroundTruthData):
     """x = A s + eta with an exact posterior; the sources are the (continuous) factors."""
 
     name = NAME
@@ -172,15 +172,7 @@ class LinearGaussian(GroundTruthData):
         return {"mixing_matrix": self.mixing_matrix.tolist(), "mixing": self.mixing, "seed": self.seed,
                 "num_train": self.num_train}
 
-    # what dlb_data needs (the registry's dataset protocol): no file, generated in memory
-    @staticmethod
-    def default_path():
-        return None
-
-    @staticmethod
-    def file_status(path=None):
-        return "generated"
-
+    # dlb_data's describe; default_path and file_status come from GeneratedInMemory (no file)
     @staticmethod
     def describe(path=None):
         data = LinearGaussian()

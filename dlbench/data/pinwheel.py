@@ -29,7 +29,7 @@ hold the cluster fixed see different points of it); index_of and factors_of do n
 
 import numpy as np
 
-from dlbench.data.ground_truth import GroundTruthData
+from dlbench.data.ground_truth import GeneratedInMemory, GroundTruthData
 from dlbench.errors import UserError
 
 NAME = "pinwheel"
@@ -65,7 +65,7 @@ def _nonnegative(name, value):
     return out
 
 
-class Pinwheel(GroundTruthData):
+class Pinwheel(GeneratedInMemory, GroundTruthData):
     """The pinwheel sample as ground-truth data: one factor, the cluster."""
 
     name = NAME
@@ -111,15 +111,7 @@ class Pinwheel(GroundTruthData):
         return {"seed": self.seed, "num_clusters": self.num_clusters, "num_per_cluster": self.num_per_cluster,
                 "radial_std": self.radial_std, "tangential_std": self.tangential_std, "rate": self.rate}
 
-    # what dlb_data needs (the registry's dataset protocol): no file, generated in memory
-    @staticmethod
-    def default_path():
-        return None
-
-    @staticmethod
-    def file_status(path=None):
-        return "generated"
-
+    # dlb_data's describe; default_path and file_status come from GeneratedInMemory (no file)
     @staticmethod
     def describe(path=None):
         data = Pinwheel()
