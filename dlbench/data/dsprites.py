@@ -23,10 +23,8 @@ their description and title.
 import datetime
 import fcntl
 import hashlib
-import os
 import struct
 import sys
-import tempfile
 import queue
 import threading
 import zipfile
@@ -38,6 +36,7 @@ import numpy as np
 
 from dlbench.data.ground_truth import GroundTruthData
 from dlbench.errors import UserError
+from dlbench.rundir import atomic_path, atomic_write_bytes
 
 NAME = "dsprites"
 FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -311,28 +310,15 @@ def generate_npz(path, class_indices=None, compress=False, progress=False, chunk
     n = len(classes)
     # classes in the file index the (reduced) possible values: position within each kept list
     file_classes = np.stack([np.searchsorted(k, classes[:, i]) for i, k in enumerate(kept)], axis=1).astype(np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        with zipfile.ZipFile(tmp, "w", compression=mode, allowZip64=True, compresslevel=1 if compress else None) as zf:
-            with zf.open("imgs.npy", "w", force_zip64=True) as f:
-                f.write(_npy_header(np.uint8, (n, IMAGE_SIZE, IMAGE_SIZE)))
-                _stream_images(f, classes, chunk, progress)
-            _write_member(zf, "latents_classes", file_classes)
-            _write_member(zf, "latents_values", latents_values_of(classes))
-            _write_member(zf, "metadata", np.array(_metadata(kept), dtype=object))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_path(path) as tmp, \
+            zipfile.ZipFile(tmp, "w", compression=mode, allowZip64=True, compresslevel=1 if compress else None) as zf:
+        with zf.open("imgs.npy", "w", force_zip64=True) as f:
+            f.write(_npy_header(np.uint8, (n, IMAGE_SIZE, IMAGE_SIZE)))
+            _stream_images(f, classes, chunk, progress)
+        _write_member(zf, "latents_classes", file_classes)
+        _write_member(zf, "latents_values", latents_values_of(classes))
+        _write_member(zf, "metadata", np.array(_metadata(kept), dtype=object))
     return path
 
 
@@ -735,7 +721,6 @@ class DSprites(GroundTruthData):
     def download(path=None, url=URL, timeout=60):
         """Fetch the DeepMind file, check its md5, write it atomically. Returns the path."""
         import urllib.request
-        from dlbench.rundir import atomic_write_bytes
 
         path = Path(path) if path is not None else default_path()
         if file_status(path) == "real" and file_md5(path) == MD5:

@@ -17,8 +17,6 @@ preallocated channel-first (N, 3, 64, 64) uint8 array, a few thousand images at 
 memory stays close to the array's 12.7 GB.
 """
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import numpy as np
 from dlbench.data import files
 from dlbench.data.ground_truth import GroundTruthData
 from dlbench.errors import UserError
+from dlbench.rundir import atomic_path
 
 FACTOR_NAMES = ("object_color", "object_shape", "object_size", "camera_height", "background_color",
                 "horizontal_axis", "vertical_axis")
@@ -142,20 +141,10 @@ class Mpi3dFile:
 def write_file(path, images):
     """Write images (n, 64, 64, 3) uint8 as an MPI3D npz (np.savez's layout: one stored member
     images.npy), atomically. For miniature test files and the memory benchmark."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            with zf.open(MEMBER, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.ascontiguousarray(images, dtype=np.uint8), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with zf.open(MEMBER, "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, np.ascontiguousarray(images, dtype=np.uint8), allow_pickle=False)
+    return Path(path)
 
 
 # ---------------------------------------------------------------------------------------------

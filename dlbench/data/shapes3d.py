@@ -17,8 +17,6 @@ The images are held once, channel-first: loading fills a preallocated (N, 3, 64,
 a few thousand images at a time, so peak memory stays close to the array's 5.9 GB.
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ import numpy as np
 from dlbench.data import files
 from dlbench.data.ground_truth import GroundTruthData
 from dlbench.errors import UserError
+from dlbench.rundir import atomic_path
 
 NAME = "shapes3d"
 FILENAME = "3dshapes.h5"
@@ -187,22 +186,12 @@ def write_file(path, images, labels, chunk_rows=1000):
     memory benchmark."""
     import h5py
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            rows = max(1, min(chunk_rows, len(images)))
-            f.create_dataset("images", data=np.asarray(images, dtype=np.uint8), chunks=(rows,) + IMAGE_SHAPE,
-                             compression="gzip")
-            f.create_dataset("labels", data=np.asarray(labels, dtype="<f8"))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        rows = max(1, min(chunk_rows, len(images)))
+        f.create_dataset("images", data=np.asarray(images, dtype=np.uint8), chunks=(rows,) + IMAGE_SHAPE,
+                         compression="gzip")
+        f.create_dataset("labels", data=np.asarray(labels, dtype="<f8"))
+    return Path(path)
 
 
 # ---------------------------------------------------------------------------------------------
