@@ -7,8 +7,15 @@ verify_file(path) -> report dict, describe(path) -> dict, make(path, ...) for da
 be generated, download(path); a class may set a method to None (e.g. `make = None`), which
 `dlb_data` treats as absent. Datasets generated in memory (pinwheel, linear_gaussian) have no
 file: their default_path() is None and file_status() is 'generated'.
+
+Users choose a dataset by name and, through gin's `dataset.options`, set the constructor arguments
+its class lists in `options` (the others, such as file paths, are for tests). A run records both in
+run.json ('dataset', 'dataset_options'), and every stage rebuilds its dataset with
+dataset_from_record(), so training, evaluation and anything after see the same data.
 """
 
+import json
+import math
 import os
 from pathlib import Path
 
@@ -62,3 +69,47 @@ def get_dataset_class(name):
 def get_dataset(name, **kwargs):
     """An instance of the dataset registered under name."""
     return get_dataset_class(name)(**kwargs)
+
+
+def checked_dataset_options(name, options):
+    """`options` for dataset `name` as a new dict of plain JSON values (what run.json holds, so
+    a run's identity compares equal after the round trip); a UserError for anything else."""
+    accepted = tuple(get_dataset_class(name).options)
+    if not isinstance(options, dict):
+        raise UserError(f"dataset.options must be a dict such as {{'seed': 3}}, got {options!r}")
+    unknown = [key for key in options if key not in accepted]
+    if unknown:
+        takes = f"it accepts {', '.join(accepted)}" if accepted else "it takes no options"
+        raise UserError(f"dataset {name!r} has no option {unknown[0]!r} (dataset.options); {takes}")
+    return {key: _plain_json(name, key, options[key]) for key in sorted(options)}
+
+
+def _plain_json(name, key, value):
+    """value with tuples made lists; a UserError unless it is made of numbers, strings, booleans,
+    None and lists."""
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(name, key, item) for item in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise UserError(f"dataset {name!r} option {key!r} must be a number, string or list of them "
+                    f"(a plain JSON value, recorded in run.json), got {value!r}")
+
+
+def dataset_from_record(record):
+    """The dataset of a run, from its run.json (or its identity): the name, and the options,
+    which runs written before options existed do not have. Where the record also holds the
+    settings the dataset resolved to at training, the rebuilt one must match them (a changed
+    generator would otherwise evaluate a model on data it never saw)."""
+    name = record["dataset"]
+    options = checked_dataset_options(name, record.get("dataset_options", {}))
+    data = get_dataset(name, **options)
+    recorded = record.get("dataset_settings")
+    if recorded is not None and hasattr(data, "settings"):
+        rebuilt = json.loads(json.dumps(data.settings()))
+        changed = [key for key in recorded if key in rebuilt and rebuilt[key] != recorded[key]]
+        if changed:
+            raise UserError(f"dataset {name!r} rebuilt from run.json differs from the one the run trained on "
+                            f"in {', '.join(changed)}; evaluate with the dlbench version that trained it")
+    return data

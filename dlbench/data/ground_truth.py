@@ -40,6 +40,8 @@ class GroundTruthData(ABC):
     pixel_scale: float = 1.0
     full_grid: bool = True
     continuous_factors: bool = False
+    # the constructor arguments users may set through gin's dataset.options (dlbench.data)
+    options: tuple = ()
 
     @property
     def num_factors(self):

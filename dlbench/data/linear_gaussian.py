@@ -80,6 +80,7 @@ class LinearGaussian(GeneratedInMemory, GroundTruthData):
     pixel_scale = 1.0
     full_grid = False
     continuous_factors = True
+    options = ("seed", "observed_dim", "num_sources", "mixing", "mixing_matrix", "num_train")
 
     def __init__(self, observed_dim=None, num_sources=None, mixing_matrix=None, mixing="gaussian", seed=0,
                  num_train=NUM_TRAIN):

@@ -73,6 +73,7 @@ class Pinwheel(GeneratedInMemory, GroundTruthData):
     observation_shape = (2,)
     pixel_scale = 1.0
     full_grid = False
+    options = ("seed", "num_clusters", "num_per_cluster", "radial_std", "tangential_std", "rate")
 
     def __init__(self, seed=0, num_clusters=NUM_CLUSTERS, num_per_cluster=NUM_PER_CLUSTER,
                  radial_std=RADIAL_STD, tangential_std=TANGENTIAL_STD, rate=RATE):
