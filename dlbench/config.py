@@ -11,6 +11,7 @@ import sys
 
 import gin
 
+import dlbench.data
 import dlbench.methods  # noqa: F401  (registers the methods with gin)
 from dlbench.errors import UserError
 from dlbench.priors import DEFAULT_PRIOR, make_prior
@@ -33,8 +34,9 @@ def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, se
 
 
 @gin.configurable("dataset")
-def dataset_settings(name=gin.REQUIRED):
-    return dict(name=name)
+def dataset_settings(name=gin.REQUIRED, options=None):
+    """`options`: constructor arguments of the dataset, e.g. {'seed': 3} (the ones its class lists)."""
+    return dict(name=name, options={} if options is None else options)
 
 
 @gin.configurable("model")
@@ -56,8 +58,12 @@ class RunSpec:
     def identity(self):
         """The run's identity as plain values: what run.json records and resume compares."""
         train = {k: v for k, v in self.train.items() if k != "method"}
-        return {"method": self.method.name, "hyperparameters": self.method.hyperparameters(),
-                "dataset": self.dataset["name"], "seed": train["seed"], "train": train, "model": self.model}
+        identity = {"method": self.method.name, "hyperparameters": self.method.hyperparameters(),
+                    "dataset": self.dataset["name"], "seed": train["seed"], "train": train, "model": self.model}
+        if self.dataset.get("options"):
+            # only when set, so runs recorded before options existed keep their identity (and hash)
+            identity["dataset_options"] = self.dataset["options"]
+        return identity
 
 
 def resolve_gin_file(path):
@@ -98,6 +104,7 @@ def resolve_run_spec():
     _check_positive(train, ("steps", "batch_size", "checkpoint_every", "log_every"))
     if train["lr"] <= 0:
         raise UserError(f"train.lr must be positive, got {train['lr']}")
+    dataset["options"] = dlbench.data.checked_dataset_options(dataset["name"], dataset["options"])
     return RunSpec(method=method, train=train, dataset=dataset, model=model)
 
 

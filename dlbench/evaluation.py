@@ -38,8 +38,8 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     # moving torch's global generators, so evaluating inside a training script changes nothing there.
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
+        data = dlbench.data.dataset_from_record(record)  # before postprocess: a bad record writes nothing
         postprocess(run_dir, mode)  # skips a representation that is already complete
-        data = dlbench.data.get_dataset(record["dataset"])
         representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
         _evaluate_each(run_dir, todo, data, representation_fn, mode, device, seed, params, results, log)
     return results

@@ -31,7 +31,7 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
         print(f"{run_dir}: training already finished; left alone (use --overwrite to train again)",
               file=sys.stderr)
         return "skipped"
-    data = dlbench.data.get_dataset(spec.dataset["name"])  # a bad dataset stops us before anything is removed
+    data = dlbench.data.dataset_from_record(identity)  # a bad dataset stops us before anything is removed
     if resume == "restart":
         shutil.rmtree(run_dir)
         resume = None
@@ -43,11 +43,13 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
     else:
         rundir.atomic_write_text(run_dir / "model" / "config.gin", config_text)
     started = time.time()
+    # Settings that follow from the identity, recorded but not compared on resume: those the prior
+    # took from the data (PCA values), and everything the dataset resolved to (a drawn mixing matrix).
     prepared = {}
     if trainer.model.config["prior"] != spec.model["prior"]:
-        # Settings the prior took from the data (PCA values): recorded, but not part of the
-        # identity that resume compares, since they follow from the dataset.
         prepared["prepared_prior"] = trainer.model.config["prior"]
+    if hasattr(data, "settings"):
+        prepared["dataset_settings"] = data.settings()
     rundir.update_run(run_dir, **identity, **prepared, status="running", device=str(device), step=trainer.step,
                       dlbench_version=dlbench.__version__, git_revision=rundir.git_revision(),
                       started=rundir.read_run(run_dir).get("started", started) if resume else started)
@@ -129,7 +131,9 @@ def _prepare_run_dir(run_dir, identity, overwrite):
 
 
 def _comparable(record):
-    return {k: record.get(k) for k in ("method", "hyperparameters", "dataset", "seed", "train", "model")}
+    """The identity keys of a record or identity; dataset_options is absent (None) in both where unset."""
+    keys = ("method", "hyperparameters", "dataset", "dataset_options", "seed", "train", "model")
+    return {k: record.get(k) for k in keys}
 
 
 def _truncate_log(run_dir, step):
