@@ -1,7 +1,9 @@
 """Aggregation of a study: one row per run (results.csv) and one row per dataset, method and
 hyperparameter setting over seeds (leaderboard.csv)."""
 
+import hashlib
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,8 @@ def collect(runs_root):
 
 def _run_row(run_dir, runs_root):
     record = rundir.read_run(run_dir)
-    row = {"run_dir": str(run_dir.relative_to(runs_root)), "dataset": record.get("dataset"),
+    row = {"run_dir": str(run_dir.relative_to(runs_root)),
+           "dataset": dataset_label(record.get("dataset"), record.get("dataset_options")),
            "method": record.get("method"), "seed": record.get("seed"), "status": record.get("status")}
     row.update({f"hp.{k}": v for k, v in record.get("hyperparameters", {}).items()})
     row.update({f"train.{k}": _cell(v) for k, v in record.get("train", {}).items() if k != "seed"})
@@ -43,6 +46,21 @@ def _run_row(run_dir, runs_root):
         prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
         row.update({f"{prefix}.{key}": result[key] for key in value_keys(metric, result)})
     return row
+
+
+def dataset_label(name, options):
+    """The dataset's name, with its options where a run set any, as 'linear_gaussian[observed_dim=20,seed=3]'
+    (lists as a short hash): runs on differently built data are never pooled."""
+    if not options:
+        return name
+    shown = [f"{key}={_short_value(value)}" for key, value in sorted(options.items())]
+    return f"{name}[{','.join(shown)}]"
+
+
+def _short_value(value):
+    if isinstance(value, list):  # a mixing matrix would make the label unreadable
+        return "#" + hashlib.sha1(json.dumps(value).encode()).hexdigest()[:8]
+    return value
 
 
 def protocol_tag(metric, result):
