@@ -53,12 +53,7 @@ def _fix(folder):
 
 def _check_sizes(factor_sizes):
     """The grid the folder must hold: the published one, or (test files only) fewer objects."""
-    if factor_sizes is None:
-        return FACTOR_SIZES
-    sizes = tuple(int(n) for n in factor_sizes)
-    if len(sizes) != 3 or sizes[:2] != FACTOR_SIZES[:2] or not 1 <= sizes[2] <= FACTOR_SIZES[2]:
-        raise UserError(f"cars3d factor_sizes {list(sizes)} must be [4, 24, objects] with 1 to 183 objects")
-    return sizes
+    return files.reduced_sizes("cars3d factor_sizes", factor_sizes, FACTOR_SIZES, smallest=FACTOR_SIZES[:2] + (1,))
 
 
 def resize_views(views):

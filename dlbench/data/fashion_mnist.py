@@ -58,13 +58,7 @@ def _fix(folder):
 
 def _check_counts(num_images):
     """The images per split the files must hold: the published ones, or (test files only) fewer."""
-    if num_images is None:
-        return NUM_IMAGES
-    counts = tuple(int(n) for n in num_images)
-    if len(counts) != 2 or any(not 1 <= n <= full for n, full in zip(counts, NUM_IMAGES)):
-        raise UserError(f"fashion_mnist num_images {list(counts)} must be 2 counts (train, test) within "
-                        f"{list(NUM_IMAGES)}")
-    return counts
+    return files.reduced_sizes("fashion_mnist num_images (train, test)", num_images, NUM_IMAGES)
 
 
 def find_file(folder, role):

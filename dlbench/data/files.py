@@ -72,6 +72,24 @@ def missing_file_fix(name, url, filename, folder):
 
 
 # ---------------------------------------------------------------------------------------------
+# Reduced grids (miniature test files)
+
+
+def reduced_sizes(label, given, published, smallest=None):
+    """The sizes a file must hold: `published` when `given` is None, else `given` (miniature test
+    files only), one per entry of `published`, each between `smallest` (default 1) and the
+    published size. A UserError starting with `label` otherwise."""
+    if given is None:
+        return tuple(published)
+    sizes = tuple(int(n) for n in given)
+    smallest = tuple(smallest) if smallest is not None else (1,) * len(published)
+    if len(sizes) != len(published) or any(not low <= n <= high for n, low, high in zip(sizes, smallest, published)):
+        raise UserError(f"{label} {list(sizes)} must be {len(published)} sizes between {list(smallest)} and "
+                        f"{list(published)}")
+    return sizes
+
+
+# ---------------------------------------------------------------------------------------------
 # Checksums
 
 

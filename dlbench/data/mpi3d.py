@@ -58,9 +58,7 @@ def _releases(factor_sizes):
     or (test files only) just the reduced grid given."""
     if factor_sizes is None:
         return {int(np.prod(s)): s for s in (FACTOR_SIZES, PRE_RELEASE_SIZES)}
-    sizes = tuple(int(n) for n in factor_sizes)
-    if len(sizes) != len(FACTOR_SIZES) or any(not 1 <= n <= full for n, full in zip(sizes, FACTOR_SIZES)):
-        raise UserError(f"MPI3D factor_sizes {list(sizes)} must be 7 sizes within {list(FACTOR_SIZES)}")
+    sizes = files.reduced_sizes("MPI3D factor_sizes", factor_sizes, FACTOR_SIZES)
     return {int(np.prod(sizes)): sizes}
 
 

@@ -52,12 +52,7 @@ def _fix(path):
 
 def _check_sizes(factor_sizes):
     """The grid a file must hold: the published one, or (test files only) a reduced one."""
-    if factor_sizes is None:
-        return FACTOR_SIZES
-    sizes = tuple(int(n) for n in factor_sizes)
-    if len(sizes) != len(FACTOR_SIZES) or any(not 1 <= n <= full for n, full in zip(sizes, FACTOR_SIZES)):
-        raise UserError(f"3dshapes factor_sizes {list(sizes)} must be 6 sizes within {list(FACTOR_SIZES)}")
-    return sizes
+    return files.reduced_sizes("3dshapes factor_sizes", factor_sizes, FACTOR_SIZES)
 
 
 class Shapes3DFile:

@@ -172,14 +172,10 @@ class MatrixFile:
 def _check_grid(factor_sizes, num_instances):
     """The grid the files must hold: (category, instance, elevation, azimuth, lighting) sizes, the
     published ones or (test files only) a reduced grid."""
-    if factor_sizes is None and num_instances is None:
-        return (FACTOR_SIZES[0], NUM_INSTANCES) + FACTOR_SIZES[1:]
-    sizes = tuple(int(n) for n in (factor_sizes if factor_sizes is not None else FACTOR_SIZES))
-    instances = int(num_instances if num_instances is not None else NUM_INSTANCES)
-    if len(sizes) != 4 or any(not 1 <= n <= full for n, full in zip(sizes, FACTOR_SIZES)) \
-            or not 1 <= instances <= NUM_INSTANCES:
-        raise UserError(f"smallnorb factor_sizes {list(sizes)} must be 4 sizes within {list(FACTOR_SIZES)} "
-                        f"and num_instances {instances} within 1..{NUM_INSTANCES}")
+    sizes = files.reduced_sizes("smallnorb factor_sizes", factor_sizes, FACTOR_SIZES)
+    instances = NUM_INSTANCES if num_instances is None else int(num_instances)
+    if not 1 <= instances <= NUM_INSTANCES:
+        raise UserError(f"smallnorb num_instances {instances} must be within 1..{NUM_INSTANCES}")
     return (sizes[0], instances) + sizes[1:]
 
 
