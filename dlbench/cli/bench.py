@@ -1,16 +1,20 @@
 """dlb_bench: benchmarks that print figures (not pass/fail)."""
 
 import json
+from pathlib import Path
 
 from dlbench.cli.common import make_parser, run_main
+from dlbench.errors import UserError
 
 
 def _body(argv):
     parser = make_parser("dlb_bench", "Benchmarks. train: training images/s per architecture, dlbench's loop "
                          "against a per-sample DataLoader loop at batch 64. metrics: seconds per metric with an "
                          "untrained conv model on the dataset, and on a lookup representation (codes a fixed "
-                         "linear map of the factors) against straightforward per-vote baselines.")
-    parser.add_argument("what", choices=["train", "metrics"])
+                         "linear map of the factors) against straightforward per-vote baselines. memory: peak resident "
+                         "memory of loading each full-size dataset (the real file when present, else a full-size "
+                         "file in the published format written to --scratch and deleted after).")
+    parser.add_argument("what", choices=["train", "metrics", "memory"])
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--steps", type=int, help="train: timed steps per round (default 20 on CPU, 300 on GPU; "
                         "3 alternating rounds)")
@@ -25,6 +29,10 @@ def _body(argv):
     parser.add_argument("--repeats", type=int, default=1,
                         help="metrics: best of this many alternating runs of each metric and its baseline (default 1)")
     parser.add_argument("--dataset", default="dsprites", help="metrics: the dataset (default dsprites)")
+    parser.add_argument("--datasets", help="memory: comma-separated names (default: "
+                        "dsprites,shapes3d,mpi3d,cars3d,smallnorb,fashion_mnist; mpi3d needs 13 GB of disk and 26 GB "
+                        "of memory while writing then loading, shapes3d 6 GB of memory)")
+    parser.add_argument("--scratch", help="memory: folder for the full-size files (default: the system's temp folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
@@ -32,6 +40,8 @@ def _body(argv):
     from dlbench.evaluation import parse_metric_params
     from dlbench.train import resolve_device
 
+    if args.what == "memory":
+        return _memory(args)
     device = resolve_device(args.device)
     if args.what == "train":
         figures = bench_train(device, steps=args.steps)
@@ -49,6 +59,25 @@ def _body(argv):
             print(f"{key}: " + ", ".join(f"{k} {v:.2f}" for k, v in value.items()))
         else:
             print(f"{key}: {value:.2f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+def _memory(args):
+    from dlbench.data import memory_benchmark
+
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()] if args.datasets else memory_benchmark.DATASETS
+    unknown = sorted(set(names) - set(memory_benchmark.DATASETS))
+    if unknown:
+        raise UserError(f"dlb_bench memory: unknown dataset {', '.join(unknown)}; choose from "
+                        f"{', '.join(memory_benchmark.DATASETS)}")
+    if args.scratch is not None and not Path(args.scratch).is_dir():
+        raise UserError(f"dlb_bench memory: --scratch {args.scratch} is not a folder; create it or leave --scratch out")
+    rows = []
+    for name in names:
+        rows.append(memory_benchmark.measure(name, scratch=args.scratch))
+        if not args.json:
+            print(memory_benchmark.format_row(rows[-1]), flush=True)
+    if args.json:
+        print(json.dumps(rows))
 
 
 def _print_lookup(rows):
