@@ -138,13 +138,7 @@ def default_path():
 def file_status(path=None, factor_sizes=None):
     """'real', 'missing' or 'corrupt' (the file count; verify_file reads every file)."""
     folder = Path(path) if path is not None else default_path()
-    if not folder.exists():
-        return "missing"
-    try:
-        Cars3dFiles(folder, factor_sizes)
-    except UserError:
-        return "corrupt"
-    return "real"
+    return files.status_of(folder.exists(), lambda: Cars3dFiles(folder, factor_sizes))
 
 
 def verify_file(path=None, factor_sizes=None):
@@ -152,19 +146,14 @@ def verify_file(path=None, factor_sizes=None):
     for the .mat files (download checks the archive's). Returns {'path', 'status', 'problems',
     'checksum'}."""
     folder = Path(path) if path is not None else default_path()
-    report = {"path": str(folder), "status": "missing", "problems": [],
-              "checksum": "not checked: an md5 is known only for the archive (download checks it)"}
-    if not folder.exists():
-        return report
-    try:
+
+    def check(report):
         handle = Cars3dFiles(folder, factor_sizes)
-        for path in handle.paths:
-            handle.read_views(path)
-        report["status"] = "real"
-    except UserError as err:
-        report["status"] = "corrupt"
-        report["problems"].append(str(err))
-    return report
+        for mat in handle.paths:
+            handle.read_views(mat)
+
+    return files.verification(folder, folder.exists(), check,
+                              checksum="not checked: an md5 is known only for the archive (download checks it)")
 
 
 def describe(path=None, factor_sizes=None):

@@ -68,6 +68,10 @@ def find_file(folder, role):
     return raw if raw.exists() or not raw.with_name(name + ".gz").exists() else raw.with_name(name + ".gz")
 
 
+def _has_files(folder):
+    return any(find_file(folder, role).exists() for role in FILES)
+
+
 def _open(path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
@@ -208,23 +212,15 @@ def default_path():
 def file_status(path=None, num_images=None):
     """'real', 'missing' (no file there) or 'corrupt' (headers checked; verify_file checks all)."""
     folder = Path(path) if path is not None else default_path()
-    if not any(find_file(folder, role).exists() for role in FILES):
-        return "missing"
-    try:
-        FashionMnistFiles(folder, num_images)
-    except UserError:
-        return "corrupt"
-    return "real"
+    return files.status_of(_has_files(folder), lambda: FashionMnistFiles(folder, num_images))
 
 
 def verify_file(path=None, num_images=None):
     """Full check: headers, the published md5 of each .gz file, every byte of every file, labels
     0..9 with every class present. Returns {'path', 'status', 'problems', 'checksum'}."""
     folder = Path(path) if path is not None else default_path()
-    report = {"path": str(folder), "status": "missing", "problems": []}
-    if not any(find_file(folder, role).exists() for role in FILES):
-        return report
-    try:
+
+    def check(report):
         handle = FashionMnistFiles(folder, num_images)
         checked = []
         for role, (name, md5) in FILES.items():
@@ -242,11 +238,8 @@ def verify_file(path=None, num_images=None):
         for f in handle.images_files:
             for _ in f.iter_blocks(READ_IMAGES):
                 pass
-        report["status"] = "real"
-    except UserError as err:
-        report["status"] = "corrupt"
-        report["problems"].append(str(err))
-    return report
+
+    return files.verification(folder, _has_files(folder), check)
 
 
 def describe(path=None, num_images=None):

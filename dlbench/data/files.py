@@ -72,6 +72,38 @@ def missing_file_fix(name, url, filename, folder):
 
 
 # ---------------------------------------------------------------------------------------------
+# dlb_data's status and verification reports
+
+
+def status_of(present, open_files):
+    """dlb_data's quick status of a dataset's files: 'missing' when not present, 'corrupt' when
+    open_files() (the loader's structural check) raises a UserError, else 'real'."""
+    if not present:
+        return "missing"
+    try:
+        open_files()
+    except UserError:
+        return "corrupt"
+    return "real"
+
+
+def verification(path, present, check, **fields):
+    """dlb_data's full check as a report {'path', 'status', 'problems', **fields}: status 'missing'
+    when the files are not present; else check(report) runs, adding what it checked (such as
+    'checksum') and raising a UserError at the first problem. Status is then 'corrupt' with the
+    problem's line, else what check returned ('real' when it returns nothing)."""
+    report = {"path": str(path), "status": "missing", "problems": [], **fields}
+    if not present:
+        return report
+    try:
+        report["status"] = check(report) or "real"
+    except UserError as err:
+        report["status"] = "corrupt"
+        report["problems"].append(str(err))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
 # Reduced grids (miniature test files)
 
 

@@ -156,13 +156,7 @@ def default_path(variant):
 def file_status(variant, path=None, factor_sizes=None):
     """'real', 'missing' or 'corrupt' (a quick check of the structure; verify_file checks all)."""
     path = Path(path) if path is not None else default_path(variant)
-    if not path.exists():
-        return "missing"
-    try:
-        Mpi3dFile(variant, path, factor_sizes)
-    except UserError:
-        return "corrupt"
-    return "real"
+    return files.status_of(path.exists(), lambda: Mpi3dFile(variant, path, factor_sizes))
 
 
 def verify_file(variant, path=None, factor_sizes=None):
@@ -170,10 +164,8 @@ def verify_file(variant, path=None, factor_sizes=None):
     with the zip CRC. Returns {'path', 'status' ('real' | 'missing' | 'corrupt'), 'problems',
     'checksum'}."""
     path = Path(path) if path is not None else default_path(variant)
-    report = {"path": str(path), "status": "missing", "problems": []}
-    if not path.exists():
-        return report
-    try:
+
+    def check(report):
         handle = Mpi3dFile(variant, path, factor_sizes)
         md5 = VARIANTS[variant]["md5"]
         if handle.pre_release:
@@ -187,11 +179,8 @@ def verify_file(variant, path=None, factor_sizes=None):
             report["checksum"] = "not checked: a reduced-grid test file"
         for _ in handle.iter_images():
             pass
-        report["status"] = "real"
-    except UserError as err:
-        report["status"] = "corrupt"
-        report["problems"].append(str(err))
-    return report
+
+    return files.verification(path, path.exists(), check)
 
 
 def describe(variant, path=None, factor_sizes=None):

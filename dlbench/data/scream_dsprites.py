@@ -105,18 +105,13 @@ def verify_file(path=None):
     """Full check: the image decodes, is RGB after conversion and large enough after shrinking.
     Returns {'path', 'status' ('real' | 'missing' | 'corrupt'), 'problems', 'checksum'}."""
     path = Path(path) if path is not None else default_path()
-    report = {"path": str(path), "status": "missing", "problems": []}
-    if not path.exists():
-        return report
-    report["checksum"] = "not checked: Wikimedia publishes no checksum for this image"
-    try:
+
+    def check(report):
+        report["checksum"] = "not checked: Wikimedia publishes no checksum for this image"
         scream = load_scream(path)
         report["shrunk_size"] = f"{scream.shape[2]} x {scream.shape[1]}"
-        report["status"] = "real"
-    except UserError as err:
-        report["status"] = "corrupt"
-        report["problems"].append(str(err))
-    return report
+
+    return files.verification(path, path.exists(), check)
 
 
 def describe(path=None):

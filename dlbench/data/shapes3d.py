@@ -23,7 +23,6 @@ import numpy as np
 
 from dlbench.data import files
 from dlbench.data.ground_truth import GroundTruthData
-from dlbench.errors import UserError
 from dlbench.rundir import atomic_path
 
 NAME = "shapes3d"
@@ -200,13 +199,7 @@ def default_path():
 def file_status(path=None, factor_sizes=None):
     """'real', 'missing' or 'corrupt' (a quick check of the structure; verify_file checks all)."""
     path = Path(path) if path is not None else default_path()
-    if not path.exists():
-        return "missing"
-    try:
-        Shapes3DFile(path, factor_sizes)
-    except UserError:
-        return "corrupt"
-    return "real"
+    return files.status_of(path.exists(), lambda: Shapes3DFile(path, factor_sizes))
 
 
 def verify_file(path=None, factor_sizes=None):
@@ -214,10 +207,8 @@ def verify_file(path=None, factor_sizes=None):
     grid in order, and every image chunk decompresses. Returns {'path', 'status' ('real' |
     'missing' | 'corrupt'), 'problems' (one-line strings), 'checksum'}."""
     path = Path(path) if path is not None else default_path()
-    report = {"path": str(path), "status": "missing", "problems": []}
-    if not path.exists():
-        return report
-    try:
+
+    def check(report):
         handle = Shapes3DFile(path, factor_sizes)
         if handle.factor_sizes == FACTOR_SIZES:
             problem = files.checksum_problem(path, {"md5": MD5})
@@ -231,11 +222,8 @@ def verify_file(path=None, factor_sizes=None):
             raise handle.problem(problem)
         for _ in handle.iter_images():
             pass
-        report["status"] = "real"
-    except UserError as err:
-        report["status"] = "corrupt"
-        report["problems"].append(str(err))
-    return report
+
+    return files.verification(path, path.exists(), check)
 
 
 def describe(path=None, factor_sizes=None):

@@ -282,23 +282,15 @@ def default_path():
 def file_status(path=None, factor_sizes=None, num_instances=None):
     """'real', 'missing' (no file there) or 'corrupt' (headers checked; verify_file checks all)."""
     folder = Path(path) if path is not None else default_path()
-    if not _has_files(folder):
-        return "missing"
-    try:
-        SmallNorbFiles(folder, factor_sizes, num_instances)
-    except UserError:
-        return "corrupt"
-    return "real"
+    return files.status_of(_has_files(folder), lambda: SmallNorbFiles(folder, factor_sizes, num_instances))
 
 
 def verify_file(path=None, factor_sizes=None, num_instances=None):
     """Full check: headers, the published md5 of each .gz file, the labels cover the grid once each,
     every byte of every file. Returns {'path', 'status', 'problems', 'checksum'}."""
     folder = Path(path) if path is not None else default_path()
-    report = {"path": str(folder), "status": "missing", "problems": []}
-    if not _has_files(folder):
-        return report
-    try:
+
+    def check(report):
         handle = SmallNorbFiles(folder, factor_sizes, num_instances)
         full = handle.grid == _check_grid(None, None)
         checked = []
@@ -316,11 +308,8 @@ def verify_file(path=None, factor_sizes=None, num_instances=None):
         handle.load_labels()
         for _ in handle.iter_image_blocks():
             pass
-        report["status"] = "real"
-    except UserError as err:
-        report["status"] = "corrupt"
-        report["problems"].append(str(err))
-    return report
+
+    return files.verification(folder, _has_files(folder), check)
 
 
 def describe(path=None, factor_sizes=None, num_instances=None):
