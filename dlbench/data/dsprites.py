@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlbench.data import files
 from dlbench.data.ground_truth import GroundTruthData
 from dlbench.errors import UserError
 from dlbench.rundir import atomic_path, atomic_write_bytes
@@ -474,8 +475,8 @@ class DSpritesFile:
         except UserError:
             raise
         except Exception as err:  # zip, npy or pickle damage
-            raise UserError(f"dSprites file {self.path} is corrupt ({type(err).__name__}: {_one_line(err)}); "
-                            f"{_fix(self.path)}") from None
+            raise UserError(f"dSprites file {self.path} is corrupt ({type(err).__name__}: "
+                            f"{files.one_line(err)}); {_fix(self.path)}") from None
         self.metadata = metadata
         self._check()
 
@@ -550,7 +551,7 @@ class DSpritesFile:
             with np.load(self.path) as npz:
                 return npz["imgs"]
         except Exception as err:
-            raise self._bad(f"cannot read imgs: {type(err).__name__}: {_one_line(err)}") from None
+            raise self._bad(f"cannot read imgs: {type(err).__name__}: {files.one_line(err)}") from None
 
     def load(self, name):
         """latents_classes or latents_values (small; read fully)."""
@@ -558,30 +559,16 @@ class DSpritesFile:
             with np.load(self.path) as npz:
                 return npz[name]
         except Exception as err:
-            raise self._bad(f"cannot read {name}: {type(err).__name__}: {_one_line(err)}") from None
-
-
-def _one_line(err):
-    return " ".join(str(err).split())[:200]
-
-
-def file_md5(path, block=1 << 22):
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
+            raise self._bad(f"cannot read {name}: {type(err).__name__}: {files.one_line(err)}") from None
 
 
 def verify_file(path, sample=2000, seed=0):
     """Full check of a dSprites file. Returns a dict with 'status' in {'real', 'synthetic', 'corrupt',
     'missing'} and 'problems' (a list of one-line strings; empty unless corrupt)."""
     path = Path(path)
-    report = {"path": str(path), "status": "missing", "problems": []}
-    if not path.exists():
-        return report
-    report["md5"] = md5 = file_md5(path)
-    try:
+
+    def check(report):
+        report["md5"] = md5 = files.file_checksum(path)
         handle = DSpritesFile(path)
         report["source"] = handle.source
         report["latents_sizes"] = handle.latents_sizes.tolist()
@@ -612,11 +599,9 @@ def verify_file(path, sample=2000, seed=0):
             if not np.array_equal(np.asarray(imgs[rows]), render(expected[rows])):
                 raise UserError(f"images differ from the renderer on a sample of {len(rows)}")
             report["checked_render_sample"] = len(rows)
-        report["status"] = handle.source
-    except UserError as err:
-        report["status"] = "corrupt"
-        report["problems"].append(str(err))
-    return report
+        return handle.source
+
+    return files.verification(path, path.exists(), check)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -723,7 +708,7 @@ class DSprites(GroundTruthData):
         import urllib.request
 
         path = Path(path) if path is not None else default_path()
-        if file_status(path) == "real" and file_md5(path) == MD5:
+        if file_status(path) == "real" and files.file_checksum(path) == MD5:
             return path
         by_hand = (f"place the DeepMind {FILENAME} in {path.parent} by hand, "
                    f"or run `dlb_data make dsprites` to generate a synthetic one")
@@ -731,7 +716,7 @@ class DSprites(GroundTruthData):
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 data = response.read()
         except Exception as err:
-            raise UserError(f"could not download dSprites from {url} ({_one_line(err)}); {by_hand}") from None
+            raise UserError(f"could not download dSprites from {url} ({files.one_line(err)}); {by_hand}") from None
         md5 = hashlib.md5(data).hexdigest()
         if md5 != MD5:
             raise UserError(f"downloaded dSprites has md5 {md5}, expected {MD5}; nothing written; {by_hand}")
