@@ -160,20 +160,10 @@ def describe(path=None, factor_sizes=None):
     """What the folder holds (files counted, not read)."""
     folder = Path(path) if path is not None else default_path()
     handle = Cars3dFiles(folder, factor_sizes)
-    return {
-        "name": NAME,
-        "path": str(folder),
-        "source": "real",
-        "grid": "full" if handle.factor_sizes == FACTOR_SIZES else "reduced",
-        "num_images": handle.num_images,
-        "observation_shape": [3, SIZE, SIZE],
-        "factor_names": list(FACTOR_NAMES),
-        "factors_num_values": list(handle.factor_sizes),
-        "file_bytes": sum(p.stat().st_size for p in handle.paths),
-        "uint8_bytes": handle.num_images * 3 * SIZE * SIZE,
-        "url": URL,
-        "md5": {ARCHIVE: ARCHIVE_MD5},
-    }
+    grid = "full" if handle.factor_sizes == FACTOR_SIZES else "reduced"
+    return files.description(NAME, folder, grid, handle.num_images, (3, SIZE, SIZE),
+                             dict(zip(FACTOR_NAMES, handle.factor_sizes)),
+                             sum(p.stat().st_size for p in handle.paths), URL, {ARCHIVE: ARCHIVE_MD5})
 
 
 def extract_cars(archive, folder):

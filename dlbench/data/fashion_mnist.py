@@ -246,20 +246,10 @@ def describe(path=None, num_images=None):
     """What the files hold (headers checked, images not read)."""
     folder = Path(path) if path is not None else default_path()
     handle = FashionMnistFiles(folder, num_images)
-    return {
-        "name": NAME,
-        "path": str(folder),
-        "source": "real",
-        "grid": "not a grid: class is the only known factor",
-        "num_images": handle.num_images,
-        "observation_shape": [1, SIZE, SIZE],
-        "factor_names": ["class"],
-        "factors_num_values": [NUM_CLASSES],
-        "file_bytes": sum(find_file(folder, role).stat().st_size for role in FILES),
-        "uint8_bytes": handle.num_images * SIZE * SIZE,
-        "url": URL,
-        "md5": {FILES[role][0] + ".gz": FILES[role][1] for role in FILES},
-    }
+    return files.description(NAME, folder, "not a grid: class is the only known factor", handle.num_images,
+                             (1, SIZE, SIZE), {"class": NUM_CLASSES},
+                             sum(find_file(folder, role).stat().st_size for role in FILES), URL,
+                             {FILES[role][0] + ".gz": FILES[role][1] for role in FILES})
 
 
 def download(path=None, url=URL, timeout=60, progress=True):

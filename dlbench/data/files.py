@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+
 from dlbench.errors import UserError
 
 DISENTANGLEMENT_LIB_ENV = "DISENTANGLEMENT_LIB_DATA"
@@ -101,6 +103,16 @@ def verification(path, present, check, **fields):
         report["status"] = "corrupt"
         report["problems"].append(str(err))
     return report
+
+
+def description(name, path, grid, num_images, observation_shape, factors, file_bytes, url, md5, **extra):
+    """dlb_data's describe() of a dataset read from real files: factors is {name: number of values};
+    uint8_bytes is what the images take held as uint8 arrays of observation_shape; extra fields
+    (such as mpi3d's release) follow grid."""
+    return {"name": name, "path": str(path), "source": "real", "grid": grid, **extra, "num_images": num_images,
+            "observation_shape": list(observation_shape), "factor_names": list(factors),
+            "factors_num_values": [int(n) for n in factors.values()], "file_bytes": file_bytes,
+            "uint8_bytes": num_images * int(np.prod(observation_shape)), "url": url, "md5": md5}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -187,21 +187,11 @@ def describe(variant, path=None, factor_sizes=None):
     """What the file holds (structure checked, images not read)."""
     path = Path(path) if path is not None else default_path(variant)
     handle = Mpi3dFile(variant, path, factor_sizes)
-    return {
-        "name": variant,
-        "path": str(handle.path),
-        "source": "real",
-        "grid": "full" if handle.factor_sizes in (FACTOR_SIZES, PRE_RELEASE_SIZES) else "reduced",
-        "release": "2019 pre-release" if handle.pre_release else "final",
-        "num_images": handle.num_images,
-        "observation_shape": [3, 64, 64],
-        "factor_names": list(FACTOR_NAMES),
-        "factors_num_values": list(handle.factor_sizes),
-        "file_bytes": handle.path.stat().st_size,
-        "uint8_bytes": handle.num_images * int(np.prod(IMAGE_SHAPE)),
-        "url": VARIANTS[variant]["url"],
-        "md5": VARIANTS[variant]["md5"],
-    }
+    grid = "full" if handle.factor_sizes in (FACTOR_SIZES, PRE_RELEASE_SIZES) else "reduced"
+    return files.description(variant, path, grid, handle.num_images, (3, 64, 64),
+                             dict(zip(FACTOR_NAMES, handle.factor_sizes)), path.stat().st_size,
+                             VARIANTS[variant]["url"], VARIANTS[variant]["md5"],
+                             release="2019 pre-release" if handle.pre_release else "final")
 
 
 def download(variant, path=None, timeout=60, progress=True):

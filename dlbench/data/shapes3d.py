@@ -230,20 +230,9 @@ def describe(path=None, factor_sizes=None):
     """What the file holds (structure checked, images not read)."""
     path = Path(path) if path is not None else default_path()
     handle = Shapes3DFile(path, factor_sizes)
-    return {
-        "name": NAME,
-        "path": str(handle.path),
-        "source": "real",
-        "grid": "full" if handle.factor_sizes == FACTOR_SIZES else "reduced",
-        "num_images": handle.num_images,
-        "observation_shape": list(Shapes3D.observation_shape),
-        "factor_names": list(FACTOR_NAMES),
-        "factors_num_values": list(handle.factor_sizes),
-        "file_bytes": handle.path.stat().st_size,
-        "uint8_bytes": handle.num_images * int(np.prod(IMAGE_SHAPE)),
-        "url": URL,
-        "md5": MD5,
-    }
+    grid = "full" if handle.factor_sizes == FACTOR_SIZES else "reduced"
+    return files.description(NAME, path, grid, handle.num_images, Shapes3D.observation_shape,
+                             dict(zip(FACTOR_NAMES, handle.factor_sizes)), path.stat().st_size, URL, MD5)
 
 
 def download(path=None, url=URL, timeout=60, progress=True):

@@ -317,20 +317,11 @@ def describe(path=None, factor_sizes=None, num_instances=None):
     folder = Path(path) if path is not None else default_path()
     handle = SmallNorbFiles(folder, factor_sizes, num_instances)
     grid = handle.grid
-    return {
-        "name": NAME,
-        "path": str(folder),
-        "source": "real",
-        "grid": f"not a full grid: {grid[1]} instances (not a factor) per factor combination",
-        "num_images": handle.num_images,
-        "observation_shape": [1, SIZE, SIZE],
-        "factor_names": list(FACTOR_NAMES),
-        "factors_num_values": [grid[0]] + list(grid[2:]),
-        "file_bytes": sum(find_file(folder, c, k).stat().st_size for c in CHUNKS for k in KINDS),
-        "uint8_bytes": handle.num_images * SIZE * SIZE,
-        "url": URL,
-        "md5": {filename(c, k) + ".gz": md5 for (c, k), md5 in MD5.items()},
-    }
+    return files.description(
+        NAME, folder, f"not a full grid: {grid[1]} instances (not a factor) per factor combination",
+        handle.num_images, (1, SIZE, SIZE), dict(zip(FACTOR_NAMES, (grid[0],) + grid[2:])),
+        sum(find_file(folder, c, k).stat().st_size for c in CHUNKS for k in KINDS), URL,
+        {filename(c, k) + ".gz": md5 for (c, k), md5 in MD5.items()})
 
 
 def download(path=None, url=URL, timeout=60, progress=True):
