@@ -256,12 +256,8 @@ def download(path=None, url=URL, timeout=60, progress=True):
     """Fetch the four .gz files (resumable, md5-checked) into path (default $DLBENCH_DATA/fashion_mnist/)."""
     folder = Path(path) if path is not None else default_path()
     for name, md5 in FILES.values():
-        target = folder / (name + ".gz")
-        if target.exists() and files.file_checksum(target) == md5:
-            continue
         by_hand = f"download {name}.gz from {REPOSITORY} and place it in {folder}"
-        files.download_file(url + name + ".gz", target, {"md5": md5}, by_hand=by_hand, timeout=timeout,
-                            progress=progress)
+        files.fetch(url + name + ".gz", folder / (name + ".gz"), md5, by_hand, timeout, progress)
     return folder
 
 

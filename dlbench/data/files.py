@@ -214,6 +214,28 @@ def download_file(url, path, checksums=None, by_hand="", timeout=60, progress=Tr
     return path
 
 
+def has_checksum(path, md5):
+    """Whether the file at path is there and has this md5."""
+    return Path(path).exists() and file_checksum(path) == md5
+
+
+def fetch(url, path, md5, by_hand, timeout=60, progress=True):
+    """download_file with an md5 check, skipped when path already holds that file. Returns path."""
+    if not has_checksum(path, md5):
+        download_file(url, path, {"md5": md5}, by_hand=by_hand, timeout=timeout, progress=progress)
+    return path
+
+
+def download_one_file(name, filename, url, md5, path, found, timeout=60, progress=True):
+    """Fetch a one-file dataset to path (default $DLBENCH_DATA/<name>/<filename>). Without a
+    path, the file dlbench would read (found) is kept when it already has the published md5."""
+    if path is None and has_checksum(found, md5):
+        return found
+    path = Path(path) if path is not None else dataset_folder(name) / filename
+    by_hand = f"download it with a browser or gsutil and place {filename} in {path.parent}"
+    return fetch(url, path, md5, by_hand, timeout, progress)
+
+
 def _copy(response, out, done, total, url, progress, block):
     from tqdm import tqdm
 

@@ -197,14 +197,8 @@ def describe(variant, path=None, factor_sizes=None):
 def download(variant, path=None, timeout=60, progress=True):
     """Fetch a variant's npz (resumable, md5-checked) to path (default $DLBENCH_DATA/<variant>/)."""
     url, md5 = VARIANTS[variant]["url"], VARIANTS[variant]["md5"]
-    found = default_path(variant)
-    if path is None and found.exists() and files.file_checksum(found) == md5:
-        return found
-    path = Path(path) if path is not None else files.dataset_folder(variant) / filename(variant)
-    if path.exists() and files.file_checksum(path) == md5:
-        return path
-    by_hand = f"download it with a browser or gsutil and place {filename(variant)} in {path.parent}"
-    return files.download_file(url, path, {"md5": md5}, by_hand=by_hand, timeout=timeout, progress=progress)
+    return files.download_one_file(variant, filename(variant), url, md5, path, default_path(variant), timeout,
+                                   progress)
 
 
 class Mpi3d(GroundTruthData):

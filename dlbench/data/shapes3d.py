@@ -237,14 +237,7 @@ def describe(path=None, factor_sizes=None):
 
 def download(path=None, url=URL, timeout=60, progress=True):
     """Fetch 3dshapes.h5 (resumable, md5-checked) to path (default $DLBENCH_DATA/shapes3d/)."""
-    found = default_path()
-    if path is None and found.exists() and files.file_checksum(found) == MD5:
-        return found
-    path = Path(path) if path is not None else files.dataset_folder(NAME) / FILENAME
-    if path.exists() and files.file_checksum(path) == MD5:
-        return path
-    by_hand = f"download it with a browser or gsutil and place {FILENAME} in {path.parent}"
-    return files.download_file(url, path, {"md5": MD5}, by_hand=by_hand, timeout=timeout, progress=progress)
+    return files.download_one_file(NAME, FILENAME, url, MD5, path, default_path(), timeout, progress)
 
 
 class Shapes3D(GroundTruthData):

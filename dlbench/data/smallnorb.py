@@ -328,12 +328,9 @@ def download(path=None, url=URL, timeout=60, progress=True):
     """Fetch the six .mat.gz files (resumable, md5-checked) into path (default $DLBENCH_DATA/smallnorb/)."""
     folder = Path(path) if path is not None else files.dataset_folder(NAME)
     for (chunk, kind), md5 in MD5.items():
-        target = folder / (filename(chunk, kind) + ".gz")
-        if target.exists() and files.file_checksum(target) == md5:
-            continue
-        by_hand = f"download {target.name} from {URL} with a browser and place it in {folder}"
-        files.download_file(url + target.name, target, {"md5": md5}, by_hand=by_hand, timeout=timeout,
-                            progress=progress)
+        name = filename(chunk, kind) + ".gz"
+        by_hand = f"download {name} from {URL} with a browser and place it in {folder}"
+        files.fetch(url + name, folder / name, md5, by_hand, timeout, progress)
     return folder
 
 
