@@ -19,7 +19,6 @@ Files: $DLBENCH_DATA/fashion_mnist/ (disentanglement_lib has no Fashion-MNIST).
 """
 
 import gzip
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -63,17 +62,11 @@ def _check_counts(num_images):
 
 def find_file(folder, role):
     """The file for a role in folder: the decompressed one when present, else the published .gz."""
-    name = FILES[role][0]
-    raw = Path(folder) / name
-    return raw if raw.exists() or not raw.with_name(name + ".gz").exists() else raw.with_name(name + ".gz")
+    return files.raw_or_gz(Path(folder) / FILES[role][0])
 
 
 def _has_files(folder):
     return any(find_file(folder, role).exists() for role in FILES)
-
-
-def _open(path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def resize_images(images):
@@ -86,13 +79,16 @@ def resize_images(images):
     return out
 
 
-class IdxFile:
+class IdxFile(files.RowsFile):
     """One idx file whose header is checked (magic, dimensions). Raises UserError if unusable."""
+
+    dtype = np.dtype(np.uint8)
 
     def __init__(self, path, magic, dims, what):
         self.path = Path(path)
         self.what = what
-        self.dims = tuple(dims)
+        self.row_noun = what + "s"
+        self.shape = tuple(dims)
         if not self.path.exists():
             raise files.file_problem(self.path, f"Fashion-MNIST {what} file not found", _fix(self.path.parent))
         header = self._read(0, 4 + 4 * len(dims))
@@ -100,8 +96,8 @@ class IdxFile:
         if got_magic != magic:
             raise self.problem(f"magic number 0x{got_magic:08X} is not 0x{magic:08X} (idx {what} file)")
         got_dims = tuple(int.from_bytes(header[4 + 4 * i:8 + 4 * i], "big") for i in range(len(dims)))
-        if got_dims != self.dims:
-            raise self.problem(f"dimensions {got_dims} are not the expected {self.dims}")
+        if got_dims != self.shape:
+            raise self.problem(f"dimensions {got_dims} are not the expected {self.shape}")
         self.header_bytes = len(header)
 
     def problem(self, what):
@@ -111,40 +107,14 @@ class IdxFile:
     def _read(self, start, count):
         """count bytes from offset start of the (decompressed) content, or a clear error."""
         try:
-            with _open(self.path) as f:
+            with files.open_raw_or_gz(self.path) as f:
                 f.seek(start)
                 data = f.read(count)
-        except (OSError, EOFError, zlib.error) as err:  # gzip: not gzip, truncated, damaged
-            raise self.problem(f"cannot read it ({type(err).__name__}: {files.one_line(err)})") from None
+        except files.GZIP_ERRORS as err:
+            raise self.cannot_read(err) from None
         if len(data) != count:
             raise self.problem(f"ends after {start + len(data)} bytes, expected at least {start + count}")
         return data
-
-    def iter_blocks(self, rows):
-        """Yields (start, uint8 array of up to `rows` rows); checks the data is exactly the size the
-        header gives (no bytes missing or left over)."""
-        per_row = int(np.prod(self.dims[1:], dtype=np.int64))
-        count = self.dims[0]
-        try:
-            with _open(self.path) as f:
-                f.read(self.header_bytes)
-                for start in range(0, count, rows):
-                    n = min(rows, count - start)
-                    data = f.read(n * per_row)
-                    if len(data) != n * per_row:
-                        raise self.problem(f"data end after {start + len(data) // per_row} of {count} "
-                                           f"{self.what}s (file truncated)")
-                    yield start, np.frombuffer(data, dtype=np.uint8).reshape((n,) + self.dims[1:])
-                if f.read(1):
-                    raise self.problem(f"has bytes after the {count} {self.what}s its header declares")
-        except (OSError, EOFError, zlib.error) as err:
-            raise self.problem(f"cannot read it ({type(err).__name__}: {files.one_line(err)})") from None
-
-    def read_all(self):
-        out = np.empty(self.dims, dtype=np.uint8)
-        for start, block in self.iter_blocks(max(1, self.dims[0])):
-            out[start:start + len(block)] = block
-        return out
 
 
 class FashionMnistFiles:
@@ -181,7 +151,7 @@ class FashionMnistFiles:
         for f in self.images_files:
             for start, block in f.iter_blocks(READ_IMAGES):
                 out[offset + start:offset + start + len(block), 0] = resize_images(block)
-            offset += f.dims[0]
+            offset += f.shape[0]
         return out
 
 

@@ -6,6 +6,7 @@ with `file_checksum`, and fetches with `download_file`. `peak_memory_loading` me
 resident memory of loading a dataset, for the README's memory figures.
 """
 
+import gzip
 import hashlib
 import http.client
 import json
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,61 @@ def locate(name, filename, disentanglement_lib_relative=None):
     if theirs is not None and theirs.exists():
         return theirs
     return own
+
+
+# ---------------------------------------------------------------------------------------------
+# Files published gzip-compressed, read raw or compressed
+
+GZIP_ERRORS = (OSError, EOFError, zlib.error)  # not gzip, truncated, damaged
+
+
+def raw_or_gz(path):
+    """The decompressed file at path when it is there, else the published path + '.gz' when that is."""
+    path = Path(path)
+    gz = path.with_name(path.name + ".gz")
+    return path if path.exists() or not gz.exists() else gz
+
+
+def open_raw_or_gz(path):
+    return gzip.open(path, "rb") if Path(path).suffix == ".gz" else open(path, "rb")
+
+
+class RowsFile:
+    """A file, raw or gzip-compressed, of a header and then `shape[0]` rows of `shape[1:]` values
+    (smallNORB's binary matrices, Fashion-MNIST's idx files). Subclasses check the header and set
+    path, shape, dtype, header_bytes, and define problem(what) (the UserError for this file);
+    row_noun names the rows in messages."""
+
+    row_noun = "rows"
+
+    def cannot_read(self, err):
+        return self.problem(f"cannot read it ({type(err).__name__}: {one_line(err)})")
+
+    def iter_blocks(self, rows):
+        """Yields (start, array of up to `rows` rows); checks the data is exactly as long as the
+        header says (none missing, none left over)."""
+        count = self.shape[0]
+        per_row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        try:
+            with open_raw_or_gz(self.path) as f:
+                f.read(self.header_bytes)
+                for start in range(0, count, rows):
+                    n = min(rows, count - start)
+                    data = f.read(n * per_row)
+                    if len(data) != n * per_row:
+                        raise self.problem(f"data end after {start + len(data) // per_row} of {count} "
+                                           f"{self.row_noun} (file truncated)")
+                    yield start, np.frombuffer(data, dtype=self.dtype).reshape((n,) + self.shape[1:])
+                if f.read(1):
+                    raise self.problem(f"has bytes after the {count} {self.row_noun} its header declares")
+        except GZIP_ERRORS as err:
+            raise self.cannot_read(err) from None
+
+    def read_all(self):
+        out = np.empty(self.shape, dtype=self.dtype)
+        for start, block in self.iter_blocks(max(1, self.shape[0])):
+            out[start:start + len(block)] = block
+        return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ uint8 (48600, 1, 64, 64); the dat files are read a block of images at a time.
 """
 
 import gzip
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +69,7 @@ def filename(chunk, kind):
 
 def find_file(folder, chunk, kind):
     """The file in folder: the decompressed one when present, else the published .gz."""
-    raw = Path(folder) / filename(chunk, kind)
-    gz = raw.with_name(raw.name + ".gz")
-    return raw if raw.exists() or not gz.exists() else gz
+    return files.raw_or_gz(Path(folder) / filename(chunk, kind))
 
 
 def _has_files(folder):
@@ -82,10 +79,6 @@ def _has_files(folder):
 def _fix(folder):
     return (f"run `dlb_data download {NAME}` (fetches the six .mat.gz files from {URL}), or place them "
             f"(or their decompressed .mat) in {folder} (or in $DISENTANGLEMENT_LIB_DATA/{DISENTANGLEMENT_LIB_FOLDER}/)")
-
-
-def _open(path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def resize_images(images):
@@ -102,7 +95,7 @@ def resize_images(images):
     return out
 
 
-class MatrixFile:
+class MatrixFile(files.RowsFile):
     """One binary-matrix file whose header is checked (magic, dimensions). Raises UserError if unusable.
 
     magic: the expected type; dims: the expected dimensions, None for 'any count' in the first."""
@@ -112,14 +105,14 @@ class MatrixFile:
         if not self.path.exists():
             raise files.file_problem(self.path, "smallNORB file not found", _fix(self.path.parent))
         try:
-            with _open(self.path) as f:
+            with files.open_raw_or_gz(self.path) as f:
                 head = f.read(8)
                 if len(head) == 8:
                     ndim = int.from_bytes(head[4:8], "little", signed=True)
                     stored = max(3, ndim) if 0 <= ndim <= 16 else 0
                     head += f.read(4 * stored)
-        except (OSError, EOFError, zlib.error) as err:  # gzip: not gzip, truncated, damaged
-            raise self.problem(f"cannot read it ({type(err).__name__}: {files.one_line(err)})") from None
+        except files.GZIP_ERRORS as err:
+            raise self.cannot_read(err) from None
         if len(head) < 8:
             raise self.problem(f"ends after {len(head)} bytes, inside the header")
         got = int.from_bytes(head[:4], "little")
@@ -141,32 +134,6 @@ class MatrixFile:
     def problem(self, what):
         return files.file_problem(self.path, f"smallNORB file is unusable: {what}",
                                   f"delete it and {_fix(self.path.parent)}")
-
-    def iter_blocks(self, rows):
-        """Yields (start, array of up to `rows` rows); checks the data is exactly as long as the
-        header says (none missing, none left over)."""
-        count = self.shape[0]
-        per_row = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
-        try:
-            with _open(self.path) as f:
-                f.read(self.header_bytes)
-                for start in range(0, count, rows):
-                    n = min(rows, count - start)
-                    data = f.read(n * per_row)
-                    if len(data) != n * per_row:
-                        raise self.problem(f"data end after {start + len(data) // per_row} of {count} rows "
-                                           f"(file truncated)")
-                    yield start, np.frombuffer(data, dtype=self.dtype).reshape((n,) + self.shape[1:])
-                if f.read(1):
-                    raise self.problem(f"has bytes after the {count} rows its header declares")
-        except (OSError, EOFError, zlib.error) as err:
-            raise self.problem(f"cannot read it ({type(err).__name__}: {files.one_line(err)})") from None
-
-    def read_all(self):
-        out = np.empty(self.shape, dtype=self.dtype)
-        for start, block in self.iter_blocks(max(1, self.shape[0])):
-            out[start:start + len(block)] = block
-        return out
 
 
 def _check_grid(factor_sizes, num_instances):
