@@ -308,6 +308,25 @@ def test_pca_init_subsamples_large_datasets_deterministically():
     np.testing.assert_allclose(first, data.singular_values(10000), rtol=0.02)
 
 
+def test_pca_init_on_a_dataset_without_fixed_images_uses_a_seeded_sample(tiny_dsprites, monkeypatch):
+    """color_dsprites draws a colour per observation, so it has no `images`; PCA reads a seeded
+    sample instead: the top singular values of that sample's centred matrix (full SVD here)."""
+    from dlbench.data.color_dsprites import ColorDSprites
+    from dlbench.priors import anisotropic_gaussian
+
+    monkeypatch.setattr(anisotropic_gaussian, "PCA_MAX_IMAGES", 300)  # a full SVD stays quick
+    data = ColorDSprites()
+    prior = AnisotropicGaussian(3)
+    prior.prepare(data)
+    sample = data.sample_observations(300, np.random.RandomState(anisotropic_gaussian.PCA_SEED))
+    x = sample.reshape(300, -1).astype(np.float64)
+    expected = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)[:3]
+    np.testing.assert_allclose(prior.settings()["pca_singular_values"], expected, rtol=1e-4)
+    again = AnisotropicGaussian(3)
+    again.prepare(ColorDSprites())
+    assert again.settings() == prior.settings()
+
+
 def test_pca_init_needs_enough_data():
     with pytest.raises(UserError, match="init = 'given'"):
         AnisotropicGaussian(8).prepare(SyntheticImages())

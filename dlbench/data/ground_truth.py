@@ -97,6 +97,16 @@ class GeneratedInMemory:
         return "generated"
 
 
+def fixed_or_sampled_images(data, num, seed):
+    """(images, pixel_scale) to look at the data with (PCA, sample grids): the dataset's fixed
+    array when it has one (all of it; callers subsample), else, for datasets whose observations
+    each draw fresh randomness (the dSprites variants), `num` float observations drawn with the
+    numpy seed `seed` (scale 1)."""
+    if hasattr(data, "observations_from_base"):
+        return data.sample_observations(num, np.random.RandomState(seed)), 1.0
+    return data.images, data.pixel_scale
+
+
 def require_full_grid(data, user):
     """A UserError unless data holds exactly one observation per factor combination; `user`
     names what needs that (a metric, or `index_of`)."""

@@ -10,7 +10,8 @@ Initialisations:
 - init='pca': the standard deviations are proportional to the first D singular values s_1 >=
   ... >= s_D of the centred data matrix (as in the paper's App. B, and its public code, which
   softmaxes log s^2), i.e. logits = 2 log s and sigma_d^2 = D s_d^2 / sum_k s_k^2. They are
-  computed in `prepare(data)` on a fixed subsample of the dataset and recorded in the settings
+  computed in `prepare(data)` on a fixed subsample of the dataset (for the dSprites variants,
+  which have no fixed array, a seeded sample of observations) and recorded in the settings
   (`pca_singular_values`), so the prior is rebuilt from its config without the data.
 - init='given': `variances` is a list of D positive numbers; they are normalised to sum to D.
 """
@@ -23,6 +24,7 @@ from scipy.sparse.linalg import svds
 import torch
 from torch import nn
 
+from dlbench.data.ground_truth import fixed_or_sampled_images
 from dlbench.errors import UserError
 from dlbench.priors.base import Prior, log_normal_diag
 
@@ -63,7 +65,8 @@ class AnisotropicGaussian(Prior):
         from a config that already holds the singular values keeps them."""
         if self.init != "pca" or self.pca_singular_values is not None:
             return
-        self._set_singular_values(pca_singular_values(data.images, data.pixel_scale, self.latent_dim))
+        images, pixel_scale = fixed_or_sampled_images(data, PCA_MAX_IMAGES, PCA_SEED)
+        self._set_singular_values(pca_singular_values(images, pixel_scale, self.latent_dim))
 
     def _set_singular_values(self, values):
         self.pca_singular_values = [float(s) for s in values]

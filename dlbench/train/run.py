@@ -7,12 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 import dlbench
 from dlbench import rundir
 import dlbench.data
+from dlbench.data.ground_truth import fixed_or_sampled_images
 from dlbench.errors import UserError
 from dlbench.nn import build_vae
 from dlbench.train import checkpoints
@@ -95,10 +95,7 @@ def _finish(run_dir, trainer, data, last, train_seconds, steps_done, started):
     model_dir = run_dir / "model"
     checkpoints.save_atomic({"model": trainer.model.state_dict(), "model_config": trainer.model.config},
                             model_dir / "checkpoint.pt")
-    if hasattr(data, "observations_from_base"):  # no fixed images: show a seeded sample
-        shown, scale = data.sample_observations(64, np.random.RandomState(0)), 1.0
-    else:
-        shown, scale = data.images, data.pixel_scale
+    shown, scale = fixed_or_sampled_images(data, 64, seed=0)
     write_samples(trainer.model, shown, scale, model_dir / "samples")
     images_per_second = steps_done * trainer.spec.train["batch_size"] / max(train_seconds, 1e-9)
     rundir.write_json(model_dir / "results.json", {
