@@ -210,7 +210,7 @@ def download(path=None, url=URL, timeout=60, progress=True):
     return folder
 
 
-class Cars3D(GroundTruthData):
+class Cars3D(files.ReadFromFiles, GroundTruthData):
     """Cars3D as ground-truth data: factors elevation 4, azimuth 24, object 183 (a full grid),
     17,568 RGB images held as uint8 (N, 3, 64, 64).
 
@@ -226,16 +226,11 @@ class Cars3D(GroundTruthData):
     def __init__(self, path=None, factor_sizes=None):
         self.files = Cars3dFiles(Path(path) if path is not None else default_path(), factor_sizes)
         self.path = self.files.folder
-        self.source = "real"
         self.factors_num_values = list(self.files.factor_sizes)
-        self._images = None
 
-    @property
-    def images(self):
-        """All observations, uint8 (N, 3, 64, 64), read and resized on first use."""
-        if self._images is None:
-            self._images = self.files.load_images()
-        return self._images
+    def _read_images(self):
+        """All observations, uint8 (N, 3, 64, 64), read and resized."""
+        return self.files.load_images()
 
     default_path = staticmethod(default_path)
     file_status = staticmethod(file_status)

@@ -231,7 +231,7 @@ def download(path=None, url=URL, timeout=60, progress=True):
     return folder
 
 
-class FashionMnist(GroundTruthData):
+class FashionMnist(files.ReadFromFiles, GroundTruthData):
     """Fashion-MNIST as ground-truth data: 70,000 greyscale images held as uint8 (N, 1, 32, 32),
     one factor, the class (10 values); not a full grid.
 
@@ -249,19 +249,14 @@ class FashionMnist(GroundTruthData):
     def __init__(self, path=None, num_images=None):
         self.path = Path(path) if path is not None else default_path()
         self.files = FashionMnistFiles(self.path, num_images)
-        self.source = "real"
         self.labels = self.files.load_labels()
         # rows of each class, one after the other: class c's rows are _by_class[_start[c]:_start[c + 1]]
         self._by_class = np.argsort(self.labels, kind="stable")
         self._start = np.concatenate([[0], np.cumsum(np.bincount(self.labels, minlength=NUM_CLASSES))])
-        self._images = None
 
-    @property
-    def images(self):
-        """All observations, uint8 (N, 1, 32, 32), read and resized on first use."""
-        if self._images is None:
-            self._images = self.files.load_images()
-        return self._images
+    def _read_images(self):
+        """All observations, uint8 (N, 1, 32, 32), read and resized."""
+        return self.files.load_images()
 
     def __len__(self):
         return len(self.labels)

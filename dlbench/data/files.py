@@ -308,6 +308,35 @@ def _copy(response, out, done, total, url, progress, block):
 
 
 # ---------------------------------------------------------------------------------------------
+# The dataset classes
+
+
+def channel_first(blocks, num_images, image_shape):
+    """One uint8 (N, C, H, W) array of the (start, block) pairs of channel-last uint8 blocks
+    (n, H, W, C) of image_shape (H, W, C), filled block by block (no full-size copy)."""
+    height, width, channels = image_shape
+    out = np.empty((num_images, channels, height, width), dtype=np.uint8)
+    for start, block in blocks:
+        out[start:start + len(block)] = block.transpose(0, 3, 1, 2)
+    return out
+
+
+class ReadFromFiles:
+    """For dataset classes read from real files (mix in before GroundTruthData): source 'real',
+    and `images`, the uint8 (N, C, H, W) observations, read by the class's _read_images() on
+    first use and then held."""
+
+    source = "real"
+    _images = None
+
+    @property
+    def images(self):
+        if self._images is None:
+            self._images = self._read_images()
+        return self._images
+
+
+# ---------------------------------------------------------------------------------------------
 # Memory benchmark
 
 

@@ -130,10 +130,7 @@ class Mpi3dFile:
 
     def load_images(self):
         """All images as one uint8 array (N, 3, 64, 64), filled block by block (no full-size copy)."""
-        out = np.empty((self.num_images, IMAGE_SHAPE[2]) + IMAGE_SHAPE[:2], dtype=np.uint8)
-        for start, block in self.iter_images():
-            out[start:start + len(block)] = block.transpose(0, 3, 1, 2)
-        return out
+        return files.channel_first(self.iter_images(), self.num_images, IMAGE_SHAPE)
 
 
 def write_file(path, images):
@@ -201,7 +198,7 @@ def download(variant, path=None, timeout=60, progress=True):
                                    progress)
 
 
-class Mpi3d(GroundTruthData):
+class Mpi3d(files.ReadFromFiles, GroundTruthData):
     """One MPI3D variant as ground-truth data: 7 factors, RGB images held as uint8 (N, 3, 64, 64).
 
     Use the subclasses Mpi3dToy, Mpi3dRealistic, Mpi3dReal (registered as mpi3d_toy, ...).
@@ -220,16 +217,11 @@ class Mpi3d(GroundTruthData):
         path = Path(path) if path is not None else default_path(self.name)
         self.file = Mpi3dFile(self.name, path, factor_sizes)
         self.path = self.file.path
-        self.source = "real"
         self.factors_num_values = list(self.file.factor_sizes)
-        self._images = None
 
-    @property
-    def images(self):
-        """All observations, uint8 (N, 3, 64, 64), read from the file on first use."""
-        if self._images is None:
-            self._images = self.file.load_images()
-        return self._images
+    def _read_images(self):
+        """All observations, uint8 (N, 3, 64, 64), read from the file."""
+        return self.file.load_images()
 
     # dlb_data's protocol, bound to the class's variant
     @classmethod

@@ -115,10 +115,7 @@ class Shapes3DFile:
 
     def load_images(self):
         """All images as one uint8 array (N, 3, 64, 64), filled block by block (no full-size copy)."""
-        out = np.empty((self.num_images, IMAGE_SHAPE[2]) + IMAGE_SHAPE[:2], dtype=np.uint8)
-        for start, block in self.iter_images():
-            out[start:start + len(block)] = block.transpose(0, 3, 1, 2)
-        return out
+        return files.channel_first(self.iter_images(), self.num_images, IMAGE_SHAPE)
 
     def load_labels(self):
         import h5py
@@ -240,7 +237,7 @@ def download(path=None, url=URL, timeout=60, progress=True):
     return files.download_one_file(NAME, FILENAME, url, MD5, path, default_path(), timeout, progress)
 
 
-class Shapes3D(GroundTruthData):
+class Shapes3D(files.ReadFromFiles, GroundTruthData):
     """3dshapes as ground-truth data: 6 factors, 480,000 RGB images held as uint8 (N, 3, 64, 64).
 
     path: the file (default: see default_path). factor_sizes: for miniature test files only,
@@ -255,16 +252,11 @@ class Shapes3D(GroundTruthData):
     def __init__(self, path=None, factor_sizes=None):
         self.file = Shapes3DFile(Path(path) if path is not None else default_path(), factor_sizes)
         self.path = self.file.path
-        self.source = "real"
         self.factors_num_values = list(self.file.factor_sizes)
-        self._images = None
 
-    @property
-    def images(self):
-        """All observations, uint8 (N, 3, 64, 64), read from the file on first use."""
-        if self._images is None:
-            self._images = self.file.load_images()
-        return self._images
+    def _read_images(self):
+        """All observations, uint8 (N, 3, 64, 64), read from the file."""
+        return self.file.load_images()
 
     default_path = staticmethod(default_path)
     file_status = staticmethod(file_status)

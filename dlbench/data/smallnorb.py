@@ -301,7 +301,7 @@ def download(path=None, url=URL, timeout=60, progress=True):
     return folder
 
 
-class SmallNorb(GroundTruthData):
+class SmallNorb(files.ReadFromFiles, GroundTruthData):
     """smallNORB as ground-truth data: 48,600 greyscale images held as uint8 (N, 1, 64, 64), factors
     category, elevation, azimuth, lighting; 10 instances per factor combination (not a full grid).
 
@@ -318,21 +318,16 @@ class SmallNorb(GroundTruthData):
     def __init__(self, path=None, factor_sizes=None, num_instances=None):
         self.path = Path(path) if path is not None else default_path()
         self.files = SmallNorbFiles(self.path, factor_sizes, num_instances)
-        self.source = "real"
         grid = self.files.grid
         self.factors_num_values = [grid[0]] + list(grid[2:])
         self.num_instances = grid[1]
         self.labels = self.files.load_labels()
         self._row_of_cell = np.empty(len(self.labels), dtype=np.int64)
         self._row_of_cell[self.files.cells(self.labels)] = np.arange(len(self.labels))
-        self._images = None
 
-    @property
-    def images(self):
-        """All observations, uint8 (N, 1, 64, 64), read and resized on first use."""
-        if self._images is None:
-            self._images = self.files.load_images()
-        return self._images
+    def _read_images(self):
+        """All observations, uint8 (N, 1, 64, 64), read and resized."""
+        return self.files.load_images()
 
     def __len__(self):
         return len(self.labels)
