@@ -45,13 +45,20 @@ def locate(name, filename, disentanglement_lib_relative=None):
     """Where a dataset's file is: $DLBENCH_DATA/<name>/<filename> when it is there; else the file
     in disentanglement_lib's layout under $DISENTANGLEMENT_LIB_DATA when that exists (existing
     downloads are reused in place); else the dlbench place (where a download puts it)."""
-    own = dataset_folder(name) / filename
-    if own.exists() or disentanglement_lib_relative is None:
+    return _own_or_theirs(dataset_folder(name) / filename, disentanglement_lib_relative, Path.exists)
+
+
+def locate_folder(name, disentanglement_lib_folder, has_files):
+    """Where a dataset's folder of files is: $DLBENCH_DATA/<name>/ when has_files(it); else the
+    folder in disentanglement_lib's layout when that has them; else the dlbench folder."""
+    return _own_or_theirs(dataset_folder(name), disentanglement_lib_folder, has_files)
+
+
+def _own_or_theirs(own, disentanglement_lib_relative, present):
+    if present(own) or disentanglement_lib_relative is None:
         return own
     theirs = disentanglement_lib_path(disentanglement_lib_relative)
-    if theirs is not None and theirs.exists():
-        return theirs
-    return own
+    return theirs if theirs is not None and present(theirs) else own
 
 
 # ---------------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def find_file(folder, chunk, kind):
 
 
 def _has_files(folder):
-    return folder is not None and any(find_file(folder, c, k).exists() for c in CHUNKS for k in KINDS)
+    return any(find_file(folder, c, k).exists() for c in CHUNKS for k in KINDS)
 
 
 def _fix(folder):
@@ -241,9 +241,7 @@ def write_files(folder, chunks, compress=False):
 def default_path():
     """$DLBENCH_DATA/smallnorb/ when it has smallNORB files, else $DISENTANGLEMENT_LIB_DATA/small_norb/
     when that has them, else the dlbench folder (where a download puts them)."""
-    own = files.dataset_folder(NAME)
-    theirs = files.disentanglement_lib_path(DISENTANGLEMENT_LIB_FOLDER)
-    return theirs if not _has_files(own) and _has_files(theirs) else own
+    return files.locate_folder(NAME, DISENTANGLEMENT_LIB_FOLDER, _has_files)
 
 
 def file_status(path=None, factor_sizes=None, num_instances=None):
