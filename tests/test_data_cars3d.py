@@ -15,6 +15,7 @@ from scipy.stats import chisquare
 from dlbench.data import cars3d as C
 from dlbench.data import files
 from dlbench.errors import UserError
+from tests.data_messages import assert_clear_line
 from tests.test_data_fashion_mnist import pil_resample_reference
 
 CARS = 3
@@ -116,17 +117,10 @@ def test_verify_and_describe_accept_the_miniature_folder(mini):
     assert info["num_images"] == N and info["factors_num_values"] == SIZES and info["grid"] == "reduced"
 
 
-def _assert_clear(err_or_message, path, *words):
-    message = err_or_message if isinstance(err_or_message, str) else str(err_or_message.value)
-    assert str(path) in message and "\n" not in message and "dlb_data download cars3d" in message, message
-    for word in words:
-        assert word in message, message
-
-
 def test_the_class_demands_183_cars_without_the_test_hook(mini):
     with pytest.raises(UserError) as err:
         C.Cars3D(mini)
-    _assert_clear(err, mini, "holds 3 .mat files, expected 183")
+    assert_clear_line("cars3d", err, mini, "holds 3 .mat files, expected 183")
     assert C.file_status(mini) == "corrupt"
 
 
@@ -138,7 +132,7 @@ def test_missing_folder_says_how_to_get_it(tmp_path, monkeypatch):
     assert C.verify_file()["status"] == "missing"
     with pytest.raises(UserError) as err:
         C.Cars3D()
-    _assert_clear(err, folder, "not found", C.URL)
+    assert_clear_line("cars3d", err, folder, "not found", C.URL)
 
 
 def test_disentanglement_lib_layout_is_used_when_dlbench_has_no_folder(tmp_path, monkeypatch):
@@ -178,10 +172,10 @@ def test_wrong_or_truncated_file_is_one_clear_error(tmp_path, kind, words):
     _bad(kind)(path)
     with pytest.raises(UserError) as err:
         C.Cars3D(folder, factor_sizes=SIZES).images
-    _assert_clear(err, path, *words)
+    assert_clear_line("cars3d", err, path, *words)
     report = C.verify_file(folder, factor_sizes=SIZES)
     assert report["status"] == "corrupt" and len(report["problems"]) == 1
-    _assert_clear(report["problems"][0], path, *words)
+    assert_clear_line("cars3d", report["problems"][0], path, *words)
 
 
 def _archive(path, cars=2):

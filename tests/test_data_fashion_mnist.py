@@ -15,6 +15,7 @@ from scipy.stats import chisquare
 from dlbench.data import fashion_mnist as F
 from dlbench.data import files
 from dlbench.errors import UserError
+from tests.data_messages import assert_clear_line
 
 COUNTS = (30, 20)
 N = sum(COUNTS)
@@ -208,15 +209,8 @@ def test_verify_and_describe_accept_the_miniature_files(mini):
 def test_published_counts_are_demanded_without_the_test_hook(mini):
     with pytest.raises(UserError) as err:
         F.FashionMnist(mini)
-    _assert_clear(err, mini / "train-images-idx3-ubyte.gz", "dimensions (30, 28, 28)", "(60000, 28, 28)")
+    assert_clear_line("fashion_mnist", err, mini / "train-images-idx3-ubyte.gz", "dimensions (30, 28, 28)", "(60000, 28, 28)")
     assert F.file_status(mini) == "corrupt"
-
-
-def _assert_clear(err_or_message, path, *words):
-    message = err_or_message if isinstance(err_or_message, str) else str(err_or_message.value)
-    assert str(path) in message and "\n" not in message and "dlb_data download fashion_mnist" in message, message
-    for word in words:
-        assert word in message, message
 
 
 def test_missing_files_say_how_to_get_them(tmp_path, monkeypatch):
@@ -226,7 +220,7 @@ def test_missing_files_say_how_to_get_them(tmp_path, monkeypatch):
     assert F.verify_file()["status"] == "missing"
     with pytest.raises(UserError) as err:
         F.FashionMnist()
-    _assert_clear(err, folder / "train-images-idx3-ubyte", "not found", "train-labels-idx1-ubyte.gz", F.URL)
+    assert_clear_line("fashion_mnist", err, folder / "train-images-idx3-ubyte", "not found", "train-labels-idx1-ubyte.gz", F.URL)
 
 
 def test_one_missing_file_is_named(tmp_path, mini):
@@ -234,7 +228,7 @@ def test_one_missing_file_is_named(tmp_path, mini):
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(UserError) as err:
         F.FashionMnist(folder, num_images=COUNTS)
-    _assert_clear(err, folder / "t10k-labels-idx1-ubyte", "label file not found")
+    assert_clear_line("fashion_mnist", err, folder / "t10k-labels-idx1-ubyte", "label file not found")
     assert F.file_status(folder, num_images=COUNTS) == "corrupt"
 
 
@@ -261,10 +255,10 @@ def test_wrong_or_truncated_files_are_one_clear_error(tmp_path, replace, name, w
     path = folder / (name + ".gz")
     with pytest.raises(UserError) as err:
         F.FashionMnist(folder, num_images=COUNTS).images
-    _assert_clear(err, path, *words)
+    assert_clear_line("fashion_mnist", err, path, *words)
     report = F.verify_file(folder, num_images=COUNTS)
     assert report["status"] == "corrupt" and len(report["problems"]) == 1
-    _assert_clear(report["problems"][0], path, *words)
+    assert_clear_line("fashion_mnist", report["problems"][0], path, *words)
 
 
 def test_a_class_with_no_image_is_an_error(tmp_path):
@@ -274,7 +268,7 @@ def test_a_class_with_no_image_is_an_error(tmp_path):
                                        "t10k-labels-idx1-ubyte": _idx(0x801, labels[COUNTS[0]:])})
     with pytest.raises(UserError) as err:
         F.FashionMnist(folder, num_images=COUNTS)
-    _assert_clear(err, folder / "train-labels-idx1-ubyte.gz", "no image of class 4")
+    assert_clear_line("fashion_mnist", err, folder / "train-labels-idx1-ubyte.gz", "no image of class 4")
 
 
 def test_damaged_gzip_is_one_clear_error(tmp_path):
@@ -285,12 +279,12 @@ def test_damaged_gzip_is_one_clear_error(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(UserError) as err:
         F.FashionMnist(folder, num_images=COUNTS).images
-    _assert_clear(err, path, "cannot read it")
+    assert_clear_line("fashion_mnist", err, path, "cannot read it")
     path.write_bytes(gzip.compress(_train_images())[:-30])  # the compressed stream cut short
-    _assert_clear(F.verify_file(folder, num_images=COUNTS)["problems"][0], path, "cannot read it", "EOFError")
+    assert_clear_line("fashion_mnist", F.verify_file(folder, num_images=COUNTS)["problems"][0], path, "cannot read it", "EOFError")
     path.write_bytes(b"not gzip at all")
     assert F.file_status(folder, num_images=COUNTS) == "corrupt"
-    _assert_clear(F.verify_file(folder, num_images=COUNTS)["problems"][0], path, "cannot read it")
+    assert_clear_line("fashion_mnist", F.verify_file(folder, num_images=COUNTS)["problems"][0], path, "cannot read it")
 
 
 def test_full_size_verification_compares_the_published_md5(tmp_path, monkeypatch, mini):
@@ -298,7 +292,7 @@ def test_full_size_verification_compares_the_published_md5(tmp_path, monkeypatch
     report = F.verify_file(mini)
     assert report["status"] == "corrupt"
     path = mini / "train-images-idx3-ubyte.gz"
-    _assert_clear(report["problems"][0], path, f"is not the published {F.FILES['train_images'][1]}")
+    assert_clear_line("fashion_mnist", report["problems"][0], path, f"is not the published {F.FILES['train_images'][1]}")
     published = {role: (name, files.file_checksum(mini / (name + ".gz"))) for role, (name, _) in F.FILES.items()}
     monkeypatch.setattr(F, "FILES", published)
     report = F.verify_file(mini)

@@ -10,6 +10,7 @@ from scipy.stats import chisquare
 from dlbench.data import files
 from dlbench.data import shapes3d as S
 from dlbench.errors import UserError
+from tests.data_messages import assert_clear_line
 
 REAL = "/work/shared/data/real_reference/shapes3d/3dshapes_notebook_50_samples_approx.npz"
 # class indices kept per factor (floor_hue, wall_hue, object_hue, scale, shape, orientation)
@@ -148,13 +149,6 @@ def test_the_class_demands_the_published_shape_without_the_test_hook(mini):
     assert S.file_status(mini) == "corrupt"
 
 
-def _assert_clear(err_or_report, path, *words):
-    message = err_or_report if isinstance(err_or_report, str) else str(err_or_report.value)
-    assert str(path) in message and "\n" not in message and "dlb_data download shapes3d" in message
-    for word in words:
-        assert word in message, message
-
-
 def test_missing_file_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("DLBENCH_DATA", str(tmp_path))
     monkeypatch.delenv(files.DISENTANGLEMENT_LIB_ENV, raising=False)
@@ -163,7 +157,7 @@ def test_missing_file_says_how_to_get_it(tmp_path, monkeypatch):
     assert S.verify_file()["status"] == "missing"
     with pytest.raises(UserError) as err:
         S.Shapes3D()
-    _assert_clear(err, path, "not found", S.URL)
+    assert_clear_line("shapes3d", err, path, "not found", S.URL)
 
 
 def test_disentanglement_lib_layout_is_used_when_dlbench_has_no_file(tmp_path, monkeypatch, mini):
@@ -183,10 +177,10 @@ def test_truncated_file_is_one_clear_error(tmp_path, mini, cut):
     path.write_bytes(data[:len(data) // 2] if cut == "half" else data[:-cut])
     with pytest.raises(UserError) as err:
         S.Shapes3D(path, factor_sizes=SIZES).images
-    _assert_clear(err, path, "HDF5")
+    assert_clear_line("shapes3d", err, path, "HDF5")
     report = S.verify_file(path, factor_sizes=SIZES)
     assert report["status"] == "corrupt"
-    _assert_clear(report["problems"][0], path, "HDF5")
+    assert_clear_line("shapes3d", report["problems"][0], path, "HDF5")
 
 
 def test_damaged_image_chunk_is_one_clear_error(tmp_path, mini):
@@ -199,7 +193,7 @@ def test_damaged_image_chunk_is_one_clear_error(tmp_path, mini):
         f.write(b"\x00" * chunk.size)
     with pytest.raises(UserError) as err:
         S.Shapes3D(path, factor_sizes=SIZES).images
-    _assert_clear(err, path, "cannot read images")
+    assert_clear_line("shapes3d", err, path, "cannot read images")
     assert S.verify_file(path, factor_sizes=SIZES)["status"] == "corrupt"
 
 
@@ -215,10 +209,10 @@ def test_wrong_structure_is_one_clear_error(tmp_path, change, words):
     path = _write(tmp_path / "3dshapes.h5", **change)
     with pytest.raises(UserError) as err:
         S.Shapes3D(path, factor_sizes=SIZES)
-    _assert_clear(err, path, *words)
+    assert_clear_line("shapes3d", err, path, *words)
     report = S.verify_file(path, factor_sizes=SIZES)
     assert report["status"] == "corrupt" and len(report["problems"]) == 1
-    _assert_clear(report["problems"][0], path, *words)
+    assert_clear_line("shapes3d", report["problems"][0], path, *words)
 
 
 def _swapped_rows():
@@ -248,7 +242,7 @@ def test_verify_checks_the_labels_form_the_grid(tmp_path, labels, words):
     path = _write(tmp_path / "3dshapes.h5", labels=labels)
     report = S.verify_file(path, factor_sizes=SIZES)
     assert report["status"] == "corrupt"
-    _assert_clear(report["problems"][0], path, *words)
+    assert_clear_line("shapes3d", report["problems"][0], path, *words)
 
 
 def test_labels_to_classes_and_grid_helpers_agree_with_the_written_out_grid():
@@ -264,7 +258,7 @@ def test_full_size_verification_compares_the_published_md5(tmp_path, monkeypatch
     monkeypatch.setattr(S, "FACTOR_SIZES", tuple(SIZES))
     report = S.verify_file(mini, factor_sizes=SIZES)
     assert report["status"] == "corrupt"
-    _assert_clear(report["problems"][0], mini, f"is not the published {S.MD5}", files.file_checksum(mini))
+    assert_clear_line("shapes3d", report["problems"][0], mini, f"is not the published {S.MD5}", files.file_checksum(mini))
     monkeypatch.setattr(S, "MD5", files.file_checksum(mini))
     assert S.verify_file(mini, factor_sizes=SIZES)["status"] == "real"
 

@@ -14,6 +14,7 @@ from scipy.stats import chisquare
 from dlbench.data import files
 from dlbench.data import smallnorb as S
 from dlbench.errors import UserError
+from tests.data_messages import assert_clear_line
 from tests.test_data_fashion_mnist import pil_resample_reference
 
 SIZES = (2, 2, 3, 2)  # category, elevation, azimuth, lighting
@@ -185,15 +186,8 @@ def test_verify_and_describe_accept_the_miniature_files(mini):
 def test_published_size_is_demanded_without_the_test_hook(mini):
     with pytest.raises(UserError) as err:
         S.SmallNorb(mini)
-    _assert_clear(err, mini / f"{TRAIN}-dat.mat", "dimensions (48, 2, 96, 96)", "(24300, 2, 96, 96)")
+    assert_clear_line("smallnorb", err, mini / f"{TRAIN}-dat.mat", "dimensions (48, 2, 96, 96)", "(24300, 2, 96, 96)")
     assert S.file_status(mini) == "corrupt"
-
-
-def _assert_clear(err_or_message, path, *words):
-    message = err_or_message if isinstance(err_or_message, str) else str(err_or_message.value)
-    assert str(path) in message and "\n" not in message and "dlb_data download smallnorb" in message, message
-    for word in words:
-        assert word in message, message
 
 
 def test_missing_files_say_how_to_get_them(tmp_path, monkeypatch):
@@ -204,7 +198,7 @@ def test_missing_files_say_how_to_get_them(tmp_path, monkeypatch):
     assert S.verify_file()["status"] == "missing"
     with pytest.raises(UserError) as err:
         S.SmallNorb()
-    _assert_clear(err, folder / f"{TRAIN}-dat.mat", "not found", S.URL)
+    assert_clear_line("smallnorb", err, folder / f"{TRAIN}-dat.mat", "not found", S.URL)
 
 
 def test_disentanglement_lib_layout_is_used_when_dlbench_has_no_files(tmp_path, monkeypatch, mini):
@@ -257,10 +251,10 @@ def test_wrong_or_truncated_files_are_one_clear_error(tmp_path, replace, words):
     kwargs = dict(factor_sizes=SIZES, num_instances=INSTANCES)
     with pytest.raises(UserError) as err:
         S.SmallNorb(folder, **kwargs).images
-    _assert_clear(err, folder, *words)
+    assert_clear_line("smallnorb", err, folder, *words)
     report = S.verify_file(folder, **kwargs)
     assert report["status"] == "corrupt" and len(report["problems"]) == 1
-    _assert_clear(report["problems"][0], folder, *words)
+    assert_clear_line("smallnorb", report["problems"][0], folder, *words)
 
 
 def test_too_few_images_for_the_grid_is_an_error(tmp_path):
@@ -268,7 +262,7 @@ def test_too_few_images_for_the_grid_is_an_error(tmp_path):
     folder = _write(tmp_path / "f")
     with pytest.raises(UserError) as err:
         S.SmallNorb(folder, factor_sizes=SIZES, num_instances=3)
-    _assert_clear(err, folder / f"{TRAIN}-dat.mat", "hold 96 images together, expected 72")
+    assert_clear_line("smallnorb", err, folder / f"{TRAIN}-dat.mat", "hold 96 images together, expected 72")
 
 
 def test_damaged_gzip_is_one_clear_error(tmp_path):
@@ -278,8 +272,8 @@ def test_damaged_gzip_is_one_clear_error(tmp_path):
     kwargs = dict(factor_sizes=SIZES, num_instances=INSTANCES)
     with pytest.raises(UserError) as err:
         S.SmallNorb(folder, **kwargs).images
-    _assert_clear(err, path, "cannot read it", "EOFError")
-    _assert_clear(S.verify_file(folder, **kwargs)["problems"][0], path, "cannot read it")
+    assert_clear_line("smallnorb", err, path, "cannot read it", "EOFError")
+    assert_clear_line("smallnorb", S.verify_file(folder, **kwargs)["problems"][0], path, "cannot read it")
 
 
 def test_full_size_verification_compares_the_published_md5(tmp_path, monkeypatch):
@@ -289,7 +283,7 @@ def test_full_size_verification_compares_the_published_md5(tmp_path, monkeypatch
     monkeypatch.setattr(S, "IMAGES_PER_FILE", 48)
     report = S.verify_file(folder)
     assert report["status"] == "corrupt"
-    _assert_clear(report["problems"][0], folder, f"is not the published {S.MD5[(S.CHUNKS[0], 'dat')]}")
+    assert_clear_line("smallnorb", report["problems"][0], folder, f"is not the published {S.MD5[(S.CHUNKS[0], 'dat')]}")
     monkeypatch.setattr(S, "MD5", {key: files.file_checksum(S.find_file(folder, *key)) for key in S.MD5})
     report = S.verify_file(folder)
     assert report["status"] == "real" and "md5 of 6 .gz files match" in report["checksum"]
