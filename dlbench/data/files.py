@@ -220,6 +220,18 @@ def checksum_problem(path, checksums):
     return None
 
 
+def published_md5_line(path, md5, full, problem):
+    """The 'checksum' entry of a one-file dataset's verification: a full-size file must have the
+    published md5 (else the UserError problem(what) is raised); a reduced-grid test file is not
+    checked."""
+    if not full:
+        return "not checked: a reduced-grid test file"
+    mismatch = checksum_problem(path, {"md5": md5})
+    if mismatch:
+        raise problem(mismatch)
+    return f"md5 {md5} matches the published file"
+
+
 # ---------------------------------------------------------------------------------------------
 # Downloads
 
