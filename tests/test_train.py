@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -123,3 +124,27 @@ def test_dsprites_variants_train_on_device_made_batches_and_resume_bit_for_bit(d
     assert status == "done"
     wa, wb = weights(whole), weights(tmp_path / "resumed")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_the_data_is_held_once(tiny_dsprites, monkeypatch):
+    """On the CPU the trainer's tensor is a view of the dataset's array; where it is a copy (a GPU)
+    the dataset lets go of its array, and the sample figures come from the trainer's copy."""
+    from dlbench.config import parse_gin, resolve_run_spec
+    from dlbench.data.dsprites import DSprites
+
+    parse_gin([], TINY_PARAMS)
+    spec = resolve_run_spec()
+    data = DSprites()
+    trainer = loop.Trainer(spec, data, torch.device("cpu"))
+    assert loop.shares_memory(trainer.images, data.images) and data._images is not None
+    assert not loop.shares_memory(trainer.images.clone(), data.images)
+    shown, scale = trainer.shown_images()
+    assert shown is trainer.images and scale == data.pixel_scale
+
+    kept = data.images.copy()
+    released = []
+    monkeypatch.setattr(data, "release_images", lambda: (released.append(True), DSprites.release_images(data)))
+    monkeypatch.setattr(loop, "shares_memory", lambda tensor, array: False)  # what a device copy gives
+    loop.Trainer(spec, data, torch.device("cpu"))
+    assert released == [True] and data._images is None
+    np.testing.assert_array_equal(data.images, kept)  # read again on the next use

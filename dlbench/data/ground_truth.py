@@ -52,6 +52,13 @@ class GroundTruthData(ABC):
     def images(self):
         """All observations as one uint8 array of shape (N, C, H, W)."""
 
+    def release_images(self):
+        """Let go of the held array (the trainer does once its device copy exists, so the data
+        is held once); the next use of `images` reads the file again. Arrays generated in memory
+        (pinwheel, linear_gaussian: small, and not re-readable) are kept."""
+        if getattr(self, "_images", None) is not None:
+            self._images = None
+
     def __len__(self):
         return int(np.prod(self.factors_num_values))
 

@@ -3,6 +3,7 @@ accumulated there and read back only at log steps (no host synchronisation every
 
 import time
 
+import numpy as np
 import torch
 
 from dlbench.nn import VAE
@@ -14,6 +15,11 @@ class NonFiniteLoss(Exception):
     def __init__(self, step):
         super().__init__(f"the loss became non-finite at step {step}")
         self.step = step
+
+
+def shares_memory(tensor, array):
+    """Whether a tensor is a view of a numpy array's memory (torch.as_tensor of a CPU array is)."""
+    return tensor.device.type == "cpu" and np.shares_memory(tensor.numpy(), np.asarray(array))
 
 
 def build_model(spec, data):
@@ -44,10 +50,23 @@ class Trainer:
         # datasets whose observations are random given the image (the dSprites variants) keep
         # their fixed part in base_images and finish each batch on the device
         self.finish_batch = getattr(data, "observations_from_base", None)
-        self.images = torch.as_tensor(data.base_images if self.finish_batch else data.images).to(device)
+        host = data.base_images if self.finish_batch else data.images
+        self.images = torch.as_tensor(host).to(device)
+        if not shares_memory(self.images, host):
+            data.release_images()  # the device copy is the one the run needs: hold the data once
         self.method.prepare(self.model, len(self.images))
         self.pixel_scale = float(data.pixel_scale)
         self.step = 0
+
+    def shown_images(self, num=64, seed=0):
+        """(images, pixel_scale) for the sample figures, taken from the trainer's copy: all of
+        them, or for datasets finished per batch (the dSprites variants) `num` observations drawn
+        with `seed`, independently of the training generator."""
+        if not self.finish_batch:
+            return self.images, self.pixel_scale
+        index = torch.randint(len(self.images), (num,), generator=torch.Generator().manual_seed(seed))
+        masks = self.images.index_select(0, index.to(self.device)).to(torch.float32).mul_(self.pixel_scale)
+        return self.finish_batch(masks, torch.Generator(device=self.device).manual_seed(seed)), 1.0
 
     def state_dict(self):
         return {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -12,7 +12,6 @@ from tqdm import tqdm
 import dlbench
 from dlbench import rundir
 import dlbench.data
-from dlbench.data.ground_truth import fixed_or_sampled_images
 from dlbench.errors import UserError
 from dlbench.nn import build_vae
 from dlbench.train import checkpoints
@@ -53,10 +52,10 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
     rundir.update_run(run_dir, **identity, **prepared, status="running", device=str(device), step=trainer.step,
                       dlbench_version=dlbench.__version__, git_revision=rundir.git_revision(),
                       started=rundir.read_run(run_dir).get("started", started) if resume else started)
-    return _train_to_end(run_dir, trainer, spec, data, progress, started)
+    return _train_to_end(run_dir, trainer, spec, progress, started)
 
 
-def _train_to_end(run_dir, trainer, spec, data, progress, started):
+def _train_to_end(run_dir, trainer, spec, progress, started):
     t = spec.train
     log = _LogWriter(run_dir / "model" / "train_log.csv")
     bar = tqdm(total=t["steps"], initial=trainer.step, disable=not progress, desc=run_dir.name, unit="step")
@@ -87,15 +86,15 @@ def _train_to_end(run_dir, trainer, spec, data, progress, started):
     finally:
         bar.close()
     train_seconds = time.perf_counter() - tick
-    _finish(run_dir, trainer, data, last, train_seconds, trainer.step - first_step, started)
+    _finish(run_dir, trainer, last, train_seconds, trainer.step - first_step, started)
     return "done"
 
 
-def _finish(run_dir, trainer, data, last, train_seconds, steps_done, started):
+def _finish(run_dir, trainer, last, train_seconds, steps_done, started):
     model_dir = run_dir / "model"
     checkpoints.save_atomic({"model": trainer.model.state_dict(), "model_config": trainer.model.config},
                             model_dir / "checkpoint.pt")
-    shown, scale = fixed_or_sampled_images(data, 64, seed=0)
+    shown, scale = trainer.shown_images()
     write_samples(trainer.model, shown, scale, model_dir / "samples")
     images_per_second = steps_done * trainer.spec.train["batch_size"] / max(train_seconds, 1e-9)
     rundir.write_json(model_dir / "results.json", {
