@@ -128,17 +128,9 @@ def test_info(capsys, target):
     assert fields["factors_num_values"] == "[3, 1, 2, 4, 1]" and fields["num_images"] == str(N)
 
 
-class _Response(io.BytesIO):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def test_download_without_network_says_what_to_do(capsys, target, monkeypatch):
-    def offline(url, timeout=None):
-        assert url == D.URL
+    def offline(request, timeout=None):
+        assert request.full_url == D.URL
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
@@ -150,9 +142,13 @@ def test_download_without_network_says_what_to_do(capsys, target, monkeypatch):
 
 def test_download_checks_the_md5_and_writes_atomically(capsys, target, tmp_path, monkeypatch):
     payload = _make_real_like(tmp_path / "served.npz").read_bytes()
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: _Response(payload))
-    assert "md5" in user_error(capsys, "download", "dsprites")
+    monkeypatch.setattr(urllib.request, "urlopen", _served(payload))
+    code, _, err = run(capsys, "download", "dsprites")
+    message = err.strip().splitlines()[-1]  # after the progress bar
+    assert code == 2 and message.startswith("dlb_data: error: ") and "Traceback" not in err
+    assert "md5" in message and "deleted" in message
     assert not target.exists() and not (target.parent.exists() and any(target.parent.iterdir()))
+    D.generate_npz(target, class_indices={"posX": [0], "posY": [0]})  # a synthetic file is replaced
     monkeypatch.setattr(D, "MD5", hashlib.md5(payload).hexdigest())
     code, out, _ = run(capsys, "download", "dsprites")
     assert code == 0 and target.read_bytes() == payload

@@ -22,7 +22,6 @@ their description and title.
 
 import datetime
 import fcntl
-import hashlib
 import struct
 import sys
 import queue
@@ -37,7 +36,7 @@ import numpy as np
 from dlbench.data import files
 from dlbench.data.ground_truth import GroundTruthData
 from dlbench.errors import UserError
-from dlbench.rundir import atomic_path, atomic_write_bytes
+from dlbench.rundir import atomic_path
 
 NAME = "dsprites"
 FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -703,25 +702,13 @@ class DSprites(GroundTruthData):
         return generate_npz(path, class_indices=class_indices, progress=progress, compress=compress)
 
     @staticmethod
-    def download(path=None, url=URL, timeout=60):
-        """Fetch the DeepMind file, check its md5, write it atomically. Returns the path."""
-        import urllib.request
-
+    def download(path=None, url=URL, timeout=60, progress=True):
+        """Fetch the DeepMind file (resumable, md5-checked; a synthetic file at path is replaced
+        only once the download is complete and checked). Returns the path."""
         path = Path(path) if path is not None else default_path()
-        if file_status(path) == "real" and files.file_checksum(path) == MD5:
-            return path
         by_hand = (f"place the DeepMind {FILENAME} in {path.parent} by hand, "
                    f"or run `dlb_data make dsprites` to generate a synthetic one")
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                data = response.read()
-        except Exception as err:
-            raise UserError(f"could not download dSprites from {url} ({files.one_line(err)}); {by_hand}") from None
-        md5 = hashlib.md5(data).hexdigest()
-        if md5 != MD5:
-            raise UserError(f"downloaded dSprites has md5 {md5}, expected {MD5}; nothing written; {by_hand}")
-        atomic_write_bytes(path, data)
-        return path
+        return files.fetch(url, path, MD5, by_hand, timeout=timeout, progress=progress)
 
     @staticmethod
     def describe(path=None):
