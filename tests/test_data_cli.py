@@ -118,7 +118,7 @@ def test_info(capsys, target):
     fields = dict(line.split(": ", 1) for line in out.strip().splitlines())
     assert code == 0 and fields["status"] == "missing" and fields["path"] == str(target)
     assert "not found" in fields["problem"] and "dlb_data make dsprites" in fields["get it"]
-    assert fields["factors"].startswith("shape, scale, orientation, posX, posY")
+    assert fields["factors"] == "shape 3, scale 6, orientation 40, posX 32, posY 32 (published)"
     run(capsys, "make", "dsprites", *KEEP)
     code, out, _ = run(capsys, "info", "dsprites")
     assert code == 0
@@ -250,7 +250,7 @@ def test_list_shows_every_dataset(capsys, catalogue):
     assert rows["linear_gaussian"].split()[1] == "generated" and "continuous sources" in rows["linear_gaussian"]
     shapes = rows["shapes3d"]
     assert shapes.split()[1:3] == ["missing", "-"] and str(catalogue / "shapes3d" / "3dshapes.h5") in shapes
-    assert "floor_hue, wall_hue, object_hue, scale, shape, orientation" in shapes
+    assert "floor_hue 10, wall_hue 10, object_hue 10, scale 8, shape 4, orientation 15 (published)" in shapes
     assert rows["mpi3d_toy"].split()[1] == "missing" and str(catalogue / "mpi3d_toy") in rows["mpi3d_toy"]
     assert rows["scream_dsprites"].split()[1] == "missing"
     assert str(catalogue / "scream" / "scream.jpg") in rows["scream_dsprites"]
@@ -314,7 +314,8 @@ def test_info_for_missing_real_files_and_variants(capsys, catalogue):
     code, out, _ = run(capsys, "info", "mpi3d_toy")
     fields = dict(line.split(": ", 1) for line in out.strip().splitlines())
     assert code == 0 and fields["status"] == "missing" and fields["get it"] == "run `dlb_data download mpi3d_toy`"
-    assert fields["factors"] == ", ".join(mpi3d.FACTOR_NAMES) + " (counts need the file)"
+    assert fields["factors"] == ", ".join(f"{n} {k}" for n, k in zip(mpi3d.FACTOR_NAMES, (6, 6, 2, 3, 3, 40, 40))) \
+        + " (published)"
     run(capsys, "make", "noisy_dsprites", *KEEP)
     fields = dict(line.split(": ", 1) for line in run(capsys, "info", "noisy_dsprites")[1].strip().splitlines())
     assert fields["name"] == "noisy_dsprites" and fields["observation_shape"] == "[3, 64, 64]"

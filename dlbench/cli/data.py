@@ -111,16 +111,17 @@ def _describe_quietly(cls, path):
 
 
 def _factors_text(cls, info):
-    """'shape 3, scale 6, ...' from a describe() dict, else the class's factor names."""
+    """'shape 3, scale 6, ...' from a describe() dict (the file's own grid), else from the
+    class (the published grid, marked so), else the factor names alone."""
     if "factors" in info:  # e.g. continuous sources
         return str(info["factors"])
     names = info.get("factor_names") or list(getattr(cls, "factor_names", []))
-    sizes = info.get("factors_num_values")
+    sizes, note = info.get("factors_num_values"), ""
     if sizes is None and isinstance(getattr(cls, "factors_num_values", None), (list, tuple)):
-        sizes = cls.factors_num_values or None
+        sizes, note = cls.factors_num_values or None, " (published)"
     if sizes is None or len(sizes) != len(names):
         return ", ".join(names) + " (counts need the file)"
-    return ", ".join(f"{n} {k}" for n, k in zip(names, sizes))
+    return ", ".join(f"{n} {k}" for n, k in zip(names, sizes)) + note
 
 
 def cmd_list(args):

@@ -220,6 +220,7 @@ class Cars3D(files.ReadFromFiles, GroundTruthData):
 
     name = NAME
     factor_names = list(FACTOR_NAMES)
+    factors_num_values = list(FACTOR_SIZES)  # the published grid; an instance has its folder's
     observation_shape = (3, SIZE, SIZE)
     pixel_scale = 1.0 / 255.0
 

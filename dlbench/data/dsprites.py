@@ -660,6 +660,7 @@ class DSprites(GroundTruthData):
 
     name = NAME
     factor_names = ["shape", "scale", "orientation", "posX", "posY"]
+    factors_num_values = list(LATENTS_SIZES[1:])  # the published grid; an instance has its file's
     observation_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
     pixel_scale = 1.0
 

@@ -204,6 +204,7 @@ class Mpi3d(files.ReadFromFiles, GroundTruthData):
 
     name = ""
     factor_names = list(FACTOR_NAMES)
+    factors_num_values = list(FACTOR_SIZES)  # the final release; an instance has its file's
     observation_shape = (3, 64, 64)
     pixel_scale = 1.0 / 255.0
 

@@ -240,6 +240,7 @@ class Shapes3D(files.ReadFromFiles, GroundTruthData):
 
     name = NAME
     factor_names = list(FACTOR_NAMES)
+    factors_num_values = list(FACTOR_SIZES)  # the published grid; an instance has its file's
     observation_shape = (3, 64, 64)
     pixel_scale = 1.0 / 255.0
 

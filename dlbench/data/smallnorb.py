@@ -309,6 +309,7 @@ class SmallNorb(files.ReadFromFiles, GroundTruthData):
 
     name = NAME
     factor_names = list(FACTOR_NAMES)
+    factors_num_values = list(FACTOR_SIZES)  # the published grid; an instance has its files'
     observation_shape = (1, SIZE, SIZE)
     pixel_scale = 1.0 / 255.0
     full_grid = False
