@@ -212,3 +212,26 @@ def test_a_damaged_archive_writes_nothing(tmp_path):
         C.extract_cars(archive, tmp_path / "cars")
     assert "cannot extract" in str(err.value) and "nothing written" in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == [C.ARCHIVE]
+
+
+def test_make_from_a_hand_downloaded_archive(tmp_path, monkeypatch, capsys):
+    """dlb_data make cars3d --from ARCHIVE: md5 checked, data/cars/ extracted into the data root,
+    the archive left in place; a wrong archive or an existing folder writes nothing."""
+    from dlbench.cli.data import main
+
+    monkeypatch.setenv("DLBENCH_DATA", str(tmp_path / "root"))
+    archive = _archive(tmp_path / C.ARCHIVE)
+    folder = tmp_path / "root" / "cars3d" / "cars"
+    assert main(["make", "cars3d", "--from", str(archive)]) == 2  # md5 is not the published one
+    err = capsys.readouterr().err.strip()
+    assert "not the published" in err and len(err.splitlines()) == 1 and not folder.exists()
+    monkeypatch.setattr(C, "ARCHIVE_MD5", files.file_checksum(archive))
+    assert main(["make", "cars3d", "--from", str(archive)]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["car_001_mesh.mat", "car_002_mesh.mat", "list.txt"]
+    assert archive.exists()
+    assert main(["make", "cars3d", "--from", str(archive)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["make", "shapes3d", "--from", str(archive)]) == 2
+    assert "no archive to convert" in capsys.readouterr().err
+    assert main(["make", "cars3d", "--from", str(tmp_path / "nope.tar.gz")]) == 2
+    assert "no such archive" in capsys.readouterr().err

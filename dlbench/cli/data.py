@@ -3,6 +3,7 @@
   dlb_data list                      every dataset: its file's state (real / synthetic / missing / corrupt,
                                      or generated in memory), observations, factors, where it looks
   dlb_data make NAME [--force] [--compress] [--keep FACTOR=INDICES ...] [--path FILE]
+  dlb_data make NAME --from ARCHIVE [--path FOLDER]   lay out a hand-downloaded archive (cars3d)
   dlb_data verify NAME [--path FILE]  exit code 2 with one line for a missing or unusable file
   dlb_data info NAME [--path FILE]
   dlb_data download NAME [--path FILE]
@@ -27,8 +28,11 @@ def _parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     commands.add_parser("list", help="every dataset and the state of its file")
-    make = commands.add_parser("make", help="generate a synthetic dataset file (procedural datasets only)")
+    make = commands.add_parser("make", help="generate a synthetic dataset file (procedural datasets), or with "
+                                            "--from lay out a downloaded archive (cars3d)")
     make.add_argument("name", metavar="NAME")
+    make.add_argument("--from", dest="archive", type=Path, metavar="ARCHIVE",
+                      help="a hand-downloaded archive to check (md5) and extract into the expected layout")
     make.add_argument("--force", action="store_true", help="regenerate an existing synthetic file")
     make.add_argument("--compress", action="store_true",
                       help="deflate the file (small on disk, slower to load) instead of storing it")
@@ -146,6 +150,8 @@ def cmd_make(args):
     cls = get_dataset_class(args.name)
     if cls.default_path() is None:
         raise UserError(f"{args.name} is generated in memory on use; there is no file to make")
+    if args.archive is not None:
+        return _make_from_archive(cls, args)
     make = _method(cls, "make")
     if make is None:
         raise UserError(f"{args.name} cannot be generated here{_how_to_get(cls)}")
@@ -159,6 +165,16 @@ def cmd_make(args):
     info = cls.describe(written)
     print(f"wrote a SYNTHETIC {args.name} file ({info['num_images']} images, {info['grid']} grid, "
           f"{info['file_bytes'] / 1e6:.1f} MB) to {written} in {time.time() - start:.1f} s")
+    return 0
+
+
+def _make_from_archive(cls, args):
+    convert = _method(cls, "convert")
+    if convert is None:
+        raise UserError(f"{args.name} has no archive to convert: its published files are read as they are; "
+                        f"place them where `{PROG} info {args.name}` says{_how_to_get(cls)}")
+    written = convert(args.archive, args.path)
+    print(f"extracted {args.archive} into {written}; `{PROG} verify {args.name}` checks every file")
     return 0
 
 

@@ -210,6 +210,22 @@ def download(path=None, url=URL, timeout=60, progress=True):
     return folder
 
 
+def convert(archive, path=None):
+    """`dlb_data make cars3d --from ARCHIVE`: a hand-downloaded nips2015-analogy-data.tar.gz,
+    md5-checked, extracted into path (default $DLBENCH_DATA/cars3d/cars/) atomically; the archive
+    is left where it is. Returns the folder."""
+    archive = Path(archive)
+    folder = Path(path) if path is not None else files.dataset_folder(NAME) / FOLDER
+    if not archive.is_file():
+        raise UserError(f"{archive}: no such archive; give the path of the downloaded {ARCHIVE}")
+    problem = files.checksum_problem(archive, {"md5": ARCHIVE_MD5})
+    if problem:
+        raise UserError(f"{archive}: not the published {ARCHIVE} ({problem}); download it again from {URL}")
+    if folder.exists():
+        raise UserError(f"{folder}: already exists ({file_status(folder)}); delete it to extract the archive there")
+    return extract_cars(archive, folder)
+
+
 class Cars3D(files.ReadFromFiles, GroundTruthData):
     """Cars3D as ground-truth data: factors elevation 4, azimuth 24, object 183 (a full grid),
     17,568 RGB images held as uint8 (N, 3, 64, 64).
@@ -238,3 +254,4 @@ class Cars3D(files.ReadFromFiles, GroundTruthData):
     verify_file = staticmethod(verify_file)
     describe = staticmethod(describe)
     download = staticmethod(download)
+    convert = staticmethod(convert)
