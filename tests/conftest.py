@@ -28,6 +28,18 @@ TINY_PARAMS = [
 
 
 @pytest.fixture
+def one_torch_thread():
+    """For modules of tiny networks: they gain nothing from intra-op threads and lose much to
+    them on a shared CPU (use with pytestmark = pytest.mark.usefixtures("one_torch_thread"))."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def root(tmp_path, monkeypatch):
     """An empty $DLBENCH_DATA."""
     monkeypatch.setenv("DLBENCH_DATA", str(tmp_path))

@@ -12,13 +12,7 @@ from dlbench.nn.architectures import (ConvDecoder, DCGANDecoder, DCGANEncoder, M
 from dlbench.nn.likelihoods import Bernoulli, Gaussian, Laplace, get_likelihood
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tiny networks gain nothing from intra-op threads and lose much to them on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def output_shapes(module, x, kinds):

@@ -16,7 +16,7 @@ from dlbench.data.noisy_dsprites import NoisyDSprites
 from dlbench.data import scream_dsprites as S
 from dlbench.errors import UserError
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # a random RGB picture as the (already shrunk) Scream image: every patch is distinct
 PICTURE = np.random.RandomState(7).randint(0, 256, size=(80, 90, 3)).astype(np.uint8)

@@ -7,7 +7,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 import dlbench.evaluation
 import dlbench.train.loop as loop
@@ -33,12 +32,7 @@ INFERENCE_ERROR = ["--metrics", "inference_error", "--metric_param", "inference_
                    "--metric_param", "inference_error.num_samples=8"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gaussian_mixing_matrix(seed, observed_dim, num_sources):

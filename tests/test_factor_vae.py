@@ -96,21 +96,11 @@ def test_discriminator_loss_is_the_balanced_cross_entropy_and_accuracy_counts_bo
     assert tc_from_logits(joint).item() == pytest.approx(np.log(p_joint[:, 0] / p_joint[:, 1]).mean(), rel=1e-6)
 
 
-@pytest.fixture
-def one_thread():
-    """The TC test's matrices are tiny: extra threads only add synchronisation, which on a
-    loaded 2-core machine costs ten times the work itself."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 R_CORRELATED = np.array([[1.0, 0.8, 0.5], [0.8, 1.0, 0.4], [0.5, 0.4, 1.0]])
 
 
 @pytest.mark.parametrize("correlation", [R_CORRELATED, np.eye(3)], ids=["correlated", "independent"])
-def test_discriminator_estimates_the_total_correlation_of_a_gaussian(correlation, one_thread):
+def test_discriminator_estimates_the_total_correlation_of_a_gaussian(correlation, one_torch_thread):
     """Trained on samples of N(0, R) against permuted samples, the estimate approaches
     TC = -0.5 log det R (0.655 nats here; 0 for independent dimensions). A narrower, faster
     discriminator (2 x 64 units, lr 3e-4) than the default keeps this under a few seconds."""

@@ -14,12 +14,7 @@ SHRINK = ["train.steps = 6", "train.batch_size = 16", "train.log_every = 3", "tr
           "model.latent_dim = 2"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "laplace"])
