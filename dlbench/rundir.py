@@ -19,6 +19,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask():
+    mask = os.umask(0)  # the only way to read it is to set it, so this runs once, at import,
+    os.umask(mask)      # not per write while other threads may be creating files
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_path(path):
     """A temporary path beside `path` for writers that need a file name (h5py, zipfile). When the
@@ -32,9 +41,7 @@ def atomic_path(path):
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; give it an ordinary file's permissions
+        os.chmod(tmp, FILE_MODE)  # mkstemp made it private; give it an ordinary file's permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
