@@ -23,9 +23,8 @@ BLOCK = 8192  # images generated per block while writing
 
 
 def synthetic_images(count, shape, seed=0):
-    """Blocks of uint8 images (n, *shape) whose pixels vary within and across images (a coarse
-    random pattern, so compressed formats compress them about as real renders do), generated a
-    block at a time so that writing never holds more than the format's writer needs."""
+    """Blocks of uint8 images (n, *shape) of a coarse random pattern (4 x 4 patches), so pixels
+    vary within and across images and compressed formats still compress them."""
     rng = np.random.default_rng(seed)
     for start in range(0, count, BLOCK):
         n = min(BLOCK, count - start)
@@ -36,6 +35,8 @@ def synthetic_images(count, shape, seed=0):
 
 
 def _all_images(count, shape):
+    """All count images in one array: the format writers take whole arrays. It lives in the
+    benchmark's own process and is freed once written, before the measured process starts."""
     out = np.empty((count,) + tuple(shape), dtype=np.uint8)
     start = 0
     for block in synthetic_images(count, shape):
