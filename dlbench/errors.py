@@ -2,9 +2,48 @@
 
 A UserError is a mistake the user can fix (bad flag, missing file, unknown name). The
 command-line front ends print its message as one line and exit with status 2, without a
-traceback. Anything else is a bug and keeps its traceback.
+traceback. A filesystem fault (an OSError: full disk, read-only folder, a path under a file) is
+reported the same way, since the user fixes it, not the code. Anything else is a bug and keeps
+its traceback.
 """
+
+import errno
+import os
 
 
 class UserError(Exception):
     """A problem in the user's input; the message names the problem and the fix."""
+
+
+class CorruptFile(UserError):
+    """A file dlbench wrote earlier cannot be read back (truncated, garbage, wrong shape)."""
+
+    def __init__(self, path, problem, fix):
+        super().__init__(f"'{path}' is unreadable ({problem}); {fix}")
+        self.path = path
+
+
+# What to do about the filesystem faults users meet, by errno.
+_OS_ADVICE = {
+    errno.ENOSPC: "free some space (or choose a folder on another disk) and run the command again",
+    errno.EDQUOT: "free some space within your quota and run the command again",
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+    errno.EACCES: "choose a folder you may write to, or change its permissions",
+    errno.EPERM: "choose a folder you may write to, or change its permissions",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EISDIR: "that path is a folder; give a file path",
+    errno.ENOENT: "check the path",
+    errno.EEXIST: "that path already exists; choose another",
+    errno.ENAMETOOLONG: "choose a shorter path",
+    errno.EIO: "the disk reported an input/output error; check it and run the command again",
+}
+
+
+def describe_os_error(err):
+    """One line for an OSError: what failed, on which path, and what to do."""
+    reason = (err.strerror or os.strerror(err.errno)) if err.errno else str(err)
+    where = f" '{err.filename}'" if err.filename else ""
+    if err.filename2:
+        where += f" -> '{err.filename2}'"
+    advice = _OS_ADVICE.get(err.errno, "check the path and the disk, then run the command again")
+    return f"cannot use{where}: {reason}; {advice}"

@@ -63,9 +63,19 @@ def write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
+def read_json(path, fix=None):
+    """The JSON object in path; a CorruptFile naming the file (and `fix`, what to do) when it is
+    truncated, not JSON or not an object."""
+    from dlbench.errors import CorruptFile
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFile(path, f"not valid JSON: {err}", fix or "delete it, or restore it from a copy") from None
+    if not isinstance(value, dict):
+        raise CorruptFile(path, f"a JSON {type(value).__name__}, not an object", fix or "delete it, or restore it from a copy")
+    return value
 
 
 def _json_default(value):
@@ -75,6 +85,10 @@ def _json_default(value):
 
 
 RUN_JSON = "run.json"
+
+# train.* settings that change how a run is logged and saved, not what it computes: they are not
+# part of a setting (runs differing only in them are pooled in a leaderboard).
+BOOKKEEPING_TRAIN_SETTINGS = ("checkpoint_every", "log_every", "checkpoint_minutes")
 
 
 def run_json_path(run_dir):
@@ -86,7 +100,8 @@ def is_run(run_dir):
 
 
 def read_run(run_dir):
-    return read_json(run_json_path(run_dir))
+    return read_json(run_json_path(run_dir), fix="restore it from a copy, or train the run again with "
+                     "dlb_train --overwrite (its other files cannot be trusted without it)")
 
 
 def update_run(run_dir, **fields):

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from dlbench.errors import UserError
+from dlbench.errors import UserError, describe_os_error
 
 USER_ERROR_EXIT = 2
 
@@ -24,8 +24,16 @@ def run_main(prog, body, argv=None):
     try:
         return body(sys.argv[1:] if argv is None else argv) or 0
     except UserError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(str(err))}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except OSError as err:  # a filesystem fault (full disk, read-only folder, a path under a file)
+        print(f"{prog}: error: {_one_line(describe_os_error(err))}", file=sys.stderr)
         return USER_ERROR_EXIT
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(text):
+    """Messages are one line whatever they quote (a path or a library's message may hold newlines)."""
+    return " ".join(text.split("\n")).strip()

@@ -1,0 +1,40 @@
+"""Driving the installed commands as a user does: each in its own process, optionally with a
+filesystem fault injected (tests/faults.py), and the checks every mistake must pass."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_command(name, *args, data_root=None, fault=None, cwd=None, timeout=300, env=None):
+    """Run bin/<name> with args in a fresh Python; returns the CompletedProcess (text output).
+    `fault` is a spec for tests/faults.py, e.g. 'ENOSPC:*/checkpoints/*'."""
+    command = [sys.executable]
+    if fault:
+        command += [str(REPO / "tests" / "faults.py"), fault]
+    command += [str(REPO / "bin" / name), *map(str, args)]
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
+    if data_root is not None:
+        environment["DLBENCH_DATA"] = str(data_root)
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def assert_one_line_error(result, *needles, code=2):
+    """Exit `code`, exactly one non-empty line on stderr, no traceback, each needle in that line."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def tree(path):
+    """Every file and folder under path, relative, sorted: the disk state before and after."""
+    path = Path(path)
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else None
