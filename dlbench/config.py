@@ -11,10 +11,13 @@ import sys
 
 import gin
 
+from dlbench import checks
 import dlbench.data
 import dlbench.methods  # noqa: F401  (registers the methods with gin)
 from dlbench.errors import UserError
-from dlbench.priors import DEFAULT_PRIOR, make_prior
+from dlbench.nn.architectures import ARCHITECTURES
+from dlbench.nn.likelihoods import LIKELIHOODS
+from dlbench.priors import DEFAULT_PRIOR, PRIORS, make_prior
 
 
 def gin_dir():
@@ -26,24 +29,40 @@ def gin_dir():
 
 
 @gin.configurable("train")
-def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, seed=0,
-                   checkpoint_every=10000, log_every=100, adam_betas=(0.9, 0.999), adam_eps=1e-8):
-    return dict(method=method, steps=int(steps), batch_size=int(batch_size), lr=float(lr),
-                seed=int(seed), checkpoint_every=int(checkpoint_every), log_every=int(log_every),
-                adam_betas=[float(b) for b in adam_betas], adam_eps=float(adam_eps))
+def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, seed=0, checkpoint_every=10000,
+                   log_every=100, adam_betas=(0.9, 0.999), adam_eps=1e-8, checkpoint_minutes=5.0):
+    """`checkpoint_minutes`: a checkpoint is also written when this much wall-clock time has passed
+    since the last one, so an interruption loses at most that much work (0: by steps only)."""
+    if not isinstance(method, dlbench.methods.Method):
+        raise UserError(f"train.method must be a method reference such as @beta_vae(), got {method!r}")
+    return dict(method=method, steps=checks.integer("train.steps", steps, minimum=1),
+                batch_size=checks.integer("train.batch_size", batch_size, minimum=1),
+                lr=checks.number("train.lr", lr, positive=True),
+                seed=checks.integer("train.seed", seed, minimum=0),
+                checkpoint_every=checks.integer("train.checkpoint_every", checkpoint_every, minimum=1),
+                log_every=checks.integer("train.log_every", log_every, minimum=1),
+                adam_betas=checks.numbers("train.adam_betas", adam_betas, length=2, minimum=0, maximum=0.999999),
+                adam_eps=checks.number("train.adam_eps", adam_eps, positive=True),
+                checkpoint_minutes=checks.number("train.checkpoint_minutes", checkpoint_minutes, minimum=0))
 
 
 @gin.configurable("dataset")
 def dataset_settings(name=gin.REQUIRED, options=None):
     """`options`: constructor arguments of the dataset, e.g. {'seed': 3} (the ones its class lists)."""
+    checks.one_of("dataset.name", name, dlbench.data.available_datasets())
+    if options is not None and not isinstance(options, dict):
+        raise UserError(f"dataset.options must be a dict such as {{'seed': 3}}, got {options!r}")
     return dict(name=name, options={} if options is None else options)
 
 
 @gin.configurable("model")
 def model_settings(architecture="conv", latent_dim=10, likelihood="bernoulli", prior=DEFAULT_PRIOR):
     """`prior` names a prior in dlbench.priors; its settings come from its own configurable."""
-    return dict(architecture=architecture, latent_dim=int(latent_dim), likelihood=likelihood,
-                prior=make_prior(prior, latent_dim).config())
+    latent_dim = checks.integer("model.latent_dim", latent_dim, minimum=1)
+    return dict(architecture=checks.one_of("model.architecture", architecture, sorted(ARCHITECTURES)),
+                latent_dim=latent_dim,
+                likelihood=checks.one_of("model.likelihood", likelihood, sorted(LIKELIHOODS)),
+                prior=make_prior(checks.one_of("model.prior", prior, sorted(PRIORS)), latent_dim).config())
 
 
 @dataclasses.dataclass
@@ -57,7 +76,9 @@ class RunSpec:
 
     def identity(self):
         """The run's identity as plain values: what run.json records and resume compares."""
-        train = {k: v for k, v in self.train.items() if k != "method"}
+        # checkpoint_minutes only decides when checkpoints are written: runs that differ in it are
+        # the same run (it is recorded in run.json beside the identity)
+        train = {k: v for k, v in self.train.items() if k not in ("method", "checkpoint_minutes")}
         identity = {"method": self.method.name, "hyperparameters": self.method.hyperparameters(),
                     "dataset": self.dataset["name"], "seed": train["seed"], "train": train, "model": self.model}
         if self.dataset.get("options"):
@@ -91,31 +112,22 @@ def parse_gin(gin_files=(), gin_params=()):
 
 
 def resolve_run_spec():
-    """Call the configurables and return the RunSpec they describe."""
+    """Call the configurables and return the RunSpec they describe; every value is type- and
+    range-checked here, before anything is written."""
     try:
         train = train_settings()
         dataset = dataset_settings()
         model = model_settings()
+    except UserError as err:  # gin appends where it happened on further lines; the first says it all
+        raise UserError(str(err).splitlines()[0]) from None
     except Exception as err:
         raise UserError(f"bad gin config: {_one_line(err)}") from None
-    method = train["method"]
-    if not isinstance(method, dlbench.methods.Method):
-        raise UserError("train.method must be a method reference such as @beta_vae()")
-    _check_positive(train, ("steps", "batch_size", "checkpoint_every", "log_every"))
-    if train["lr"] <= 0:
-        raise UserError(f"train.lr must be positive, got {train['lr']}")
     dataset["options"] = dlbench.data.checked_dataset_options(dataset["name"], dataset["options"])
-    return RunSpec(method=method, train=train, dataset=dataset, model=model)
+    return RunSpec(method=train["method"], train=train, dataset=dataset, model=model)
 
 
 def operative_config():
     return gin.operative_config_str()
-
-
-def _check_positive(settings, names):
-    for name in names:
-        if settings[name] <= 0:
-            raise UserError(f"train.{name} must be a positive integer, got {settings[name]}")
 
 
 def _one_line(err):

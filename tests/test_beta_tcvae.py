@@ -207,7 +207,7 @@ def test_method_class_binds_the_dataset_and_rejects_unknown_estimators():
     loss, _ = method.objective(out)
     expected, _ = beta_tcvae_objective(out, 1.0, 6.0, 1.0, 384, "mss")
     torch.testing.assert_close(loss, expected)
-    with pytest.raises(UserError, match="mws, mss"):
+    with pytest.raises(UserError, match="beta_tcvae.estimator must be one of 'mws', 'mss', got 'kde'"):
         BetaTCVAE(estimator="kde")
     with pytest.raises(UserError, match="mws, mss"):
         beta_tcvae_objective(out, 1.0, 1.0, 1.0, 10, estimator="mmd")

@@ -39,7 +39,7 @@ def assert_user_error(capsys, code, *needles):
     ("train.nope = 1", "doesn't have a parameter named 'nope'"),
     ("train.method = @nothing()", "@nothing()"),
     ("beta_vae.beta = (", "bad gin config"),
-    ("train.steps = -3", "train.steps must be a positive integer"),
+    ("train.steps = -3", "train.steps must be an integer >= 1, got -3"),
 ])
 def test_bad_bindings(tiny_dsprites, tmp_path, capsys, binding, needle):
     code = train.main(tiny_train_args(tmp_path / "run", binding))
@@ -66,7 +66,7 @@ def test_no_gin_at_all(capsys):
 
 def test_unknown_dataset(tiny_dsprites, tmp_path, capsys):
     code = train.main(tiny_train_args(tmp_path / "run", "dataset.name = 'mnist3d'"))
-    assert_user_error(capsys, code, "unknown dataset 'mnist3d'", "dsprites")
+    assert_user_error(capsys, code, "dataset.name must be one of", "'dsprites'", "got 'mnist3d'")
     assert not (tmp_path / "run").exists()
 
 

@@ -135,7 +135,7 @@ def test_method_resolves_lambda_d_and_rejects_bad_settings():
     torch.manual_seed(5)
     out = fake_outputs(torch.randn(8, 2), torch.randn(8, 2), torch.randn(8, 2), -torch.rand(8))
     torch.testing.assert_close(method.objective(out)[0], dip_vae_objective(out, 5.0, 5.0, "ii")[0])
-    with pytest.raises(UserError, match="'i' or 'ii'"):
+    with pytest.raises(UserError, match="dip_vae.dip_type must be one of 'i', 'ii', got 'iii'"):
         DipVAE(dip_type="iii")
     with pytest.raises(UserError, match="'i' or 'ii'"):
         dip_vae_objective(out, 1.0, 1.0, "I")

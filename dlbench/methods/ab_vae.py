@@ -20,6 +20,7 @@ paper uses with D, the sparse and Gaussian mixtures, are fixed).
 import gin
 
 from dlbench.errors import UserError
+from dlbench import checks
 from dlbench.methods.base import Method
 from dlbench.methods.estimators import elbo_terms, inclusive_kl, mmd_squared, vae_scalars
 
@@ -56,11 +57,9 @@ class ABVAE(Method):
     name = "ab_vae"
 
     def __init__(self, alpha=1000.0, beta=1.0, divergence="mmd"):
-        _check_divergence(divergence)
-        for name, value in (("alpha", alpha), ("beta", beta)):
-            if not value >= 0:
-                raise UserError(f"ab_vae.{name} must be non-negative, got {value}")
-        self.alpha, self.beta, self.divergence = alpha, beta, divergence
+        self.alpha = checks.hyperparameter("ab_vae.alpha", alpha, minimum=0)
+        self.beta = checks.hyperparameter("ab_vae.beta", beta, minimum=0)
+        self.divergence = checks.one_of("ab_vae.divergence", divergence, list(DIVERGENCES))
 
     def hyperparameters(self):
         return {"alpha": float(self.alpha), "beta": float(self.beta), "divergence": self.divergence}

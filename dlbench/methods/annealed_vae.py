@@ -10,7 +10,7 @@ so its grids (c_max in nats, gamma = 1000) mean the same here.
 import gin
 import torch
 
-from dlbench.errors import UserError
+from dlbench import checks
 from dlbench.methods.base import Method
 from dlbench.methods.estimators import elbo_terms, vae_scalars
 
@@ -37,13 +37,9 @@ class AnnealedVAE(Method):
     name = "annealed_vae"
 
     def __init__(self, gamma=1000.0, c_max=25.0, iteration_threshold=100000):
-        if gamma < 0 or c_max < 0:
-            raise UserError(f"annealed_vae.gamma and annealed_vae.c_max must be non-negative, "
-                            f"got gamma={gamma}, c_max={c_max}")
-        if iteration_threshold <= 0:
-            raise UserError(f"annealed_vae.iteration_threshold must be a positive number of steps, "
-                            f"got {iteration_threshold}")
-        self.gamma, self.c_max, self.iteration_threshold = gamma, c_max, iteration_threshold
+        self.gamma = checks.hyperparameter("annealed_vae.gamma", gamma, minimum=0)
+        self.c_max = checks.hyperparameter("annealed_vae.c_max", c_max, minimum=0)
+        self.iteration_threshold = checks.integer("annealed_vae.iteration_threshold", iteration_threshold, minimum=1)
 
     def hyperparameters(self):
         return {"gamma": float(self.gamma), "c_max": float(self.c_max),

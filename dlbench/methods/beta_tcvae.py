@@ -14,6 +14,7 @@ KL(q(z) || p(z)) + the index-code MI, and alpha = beta = gamma = 1 is still the 
 import gin
 
 from dlbench.errors import UserError
+from dlbench import checks
 from dlbench.methods.base import Method
 from dlbench.methods.estimators import LOG_QZ_ESTIMATORS, elbo_terms, log_density_gaussian, vae_scalars
 
@@ -48,8 +49,9 @@ class BetaTCVAE(Method):
     name = "beta_tcvae"
 
     def __init__(self, alpha=1.0, beta=6.0, gamma=1.0, estimator="mws"):
-        _check_estimator(estimator)
-        self.alpha, self.beta, self.gamma, self.estimator = alpha, beta, gamma, estimator
+        self.alpha, self.beta, self.gamma = (checks.hyperparameter(f"{self.name}.{label}", value, minimum=0)
+                                             for label, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)))
+        self.estimator = checks.one_of(f"{self.name}.estimator", estimator, list(ESTIMATORS))
         self.dataset_size = None
 
     def prepare(self, model, num_observations):

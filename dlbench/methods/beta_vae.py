@@ -7,6 +7,7 @@ disentanglement_lib, so published beta grids mean the same here.
 
 import gin
 
+from dlbench import checks
 from dlbench.methods.base import Method
 from dlbench.methods.estimators import elbo_terms, vae_scalars
 
@@ -23,7 +24,7 @@ class BetaVAE(Method):
     name = "beta_vae"
 
     def __init__(self, beta=1.0):
-        self.beta = beta
+        self.beta = checks.hyperparameter(f"{self.name}.beta", beta, minimum=0)
 
     def hyperparameters(self):
         return {"beta": float(self.beta)}

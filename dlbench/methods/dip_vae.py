@@ -18,6 +18,7 @@ import gin
 import torch
 
 from dlbench.errors import UserError
+from dlbench import checks
 from dlbench.methods.base import Method
 from dlbench.methods.estimators import elbo_terms, vae_scalars
 
@@ -76,13 +77,11 @@ class DipVAE(Method):
     name = "dip_vae"
 
     def __init__(self, lambda_od=10.0, lambda_d=None, dip_type="i"):
-        _check_dip_type(dip_type)
+        self.dip_type = checks.one_of("dip_vae.dip_type", dip_type, list(DIP_TYPES))
+        self.lambda_od = checks.hyperparameter("dip_vae.lambda_od", lambda_od, minimum=0)
         if lambda_d is None:
-            lambda_d = default_lambda_d(lambda_od, dip_type)
-        for label, value in (("lambda_od", lambda_od), ("lambda_d", lambda_d)):
-            if value < 0:
-                raise UserError(f"dip_vae.{label} must be non-negative, got {value}")
-        self.lambda_od, self.lambda_d, self.dip_type = lambda_od, lambda_d, dip_type
+            lambda_d = default_lambda_d(self.lambda_od, dip_type)
+        self.lambda_d = checks.hyperparameter("dip_vae.lambda_d", lambda_d, minimum=0)
 
     def hyperparameters(self):
         return {"lambda_od": float(self.lambda_od), "lambda_d": float(self.lambda_d), "dip_type": self.dip_type}

@@ -26,7 +26,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from dlbench.errors import UserError
+from dlbench import checks
 from dlbench.methods.base import Method
 from dlbench.methods.estimators import elbo_terms, vae_scalars
 
@@ -77,18 +77,6 @@ def discriminator_loss_and_accuracy(logits_joint, logits_permuted):
     return loss, accuracy
 
 
-def _check_settings(gamma, lr, betas, width, layers):
-    if not bool((torch.as_tensor(gamma) >= 0).all()):
-        raise UserError(f"factor_vae.gamma must be non-negative, got {gamma}")
-    if not lr > 0:
-        raise UserError(f"factor_vae.discriminator_lr must be positive, got {lr}")
-    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-        raise UserError(f"factor_vae.discriminator_betas must be two numbers in [0, 1), got {betas}")
-    if int(width) != width or width < 1 or int(layers) != layers or layers < 1:
-        raise UserError(f"factor_vae.discriminator_width and discriminator_layers must be positive integers, "
-                        f"got {width} and {layers}")
-
-
 @gin.configurable("factor_vae")
 class FactorVAE(Method):
     """gamma = 40 by default: the middle of disentanglement_lib's study grid [10, 20, 30, 40,
@@ -99,11 +87,12 @@ class FactorVAE(Method):
 
     def __init__(self, gamma=40.0, discriminator_lr=1e-4, discriminator_betas=(0.5, 0.9),
                  discriminator_width=1000, discriminator_layers=6):
-        _check_settings(gamma, discriminator_lr, discriminator_betas, discriminator_width, discriminator_layers)
-        self.gamma = gamma
-        self.discriminator_lr = float(discriminator_lr)
-        self.discriminator_betas = tuple(float(b) for b in discriminator_betas)
-        self.discriminator_width, self.discriminator_layers = int(discriminator_width), int(discriminator_layers)
+        self.gamma = checks.hyperparameter("factor_vae.gamma", gamma, minimum=0)
+        self.discriminator_lr = checks.number("factor_vae.discriminator_lr", discriminator_lr, positive=True)
+        self.discriminator_betas = tuple(checks.numbers("factor_vae.discriminator_betas", discriminator_betas,
+                                                        length=2, minimum=0, maximum=0.999999))
+        self.discriminator_width = checks.integer("factor_vae.discriminator_width", discriminator_width, minimum=1)
+        self.discriminator_layers = checks.integer("factor_vae.discriminator_layers", discriminator_layers, minimum=1)
         self.discriminator = self.discriminator_optimizer = None
         self._last_z = None
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from dlbench.data.ground_truth import fixed_or_sampled_images
+from dlbench import checks
 from dlbench.errors import UserError
 from dlbench.priors.base import Prior, log_normal_diag
 
@@ -40,7 +41,7 @@ class AnisotropicGaussian(Prior):
     def __init__(self, latent_dim, init="pca", variances=None, learned=False, pca_singular_values=None):
         super().__init__(latent_dim)
         self.init = init
-        self.learned = bool(learned)
+        self.learned = checks.flag("anisotropic_gaussian.learned", learned)
         self.given_variances = _check_init(init, variances, pca_singular_values, self.latent_dim)
         self.pca_singular_values = None
         # parameters in torch's default dtype, like any module's (.double() later cannot undo float32 rounding)

@@ -5,7 +5,7 @@ import math
 import gin
 import torch
 
-from dlbench.errors import UserError
+from dlbench import checks
 from dlbench.priors.base import Prior, log_normal_diag
 
 
@@ -15,9 +15,7 @@ class IsotropicGaussian(Prior):
 
     def __init__(self, latent_dim, scale=1.0):
         super().__init__(latent_dim)
-        if not scale > 0:
-            raise UserError(f"isotropic_gaussian.scale must be positive, got {scale}")
-        self.scale = float(scale)
+        self.scale = checks.number("isotropic_gaussian.scale", scale, positive=True)
 
     def settings(self):
         return {"scale": self.scale}

@@ -1,0 +1,103 @@
+"""Every configurable value has a declared type and range, checked when the config is resolved:
+one UserError naming the binding, before anything is written."""
+
+import inspect
+
+import pytest
+
+from dlbench import checks
+from dlbench.config import dataset_settings, model_settings, parse_gin, resolve_run_spec, train_settings
+from dlbench.errors import UserError
+from dlbench.methods import METHODS
+from dlbench.priors import PRIORS
+
+from tests.conftest import TINY_PARAMS
+
+
+def _parameters(configurable):
+    target = configurable.__init__ if inspect.isclass(configurable) else configurable
+    target = inspect.unwrap(target)
+    return [p for p in inspect.signature(target).parameters if p not in ("self", "latent_dim")]
+
+
+def every_binding():
+    """(configurable name, parameter, extra bindings that make it take effect) for every parameter
+    of every configurable a run resolves: train, dataset, model, each method, each prior."""
+    for name, fn in (("train", train_settings), ("dataset", dataset_settings), ("model", model_settings)):
+        for param in _parameters(fn):
+            yield name, param, []
+    for name, cls in sorted(METHODS.items()):
+        for param in _parameters(cls):
+            yield name, param, [f"train.method = @{name}()"]
+    for name, cls in sorted(PRIORS.items()):
+        for param in _parameters(cls):
+            # the mixture's default means are the paper's 2-D ones
+            latent = ["model.latent_dim = 2"] if name == "gaussian_mixture" else []
+            yield name, param, [f"model.prior = '{name}'", *latent]
+
+
+BINDINGS = list(every_binding())
+
+
+def resolve(*bindings):
+    parse_gin([], [*TINY_PARAMS, *bindings])
+    return resolve_run_spec()
+
+
+def test_the_tiny_config_resolves():
+    assert resolve().train["steps"] == 20
+
+
+@pytest.mark.parametrize("configurable, param, extra", BINDINGS, ids=[f"{c}.{p}" for c, p, _ in BINDINGS])
+@pytest.mark.parametrize("nonsense", ["'abc'", "{'x': None}"])
+def test_a_value_of_the_wrong_type_names_its_binding(configurable, param, extra, nonsense):
+    with pytest.raises(UserError) as err:
+        resolve(*extra, f"{configurable}.{param} = {nonsense}")
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"{configurable}.{param}" in message or (configurable, param) == ("model", "prior"), message
+
+
+@pytest.mark.parametrize("binding, needle", [
+    ("train.steps = 1.5", "train.steps must be an integer >= 1, got 1.5"),
+    ("train.steps = True", "train.steps must be an integer >= 1, got True"),
+    ("train.batch_size = 0", "train.batch_size must be an integer >= 1, got 0"),
+    ("train.lr = -1e-3", "train.lr must be a number > 0"),
+    ("train.seed = -1", "train.seed must be an integer >= 0"),
+    ("train.adam_betas = (0.9,)", "train.adam_betas must be a list of 2 numbers"),
+    ("train.checkpoint_minutes = -1", "train.checkpoint_minutes must be a number >= 0"),
+    ("model.latent_dim = 0", "model.latent_dim must be an integer >= 1, got 0"),
+    ("model.architecture = 'resnet'", "model.architecture must be one of"),
+    ("beta_vae.beta = -1.0", "beta_vae.beta must be a number >= 0, got -1.0"),
+    ("beta_vae.beta = 'abc'", "beta_vae.beta must be a number >= 0, got 'abc'"),
+    ("beta_vae.beta = nan", None),
+])
+def test_ranges(binding, needle):
+    if needle is None:  # gin has no NaN literal: float('nan') cannot be typed, so 'nan' is a reference error
+        with pytest.raises(UserError):
+            resolve(binding)
+        return
+    with pytest.raises(UserError, match=needle.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        resolve(binding)
+
+
+@pytest.mark.parametrize("method", ["isa_vae", "isa_tcvae"])
+def test_isa_methods_refuse_a_negative_beta(method):
+    with pytest.raises(UserError, match=f"{method}.beta must be a number >= 0, got -2.0"):
+        resolve(f"train.method = @{method}()", "model.prior = 'lp_nested_isa'", "model.latent_dim = 20",
+                f"{method}.beta = -2.0")
+
+
+def test_checks_return_the_declared_type():
+    assert checks.integer("x", 3) == 3 and type(checks.integer("x", 3)) is int
+    assert checks.number("x", 3) == 3.0 and type(checks.number("x", 3)) is float
+    assert checks.numbers("x", (1, 2.5), length=2) == [1.0, 2.5]
+    assert checks.flag("x", False) is False
+    for bad in (1.0, "1", True, None):
+        with pytest.raises(UserError):
+            checks.integer("x", bad)
+    for bad in (float("inf"), float("nan"), "1", None, True):
+        with pytest.raises(UserError):
+            checks.number("x", bad)
+    with pytest.raises(UserError):
+        checks.flag("x", 1)
