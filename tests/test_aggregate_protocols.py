@@ -23,6 +23,10 @@ def test_protocol_tag_names_the_parameters_that_differ_from_the_defaults():
 def test_runs_evaluated_with_other_settings_get_their_own_columns(tiny_trained_run, tmp_path):
     root = tmp_path / "runs"
     runs = [shutil.copytree(tiny_trained_run, root / name) for name in ("a", "b", "c")]
+    for seed, run in enumerate(runs):  # three seeds of one setting, not three copies of one run
+        record = rundir.read_run(run)
+        record["seed"] = record["train"]["seed"] = seed
+        rundir.write_json(run / "run.json", record)
     write_result(runs[0], "mig", {"discrete_mig": 0.2, "num_train": 10000, "num_bins": 20})
     write_result(runs[1], "mig", {"discrete_mig": 0.4, "num_train": 10000, "num_bins": 20})
     write_result(runs[2], "mig", {"discrete_mig": 0.9, "num_train": 300, "num_bins": 20})

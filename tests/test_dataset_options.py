@@ -202,6 +202,9 @@ def test_the_aggregate_label_shows_the_options():
 def test_aggregate_does_not_pool_runs_of_other_options(trained_with_options, tmp_path):
     root = tmp_path / "runs"
     runs = {name: copy_run(trained_with_options, root / name) for name in ("a", "b", "c")}
+    record = rundir.read_run(runs["b"])
+    record["seed"] = record["train"]["seed"] = record["seed"] + 1  # a second seed, not a copy of a
+    rundir.write_json(runs["b"] / "run.json", record)
     record = rundir.read_run(runs["c"])
     record["dataset_options"] = {"observed_dim": 4, "seed": 4}
     rundir.write_json(runs["c"] / "run.json", record)

@@ -1,0 +1,249 @@
+"""dlb_aggregate with damaged runs, copies of runs and bad paths, driven as a user does.
+
+Run directories are fabricated (run.json and results.json written by hand, in the format
+dlb_train and dlb_evaluate write), so no training is needed. Expected values are computed here
+from the numbers written, never read from the command's output."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from statistics import mean
+
+import pytest
+
+from tests.commands import assert_one_line_error, run_command, tree
+
+MIG = {0: 0.2, 1: 0.4, 2: 0.9}          # discrete_mig of seeds 0, 1, 2
+RECON = {0: -100.0, 1: -110.0, 2: -130.0}  # recon_ll of seeds 0, 1, 2
+
+
+def record(seed, beta=4.0, checkpoint_every=10, status="done"):
+    """A run.json as dlb_train writes it (the keys aggregation reads, plus some bookkeeping)."""
+    return {
+        "method": "beta_vae", "dataset": "dsprites", "seed": seed, "status": status, "step": 20,
+        "hyperparameters": {"beta": beta},
+        "model": {"architecture": "conv", "latent_dim": 4, "likelihood": "bernoulli",
+                  "prior": {"name": "isotropic_gaussian", "scale": 1.0}},
+        "train": {"adam_betas": [0.9, 0.999], "adam_eps": 1e-08, "batch_size": 16,
+                  "checkpoint_every": checkpoint_every, "log_every": 5, "lr": 0.001, "seed": seed, "steps": 20},
+        "dlbench_version": "0.1.0", "device": "cpu",
+    }
+
+
+def write_json(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2))
+
+
+def make_run(run_dir, seed, **settings):
+    """A finished, evaluated run of seed `seed` with the metric values of MIG and RECON."""
+    write_json(run_dir / "run.json", record(seed, **settings))
+    write_json(run_dir / "model" / "results.json", {"loss": 90.0 + seed, "steps": 20, "dlbench_version": "0.1.0"})
+    write_json(run_dir / "metrics" / "mean" / "mig" / "results.json",
+               {"metric": "mig", "mode": "mean", "discrete_mig": MIG[seed], "num_train": 10000, "num_bins": 20})
+    write_json(run_dir / "metrics" / "mean" / "recon_ll" / "results.json",
+               {"metric": "recon_ll", "mode": "mean", "recon_ll": RECON[seed]})
+    return run_dir
+
+
+def make_study(root, seeds=(0, 1, 2), **settings):
+    return {seed: make_run(root / f"s{seed}", seed, **settings) for seed in seeds}
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def aggregate_ok(tmp_path, root):
+    """Run dlb_aggregate ROOT --out tmp_path/report; returns (results rows, leaderboard rows, stdout lines)."""
+    out = tmp_path / "report"
+    result = run_command("dlb_aggregate", root, "--out", out, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return read_csv(out / "results.csv"), read_csv(out / "leaderboard.csv"), result.stdout.splitlines()
+
+
+def lines_naming(lines, path):
+    return [line for line in lines if str(path) in line]
+
+
+def truncate(path):
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+
+
+def drop_identity(path):
+    value = json.loads(path.read_text())
+    del value["seed"], value["method"]
+    path.write_text(json.dumps(value))
+
+
+DAMAGES = {
+    "truncated run.json": ("run.json", truncate, "not valid JSON"),
+    "run.json not an object": ("run.json", lambda p: p.write_text("[1, 2, 3]\n"), "not an object"),
+    "run.json without identity": ("run.json", drop_identity, "lacks method, seed"),
+    "truncated model/results.json": ("model/results.json", truncate, "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
+def test_a_damaged_run_is_left_out_and_reported_the_rest_aggregated(tmp_path, damage):
+    file, spoil, problem = DAMAGES[damage]
+    root = tmp_path / "runs"
+    runs = make_study(root)
+    damaged = runs[2] / file
+    spoil(damaged)
+
+    results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert sorted(row["run_dir"] for row in results) == ["s0", "s1"]
+    assert len(board) == 1
+    assert int(board[0]["num_runs"]) == 2
+    assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean([MIG[0], MIG[1]]))
+    assert float(board[0]["recon_ll.recon_ll.mean"]) == pytest.approx(mean([RECON[0], RECON[1]]))
+    reported = lines_naming(stdout, damaged)
+    assert len(reported) == 1 and problem in reported[0], stdout
+
+
+def test_a_corrupt_metric_file_loses_only_that_metric(tmp_path):
+    root = tmp_path / "runs"
+    runs = make_study(root)
+    damaged = runs[1] / "metrics" / "mean" / "mig" / "results.json"
+    truncate(damaged)
+
+    results, board, stdout = aggregate_ok(tmp_path, root)
+
+    by_run = {row["run_dir"]: row for row in results}
+    assert sorted(by_run) == ["s0", "s1", "s2"]
+    assert by_run["s1"]["mig.discrete_mig"] == "" and float(by_run["s1"]["recon_ll.recon_ll"]) == RECON[1]
+    assert int(board[0]["num_runs"]) == 3
+    assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean([MIG[0], MIG[2]]))
+    assert float(board[0]["recon_ll.recon_ll.mean"]) == pytest.approx(mean(RECON.values()))
+    reported = lines_naming(stdout, damaged)
+    assert len(reported) == 1 and "dlb_evaluate" in reported[0], stdout
+
+
+def test_when_every_run_is_damaged_it_is_one_line(tmp_path):
+    root = tmp_path / "runs"
+    for run in make_study(root).values():
+        truncate(run / "run.json")
+    before = tree(tmp_path)
+    result = run_command("dlb_aggregate", root, "--out", tmp_path / "report", cwd=tmp_path)
+    assert_one_line_error(result, "none of the 3 runs", "run.json")
+    assert tree(tmp_path) == before
+
+
+def test_copies_of_runs_are_counted_once_and_reported(tmp_path):
+    root = tmp_path / "runs"
+    make_study(root / "a")
+    shutil.copytree(root / "a", root / "copy")
+
+    results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert sorted(row["run_dir"] for row in results) == ["a/s0", "a/s1", "a/s2"]  # first by path
+    assert len(board) == 1 and int(board[0]["num_runs"]) == 3
+    assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean(MIG.values()))
+    [line] = [line for line in stdout if "duplicate runs not counted" in line]
+    assert line.startswith("3 duplicate runs not counted: ")
+    assert f"{root / 'copy' / 's0'} (same run as {root / 'a' / 's0'})" in line
+
+
+def test_a_finished_copy_is_preferred_and_bookkeeping_does_not_make_runs_differ(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root / "a" / "s0", 0, status="running")
+    make_run(root / "b" / "s0", 0, checkpoint_every=500)  # the same run, checkpointed less often
+
+    results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert [row["run_dir"] for row in results] == ["b/s0"]
+    assert int(board[0]["num_runs"]) == 1
+    assert any(f"{root / 'a' / 's0'} (same run as {root / 'b' / 's0'})" in line for line in stdout), stdout
+
+
+def test_many_duplicates_make_one_short_line(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root / "a", 0)
+    for index in range(6):
+        shutil.copytree(root / "a", root / f"copy{index}")
+
+    results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert len(results) == 1 and int(board[0]["num_runs"]) == 1
+    [line] = [line for line in stdout if "duplicate runs not counted" in line]
+    assert line.startswith("6 duplicate runs not counted: ") and line.endswith(" and 3 more")
+
+
+def test_runs_differing_only_in_bookkeeping_settings_are_one_setting(tmp_path):
+    root = tmp_path / "runs"
+    for seed, every in ((0, 10), (1, 50), (2, 1000)):
+        make_run(root / f"s{seed}", seed, checkpoint_every=every)
+    make_run(root / "other_beta", 0, beta=8.0)
+
+    results, board, _ = aggregate_ok(tmp_path, root)
+
+    assert len(results) == 4
+    assert sorted(row["train.checkpoint_every"] for row in results) == ["10", "10", "1000", "50"]
+    assert not any(column.startswith(("train.checkpoint_every", "train.log_every")) for column in board[0])
+    by_beta = {float(row["hp.beta"]): row for row in board}
+    assert sorted(by_beta) == [4.0, 8.0]
+    assert int(by_beta[4.0]["num_runs"]) == 3
+    assert float(by_beta[4.0]["mig.discrete_mig.mean"]) == pytest.approx(mean(MIG.values()))
+
+
+def test_without_runs_root_runs_is_aggregated_into_reports_runs(tmp_path):
+    make_study(tmp_path / "runs")
+    result = run_command("dlb_aggregate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "no RUNS_ROOT given: aggregating runs/ into reports/runs"
+    board = read_csv(tmp_path / "reports" / "runs" / "leaderboard.csv")
+    assert int(board[0]["num_runs"]) == 3
+    assert float(board[0]["recon_ll.recon_ll.mean"]) == pytest.approx(mean(RECON.values()))
+
+
+def test_without_runs_root_and_without_runs_folder_is_one_line(tmp_path):
+    before = tree(tmp_path)
+    result = run_command("dlb_aggregate", cwd=tmp_path)
+    assert_one_line_error(result, "no RUNS_ROOT given", "runs/")
+    assert tree(tmp_path) == before
+
+
+def test_a_runs_root_that_is_a_file_is_named_as_such(tmp_path):
+    (tmp_path / "runs.txt").write_text("not a folder\n")
+    before = tree(tmp_path)
+    result = run_command("dlb_aggregate", "runs.txt", cwd=tmp_path)
+    assert_one_line_error(result, "'runs.txt' is a file, not a folder")
+    assert tree(tmp_path) == before
+
+
+BAD_OUTS = {
+    "an existing file": (lambda tmp: tmp / "report.csv", "is a file, not a folder"),
+    "under a file": (lambda tmp: tmp / "report.csv" / "sub", "which is a file"),
+    "under /proc": (lambda tmp: Path("/proc/dlbench_aggregate_test/report"), "cannot be written"),
+}
+
+
+@pytest.mark.parametrize("where", BAD_OUTS, ids=list(BAD_OUTS))
+def test_a_bad_out_is_one_line_before_any_run_is_read(tmp_path, where):
+    place, needle = BAD_OUTS[where]
+    out = place(tmp_path)
+    (tmp_path / "report.csv").write_text("old\n")
+    make_study(tmp_path / "runs")
+    (tmp_path / "empty").mkdir()
+    before = tree(tmp_path)
+
+    assert_one_line_error(run_command("dlb_aggregate", "runs", "--out", out, cwd=tmp_path), "--out", needle)
+    # a root without runs would be an error of its own: the output is checked first
+    assert_one_line_error(run_command("dlb_aggregate", "empty", "--out", out, cwd=tmp_path), "--out", needle)
+
+    assert tree(tmp_path) == before
+    assert (tmp_path / "report.csv").read_text() == "old\n"
+    assert not Path("/proc/dlbench_aggregate_test").exists()
+
+
+def test_help_explains_runs_root(tmp_path):
+    result = run_command("dlb_aggregate", "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    usage = " ".join(result.stdout.split())
+    assert "RUNS_ROOT folder holding the run directories" in usage and "default: runs/" in usage
