@@ -8,10 +8,15 @@
   dlb_data info NAME [--path FILE]
   dlb_data download NAME [--path FILE]
 
-Files live in $DLBENCH_DATA (default ~/.cache/dlbench).
+Files live in $DLBENCH_DATA (default ~/.cache/dlbench); --path names a dataset's file, or its
+folder of files for the datasets published as several (cars3d, fashion_mnist, smallnorb). A --path
+that cannot be that (a folder for a file, a path through a file, a place that cannot be written)
+gets one line before any work starts.
 """
 
+import errno
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -23,6 +28,8 @@ PROG = "dlb_data"
 
 
 def _parser():
+    names = ", ".join(available_datasets())
+    folders = ", ".join(n for n in available_datasets() if _path_is_folder(get_dataset_class(n)))
     parser = make_parser(PROG, "List, generate, check and fetch dataset files "
                                f"(data root: $DLBENCH_DATA, now {data_root()}).")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -30,24 +37,33 @@ def _parser():
     commands.add_parser("list", help="every dataset and the state of its file")
     make = commands.add_parser("make", help="generate a synthetic dataset file (procedural datasets), or with "
                                             "--from lay out a downloaded archive (cars3d)")
-    make.add_argument("name", metavar="NAME")
+    make.add_argument("name", metavar="NAME", help="the dataset to generate (dsprites and its variants) or, with "
+                                                   f"--from, to lay out (cars3d); one of: {names}")
     make.add_argument("--from", dest="archive", type=Path, metavar="ARCHIVE",
                       help="a hand-downloaded archive to check (md5) and extract into the expected layout")
-    make.add_argument("--force", action="store_true", help="regenerate an existing synthetic file")
+    make.add_argument("--force", action="store_true", help="regenerate an existing synthetic file (or replace "
+                                                           "an unusable one)")
     make.add_argument("--compress", action="store_true",
                       help="deflate the file (small on disk, slower to load) instead of storing it")
     make.add_argument("--keep", action="append", default=[], metavar="FACTOR=INDICES",
                       help="write a reduced grid: keep only these class indices of FACTOR, "
                            "as a comma list (0,5,10) or a range start:stop[:step]; repeatable")
-    for name, text in (("verify", "check a dataset file (format, and the md5 of a real file)"),
-                       ("info", "factors, sizes, path and source of a dataset file"),
-                       ("download", "fetch the real dataset file")):
+    for name, text, what in (("verify", "check a dataset file (format, and the md5 of a real file)", "to check"),
+                             ("info", "factors, sizes, path and source of a dataset file", "to describe"),
+                             ("download", "fetch the real dataset file", "to fetch")):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("name", metavar="NAME")
+        sub.add_argument("name", metavar="NAME", help=f"the dataset {what}; one of: {names}")
     for name, sub in commands.choices.items():
         if name != "list":
-            sub.add_argument("--path", type=Path, help="the dataset file (default: its place in the data root)")
+            sub.add_argument("--path", type=Path,
+                             help=f"the dataset's file, or for {folders} its folder of files (default: its "
+                                  f"place in the data root)")
     return parser
+
+
+def _path_is_folder(cls):
+    """Whether a dataset's path names a folder of files (cars3d, ...) rather than one file."""
+    return getattr(cls, "path_is_folder", False)
 
 
 def parse_keep(items):
@@ -63,13 +79,14 @@ def parse_keep(items):
                 if len(parts) > 3:
                     raise ValueError
                 start, stop, step = (parts + [None, None])[:3]
-                if stop is None:
+                if stop is None or step == 0:
                     raise ValueError
-                indices = list(range(start or 0, stop, step or 1))
+                indices = list(range(start or 0, stop, 1 if step is None else step))
             else:
                 indices = [int(p) for p in spec.split(",")]
         except ValueError:
-            raise UserError(f"bad --keep {item!r}: indices must be integers, a comma list or start:stop[:step]") from None
+            raise UserError(f"bad --keep {item!r}: indices must be integers, a comma list or start:stop[:step] "
+                            f"(step not 0)") from None
         if factor in result:
             raise UserError(f"--keep given twice for factor {factor!r}")
         result[factor] = indices
@@ -88,16 +105,71 @@ def _needs(cls, method, command):
     return found
 
 
-def _how_to_get(cls):
-    """'; run `dlb_data ...`' for a dataset's file: make where it can be generated, else download."""
+def _how_to_get(cls, path=None):
+    """'; run `dlb_data ...`' for a dataset's file: make where it can be generated, else download;
+    for the --path the user gave, if any."""
     name = cls.name
+    where = f" --path {shlex.quote(str(path))}" if path is not None else ""
     if _method(cls, "make") is not None and _method(cls, "download") is not None:
-        return f"; run `{PROG} make {name}` (synthetic) or `{PROG} download {name}`"
+        return f"; run `{PROG} make {name}{where}` (synthetic) or `{PROG} download {name}{where}`"
     if _method(cls, "make") is not None:
-        return f"; run `{PROG} make {name}`"
+        return f"; run `{PROG} make {name}{where}`"
     if _method(cls, "download") is not None:
-        return f"; run `{PROG} download {name}`"
+        return f"; run `{PROG} download {name}{where}`"
     return ""
+
+
+def _checked_path(cls, path, writing=False):
+    """--path as given (None when it was not), checked up front so that a wrong one gets one
+    line before any work: it must be able to name this dataset's file (or folder of files) and,
+    for writing, lie where files can be written."""
+    if path is None:
+        return None
+    if cls.default_path() is None:
+        raise UserError(f"{cls.name} is generated in memory on use and has no file; drop --path {path}")
+    problem = _path_shape_problem(cls, path)
+    if problem is not None:
+        raise problem
+    if writing:
+        try:
+            files.check_can_write(path)
+        except OSError as err:
+            raise _write_error(err, path, path_given=True) from None
+    return path
+
+
+def _path_shape_problem(cls, path):
+    """The UserError for a --path that cannot be this dataset's file (or folder of files), else None."""
+    through = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if through is not None:
+        return files.file_problem(path, f"--path goes through {through}, which is a file, not a folder",
+                                  "give a path inside a folder")
+    default_name = cls.default_path().name
+    if _path_is_folder(cls):
+        if path.exists() and not path.is_dir():
+            return files.file_problem(path, f"--path is a file, but {cls.name} is a folder of files",
+                                      f"give the folder that holds them (or is to hold them), e.g. "
+                                      f"--path {path.parent / default_name}")
+    elif path.is_dir():
+        return files.file_problem(path, "--path is a folder",
+                                  f"give the {cls.name} file itself, e.g. --path {path / default_name}")
+    elif path.exists() and not path.is_file():
+        return files.file_problem(path, "--path is not a regular file", f"give the {cls.name} file itself")
+    return None
+
+
+def _write_error(err, path, path_given):
+    """The UserError for a filesystem fault while writing a dataset's file at path: what failed,
+    and a fix the user controls: the --path they gave, else $DLBENCH_DATA."""
+    full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+    if path_given:
+        fix = ("free some space, or give a --path on another disk" if full
+               else "give a --path in a folder you can write to")
+    else:
+        fix = ("free some space, or set DLBENCH_DATA to a folder on another disk" if full
+               else "set DLBENCH_DATA to a writable folder") + f" (now {data_root()})"
+    at = f" at {err.filename}" if err.filename and Path(err.filename) != Path(path) else ""
+    return UserError(f"cannot write {path} ({err.strerror or files.one_line(err)}{at}); {fix}")
 
 
 def _file_of(cls, path_arg=None):
@@ -154,14 +226,16 @@ def cmd_make(args):
         return _make_from_archive(cls, args)
     make = _method(cls, "make")
     if make is None:
-        raise UserError(f"{args.name} cannot be generated here{_how_to_get(cls)}")
+        from_archive = (f", or `{PROG} make {args.name} --from ARCHIVE` for a hand-downloaded archive"
+                        if _method(cls, "convert") is not None else "")
+        raise UserError(f"{args.name} cannot be generated here{_how_to_get(cls)}{from_archive}")
     keep = parse_keep(args.keep)
-    path = args.path or cls.default_path()
+    path = _checked_path(cls, args.path, writing=True) or cls.default_path()
     start = time.time()
     try:
         written = make(path, class_indices=keep or None, force=args.force, progress=True, compress=args.compress)
     except OSError as err:
-        raise UserError(f"cannot write {path} ({err.strerror or err}); set DLBENCH_DATA to a writable folder") from None
+        raise _write_error(err, path, path_given=args.path is not None) from None
     info = cls.describe(written)
     print(f"wrote a SYNTHETIC {args.name} file ({info['num_images']} images, {info['grid']} grid, "
           f"{info['file_bytes'] / 1e6:.1f} MB) to {written} in {time.time() - start:.1f} s")
@@ -173,7 +247,16 @@ def _make_from_archive(cls, args):
     if convert is None:
         raise UserError(f"{args.name} has no archive to convert: its published files are read as they are; "
                         f"place them where `{PROG} info {args.name}` says{_how_to_get(cls)}")
-    written = convert(args.archive, args.path)
+    ignored = [flag for flag, given in (("--keep", args.keep), ("--force", args.force),
+                                        ("--compress", args.compress)) if given]
+    if ignored:  # they shape a generated file; an archive is extracted as published
+        raise UserError(f"{', '.join(ignored)} apply to generating a file, not to extracting --from {args.archive}; "
+                        f"drop {'them' if len(ignored) > 1 else 'it'}")
+    path = _checked_path(cls, args.path, writing=True)
+    try:
+        written = convert(args.archive, path)
+    except OSError as err:
+        raise _write_error(err, path or cls.default_path(), path_given=path is not None) from None
     print(f"extracted {args.archive} into {written}; `{PROG} verify {args.name}` checks every file")
     return 0
 
@@ -181,14 +264,14 @@ def _make_from_archive(cls, args):
 def cmd_verify(args):
     """Prints one OK line, or raises one UserError line (exit code 2) for a missing or bad file."""
     cls = get_dataset_class(args.name)
-    path, _ = _file_of(cls, args.path)
+    path, _ = _file_of(cls, _checked_path(cls, args.path))
     if path is None:
         print(f"{args.name}: OK, generated in memory on use (no file to check)")
         return 0
     report = _needs(cls, "verify_file", "verify")(path)
     status = report["status"]
     if status == "missing":
-        raise UserError(f"{args.name}: no file at {path}{_how_to_get(cls) or '; place the file there'}")
+        raise UserError(f"{args.name}: no file at {path}{_how_to_get(cls, args.path) or '; place the file there'}")
     if status == "corrupt":
         problems = "; ".join(" ".join(p.split()) for p in report["problems"]) or "unusable"
         where = "" if str(path) in problems else f"{path}: "
@@ -209,13 +292,13 @@ def cmd_verify(args):
 def cmd_info(args):
     """describe()'s fields; for a missing or unusable file, what is known without it."""
     cls = get_dataset_class(args.name)
-    path, status = _file_of(cls, args.path)
+    path, status = _file_of(cls, _checked_path(cls, args.path))
     try:
         info = _needs(cls, "describe", "info")(path)
     except UserError as err:
         info = {"name": args.name, "status": status, "path": str(path),
                 "factors": _factors_text(cls, {}), "problem": str(err)}
-        how = _how_to_get(cls)
+        how = _how_to_get(cls, args.path)
         if status == "missing" and how:
             info["get it"] = how[len("; "):]
     for key, value in info.items():
@@ -228,11 +311,11 @@ def cmd_download(args):
     if cls.default_path() is None:
         raise UserError(f"{args.name} is generated in memory on use; there is nothing to download")
     download = _needs(cls, "download", "download")
-    path = args.path or cls.default_path()
+    path = _checked_path(cls, args.path, writing=True)
     try:
-        written = download(path)
+        written = download(path)  # None: the dataset's own place (it may keep a copy found elsewhere)
     except OSError as err:
-        raise UserError(f"cannot write {path} ({err.strerror or err}); set DLBENCH_DATA to a writable folder") from None
+        raise _write_error(err, path or cls.default_path(), path_given=path is not None) from None
     print(f"{args.name}: real file in place at {written}")
     return 0
 

@@ -5,8 +5,10 @@ arguments to get the standard dataset. `dlb_data` also uses these static methods
 them: default_path(), file_status(path) -> 'real' | 'synthetic' | 'missing' | 'corrupt',
 verify_file(path) -> report dict, describe(path) -> dict, make(path, ...) for datasets that can
 be generated, download(path); a class may set a method to None (e.g. `make = None`), which
-`dlb_data` treats as absent. Datasets generated in memory (pinwheel, linear_gaussian) have no
-file: their default_path() is None and file_status() is 'generated'.
+`dlb_data` treats as absent. A class whose path is a folder of files rather than one file sets
+`path_is_folder = True` (dlb_data checks --path against it). Datasets generated in memory
+(pinwheel, linear_gaussian) have no file: their default_path() is None and file_status() is
+'generated'.
 
 Users choose a dataset by name and, through gin's `dataset.options`, set the constructor arguments
 its class lists in `options` (the others, such as file paths, are for tests). A run records both in

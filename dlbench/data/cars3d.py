@@ -19,6 +19,7 @@ Files: $DLBENCH_DATA/cars3d/cars/, or else $DISENTANGLEMENT_LIB_DATA/cars/ (dise
 layout). Held once as uint8 (17568, 3, 64, 64); one .mat (4.7 MB of pixels) is read at a time.
 """
 
+import gzip
 import os
 import shutil
 import tarfile
@@ -168,26 +169,28 @@ def describe(path=None, factor_sizes=None):
 
 def extract_cars(archive, folder):
     """Extract the archive's data/cars/ files into folder, atomically: into a temporary folder
-    beside it, renamed onto folder only when complete. Returns folder."""
+    beside it, renamed onto folder only when complete. A damaged archive is a UserError; a disk
+    fault (read-only, full) stays the OSError it is, for the command to report. Returns folder."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=folder.parent, prefix="." + folder.name + "."))
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(ARCHIVE_FOLDER)
-                       and "/" not in m.name[len(ARCHIVE_FOLDER):]]
-            for member in members:
-                member.name = member.name[len(ARCHIVE_FOLDER):]
-                tar.extract(member, temporary, filter="data")
-        if not any(temporary.glob("*.mat")):
-            raise UserError(f"{archive}: holds no {ARCHIVE_FOLDER}*.mat files; delete it and {_fix(folder)}")
-        os.replace(temporary, folder)
-    except (OSError, tarfile.TarError, EOFError, zlib.error) as err:
-        raise UserError(f"{archive}: cannot extract {ARCHIVE_FOLDER} ({type(err).__name__}: "
-                        f"{files.one_line(err)}); nothing written to {folder}; delete it and {_fix(folder)}") from None
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary)
+    with files.made_folder(folder.parent):
+        temporary = Path(tempfile.mkdtemp(dir=folder.parent, prefix="." + folder.name + "."))
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(ARCHIVE_FOLDER)
+                           and "/" not in m.name[len(ARCHIVE_FOLDER):]]
+                for member in members:
+                    member.name = member.name[len(ARCHIVE_FOLDER):]
+                    tar.extract(member, temporary, filter="data")
+            if not any(temporary.glob("*.mat")):
+                raise UserError(f"{archive}: holds no {ARCHIVE_FOLDER}*.mat files; delete it and {_fix(folder)}")
+            os.replace(temporary, folder)
+        except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as err:
+            raise UserError(f"{archive}: cannot extract {ARCHIVE_FOLDER} ({type(err).__name__}: "
+                            f"{files.one_line(err)}); nothing written to {folder}; delete it and "
+                            f"{_fix(folder)}") from None
+        finally:
+            if temporary.exists():
+                shutil.rmtree(temporary)
     return folder
 
 
@@ -235,6 +238,7 @@ class Cars3D(files.ReadFromFiles, GroundTruthData):
     """
 
     name = NAME
+    path_is_folder = True  # dlb_data's --path names the folder of .mat files
     factor_names = list(FACTOR_NAMES)
     factors_num_values = list(FACTOR_SIZES)  # the published grid; an instance has its folder's
     observation_shape = (3, SIZE, SIZE)

@@ -20,8 +20,8 @@ them. dlbench's synthetic files carry metadata['dlbench'] (with 'synthetic': Tru
 their description and title.
 """
 
+import contextlib
 import datetime
-import fcntl
 import struct
 import sys
 import queue
@@ -623,29 +623,33 @@ def file_status(path=None):
         return "corrupt"
 
 
+@contextlib.contextmanager
+def _generating(path):
+    """For the block that writes the dSprites file at path: its folder is made (and removed again
+    if the block fails and left it empty), and a lock beside the file is held, so that of two
+    processes generating at once one writes and the other then finds the file. The lock file
+    goes when the block ends."""
+    lock = path.parent / ("." + path.name + ".lock")
+    with files.made_folder(path.parent), files.exclusive_lock(lock):
+        yield
+
+
 def ensure_file(path=None, progress=True):
     """The dSprites file, generated (synthetic, full grid) with a message on stderr if missing."""
     path = Path(path) if path is not None else default_path()
     if path.exists():
         return path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path.parent / ("." + path.name + ".lock"), "w")
-    except OSError as err:
-        raise UserError(f"cannot create {path.parent} for the synthetic dSprites ({err.strerror or err}); "
-                        f"set DLBENCH_DATA to a writable folder") from None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits, then finds the file
-        if not path.exists():
-            print(f"dlbench: dSprites not found at {path}; generating a SYNTHETIC dSprites there "
-                  f"(procedurally rendered by dlbench, not the DeepMind file; well under a minute). "
-                  f"For the real data run `dlb_data download dsprites` or place {FILENAME} in {path.parent}.",
-                  file=sys.stderr, flush=True)
-            try:
+        with _generating(path):
+            if not path.exists():  # else another process made it while this one waited
+                print(f"dlbench: dSprites not found at {path}; generating a SYNTHETIC dSprites there "
+                      f"(procedurally rendered by dlbench, not the DeepMind file; well under a minute). "
+                      f"For the real data run `dlb_data download dsprites` or place {FILENAME} in {path.parent}.",
+                      file=sys.stderr, flush=True)
                 generate_npz(path, progress=progress)
-            except OSError as err:
-                raise UserError(f"cannot write the synthetic dSprites to {path} ({err.strerror or err}); "
-                                f"set DLBENCH_DATA to a writable folder") from None
+    except OSError as err:
+        raise UserError(f"cannot write the synthetic dSprites to {path} ({err.strerror or err}); "
+                        f"set DLBENCH_DATA to a writable folder") from None
     return path
 
 
@@ -695,12 +699,16 @@ class DSprites(GroundTruthData):
     def make(path=None, class_indices=None, force=False, progress=True, compress=False):
         path = Path(path) if path is not None else default_path()
         class_indices = normalize_class_indices(class_indices)
-        status = file_status(path)
-        if status == "real":
-            raise UserError(f"{path} holds the real dSprites file; refusing to overwrite it with a synthetic one")
-        if status == "synthetic" and not force:
-            raise UserError(f"a synthetic dSprites file already exists at {path}; pass --force to regenerate it")
-        return generate_npz(path, class_indices=class_indices, progress=progress, compress=compress)
+        with _generating(path):  # the check and the write, with no other generator in between
+            status = file_status(path)
+            if status == "real":
+                raise UserError(f"{path} holds the real dSprites file; refusing to overwrite it with a synthetic one")
+            if status == "synthetic" and not force:
+                raise UserError(f"a synthetic dSprites file already exists at {path}; pass --force to regenerate it")
+            if status == "corrupt" and not force:  # perhaps not a dSprites file at all: the user decides
+                raise UserError(f"{path} holds a file that is not a usable dSprites file; pass --force to replace "
+                                f"it with a synthetic one, or give another --path")
+            return generate_npz(path, class_indices=class_indices, progress=progress, compress=compress)
 
     @staticmethod
     def download(path=None, url=URL, timeout=60, progress=True):

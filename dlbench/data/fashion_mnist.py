@@ -240,6 +240,7 @@ class FashionMnist(files.ReadFromFiles, GroundTruthData):
     """
 
     name = NAME
+    path_is_folder = True  # dlb_data's --path names the folder of the four idx files
     factor_names = ["class"]
     factors_num_values = [NUM_CLASSES]
     observation_shape = (1, SIZE, SIZE)

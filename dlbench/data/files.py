@@ -2,10 +2,14 @@
 
 Every real-file loader (shapes3d, mpi3d, and later cars3d, smallnorb, fashion_mnist, the dSprites
 variants) finds its file with `locate`, reports a problem with `file_problem`, checks a download
-with `file_checksum`, and fetches with `download_file`. `peak_memory_loading` measures the peak
-resident memory of loading a dataset, for the README's memory figures.
+with `file_checksum`, and fetches with `download_file`. Writers make their folder with
+`made_folder`, take `exclusive_lock` against a concurrent writer, and `check_can_write` before a
+long job. `peak_memory_loading` measures the peak resident memory of loading a dataset, for the
+README's memory figures.
 """
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import http.client
@@ -13,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -59,6 +64,81 @@ def _own_or_theirs(own, disentanglement_lib_relative, present):
         return own
     theirs = disentanglement_lib_path(disentanglement_lib_relative)
     return theirs if theirs is not None and present(theirs) else own
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing safely: nothing half-made on disk, one writer at a time
+
+
+def check_can_write(path):
+    """Raises the OSError that writing at path would meet (a read-only or full file system, a
+    folder one may not write to), found by making and dropping an unnamed file in the nearest
+    existing folder of path: before a long render or download rather than after it. Leaves
+    nothing on disk."""
+    path = Path(path)
+    folder = next(p for p in (path, *path.parents) if p.is_dir())
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:  # named by the folder, not by the probe's random name
+        raise OSError(err.errno, err.strerror, str(folder)) from None
+
+
+@contextlib.contextmanager
+def made_folder(folder):
+    """The block runs with folder made (and its missing parents); when it fails, the folders
+    made here are removed again while still empty, so a failed write leaves the disk as it was."""
+    folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+    except BaseException:
+        for p in made:
+            try:
+                p.rmdir()
+            except FileNotFoundError:  # mkdir stopped before making it
+                continue
+            except OSError:  # not empty: something else was put there meanwhile
+                break
+        raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path):
+    """Holds an exclusive flock on the file at path (made if needed) for the block: a second
+    process waits until the first is done. The file is removed at the end, while still locked,
+    so no empty lock file is left behind. A process that was waiting then holds a lock on a file
+    no longer at path (and a newcomer may have made a new one there), so after each wait the
+    lock counts only if its file is still the one at path; else it tries again."""
+    path = Path(path)
+    while True:
+        lock = open(path, "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _is_file_at(lock, path):
+                break
+        except BaseException:
+            lock.close()
+            raise
+        lock.close()
+    try:
+        yield
+    finally:
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            lock.close()  # releases the lock
+
+
+def _is_file_at(opened, path):
+    """Whether the open file is the one now linked at path (not removed or replaced since)."""
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(opened.fileno())
+    return (mine.st_dev, mine.st_ino) == (here.st_dev, here.st_ino)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,15 +333,12 @@ def download_file(url, path, checksums=None, by_hand="", timeout=60, progress=Tr
     """Fetch url to path: bytes go to `<path>.part` (a later call resumes it with an HTTP Range
     request), the finished .part is checked against `checksums` ({'md5': hex, ...}) and only
     then renamed onto path. On any failure: one UserError naming the URL and `by_hand` (how to
-    place the file by hand); path itself is never half-written. Returns path.
+    place the file by hand), or the OSError of a folder that cannot be made; path itself is never
+    half-written. Returns path.
     """
     path = Path(path)
     part = _part_path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create {path.parent} ({err.strerror or err}); set DLBENCH_DATA to a "
-                        f"writable folder") from None
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fault here is an OSError the command reports
     failed = f"could not download {url}"
     offset = part.stat().st_size if part.exists() else 0
     try:

@@ -308,6 +308,7 @@ class SmallNorb(files.ReadFromFiles, GroundTruthData):
     """
 
     name = NAME
+    path_is_folder = True  # dlb_data's --path names the folder of the six files
     factor_names = list(FACTOR_NAMES)
     factors_num_values = list(FACTOR_SIZES)  # the published grid; an instance has its files'
     observation_shape = (1, SIZE, SIZE)
