@@ -47,3 +47,13 @@ def describe_os_error(err):
         where += f" -> '{err.filename2}'"
     advice = _OS_ADVICE.get(err.errno, "check the path and the disk, then run the command again")
     return f"cannot use{where}: {reason}; {advice}"
+
+
+class Interrupted(Exception):
+    """Work stopped by a signal (Ctrl-C, SIGTERM from a scheduler, SIGHUP) after keeping what it
+    had; the message says what was kept and how to go on. The exit status is 128 + the signal
+    number, as a shell reports a process the signal ended."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)

@@ -18,26 +18,72 @@ from dlbench.train import load_trained_model
 DEFAULT_METRICS = ("mig", "factor_vae", "recon_ll")
 
 
-def metric_result_path(run_dir, mode, metric):
-    return Path(run_dir) / "metrics" / mode / metric / "results.json"
+def metric_result_path(run_dir, mode, metric, params=None, seed=0):
+    """RUN_DIR/metrics/<mode>/<metric><tag>/results.json: the tag names the protocol parameters
+    that differ from the metric's defaults (metrics.protocol_tag), so results of different
+    protocols live side by side."""
+    tag = metrics.protocol_tag(metric, {**(params or {}), "seed": seed})
+    return Path(run_dir) / "metrics" / mode / f"{metric}{tag}" / "results.json"
+
+
+def follows_protocol(result, metric, params, seed):
+    """Whether a stored result was computed with the protocol asked for (the metric's defaults,
+    overridden by params, and the seed); parameters a result does not record took their default."""
+    for key, default in metrics.protocol_params(metric).items():
+        wanted = params.get(key, default)
+        if wanted is not None and result.get(key, default) != wanted:
+            return False
+    return result.get("seed", 0) == seed
+
+
+def stored_result(run_dir, mode, metric, params, seed):
+    """The stored result of exactly this protocol, or None. Results written before protocols were
+    part of the path sit under the plain metric name; they count when their parameters match."""
+    fix = f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode} --overwrite"
+    for path in dict.fromkeys([metric_result_path(run_dir, mode, metric, params, seed),
+                               metric_result_path(run_dir, mode, metric)]):
+        if path.is_file():
+            result = rundir.read_json(path, fix=fix)
+            if follows_protocol(result, metric, params, seed):
+                return result
+    return None
+
+
+def check_request(metric_names, mode, params):
+    """Every metric, parameter and value asked for, checked before anything is computed."""
+    check_mode(mode)
+    if not metric_names:
+        raise UserError("no metrics given; name at least one, e.g. --metrics mig")
+    for name in metric_names:
+        metrics.metric_params(name)  # a UserError for an unknown metric
+    for name, values in params.items():
+        if name not in metric_names:
+            raise UserError(f"metric parameters given for {name!r}, which is not among the metrics asked for "
+                            f"({', '.join(metric_names)}); add it to the metrics or drop its parameters")
+        metrics.check_params(name, values)
 
 
 def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu", seed=0,
                  params=None, overwrite=False, log=print):
-    """Compute the metrics of a finished run; returns {metric: results dict}."""
+    """Compute the metrics of a finished run; returns {metric: results dict}. A result stored for
+    the same protocol (parameters and seed) is reused; another protocol is computed beside it."""
     params = params or {}
-    check_mode(mode)
-    for name in [*metric_names, *params]:
-        metrics.metric_params(name)  # a UserError for an unknown metric, before anything is written
+    metric_names = list(dict.fromkeys(metric_names))
+    check_request(metric_names, mode, params)
     record = rundir.require_finished_run(run_dir)
-    todo = [m for m in metric_names if overwrite or not metric_result_path(run_dir, mode, m).is_file()]
-    results = {m: rundir.read_json(metric_result_path(run_dir, mode, m)) for m in metric_names if m not in todo}
+    results = {}
+    if not overwrite:
+        for name in metric_names:
+            stored = stored_result(run_dir, mode, name, params.get(name, {}), seed)
+            if stored is not None:
+                results[name] = stored
+    todo = [m for m in metric_names if m not in results]
     if not todo:
         return results
     # Every metric draws from its own seeded streams; forking keeps model construction from
     # moving torch's global generators, so evaluating inside a training script changes nothing there.
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
+    with torch.random.fork_rng(devices=cuda), rundir.hold_run(run_dir, "evaluated"):
         data = dlbench.data.dataset_from_record(record)  # before postprocess: a bad record writes nothing
         postprocess(run_dir, mode)  # skips a representation that is already complete
         representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
@@ -46,16 +92,20 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
 
 
 def _evaluate_each(run_dir, todo, data, representation_fn, mode, device, seed, params, results, log):
-    for name in todo:
+    for number, name in enumerate(todo, 1):
         extra = dict(params.get(name, {}))
+        path = metric_result_path(run_dir, mode, name, extra, seed)
+        log(f"{run_dir}: [{number}/{len(todo)}] computing {name}{metrics.protocol_tag(name, {**extra, 'seed': seed})}...")
         if needs_model(name):
             extra.update(model_params(name, load_trained_model(run_dir, device), device, seed))
         tick = time.perf_counter()
         values = metrics.evaluate(name, data, representation_fn, seed=seed, **extra)
-        result = {**values, "metric": name, "mode": mode, "seed": seed, "elapsed_seconds": time.perf_counter() - tick,
+        elapsed = time.perf_counter() - tick
+        result = {**values, "metric": name, "mode": mode, "seed": seed, "elapsed_seconds": elapsed,
                   "dlbench_version": dlbench.__version__, **library_versions()}
-        rundir.write_json(metric_result_path(run_dir, mode, name), result)
-        log(f"{run_dir}: {name} " + ", ".join(f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values)))
+        rundir.write_json(path, result)
+        log(f"{run_dir}: {name} " + ", ".join(f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values))
+            + f" ({elapsed:.1f} s)")
         results[name] = result
 
 

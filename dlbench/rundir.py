@@ -14,9 +14,15 @@ RUN_DIR/
 
 import json
 import os
+import socket
 import tempfile
+import threading
+import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
+
+from dlbench.errors import UserError
 
 
 def _umask():
@@ -115,8 +121,6 @@ def update_run(run_dir, **fields):
 
 def require_finished_run(run_dir):
     """run.json of a run whose training finished; a UserError naming the problem otherwise."""
-    from dlbench.errors import UserError
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory '{run_dir}' does not exist; give the RUN_DIR that dlb_train wrote")
@@ -125,7 +129,7 @@ def require_finished_run(run_dir):
     record = read_run(run_dir)
     if record.get("status") != "done":
         raise UserError(f"training of '{run_dir}' has not finished (status: {record.get('status')}); "
-                        f"finish it with dlb_train --run_dir {run_dir} first")
+                        f"finish it with `dlb_train --run_dir {run_dir}` first (it resumes from the run's own config)")
     return record
 
 
@@ -147,3 +151,227 @@ def default_run_dir(identity, root="runs"):
 
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     return Path(root) / f"{identity['method']}_{identity['dataset']}_seed{identity['seed']}_{digest}"
+
+
+# Claims: one writer per run. A process holds a run directory while it writes there (training,
+# postprocessing, evaluation) through RUN_DIR/claim.json, created exclusively (a hard link, which
+# fails where the name exists, also on NFS). The claim is leased: its holder touches it every
+# quarter lease, and a claim not touched for a whole lease, or whose holder process is gone from
+# this host, is stale and may be broken (renamed away, so only one contender breaks it). A
+# holder checks before each renewal that the claim is still its own file, so a holder whose
+# lease ran out (a suspended process) finds out and stops instead of writing beside the new one.
+
+CLAIM_JSON = "claim.json"
+LEASE_SECONDS = 60.0
+
+
+class RunHeld(UserError):
+    """Another live process holds the run directory."""
+
+
+class ClaimLost(UserError):
+    """This process's claim was broken by another (its lease had run out)."""
+
+
+def claim_path(run_dir):
+    return Path(run_dir) / CLAIM_JSON
+
+
+class Claim:
+    """An exclusive, leased, heartbeated hold on a run directory (see above). Use hold_run()."""
+
+    def __init__(self, run_dir, purpose, lease_seconds=LEASE_SECONDS):
+        self.run_dir, self.purpose, self.lease_seconds = Path(run_dir), purpose, float(lease_seconds)
+        self.token = uuid.uuid4().hex
+        self.inode = None
+        self._stop = threading.Event()
+        self._thread = None
+        self._lost = False
+
+    @property
+    def path(self):
+        return claim_path(self.run_dir)
+
+    def acquire(self):
+        """Take the claim or raise RunHeld; a stale claim is broken first."""
+        for _ in range(3):  # a claim broken by us can be retaken by a third process before us
+            if self._try_create():
+                self._start_heartbeat()
+                return self
+            holder = _read_claim(self.path)
+            if holder is None:  # released between our attempt and our look
+                continue
+            if not _is_stale(self.path, holder):
+                raise RunHeld(_held_message(self.run_dir, holder, self.lease_seconds))
+            _break_stale(self.path, holder)
+        raise RunHeld(f"'{self.run_dir}' is being claimed by other processes right now; try again in a moment")
+
+    def _try_create(self):
+        record = {"token": self.token, "purpose": self.purpose, "host": socket.gethostname(), "pid": os.getpid(),
+                  "acquired": time.time(), "lease_seconds": self.lease_seconds}
+        draft = self.path.with_name(f".{CLAIM_JSON}.{self.token}")
+        with atomic_path(draft) as tmp:  # complete before it is linked: nobody reads a half-written claim
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
+        try:
+            os.link(draft, self.path)
+        except FileExistsError:
+            return False
+        finally:
+            draft.unlink()
+        self.inode = self.path.stat().st_ino
+        return True
+
+    @property
+    def lost(self):
+        """What the last renewal found (no file access: cheap enough to ask every training step)."""
+        return self._lost
+
+    def still_held(self):
+        """Whether the claim file is still ours (not broken and retaken by another process)."""
+        if self._lost:
+            return False
+        try:
+            self._lost = self.path.stat().st_ino != self.inode
+        except FileNotFoundError:
+            self._lost = True
+        return not self._lost
+
+    def check(self):
+        """Raise ClaimLost when another process has taken the run over: call before each commit."""
+        if not self.still_held():
+            raise ClaimLost(f"the claim on '{self.run_dir}' was taken over by another process (this one did not "
+                            f"renew it for {self.lease_seconds:.0f} s: was it suspended?); stopped without writing more")
+
+    def renew(self):
+        if self.still_held():
+            os.utime(self.path)
+
+    def _start_heartbeat(self):
+        def beat():
+            while not self._stop.wait(self.lease_seconds / 4):
+                try:
+                    self.renew()
+                except OSError:  # a full disk or a lost mount: the next beat tries again
+                    pass
+
+        self._thread = threading.Thread(target=beat, name=f"claim {self.run_dir}", daemon=True)
+        self._thread.start()
+
+    def release(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.still_held():
+            self.path.unlink()
+
+
+_HELD = {}  # resolved run dir -> the Claim this process holds on it (claims nest within a process)
+
+
+@contextmanager
+def hold_run(run_dir, purpose, lease_seconds=LEASE_SECONDS):
+    """Hold run_dir exclusively for the block (creating the folder if needed); yields the Claim.
+    A block inside another block on the same run in this process shares its claim. If the block
+    created the folder and leaves nothing in it, the folder is removed again."""
+    run_dir = Path(run_dir)
+    key = os.path.abspath(run_dir)
+    if key in _HELD:
+        yield _HELD[key]
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"'{run_dir}' exists and is not a directory; choose another --run_dir")
+    created = _make_folder(run_dir)
+    try:
+        claim = Claim(run_dir, purpose, lease_seconds).acquire()
+    except BaseException:
+        if created:
+            _remove_empty_folders(run_dir, created)
+        raise
+    _HELD[key] = claim
+    try:
+        yield claim
+    finally:
+        del _HELD[key]
+        claim.release()
+        if created:
+            _remove_empty_folders(run_dir, created)
+
+
+def _make_folder(path):
+    """mkdir -p path; returns the topmost folder it created (None when path existed)."""
+    missing = []
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing.append(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return missing[-1] if missing else None
+
+
+def _remove_empty_folders(path, top):
+    """Remove path and its parents up to `top` (inclusive) while they are empty."""
+    for folder in [path, *path.parents]:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (work was kept), or gone
+            return
+        if folder == top:
+            return
+
+
+def _read_claim(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return {}  # unreadable: judged by its age alone
+
+
+def _is_stale(path, holder):
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    if age > float(holder.get("lease_seconds", LEASE_SECONDS)):
+        return True
+    # on this host a dead holder is known at once, without waiting for its lease to run out
+    return holder.get("host") == socket.gethostname() and not _process_alive(holder.get("pid"))
+
+
+def _process_alive(pid):
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _break_stale(path, holder):
+    """Rename the stale claim away; if what was renamed is not the claim judged stale (it was
+    broken and retaken in between), put it back."""
+    grave = path.with_name(f".{CLAIM_JSON}.stale.{uuid.uuid4().hex}")
+    try:
+        os.rename(path, grave)
+    except FileNotFoundError:
+        return
+    moved = _read_claim(grave)
+    if moved is not None and moved.get("token") != holder.get("token"):
+        try:
+            os.link(grave, path)
+        except FileExistsError:
+            pass  # a third process claimed it meanwhile; the one we moved notices at its next renewal
+    grave.unlink()
+
+
+def _held_message(run_dir, holder, lease_seconds):
+    what = holder.get("purpose", "used")
+    who = f"process {holder.get('pid', '?')} on {holder.get('host', '?')}"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("acquired", time.time())))
+    return (f"'{run_dir}' is being {what} by {who} since {since}; wait for it to finish or stop that process "
+            f"(a claim whose holder died expires {lease_seconds:.0f} s after its last renewal)")

@@ -121,7 +121,8 @@ def test_evaluation_rebuilds_the_mixing_matrix_the_run_trained_on(trained_with_o
     assert evaluate_cli.main([str(run_dir), "--device", "cpu", *INFERENCE_ERROR]) == 0
     assert len(seen) == 1
     np.testing.assert_allclose(seen[0].mixing_matrix, gaussian_mixing_matrix(3, 4, 2), rtol=1e-15)
-    result = rundir.read_json(run_dir / "metrics" / "mean" / "inference_error" / "results.json")
+    path = dlbench.evaluation.metric_result_path(run_dir, "mean", "inference_error", {"num_points": 40, "num_samples": 8})
+    result = rundir.read_json(path)
     assert result["num_points"] == 40 and result["true_inference_error"] >= 0  # a KL divergence
 
 

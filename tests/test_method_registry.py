@@ -9,6 +9,7 @@ import pytest
 
 from dlbench.cli import evaluate as evaluate_cli
 from dlbench.cli import train as train_cli
+from dlbench.evaluation import metric_result_path
 from dlbench.methods import METHODS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,4 +41,5 @@ def test_each_method_trains_and_evaluates_through_the_generic_stages(tiny_dsprit
                "--metric_param", "recon_ll.num_points=100"]
     assert evaluate_cli.main([str(run_dir), "--device", "cpu"] + metrics) == 0
     for metric in ("mig", "recon_ll"):
-        assert (run_dir / "metrics" / "mean" / metric / "results.json").is_file()
+        params = {"mig": {"num_train": 300}, "recon_ll": {"num_points": 100}}[metric]
+        assert metric_result_path(run_dir, "mean", metric, params).is_file()

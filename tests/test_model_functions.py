@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dlbench.cli import evaluate as evaluate_cli
+from dlbench.evaluation import metric_result_path, parse_metric_params
 from dlbench.model_functions import model_functions
 from dlbench.nn import VAE
 from dlbench.priors.base import log_normal_diag
@@ -96,7 +97,8 @@ def test_model_side_metrics_through_dlb_evaluate(trained_run):
     for p in params:
         argv += ["--metric_param", p]
     assert evaluate_cli.main(argv) == 0
-    read = lambda m: json.loads((run_dir / "metrics" / "mean" / m / "results.json").read_text())
+    parsed = parse_metric_params(params)
+    read = lambda m: json.loads(metric_result_path(run_dir, "mean", m, parsed.get(m, {})).read_text())
     elbo, iwae, chen, tc = (read(m) for m in ("elbo", "iwae", "mig_chen", "total_correlation"))
     assert elbo["elbo"] == pytest.approx(elbo["log_px"] - elbo["kl"])
     assert sum(elbo[f"kl_{j}"] for j in range(4)) == pytest.approx(elbo["kl"])

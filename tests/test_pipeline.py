@@ -18,6 +18,8 @@ from tests.conftest import TINY_PARAMS
 FAST_METRICS = ["--metric_param", "factor_vae.num_train=200", "--metric_param", "factor_vae.num_eval=100",
                 "--metric_param", "factor_vae.num_variance_estimate=500", "--metric_param", "mig.num_train=500",
                 "--metric_param", "recon_ll.num_points=300"]
+MIG, FVAE, RECON = "mig[num_train=500]", "factor_vae[num_train=200,num_eval=100,num_variance_estimate=500]", \
+    "recon_ll[num_points=300]"
 
 
 def train_args(run_dir, *extra):
@@ -41,18 +43,19 @@ def test_cli_pipeline_writes_every_file_of_the_run_directory(tiny_dsprites, tmp_
                  "model/results.json", "model/samples/reconstructions.png", "model/samples/traversals.png",
                  "model/samples/prior_samples.png",
                  "postprocessed/mean/representation.pt", "postprocessed/mean/results.json",
-                 "metrics/mean/mig/results.json", "metrics/mean/factor_vae/results.json",
-                 "metrics/mean/recon_ll/results.json"]:
+                 # results of non-default protocols are stored under their protocol's name
+                 f"metrics/mean/{MIG}/results.json", f"metrics/mean/{FVAE}/results.json",
+                 f"metrics/mean/{RECON}/results.json"]:
         assert (run_dir / path).is_file(), path
     assert torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"]
 
-    mig = json.loads((run_dir / "metrics/mean/mig/results.json").read_text())
+    mig = json.loads((run_dir / f"metrics/mean/{MIG}/results.json").read_text())
     assert 0.0 <= mig["discrete_mig"] <= 1.0 and mig["num_train"] == 500
-    fvae = json.loads((run_dir / "metrics/mean/factor_vae/results.json").read_text())
+    fvae = json.loads((run_dir / f"metrics/mean/{FVAE}/results.json").read_text())
     assert {"train_accuracy", "eval_accuracy", "num_active_dims", "elapsed_seconds", "dlbench_version"} <= set(fvae)
     assert fvae["torch_version"] == torch.__version__ and fvae["numpy_version"] == np.__version__
     assert {"scipy_version", "sklearn_version"} <= set(fvae)
-    recon = json.loads((run_dir / "metrics/mean/recon_ll/results.json").read_text())
+    recon = json.loads((run_dir / f"metrics/mean/{RECON}/results.json").read_text())
     assert recon["likelihood"] == "bernoulli" and recon["z_sampled"] is True and recon["num_points"] == 300
     assert recon["recon_ll"] < 0 and recon["recon_ll_stderr"] > 0
 
@@ -95,10 +98,11 @@ def test_the_mean_representation_is_the_encoder_mean(tiny_dsprites, tmp_path):
 def test_evaluate_skips_complete_results(tiny_dsprites, tmp_path):
     run_dir = tmp_path / "r"
     assert train_cli.main(train_args(run_dir)) == 0
-    assert evaluate_cli.main([str(run_dir), "--metrics", "mig", "--device", "cpu"] + FAST_METRICS) == 0
-    path = run_dir / "metrics/mean/mig/results.json"
+    fast_mig = ["--metrics", "mig", "--device", "cpu", "--metric_param", "mig.num_train=500"]
+    assert evaluate_cli.main([str(run_dir), *fast_mig]) == 0
+    path = run_dir / f"metrics/mean/{MIG}/results.json"
     stamp = path.stat().st_mtime_ns
-    assert evaluate_cli.main([str(run_dir), "--metrics", "mig", "--device", "cpu"] + FAST_METRICS) == 0
+    assert evaluate_cli.main([str(run_dir), *fast_mig]) == 0
     assert path.stat().st_mtime_ns == stamp
 
 
@@ -117,7 +121,7 @@ def test_study_runs_every_combination_and_aggregates(tiny_dsprites, tmp_path):
                            "--no_progress"]) == 0
     assert sorted(p.name for p in runs.iterdir()) == ["0000_beta=1.0_seed=0", "0002_beta=8.0_seed=0"]
     assert study_cli.main([str(study), "--runs_root", str(runs), "--device", "cpu", "--no_progress"]) == 0
-    assert len(list(runs.glob("*/metrics/mean/recon_ll/results.json"))) == 4
+    assert len(list(runs.glob("*/metrics/mean/recon_ll[[]num_points=100]/results.json"))) == 4
     record = json.loads((runs / "0003_beta=8.0_seed=1" / "run.json").read_text())
     assert record["hyperparameters"] == {"beta": 8.0} and record["seed"] == 1 and record["train"]["steps"] == 20
     out = tmp_path / "report"

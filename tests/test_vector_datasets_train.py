@@ -9,6 +9,7 @@ import torch
 
 from dlbench.cli import evaluate as evaluate_cli
 from dlbench.cli import train as train_cli
+from dlbench.evaluation import metric_result_path
 
 SHRINK = ["train.steps = 6", "train.batch_size = 16", "train.log_every = 3", "train.checkpoint_every = 3",
           "model.latent_dim = 2"]
@@ -33,13 +34,16 @@ def test_vector_dataset_trains_with_mlp_and_evaluates(tmp_path, dataset, likelih
     for figure in ("reconstructions", "traversals", "prior_samples"):
         assert (run_dir / "model" / "samples" / f"{figure}.png").stat().st_size > 0
     # metrics on vector observations: reconstruction for both, MIG where the factors are discrete
-    metrics = "mig,recon_ll" if dataset == "pinwheel" else "recon_ll"
-    assert evaluate_cli.main([str(run_dir), "--device", "cpu", "--metrics", metrics,
-                              "--metric_param", "mig.num_train=200", "--metric_param", "recon_ll.num_points=100"]) == 0
-    for metric in metrics.split(","):
-        result = json.loads((run_dir / "metrics" / "mean" / metric / "results.json").read_text())
+    params = {"mig": {"num_train": 200}, "recon_ll": {"num_points": 100}}
+    metrics = ["mig", "recon_ll"] if dataset == "pinwheel" else ["recon_ll"]
+    argv = [str(run_dir), "--device", "cpu", "--metrics", ",".join(metrics)]
+    for metric in metrics:
+        argv += ["--metric_param", f"{metric}.{next(iter(params[metric]))}={next(iter(params[metric].values()))}"]
+    assert evaluate_cli.main(argv) == 0
+    for metric in metrics:
+        result = json.loads(metric_result_path(run_dir, "mean", metric, params[metric]).read_text())
         assert result["metric"] == metric
-    recon = json.loads((run_dir / "metrics" / "mean" / "recon_ll" / "results.json").read_text())
+    recon = json.loads(metric_result_path(run_dir, "mean", "recon_ll", params["recon_ll"]).read_text())
     assert recon["likelihood"] == likelihood
 
 

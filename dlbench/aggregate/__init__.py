@@ -23,7 +23,7 @@ import pandas as pd
 
 from dlbench import rundir
 from dlbench.errors import CorruptFile, UserError, describe_os_error
-from dlbench.metrics import METRICS, metric_params, value_keys
+from dlbench.metrics import protocol_tag, value_keys
 
 IDENTITY = ["dataset", "method"]
 REQUIRED_KEYS = ("method", "dataset", "seed")
@@ -188,7 +188,7 @@ def _train_results(run_dir):
 
 def _metric_values(run_dir, path):
     """{column: value} of one metrics/<mode>/<metric>/results.json."""
-    mode, metric = path.parent.parent.name, path.parent.name
+    mode, metric = path.parent.parent.name, path.parent.name.partition("[")[0]  # folders carry the protocol tag
     result = rundir.read_json(path, fix=f"compute it again with dlb_evaluate {run_dir} --metrics {metric} "
                                         f"--mode {mode} --overwrite")
     prefix = metric + protocol_tag(metric, result)
@@ -239,17 +239,6 @@ def _short_value(value):
     if isinstance(value, list):  # a mixing matrix would make the label unreadable
         return "#" + hashlib.sha1(json.dumps(value).encode()).hexdigest()[:8]
     return value
-
-
-def protocol_tag(metric, result):
-    """'' for a result computed with the metric's default protocol, else the recorded parameters
-    that differ, as '[num_train=500,num_bins=10]': results of different protocols land in different
-    columns, so they are never averaged or ranked together."""
-    if metric not in METRICS:
-        return ""
-    changed = [f"{key}={result[key]}" for key, default in metric_params(metric).items()
-               if default is not None and key in result and result[key] != default]
-    return f"[{','.join(changed)}]" if changed else ""
 
 
 def _flatten(settings, prefix=""):

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from dlbench.errors import UserError, describe_os_error
+from dlbench.errors import Interrupted, UserError, describe_os_error
 
 USER_ERROR_EXIT = 2
 
@@ -29,6 +29,9 @@ def run_main(prog, body, argv=None):
     except OSError as err:  # a filesystem fault (full disk, read-only folder, a path under a file)
         print(f"{prog}: error: {_one_line(describe_os_error(err))}", file=sys.stderr)
         return USER_ERROR_EXIT
+    except Interrupted as err:
+        print(f"{prog}: {_one_line(str(err))}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -5,7 +5,10 @@ from dlbench.cli.common import make_parser, run_main
 
 def _body(argv):
     parser = make_parser("dlb_train", "Train one model from gin config into a run directory. "
-                         "Running it again on an unfinished RUN_DIR resumes from its last checkpoint.")
+                         "Running it again on an unfinished RUN_DIR resumes from its last checkpoint "
+                         "(`dlb_train --run_dir RUN_DIR` alone resumes with the run's own config). "
+                         "SIGINT, SIGTERM or SIGHUP end the current step, write a checkpoint, mark the run "
+                         "interrupted and exit with 128 + the signal number.")
     parser.add_argument("--gin", action="append", default=[], metavar="FILE",
                         help="gin config file (repeatable; a path, or a name in dlbench's gin/ folder)")
     parser.add_argument("--gin_param", action="append", default=[], metavar="BINDING",
@@ -15,8 +18,6 @@ def _body(argv):
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    if not args.gin and not args.gin_param:
-        parser.error("give at least one --gin FILE (e.g. --gin gin/beta_vae.gin)")
 
     from dlbench.train.run import train_from_gin
 

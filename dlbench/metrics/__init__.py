@@ -92,6 +92,58 @@ def evaluate(name, data, representation_fn, seed=0, **params):
     return {str(key): _plain(value) for key, value in result.items()}
 
 
+# Parameters that say where or in what chunks a metric computes, not what: not part of its protocol.
+EXECUTION_PARAMS = ("device", "representation_batch_size")
+
+
+def protocol_params(name):
+    """{parameter: default} of the parameters that make metric `name`'s protocol: every parameter
+    but the functions of a model (defaults None, passed by the evaluation stage) and execution ones."""
+    from dlbench.model_functions import MODEL_FUNCTIONS
+
+    return {key: default for key, default in metric_params(name).items()
+            if key not in MODEL_FUNCTIONS and key not in EXECUTION_PARAMS}
+
+
+def protocol_tag(name, values):
+    """'' when `values` (a result, or requested parameters with their 'seed') follow metric `name`'s
+    default protocol, else the ones that differ, as '[num_train=500,seed=1]'. Results of other
+    protocols are stored and aggregated under their own names, so they are never mixed. Parameters
+    whose default is None are derived from the data (a grid's size) and do not count."""
+    if name not in METRICS:
+        return ""
+    changed = [f"{key}={values[key]}" for key, default in protocol_params(name).items()
+               if default is not None and key in values and values[key] != default]
+    if values.get("seed", 0) != 0:
+        changed.append(f"seed={values['seed']}")
+    return f"[{','.join(changed)}]" if changed else ""
+
+
+def check_params(name, params):
+    """Refuse unknown parameters of metric `name`, and values of another type than the default's
+    (an integer where an integer is expected, ...), before anything is computed."""
+    accepted = protocol_params(name)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise UserError(f"unknown parameter(s) {', '.join(unknown)} for metric {name!r}; "
+                        f"accepted: {', '.join(accepted)}")
+    for key, value in params.items():
+        _check_like_default(f"{name}.{key}", value, accepted[key])
+
+
+def _check_like_default(binding, value, default):
+    from dlbench import checks
+
+    if isinstance(default, bool):
+        checks.flag(binding, value)
+    elif isinstance(default, int):
+        checks.integer(binding, value, minimum=1 if default > 0 else 0)
+    elif isinstance(default, float):
+        checks.number(binding, value, minimum=0)
+    elif isinstance(default, str):
+        checks.text(binding, value)
+
+
 _BOOKKEEPING = {"seed", "elapsed_seconds", "dlbench_version", "metric", "mode"}
 
 

@@ -85,9 +85,10 @@ class Trainer:
         batch = self.images.index_select(0, index).to(torch.float32).mul_(self.pixel_scale)
         return self.finish_batch(batch, self.generator) if self.finish_batch else batch
 
-    def run(self, until, log_every, on_log, on_checkpoint=None, checkpoint_every=None):
+    def run(self, until, log_every, on_log, after_step=None):
         """Train up to step `until`, calling on_log(step, means, images_per_second) at each log
-        step and on_checkpoint() at each checkpoint step. Raises NonFiniteLoss."""
+        step and after_step(step) after every update; training stops early when after_step returns
+        True (an interruption). Raises NonFiniteLoss."""
         self.model.train()
         batch_size = self.spec.train["batch_size"]
         names, sums, window = None, None, 0
@@ -112,5 +113,7 @@ class Trainer:
                 elapsed = time.perf_counter() - tick
                 on_log(self.step, dict(zip(names, (sums / window).tolist())), window * batch_size / elapsed)
                 sums, window, tick = None, 0, time.perf_counter()
-            if on_checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < until:
-                on_checkpoint()
+            if after_step is not None and after_step(self.step):
+                if int(first_bad) >= 0:  # never hand back (and checkpoint) weights that went non-finite
+                    raise NonFiniteLoss(int(first_bad))
+                return
