@@ -104,11 +104,47 @@ def parse_gin(gin_files=(), gin_params=()):
     files = [str(resolve_gin_file(f)) for f in gin_files]
     for f in files:
         gin.add_config_file_search_path(str(Path(f).parent))
-    try:
-        gin.parse_config_files_and_bindings(files, list(gin_params), finalize_config=False)
-    except Exception as err:  # gin reports with ValueError, SyntaxError, TokenError, ...
-        raise UserError(f"bad gin config: {_one_line(err)}; check the configurable and parameter names "
-                        f"(e.g. train.steps, beta_vae.beta)") from None
+    # one at a time, so that a mistake is reported with the file or binding it is in
+    for source, parse in [*((f"gin file '{f}'", lambda f=f: gin.parse_config_file(f)) for f in files),
+                          *((f"--gin_param '{b}'", lambda b=b: gin.parse_config(b)) for b in gin_params)]:
+        try:
+            parse()
+        except Exception as err:  # gin reports with ValueError, SyntaxError, TokenError, ...
+            raise UserError(f"bad gin config in {source}: {gin_problem(err)}") from None
+
+
+def configurables():
+    """{name: callable} of every configurable a run binds (for messages that list them)."""
+    named = {"train": train_settings, "dataset": dataset_settings, "model": model_settings}
+    return {**named, **dlbench.methods.METHODS, **PRIORS}
+
+
+def _parameter_names(configurable):
+    import inspect
+
+    target = configurable.__init__ if isinstance(configurable, type) else configurable
+    return [p for p in inspect.signature(inspect.unwrap(target)).parameters if p not in ("self", "latent_dim")]
+
+
+def gin_problem(err):
+    """What is wrong with a binding gin refused, and how to write it instead, in one line."""
+    import re
+
+    text = _one_line(err)
+    unknown_param = re.search(r"Configurable '(\w+)' doesn't have a parameter named '(\w+)'", text)
+    if unknown_param and unknown_param[1] in configurables():
+        accepted = ", ".join(_parameter_names(configurables()[unknown_param[1]]))
+        return f"{unknown_param[1]} has no parameter '{unknown_param[2]}'; its parameters: {accepted}"
+    if "No configurable matching reference" in text:
+        return f"{text}; methods: {', '.join('@' + m + '()' for m in sorted(dlbench.methods.METHODS))}"
+    if "No configurable matching" in text:
+        return f"{text}; configurables: {', '.join(configurables())}"
+    if "malformed node" in text:
+        return ("a value is not a Python literal; quote strings ('conv'), and write numbers, lists "
+                "and dicts as literals (1e-4, [1, 2], {'a': 1})")
+    expression = " (values are not evaluated: write 200, not 100*2)" if "Expected newline" in text else ""
+    return (f"{text}; a binding is NAME.PARAM = VALUE, VALUE a Python literal (1e-4, 'conv', [1, 2]) or a "
+            f"@reference{expression}")
 
 
 def resolve_run_spec():

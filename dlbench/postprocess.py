@@ -15,7 +15,7 @@ from torch import nn
 
 import dlbench
 from dlbench import rundir
-from dlbench.errors import UserError
+from dlbench.errors import CorruptFile, UserError
 from dlbench.train import load_trained_model
 
 MODES = ("mean", "sampled")
@@ -58,27 +58,37 @@ def postprocess(run_dir, mode="mean", overwrite=False):
     check_mode(mode)
     rundir.require_finished_run(run_dir)
     out = postprocessed_dir(run_dir, mode)
-    if (out / "results.json").is_file() and not overwrite:
+    if (out / "results.json").is_file() and (out / REPRESENTATION_FILE).is_file() and not overwrite:
         return out
-    tick = time.perf_counter()
-    model = load_trained_model(run_dir, "cpu")
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the contract here
-        torch.jit.save(torch.jit.script(REPRESENTATIONS[mode](model.encoder)), buffer)
-    rundir.atomic_write_bytes(out / REPRESENTATION_FILE, buffer.getvalue())
-    rundir.write_json(out / "results.json", {
-        "mode": mode, "representation_dim": model.config["latent_dim"],
-        "observation_shape": model.config["observation_shape"], "file": REPRESENTATION_FILE,
-        "elapsed_seconds": time.perf_counter() - tick, "dlbench_version": dlbench.__version__})
+    with rundir.hold_run(run_dir, "postprocessed"):
+        tick = time.perf_counter()
+        model = load_trained_model(run_dir, "cpu")
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the contract here
+            torch.jit.save(torch.jit.script(REPRESENTATIONS[mode](model.encoder)), buffer)
+        # results.json last: it marks the representation complete
+        rundir.atomic_write_bytes(out / REPRESENTATION_FILE, buffer.getvalue())
+        rundir.write_json(out / "results.json", {
+            "mode": mode, "representation_dim": model.config["latent_dim"],
+            "observation_shape": model.config["observation_shape"], "file": REPRESENTATION_FILE,
+            "elapsed_seconds": time.perf_counter() - tick, "dlbench_version": dlbench.__version__})
     return out
 
 
 def load_representation(run_dir, mode="mean", device="cpu"):
-    """The TorchScript representation module of a postprocessed run."""
+    """The TorchScript representation module of a postprocessed run; a CorruptFile when it does not
+    load (truncated, or not a TorchScript module)."""
+    path = postprocessed_dir(run_dir, mode) / REPRESENTATION_FILE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.load(str(postprocessed_dir(run_dir, mode) / REPRESENTATION_FILE), map_location=device)
+        try:
+            return torch.jit.load(str(path), map_location=device)
+        except (RuntimeError, ValueError, OSError) as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise CorruptFile(path, f"not a TorchScript module: {type(err).__name__}",
+                              f"write it again with `dlb_postprocess {run_dir} --mode {mode} --overwrite`") from None
 
 
 def encode_batch_size(device):

@@ -36,7 +36,7 @@ def assert_user_error(capsys, code, *needles):
 
 @pytest.mark.parametrize("binding, needle", [
     ("foo.bar = 1", "No configurable matching 'foo'"),
-    ("train.nope = 1", "doesn't have a parameter named 'nope'"),
+    ("train.nope = 1", "train has no parameter 'nope'; its parameters: method, steps"),
     ("train.method = @nothing()", "@nothing()"),
     ("beta_vae.beta = (", "bad gin config"),
     ("train.steps = -3", "train.steps must be an integer >= 1, got -3"),

@@ -5,15 +5,19 @@ from dlbench.cli.common import make_parser, run_main
 
 def _body(argv):
     from dlbench.evaluation import DEFAULT_METRICS
+    from dlbench.metrics import available_metrics
 
     parser = make_parser("dlb_evaluate", "Compute metrics of a trained run into RUN_DIR/metrics/<mode>/<metric>/. "
                          "Postprocesses the run first when needed; complete results are not recomputed.")
-    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by dlb_train (training finished)")
     parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
-                        help=f"comma-separated metric names (default {','.join(DEFAULT_METRICS)})")
+                        help=f"comma-separated metric names (default {','.join(DEFAULT_METRICS)}); available: "
+                             f"{', '.join(available_metrics())}")
     parser.add_argument("--mode", default="mean", help="representation: mean or sampled")
     parser.add_argument("--metric_param", action="append", default=[], metavar="METRIC.PARAM=VALUE",
-                        help="override a metric parameter, e.g. factor_vae.num_train=1000 (repeatable)")
+                        help="override a metric parameter, e.g. factor_vae.num_train=1000 (repeatable); a result "
+                             "of other parameters or --seed is computed beside the default one, in "
+                             "metrics/<mode>/<metric>[num_train=1000]/")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the metrics (default 0)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--overwrite", action="store_true", help="recompute results that exist")

@@ -24,8 +24,23 @@ from dlbench.errors import UserError
 @gin.configurable("study")
 def study_settings(base_gin=gin.REQUIRED, fixed=None, sweep=None, metrics=("mig", "factor_vae", "recon_ll"),
                    metric_params=None):
+    base_gin = [base_gin] if isinstance(base_gin, str) else base_gin
+    _require(isinstance(base_gin, (list, tuple)) and base_gin and all(isinstance(f, str) for f in base_gin),
+             "study.base_gin", "a list of gin file names, e.g. ['beta_vae.gin']", base_gin)
+    _require(fixed is None or isinstance(fixed, dict), "study.fixed", "a dict of bindings, e.g. {'train.steps': 300}", fixed)
+    _require(sweep is None or (isinstance(sweep, dict) and all(isinstance(v, (list, tuple)) and v for v in sweep.values())),
+             "study.sweep", "a dict of non-empty lists, e.g. {'beta_vae.beta': [1.0, 4.0]}", sweep)
+    _require(isinstance(metrics, (list, tuple)) and metrics and all(isinstance(m, str) for m in metrics),
+             "study.metrics", "a non-empty list of metric names, e.g. ['mig', 'factor_vae']", metrics)
+    _require(metric_params is None or (isinstance(metric_params, dict) and all(isinstance(v, dict) for v in metric_params.values())),
+             "study.metric_params", "a dict of dicts, e.g. {'factor_vae': {'num_train': 1000}}", metric_params)
     return dict(base_gin=list(base_gin), fixed=dict(fixed or {}), sweep=dict(sweep or {}),
                 metrics=list(metrics), metric_params=dict(metric_params or {}))
+
+
+def _require(ok, binding, expected, value):
+    if not ok:
+        raise UserError(f"{binding} must be {expected}, got {value!r}")
 
 
 @dataclasses.dataclass
@@ -63,6 +78,8 @@ def load_study(name_or_gin):
     try:
         gin.parse_config_file(str(path))
         settings = study_settings()
+    except UserError as err:
+        raise UserError(f"bad study file '{path}': {str(err).splitlines()[0]}") from None
     except Exception as err:  # gin's parse errors come as several exception types
         raise UserError(f"bad study file '{path}': {str(err).splitlines()[0]}") from None
     finally:
@@ -96,3 +113,21 @@ def _base_file(name, study_path):
 
 def _binding(key, value):
     return f"{key} = {value!r}"
+
+
+def validate_study(study, runs):
+    """Resolve every run's config and check every metric and parameter before anything runs, so
+    a mistake in run 900 is found now, not after 899 runs have trained. A UserError names the run."""
+    from dlbench.config import parse_gin, resolve_run_spec
+    from dlbench.evaluation import check_request
+
+    check_request(study.metrics, "mean", study.metric_params)
+    try:
+        for spec in runs:
+            try:
+                parse_gin(spec.gin_files, spec.gin_params)
+                resolve_run_spec()
+            except UserError as err:
+                raise UserError(f"study {study.name}, run {spec.name}: {err}") from None
+    finally:
+        gin.clear_config()
