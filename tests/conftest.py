@@ -9,6 +9,8 @@ import pytest
 def pytest_configure(config):
     # TorchScript is the representation contract; its deprecation notice is not a test failure.
     config.addinivalue_line("filterwarnings", "ignore:`torch.jit.:DeprecationWarning")
+    # CI runs everything; `pytest -m 'not slow'` is the quick loop while working
+    config.addinivalue_line("markers", "slow: fault injection, signals and other tests that start many processes")
 
 TINY_GRID = {"scale": [0, 5], "orientation": [0, 10, 20, 30], "posX": [0, 10, 21, 31], "posY": [0, 10, 21, 31]}
 
