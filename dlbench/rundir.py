@@ -158,7 +158,7 @@ def default_run_dir(identity, root="runs"):
 # fails where the name exists, also on NFS). The claim is leased: its holder touches it every
 # quarter lease, and a claim not touched for a whole lease, or whose holder process is gone from
 # this host, is stale and may be broken (renamed away, so only one contender breaks it). A
-# holder checks before each renewal that the claim is still its own file, so a holder whose
+# holder checks before each renewal that the claim still holds its token, so a holder whose
 # lease ran out (a suspended process) finds out and stops instead of writing beside the new one.
 
 CLAIM_JSON = "claim.json"
@@ -183,7 +183,6 @@ class Claim:
     def __init__(self, run_dir, purpose, lease_seconds=LEASE_SECONDS):
         self.run_dir, self.purpose, self.lease_seconds = Path(run_dir), purpose, float(lease_seconds)
         self.token = uuid.uuid4().hex
-        self.inode = None
         self._stop = threading.Event()
         self._thread = None
         self._lost = False
@@ -218,7 +217,6 @@ class Claim:
             return False
         finally:
             draft.unlink()
-        self.inode = self.path.stat().st_ino
         return True
 
     @property
@@ -230,10 +228,9 @@ class Claim:
         """Whether the claim file is still ours (not broken and retaken by another process)."""
         if self._lost:
             return False
-        try:
-            self._lost = self.path.stat().st_ino != self.inode
-        except FileNotFoundError:
-            self._lost = True
+        # by token, not by inode: a file system may give a new claim the inode of the one broken
+        holder = _read_claim(self.path)
+        self._lost = holder is None or holder.get("token") != self.token
         return not self._lost
 
     def check(self):
@@ -295,6 +292,15 @@ def hold_run(run_dir, purpose, lease_seconds=LEASE_SECONDS):
         claim.release()
         if created:
             _remove_empty_folders(run_dir, created)
+
+
+def check_not_held(run_dir):
+    """Raise RunHeld at once when a live process holds run_dir: a cheap first look, before a
+    command loads torch and the data (hold_run still decides, exclusively)."""
+    path = claim_path(run_dir)
+    holder = _read_claim(path)
+    if holder and os.path.abspath(run_dir) not in _HELD and not _is_stale(path, holder):
+        raise RunHeld(_held_message(run_dir, holder, float(holder.get("lease_seconds", LEASE_SECONDS))))
 
 
 def _make_folder(path):

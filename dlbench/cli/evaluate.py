@@ -22,6 +22,9 @@ def _body(argv):
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--overwrite", action="store_true", help="recompute results that exist")
     args = parser.parse_args(argv)
+    from dlbench import rundir
+
+    rundir.check_not_held(args.run_dir)  # told at once, before torch loads, that another process writes there
 
     from dlbench.evaluation import evaluate_run, parse_metric_params
     from dlbench.train import resolve_device

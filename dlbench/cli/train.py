@@ -19,6 +19,10 @@ def _body(argv):
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    if args.run_dir:
+        from dlbench import rundir
+
+        rundir.check_not_held(args.run_dir)  # a second writer is told at once, before torch loads
 
     from dlbench.train.run import train_from_gin
 

@@ -37,6 +37,8 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
             return "skipped"
         data = dlbench.data.dataset_from_record(identity)  # a bad dataset stops us before anything is removed
         if action == "restart":
+            if not overwrite:
+                log(f"{run_dir}: the unfinished run has no checkpoint to resume from; training starts again from step 0")
             _clear_run_dir(run_dir)
         trainer = Trainer(spec, data, device)
         if action == "resume":

@@ -1,0 +1,110 @@
+"""The claim that makes one process the writer of a run directory: exclusive, leased and
+renewed, broken only when stale (lease run out, or holder gone from this host), and a holder
+whose claim was broken finds out."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from dlbench import rundir
+from dlbench.rundir import Claim, ClaimLost, RunHeld, claim_path, hold_run
+
+
+def test_a_claim_is_exclusive_and_released(tmp_path):
+    run_dir = tmp_path / "run"
+    with hold_run(run_dir, "trained") as claim:
+        record = json.loads(claim_path(run_dir).read_text())
+        assert record["pid"] == os.getpid() and record["host"] == socket.gethostname()
+        assert record["purpose"] == "trained" and record["token"] == claim.token
+        with pytest.raises(RunHeld, match=f"is being trained by process {os.getpid()}"):
+            Claim(run_dir, "evaluated").acquire()
+        rundir.check_not_held(run_dir)  # this process is the holder
+        (run_dir / "kept").write_text("work")
+    assert not claim_path(run_dir).exists()
+    assert (run_dir / "kept").is_file()
+
+
+def test_holds_nest_within_a_process_and_an_unused_folder_is_removed(tmp_path):
+    run_dir = tmp_path / "a" / "b" / "run"
+    with hold_run(run_dir, "evaluated") as outer:
+        with hold_run(run_dir, "postprocessed") as inner:
+            assert inner is outer
+        assert claim_path(run_dir).is_file()  # the inner block does not release the outer's claim
+    assert not (tmp_path / "a").exists()  # made for the claim, left empty: removed, parents too
+
+
+def test_only_one_of_many_threads_takes_a_free_claim(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    winners, barrier = [], threading.Barrier(8)
+
+    def contend():
+        barrier.wait()
+        try:
+            winners.append(Claim(run_dir, "trained").acquire())
+        except RunHeld:
+            pass
+
+    threads = [threading.Thread(target=contend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+    winners[0].release()
+
+
+def test_a_claim_whose_holder_died_on_this_host_is_broken_at_once(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    claim_path(run_dir).write_text(json.dumps({"token": "x", "pid": int(dead.stdout), "host": socket.gethostname(),
+                                               "purpose": "trained", "lease_seconds": 3600}))
+    claim = Claim(run_dir, "trained").acquire()
+    assert json.loads(claim_path(run_dir).read_text())["token"] == claim.token
+    claim.release()
+    assert sorted(os.listdir(run_dir)) == []  # the broken claim is not left lying around
+
+
+def test_a_live_holder_elsewhere_keeps_its_claim_until_the_lease_runs_out(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    claim_path(run_dir).write_text(json.dumps({"token": "x", "pid": 1, "host": "another-host",
+                                               "purpose": "trained", "lease_seconds": 60}))
+    with pytest.raises(RunHeld, match="another-host"):
+        Claim(run_dir, "trained").acquire()
+    with pytest.raises(RunHeld, match="another-host"):
+        rundir.check_not_held(run_dir)
+    old = time.time() - 61
+    os.utime(claim_path(run_dir), (old, old))  # not renewed for a whole lease: its holder is gone
+    Claim(run_dir, "trained").acquire().release()
+
+
+def test_a_holder_renews_its_claim_and_one_that_could_not_finds_it_was_taken(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    holder = Claim(run_dir, "trained", lease_seconds=0.4).acquire()
+    time.sleep(1.0)  # renewed every 0.1 s: still held, well past one lease
+    with pytest.raises(RunHeld):
+        Claim(run_dir, "trained", lease_seconds=0.4).acquire()
+    holder.renew = lambda: None  # a suspended process: no more renewals
+    time.sleep(0.6)
+    # on this host a live holder is known to be alive: pretend it is elsewhere, as on a cluster
+    record = json.loads(claim_path(run_dir).read_text())
+    record["host"] = "elsewhere"
+    stamp = claim_path(run_dir).stat().st_mtime
+    claim_path(run_dir).write_text(json.dumps(record))
+    os.utime(claim_path(run_dir), (stamp, stamp))
+    taker = Claim(run_dir, "trained", lease_seconds=0.4).acquire()
+    assert not holder.still_held()
+    with pytest.raises(ClaimLost, match="taken over by another process"):
+        holder.check()
+    holder.release()  # does not remove the taker's claim
+    assert json.loads(claim_path(run_dir).read_text())["token"] == taker.token
+    taker.release()

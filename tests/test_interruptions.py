@@ -1,0 +1,132 @@
+"""Interruptions keep their work, and a run has one writer: dlb_train stopped by SIGINT, SIGTERM
+or SIGHUP checkpoints, marks the run interrupted and resumes to the weights of an uninterrupted
+run, bit for bit on CPU; a second dlb_train on a run being trained is refused at once and the
+first finishes as if alone."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.commands import REPO, assert_one_line_error, run_command
+from tests.conftest import TINY_PARAMS
+
+pytestmark = pytest.mark.slow
+
+STEPS = 240
+# the tiny config, long enough to be interrupted mid-way; no periodic checkpoint before the signal,
+# so the one resumed from is the one the signal wrote
+PARAMS = [*TINY_PARAMS, f"train.steps = {STEPS}", "train.checkpoint_every = 100000", "train.log_every = 10"]
+
+
+def train_args(run_dir, *extra):
+    args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
+    for binding in PARAMS:
+        args += ["--gin_param", binding]
+    return [*args, *extra]
+
+
+def start_training(run_dir, data_root):
+    """dlb_train in the background, returned once it has logged its first steps (its signal
+    handlers are in place from before the first step)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DLBENCH_DATA": str(data_root)}
+    process = subprocess.Popen([sys.executable, str(REPO / "bin" / "dlb_train"), *train_args(run_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               stdin=subprocess.DEVNULL)
+    log = run_dir / "model" / "train_log.csv"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and log.stat().st_size > 0):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "training did not start"
+        time.sleep(0.05)
+    return process
+
+
+def weights(run_dir):
+    return torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_data_root, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("alone") / "run"
+    result = run_command("dlb_train", *train_args(run_dir), data_root=tiny_data_root)
+    assert result.returncode == 0, result.stderr
+    return weights(run_dir)
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_checkpoints_and_the_run_resumes_to_the_same_weights(signame, uninterrupted, tiny_data_root,
+                                                                        tmp_path):
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir, tiny_data_root)
+    signum = getattr(signal, signame)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 128 + signum, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    record = json.loads((run_dir / "run.json").read_text())
+    step = record["step"]
+    assert record["status"] == "interrupted" and record["interrupted_by"] == signame
+    assert 0 < step < STEPS
+    assert f"interrupted by {signame} at step {step}" in lines[0]
+    assert f"dlb_train --run_dir {run_dir}` resumes from step {step}" in lines[0]
+    assert (run_dir / "model" / "checkpoints" / f"step_{step:09d}.pt").is_file()
+    assert not (run_dir / "claim.json").exists()  # the claim went with the process
+
+    # resumed with the run's own config (no --gin): the weights of a run never interrupted
+    resumed = run_command("dlb_train", "--run_dir", run_dir, "--device", "cpu", "--no_progress",
+                          data_root=tiny_data_root)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from step {step}" in resumed.stdout
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
+    assert_same_weights(weights(run_dir), uninterrupted)
+
+
+def test_a_second_writer_is_refused_at_once_and_the_first_finishes_as_if_alone(uninterrupted, tiny_data_root,
+                                                                               tmp_path):
+    run_dir = tmp_path / "run"
+    first = start_training(run_dir, tiny_data_root)
+    before = json.loads((run_dir / "run.json").read_text())
+    tick = time.monotonic()
+    second = run_command("dlb_train", *train_args(run_dir), data_root=tiny_data_root)
+    elapsed = time.monotonic() - tick
+    line = assert_one_line_error(second, str(run_dir), "is being trained by process", str(first.pid))
+    assert elapsed < 1.0, f"the second writer took {elapsed:.2f} s to be refused ({line})"
+    overwrite = run_command("dlb_train", *train_args(run_dir, "--overwrite"), data_root=tiny_data_root)
+    assert_one_line_error(overwrite, "is being trained by process")
+    evaluate = run_command("dlb_evaluate", run_dir, "--device", "cpu", data_root=tiny_data_root)
+    assert_one_line_error(evaluate, "is being trained by process")
+
+    _, stderr = first.communicate(timeout=180)
+    assert first.returncode == 0, stderr
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "done" and record["started"] == before["started"]
+    assert_same_weights(weights(run_dir), uninterrupted)
+    assert not (run_dir / "claim.json").exists()
+
+
+def test_a_killed_run_leaves_no_claim_in_the_way_and_a_rerun_says_it_starts_again(uninterrupted, tiny_data_root,
+                                                                                  tmp_path):
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir, tiny_data_root)
+    process.kill()  # SIGKILL: no handler runs, the claim file stays behind
+    process.communicate()
+    assert (run_dir / "claim.json").is_file()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    rerun = run_command("dlb_train", "--run_dir", run_dir, "--device", "cpu", "--no_progress", data_root=tiny_data_root)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "no checkpoint to resume from; training starts again from step 0" in rerun.stdout
+    assert_same_weights(weights(run_dir), uninterrupted)
