@@ -98,12 +98,13 @@ def test_the_factors_themselves_score_one():
     assert result["informativeness_test"] == 1.0
     assert result["num_train"] == 300 and result["num_test"] == 200 and result["classifier"] == "gbt"
     assert set(result) == {"disentanglement", "completeness", "informativeness_train",
-                           "informativeness_test", "num_train", "num_test", "classifier"}
+                           "informativeness_test", "num_train", "num_test", "classifier", "classifier_settings"}
+    assert result["classifier_settings"].startswith("GradientBoostingClassifier(")
 
 
 def test_scaled_permuted_factors_and_a_dead_dimension_score_one_without_nan():
     result = run(lambda f: np.c_[np.zeros(len(f)), 3.0 * f[:, 2], -0.5 * f[:, 0], f[:, 1] + 7.0])
-    assert all(np.isfinite(v) for k, v in result.items() if k != "classifier")
+    assert all(np.isfinite(v) for k, v in result.items() if not k.startswith("classifier"))
     assert result["disentanglement"] > 0.99 and result["completeness"] > 0.99
     assert result["informativeness_test"] == 1.0
 

@@ -175,7 +175,8 @@ def test_same_seed_same_dict_and_batch_size_does_not_matter():
     assert first == run(data, fn, seed=4, batch_size=5000)
     assert first != run(data, fn, seed=5, batch_size=700)
     assert set(first) == {"modularity_score", "explicitness_score_train", "explicitness_score_test",
-                          "num_train", "num_test", "num_bins"}
+                          "num_train", "num_test", "num_bins", "classifier_settings"}
+    assert "solver='liblinear'" in first["classifier_settings"] and "one-vs-rest" in first["classifier_settings"]
     assert (first["num_train"], first["num_test"], first["num_bins"]) == (2000, 1000, 20)
 
 

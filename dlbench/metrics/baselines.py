@@ -18,10 +18,11 @@ to agree; every dataset here renders deterministically from the factors.
 """
 
 import numpy as np
-import sklearn.linear_model
 import sklearn.metrics
 
 from dlbench import metrics
+from dlbench.metrics import beta_vae as beta_vae_metric
+from dlbench.metrics import classifiers
 from dlbench.metrics import dci as dci_metric
 from dlbench.metrics import modularity_explicitness as me_metric
 from dlbench.metrics import sap as sap_metric
@@ -76,15 +77,12 @@ def _vote_accuracy(votes, classifier):
 
 def beta_vae(data, representation_fn, random_state, batch_size, num_train, num_eval, representation_batch_size):
     del representation_batch_size
-    result = {"batch_size": batch_size, "num_train": num_train, "num_eval": num_eval}
+    result = {"batch_size": batch_size, "num_train": num_train, "num_eval": num_eval,
+              "classifier_settings": classifiers.PUBLISHED_LOGISTIC_TEXT}
     train_x, train_y = _beta_vae_points(data, representation_fn, random_state, num_train, batch_size)
+    beta_vae_metric.take_liblinear_seed(random_state)
     eval_x, eval_y = _beta_vae_points(data, representation_fn, random_state, num_eval, batch_size)
-    if len(np.unique(train_y)) < 2:
-        result.update(train_accuracy=1.0, eval_accuracy=float(np.mean(eval_y == train_y[0])))
-        return result
-    model = sklearn.linear_model.LogisticRegression(max_iter=1000).fit(train_x, train_y)
-    result.update(train_accuracy=float(np.mean(model.predict(train_x) == train_y)),
-                  eval_accuracy=float(np.mean(model.predict(eval_x) == eval_y)))
+    result.update(beta_vae_metric.fit_and_score(train_x, train_y, eval_x, eval_y))  # the classifier is the metric's
     return result
 
 
@@ -141,7 +139,8 @@ def sap(data, representation_fn, random_state, num_train, num_test, continuous_f
     else:
         scores = sap_metric.discrete_score_matrix(codes, factors, codes_test, factors_test)
     return {"SAP_score": sap_metric.sap_from_score_matrix(scores, varying), "num_train": num_train,
-            "num_test": num_test, "continuous_factors": continuous_factors}
+            "num_test": num_test, "continuous_factors": continuous_factors,
+            "classifier_settings": "squared correlation" if continuous_factors else classifiers.SAP_TEXT}
 
 
 def dci(data, representation_fn, random_state, num_train, num_test, classifier, batch_size):
@@ -154,7 +153,8 @@ def dci(data, representation_fn, random_state, num_train, num_test, classifier, 
     return {"disentanglement": dci_metric.disentanglement(importance),
             "completeness": dci_metric.completeness(importance),
             "informativeness_train": float(train_acc.mean()), "informativeness_test": float(test_acc.mean()),
-            "num_train": num_train, "num_test": num_test, "classifier": classifier}
+            "num_train": num_train, "num_test": num_test, "classifier": classifier,
+            "classifier_settings": dci_metric.SETTINGS_TEXT[classifier]}
 
 
 def modularity_explicitness(data, representation_fn, random_state, num_train, num_test, num_bins, batch_size):
@@ -165,7 +165,8 @@ def modularity_explicitness(data, representation_fn, random_state, num_train, nu
     codes_train = utils.generate_codes(data, representation_fn, factors_train, random_state, POINTS_PER_CALL)
     codes_test = utils.generate_codes(data, representation_fn, factors_test, random_state, POINTS_PER_CALL)
     factors_train, factors_test = factors_train[:, varying], factors_test[:, varying]
-    result = {"num_train": num_train, "num_test": num_test, "num_bins": num_bins}
+    result = {"num_train": num_train, "num_test": num_test, "num_bins": num_bins,
+              "classifier_settings": classifiers.PUBLISHED_LOGISTIC_TEXT}
     if len(varying) < 2:
         result["modularity_score_missing_reason"] = me_metric.modularity_from_codes(
             codes_train, factors_train, num_bins)[1]

@@ -20,11 +20,10 @@ representation_batch_size.
 """
 
 import numpy as np
-import sklearn.linear_model
 
 from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
-from dlbench.metrics import utils
+from dlbench.metrics import classifiers, utils
 
 
 def draw_pair_factors(data, random_state, num_points, batch_size):
@@ -83,28 +82,40 @@ def compute_beta_vae(data, representation_fn, random_state, batch_size=64, num_t
     num_train, num_eval. representation_batch_size is the number of observations per
     representation_fn call (it does not change the result).
 
-    The classifier is scikit-learn's LogisticRegression with its defaults (L2, C = 1,
-    multinomial lbfgs; disentanglement_lib ran an older scikit-learn whose default was one-vs-rest
-    liblinear) and max_iter raised to 1000 so that it converges on unscaled features.
+    The classifier is disentanglement_lib's LogisticRegression() as scikit-learn 0.20 defined it
+    (liblinear, one-vs-rest, L2, C = 1; classifiers.published_logistic_regression), and the draws
+    follow its order: the training points, then the one number 0.20's liblinear fit drew from the
+    metric's random state, then the evaluation points.
     """
     require_discrete_factors(data, "beta_vae")
     batch_size = utils.check_int("batch_size", batch_size)
     num_train = utils.check_int("num_train", num_train)
     num_eval = utils.check_int("num_eval", num_eval)
     representation_batch_size = utils.check_int("representation_batch_size", representation_batch_size)
-    result = {"batch_size": batch_size, "num_train": num_train, "num_eval": num_eval}
+    result = {"batch_size": batch_size, "num_train": num_train, "num_eval": num_eval,
+              "classifier_settings": classifiers.PUBLISHED_LOGISTIC_TEXT}
 
     args = (batch_size, representation_batch_size)
     train_x, train_y = labelled_points(data, representation_fn, random_state, num_train, *args)
+    take_liblinear_seed(random_state)
     eval_x, eval_y = labelled_points(data, representation_fn, random_state, num_eval, *args)
+    result.update(fit_and_score(train_x, train_y, eval_x, eval_y))
+    return result
+
+
+def take_liblinear_seed(random_state):
+    """The draw scikit-learn 0.20's liblinear fit took from the metric's random state (it was
+    given random_state=random_state) between the training and the evaluation points: taken here
+    too, so the evaluation points are those disentanglement_lib drew for the same seed."""
+    random_state.randint(np.iinfo(np.int32).max)
+
+
+def fit_and_score(train_x, train_y, eval_x, eval_y):
+    """{train_accuracy, eval_accuracy} of the published classifier."""
     if len(np.unique(train_y)) < 2:
         # a single varying factor (or a tiny num_train): every label is the same, the
         # classifier cannot be fitted and always predicts that label
-        constant = train_y[0]
-        result.update(train_accuracy=1.0, eval_accuracy=float(np.mean(eval_y == constant)))
-        return result
-    model = sklearn.linear_model.LogisticRegression(max_iter=1000)
-    model.fit(train_x, train_y)
-    result.update(train_accuracy=float(np.mean(model.predict(train_x) == train_y)),
-                  eval_accuracy=float(np.mean(model.predict(eval_x) == eval_y)))
-    return result
+        return {"train_accuracy": 1.0, "eval_accuracy": float(np.mean(eval_y == train_y[0]))}
+    model = classifiers.published_logistic_regression().fit(train_x, train_y)
+    return {"train_accuracy": float(np.mean(model.predict(train_x) == train_y)),
+            "eval_accuracy": float(np.mean(model.predict(eval_x) == eval_y))}

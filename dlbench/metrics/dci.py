@@ -15,11 +15,11 @@ below (gradient-boosted trees normalise their importances; the logistic importan
 normalised here), so w_k = 1/K and completeness is the plain mean over factors, as in the paper.
 
 Classifiers (parameter `classifier`):
-- 'gbt' (default, the reference): sklearn GradientBoostingClassifier with default settings,
+- 'gbt' (default, the reference): sklearn GradientBoostingClassifier with 0.20's default settings,
   impurity-based feature importances, as disentanglement_lib. Slow: ~100 boosting stages with one
   tree per class, per factor.
-- 'logistic' (the fast option): multinomial L2-regularised logistic regression (sklearn defaults,
-  C = 1, lbfgs) on codes standardised with the training mean and standard deviation; importance of
+- 'logistic' (the fast option): multinomial L2-regularised logistic regression (C = 1, lbfgs,
+  settings in dlbench.metrics.classifiers) on codes standardised with the training mean and standard deviation; importance of
   code i for factor k = mean over classes of |coefficient|, normalised to sum 1 over codes.
   Standardising makes the importances independent of the scale of each code dimension; the L2
   penalty shares weight equally between duplicated code dimensions, so duplicates lower
@@ -29,14 +29,13 @@ Classifiers (parameter `classifier`):
 """
 
 import numpy as np
-import sklearn.ensemble
-import sklearn.linear_model
 
 from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
-from dlbench.metrics import utils
+from dlbench.metrics import classifiers, utils
 
 CLASSIFIERS = ("gbt", "logistic")
+SETTINGS_TEXT = {"gbt": classifiers.GRADIENT_BOOSTING_TEXT, "logistic": classifiers.FAST_LOGISTIC_TEXT}
 
 
 def _normalised_entropy(p, base):
@@ -81,15 +80,13 @@ def _accuracy(model, codes, labels):
 
 
 def _gbt_importance(codes_train, labels, seed):
-    # random_state only breaks ties between equally good splits (subsample = 1, all features);
-    # disentanglement_lib leaves it unset, which makes duplicated codes non-deterministic.
-    model = sklearn.ensemble.GradientBoostingClassifier(random_state=seed)
+    model = classifiers.published_gradient_boosting(seed)
     model.fit(codes_train, labels)
     return model, np.abs(model.feature_importances_)
 
 
 def _logistic_importance(codes_train, labels, seed):
-    model = sklearn.linear_model.LogisticRegression(max_iter=1000, random_state=seed)
+    model = classifiers.fast_logistic_regression(seed)
     model.fit(codes_train, labels)
     weights = np.abs(model.coef_).mean(axis=0)
     total = weights.sum()
@@ -145,4 +142,5 @@ def compute_dci(data, representation_fn, random_state, num_train=10000, num_test
         "num_train": num_train,
         "num_test": num_test,
         "classifier": classifier,
+        "classifier_settings": SETTINGS_TEXT[classifier],
     }

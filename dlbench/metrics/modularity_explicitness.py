@@ -25,12 +25,10 @@ column to the MI matrix, inflating K - 1, and cannot be classified).
 
 import numpy as np
 import sklearn.metrics
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
 
 from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
-from dlbench.metrics import utils
+from dlbench.metrics import classifiers, utils
 
 
 def modularity_per_code(mutual_info):
@@ -75,13 +73,10 @@ def explicitness_per_factor(x_train, y_train, x_test, y_test):
     """(train AUC, test AUC) of a one-vs-rest logistic regression predicting y from x.
 
     disentanglement_lib calls LogisticRegression() with the scikit-learn defaults of its time
-    (liblinear, one-vs-rest, C = 1); OneVsRestClassifier reproduces that on current versions,
-    including the normalisation of the per-class probabilities to sum to one. The primal
-    liblinear solver is deterministic; random_state is fixed only so that scikit-learn does not
-    draw a seed from numpy's global random state.
+    (liblinear, one-vs-rest, C = 1): classifiers.published_logistic_regression, which also
+    normalises the per-class probabilities to sum to one, as 0.20 did.
     """
-    binary = LogisticRegression(solver="liblinear", random_state=0)
-    classifier = OneVsRestClassifier(binary).fit(x_train, y_train)
+    classifier = classifiers.published_logistic_regression().fit(x_train, y_train)
     classes = classifier.classes_
     return (macro_auc(classes, y_train, classifier.predict_proba(x_train)),
             macro_auc(classes, y_test, classifier.predict_proba(x_test)))
@@ -127,7 +122,8 @@ def compute_modularity_explicitness(data, representation_fn, random_state, num_t
                         f"earlier {codes_train.shape[1]}")
     factors_train, factors_test = factors_train[:, varying], factors_test[:, varying]
 
-    result = {"num_train": num_train, "num_test": num_test, "num_bins": num_bins}
+    result = {"num_train": num_train, "num_test": num_test, "num_bins": num_bins,
+              "classifier_settings": classifiers.PUBLISHED_LOGISTIC_TEXT}
     modularity, reason = modularity_from_codes(codes_train, factors_train, num_bins)
     if modularity is None:
         result["modularity_score_missing_reason"] = reason

@@ -23,11 +23,10 @@ Choices where the reference is silent or undefined:
 """
 
 import numpy as np
-import sklearn.svm
 
 from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
-from dlbench.metrics import utils
+from dlbench.metrics import classifiers, utils
 
 CONSTANT_VARIANCE = 1e-12
 
@@ -44,9 +43,7 @@ def discrete_score_matrix(codes, factors, codes_test, factors_test):
     varying = np.array([len(np.unique(factors[:, k])) > 1 for k in range(num_factors)], dtype=bool)
     for i in np.flatnonzero(active):
         for k in np.flatnonzero(varying):
-            # dual=False: the primal solver of the same problem, deterministic (the dual one
-            # shuffles with its own random state) and faster when points outnumber features
-            classifier = sklearn.svm.LinearSVC(C=0.01, class_weight="balanced", dual=False)
+            classifier = classifiers.sap_linear_svc()
             classifier.fit(codes[:, i:i + 1], factors[:, k])
             scores[i, k] = np.mean(classifier.predict(codes_test[:, i:i + 1]) == factors_test[:, k])
     return scores
@@ -104,4 +101,5 @@ def compute_sap(data, representation_fn, random_state, num_train=10000, num_test
     else:
         scores = discrete_score_matrix(codes, factors, codes_test, factors_test)
     return {"SAP_score": sap_from_score_matrix(scores, varying), "num_train": num_train,
-            "num_test": num_test, "continuous_factors": continuous_factors}
+            "num_test": num_test, "continuous_factors": continuous_factors,
+            "classifier_settings": "squared correlation" if continuous_factors else classifiers.SAP_TEXT}
