@@ -38,3 +38,27 @@ def test_runs_evaluated_with_other_settings_get_their_own_columns(tiny_trained_r
     assert by_run["mig.discrete_mig"].dropna().to_dict() == {"a": 0.2, "b": 0.4}
     assert board["mig.discrete_mig.mean"].iloc[0] == pytest.approx(0.3)  # the 300-point run is not averaged in
     assert board["mig[num_train=300].discrete_mig.mean"].iloc[0] == pytest.approx(0.9)
+
+
+def test_results_of_other_seeds_get_their_own_columns_and_tagged_folders_are_read(tiny_trained_run, tmp_path):
+    root = tmp_path / "runs"
+    run = shutil.copytree(tiny_trained_run, root / "a")
+    write_result(run, "mig", {"discrete_mig": 0.2, "num_train": 10000, "num_bins": 20, "seed": 0})
+    rundir.write_json(run / "metrics" / "mean" / "mig[seed=3]" / "results.json",
+                      {"metric": "mig", "mode": "mean", "discrete_mig": 0.7, "num_train": 10000, "num_bins": 20,
+                       "seed": 3})
+    results, _ = aggregate(root, tmp_path / "report")
+    row = results.set_index("run_dir").loc["a"]
+    assert row["mig.discrete_mig"] == 0.2 and row["mig[seed=3].discrete_mig"] == 0.7
+
+
+def test_elbo_results_written_with_the_old_key_name_still_aggregate(tiny_trained_run, tmp_path):
+    root = tmp_path / "runs"
+    old, new = (shutil.copytree(tiny_trained_run, root / name) for name in ("old", "new"))
+    rundir.write_json(old / "run.json", {**rundir.read_run(old), "seed": 1})
+    write_result(old, "elbo", {"elbo": -10.0, "log_px": -8.0, "kl": 2.0, "num_points": 10000})
+    write_result(new, "elbo", {"elbo": -12.0, "recon_ll": -9.0, "kl": 3.0, "num_points": 10000})
+    results, board = aggregate(root, tmp_path / "report")
+    assert results.set_index("run_dir")["elbo.recon_ll"].to_dict() == {"old": -8.0, "new": -9.0}
+    assert "elbo.log_px" not in results.columns
+    assert board["elbo.recon_ll.mean"].iloc[0] == pytest.approx(-8.5)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from dlbench import rundir
 from dlbench.errors import CorruptFile, UserError, describe_os_error
-from dlbench.metrics import protocol_tag, value_keys
+from dlbench.metrics import current_keys, protocol_tag, value_keys
 
 IDENTITY = ["dataset", "method"]
 REQUIRED_KEYS = ("method", "dataset", "seed")
@@ -191,6 +191,7 @@ def _metric_values(run_dir, path):
     mode, metric = path.parent.parent.name, path.parent.name.partition("[")[0]  # folders carry the protocol tag
     result = rundir.read_json(path, fix=f"compute it again with dlb_evaluate {run_dir} --metrics {metric} "
                                         f"--mode {mode} --overwrite")
+    result = current_keys(metric, result)
     prefix = metric + protocol_tag(metric, result)
     prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
     return {f"{prefix}.{key}": result[key] for key in value_keys(metric, result)}

@@ -144,6 +144,18 @@ def _check_like_default(binding, value, default):
         checks.text(binding, value)
 
 
+# Result keys renamed since results were first written: {metric: {old key: new key}}. Readers of
+# stored results (the aggregate) apply them, so runs already on disk keep aggregating.
+LEGACY_KEYS = {"elbo": {"log_px": "recon_ll"}}  # log_px read as log p(x), the marginal: it is E_q[log p(x|z)]
+
+
+def current_keys(name, result):
+    """A stored result with its legacy keys under their current names."""
+    renamed = LEGACY_KEYS.get(name, {})
+    return {renamed.get(key, key) if renamed.get(key, key) not in result else key: value
+            for key, value in result.items()}
+
+
 _BOOKKEEPING = {"seed", "elapsed_seconds", "dlbench_version", "metric", "mode"}
 
 

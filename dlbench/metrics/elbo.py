@@ -33,8 +33,11 @@ def collect_terms(data, elbo_terms_fn, random_state, num_points, batch_size):
 
 
 def compute_elbo(data, representation_fn, random_state, elbo_terms_fn=None, num_points=10000, batch_size=1024):
-    """Keys: elbo, elbo_stderr, log_px, kl, kl_0 ... kl_{d-1} (or kl_per_dim_missing_reason),
-    num_points. representation_fn is unused (the uniform metric signature)."""
+    """Keys: elbo, elbo_stderr, recon_ll (E_q(z|x)[log p(x|z)], the reconstruction term: the
+    quantity of the recon_ll metric, not the marginal log p(x), which iwae bounds), kl, kl_0 ...
+    kl_{d-1} (or kl_per_dim_missing_reason), num_points. Results written before the rename call
+    recon_ll `log_px` (metrics.LEGACY_KEYS reads them). representation_fn is unused (the uniform
+    metric signature)."""
     del representation_fn
     if elbo_terms_fn is None:
         raise UserError("elbo needs the whole model: pass elbo_terms_fn (observations -> {'log_px', 'kl'} per "
@@ -44,7 +47,7 @@ def compute_elbo(data, representation_fn, random_state, elbo_terms_fn=None, num_
     terms = collect_terms(data, elbo_terms_fn, random_state, num_points, batch_size)
     elbo = terms["log_px"] - terms["kl"]
     result = {"elbo": float(elbo.mean()), "elbo_stderr": float(elbo.std(ddof=1) / np.sqrt(num_points)),
-              "log_px": float(terms["log_px"].mean()), "kl": float(terms["kl"].mean()), "num_points": num_points}
+              "recon_ll": float(terms["log_px"].mean()), "kl": float(terms["kl"].mean()), "num_points": num_points}
     if "kl_per_dim" in terms:
         result.update({f"kl_{j}": float(v) for j, v in enumerate(terms["kl_per_dim"].mean(axis=0))})
     else:
