@@ -46,6 +46,25 @@ METRICS = {
 
 _FIXED_ARGS = ("data", "representation_fn", "random_state")
 
+# Metrics of the representation alone (not the model's encoder, decoder or prior), and how many
+# observations each renders and encodes: the evaluation stage compares their sum with the
+# dataset's size to decide whether encoding the whole dataset once is cheaper.
+from dlbench.metrics import (active_units as _active_units, beta_vae as _beta_vae, dci as _dci,  # noqa: E402
+                             factor_vae as _factor_vae, hoyer_sparsity as _hoyer_sparsity, mig as _mig,
+                             modularity_explicitness as _modularity_explicitness, sap as _sap,
+                             unsupervised as _unsupervised)
+
+_ENCODED = {"active_units": _active_units, "beta_vae": _beta_vae, "dci": _dci, "factor_vae": _factor_vae,
+            "hoyer_sparsity": _hoyer_sparsity, "mig": _mig, "modularity_explicitness": _modularity_explicitness,
+            "sap": _sap, "unsupervised": _unsupervised}
+REPRESENTATION_METRICS = tuple(sorted(_ENCODED))
+
+
+def observations_encoded(name, params=None):
+    """The number of observations metric `name` (a representation metric) encodes with its
+    default protocol overridden by params."""
+    return _ENCODED[name].observations_encoded({**metric_params(name), **(params or {})})
+
 
 def available_metrics():
     """The registered metric names, sorted."""

@@ -11,6 +11,11 @@ import numpy as np
 from dlbench.metrics import utils
 
 
+def observations_encoded(p):
+    """How many observations compute_active_units renders and encodes with the protocol parameters p."""
+    return p["num_points"]
+
+
 def compute_active_units(data, representation_fn, random_state, num_points=10000, threshold=0.01,
                          batch_size=1024):
     """Keys: active_units, num_dims, active_fraction, num_points, threshold, and per-dimension

@@ -74,6 +74,11 @@ def labelled_points(data, representation_fn, random_state, num_points, batch_siz
     return features, labels
 
 
+def observations_encoded(p):
+    """How many observations compute_beta_vae renders and encodes with the protocol parameters p."""
+    return 2 * p["batch_size"] * (p["num_train"] + p["num_eval"])
+
+
 def compute_beta_vae(data, representation_fn, random_state, batch_size=64, num_train=10000,
                      num_eval=5000, representation_batch_size=4096):
     """BetaVAE score of representation_fn on data.

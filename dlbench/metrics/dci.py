@@ -112,6 +112,11 @@ def importance_matrix(codes_train, factors_train, codes_test, factors_test, clas
     return np.stack(columns, axis=1), np.array(train_acc), np.array(test_acc)
 
 
+def observations_encoded(p):
+    """How many observations compute_dci renders and encodes with the protocol parameters p."""
+    return p["num_train"] + p["num_test"]
+
+
 def compute_dci(data, representation_fn, random_state, num_train=10000, num_test=5000,
                 classifier="gbt", batch_size=1024):
     """DCI of representation_fn on data.

@@ -70,6 +70,11 @@ def _accuracy(votes, classifier):
     return float(votes[classifier, np.arange(votes.shape[1])].sum() / votes.sum())
 
 
+def observations_encoded(p):
+    """How many observations compute_factor_vae renders and encodes with the protocol parameters p."""
+    return p["num_variance_estimate"] + p["batch_size"] * (p["num_train"] + p["num_eval"])
+
+
 def compute_factor_vae(data, representation_fn, random_state, batch_size=64, num_train=10000,
                        num_eval=5000, num_variance_estimate=10000, prune_threshold=0.05,
                        representation_batch_size=4096):

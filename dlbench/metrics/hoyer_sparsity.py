@@ -34,6 +34,11 @@ def hoyer_sparsity_from_codes(codes):
     return float(hoyer(normalised[nonzero]).mean()), None, int(live.sum()), int(nonzero.sum())
 
 
+def observations_encoded(p):
+    """How many observations compute_hoyer_sparsity renders and encodes with the protocol parameters p."""
+    return p["num_points"]
+
+
 def compute_hoyer_sparsity(data, representation_fn, random_state, num_points=10000, batch_size=1024):
     """Keys: hoyer_sparsity (or hoyer_sparsity_missing_reason), num_dims_used, num_points_used,
     num_points."""

@@ -40,6 +40,11 @@ def mig_from_codes(codes, factors, num_bins):
     return float(np.mean(per_factor[scored])), per_factor
 
 
+def observations_encoded(p):
+    """How many observations compute_mig renders and encodes with the protocol parameters p."""
+    return p["num_train"]
+
+
 def compute_mig(data, representation_fn, random_state, num_train=10000, num_bins=20, batch_size=1024):
     """MIG of representation_fn on data. Keys: discrete_mig, num_train, num_bins, estimator
     ('histogram', as against mig_chen's), normalisation and factors (the factor set averaged over).

@@ -95,6 +95,11 @@ def explicitness_from_codes(codes_train, factors_train, codes_test, factors_test
     return float(train), float(test)
 
 
+def observations_encoded(p):
+    """How many observations compute_modularity_explicitness renders and encodes with the protocol parameters p."""
+    return p["num_train"] + p["num_test"]
+
+
 def compute_modularity_explicitness(data, representation_fn, random_state, num_train=10000,
                                     num_test=5000, num_bins=20, batch_size=1024):
     """Modularity and explicitness of representation_fn on data.

@@ -73,6 +73,11 @@ def sap_from_score_matrix(scores, factor_mask):
     return float(np.mean(gaps[factor_mask]))
 
 
+def observations_encoded(p):
+    """How many observations compute_sap renders and encodes with the protocol parameters p."""
+    return p["num_train"] + p["num_test"]
+
+
 def compute_sap(data, representation_fn, random_state, num_train=10000, num_test=5000,
                 continuous_factors=False, batch_size=1024):
     """SAP of representation_fn on data. Keys: SAP_score, num_train, num_test, continuous_factors.

@@ -105,6 +105,11 @@ def unsupervised_scores(codes, num_bins):
     return scores
 
 
+def observations_encoded(p):
+    """How many observations compute_unsupervised renders and encodes with the protocol parameters p."""
+    return p["num_train"]
+
+
 def compute_unsupervised(data, representation_fn, random_state, num_train=10000, num_bins=20,
                          batch_size=1024):
     """Unsupervised scores of representation_fn on data.
