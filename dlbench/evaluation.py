@@ -10,7 +10,7 @@ import torch
 import dlbench
 import dlbench.data
 from dlbench import metrics, rundir
-from dlbench.errors import UserError
+from dlbench.errors import CorruptFile, UserError
 from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
 from dlbench.postprocess import check_mode, load_representation, numpy_representation_fn, postprocess
 from dlbench.train import load_trained_model
@@ -39,11 +39,19 @@ def follows_protocol(result, metric, params, seed):
 def stored_result(run_dir, mode, metric, params, seed):
     """The stored result of exactly this protocol, or None. Results written before protocols were
     part of the path sit under the plain metric name; they count when their parameters match."""
-    fix = f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode} --overwrite"
-    for path in dict.fromkeys([metric_result_path(run_dir, mode, metric, params, seed),
-                               metric_result_path(run_dir, mode, metric)]):
+    # the command that computes exactly this protocol again (the plain one would redo the default)
+    fix = (f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode}"
+           + "".join(f" --metric_param {metric}.{key}={value!r}" for key, value in params.items())
+           + (f" --seed {seed}" if seed != 0 else "") + " --overwrite")
+    wanted = metric_result_path(run_dir, mode, metric, params, seed)
+    for path in dict.fromkeys([wanted, metric_result_path(run_dir, mode, metric)]):
         if path.is_file():
-            result = rundir.read_json(path, fix=fix)
+            try:
+                result = rundir.read_json(path, fix=fix)
+            except CorruptFile:
+                if path == wanted:
+                    raise
+                continue  # a damaged result of another protocol is no reason to refuse this one
             if follows_protocol(result, metric, params, seed):
                 return result
     return None

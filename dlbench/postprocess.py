@@ -59,7 +59,11 @@ def postprocess(run_dir, mode="mean", overwrite=False):
     rundir.require_finished_run(run_dir)
     out = postprocessed_dir(run_dir, mode)
     if (out / "results.json").is_file() and (out / REPRESENTATION_FILE).is_file() and not overwrite:
-        return out
+        try:
+            load_representation(run_dir, mode)
+            return out
+        except CorruptFile as err:  # derived from the weights: made again rather than refused
+            print(f"{run_dir}: {out / REPRESENTATION_FILE} does not load ({err.__cause__ or 'damaged'}); writing it again")
     with rundir.hold_run(run_dir, "postprocessed"):
         tick = time.perf_counter()
         model = load_trained_model(run_dir, "cpu")

@@ -38,21 +38,32 @@ FILE_MODE = 0o666 & ~_umask()
 def atomic_path(path):
     """A temporary path beside `path` for writers that need a file name (h5py, zipfile). When the
     block ends without error the file is synced and renamed onto path; on any error it is
-    deleted, so path is never half-written."""
+    deleted, so path is never half-written. A filesystem fault is reported as one on `path`
+    (the temporary name means nothing to the user)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    os.close(fd)
+    tmp, prefix = None, "." + path.name + "."
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
+        os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)  # mkstemp made it private; give it an ordinary file's permissions
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except OSError as err:
+        _remove(tmp)
+        if isinstance(err.filename, str) and os.path.basename(err.filename).startswith(prefix):
+            raise OSError(err.errno, err.strerror, str(path)) from None  # the temporary file's fault
         raise
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(tmp):
+    if tmp is not None and os.path.exists(tmp):
+        os.unlink(tmp)
 
 
 def atomic_write_bytes(path, data):
@@ -209,8 +220,11 @@ class Claim:
         record = {"token": self.token, "purpose": self.purpose, "host": socket.gethostname(), "pid": os.getpid(),
                   "acquired": time.time(), "lease_seconds": self.lease_seconds}
         draft = self.path.with_name(f".{CLAIM_JSON}.{self.token}")
-        with atomic_path(draft) as tmp:  # complete before it is linked: nobody reads a half-written claim
-            tmp.write_text(json.dumps(record, indent=2) + "\n")
+        try:
+            with atomic_path(draft) as tmp:  # complete before it is linked: nobody reads a half-written claim
+                tmp.write_text(json.dumps(record, indent=2) + "\n")
+        except OSError as err:  # named by the claim, not by its draft
+            raise OSError(err.errno, err.strerror, str(self.path)) from None
         try:
             os.link(draft, self.path)
         except FileExistsError:

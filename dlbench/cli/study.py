@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from dlbench.cli.common import make_parser, run_main
-from dlbench.errors import UserError
+from dlbench.errors import UserError, describe_os_error
 
 
 def _known_studies():
@@ -43,7 +43,10 @@ def _body(argv):
             print(f"{runs_root / spec.name}: --gin {' --gin '.join(spec.gin_files)} " +
                   " ".join(f"--gin_param '{p}'" for p in spec.gin_params))
         return 0
-    runs_root.mkdir(parents=True, exist_ok=True)  # an unwritable place is found now, not after the checks
+    try:
+        runs_root.mkdir(parents=True, exist_ok=True)  # an unwritable place is found now, before the first run
+    except OSError as err:
+        raise UserError(f"--runs_root '{runs_root}' cannot be made: {describe_os_error(err)}") from None
     statuses = run_local(study, runs, runs_root, device, progress=not args.no_progress)
     failed = [name for name, status in statuses.items() if status == "failed"]
     print(f"study {study.name}: {len(statuses) - len(failed)} runs finished, {len(failed)} failed"

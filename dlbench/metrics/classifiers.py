@@ -15,10 +15,8 @@ out too. Which metric uses which:
   reference protocol, so its numbers are never compared with gbt ones).
 """
 
-import sklearn.ensemble
-import sklearn.linear_model
-import sklearn.multiclass
-import sklearn.svm
+# scikit-learn is imported where a classifier is built: its ensemble module alone takes about a
+# second, which every command that imports the metrics (even for --help) would otherwise pay.
 
 # scikit-learn 0.20's LogisticRegression() (solver='warn' meant liblinear, multi_class='warn' ovr)
 PUBLISHED_LOGISTIC_REGRESSION = dict(dual=False, tol=1e-4, C=1.0, fit_intercept=True,
@@ -47,6 +45,8 @@ def l2_penalty():
     it: l1_ratio=0 from 1.8 on (where `penalty` is deprecated), penalty='l2' before."""
     import inspect
 
+    import sklearn.linear_model
+
     default = inspect.signature(sklearn.linear_model.LogisticRegression).parameters["penalty"].default
     return {"l1_ratio": 0.0} if default == "deprecated" else {"penalty": "l2"}
 
@@ -56,21 +56,30 @@ def published_logistic_regression():
     current liblinear takes two classes only), probabilities normalised over classes as 0.20 did.
     The primal liblinear solver is deterministic; random_state only keeps scikit-learn from drawing
     a seed from numpy's global generator."""
+    import sklearn.linear_model
+    import sklearn.multiclass
+
     binary = sklearn.linear_model.LogisticRegression(**PUBLISHED_LOGISTIC_REGRESSION, **l2_penalty(), random_state=0)
     return sklearn.multiclass.OneVsRestClassifier(binary)
 
 
 def sap_linear_svc():
+    import sklearn.svm
+
     return sklearn.svm.LinearSVC(**SAP_LINEAR_SVC)
 
 
 def published_gradient_boosting(seed):
     """random_state only breaks ties between equally good splits (subsample = 1, all features);
     disentanglement_lib leaves it unset, which makes duplicated codes non-deterministic."""
+    import sklearn.ensemble
+
     return sklearn.ensemble.GradientBoostingClassifier(**PUBLISHED_GRADIENT_BOOSTING, random_state=seed)
 
 
 def fast_logistic_regression(seed):
+    import sklearn.linear_model
+
     return sklearn.linear_model.LogisticRegression(**FAST_LOGISTIC_REGRESSION, **l2_penalty(), random_state=seed)
 
 

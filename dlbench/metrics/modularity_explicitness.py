@@ -24,7 +24,6 @@ column to the MI matrix, inflating K - 1, and cannot be classified).
 """
 
 import numpy as np
-import sklearn.metrics
 
 from dlbench.data.ground_truth import require_discrete_factors
 from dlbench.errors import UserError
@@ -58,11 +57,13 @@ def macro_auc(classes, labels, probabilities):
     A class that is absent from labels (or the only one present) has no AUC and is left out,
     where disentanglement_lib's MultiLabelBinarizer call would fail or misalign the columns.
     """
+    from sklearn.metrics import roc_auc_score  # imported when used: scikit-learn takes a second to load
+
     aucs = []
     for column, cls in enumerate(classes):
         positive = labels == cls
         if 0 < positive.sum() < len(labels):
-            aucs.append(sklearn.metrics.roc_auc_score(positive, probabilities[:, column]))
+            aucs.append(roc_auc_score(positive, probabilities[:, column]))
     if not aucs:
         raise UserError(f"a factor takes a single value in a sample of {len(labels)} points, so no "
                         "ROC-AUC is defined; increase num_train / num_test")

@@ -121,7 +121,17 @@ def validate_study(study, runs):
     from dlbench.config import parse_gin, resolve_run_spec
     from dlbench.evaluation import check_request
 
-    check_request(study.metrics, "mean", study.metric_params)
+    from dlbench import metrics
+
+    for name in study.metrics:
+        try:
+            metrics.metric_params(name)  # a UserError for an unknown metric
+        except UserError as err:
+            raise UserError(f"study {study.name}: study.metrics: {err}") from None
+    try:
+        check_request(study.metrics, "mean", study.metric_params)
+    except UserError as err:
+        raise UserError(f"study {study.name}: study.metric_params: {err}") from None
     try:
         for spec in runs:
             try:

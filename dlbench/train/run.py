@@ -232,9 +232,9 @@ def _resume_from_newest_checkpoint(run_dir, trainer, device, log):
     newest is damaged) and say so; a UserError when none does."""
     for path in checkpoints.checkpoints_newest_first(run_dir):
         try:
-            trainer.load_state_dict(checkpoints.load(path, device))
+            trainer.load_state_dict(checkpoints.load(path, device, fix="trying the checkpoint before it"))
         except CorruptFile as err:
-            log(f"{run_dir}: {err}; trying the checkpoint before it")
+            log(f"{run_dir}: {err}")
             continue
         except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a readable file of other contents
             log(f"{run_dir}: '{path}' is not a checkpoint of this run ({type(err).__name__}); trying the one before it")

@@ -1,0 +1,614 @@
+"""Hardening (issue 12) of dlb_train, dlb_postprocess, dlb_evaluate and dlb_study, driven as a
+user does: each command in its own process (tests/commands.py), filesystem faults injected with
+tests/faults.py. Every mistake and fault must give exit status 2 (or the documented code),
+exactly one line on stderr naming the problem, no traceback, and leave the disk as it was (or
+the run marked with its reason). dlb_aggregate and dlb_data have their own modules
+(test_hardening_aggregate.py, test_hardening_data.py).
+
+The trained runs are shared: the session's tiny_trained_run, and a few made here once per module
+(a run stopped by a full disk at its first checkpoint; one stopped by a full disk when writing
+its final weights, which leaves two periodic checkpoints; that one resumed, as is and with its
+newest checkpoint damaged; a run evaluated with the default mig). Each test copies the run it
+changes."""
+
+import argparse
+import glob
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.commands import assert_one_line_error, run_command, tree
+from tests.conftest import TINY_PARAMS
+
+pytestmark = pytest.mark.slow
+
+
+def gin_args(*extra_params):
+    """--gin_param flags of TINY_PARAMS followed by extra_params."""
+    return [arg for p in [*TINY_PARAMS, *extra_params] for arg in ("--gin_param", p)]
+
+
+def train(run_dir, *extra_params, data_root, progress=False, fault=None, cwd=None, extra_args=()):
+    args = ["--run_dir", run_dir, "--device", "cpu", *gin_args(*extra_params), *extra_args]
+    if not progress:
+        args.append("--no_progress")
+    return run_command("dlb_train", *args, data_root=data_root, fault=fault, cwd=cwd)
+
+
+def fault(kind, folder, rest="*", after=None):
+    """A tests/faults.py spec: writes, creates and mkdirs at folder/rest raise OSError(kind)."""
+    spec = f"{kind}:{glob.escape(str(Path(folder).absolute()))}/{rest}"
+    return spec if after is None else f"{spec}:{after}"
+
+
+def copy_run(run_dir, tmp_path, name="run"):
+    return Path(shutil.copytree(run_dir, tmp_path / name))
+
+
+def truncate(path):
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+
+
+def unsafe_pickle(path, **contents):
+    """A torch file that torch.load(weights_only=True) refuses (an arbitrary Python object in it),
+    the kind of file whose torch message advises weights_only=False."""
+    torch.save({**contents, "payload": argparse.Namespace(anything=1)}, path)
+
+
+def files_under(path):
+    """Every file (not folder) under path, relative: folders left empty by a refused write are harmless."""
+    path = Path(path)
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def snapshot(path):
+    """Every file under path with its bytes: for 'left untouched' (claim.json comes and goes)."""
+    path = Path(path)
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def read_run(run_dir):
+    return json.loads((Path(run_dir) / "run.json").read_text())
+
+
+def no_temporary_files(path):
+    return [name for name in files_under(path) if name.endswith(".tmp") or "/." in "/" + name]
+
+
+CHECKPOINTS = Path("model") / "checkpoints"
+
+
+# --- shared runs ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_disk_at_checkpoint(tiny_data_root, tmp_path_factory):
+    """dlb_train with the disk full for the periodic checkpoints (the first comes at step 10)."""
+    run_dir = tmp_path_factory.mktemp("full_disk_checkpoint") / "run"
+    result = train(run_dir, data_root=tiny_data_root, fault=fault("ENOSPC", run_dir / CHECKPOINTS))
+    return result, run_dir
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(tiny_data_root, tmp_path_factory):
+    """dlb_train of 30 steps with the disk full for the final weights: the run stops interrupted
+    with the periodic checkpoints of steps 10 and 20 kept."""
+    run_dir = tmp_path_factory.mktemp("full_disk_final") / "run"
+    result = train(run_dir, "train.steps = 30", data_root=tiny_data_root,
+                   fault=fault("ENOSPC", run_dir / "model", ".checkpoint.pt*"))
+    return result, run_dir
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tiny_trained_run, tiny_data_root, tmp_path_factory):
+    """A copy of the tiny run, postprocessed and evaluated with the default mig."""
+    run_dir = copy_run(tiny_trained_run, tmp_path_factory.mktemp("evaluated"))
+    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig", "--device", "cpu", data_root=tiny_data_root)
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "metrics" / "mean" / "mig" / "results.json").is_file()
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def resumed(two_checkpoints, tiny_data_root, tmp_path_factory):
+    """`dlb_train --run_dir RUN` alone (progress bar on) on a copy of two_checkpoints; returns the
+    result, the run and its config.gin from before."""
+    run_dir = copy_run(two_checkpoints[1], tmp_path_factory.mktemp("resumed"))
+    config = (run_dir / "model" / "config.gin").read_text()
+    return run_command("dlb_train", "--run_dir", run_dir, data_root=tiny_data_root), run_dir, config
+
+
+def bar_frames(stderr):
+    """The successive states of a tqdm bar written to stderr."""
+    return [frame.strip() for frame in stderr.replace("\n", "\r").split("\r") if frame.strip()]
+
+
+# --- 1. filesystem faults -------------------------------------------------------------------
+
+
+def test_train_run_dir_under_proc(tiny_data_root, tmp_path):
+    where = "/proc/dlbench_test/run"
+    result = train(where, data_root=tiny_data_root, cwd=tmp_path)
+    line = assert_one_line_error(result, "dlb_train: error:", "/proc/")
+    assert "choose" in line or "check the path" in line
+    assert not Path(where).exists() and tree(tmp_path) == []
+
+
+def test_train_run_dir_under_a_file_is_found_before_the_dataset(tmp_path):
+    """The output location is checked before the dataset loads: with a dataset that is missing,
+    the run directory's problem is the one reported."""
+    (tmp_path / "afile").write_text("a file")
+    (tmp_path / "empty_data").mkdir()
+    before = tree(tmp_path)
+    result = train(tmp_path / "afile" / "run", "dataset.name = 'shapes3d'", data_root=tmp_path / "empty_data",
+                   cwd=tmp_path)
+    line = assert_one_line_error(result, str(tmp_path / "afile" / "run"), "not a folder")
+    assert "3dshapes" not in line and "shapes3d" not in line
+    assert tree(tmp_path) == before
+
+
+def test_train_run_dir_that_is_a_file(tiny_data_root, tmp_path):
+    (tmp_path / "afile").write_text("a file")
+    result = train(tmp_path / "afile", data_root=tiny_data_root, cwd=tmp_path)
+    assert_one_line_error(result, str(tmp_path / "afile"), "not a directory", "--run_dir")
+    assert tree(tmp_path) == ["afile"] and (tmp_path / "afile").read_text() == "a file"
+
+
+def test_train_read_only_run_folder(tiny_data_root, tmp_path):
+    run_dir = tmp_path / "disk" / "run"
+    result = train(run_dir, data_root=tiny_data_root, cwd=tmp_path, fault=fault("EROFS", tmp_path / "disk", "*"))
+    assert_one_line_error(result, str(run_dir), "Read-only file system", "writable")
+    assert tree(tmp_path) == []
+
+
+def test_train_overwrite_on_a_failing_disk_leaves_the_run_whole(tiny_trained_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(tiny_trained_run, tmp_path)
+    before = snapshot(run_dir)
+    result = train(run_dir, data_root=tiny_data_root, extra_args=["--overwrite"], fault=fault("EIO", run_dir))
+    assert_one_line_error(result, str(run_dir), "input/output error")
+    assert snapshot(run_dir) == before
+
+
+def test_train_full_disk_at_a_periodic_checkpoint_marks_the_run_interrupted(full_disk_at_checkpoint):
+    result, run_dir = full_disk_at_checkpoint
+    line = assert_one_line_error(result, "No space left on device", "free some space", str(run_dir / CHECKPOINTS))
+    record = read_run(run_dir)
+    assert record["status"] == "interrupted"
+    assert "No space left on device" in record["error"] and str(run_dir / CHECKPOINTS) in record["error"]
+    assert record["error"] in line
+    assert not (run_dir / "model" / "checkpoint.pt").exists()
+    assert files_under(run_dir / CHECKPOINTS) == [] and no_temporary_files(run_dir) == []
+
+
+def test_train_full_disk_for_the_final_weights_keeps_the_checkpoints(two_checkpoints):
+    result, run_dir = two_checkpoints
+    assert_one_line_error(result, "No space left on device", str(run_dir / "model"))
+    record = read_run(run_dir)
+    assert record["status"] == "interrupted" and "No space left on device" in record["error"]
+    assert files_under(run_dir / CHECKPOINTS) == ["step_000000010.pt", "step_000000020.pt"]
+    assert not (run_dir / "model" / "checkpoint.pt").exists() and no_temporary_files(run_dir) == []
+
+
+@pytest.mark.parametrize("which, written", [("full_disk_at_checkpoint", "step_000000010.pt"),
+                                            ("two_checkpoints", "checkpoint.pt")])
+def test_a_full_disk_line_names_the_file_being_written(request, which, written):
+    result, run_dir = request.getfixturevalue(which)
+    line = assert_one_line_error(result, "No space left on device")
+    assert ".tmp" not in line and f"{written}'" in line, line
+
+
+def test_train_full_disk_for_run_json_itself(tiny_data_root, tmp_path):
+    """The disk fills after the first checkpoint, so even run.json cannot record why the run
+    stopped: the command says so, and lets go of the run, so the next dlb_train resumes it."""
+    run_dir = tmp_path / "run"
+    # an atomic write opens its file three times; the first run.json write (status running) succeeds
+    result = train(run_dir, data_root=tiny_data_root, fault=fault("ENOSPC", run_dir, ".run.json*", after=3))
+    assert_one_line_error(result, "No space left on device", str(run_dir))
+    assert "could not mark the run interrupted" in result.stdout
+    assert read_run(run_dir)["status"] == "running"
+    assert files_under(run_dir / CHECKPOINTS) == ["step_000000010.pt"]
+    assert not (run_dir / "claim.json").exists() and no_temporary_files(run_dir) == []
+
+
+def test_evaluate_full_disk_keeps_the_finished_metric_and_writes_no_partial_result(evaluated_run, tiny_data_root,
+                                                                                      tmp_path):
+    run_dir = copy_run(evaluated_run, tmp_path)
+    before = files_under(run_dir)
+    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig,active_units", "--metric_param",
+                         "mig.num_bins=10", "--device", "cpu", data_root=tiny_data_root,
+                         fault=fault("ENOSPC", run_dir / "metrics" / "mean" / "active_units"))
+    assert_one_line_error(result, "No space left on device", "active_units", "free some space")
+    assert "[2/2] computing active_units" in result.stdout
+    after = files_under(run_dir)
+    assert sorted(set(after) - set(before)) == ["metrics/mean/mig[num_bins=10]/results.json"]
+    assert not (run_dir / "metrics" / "mean" / "active_units" / "results.json").exists()
+    assert no_temporary_files(run_dir) == []
+
+
+def test_evaluate_on_a_read_only_run(evaluated_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(evaluated_run, tmp_path)
+    before = snapshot(run_dir)
+    result = run_command("dlb_evaluate", run_dir, "--metrics", "active_units", "--device", "cpu",
+                         data_root=tiny_data_root, fault=fault("EROFS", run_dir))
+    assert_one_line_error(result, str(run_dir), "Read-only file system", "writable")
+    assert snapshot(run_dir) == before
+
+
+def test_postprocess_full_disk_writes_no_representation(tiny_trained_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(tiny_trained_run, tmp_path)
+    before = files_under(run_dir)
+    result = run_command("dlb_postprocess", run_dir, data_root=tiny_data_root,
+                         fault=fault("ENOSPC", run_dir / "postprocessed" / "mean", ".representation.pt*"))
+    assert_one_line_error(result, "No space left on device", str(run_dir / "postprocessed" / "mean"))
+    assert files_under(run_dir) == before
+
+
+def write_study(path, sweep="{'beta_vae.beta': [1.0, 4.0]}", metrics="['mig']", metric_params="{}"):
+    """A study of tiny runs (so that a check that lets one through costs seconds, not hours)."""
+    path.write_text("study.base_gin = ['beta_vae.gin']\n"
+                    "study.fixed = {'train.steps': 20, 'train.batch_size': 16, 'model.latent_dim': 4, "
+                    "'train.checkpoint_every': 10}\n"
+                    f"study.sweep = {sweep}\nstudy.metrics = {metrics}\nstudy.metric_params = {metric_params}\n")
+    return path
+
+
+def test_study_runs_root_is_a_file(tiny_data_root, tmp_path):
+    study = write_study(tmp_path / "s.gin")
+    (tmp_path / "afile").write_text("a file")
+    before = tree(tmp_path)
+    result = run_command("dlb_study", study, "--runs_root", tmp_path / "afile", "--no_progress",
+                         data_root=tiny_data_root, cwd=tmp_path)
+    assert_one_line_error(result, "--runs_root", str(tmp_path / "afile"), "not a folder")
+    assert tree(tmp_path) == before and (tmp_path / "afile").read_text() == "a file"
+
+
+def test_study_runs_root_under_proc(tiny_data_root, tmp_path):
+    study = write_study(tmp_path / "s.gin")
+    result = run_command("dlb_study", study, "--runs_root", "/proc/dlbench_test/runs", "--no_progress",
+                         data_root=tiny_data_root, cwd=tmp_path)
+    assert_one_line_error(result, "--runs_root", "/proc/dlbench_test")
+    assert tree(tmp_path) == ["s.gin"]
+
+
+# --- 2. corrupt files -----------------------------------------------------------------------
+
+
+def test_train_resume_with_truncated_run_json(tiny_trained_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(tiny_trained_run, tmp_path)
+    truncate(run_dir / "run.json")
+    before = snapshot(run_dir)
+    result = train(run_dir, data_root=tiny_data_root)
+    assert_one_line_error(result, str(run_dir / "run.json"), "not valid JSON", "--overwrite")
+    assert snapshot(run_dir) == before
+
+
+def test_train_own_config_with_run_json_not_an_object(tiny_trained_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(tiny_trained_run, tmp_path)
+    (run_dir / "run.json").write_text("[1, 2, 3]\n")
+    before = snapshot(run_dir)
+    result = run_command("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
+    assert_one_line_error(result, str(run_dir / "run.json"), "not an object")
+    assert snapshot(run_dir) == before
+
+
+def test_evaluate_with_truncated_run_json(evaluated_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(evaluated_run, tmp_path)
+    truncate(run_dir / "run.json")
+    before = snapshot(run_dir)
+    result = run_command("dlb_evaluate", run_dir, "--metrics", "active_units", data_root=tiny_data_root)
+    assert_one_line_error(result, str(run_dir / "run.json"), "not valid JSON")
+    assert snapshot(run_dir) == before
+
+
+@pytest.fixture(scope="module")
+def fallen_back(two_checkpoints, tiny_data_root, tmp_path_factory):
+    """`dlb_train --run_dir RUN` on a copy of two_checkpoints whose newest checkpoint is garbage."""
+    run_dir = copy_run(two_checkpoints[1], tmp_path_factory.mktemp("fallen_back"))
+    (run_dir / CHECKPOINTS / "step_000000020.pt").write_bytes(b"garbage, not a checkpoint")
+    return run_command("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root), run_dir
+
+
+def test_resume_falls_back_from_a_damaged_newest_checkpoint(fallen_back):
+    result, run_dir = fallen_back
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "step_000000020.pt" in result.stdout and "trying the checkpoint before it" in result.stdout
+    assert "resuming from step 10" in result.stdout
+    record = read_run(run_dir)
+    assert record["status"] == "done" and record["step"] == 30 and record.get("error") is None
+    assert (run_dir / "model" / "checkpoint.pt").is_file()
+
+
+def test_the_fallback_line_does_not_ask_for_a_rerun(fallen_back):
+    result, run_dir = fallen_back
+    line = next(line for line in result.stdout.splitlines() if "step_000000020.pt" in line)
+    assert "run the command again" not in line, line
+
+
+@pytest.mark.parametrize("damage", ["garbage", "unsafe pickle"])
+def test_resume_with_every_checkpoint_damaged(two_checkpoints, tiny_data_root, tmp_path, damage):
+    run_dir = copy_run(two_checkpoints[1], tmp_path)
+    for path in (run_dir / CHECKPOINTS).glob("step_*.pt"):
+        if damage == "garbage":
+            path.write_bytes(b"\x00garbage" * 10)
+        else:
+            unsafe_pickle(path, step=int(path.stem.split("_")[1]))
+    before = snapshot(run_dir)
+    result = run_command("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
+    line = assert_one_line_error(result, "no readable checkpoint", str(run_dir / CHECKPOINTS),
+                                 f"dlb_train --run_dir {run_dir} --overwrite")
+    # torch's own message would advise weights_only=False: loading code from a damaged file
+    assert "weights_only" not in result.stdout + result.stderr, line
+    assert snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("command, damage", [("dlb_postprocess", "truncated"), ("dlb_evaluate", "unsafe pickle")])
+def test_damaged_final_weights(tiny_trained_run, tiny_data_root, tmp_path, command, damage):
+    run_dir = copy_run(tiny_trained_run, tmp_path)
+    weights = run_dir / "model" / "checkpoint.pt"
+    truncate(weights) if damage == "truncated" else unsafe_pickle(weights)
+    before = snapshot(run_dir)
+    result = run_command(command, run_dir, data_root=tiny_data_root)
+    assert_one_line_error(result, str(weights), "unreadable", f"dlb_train --run_dir {run_dir} --overwrite")
+    assert "weights_only" not in result.stdout + result.stderr
+    assert snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("command", ["dlb_evaluate", "dlb_postprocess"])
+def test_a_truncated_representation_is_made_again_from_the_weights(evaluated_run, tiny_data_root, tmp_path, command):
+    """representation.pt is derived from the run's weights: a damaged one is written again, and
+    said so, rather than refused (or, as before, taken for complete)."""
+    import torch
+
+    run_dir = copy_run(evaluated_run, tmp_path)
+    representation = run_dir / "postprocessed" / "mean" / "representation.pt"
+    truncate(representation)
+    extra = ["--metrics", "active_units"] if command == "dlb_evaluate" else []
+    result = run_command(command, run_dir, *extra, data_root=tiny_data_root)
+    assert result.returncode == 0, result.stderr
+    assert "does not load" in result.stdout and "writing it again" in result.stdout
+    torch.jit.load(str(representation))  # whole again
+
+
+def test_evaluate_with_a_damaged_result_of_another_protocol(evaluated_run, tiny_data_root, tmp_path):
+    """The fix the line gives recomputes that protocol's result, not the default one."""
+    run_dir = copy_run(evaluated_run, tmp_path)
+    damaged = run_dir / "metrics" / "mean" / "mig[num_bins=10]" / "results.json"
+    damaged.parent.mkdir()
+    damaged.write_text('{"discrete_mig": 0.')
+    before = snapshot(run_dir)
+    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig", "--metric_param", "mig.num_bins=10",
+                         data_root=tiny_data_root)
+    assert_one_line_error(result, str(damaged), "not valid JSON",
+                          "--metrics mig --mode mean --metric_param mig.num_bins=10 --overwrite")
+    assert snapshot(run_dir) == before
+
+
+# --- 3. gin values --------------------------------------------------------------------------
+
+
+GIN_MISTAKES = {
+    "train.steps = 1.5": ["train.steps must be an integer", "got 1.5"],
+    "beta_vae.beta = 'abc'": ["beta_vae.beta must be a number", "got 'abc'"],
+    "beta_vae.beta = -1.0": ["beta_vae.beta must be a number >= 0", "got -1.0"],
+    "isa_vae.beta = -2.0": ["isa_vae.beta must be a number >= 0", "got -2.0"],
+    "model.latent_dim = 0": ["model.latent_dim must be an integer >= 1", "got 0"],
+    "train.steps = 100*2": ["--gin_param 'train.steps = 100*2'", "write 200, not 100*2"],
+    "beta_vae.gamma = 3": ["beta_vae has no parameter 'gamma'", "its parameters: beta"],
+    "model.architecture = conv": ["--gin_param 'model.architecture = conv'", "quote strings"],
+}
+
+
+@pytest.mark.parametrize("binding", GIN_MISTAKES, ids=list(GIN_MISTAKES))
+def test_bad_gin_value(tiny_data_root, tmp_path, binding):
+    extra = ["train.method = @isa_vae()"] if binding.startswith("isa_vae") else []
+    result = train(tmp_path / "run", *extra, binding, data_root=tiny_data_root, cwd=tmp_path)
+    assert_one_line_error(result, *GIN_MISTAKES[binding])
+    assert tree(tmp_path) == []  # neither --run_dir nor a default runs/ folder
+
+
+def test_bad_value_in_a_gin_file_names_the_file(tiny_data_root, tmp_path):
+    config = tmp_path / "mine.gin"
+    config.write_text("train.method = @beta_vae()\ntrain.stepz = 20\n")
+    result = run_command("dlb_train", "--gin", config, "--no_progress", data_root=tiny_data_root, cwd=tmp_path)
+    assert_one_line_error(result, f"gin file '{config}'", "train has no parameter 'stepz'", "steps")
+    assert tree(tmp_path) == ["mine.gin"]
+
+
+# --- 4. protocol mismatches -----------------------------------------------------------------
+
+
+def test_other_metric_parameters_are_computed_beside_the_default(evaluated_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(evaluated_run, tmp_path)
+    default = run_dir / "metrics" / "mean" / "mig" / "results.json"
+    before = default.read_bytes()
+    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig", "--metric_param", "mig.num_bins=10",
+                         "--device", "cpu", data_root=tiny_data_root)
+    assert result.returncode == 0, result.stderr
+    other = json.loads((run_dir / "metrics" / "mean" / "mig[num_bins=10]" / "results.json").read_text())
+    assert other["num_bins"] == 10 and other["metric"] == "mig"
+    assert default.read_bytes() == before and json.loads(before)["num_bins"] == 20
+
+
+def test_a_damaged_default_result_does_not_block_another_protocol(evaluated_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(evaluated_run, tmp_path)
+    default = run_dir / "metrics" / "mean" / "mig" / "results.json"
+    truncate(default)
+    damaged = default.read_bytes()
+    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig", "--metric_param", "mig.num_bins=10",
+                         "--device", "cpu", data_root=tiny_data_root)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run_dir / "metrics" / "mean" / "mig[num_bins=10]" / "results.json").read_text())["num_bins"] == 10
+    assert default.read_bytes() == damaged
+
+
+METRIC_PARAM_MISTAKES = {
+    "unknown parameter": (["--metrics", "mig", "--metric_param", "mig.num_binz=3"],
+                          ["num_binz", "'mig'", "accepted: num_train, num_bins"]),
+    "wrong type": (["--metrics", "mig", "--metric_param", "mig.num_bins=abc"],
+                   ["mig.num_bins must be an integer", "got 'abc'"]),
+    "metric not asked for": (["--metrics", "mig", "--metric_param", "factor_vae.num_train=100"],
+                             ["'factor_vae'", "not among the metrics asked for"]),
+    "malformed": (["--metrics", "mig", "--metric_param", "mig=3"],
+                  ["--metric_param 'mig=3'", "METRIC.PARAM=VALUE"]),
+}
+
+
+@pytest.mark.parametrize("mistake", METRIC_PARAM_MISTAKES, ids=list(METRIC_PARAM_MISTAKES))
+def test_metric_parameters_refused_before_anything_is_computed(evaluated_run, tiny_data_root, tmp_path, mistake):
+    run_dir = copy_run(evaluated_run, tmp_path)
+    args, needles = METRIC_PARAM_MISTAKES[mistake]
+    before = snapshot(run_dir)
+    result = run_command("dlb_evaluate", run_dir, *args, data_root=tiny_data_root)
+    assert_one_line_error(result, *needles)
+    assert "computing" not in result.stdout
+    assert snapshot(run_dir) == before
+
+
+def test_train_another_config_on_a_finished_run(tiny_trained_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(tiny_trained_run, tmp_path)
+    before = snapshot(run_dir)
+    result = train(run_dir, "beta_vae.beta = 8.0", data_root=tiny_data_root)
+    assert_one_line_error(result, str(run_dir), "finished run with a different config", "beta_vae.beta: 4.0 -> 8.0",
+                          "--overwrite")
+    assert snapshot(run_dir) == before
+
+
+def test_train_the_same_config_on_a_finished_run_is_skipped(tiny_trained_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(tiny_trained_run, tmp_path)
+    before = snapshot(run_dir)
+    result = train(run_dir, data_root=tiny_data_root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"{run_dir}: skipped"
+    assert snapshot(run_dir) == before
+
+
+# --- 5. studies checked whole before the first run ------------------------------------------
+
+
+STUDY_MISTAKES = {
+    "unknown metric": (dict(metrics="['mig', 'migg']"), ["study.metrics", "unknown metric 'migg'"]),
+    "sweep value of the wrong type": (dict(sweep="{'beta_vae.beta': [1.0, 'abc']}"),
+                                      ["run 0001_beta=abc", "beta_vae.beta must be a number", "got 'abc'"]),
+    "sweep not a list": (dict(sweep="{'beta_vae.beta': 4.0}"), ["study.sweep must be a dict of non-empty lists"]),
+    "unknown metric parameter": (dict(metric_params="{'mig': {'num_binz': 3}}"),
+                                 ["study.metric_params", "num_binz", "'mig'"]),
+    "bad value in the last run": (dict(sweep="{'train.seed': [0, 1, -1]}"),
+                                  ["run 0002_seed=-1", "train.seed must be an integer >= 0", "got -1"]),
+}
+
+
+@pytest.mark.parametrize("mistake", STUDY_MISTAKES, ids=list(STUDY_MISTAKES))
+def test_study_mistake_found_before_the_first_run(tiny_data_root, tmp_path, mistake):
+    settings, needles = STUDY_MISTAKES[mistake]
+    study = write_study(tmp_path / "s.gin", **settings)
+    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--no_progress",
+                         data_root=tiny_data_root, cwd=tmp_path)
+    assert_one_line_error(result, *needles)
+    assert tree(tmp_path) == ["s.gin"]  # no run directory, not even --runs_root
+
+
+# --- 8. progress ----------------------------------------------------------------------------
+
+
+def test_evaluate_names_each_metric_before_computing_it(evaluated_run, tiny_data_root, tmp_path):
+    run_dir = copy_run(evaluated_run, tmp_path)
+    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig,active_units,hoyer_sparsity", "--device", "cpu",
+                         data_root=tiny_data_root)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+
+    def index(start):
+        found = [i for i, line in enumerate(lines) if line.startswith(f"{run_dir}: {start}")]
+        assert len(found) == 1, (start, lines)
+        return found[0]
+
+    # mig is stored already: it is neither computed nor counted
+    assert not any("computing mig" in line for line in lines)
+    assert index("[1/2] computing active_units") < index("active_units ") \
+        < index("[2/2] computing hoyer_sparsity") < index("hoyer_sparsity ")
+
+
+def test_train_progress_bar_shows_a_rate_before_the_first_log_step(tiny_data_root, tmp_path):
+    result = train(tmp_path / "run", "train.log_every = 1000", data_root=tiny_data_root, progress=True)
+    assert result.returncode == 0, result.stderr
+    frames = bar_frames(result.stderr)
+    # the loss appears in the bar at the first log step (here only the last step): a rate before it
+    before_log = [frame for frame in frames if "loss=" not in frame]
+    assert any("step/s" in frame or "s/step" in frame for frame in before_log), frames
+
+
+def test_a_resumed_runs_bar_starts_at_its_checkpoint(resumed):
+    result, run_dir, _ = resumed
+    frames = bar_frames(result.stderr)
+    positions = [int(match[1]) for frame in frames for match in [re.search(r"\| *(\d+)/30 ", frame)] if match]
+    assert len(positions) == len(frames) and positions[0] == 20 and positions[-1] == 30, frames
+    assert any("step/s" in frame or "s/step" in frame for frame in frames), frames
+
+
+def test_no_progress_keeps_stderr_empty(fallen_back):
+    result, _ = fallen_back  # a whole training (after a fallback) with --no_progress
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+# --- 11. messages ---------------------------------------------------------------------------
+
+
+def help_text(command):
+    result = run_command(command, "--help")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    return " ".join(result.stdout.split())
+
+
+def test_train_help_says_run_dir_alone_resumes():
+    text = help_text("dlb_train")
+    assert "--run_dir RUN_DIR" in text and "alone, without --gin, resumes the run there with its own config" in text
+
+
+def test_postprocess_help_describes_run_dir():
+    assert "RUN_DIR a run directory written by dlb_train" in help_text("dlb_postprocess")
+
+
+def test_evaluate_help_lists_the_metrics():
+    from dlbench.metrics import available_metrics
+
+    text = help_text("dlb_evaluate")
+    assert "RUN_DIR a run directory written by dlb_train" in text
+    for name in available_metrics():
+        assert name in text, name
+
+
+def test_study_help_names_the_studies():
+    text = help_text("dlb_study")
+    assert "NAME_OR_GIN" in text and "(quickstart)" in text
+
+
+def test_train_run_dir_alone_resumes_with_the_runs_own_config(resumed):
+    result, run_dir, config = resumed
+    assert result.returncode == 0, result.stderr
+    assert "resuming from step 20" in result.stdout and result.stdout.splitlines()[-1] == f"{run_dir}: done"
+    record = read_run(run_dir)
+    assert record["status"] == "done" and record["step"] == 30 and record["train"]["steps"] == 30
+    assert (run_dir / "model" / "config.gin").read_text() == config
+
+
+def test_train_run_dir_alone_without_a_run(tiny_data_root, tmp_path):
+    result = run_command("dlb_train", "--run_dir", tmp_path / "nothing", data_root=tiny_data_root, cwd=tmp_path)
+    assert_one_line_error(result, str(tmp_path / "nothing"), "config.gin", "give --gin FILE")
+    assert tree(tmp_path) == []
+
+
+@pytest.mark.parametrize("command, needle", [
+    ("dlb_train", "give at least one --gin FILE"),
+    ("dlb_postprocess", "required: RUN_DIR"),
+    ("dlb_study", "required: NAME_OR_GIN"),
+])
+def test_no_arguments_at_all(tmp_path, command, needle):
+    result = run_command(command, cwd=tmp_path)
+    assert_one_line_error(result, f"{command}: error:", needle)
+    assert tree(tmp_path) == []
