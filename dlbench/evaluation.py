@@ -11,8 +11,10 @@ import dlbench
 import dlbench.data
 from dlbench import metrics, rundir
 from dlbench.errors import CorruptFile, UserError
+from dlbench.encode_once import ONCE, PER_DRAW, encoded, observations_are_grid_images, worth_encoding_once
 from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
-from dlbench.postprocess import check_mode, load_representation, numpy_representation_fn, postprocess
+from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, numpy_representation_fn,
+                                 postprocess)
 from dlbench.train import load_trained_model
 
 DEFAULT_METRICS = ("mig", "factor_vae", "recon_ll")
@@ -71,10 +73,18 @@ def check_request(metric_names, mode, params):
         metrics.check_params(name, values)
 
 
+def result_mode(name, mode):
+    """The mode folder a result of metric `name` lives in: model-side metrics do not depend on the
+    representation mode (they use the encoder's Gaussian, the decoder and the prior), so they are
+    computed once per run and kept under mean, whichever mode is evaluated."""
+    return "mean" if needs_model(name) else mode
+
+
 def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu", seed=0,
-                 params=None, overwrite=False, log=print):
+                 params=None, overwrite=False, log=print, encode_once=None):
     """Compute the metrics of a finished run; returns {metric: results dict}. A result stored for
-    the same protocol (parameters and seed) is reused; another protocol is computed beside it."""
+    the same protocol (parameters and seed) is reused; another protocol is computed beside it.
+    encode_once: None decides by counting (dlbench.encode_once), True or False forces it."""
     params = params or {}
     metric_names = list(dict.fromkeys(metric_names))
     check_request(metric_names, mode, params)
@@ -82,7 +92,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     results = {}
     if not overwrite:
         for name in metric_names:
-            stored = stored_result(run_dir, mode, name, params.get(name, {}), seed)
+            stored = stored_result(run_dir, result_mode(name, mode), name, params.get(name, {}), seed)
             if stored is not None:
                 results[name] = stored
     todo = [m for m in metric_names if m not in results]
@@ -95,26 +105,107 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
         data = dlbench.data.dataset_from_record(record)  # before postprocess: a bad record writes nothing
         postprocess(run_dir, mode)  # skips a representation that is already complete
         representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
-        _evaluate_each(run_dir, todo, data, representation_fn, mode, device, seed, params, results, log)
+        model = _LazyModel(run_dir, device, seed)
+        for name, result in compute_metrics(todo, data, representation_fn, seed, params, mode == "mean",
+                                            model.params, log, str(run_dir), encode_once):
+            result["mode"] = result_mode(name, mode)
+            rundir.write_json(metric_result_path(run_dir, result["mode"], name, params.get(name, {}), seed), result)
+            results[name] = result
     return results
 
 
-def _evaluate_each(run_dir, todo, data, representation_fn, mode, device, seed, params, results, log):
-    for number, name in enumerate(todo, 1):
+class _LazyModel:
+    """The run's VAE, loaded when the first model-side metric needs it."""
+
+    def __init__(self, run_dir, device, seed):
+        self.run_dir, self.device, self.seed, self.model = run_dir, device, seed, None
+
+    def params(self, name):
+        if self.model is None:
+            self.model = load_trained_model(self.run_dir, self.device)
+        return model_params(name, self.model, self.device, self.seed)
+
+
+def compute_metrics(names, data, representation_fn, seed, params, deterministic, model_params_of, log, label,
+                    encode_once=None):
+    """Yield (name, result dict) for each metric in turn, saying which it computes and how long it
+    took. Representation metrics are served from the dataset encoded once when that is exact and
+    cheaper (encode_once None: decided by counting; see dlbench.encode_once); model-side metrics
+    get model_params_of(name) (the functions of the model they take) and the dataset itself."""
+    if encode_once is None:
+        encode_once = worth_encoding_once(data, deterministic, names, params)
+    elif encode_once and not (deterministic and observations_are_grid_images(data)):
+        raise UserError("encoding once is exact only for the mean representation of a dataset with one image per "
+                        "grid cell")
+    served = {}  # the representation metrics' (data, representation_fn), encoded on first use
+    for number, name in enumerate(names, 1):
         extra = dict(params.get(name, {}))
-        path = metric_result_path(run_dir, mode, name, extra, seed)
-        log(f"{run_dir}: [{number}/{len(todo)}] computing {name}{metrics.protocol_tag(name, {**extra, 'seed': seed})}...")
+        log(f"{label}: [{number}/{len(names)}] computing {name}{metrics.protocol_tag(name, {**extra, 'seed': seed})}...")
+        encoding = PER_DRAW
         if needs_model(name):
-            extra.update(model_params(name, load_trained_model(run_dir, device), device, seed))
+            metric_data, metric_fn = data, representation_fn
+            extra.update(model_params_of(name))
+        elif encode_once:
+            if not served:
+                tick = time.perf_counter()
+                served["pair"] = encoded(data, representation_fn)
+                log(f"{label}: encoded all {len(data)} observations once ({time.perf_counter() - tick:.1f} s)")
+            metric_data, metric_fn = served["pair"]
+            encoding = ONCE
+        else:
+            metric_data, metric_fn = data, representation_fn
         tick = time.perf_counter()
-        values = metrics.evaluate(name, data, representation_fn, seed=seed, **extra)
+        values = metrics.evaluate(name, metric_data, metric_fn, seed=seed, **extra)
         elapsed = time.perf_counter() - tick
-        result = {**values, "metric": name, "mode": mode, "seed": seed, "elapsed_seconds": elapsed,
-                  "dlbench_version": dlbench.__version__, **library_versions()}
-        rundir.write_json(path, result)
-        log(f"{run_dir}: {name} " + ", ".join(f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values))
+        log(f"{label}: {name} " + ", ".join(f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values))
             + f" ({elapsed:.1f} s)")
-        results[name] = result
+        yield name, {**values, "metric": name, "seed": seed, "encoding": encoding, "elapsed_seconds": elapsed,
+                     "dlbench_version": dlbench.__version__, **library_versions()}
+
+
+# model-side metrics an external encoder serves: they take the encoder's Gaussian and nothing else
+ENCODER_METRICS = ("mig_chen", "total_correlation")
+
+
+def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_METRICS, device="cpu", seed=0,
+                            params=None, overwrite=False, encoder=None, log=print):
+    """Metrics of a representation dlbench did not train (dlbench.external: a TorchScript file or
+    module.path:function) on a registered dataset, written to OUT/metrics/mean/<metric>/results.json
+    like a run's. Everything is checked first, the module on a few observations; the results are
+    written only once every metric has been computed. Returns {metric: results dict}."""
+    from dlbench import external
+
+    params = params or {}
+    metric_names = list(dict.fromkeys(metric_names))
+    check_request(metric_names, "mean", params)
+    for name in metric_names:
+        if needs_model(name) and not (name in ENCODER_METRICS and encoder):
+            needed = "--encoder (a module giving (mean, logvar))" if name in ENCODER_METRICS else "the model's decoder"
+            raise UserError(f"{name} needs the model ({needed}), which a --representation does not give; evaluate "
+                            f"a dlbench run for it, or choose metrics of the representation alone")
+    data = dlbench.data.get_dataset(dataset)
+    batch_size = encode_batch_size(device)
+    representation_fn = external.numpy_codes_fn(external.load_callable(representation), device, batch_size)
+    encode_fn = None
+    if encoder:
+        encode_fn = external.numpy_encode_fn(external.load_callable(encoder, "--encoder"), device, batch_size)
+    cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), rundir.hold_run(out, "evaluated"):
+        external.probe(representation_fn, data)
+        if encode_fn is not None:
+            external.probe(encode_fn, data)
+        todo = [name for name in metric_names
+                if overwrite or stored_result(out, "mean", name, params.get(name, {}), seed) is None]
+        described = {"representation": str(representation), "encoder": encoder, "dataset": dataset}
+        model_fns = lambda name: {"encode_fn": encode_fn, **({"device": str(device)} if "device" in
+                                                              metrics.metric_params(name) else {})}
+        # a user's module may draw at random: its codes are not assumed to be a function of the image
+        computed = dict(compute_metrics(todo, data, representation_fn, seed, params, False, model_fns, log,
+                                        str(representation)))
+        for name, result in computed.items():
+            result.update(described, mode="mean")
+            rundir.write_json(metric_result_path(out, "mean", name, params.get(name, {}), seed), result)
+    return computed
 
 
 def library_versions():

@@ -81,8 +81,11 @@ class GroundTruthData(ABC):
     def sample_observations_from_factors(self, factors, random_state):
         """Float observations for the given factors (random_state unused: one image per cell)."""
         del random_state
-        batch = self.images[self.index_of(factors)]
-        return batch.astype(np.float32) * np.float32(self.pixel_scale)
+        return self.observations_at(self.index_of(factors))
+
+    def observations_at(self, index):
+        """Float observations of the rows `index` of `images` (what every grid cell's draw gives)."""
+        return self.images[index].astype(np.float32) * np.float32(self.pixel_scale)
 
     def sample(self, num, random_state):
         factors = self.sample_factors(num, random_state)

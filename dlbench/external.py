@@ -1,0 +1,141 @@
+"""Representations dlbench did not train: a TorchScript file, or a Python callable named as
+`module.path:function`, that maps float observations (n, C, H, W) in [0, 1] to codes (n, D),
+and optionally an encoder giving (mean, logvar) for the metrics that need the encoder's Gaussian.
+
+Each is checked once on a few of the dataset's observations before any metric runs, so that a
+module of the wrong shape or dtype, one that raises, returns NaN or a wrong batch size, is one
+clear line before anything is computed or written.
+"""
+
+import importlib
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlbench.errors import UserError
+
+PROBE_SIZE = 3  # odd and small: a module that returns a fixed batch size shows it
+
+
+def load_callable(spec, role="--representation"):
+    """The torch-callable that `spec` names: a TorchScript file, or module.path:function."""
+    path = Path(spec)
+    if path.is_file():
+        return _load_torchscript(path, role)
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise UserError(f"{role} '{spec}' is neither a file nor module.path:function; give a TorchScript "
+                        f"file (torch.jit.save) or a callable such as mypackage.models:encode")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # modules in the current folder, as `python -m` finds them
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # an import can fail in any way the user's code does
+        raise UserError(f"{role} '{spec}': importing {module_name} failed ({type(err).__name__}: "
+                        f"{_first_line(err)}); run from the folder that holds it, or install it") from None
+    fn = getattr(module, attribute, None)
+    if not callable(fn):
+        raise UserError(f"{role} '{spec}': {module_name} has no callable {attribute!r}")
+    return fn
+
+
+def _load_torchscript(path, role):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return torch.jit.load(str(path), map_location="cpu")
+        except Exception as err:  # a truncated file, a pickle, an eager-mode torch.save
+            raise UserError(f"{role} '{path}' is not a TorchScript module ({type(err).__name__}); save one with "
+                            f"torch.jit.save(torch.jit.script(module), '{path}')") from None
+
+
+def _first_line(err):
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _to_device(fn, device):
+    if isinstance(fn, torch.nn.Module):
+        return fn.to(device).eval()
+    return fn
+
+
+def _as_array(value, role, what):
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if not isinstance(value, np.ndarray):
+        raise UserError(f"{role} returned a {type(value).__name__} {what}; return a tensor or a numpy array")
+    if not np.issubdtype(value.dtype, np.floating):
+        raise UserError(f"{role} returned codes of dtype {value.dtype}; return floating-point codes")
+    return value
+
+
+def numpy_codes_fn(fn, device, batch_size, role="--representation"):
+    """representation_fn for the metrics: numpy observations -> numpy codes (n, D), batched on the
+    device; every batch is checked for shape, dtype, size and finiteness."""
+    fn = _to_device(fn, device)
+
+    @torch.no_grad()
+    def representation_fn(observations):
+        parts = []
+        for start in range(0, len(observations), batch_size):
+            x = torch.as_tensor(observations[start:start + batch_size], dtype=torch.float32, device=device)
+            parts.append(_checked_codes(_call(fn, x, role), len(x), role))
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+    return representation_fn
+
+
+def numpy_encode_fn(fn, device, batch_size, role="--encoder"):
+    """encode_fn for the model-side metrics: numpy observations -> (mean, logvar) float64 arrays."""
+    fn = _to_device(fn, device)
+
+    @torch.no_grad()
+    def encode_fn(observations):
+        means, logvars = [], []
+        for start in range(0, len(observations), batch_size):
+            x = torch.as_tensor(observations[start:start + batch_size], dtype=torch.float32, device=device)
+            out = _call(fn, x, role)
+            if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                raise UserError(f"{role} must return (mean, logvar), got a {type(out).__name__}")
+            mean = _checked_codes(out[0], len(x), role + " mean")
+            logvar = _checked_codes(out[1], len(x), role + " logvar")
+            if mean.shape != logvar.shape:
+                raise UserError(f"{role} returned mean {mean.shape} and logvar {logvar.shape}; they must match")
+            means.append(mean.astype(np.float64))
+            logvars.append(logvar.astype(np.float64))
+        return np.concatenate(means), np.concatenate(logvars)
+
+    return encode_fn
+
+
+def _call(fn, x, role):
+    try:
+        return fn(x)
+    except UserError:
+        raise
+    except Exception as err:  # whatever the user's module raises is reported, not a traceback
+        raise UserError(f"{role} raised {type(err).__name__} on a batch of shape {tuple(x.shape)}: "
+                        f"{_first_line(err)}") from None
+
+
+def _checked_codes(value, batch, role):
+    codes = _as_array(value, role, "")
+    if codes.ndim != 2:
+        raise UserError(f"{role} returned shape {codes.shape} for {batch} observations; return (n, D) codes")
+    if codes.shape[0] != batch:
+        raise UserError(f"{role} returned {codes.shape[0]} rows for a batch of {batch} observations; "
+                        "return one code per observation")
+    if not np.all(np.isfinite(codes)):
+        raise UserError(f"{role} returned non-finite codes (NaN or inf) for a batch of {batch} observations")
+    return codes
+
+
+def probe(representation_fn, data, random_state_seed=0):
+    """Call fn (a representation_fn or an encode_fn) once on PROBE_SIZE of the dataset's
+    observations: any problem is a UserError now, before a metric has computed anything."""
+    rng = np.random.RandomState(random_state_seed)
+    return representation_fn(data.sample_observations(PROBE_SIZE, rng))

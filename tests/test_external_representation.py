@@ -1,0 +1,110 @@
+"""dlb_evaluate --representation: any representation (a TorchScript file or a Python callable)
+scored on a registered dataset with the same metrics and results files, and every way such a
+module can be wrong refused with one line before anything is written."""
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from dlbench.metrics import evaluate
+from tests.commands import assert_one_line_error, run_command, tree
+
+FAST = ["--metrics", "mig,factor_vae", "--metric_param", "mig.num_train=300",
+        "--metric_param", "factor_vae.num_train=50", "--metric_param", "factor_vae.num_eval=30",
+        "--metric_param", "factor_vae.num_variance_estimate=200"]
+
+
+class PoolCodes(torch.nn.Module):
+    """A fixed representation: each code dimension the mean intensity of a quarter of the image."""
+
+    def forward(self, x):
+        pooled = torch.nn.functional.adaptive_avg_pool2d(x, 2)
+        return pooled.reshape(x.shape[0], -1)
+
+
+def save_script(module, path):
+    torch.jit.save(torch.jit.script(module), str(path))
+    return path
+
+
+def results_of(out, metric, params):
+    from dlbench.evaluation import metric_result_path
+
+    return json.loads(metric_result_path(out, "mean", metric, params).read_text())
+
+
+def test_a_torchscript_file_gets_the_results_the_metric_functions_give(tiny_dsprites, tmp_path):
+    script = save_script(PoolCodes(), tmp_path / "pool.pt")
+    out = tmp_path / "out"
+    result = run_command("dlb_evaluate", "--representation", script, "--dataset", "dsprites", "--out", out,
+                         "--device", "cpu", *FAST, data_root=tiny_dsprites)
+    assert result.returncode == 0, result.stderr
+    mig = results_of(out, "mig", {"num_train": 300})
+    assert mig["representation"] == str(script) and mig["dataset"] == "dsprites"
+
+    # the same numbers as the metric function called directly with the module
+    from dlbench.data import get_dataset
+
+    import os
+    os.environ["DLBENCH_DATA"] = str(tiny_dsprites)
+    data = get_dataset("dsprites")
+    module = PoolCodes()
+    fn = lambda obs: module(torch.as_tensor(obs)).numpy()
+    direct = evaluate("mig", data, fn, seed=0, num_train=300)
+    assert mig["discrete_mig"] == pytest.approx(direct["discrete_mig"], abs=1e-12)
+
+
+def test_a_python_callable_is_imported_from_the_current_folder(tiny_dsprites, tmp_path):
+    (tmp_path / "mycodes.py").write_text(textwrap.dedent("""
+        import torch
+        def encode(x):
+            return x.mean(dim=(2, 3)).repeat(1, 3) * torch.tensor([1.0, 2.0, 3.0])
+    """))
+    result = run_command("dlb_evaluate", "--representation", "mycodes:encode", "--dataset", "dsprites",
+                         "--out", tmp_path / "out", "--device", "cpu", "--metrics", "mig",
+                         "--metric_param", "mig.num_train=300", data_root=tiny_dsprites, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert results_of(tmp_path / "out", "mig", {"num_train": 300})["discrete_mig"] >= 0
+
+
+BAD_MODULES = {
+    "raises": ("def encode(x):\n    raise ValueError('boom')\n", "raised ValueError"),
+    "nan": ("import torch\ndef encode(x):\n    return torch.full((x.shape[0], 2), float('nan'))\n", "non-finite"),
+    "batch": ("import torch\ndef encode(x):\n    return torch.zeros(8, 2)\n", "rows for a batch of 3"),
+    "shape": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 2, 2)\n", "return (n, D) codes"),
+    "dtype": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 2, dtype=torch.int64)\n", "dtype int64"),
+    "type": ("def encode(x):\n    return [1, 2]\n", "returned a list"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MODULES))
+def test_a_wrong_module_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_path, case):
+    source, needle = BAD_MODULES[case]
+    (tmp_path / "bad.py").write_text(source)
+    before = tree(tmp_path)
+    result = run_command("dlb_evaluate", "--representation", "bad:encode", "--dataset", "dsprites",
+                         "--out", tmp_path / "out", "--device", "cpu", "--metrics", "mig",
+                         data_root=tiny_dsprites, cwd=tmp_path)
+    assert_one_line_error(result, "--representation", needle)
+    assert [p for p in tree(tmp_path) if "__pycache__" not in p] == before
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--representation", "nothing.pt", "--dataset", "dsprites", "--out", "o"], "neither a file nor module.path:function"),
+    (["--representation", "nomodule_here:fn", "--dataset", "dsprites", "--out", "o"], "importing nomodule_here failed"),
+    (["--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o"], "is not a TorchScript module"),
+    (["--representation", "garbage.pt", "--out", "o"], "--dataset"),
+    (["--representation", "garbage.pt", "--dataset", "dsprites"], "--out"),
+    (["--representation", "garbage.pt", "--dataset", "nope", "--out", "o"], "unknown dataset"),
+    (["RUN", "--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o"], "either RUN_DIR or --representation"),
+    (["--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o", "--metrics", "recon_ll"], "recon_ll needs the model"),
+])
+def test_mistakes_in_the_command_are_one_line(tiny_dsprites, tmp_path, args, needle):
+    (tmp_path / "garbage.pt").write_bytes(b"not a module")
+    before = tree(tmp_path)
+    result = run_command("dlb_evaluate", *args, data_root=tiny_dsprites, cwd=tmp_path)
+    assert_one_line_error(result, needle)
+    assert tree(tmp_path) == before
