@@ -215,11 +215,8 @@ def _seconds(fn, *args, **kwargs):
     return time.perf_counter() - tick, result
 
 
-def bench_metrics_conv(data, names, device, params):
-    """Seconds per metric with an untrained conv encoder (codes standardised so that no dimension
-    is pruned) on data; recon_ll with the model's log-likelihood."""
-    from dlbench.evaluation import log_likelihood_params
-    from dlbench.metrics import evaluate
+def conv_representation(data, device):
+    """(model, representation_fn): an untrained conv VAE and its mean codes, standardised."""
     from dlbench.nn import VAE
     from dlbench.postprocess import MeanRepresentation, numpy_representation_fn
 
@@ -234,6 +231,16 @@ def bench_metrics_conv(data, names, device, params):
         # dimension and stop early; standardising costs nothing and makes it do the full work.
         return (encode(observations) - center) / spread
 
+    return model, representation_fn
+
+
+def bench_metrics_conv(data, names, device, params):
+    """Seconds per metric with an untrained conv encoder (codes standardised so that no dimension
+    is pruned) on data; recon_ll with the model's log-likelihood."""
+    from dlbench.evaluation import log_likelihood_params
+    from dlbench.metrics import evaluate
+
+    model, representation_fn = conv_representation(data, device)
     data.images  # read the file before the clock starts
     seconds = {}
     for name in names:
@@ -295,6 +302,52 @@ def bench_metrics(device, names=None, dataset="dsprites", lookup_only=False, par
         figures["conv_seconds"] = bench_metrics_conv(data, names, device, params)
     figures["lookup"] = bench_metrics_lookup(data, names, params, repeats)
     return figures
+
+
+# What one run's evaluation computes: dlb_evaluate's default set, and disentanglement_lib's
+# unsupervised-study set without DCI (whose gradient-boosted trees take minutes on their own).
+EVALUATION_SETS = {"default": ["mig", "factor_vae", "recon_ll"],
+                   "disentanglement_lib": ["mig", "factor_vae", "beta_vae", "sap", "modularity_explicitness",
+                                           "unsupervised", "recon_ll"]}
+
+
+def bench_per_run(device, dataset="dsprites", sets=None, data=None, log=print, params=None):
+    """A run's evaluation both ways, for each set of EVALUATION_SETS at the metrics' default
+    protocols with the untrained conv model: seconds drawing and encoding per metric as the
+    metrics do, and with the dataset encoded once; where the time goes; whether the results agree.
+    params ({metric: {param: value}}) shrinks the protocols, for tests."""
+    import dlbench.data
+    from dlbench.evaluation import compute_metrics, log_likelihood_params, needs_model
+    from dlbench.metrics import REPRESENTATION_METRICS, observations_encoded
+
+    data = data if data is not None else dlbench.data.get_dataset(dataset)
+    sets = sets or EVALUATION_SETS
+    model, representation_fn = conv_representation(data, device)
+    data.images  # read the file before the clock starts
+    model_params_of = lambda name: log_likelihood_params(model, device, seed=0) if needs_model(name) else {}
+    figures = {"device": _device_name(device), "dataset": dataset, "observations": len(data),
+               "cpu_threads": torch.get_num_threads()}
+    for set_name, names in sets.items():
+        params = params or {}
+        row = {"metrics": ",".join(names), "observations_drawn": sum(
+            observations_encoded(n, params.get(n)) for n in names if n in REPRESENTATION_METRICS)}
+        results = {}
+        for way, once in (("per_draw", False), ("once", True)):
+            log(f"{set_name}: {way}...")
+            seconds, results[way] = _seconds(lambda: dict(compute_metrics(
+                names, data, representation_fn, 0, params, True, model_params_of, lambda *_: None, set_name, once)))
+            row[f"{way}_seconds"] = seconds
+            row[f"{way}_metric_seconds"] = {n: r["elapsed_seconds"] for n, r in results[way].items()}
+        # the once path's time outside the metrics is the one encoding of the dataset
+        row["encode_once_seconds"] = row["once_seconds"] - sum(row["once_metric_seconds"].values())
+        row["speedup"] = row["per_draw_seconds"] / row["once_seconds"]
+        row["same_results"] = all(_values(results["once"][n]) == _values(results["per_draw"][n]) for n in names)
+        figures[set_name] = row
+    return figures
+
+
+def _values(result):
+    return {k: v for k, v in result.items() if k not in ("elapsed_seconds", "encoding")}
 
 
 def _device_name(device):

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import sklearn.metrics
 
 from dlbench.metrics import evaluate, utils
@@ -151,3 +152,17 @@ def test_dlb_bench_metrics_bad_input_is_one_line(toy_dataset, capsys, argv, mess
     assert main(["metrics", "--lookup-only", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_per_run_benchmark_times_both_ways_and_finds_the_same_results(tiny_dsprites):
+    from dlbench.bench import bench_per_run
+    from dlbench.data import get_dataset
+
+    params = {"mig": {"num_train": 500}, "recon_ll": {"num_points": 50}}
+    figures = bench_per_run(torch.device("cpu"), data=get_dataset("dsprites"), sets={"tiny": ["mig", "recon_ll"]},
+                            log=lambda *_: None, params=params)
+    row = figures["tiny"]
+    assert figures["observations"] == 384 and row["observations_drawn"] == 500
+    assert row["same_results"] is True
+    assert set(row["once_metric_seconds"]) == set(row["per_draw_metric_seconds"]) == {"mig", "recon_ll"}
+    assert row["speedup"] == row["per_draw_seconds"] / row["once_seconds"] and row["encode_once_seconds"] >= 0
