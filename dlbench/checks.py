@@ -67,16 +67,10 @@ def numbers(binding, value, length=None, minimum=None, maximum=None, positive=Fa
     kind = f"a list of {count}numbers" + _range_text(minimum, maximum, positive)
     if not isinstance(value, (list, tuple)) or (length is not None and len(value) != length) or not value:
         _refuse(binding, kind, value)
-    for item in value:
-        if isinstance(item, (bool, str)):
-            _refuse(binding, kind, value)
-        try:
-            item = float(item)
-        except (TypeError, ValueError):
-            _refuse(binding, kind, value)
-        if not math.isfinite(item) or not _in_range(item, minimum, maximum, positive):
-            _refuse(binding, kind, value)
-    return [float(item) for item in value]
+    try:
+        return [number(binding, item, minimum, maximum, positive) for item in value]
+    except UserError:  # said of the whole list, which is what the binding holds
+        _refuse(binding, kind, value)
 
 
 def one_of(binding, value, choices):

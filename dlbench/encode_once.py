@@ -37,12 +37,17 @@ def worth_encoding_once(data, deterministic, names, params):
     return drawn > len(data)
 
 
-def encode_dataset(data, representation_fn, batch_size=4096):
-    """Codes (N, D) of every image of the dataset, in index order, as representation_fn gives them."""
+def encode_dataset(data, representation_fn, batch_size=4096, progress=False):
+    """Codes (N, D) of every image of the dataset, in index order, as representation_fn gives them
+    (with a progress bar and its ETA on stderr when `progress`)."""
+    from tqdm import tqdm
+
     parts = []
-    for start in range(0, len(data), batch_size):
-        index = np.arange(start, min(start + batch_size, len(data)))
-        parts.append(np.asarray(representation_fn(data.observations_at(index))))
+    with tqdm(total=len(data), desc="encoding the dataset once", unit="img", disable=not progress, leave=False) as bar:
+        for start in range(0, len(data), batch_size):
+            index = np.arange(start, min(start + batch_size, len(data)))
+            parts.append(np.asarray(representation_fn(data.observations_at(index))))
+            bar.update(len(index))
     return np.concatenate(parts)
 
 
@@ -79,6 +84,6 @@ def encoded_representation(codes):
     return representation_fn
 
 
-def encoded(data, representation_fn):
+def encoded(data, representation_fn, progress=False):
     """(EncodedGrid, its representation_fn): the dataset encoded once."""
-    return EncodedGrid(data), encoded_representation(encode_dataset(data, representation_fn))
+    return EncodedGrid(data), encoded_representation(encode_dataset(data, representation_fn, progress=progress))

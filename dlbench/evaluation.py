@@ -127,11 +127,16 @@ class _LazyModel:
 
 
 def compute_metrics(names, data, representation_fn, seed, params, deterministic, model_params_of, log, label,
-                    encode_once=None):
+                    encode_once=None, progress=None):
     """Yield (name, result dict) for each metric in turn, saying which it computes and how long it
     took. Representation metrics are served from the dataset encoded once when that is exact and
     cheaper (encode_once None: decided by counting; see dlbench.encode_once); model-side metrics
-    get model_params_of(name) (the functions of the model they take) and the dataset itself."""
+    get model_params_of(name) (the functions of the model they take) and the dataset itself.
+    progress (default: when stderr is a terminal) shows a bar with an ETA while observations are
+    encoded (their number is known up front); a log or a pipe gets the lines only."""
+    import sys
+
+    progress = sys.stderr.isatty() if progress is None else progress
     if encode_once is None:
         encode_once = worth_encoding_once(data, deterministic, names, params)
     elif encode_once and not (deterministic and observations_are_grid_images(data)):
@@ -148,19 +153,39 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
         elif encode_once:
             if not served:
                 tick = time.perf_counter()
-                served["pair"] = encoded(data, representation_fn)
+                served["pair"] = encoded(data, representation_fn, progress)
                 log(f"{label}: encoded all {len(data)} observations once ({time.perf_counter() - tick:.1f} s)")
             metric_data, metric_fn = served["pair"]
             encoding = ONCE
         else:
-            metric_data, metric_fn = data, representation_fn
+            metric_data, metric_fn = data, _CountingRepresentation(representation_fn, name, extra, progress)
         tick = time.perf_counter()
         values = metrics.evaluate(name, metric_data, metric_fn, seed=seed, **extra)
+        getattr(metric_fn, "close", lambda: None)()
         elapsed = time.perf_counter() - tick
         log(f"{label}: {name} " + ", ".join(f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values))
             + f" ({elapsed:.1f} s)")
         yield name, {**values, "metric": name, "seed": seed, "encoding": encoding, "elapsed_seconds": elapsed,
                      "dlbench_version": dlbench.__version__, **library_versions()}
+
+
+class _CountingRepresentation:
+    """representation_fn with a progress bar over the observations metric `name` will encode."""
+
+    def __init__(self, representation_fn, name, params, progress):
+        from tqdm import tqdm
+
+        total = metrics.observations_encoded(name, params) if name in metrics.REPRESENTATION_METRICS else None
+        self.fn = representation_fn
+        self.bar = tqdm(total=total, desc=f"encoding for {name}", unit="img", disable=not progress, leave=False)
+
+    def __call__(self, observations):
+        codes = self.fn(observations)
+        self.bar.update(len(observations))
+        return codes
+
+    def close(self):
+        self.bar.close()
 
 
 # model-side metrics an external encoder serves: they take the encoder's Gaussian and nothing else

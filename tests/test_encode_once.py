@@ -127,3 +127,15 @@ def test_model_side_metrics_are_computed_once_per_run_not_per_mode(trained_run):
     again = evaluate_run(trained_run, ["recon_ll"], "sampled", "cpu", 0, params, log=lambda *_: None)
     assert again["recon_ll"] == first["recon_ll"] and path.stat().st_mtime_ns == stamp
     assert not (trained_run / "metrics" / "sampled").exists()
+
+
+def test_a_terminal_gets_a_bar_with_the_total_from_the_start(capsys):
+    data = ToyData((3, 4, 5))
+    params = {"mig": {"num_train": 200}}
+    for once in (False, True):
+        dict(compute_metrics(["mig"], data, toy_representation(data), 0, params, True, lambda n: {},
+                             lambda *_: None, "t", once, progress=True))
+        err = capsys.readouterr().err
+        # the total is known before the first observation is encoded, so the bar has an ETA
+        assert ("encoding the dataset once" if once else "encoding for mig") in err
+        assert ("/60" if once else "/200") in err
