@@ -494,12 +494,12 @@ def test_train_the_same_config_on_a_finished_run_is_skipped(tiny_trained_run, ti
 STUDY_MISTAKES = {
     "unknown metric": (dict(metrics="['mig', 'migg']"), ["study.metrics", "unknown metric 'migg'"]),
     "sweep value of the wrong type": (dict(sweep="{'beta_vae.beta': [1.0, 'abc']}"),
-                                      ["run 0001_beta=abc", "beta_vae.beta must be a number", "got 'abc'"]),
-    "sweep not a list": (dict(sweep="{'beta_vae.beta': 4.0}"), ["study.sweep must be a dict of non-empty lists"]),
+                                      ["run with beta_vae.beta = 'abc'", "beta_vae.beta must be a number", "got 'abc'"]),
+    "sweep not a list": (dict(sweep="{'beta_vae.beta': 4.0}"), ["study.sweep: 'beta_vae.beta' must have a non-empty list of values, got 4.0"]),
     "unknown metric parameter": (dict(metric_params="{'mig': {'num_binz': 3}}"),
                                  ["study.metric_params", "num_binz", "'mig'"]),
     "bad value in the last run": (dict(sweep="{'train.seed': [0, 1, -1]}"),
-                                  ["run 0002_seed=-1", "train.seed must be an integer >= 0", "got -1"]),
+                                  ["run with train.seed = -1", "train.seed must be an integer >= 0", "got -1"]),
 }
 
 

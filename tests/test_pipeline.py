@@ -119,10 +119,11 @@ def test_study_runs_every_combination_and_aggregates(tiny_dsprites, tmp_path):
     runs = tmp_path / "runs"
     assert study_cli.main([str(study), "--runs_root", str(runs), "--device", "cpu", "--shard", "0/2",
                            "--no_progress"]) == 0
-    assert sorted(p.name for p in runs.iterdir()) == ["0000_beta=1.0_seed=0", "0002_beta=8.0_seed=0"]
+    assert sorted(str(p.parent.relative_to(runs)) for p in runs.rglob("run.json")) == [
+        "beta_vae/beta=1.0/seed=0", "beta_vae/beta=8.0/seed=0"]
     assert study_cli.main([str(study), "--runs_root", str(runs), "--device", "cpu", "--no_progress"]) == 0
-    assert len(list(runs.glob("*/metrics/mean/recon_ll[[]num_points=100]/results.json"))) == 4
-    record = json.loads((runs / "0003_beta=8.0_seed=1" / "run.json").read_text())
+    assert len(list(runs.glob("beta_vae/*/*/metrics/mean/recon_ll[[]num_points=100]/results.json"))) == 4
+    record = json.loads((runs / "beta_vae" / "beta=8.0" / "seed=1" / "run.json").read_text())
     assert record["hyperparameters"] == {"beta": 8.0} and record["seed"] == 1 and record["train"]["steps"] == 20
     out = tmp_path / "report"
     assert aggregate_cli.main([str(runs), "--out", str(out)]) == 0

@@ -1,5 +1,6 @@
 """dlb_study: run a whole study."""
 
+import shlex
 from pathlib import Path
 
 from dlbench.cli.common import make_parser, run_main
@@ -15,43 +16,77 @@ def _known_studies():
 def _body(argv):
     parser = make_parser("dlb_study", "Train, postprocess and evaluate every run of a study under --runs_root. "
                          "Every run's config and every metric are checked before the first run starts; "
-                         "finished stages are skipped, so running it again continues where it stopped.")
+                         "finished stages are skipped and runs another process holds are left to it, so running "
+                         "it again (or twice at once) continues where it stopped and trains no run twice.")
     parser.add_argument("study", metavar="NAME_OR_GIN",
                         help=f"a study in dlbench's gin/studies/ ({_known_studies()}) or the path of a study .gin file")
     parser.add_argument("--runs_root", metavar="DIR", help="folder for the run directories (default runs/<study name>)")
     parser.add_argument("--executor", default="local", choices=["local"],
-                        help="local: one run after another in this process")
+                        help="local: the runs in this process, or in a pool of --workers processes")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="local: worker processes (default 1); each gets cores / workers torch threads")
     parser.add_argument("--shard", metavar="I/N", help="run only shard I of N (0-based), e.g. 0/4")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--dry_run", action="store_true", help="check the study and list its runs and bindings; run nothing")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="check the study and print each run's directory and a dlb_train command for it; run nothing")
+    parser.add_argument("--status", action="store_true",
+                        help="print how many runs are done, running, interrupted, failed (with reasons) or not started")
+    parser.add_argument("--retry_failed", action="store_true", help="train the runs that failed again from step 0")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
 
-    from dlbench.study import load_study, shard, validate_study
-    from dlbench.study.local import run_local
-    from dlbench.train import resolve_device
+    from dlbench.study import load_study, shard
 
-    study = load_study(args.study)
+    study = load_study(args.study)  # every run resolved and checked, every metric too
     runs = shard(study.runs, args.shard) if args.shard else study.runs
-    device = resolve_device(args.device)
     runs_root = Path(args.runs_root) if args.runs_root else Path("runs") / study.name
     if runs_root.exists() and not runs_root.is_dir():
         raise UserError(f"--runs_root '{runs_root}' is a file, not a folder; choose a folder for the run directories")
-    validate_study(study, runs)
+    if args.status:
+        return _print_status(study, runs, runs_root)
     if args.dry_run:
         for spec in runs:
-            print(f"{runs_root / spec.name}: --gin {' --gin '.join(spec.gin_files)} " +
-                  " ".join(f"--gin_param '{p}'" for p in spec.gin_params))
+            command = ["dlb_train", *[a for f in spec.gin_files for a in ("--gin", f)],
+                       *[a for p in spec.gin_params for a in ("--gin_param", p)], "--run_dir", str(runs_root / spec.name)]
+            print(f"{runs_root / spec.name}: {shlex.join(command)}")
         return 0
+    return _run(args, study, runs, runs_root)
+
+
+def _run(args, study, runs, runs_root):
+    from dlbench.study import record_study
+    from dlbench.study.local import run_local
+    from dlbench.study.unit import DONE, FAILED, HELD
+    from dlbench.train import resolve_device
+
+    device = resolve_device(args.device)
     try:
         runs_root.mkdir(parents=True, exist_ok=True)  # an unwritable place is found now, before the first run
     except OSError as err:
         raise UserError(f"--runs_root '{runs_root}' cannot be made: {describe_os_error(err)}") from None
-    statuses = run_local(study, runs, runs_root, device, progress=not args.no_progress)
-    failed = [name for name, status in statuses.items() if status == "failed"]
-    print(f"study {study.name}: {len(statuses) - len(failed)} runs finished, {len(failed)} failed"
-          + (f" ({', '.join(failed)})" if failed else ""))
-    return 1 if failed else 0
+    record_study(study, runs_root)
+    statuses = run_local(study, runs, runs_root, device, workers=args.workers, retry_failed=args.retry_failed,
+                         progress=not args.no_progress)
+    failed = [name for name, status in statuses.items() if status == FAILED]
+    held = [name for name, status in statuses.items() if status == HELD]
+    done = sum(status == DONE for status in statuses.values())
+    print(f"study {study.name}: {done} runs finished, {len(failed)} failed"
+          + (f" ({', '.join(failed)})" if failed else "")
+          + (f", {len(held)} held by other processes" if held else ""))
+    return 0 if done == len(statuses) else 1
+
+
+def _print_status(study, runs, runs_root):
+    from dlbench.study import study_status
+
+    states = study_status(study, runs, runs_root)
+    print(f"study {study.name} in {runs_root}: {len(runs)} runs: "
+          + ", ".join(f"{len(names)} {state}" for state, names in sorted(states.items())))
+    for name, reason in states.get("failed", []):
+        print(f"  failed: {name}: {reason}")
+    return 0 if len(states.get("done", [])) == len(runs) else 1
 
 
 def main(argv=None):

@@ -1,24 +1,34 @@
-"""Studies: a gin file naming a base config, fixed bindings and a sweep, expanded into run
-specs (one per combination of swept values) and run by an executor.
-
-A study file binds the `study` configurable, e.g.:
+"""Studies: a gin file naming a base config, fixed bindings, a sweep (dlbench.study.sweep: dicts
+are products, tuple keys zip, lists chain) and the metrics, expanded into named runs and run by an
+executor. A study file binds the `study` configurable, e.g.:
 
     study.base_gin = ['beta_vae.gin']
     study.fixed = {'train.steps': 300}
     study.sweep = {'beta_vae.beta': [1.0, 4.0], 'train.seed': [0, 1]}
     study.metrics = ['mig', 'factor_vae', 'recon_ll']
     study.metric_params = {'factor_vae': {'num_train': 1000}}
+
+Each run's directory is named after what it is, not its position in the sweep:
+<method>/<param>=<value>[,...]/seed=<n> (with a short hash of its bindings added only where two
+runs would otherwise share a name), so a study that grows (new values, seeds or methods) keeps the
+names, and the results, of the runs it had. The runs root holds study.json, the study's record.
 """
 
 import dataclasses
-import itertools
+import hashlib
+import json
 import re
 from pathlib import Path
 
 import gin
 
+import dlbench
+from dlbench import rundir
 from dlbench.config import gin_dir
 from dlbench.errors import UserError
+from dlbench.study.sweep import binding, expand
+
+STUDY_JSON = "study.json"
 
 
 @gin.configurable("study")
@@ -28,13 +38,11 @@ def study_settings(base_gin=gin.REQUIRED, fixed=None, sweep=None, metrics=("mig"
     _require(isinstance(base_gin, (list, tuple)) and base_gin and all(isinstance(f, str) for f in base_gin),
              "study.base_gin", "a list of gin file names, e.g. ['beta_vae.gin']", base_gin)
     _require(fixed is None or isinstance(fixed, dict), "study.fixed", "a dict of bindings, e.g. {'train.steps': 300}", fixed)
-    _require(sweep is None or (isinstance(sweep, dict) and all(isinstance(v, (list, tuple)) and v for v in sweep.values())),
-             "study.sweep", "a dict of non-empty lists, e.g. {'beta_vae.beta': [1.0, 4.0]}", sweep)
     _require(isinstance(metrics, (list, tuple)) and metrics and all(isinstance(m, str) for m in metrics),
              "study.metrics", "a non-empty list of metric names, e.g. ['mig', 'factor_vae']", metrics)
     _require(metric_params is None or (isinstance(metric_params, dict) and all(isinstance(v, dict) for v in metric_params.values())),
              "study.metric_params", "a dict of dicts, e.g. {'factor_vae': {'num_train': 1000}}", metric_params)
-    return dict(base_gin=list(base_gin), fixed=dict(fixed or {}), sweep=dict(sweep or {}),
+    return dict(base_gin=list(base_gin), fixed=dict(fixed or {}), sweep=sweep,
                 metrics=list(metrics), metric_params=dict(metric_params or {}))
 
 
@@ -53,6 +61,7 @@ class RunSpec:
 @dataclasses.dataclass
 class Study:
     name: str
+    file: str
     runs: list
     metrics: list
     metric_params: dict
@@ -73,6 +82,8 @@ def study_file(name_or_gin):
 
 
 def load_study(name_or_gin):
+    """The study, every run resolved (its config checked, its method and seed known) and named,
+    and its metrics checked: a mistake anywhere is a UserError naming the run, before any runs."""
     path = study_file(name_or_gin)
     gin.clear_config()
     try:
@@ -85,15 +96,91 @@ def load_study(name_or_gin):
     finally:
         gin.clear_config()
     base = [str(_base_file(f, path)) for f in settings["base_gin"]]
-    fixed = [_binding(k, v) for k, v in settings["fixed"].items()]
-    keys = list(settings["sweep"])
-    runs = []
-    for index, values in enumerate(itertools.product(*(settings["sweep"][k] for k in keys))):
-        swept = [_binding(k, v) for k, v in zip(keys, values)]
-        label = "_".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, values))
-        runs.append(RunSpec(name=re.sub(r"[^A-Za-z0-9_.=-]", "", f"{index:04d}_{label}".rstrip("_")),
-                            gin_files=base, gin_params=fixed + swept))
-    return Study(name=path.stem, runs=runs, metrics=settings["metrics"], metric_params=settings["metric_params"])
+    fixed = [binding(k, v) for k, v in settings["fixed"].items()]
+    assignments = expand(settings["sweep"])
+    study = Study(name=path.stem, file=str(path.resolve()), runs=[], metrics=settings["metrics"],
+                  metric_params=settings["metric_params"])
+    _check_metrics(study)
+    resolved = [_resolve(study, base, fixed, assignment) for assignment in assignments]
+    names = _unique_names([name for name, _ in resolved], [spec for _, spec in resolved])
+    study.runs = [dataclasses.replace(spec, name=name) for name, (_, spec) in zip(names, resolved)]
+    return study
+
+
+def _check_metrics(study):
+    from dlbench import metrics
+    from dlbench.evaluation import check_request
+
+    for name in study.metrics:
+        try:
+            metrics.metric_params(name)  # a UserError for an unknown metric
+        except UserError as err:
+            raise UserError(f"study {study.name}: study.metrics: {err}") from None
+    try:
+        check_request(study.metrics, "mean", study.metric_params)
+    except UserError as err:
+        raise UserError(f"study {study.name}: study.metric_params: {err}") from None
+
+
+def _resolve(study, base, fixed, assignment):
+    """(readable name, RunSpec) of one assignment, its config resolved and checked."""
+    from dlbench.config import parse_gin, resolve_run_spec
+
+    params = fixed + [binding(k, v) for k, v in assignment.items()]
+    label = ", ".join(params[len(fixed):]) or "its fixed bindings"
+    try:
+        parse_gin(base, params)
+        spec = resolve_run_spec()
+    except UserError as err:
+        raise UserError(f"study {study.name}, run with {label}: {err}") from None
+    finally:
+        gin.clear_config()
+    return run_name(spec.method.name, assignment, spec.train["seed"]), RunSpec("", base, params)
+
+
+def run_name(method, assignment, seed):
+    """<method>/<param>=<value>[,...]/seed=<n>: the swept values but the seed and the method."""
+    parts = [f"{key.rsplit('.', 1)[-1]}={_value_text(value)}" for key, value in assignment.items()
+             if key not in ("train.seed", "train.method")]
+    return "/".join([method, *([",".join(parts)] if parts else []), f"seed={seed}"])
+
+
+def _value_text(value):
+    if isinstance(value, str):
+        text = value.lstrip("@").removesuffix("()")
+    elif isinstance(value, (list, tuple, dict)):
+        text = "#" + hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+    else:
+        text = repr(value)
+    return re.sub(r"[^A-Za-z0-9_.+-]", "", text) or "_"
+
+
+def _unique_names(names, specs):
+    """Names, with a short hash of the run's bindings added to those that would be shared."""
+    counts = {name: names.count(name) for name in names}
+    unique = []
+    for name, spec in zip(names, specs):
+        if counts[name] > 1:
+            digest = "h" + hashlib.sha1(json.dumps(spec.gin_params).encode()).hexdigest()[:8]
+            head, seed = name.rsplit("/", 1)
+            method, _, values = head.partition("/")
+            name = f"{method}/{values + ',' if values else ''}{digest}/{seed}"
+        unique.append(name)
+    if len(set(unique)) != len(unique):
+        raise UserError("the study's sweep gives the same run more than once; remove the repeated values")
+    return unique
+
+
+def record_study(study, runs_root):
+    """Write RUNS_ROOT/study.json (atomically), refusing a root that holds another study."""
+    path = Path(runs_root) / STUDY_JSON
+    if path.is_file():
+        held = rundir.read_json(path, fix="delete it if the runs root holds only this study").get("name")
+        if held != study.name:
+            raise UserError(f"'{runs_root}' holds the study {held!r}, not {study.name!r}; give another --runs_root")
+    rundir.write_json(path, {"name": study.name, "file": study.file, "dlbench_version": dlbench.__version__,
+                             "metrics": study.metrics, "metric_params": study.metric_params,
+                             "runs": [dataclasses.asdict(spec) for spec in study.runs]})
 
 
 def shard(runs, spec):
@@ -111,33 +198,39 @@ def _base_file(name, study_path):
     raise UserError(f"base gin file '{name}' of study '{study_path}' not found")
 
 
-def _binding(key, value):
-    return f"{key} = {value!r}"
+NOT_STARTED, RUNNING, INTERRUPTED, UNEVALUATED = "not started", "running", "interrupted", "trained, not evaluated"
 
 
-def validate_study(study, runs):
-    """Resolve every run's config and check every metric and parameter before anything runs, so
-    a mistake in run 900 is found now, not after 899 runs have trained. A UserError names the run."""
-    from dlbench.config import parse_gin, resolve_run_spec
-    from dlbench.evaluation import check_request
+def run_state(study, spec, runs_root):
+    """(state, reason) of one run, from its directory alone: done, failed (with the reason),
+    running (a live claim), interrupted, trained but not evaluated, or not started."""
+    from dlbench.evaluation import result_mode, stored_result
 
-    from dlbench import metrics
-
-    for name in study.metrics:
-        try:
-            metrics.metric_params(name)  # a UserError for an unknown metric
-        except UserError as err:
-            raise UserError(f"study {study.name}: study.metrics: {err}") from None
+    run_dir = Path(runs_root) / spec.name
+    if not rundir.is_run(run_dir):
+        return NOT_STARTED, None
     try:
-        check_request(study.metrics, "mean", study.metric_params)
+        record = rundir.read_run(run_dir)
     except UserError as err:
-        raise UserError(f"study {study.name}: study.metric_params: {err}") from None
+        return "failed", str(err)
+    status = record.get("status")
+    if status == "failed" or record.get("evaluation_error"):
+        return "failed", record.get("error") or record.get("evaluation_error")
+    if status == "done":
+        missing = [m for m in study.metrics
+                   if stored_result(run_dir, result_mode(m, "mean"), m, study.metric_params.get(m, {}), 0) is None]
+        return (UNEVALUATED, f"missing {', '.join(missing)}") if missing else ("done", None)
     try:
-        for spec in runs:
-            try:
-                parse_gin(spec.gin_files, spec.gin_params)
-                resolve_run_spec()
-            except UserError as err:
-                raise UserError(f"study {study.name}, run {spec.name}: {err}") from None
-    finally:
-        gin.clear_config()
+        rundir.check_not_held(run_dir)
+    except rundir.RunHeld:
+        return RUNNING, None
+    return INTERRUPTED, record.get("error")
+
+
+def study_status(study, runs, runs_root):
+    """{state: [(run name, reason), ...]} over the runs."""
+    states = {}
+    for spec in runs:
+        state, reason = run_state(study, spec, runs_root)
+        states.setdefault(state, []).append((spec.name, reason))
+    return states

@@ -1,20 +1,58 @@
-"""The local executor: each run trained, postprocessed and evaluated in turn, in this process.
-Finished stages are skipped, so running a study again continues where it stopped."""
+"""The local executor: a study's units (dlbench.study.unit) in this process one after another,
+or in a pool of worker processes. Each worker's torch thread count is set so that workers x
+threads never exceeds the cores: oversubscribed OpenMP threads on a busy CPU slow every process
+several-fold. Finished work is skipped and a run another worker holds is left to it, so running
+a study again, or twice at once, continues where it stopped and trains no run twice."""
 
-from pathlib import Path
+import concurrent.futures
+import multiprocessing
+import os
 
-from dlbench.evaluation import evaluate_run
-from dlbench.train.run import train_from_gin
+from dlbench.study.unit import DONE, FAILED, HELD, run_unit, units_of
 
 
-def run_local(study, runs, runs_root, device, progress=True, log=print):
-    """Returns {run name: final status}."""
+def threads_per_worker(workers):
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _start_worker(threads):
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _quiet(*_):
+    pass
+
+
+def _run_in_worker(unit, device, retry_failed):
+    return run_unit(unit, device, retry_failed, progress=False, log=_quiet)
+
+
+def run_local(study, runs, runs_root, device, workers=1, retry_failed=False, progress=True, log=print):
+    """Returns {run name: DONE, FAILED or HELD}."""
+    units = units_of(study, runs, runs_root)
+    names = [spec.name for spec in runs]
     statuses = {}
-    for number, spec in enumerate(runs, 1):
-        run_dir = Path(runs_root) / spec.name
-        log(f"[{number}/{len(runs)}] {run_dir}")
-        _, status = train_from_gin(spec.gin_files, spec.gin_params, run_dir, device, progress=progress)
-        if status in ("done", "skipped"):
-            evaluate_run(run_dir, study.metrics, "mean", device, params=study.metric_params, log=log)
-        statuses[spec.name] = status
+    if workers == 1:
+        for number, (name, unit) in enumerate(zip(names, units), 1):
+            log(f"[{number}/{len(units)}] {unit.run_dir}")
+            statuses[name] = run_unit(unit, device, retry_failed, progress=progress, log=log)
+        return statuses
+    from tqdm import tqdm
+
+    context = multiprocessing.get_context("spawn")  # fresh processes: no forked torch or CUDA state
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                                initargs=(threads_per_worker(workers),)) as pool, \
+            tqdm(total=len(units), desc=study.name, unit="run", disable=not progress) as bar:
+        futures = {pool.submit(_run_in_worker, unit, str(device), retry_failed): name
+                   for name, unit in zip(names, units)}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                statuses[futures[future]] = future.result()
+                bar.update(1)
+                bar.set_postfix({s: sum(v == s for v in statuses.values()) for s in (DONE, FAILED, HELD)})
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # the workers checkpoint on the signal they got too
+            raise
     return statuses

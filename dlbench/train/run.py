@@ -2,8 +2,10 @@
 
 import csv
 import io
+import os
 import shutil
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -59,10 +61,11 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
                           checkpoint_minutes=spec.train["checkpoint_minutes"],
                           dlbench_version=dlbench.__version__, git_revision=rundir.git_revision(),
                           started=rundir.read_run(run_dir).get("started", started) if action == "resume" else started)
-        return _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log)
+        session = {"host": socket.gethostname(), "pid": os.getpid(), "from_step": trainer.step}
+        return _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, session)
 
 
-def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log):
+def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, session):
     t = spec.train
     log_file = _LogWriter(run_dir / "model" / "train_log.csv")
     # updated every step, so the rate and the ETA show from the first steps, not the first log step
@@ -99,10 +102,11 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log):
         if trainer.step < t["steps"]:
             bar.close()
             save_checkpoint()
-            raise _interrupted(run_dir, trainer.step, stop.signum)
-        _finish(run_dir, trainer, last, time.perf_counter() - tick, trainer.step - first_step, started, claim)
+            raise _interrupted(run_dir, trainer.step, stop.signum, session)
+        _finish(run_dir, trainer, last, time.perf_counter() - tick, trainer.step - first_step, started, claim, session)
     except NonFiniteLoss as err:
-        rundir.update_run(run_dir, status="failed", error=str(err), failed_step=err.step)
+        rundir.update_run(run_dir, status="failed", error=str(err), failed_step=err.step,
+                          **_ended(run_dir, session, err.step, "failed"))
         log(f"{run_dir}: {err}; run marked failed")
         return "failed"
     except (Interrupted, rundir.ClaimLost):
@@ -121,9 +125,17 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log):
     return "done"
 
 
-def _interrupted(run_dir, step, signum):
+def _ended(run_dir, session, step, ending):
+    """run.json's `sessions` with this one appended: which process trained which steps, so a run's
+    history shows that no two processes trained it at once."""
+    earlier = rundir.read_run(run_dir).get("sessions", [])
+    return {"sessions": [*earlier, {**session, "to_step": step, "ended": ending}]}
+
+
+def _interrupted(run_dir, step, signum, session):
     name = signal.Signals(signum).name
-    rundir.update_run(run_dir, status="interrupted", step=step, interrupted_by=name, error=None)
+    rundir.update_run(run_dir, status="interrupted", step=step, interrupted_by=name, error=None,
+                      **_ended(run_dir, session, step, f"interrupted by {name}"))
     return Interrupted(f"{run_dir}: interrupted by {name} at step {step}; checkpoint written; "
                        f"`dlb_train --run_dir {run_dir}` resumes from step {step}", signum)
 
@@ -178,7 +190,7 @@ class _StopOnSignals:
         self._restore()
 
 
-def _finish(run_dir, trainer, last, train_seconds, steps_done, started, claim):
+def _finish(run_dir, trainer, last, train_seconds, steps_done, started, claim, session):
     claim.check()
     model_dir = run_dir / "model"
     checkpoints.save_atomic({"model": trainer.model.state_dict(), "model_config": trainer.model.config},
@@ -191,7 +203,7 @@ def _finish(run_dir, trainer, last, train_seconds, steps_done, started, claim):
         "images_per_second": images_per_second, "dlbench_version": dlbench.__version__})
     shutil.rmtree(checkpoints.checkpoint_dir(run_dir), ignore_errors=True)
     rundir.update_run(run_dir, status="done", step=trainer.step, finished=time.time(),
-                      elapsed_seconds=time.time() - started, error=None)
+                      elapsed_seconds=time.time() - started, error=None, **_ended(run_dir, session, trainer.step, "done"))
 
 
 def _prepare_run_dir(run_dir, identity, overwrite):

@@ -1,0 +1,69 @@
+"""The unit of work every executor runs: train, postprocess and evaluate one run of a study,
+holding the run's claim throughout (dlbench.rundir), so that however many workers, processes or
+machines run a study, each run is worked on by one at a time and finished exactly once.
+
+A Unit is plain data (picklable), so the local pool, Ray and Slurm can ship it anywhere.
+"""
+
+import dataclasses
+from pathlib import Path
+
+from dlbench import rundir
+from dlbench.errors import Interrupted, UserError
+
+DONE, FAILED, HELD = "done", "failed", "held"  # held: another worker has the run now
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    run_dir: str
+    gin_files: tuple
+    gin_params: tuple
+    metrics: tuple
+    metric_params: dict
+
+
+def units_of(study, runs, runs_root):
+    return [Unit(str(Path(runs_root) / spec.name), tuple(spec.gin_files), tuple(spec.gin_params),
+                 tuple(study.metrics), study.metric_params) for spec in runs]
+
+
+def run_unit(unit, device, retry_failed=False, progress=False, log=print):
+    """DONE, FAILED (with the reason in run.json) or HELD. A run that fails does not stop the
+    study; an interruption, a lost claim and a filesystem fault (which every later run would meet
+    too) do."""
+    import torch
+
+    from dlbench.evaluation import evaluate_run
+    from dlbench.train.run import train_from_gin
+
+    device = torch.device(device)
+    try:
+        with rundir.hold_run(unit.run_dir, "trained"):
+            overwrite = retry_failed and _recorded_status(unit.run_dir) == "failed"
+            _, status = train_from_gin(unit.gin_files, unit.gin_params, unit.run_dir, device, overwrite, progress)
+            if status == "failed":
+                return FAILED
+            try:
+                evaluate_run(unit.run_dir, list(unit.metrics), "mean", device, params=unit.metric_params, log=log)
+            except UserError as err:  # a metric that cannot score this model: recorded, the study goes on
+                rundir.update_run(unit.run_dir, evaluation_error=str(err))
+                log(f"{unit.run_dir}: evaluation failed: {err}")
+                return FAILED
+            return DONE
+    except rundir.RunHeld:
+        return HELD
+    except (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError):
+        raise
+    except Exception as err:  # noqa: BLE001  (a bug in one run's training must not stop a 1280-run study)
+        log(f"{unit.run_dir}: failed: {type(err).__name__}: {err}")
+        if rundir.is_run(unit.run_dir):
+            rundir.update_run(unit.run_dir, status="failed", error=f"{type(err).__name__}: {err}")
+        return FAILED
+
+
+def _recorded_status(run_dir):
+    try:
+        return rundir.read_run(run_dir).get("status") if rundir.is_run(run_dir) else None
+    except UserError:
+        return None
