@@ -1,0 +1,170 @@
+"""Studies as first-class objects: the sweep algebra, stable run names, study.json, pasteable dry
+runs, --status, and the local executor (a pool of workers, and two dlb_study processes at once)
+training each run exactly once."""
+
+import json
+import shlex
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from dlbench.errors import UserError
+from dlbench.study import load_study, run_name
+from dlbench.study.sweep import binding, expand
+from tests.commands import REPO, assert_one_line_error, run_command, tree
+from tests.conftest import TINY_PARAMS
+
+
+def test_a_dict_is_a_product_a_tuple_key_zips_and_a_list_chains():
+    assert expand({"a.x": [1, 2], "a.y": ["u", "v"]}) == [
+        {"a.x": 1, "a.y": "u"}, {"a.x": 1, "a.y": "v"}, {"a.x": 2, "a.y": "u"}, {"a.x": 2, "a.y": "v"}]
+    assert expand({("a.x", "a.y"): [(1, "u"), (2, "v")], "train.seed": [0]}) == [
+        {"a.x": 1, "a.y": "u", "train.seed": 0}, {"a.x": 2, "a.y": "v", "train.seed": 0}]
+    assert expand([{"m.a": [1]}, {"n.b": [2, 3]}]) == [{"m.a": 1}, {"n.b": 2}, {"n.b": 3}]
+    assert expand(None) == [{}]
+    assert binding("train.method", "@beta_tcvae()") == "train.method = @beta_tcvae()"
+    assert binding("dataset.name", "dsprites") == "dataset.name = 'dsprites'"
+
+
+@pytest.mark.parametrize("sweep, needle", [
+    ({"a.x": []}, "non-empty list"),
+    ({"a.x": 3}, "non-empty list"),
+    ({("a.x", "a.y"): [(1,)]}, "tuple of 2"),
+    ({"x": [1]}, "is not a binding"),
+    ([], "empty list"),
+    ("a.x", "must be a dict"),
+])
+def test_malformed_sweeps_are_named(sweep, needle):
+    with pytest.raises(UserError, match=needle):
+        expand(sweep)
+
+
+def test_run_names_say_what_the_run_is():
+    assert run_name("beta_vae", {"beta_vae.beta": 4.0, "train.seed": 3}, 3) == "beta_vae/beta=4.0/seed=3"
+    assert run_name("beta_tcvae", {"train.method": "@beta_tcvae()", "beta_tcvae.beta": 6.0, "train.lr": 1e-3}, 0) == \
+        "beta_tcvae/beta=6.0,lr=0.001/seed=0"
+    assert run_name("beta_vae", {}, 0) == "beta_vae/seed=0"
+
+
+def write_study(path, sweep, metrics="['mig']", name=None):
+    fixed = ", ".join(f"'{p.split('=')[0].strip()}': {p.split('=', 1)[1].strip()}"
+                      for p in TINY_PARAMS if not p.startswith(("train.method", "beta_vae.beta")))
+    path.write_text("\n".join([
+        "study.base_gin = ['beta_vae.gin']",
+        f"study.fixed = {{{fixed}}}",
+        f"study.sweep = {sweep}",
+        f"study.metrics = {metrics}",
+        "study.metric_params = {'mig': {'num_train': 200}}" if metrics == "['mig']" else "",
+    ]))
+    return path
+
+
+def test_a_study_that_grows_keeps_the_names_of_its_runs(tiny_dsprites, tmp_path):
+    small = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0], 'train.seed': [0]}")))
+    grown = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 4.0, 8.0], 'train.seed': [0, 1]}")))
+    old = {spec.name: spec.gin_params for spec in small.runs}
+    new = {spec.name: spec.gin_params for spec in grown.runs}
+    assert set(old) == {"beta_vae/beta=1.0/seed=0", "beta_vae/beta=8.0/seed=0"}
+    assert len(new) == 6 and all(new[name] == params for name, params in old.items())
+
+
+def test_runs_that_would_share_a_name_get_a_hash(tiny_dsprites, tmp_path):
+    study = load_study(str(write_study(tmp_path / "s.gin",
+                                       "[{'model.latent_dim': [4]}, {'model.latent_dim': [4], 'train.lr': [0.001]}]")))
+    names = [spec.name for spec in study.runs]
+    assert names == ["beta_vae/latent_dim=4/seed=0", "beta_vae/latent_dim=4,lr=0.001/seed=0"]  # no hash needed
+    # a tuple and a list of the same numbers are written differently but print alike: each gets a hash
+    study = load_study(str(write_study(tmp_path / "t.gin",
+                                       "[{'train.adam_betas': [(0.5, 0.9)]}, {'train.adam_betas': [[0.5, 0.9]]}]")))
+    first, second = (spec.name for spec in study.runs)
+    assert first != second and first.startswith("beta_vae/adam_betas=") and ",h" in first and ",h" in second
+    assert first.endswith("/seed=0") and second.endswith("/seed=0")
+    with pytest.raises(UserError, match="same run more than once"):
+        load_study(str(write_study(tmp_path / "u.gin", "[{'train.lr': [0.001]}, {'train.lr': [0.001]}]")))
+
+
+def test_the_dry_run_prints_commands_a_shell_can_paste(tiny_dsprites, tmp_path):
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0], 'dataset.name': ['dsprites']}")
+    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--dry_run", data_root=tiny_dsprites)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.strip().splitlines()
+    directory, command = line.split(": ", 1)
+    args = shlex.split(command)
+    assert args[0] == "dlb_train" and "dataset.name = 'dsprites'" in args and "beta_vae.beta = 4.0" in args
+    assert args[-2:] == ["--run_dir", directory] and directory.endswith("beta_vae/beta=4.0,name=dsprites/seed=0")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_status_and_study_json_and_another_study_in_the_same_root(tiny_dsprites, tmp_path):
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    runs = tmp_path / "runs"
+    assert run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress", "--shard", "0/2",
+                       data_root=tiny_dsprites).returncode == 0
+    record = json.loads((runs / "study.json").read_text())
+    assert record["name"] == "s" and [r["name"] for r in record["runs"]] == [
+        "beta_vae/beta=1.0/seed=0", "beta_vae/beta=8.0/seed=0"]
+    status = run_command("dlb_study", study, "--runs_root", runs, "--status", data_root=tiny_dsprites)
+    assert status.returncode == 1 and "2 runs: 1 done, 1 not started" in status.stdout
+
+    # a failed run is listed with its reason
+    run_json = runs / "beta_vae" / "beta=1.0" / "seed=0" / "run.json"
+    json.loads(run_json.read_text())
+    run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "status": "failed", "error": "the loss became non-finite at step 7"}))
+    status = run_command("dlb_study", study, "--runs_root", runs, "--status", data_root=tiny_dsprites)
+    assert "1 failed" in status.stdout and "failed: beta_vae/beta=1.0/seed=0: the loss became non-finite at step 7" in status.stdout
+
+    other = write_study(tmp_path / "other.gin", "{'beta_vae.beta': [2.0]}")
+    before = tree(runs)
+    result = run_command("dlb_study", other, "--runs_root", runs, "--device", "cpu", data_root=tiny_dsprites)
+    assert_one_line_error(result, "holds the study 's', not 'other'")
+    assert tree(runs) == before
+
+
+def weights_and_results(runs):
+    found = {}
+    for run_json in sorted(runs.rglob("run.json")):
+        run_dir = run_json.parent
+        results = {str(p.relative_to(run_dir)): {k: v for k, v in json.loads(p.read_text()).items()
+                                                 if k not in ("elapsed_seconds",)}
+                   for p in run_dir.glob("metrics/*/*/results.json")}
+        found[str(run_dir.relative_to(runs))] = (torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"],
+                                                results)
+    return found
+
+
+def assert_same_study(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        weights_a, results_a = a[name]
+        weights_b, results_b = b[name]
+        assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), name
+        assert results_a == results_b, name
+
+
+@pytest.mark.slow
+def test_a_pool_of_workers_and_two_processes_at_once_train_each_run_exactly_once(tiny_dsprites, tmp_path):
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0], 'train.seed': [0, 1]}")
+    sequential, pool, twice = tmp_path / "sequential", tmp_path / "pool", tmp_path / "twice"
+    common = ["--device", "cpu", "--no_progress"]
+    assert run_command("dlb_study", study, "--runs_root", sequential, *common, data_root=tiny_dsprites).returncode == 0
+    result = run_command("dlb_study", study, "--runs_root", pool, "--workers", "2", *common, data_root=tiny_dsprites)
+    assert result.returncode == 0, result.stderr
+    assert_same_study(weights_and_results(pool), weights_and_results(sequential))
+
+    env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DLBENCH_DATA": str(tiny_dsprites)}
+    import os
+    command = [sys.executable, str(REPO / "bin" / "dlb_study"), str(study), "--runs_root", str(twice), *common]
+    processes = [subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    assert all(p.returncode in (0, 1) for p in processes), outputs
+    # whichever process left a run to the other, the second run of the study completes it
+    assert run_command("dlb_study", study, "--runs_root", twice, *common, data_root=tiny_dsprites).returncode == 0
+    for run_json in twice.rglob("run.json"):
+        sessions = json.loads(run_json.read_text())["sessions"]
+        assert len(sessions) == 1 and sessions[0]["from_step"] == 0 and sessions[0]["ended"] == "done", sessions
+    assert {s["pid"] for r in twice.rglob("run.json") for s in json.loads(r.read_text())["sessions"]} <= \
+        {p.pid for p in processes}
+    assert_same_study(weights_and_results(twice), weights_and_results(sequential))
