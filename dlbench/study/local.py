@@ -8,6 +8,7 @@ import concurrent.futures
 import multiprocessing
 import os
 
+from dlbench.errors import UserError
 from dlbench.study.unit import DONE, FAILED, HELD, run_unit, units_of
 
 
@@ -41,18 +42,34 @@ def run_local(study, runs, runs_root, device, workers=1, retry_failed=False, pro
         return statuses
     from tqdm import tqdm
 
+    pending = dict(zip(names, units))
+    with tqdm(total=len(units), desc=study.name, unit="run", disable=not progress) as bar:
+        for restart in range(len(units) + 1):
+            if restart:
+                log(f"a worker process died (killed, or out of memory); a new pool takes the {len(pending)} "
+                    "runs left, each resuming from its last checkpoint")
+            if _run_pool(pending, device, workers, retry_failed, statuses, bar):
+                return statuses
+    raise UserError("worker processes kept dying; see the runs left with dlb_study --status")
+
+
+def _run_pool(pending, device, workers, retry_failed, statuses, bar):
+    """Run the pending units (removing each as it ends) in one pool; False when a worker died (the
+    runs it held are claimed by a dead process, which the next pool's claims break at once)."""
     context = multiprocessing.get_context("spawn")  # fresh processes: no forked torch or CUDA state
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                                initargs=(threads_per_worker(workers),)) as pool, \
-            tqdm(total=len(units), desc=study.name, unit="run", disable=not progress) as bar:
+                                                initargs=(threads_per_worker(workers),)) as pool:
         futures = {pool.submit(_run_in_worker, unit, str(device), retry_failed): name
-                   for name, unit in zip(names, units)}
+                   for name, unit in pending.items()}
         try:
             for future in concurrent.futures.as_completed(futures):
                 statuses[futures[future]] = future.result()
+                del pending[futures[future]]
                 bar.update(1)
                 bar.set_postfix({s: sum(v == s for v in statuses.values()) for s in (DONE, FAILED, HELD)})
+        except concurrent.futures.process.BrokenProcessPool:
+            return False
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # the workers checkpoint on the signal they got too
             raise
-    return statuses
+    return True

@@ -1,0 +1,83 @@
+"""Exactly once under faults: worker processes of a local pool killed with SIGKILL at seeded
+random moments; the study replaces them and goes on, and every run ends done, trained to the
+end by one process at a time, with the weights and metric results of an undisturbed study, bit
+for bit."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.commands import REPO, run_command
+from tests.test_study import assert_same_study, weights_and_results, write_study
+
+pytestmark = pytest.mark.slow
+
+SWEEP = "{'beta_vae.beta': [1.0, 2.0, 4.0, 8.0], 'train.seed': [0, 1]}"  # 8 runs
+
+
+def pool_workers(pid):
+    """The pids of the pool's worker processes (children running multiprocessing's spawn_main)."""
+    found = []
+    for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in command:
+            found.append(int(child))
+    return found
+
+
+def study_file(tmp_path):
+    path = write_study(tmp_path / "s.gin", SWEEP)
+    path.write_text(path.read_text().replace("'train.steps': 20", "'train.steps': 80"))  # long enough to be killed in
+    return path
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tiny_data_root, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("undisturbed")
+    runs = tmp_path / "runs"
+    result = run_command("dlb_study", study_file(tmp_path), "--runs_root", runs, "--device", "cpu", "--no_progress",
+                         data_root=tiny_data_root)
+    assert result.returncode == 0, result.stderr
+    return weights_and_results(runs)
+
+
+@pytest.mark.parametrize("seed, kills", [(0, 5), (1, 5)])
+def test_killed_workers_are_replaced_and_every_run_ends_done_exactly_once(undisturbed, tiny_data_root, tmp_path,
+                                                                            seed, kills):
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DLBENCH_DATA": str(tiny_data_root)}
+    study = subprocess.Popen([sys.executable, str(REPO / "bin" / "dlb_study"), str(study_file(tmp_path)),
+                              "--runs_root", str(runs), "--workers", "2", "--device", "cpu", "--no_progress"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    schedule = random.Random(seed)
+    killed = 0
+    deadline = time.monotonic() + 300
+    while killed < kills and study.poll() is None and time.monotonic() < deadline:
+        time.sleep(schedule.uniform(1.0, 4.0))
+        workers = pool_workers(study.pid)
+        if workers:
+            os.kill(schedule.choice(workers), signal.SIGKILL)
+            killed += 1
+    stdout, stderr = study.communicate(timeout=600)
+    assert killed == kills, f"the study ended before every scheduled kill ({killed} of {kills})"
+    assert study.returncode == 0, stdout + stderr
+    assert "a worker process died" in stdout
+
+    for run_json in runs.rglob("run.json"):
+        record = json.loads(run_json.read_text())
+        assert record["status"] == "done"
+        sessions = record["sessions"]
+        assert [s["ended"] for s in sessions].count("done") == 1 and sessions[-1]["ended"] == "done", sessions
+        # sessions recorded in order, none going back over steps another finished (killed ones record nothing)
+        assert all(a["to_step"] <= b["from_step"] for a, b in zip(sessions, sessions[1:])), sessions
+    assert_same_study(weights_and_results(runs), undisturbed)
