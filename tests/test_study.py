@@ -122,13 +122,13 @@ def test_status_and_study_json_and_another_study_in_the_same_root(tiny_dsprites,
     assert tree(runs) == before
 
 
-def weights_and_results(runs):
+def weights_and_results(runs, metrics=True):
     found = {}
     for run_json in sorted(runs.rglob("run.json")):
         run_dir = run_json.parent
         results = {str(p.relative_to(run_dir)): {k: v for k, v in json.loads(p.read_text()).items()
                                                  if k not in ("elapsed_seconds",)}
-                   for p in run_dir.glob("metrics/*/*/results.json")}
+                   for p in run_dir.glob("metrics/*/*/results.json")} if metrics else {}
         found[str(run_dir.relative_to(runs))] = (torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"],
                                                 results)
     return found

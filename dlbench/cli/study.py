@@ -21,10 +21,17 @@ def _body(argv):
     parser.add_argument("study", metavar="NAME_OR_GIN",
                         help=f"a study in dlbench's gin/studies/ ({_known_studies()}) or the path of a study .gin file")
     parser.add_argument("--runs_root", metavar="DIR", help="folder for the run directories (default runs/<study name>)")
-    parser.add_argument("--executor", default="local", choices=["local"],
-                        help="local: the runs in this process, or in a pool of --workers processes")
+    parser.add_argument("--executor", default="local", choices=["local", "slurm"],
+                        help="local: the runs in this process, or in a pool of --workers processes; slurm: one "
+                             "submitit job per run (needs pip install -e '.[slurm]'; without Slurm, submitit's local "
+                             "executor)")
     parser.add_argument("--workers", type=int, default=1,
                         help="local: worker processes (default 1); each gets cores / workers torch threads")
+    parser.add_argument("--slurm_partition", help="slurm: the partition")
+    parser.add_argument("--slurm_time", type=int, metavar="MINUTES", help="slurm: time limit of each job, in minutes")
+    parser.add_argument("--array_parallelism", type=int, metavar="N", help="slurm: jobs of the array running at once")
+    parser.add_argument("--slurm_option", action="append", default=[], metavar="KEY=VALUE",
+                        help="slurm: any other submitit Slurm parameter, e.g. gpus_per_node=1 (repeatable)")
     parser.add_argument("--shard", metavar="I/N", help="run only shard I of N (0-based), e.g. 0/4")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--dry_run", action="store_true",
@@ -36,6 +43,11 @@ def _body(argv):
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
+    slurm_flags = args.slurm_partition or args.slurm_time or args.array_parallelism or args.slurm_option
+    if slurm_flags and args.executor != "slurm":
+        parser.error("the --slurm_* options and --array_parallelism go with --executor slurm")
+    if args.executor == "slurm" and args.workers != 1:
+        parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
 
     from dlbench.study import load_study, shard
 
@@ -67,8 +79,13 @@ def _run(args, study, runs, runs_root):
     except OSError as err:
         raise UserError(f"--runs_root '{runs_root}' cannot be made: {describe_os_error(err)}") from None
     record_study(study, runs_root)
-    statuses = run_local(study, runs, runs_root, device, workers=args.workers, retry_failed=args.retry_failed,
-                         progress=not args.no_progress)
+    if args.executor == "slurm":
+        from dlbench.study.slurm import run_slurm
+
+        statuses = run_slurm(study, runs, runs_root, device, _slurm_options(args), args.retry_failed)
+    else:
+        statuses = run_local(study, runs, runs_root, device, workers=args.workers, retry_failed=args.retry_failed,
+                             progress=not args.no_progress)
     failed = [name for name, status in statuses.items() if status == FAILED]
     held = [name for name, status in statuses.items() if status == HELD]
     done = sum(status == DONE for status in statuses.values())
@@ -76,6 +93,22 @@ def _run(args, study, runs, runs_root):
           + (f" ({', '.join(failed)})" if failed else "")
           + (f", {len(held)} held by other processes" if held else ""))
     return 0 if done == len(statuses) else 1
+
+
+def _slurm_options(args):
+    import ast
+
+    options = {key: value for key, value in (("partition", args.slurm_partition), ("time", args.slurm_time),
+                                             ("array_parallelism", args.array_parallelism)) if value is not None}
+    for item in args.slurm_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"bad --slurm_option {item!r}; write KEY=VALUE, e.g. gpus_per_node=1")
+        try:
+            options[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            options[key.strip()] = value.strip()
+    return options
 
 
 def _print_status(study, runs, runs_root):

@@ -114,6 +114,9 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, the last checkpoint is kept
         _mark_stopped(run_dir, "interrupted", "stopped by a second interruption", log)
         raise
+    except SystemExit:  # a scheduler's own handler exiting (submitit's requeue on preemption)
+        _mark_stopped(run_dir, "interrupted", "the process exited mid-run (preempted or requeued)", log)
+        raise
     except OSError as err:  # a full disk, a lost mount: the run can resume once that is fixed
         _mark_stopped(run_dir, "interrupted", describe_os_error(err), log)
         raise

@@ -1,0 +1,84 @@
+"""--executor slurm: the study's units as a submitit job array, run here through submitit's local
+executor (no Slurm on CI): the same results as the local executor, a preempted job requeued and
+its run resumed to the same weights, and its mistakes one line each."""
+
+import json
+import os
+import signal
+import sys
+import time
+
+import pytest
+import torch
+
+from dlbench.cli import study as study_cli
+from dlbench.study import load_study
+from dlbench.study.slurm import make_executor, submit
+from dlbench.study.unit import DONE, units_of
+from tests.commands import assert_one_line_error, run_command, tree
+from tests.test_study import assert_same_study, weights_and_results, write_study
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_slurm_executor_gives_the_local_executors_results(tiny_dsprites, tmp_path):
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    common = ["--device", "cpu", "--no_progress"]
+    local, slurm = tmp_path / "local", tmp_path / "slurm"
+    assert run_command("dlb_study", study, "--runs_root", local, *common, data_root=tiny_dsprites).returncode == 0
+    result = run_command("dlb_study", study, "--runs_root", slurm, "--executor", "slurm", *common,
+                         data_root=tiny_dsprites)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "submitit's local executor" in result.stdout and "submitted 2 jobs (local)" in result.stdout
+    assert_same_study(weights_and_results(slurm), weights_and_results(local))
+
+
+def test_a_preempted_job_is_requeued_and_its_run_resumes_to_the_same_weights(tiny_dsprites, tmp_path):
+    study_path = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")
+    study_path.write_text(study_path.read_text().replace("'train.steps': 20", "'train.steps': 400").replace(
+        "'train.checkpoint_every': 10", "'train.checkpoint_every': 20"))
+    study = load_study(str(study_path))
+    alone, preempted = tmp_path / "alone", tmp_path / "preempted"
+    assert run_command("dlb_study", study_path, "--runs_root", alone, "--device", "cpu", "--no_progress",
+                       data_root=tiny_dsprites).returncode == 0
+
+    (unit,) = units_of(study, study.runs, preempted)
+    executor = make_executor(preempted / "slurm_logs", {}, log=lambda *_: None)
+    (job,) = submit(executor, [unit], "cpu", False, threads=1)
+    checkpoints = preempted / study.runs[0].name / "model" / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("step_*.pt")):
+        assert time.monotonic() < deadline and not job.done(), job.stderr()
+        time.sleep(0.1)
+    # Slurm's preemption signal to the job's task (the process that holds the run's claim):
+    # submitit's handler requeues the job
+    task = json.loads((preempted / study.runs[0].name / "claim.json").read_text())["pid"]
+    os.kill(task, signal.SIGUSR2)
+    assert job.result() == DONE
+    sessions = json.loads((preempted / study.runs[0].name / "run.json").read_text())["sessions"]
+    assert sessions[-1]["ended"] == "done" and sessions[-1]["from_step"] > 0, sessions  # resumed, not restarted
+    assert_same_study(weights_and_results(preempted, metrics=False), weights_and_results(alone, metrics=False))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--executor", "slurm", "--slurm_option", "bogus_thing=1"], "submitit refused the Slurm options"),
+    (["--executor", "slurm", "--workers", "2"], "--workers is for --executor local"),
+    (["--slurm_time", "10"], "go with --executor slurm"),
+    (["--executor", "slurm", "--slurm_option", "nokeyvalue"], "bad --slurm_option"),
+    (["--executor", "ray"], "invalid choice: 'ray'"),
+])
+def test_slurm_mistakes_are_one_line(tiny_dsprites, tmp_path, args, needle):
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    before = tree(tmp_path)
+    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--device", "cpu", *args,
+                         data_root=tiny_dsprites)
+    assert_one_line_error(result, needle)
+    assert [p for p in tree(tmp_path) if not p.startswith("runs")] == before
+
+
+def test_without_submitit_the_line_says_which_extra_to_install(tiny_dsprites, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if not installed
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    code = study_cli.main([str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "slurm", "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pip install -e '.[slurm]'" in err[0]
