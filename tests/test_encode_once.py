@@ -6,9 +6,7 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 
-from dlbench import metrics
 from dlbench.data.color_dsprites import ColorDSprites
 from dlbench.data.noisy_dsprites import NoisyDSprites
 from dlbench.data.smallnorb import SmallNorb

@@ -5,7 +5,6 @@ module can be wrong refused with one line before anything is written."""
 import json
 import textwrap
 
-import numpy as np
 import pytest
 import torch
 

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from dlbench.cli import study as study_cli
 from dlbench.study import load_study
