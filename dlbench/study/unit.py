@@ -24,7 +24,9 @@ class Unit:
 
 
 def units_of(study, runs, runs_root):
-    return [Unit(str(Path(runs_root) / spec.name), tuple(spec.gin_files), tuple(spec.gin_params),
+    # absolute: a worker may start in another folder (Ray, Slurm), on another machine of a shared disk
+    runs_root = Path(runs_root).absolute()
+    return [Unit(str(runs_root / spec.name), tuple(spec.gin_files), tuple(spec.gin_params),
                  tuple(study.metrics), study.metric_params) for spec in runs]
 
 
