@@ -21,12 +21,16 @@ def _body(argv):
     parser.add_argument("study", metavar="NAME_OR_GIN",
                         help=f"a study in dlbench's gin/studies/ ({_known_studies()}) or the path of a study .gin file")
     parser.add_argument("--runs_root", metavar="DIR", help="folder for the run directories (default runs/<study name>)")
-    parser.add_argument("--executor", default="local", choices=["local", "slurm"],
-                        help="local: the runs in this process, or in a pool of --workers processes; slurm: one "
-                             "submitit job per run (needs pip install -e '.[slurm]'; without Slurm, submitit's local "
-                             "executor)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="local: worker processes (default 1); each gets cores / workers torch threads")
+    parser.add_argument("--executor", default="local", choices=["local", "ray", "slurm"],
+                        help="local: the runs in this process, or in a pool of --workers processes; ray: long-lived "
+                             "workers on a Ray cluster (needs pip install -e '.[ray]'); slurm: one submitit job per "
+                             "run (needs pip install -e '.[slurm]'; without Slurm, submitit's local executor)")
+    parser.add_argument("--workers", type=int,
+                        help="local: worker processes (default 1; each gets cores / workers torch threads); ray: "
+                             "worker actors (default: one per CPU, or per --gpus_per_worker of the cluster's GPUs)")
+    parser.add_argument("--ray_address", help="ray: the cluster's address (default: start a local Ray instance)")
+    parser.add_argument("--gpus_per_worker", type=float, default=0.0,
+                        help="ray: GPUs per worker actor, fractional to share a GPU (e.g. 0.25)")
     parser.add_argument("--slurm_partition", help="slurm: the partition")
     parser.add_argument("--slurm_time", type=int, metavar="MINUTES", help="slurm: time limit of each job, in minutes")
     parser.add_argument("--array_parallelism", type=int, metavar="N", help="slurm: jobs of the array running at once")
@@ -41,12 +45,16 @@ def _body(argv):
     parser.add_argument("--retry_failed", action="store_true", help="train the runs that failed again from step 0")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
+    if (args.ray_address or args.gpus_per_worker) and args.executor != "ray":
+        parser.error("--ray_address and --gpus_per_worker go with --executor ray")
+    if args.gpus_per_worker < 0:
+        parser.error(f"--gpus_per_worker must be positive, got {args.gpus_per_worker}")
     slurm_flags = args.slurm_partition or args.slurm_time or args.array_parallelism or args.slurm_option
     if slurm_flags and args.executor != "slurm":
         parser.error("the --slurm_* options and --array_parallelism go with --executor slurm")
-    if args.executor == "slurm" and args.workers != 1:
+    if args.executor == "slurm" and args.workers is not None:
         parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
 
     from dlbench.study import load_study, shard
@@ -74,6 +82,15 @@ def _run(args, study, runs, runs_root):
     from dlbench.train import resolve_device
 
     device = resolve_device(args.device)
+    # the engine is reached, and its options checked, before anything is written
+    if args.executor == "ray":
+        from dlbench.study.ray_executor import start
+
+        start(args.ray_address)
+    elif args.executor == "slurm":
+        from dlbench.study.slurm import check_options
+
+        check_options(_slurm_options(args))
     try:
         runs_root.mkdir(parents=True, exist_ok=True)  # an unwritable place is found now, before the first run
     except OSError as err:
@@ -83,9 +100,14 @@ def _run(args, study, runs, runs_root):
         from dlbench.study.slurm import run_slurm
 
         statuses = run_slurm(study, runs, runs_root, device, _slurm_options(args), args.retry_failed)
+    elif args.executor == "ray":
+        from dlbench.study.ray_executor import run_ray
+
+        statuses = run_ray(study, runs, runs_root, device, args.workers, args.ray_address, args.gpus_per_worker,
+                           args.retry_failed, progress=not args.no_progress)
     else:
-        statuses = run_local(study, runs, runs_root, device, workers=args.workers, retry_failed=args.retry_failed,
-                             progress=not args.no_progress)
+        statuses = run_local(study, runs, runs_root, device, workers=args.workers or 1,
+                             retry_failed=args.retry_failed, progress=not args.no_progress)
     failed = [name for name, status in statuses.items() if status == FAILED]
     held = [name for name, status in statuses.items() if status == HELD]
     done = sum(status == DONE for status in statuses.values())

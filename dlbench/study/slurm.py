@@ -55,6 +55,14 @@ def make_executor(folder, options, log=print):
     return executor
 
 
+def check_options(options):
+    """Refuse options submitit rejects now, before the runs root is written (a throwaway folder)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        make_executor(folder, options, log=lambda *_: None)
+
+
 def submit(executor, units, device, retry_failed, threads=None):
     """The submitted jobs, one per unit, as one array."""
     with executor.batch():

@@ -1,0 +1,112 @@
+"""The Ray executor: a study's units on a Ray cluster (an existing one at --ray_address, or a
+local instance). One long-lived actor per worker slot, so that torch, CUDA and the dataset's
+first load happen once per worker, not once per run. Actors are restarted when their process
+dies and their task retried: Ray's retries are at-least-once, and the run's claim makes them
+exactly-once (a retried run resumes from its checkpoint; a run another worker holds is left to
+it). Install with `pip install -e '.[ray]'`."""
+
+import os
+
+from dlbench.errors import UserError
+from dlbench.study.unit import run_unit, units_of
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--executor ray needs Ray; install it with pip install -e '.[ray]' (or pip install ray)") from None
+    return ray
+
+
+def start(address=None, num_cpus=None):
+    """Connect to the cluster at address, or start a local instance."""
+    ray = _ray()
+    if ray.is_initialized():
+        return ray
+    if address:
+        _check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot connect to the Ray cluster at {address!r}: {first}; check --ray_address "
+                        "(ray status on the head node shows it)") from None
+    return ray
+
+
+def _check_reachable(address, timeout=10.0):
+    """Ray retries an unreachable cluster for minutes: look first, and say so in one line."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not port.isdigit():
+        return  # 'auto' and client addresses: Ray finds and reports them itself
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise UserError(f"cannot reach the Ray cluster at {address!r} ({err.strerror or err}); check --ray_address "
+                        "(ray status on the head node shows it)") from None
+
+
+def _quiet(*_):
+    pass
+
+
+class Worker:
+    """One worker slot: its process keeps torch and its caches between runs."""
+
+    def __init__(self, threads):
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+
+    def pid(self):
+        return os.getpid()
+
+    def run(self, name, unit, device, retry_failed):
+        import torch
+
+        return name, run_unit(unit, torch.device(device), retry_failed, progress=False, log=_quiet)
+
+
+def make_workers(ray, count, cpus_per_worker, gpus_per_worker, threads):
+    actor = ray.remote(max_restarts=-1, max_task_retries=-1)(Worker)
+    return [actor.options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker).remote(threads) for _ in range(count)]
+
+
+def run_units(ray, workers, named_units, device, retry_failed, on_done=None):
+    """{name: status} of the (name, unit) pairs, spread over the workers."""
+    from ray.util import ActorPool
+
+    statuses = {}
+    pool = ActorPool(workers)
+    jobs = pool.map_unordered(lambda worker, item: worker.run.remote(item[0], item[1], str(device), retry_failed),
+                              named_units)
+    for name, status in jobs:
+        statuses[name] = status
+        if on_done:
+            on_done(statuses)
+    return statuses
+
+
+def run_ray(study, runs, runs_root, device, workers, address=None, gpus_per_worker=0.0, retry_failed=False,
+            progress=True, log=print):
+    """Returns {run name: DONE, FAILED or HELD}."""
+    from tqdm import tqdm
+
+    ray = start(address, num_cpus=None if address else (os.cpu_count() or 1))
+    units = units_of(study, runs, runs_root)
+    cpus = ray.cluster_resources().get("CPU", 1)
+    count = workers or max(1, int(ray.cluster_resources().get("GPU", 0) / gpus_per_worker) if gpus_per_worker
+                           else int(cpus))
+    threads = max(1, int(cpus // count)) if not address else None
+    log(f"Ray: {count} workers on {ray.cluster_resources()}")
+    pool = make_workers(ray, count, 1, gpus_per_worker, threads)
+    with tqdm(total=len(units), desc=study.name, unit="run", disable=not progress) as bar:
+        return run_units(ray, pool, [(spec.name, unit) for spec, unit in zip(runs, units)], device, retry_failed,
+                         on_done=lambda statuses: bar.update(1))

@@ -1,0 +1,86 @@
+"""--executor ray: the study's units on a local Ray instance (2 CPUs): the same results as the
+local executor, and a worker process killed mid-study is replaced, its run resumed, exactly once."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+import ray  # the test extra installs it (pip install -e '.[test]')
+
+from dlbench.study import load_study
+from dlbench.study import ray_executor
+from dlbench.study.unit import DONE, units_of
+from tests.commands import run_command
+from tests.test_study import assert_same_study, weights_and_results, write_study
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_ray(tiny_data_root):
+    # the instance's worker processes take the environment it starts with: the tiny dataset's root
+    previous = os.environ.get("DLBENCH_DATA")
+    os.environ["DLBENCH_DATA"] = str(tiny_data_root)
+    ray_executor.start(num_cpus=2)
+    yield ray
+    ray.shutdown()
+    if previous is None:
+        del os.environ["DLBENCH_DATA"]
+    else:
+        os.environ["DLBENCH_DATA"] = previous
+
+
+def test_the_ray_executor_gives_the_local_executors_results(tiny_dsprites, tmp_path):
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    common = ["--device", "cpu", "--no_progress"]
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert run_command("dlb_study", study, "--runs_root", local, *common, data_root=tiny_dsprites).returncode == 0
+    result = run_command("dlb_study", study, "--runs_root", remote, "--executor", "ray", "--workers", "2", *common,
+                         data_root=tiny_dsprites)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_same_study(weights_and_results(remote), weights_and_results(local))
+
+
+def test_a_killed_worker_is_replaced_and_its_run_resumes_exactly_once(local_ray, tiny_dsprites, tmp_path):
+    study_path = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [2.0, 4.0]}")
+    study_path.write_text(study_path.read_text().replace("'train.steps': 20", "'train.steps': 300"))
+    study = load_study(str(study_path))
+    alone, killed = tmp_path / "alone", tmp_path / "killed"
+    assert run_command("dlb_study", study_path, "--runs_root", alone, "--device", "cpu", "--no_progress",
+                       data_root=tiny_dsprites).returncode == 0
+
+    workers = ray_executor.make_workers(ray, 2, 1, 0, 1)
+    pids = ray.get([w.pid.remote() for w in workers])
+    units = units_of(study, study.runs, killed)
+    first_checkpoint = killed / study.runs[0].name / "model" / "checkpoints"
+
+    def kill_when_training():
+        deadline = time.monotonic() + 120
+        while not list(first_checkpoint.glob("step_*.pt")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        holder = json.loads((killed / study.runs[0].name / "claim.json").read_text())["pid"]
+        assert holder in pids
+        os.kill(holder, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_training)
+    killer.start()
+    statuses = ray_executor.run_units(ray, workers, [(s.name, u) for s, u in zip(study.runs, units)], "cpu", False)
+    killer.join()
+    assert statuses == {spec.name: DONE for spec in study.runs}
+    sessions = json.loads((killed / study.runs[0].name / "run.json").read_text())["sessions"]
+    assert [s["ended"] for s in sessions] == ["done"] and sessions[0]["from_step"] > 0, sessions  # resumed
+    assert_same_study(weights_and_results(killed), weights_and_results(alone))
+
+
+def test_an_unreachable_cluster_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_path):
+    from tests.commands import assert_one_line_error, tree
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    before = tree(tmp_path)
+    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--executor", "ray",
+                         "--ray_address", "127.0.0.1:1", data_root=tiny_dsprites)
+    assert_one_line_error(result, "cannot reach the Ray cluster at '127.0.0.1:1'")
+    assert tree(tmp_path) == before
