@@ -9,7 +9,7 @@ import multiprocessing
 import os
 
 from dlbench.errors import UserError
-from dlbench.study.unit import DONE, FAILED, HELD, run_unit, units_of
+from dlbench.study.unit import DONE, FAILED, HELD, quiet, run_unit, units_of
 
 
 def threads_per_worker(workers):
@@ -22,12 +22,8 @@ def _start_worker(threads):
     torch.set_num_threads(threads)
 
 
-def _quiet(*_):
-    pass
-
-
 def _run_in_worker(unit, device, retry_failed):
-    return run_unit(unit, device, retry_failed, progress=False, log=_quiet)
+    return run_unit(unit, device, retry_failed, progress=False, log=quiet)
 
 
 def run_local(study, runs, runs_root, device, workers=1, retry_failed=False, progress=True, log=print):

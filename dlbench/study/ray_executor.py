@@ -8,7 +8,7 @@ it). Install with `pip install -e '.[ray]'`."""
 import os
 
 from dlbench.errors import UserError
-from dlbench.study.unit import run_unit, units_of
+from dlbench.study.unit import quiet, run_unit, units_of
 
 
 def _ray():
@@ -52,10 +52,6 @@ def _check_reachable(address, timeout=10.0):
                         "(ray status on the head node shows it)") from None
 
 
-def _quiet(*_):
-    pass
-
-
 class Worker:
     """One worker slot: its process keeps torch and its caches between runs."""
 
@@ -71,7 +67,7 @@ class Worker:
     def run(self, name, unit, device, retry_failed):
         import torch
 
-        return name, run_unit(unit, torch.device(device), retry_failed, progress=False, log=_quiet)
+        return name, run_unit(unit, torch.device(device), retry_failed, progress=False, log=quiet)
 
 
 def make_workers(ray, count, cpus_per_worker, gpus_per_worker, threads):

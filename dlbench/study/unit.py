@@ -23,6 +23,10 @@ class Unit:
     metric_params: dict
 
 
+def quiet(*_):
+    """The log of units run in workers: their lines would interleave (the study reports instead)."""
+
+
 def units_of(study, runs, runs_root):
     # absolute: a worker may start in another folder (Ray, Slurm), on another machine of a shared disk
     runs_root = Path(runs_root).absolute()
