@@ -168,3 +168,23 @@ def test_a_pool_of_workers_and_two_processes_at_once_train_each_run_exactly_once
     assert {s["pid"] for r in twice.rglob("run.json") for s in json.loads(r.read_text())["sessions"]} <= \
         {p.pid for p in processes}
     assert_same_study(weights_and_results(twice), weights_and_results(sequential))
+
+
+def test_a_worker_keeps_its_dataset_loaded_between_runs(tiny_dsprites, tmp_path, monkeypatch):
+    import dlbench.data
+
+    record = {"dataset": "dsprites"}
+    assert dlbench.data.dataset_from_record(record) is not dlbench.data.dataset_from_record(record)
+    previous = dlbench.data.keep_loaded()
+    try:
+        first = dlbench.data.dataset_from_record(record)
+        assert dlbench.data.dataset_from_record(record) is first  # loaded once
+        import shutil
+
+        shutil.copytree(tiny_dsprites / "dsprites", tmp_path / "dsprites")
+        monkeypatch.setenv("DLBENCH_DATA", str(tmp_path))  # another data root is another dataset
+        other = dlbench.data.dataset_from_record(record)
+        assert other is not first and dlbench.data.dataset_from_record(record) is other
+    finally:
+        dlbench.data.keep_loaded(previous)
+    assert dlbench.data.dataset_from_record(record) is not first

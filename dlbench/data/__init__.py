@@ -99,6 +99,20 @@ def _plain_json(name, key, value):
                     f"(a plain JSON value, recorded in run.json), got {value!r}")
 
 
+_KEPT = None  # {(name, options, data root): dataset} while datasets are kept loaded (keep_loaded)
+
+
+def keep_loaded(enabled=True):
+    """From now on (enabled) dataset_from_record hands back the dataset it built before for the
+    same name, options and data root, instead of reading the file again: a study's worker loads
+    its dataset once, not once per run. Only the latest dataset is kept, to bound memory.
+    Returns the previous setting, for restoring it."""
+    global _KEPT
+    previous = _KEPT is not None
+    _KEPT = ({} if _KEPT is None else _KEPT) if enabled else None
+    return previous
+
+
 def dataset_from_record(record):
     """The dataset of a run, from its run.json (or its identity): the name, and the options,
     which runs written before options existed do not have. Where the record also holds the
@@ -106,7 +120,14 @@ def dataset_from_record(record):
     generator would otherwise evaluate a model on data it never saw)."""
     name = record["dataset"]
     options = checked_dataset_options(name, record.get("dataset_options", {}))
-    data = get_dataset(name, **options)
+    key = (name, json.dumps(options, sort_keys=True), str(data_root()))
+    if _KEPT is not None and key in _KEPT:
+        data = _KEPT[key]
+    else:
+        data = get_dataset(name, **options)
+        if _KEPT is not None:
+            _KEPT.clear()
+            _KEPT[key] = data
     recorded = record.get("dataset_settings")
     if recorded is not None and hasattr(data, "settings"):
         rebuilt = json.loads(json.dumps(data.settings()))

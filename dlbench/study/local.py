@@ -19,7 +19,10 @@ def threads_per_worker(workers):
 def _start_worker(threads):
     import torch
 
+    import dlbench.data
+
     torch.set_num_threads(threads)
+    dlbench.data.keep_loaded()  # the worker's runs share one load of the dataset
 
 
 def _run_in_worker(unit, device, retry_failed):
@@ -32,9 +35,15 @@ def run_local(study, runs, runs_root, device, workers=1, retry_failed=False, pro
     names = [spec.name for spec in runs]
     statuses = {}
     if workers == 1:
-        for number, (name, unit) in enumerate(zip(names, units), 1):
-            log(f"[{number}/{len(units)}] {unit.run_dir}")
-            statuses[name] = run_unit(unit, device, retry_failed, progress=progress, log=log)
+        import dlbench.data
+
+        previous = dlbench.data.keep_loaded()  # the study's runs share one load of the dataset
+        try:
+            for number, (name, unit) in enumerate(zip(names, units), 1):
+                log(f"[{number}/{len(units)}] {unit.run_dir}")
+                statuses[name] = run_unit(unit, device, retry_failed, progress=progress, log=log)
+        finally:
+            dlbench.data.keep_loaded(previous)
         return statuses
     from tqdm import tqdm
 

@@ -58,8 +58,11 @@ class Worker:
     def __init__(self, threads):
         import torch
 
+        import dlbench.data
+
         if threads:
             torch.set_num_threads(threads)
+        dlbench.data.keep_loaded()  # the worker's runs share one load of the dataset
 
     def pid(self):
         return os.getpid()
