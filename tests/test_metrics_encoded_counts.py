@@ -6,19 +6,8 @@ import numpy as np
 import pytest
 
 from dlbench import metrics
+from tests.test_encode_once import SMALL  # protocols shrunk to a toy grid, shared
 from tests.toy_data import Recorder, ToyData
-
-SMALL = {
-    "active_units": {"num_points": 50},
-    "beta_vae": {"num_train": 7, "num_eval": 5, "batch_size": 3},
-    "dci": {"num_train": 40, "num_test": 20},
-    "factor_vae": {"num_train": 7, "num_eval": 5, "batch_size": 3, "num_variance_estimate": 30},
-    "hoyer_sparsity": {"num_points": 50},
-    "mig": {"num_train": 50},
-    "modularity_explicitness": {"num_train": 60, "num_test": 30},
-    "sap": {"num_train": 40, "num_test": 20},
-    "unsupervised": {"num_train": 50},
-}
 
 
 def test_every_representation_metric_is_counted():
