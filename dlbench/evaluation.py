@@ -2,7 +2,6 @@
 RUN_DIR/metrics/<mode>/<metric>/results.json (atomically; a complete result is not recomputed)."""
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,7 +24,7 @@ def metric_result_path(run_dir, mode, metric, params=None, seed=0):
     that differ from the metric's defaults (metrics.protocol_tag), so results of different
     protocols live side by side."""
     tag = metrics.protocol_tag(metric, {**(params or {}), "seed": seed})
-    return Path(run_dir) / "metrics" / mode / f"{metric}{tag}" / "results.json"
+    return rundir.metric_results_path(run_dir, mode, f"{metric}{tag}")
 
 
 def follows_protocol(result, metric, params, seed):

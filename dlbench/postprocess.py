@@ -8,7 +8,6 @@ Modes: `mean` (the encoder mean, the representation disentanglement_lib evaluate
 import io
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -19,7 +18,6 @@ from dlbench.errors import CorruptFile, UserError
 from dlbench.train import load_trained_model
 
 MODES = ("mean", "sampled")
-REPRESENTATION_FILE = "representation.pt"
 
 
 class MeanRepresentation(nn.Module):
@@ -49,21 +47,18 @@ def check_mode(mode):
         raise UserError(f"unknown postprocess mode '{mode}'; available: {', '.join(MODES)}")
 
 
-def postprocessed_dir(run_dir, mode):
-    return Path(run_dir) / "postprocessed" / mode
-
-
 def postprocess(run_dir, mode="mean", overwrite=False):
     """Write RUN_DIR/postprocessed/<mode>/{representation.pt, results.json}; skip if complete."""
     check_mode(mode)
     rundir.require_finished_run(run_dir)
-    out = postprocessed_dir(run_dir, mode)
-    if (out / "results.json").is_file() and (out / REPRESENTATION_FILE).is_file() and not overwrite:
+    out = rundir.postprocessed_dir(run_dir, mode)
+    representation, results = rundir.representation_path(run_dir, mode), rundir.postprocess_results_path(run_dir, mode)
+    if results.is_file() and representation.is_file() and not overwrite:
         try:
             load_representation(run_dir, mode)
             return out
         except CorruptFile as err:  # derived from the weights: made again rather than refused
-            print(f"{run_dir}: {out / REPRESENTATION_FILE} does not load ({err.__cause__ or 'damaged'}); writing it again")
+            print(f"{run_dir}: {representation} does not load ({err.__cause__ or 'damaged'}); writing it again")
     with rundir.hold_run(run_dir, "postprocessed"):
         tick = time.perf_counter()
         model = load_trained_model(run_dir, "cpu")
@@ -72,10 +67,10 @@ def postprocess(run_dir, mode="mean", overwrite=False):
             warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the contract here
             torch.jit.save(torch.jit.script(REPRESENTATIONS[mode](model.encoder)), buffer)
         # results.json last: it marks the representation complete
-        rundir.atomic_write_bytes(out / REPRESENTATION_FILE, buffer.getvalue())
-        rundir.write_json(out / "results.json", {
+        rundir.atomic_write_bytes(representation, buffer.getvalue())
+        rundir.write_json(results, {
             "mode": mode, "representation_dim": model.config["latent_dim"],
-            "observation_shape": model.config["observation_shape"], "file": REPRESENTATION_FILE,
+            "observation_shape": model.config["observation_shape"], "file": representation.name,
             "elapsed_seconds": time.perf_counter() - tick, "dlbench_version": dlbench.__version__})
     return out
 
@@ -83,7 +78,7 @@ def postprocess(run_dir, mode="mean", overwrite=False):
 def load_representation(run_dir, mode="mean", device="cpu"):
     """The TorchScript representation module of a postprocessed run; a CorruptFile when it does not
     load (truncated, or not a TorchScript module)."""
-    path = postprocessed_dir(run_dir, mode) / REPRESENTATION_FILE
+    path = rundir.representation_path(run_dir, mode)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:

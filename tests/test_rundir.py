@@ -1,4 +1,5 @@
-"""Atomic writes: a crash while writing leaves neither a partial file nor a temporary one."""
+"""Atomic writes: a crash while writing leaves neither a partial file nor a temporary one. And the
+lifecycle: what prepare decides for a run directory, and what the marks record in run.json."""
 
 import json
 import os
@@ -6,6 +7,7 @@ import os
 import pytest
 
 from dlbench import rundir
+from dlbench.errors import UserError
 
 
 def test_write_json_round_trips_numpy_and_torch_scalars(tmp_path):
@@ -35,3 +37,67 @@ def test_update_run_merges_fields(tmp_path):
     rundir.update_run(tmp_path, status="running", step=0)
     rundir.update_run(tmp_path, step=10)
     assert rundir.read_run(tmp_path) == {"status": "running", "step": 10}
+
+
+IDENTITY = {"method": "beta_vae", "dataset": "dsprites", "seed": 0, "hyperparameters": {"beta": 4.0},
+            "train": {"steps": 20, "checkpoint_every": 10}, "model": {"latent_dim": 4}}
+
+
+def test_prepare_decides_fresh_restart_resume_and_skip(tmp_path):
+    Prepare, Status = rundir.Prepare, rundir.Status
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    rundir.atomic_write_text(rundir.claim_path(run_dir), "{}")  # the claim of the preparing process
+    assert rundir.prepare(run_dir, IDENTITY, overwrite=False) is Prepare.FRESH
+
+    rundir.update_run(run_dir, **IDENTITY, status=Status.RUNNING)
+    assert rundir.prepare(run_dir, IDENTITY, overwrite=False) is Prepare.RESTART  # no checkpoint to resume from
+    rundir.atomic_write_bytes(rundir.checkpoint_path(run_dir, 10), b"")
+    assert rundir.prepare(run_dir, IDENTITY, overwrite=False) is Prepare.RESUME
+    # how often to log and checkpoint may change between sessions of a run
+    more_often = {**IDENTITY, "train": {**IDENTITY["train"], "checkpoint_every": 5}}
+    assert rundir.prepare(run_dir, more_often, overwrite=False) is Prepare.RESUME
+    assert rundir.prepare(run_dir, IDENTITY, overwrite=True) is Prepare.RESTART
+
+    for ended in Status.ENDED:
+        rundir.update_run(run_dir, status=ended)
+        assert rundir.prepare(run_dir, IDENTITY, overwrite=False) is Prepare.SKIP
+    with pytest.raises(UserError, match=r"a finished run with a different config \(beta_vae.beta: 4.0 -> 8.0\)"):
+        rundir.prepare(run_dir, {**IDENTITY, "hyperparameters": {"beta": 8.0}}, overwrite=False)
+
+    rundir.clear(run_dir)
+    assert [p.name for p in run_dir.iterdir()] == [rundir.CLAIM_JSON]  # all but the claim
+
+
+def test_prepare_refuses_a_folder_that_is_not_a_run_but_overwrite_replaces_a_damaged_run(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="is not empty and is not a run"):
+        rundir.prepare(tmp_path, IDENTITY, overwrite=True)
+    rundir.run_json_path(tmp_path).write_text("{trunc")
+    assert rundir.prepare(tmp_path, IDENTITY, overwrite=True) is rundir.Prepare.RESTART
+
+
+def test_the_marks_record_the_lifecycle_in_run_json(tmp_path):
+    Status = rundir.Status
+    rundir.mark_running(tmp_path, 100.0, method="beta_vae", step=0)
+    record = rundir.read_run(tmp_path)
+    assert record["status"] == Status.RUNNING and record["started"] == 100.0 and record["method"] == "beta_vae"
+    session = rundir.new_session(from_step=0)
+    rundir.mark_checkpoint(tmp_path, 10)
+    rundir.mark_interrupted(tmp_path, session, 10, "SIGTERM")
+    record = rundir.read_run(tmp_path)
+    assert (record["status"], record["step"], record["interrupted_by"]) == (Status.INTERRUPTED, 10, "SIGTERM")
+
+    rundir.mark_running(tmp_path, 200.0, step=10)  # resumed: the run keeps its first start
+    assert rundir.read_run(tmp_path)["started"] == 100.0
+    rundir.mark_done(tmp_path, rundir.new_session(from_step=10), 20, 200.0)
+    record = rundir.read_run(tmp_path)
+    assert record["status"] == Status.DONE and record["step"] == 20 and record["error"] is None
+    assert [(s["from_step"], s["to_step"], s["ended"]) for s in record["sessions"]] == [
+        (0, 10, "interrupted by SIGTERM"), (10, 20, "done")]
+    assert rundir.require_finished_run(tmp_path) == record
+
+    rundir.mark_stopped(tmp_path, Status.FAILED, "RuntimeError: boom")
+    assert rundir.read_run(tmp_path)["error"] == "RuntimeError: boom"
+    with pytest.raises(UserError, match="has not finished"):
+        rundir.require_finished_run(tmp_path)

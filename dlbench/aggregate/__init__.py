@@ -140,9 +140,9 @@ def _read_run(run_dir, runs_root, left_out):
     row.update({f"train.{k}": _cell(v) for k, v in _section(record, "train").items() if k != "seed"})
     row.update({f"model.{k}": _cell(v) for k, v in _flatten(_section(record, "model")).items()})
     row.update(_train_results(run_dir))
-    for path in sorted(run_dir.glob("metrics/*/*/results.json")):
+    for mode, folder, path in rundir.metric_results(run_dir):
         try:
-            row.update(_metric_values(run_dir, path))
+            row.update(_metric_values(run_dir, mode, folder, path))
         except (CorruptFile, OSError) as err:
             left_out.append(f"metric left out: {_problem(err)}")
     return _Run(run_dir, _identity(record), row)
@@ -174,7 +174,7 @@ def _section(record, name):
 
 def _train_results(run_dir):
     """The final training scalars of model/results.json (none before training finished)."""
-    path = run_dir / "model" / "results.json"
+    path = rundir.train_results_path(run_dir)
     if not path.is_file():
         return {}
     try:
@@ -186,9 +186,9 @@ def _train_results(run_dir):
             if isinstance(v, (int, float)) and k != "dlbench_version"}
 
 
-def _metric_values(run_dir, path):
-    """{column: value} of one metrics/<mode>/<metric>/results.json."""
-    mode, metric = path.parent.parent.name, path.parent.name.partition("[")[0]  # folders carry the protocol tag
+def _metric_values(run_dir, mode, folder, path):
+    """{column: value} of one metrics/<mode>/<folder>/results.json."""
+    metric = folder.partition("[")[0]  # folders carry the protocol tag
     result = rundir.read_json(path, fix=f"compute it again with dlb_evaluate {run_dir} --metrics {metric} "
                                         f"--mode {mode} --overwrite")
     result = current_keys(metric, result)
@@ -221,7 +221,7 @@ def _drop_duplicates(runs):
         copies.setdefault(run.identity, []).append(run)
     counted, duplicates = set(), []
     for group in copies.values():
-        kept = sorted(group, key=lambda run: (run.row["status"] != "done", run.path))[0]
+        kept = sorted(group, key=lambda run: (run.row["status"] != rundir.Status.DONE, run.path))[0]
         counted.add(id(kept))
         duplicates += [(run.path, kept.path) for run in group if run is not kept]
     return [run for run in runs if id(run) in counted], sorted(duplicates)
@@ -267,7 +267,7 @@ def setting_columns(results):
 
 def leaderboard(results):
     """Mean, standard deviation and standard error of every metric per setting (over seeds)."""
-    done = results[results["status"] == "done"]
+    done = results[results["status"] == rundir.Status.DONE]
     group = IDENTITY + setting_columns(results)
     metrics = metric_columns(results)
     rows = []

@@ -19,9 +19,9 @@ def _body(argv):
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    if args.run_dir:
-        from dlbench import rundir
+    from dlbench import rundir
 
+    if args.run_dir:
         rundir.check_not_held(args.run_dir)  # a second writer is told at once, before torch loads
 
     from dlbench.train.run import train_from_gin
@@ -29,7 +29,7 @@ def _body(argv):
     run_dir, status = train_from_gin(args.gin, args.gin_param, args.run_dir, args.device, args.overwrite,
                                      progress=not args.no_progress)
     print(f"{run_dir}: {status}")
-    return 1 if status == "failed" else 0
+    return 1 if status == rundir.Status.FAILED else 0
 
 
 def main(argv=None):

@@ -1,0 +1,44 @@
+"""The run-directory contract: every path of a run directory, run.json and its status, claims and
+the run's lifecycle. Stages and executors use it; nobody else builds a run path.
+
+    files      atomic writes and JSON (the bottom layer: nothing there knows of runs)
+    layout     every path of a run directory, one function each (the layout diagram is there)
+    record     run.json: read, merge, Status, require_finished_run
+    claims     one writer per run: an exclusive, leased, heartbeated claim (hold_run)
+    lifecycle  prepare (Prepare.FRESH / RESTART / RESUME / SKIP) and the marks of running,
+               checkpoint, interrupted, failed and done
+
+Everything is re-exported here (`from dlbench import rundir; rundir.weights_path(run_dir)`).
+A test that monkeypatches a module-level name must patch the submodule that reads it
+(dlbench.rundir.claims.LEASE_SECONDS), not this package.
+"""
+
+from dlbench.rundir.claims import LEASE_SECONDS, Claim, ClaimLost, RunHeld, check_not_held, hold_run
+from dlbench.rundir.files import (FILE_MODE, atomic_path, atomic_write_bytes, atomic_write_text, read_json,
+                                  write_json)
+from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, checkpoint_path, checkpoint_paths,
+                                   checkpoints_dir, claim_path, config_gin_path, default_run_dir, metric_results,
+                                   metric_results_path, model_dir, postprocess_results_path, postprocessed_dir,
+                                   representation_path, run_json_path, samples_dir, train_log_path,
+                                   train_results_path, weights_path)
+from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, Prepare, clear, mark_checkpoint, mark_done,
+                                      mark_failed, mark_interrupted, mark_running, mark_stopped, new_session,
+                                      prepare)
+from dlbench.rundir.record import Status, git_revision, is_run, read_run, require_finished_run, update_run
+
+__all__ = [
+    # files
+    "FILE_MODE", "atomic_path", "atomic_write_bytes", "atomic_write_text", "read_json", "write_json",
+    # layout
+    "CLAIM_JSON", "RUN_JSON", "checkpoint_path", "checkpoint_paths", "checkpoints_dir",
+    "claim_path", "config_gin_path", "default_run_dir", "metric_results", "metric_results_path", "model_dir",
+    "postprocess_results_path", "postprocessed_dir", "representation_path", "run_json_path", "samples_dir",
+    "train_log_path", "train_results_path", "weights_path",
+    # record
+    "Status", "git_revision", "is_run", "read_run", "require_finished_run", "update_run",
+    # claims
+    "LEASE_SECONDS", "Claim", "ClaimLost", "RunHeld", "check_not_held", "hold_run",
+    # lifecycle
+    "BOOKKEEPING_TRAIN_SETTINGS", "Prepare", "clear", "mark_checkpoint", "mark_done", "mark_failed",
+    "mark_interrupted", "mark_running", "mark_stopped", "new_session", "prepare",
+]

@@ -1,0 +1,146 @@
+"""A run's lifecycle, as its trainer lives it and run.json records it:
+
+    prepare ─> (clear) ─> running ─> checkpoint ... ─> done
+                             │                      ├─> failed        (the loss diverged, a bug)
+                             │                      └─> interrupted   (a signal, a full disk)
+                             └── prepare again: resume from the newest checkpoint, or skip when ended
+
+All of it happens while the process holds the run's claim (dlbench.rundir.claims): prepare()
+decides, without writing, what training does with the folder; the mark_* functions record each
+change of state in run.json. A session is one process's stretch of training: run.json's `sessions`
+lists them, so a run's history shows that no two processes trained it at once.
+"""
+
+import enum
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import dlbench
+from dlbench.errors import UserError
+from dlbench.rundir.layout import CLAIM_JSON, checkpoint_paths
+from dlbench.rundir.record import Status, git_revision, is_run, read_run, update_run
+
+# train.* settings that change how a run is logged and saved, not what it computes: they are not
+# part of a setting (runs differing only in them are pooled in a leaderboard), and may change
+# between sessions of one run.
+BOOKKEEPING_TRAIN_SETTINGS = ("checkpoint_every", "log_every", "checkpoint_minutes")
+
+
+class Prepare(enum.Enum):
+    """What training does with a run directory, as prepare() decides."""
+
+    FRESH = "fresh"      # nothing there yet: train from step 0
+    RESTART = "restart"  # clear() the old run, then train from step 0
+    RESUME = "resume"    # continue from the newest readable checkpoint
+    SKIP = "skip"        # training ended (done or failed) with this config: leave it alone
+
+
+def prepare(run_dir, identity, overwrite):
+    """Decide, without writing, what to do with run_dir (which this process holds) to train
+    `identity` in it; a UserError when the folder holds something else."""
+    run_dir = Path(run_dir)
+    others = [p.name for p in run_dir.iterdir() if p.name != CLAIM_JSON]
+    if others and not is_run(run_dir):
+        raise UserError(f"'{run_dir}' exists, is not empty and is not a run; choose another --run_dir")
+    if not others:
+        return Prepare.FRESH
+    if overwrite:
+        return Prepare.RESTART  # run.json is not read: --overwrite is also the way out of a damaged one
+    record = read_run(run_dir)
+    differences = _differences(record, identity)
+    if differences:
+        state = "a finished" if record.get("status") in Status.ENDED else "an unfinished"
+        raise UserError(f"'{run_dir}' holds {state} run with a different config ({', '.join(differences)}); "
+                        f"`dlb_train --run_dir {run_dir}` alone uses its own config, --overwrite replaces it, "
+                        f"or choose another --run_dir")
+    if record.get("status") in Status.ENDED:
+        return Prepare.SKIP
+    return Prepare.RESUME if checkpoint_paths(run_dir) else Prepare.RESTART
+
+
+def clear(run_dir):
+    """Remove everything in run_dir but the claim this process holds on it (Prepare.RESTART)."""
+    for path in Path(run_dir).iterdir():
+        if path.name == CLAIM_JSON:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _comparable(record):
+    """The identity of a record or identity as flat 'section.key' entries; dataset_options is absent
+    (None) in both where unset, and bookkeeping settings (how often to log and checkpoint) may change
+    between sessions of one run."""
+    flat = {}
+    for key in ("method", "dataset", "dataset_options", "seed", "hyperparameters", "train", "model"):
+        value = record.get(key)
+        if key in ("hyperparameters", "train", "model") and isinstance(value, dict):
+            section = "model" if key == "model" else ("train" if key == "train" else record.get("method"))
+            flat.update({f"{section}.{k}": v for k, v in value.items()
+                         if not (key == "train" and k in BOOKKEEPING_TRAIN_SETTINGS)})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _differences(record, identity):
+    """The bindings in which a recorded run and an identity differ, e.g. ['beta_vae.beta: 4.0 -> 8.0']."""
+    old, new = _comparable(record), _comparable(identity)
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    shown = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3]]
+    return shown + ([f"and {len(keys) - 3} more"] if len(keys) > 3 else [])
+
+
+def new_session(from_step):
+    """This process's session of training, starting at from_step; mark_interrupted, mark_failed
+    or mark_done ends it."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "from_step": from_step}
+
+
+def mark_running(run_dir, started, **fields):
+    """Status running, with `fields` (the identity and settings), dlbench's version and git revision.
+    A resumed run keeps the time it was first started (a fresh one has no run.json yet)."""
+    started = read_run(run_dir).get("started", started) if is_run(run_dir) else started
+    update_run(run_dir, **fields, status=Status.RUNNING, dlbench_version=dlbench.__version__,
+               git_revision=git_revision(), started=started)
+
+
+def mark_checkpoint(run_dir, step):
+    """Record the step of the checkpoint just written (where a resume starts)."""
+    update_run(run_dir, step=step)
+
+
+def mark_interrupted(run_dir, session, step, signal_name):
+    """Stopped by a signal at step, its checkpoint written: training resumes from it."""
+    update_run(run_dir, status=Status.INTERRUPTED, step=step, interrupted_by=signal_name, error=None,
+               **_ended(run_dir, session, step, f"interrupted by {signal_name}"))
+
+
+def mark_failed(run_dir, session, step, error):
+    """Training failed at step (its loss diverged): the run is left alone until --overwrite."""
+    update_run(run_dir, status=Status.FAILED, error=error, failed_step=step,
+               **_ended(run_dir, session, step, Status.FAILED))
+
+
+def mark_done(run_dir, session, step, started):
+    """Training finished at step (weights, config, results and samples written)."""
+    update_run(run_dir, status=Status.DONE, step=step, finished=time.time(), elapsed_seconds=time.time() - started,
+               error=None, **_ended(run_dir, session, step, Status.DONE))
+
+
+def mark_stopped(run_dir, status, reason):
+    """Record why an exception stopped the run: Status.INTERRUPTED when it can resume once the
+    cause is fixed (a full disk, a preemption), Status.FAILED when it cannot. `sessions` is left
+    as it is."""
+    update_run(run_dir, status=status, error=reason)
+
+
+def _ended(run_dir, session, step, ending):
+    """run.json's `sessions` with this one appended: which process trained which steps."""
+    earlier = read_run(run_dir).get("sessions", [])
+    return {"sessions": [*earlier, {**session, "to_step": step, "ended": ending}]}

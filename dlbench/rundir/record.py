@@ -1,0 +1,62 @@
+"""run.json: a run's identity and status, read and merged atomically."""
+
+from pathlib import Path
+
+from dlbench.errors import UserError
+from dlbench.rundir.files import read_json, write_json
+from dlbench.rundir.layout import run_json_path
+
+
+class Status:
+    """The values of run.json's `status` (plain strings: they are written to JSON and compared
+    with what was read back)."""
+
+    RUNNING = "running"          # being trained, or its trainer died (then the claim has expired)
+    INTERRUPTED = "interrupted"  # stopped with a checkpoint written; training resumes from it
+    DONE = "done"                # trained: weights, config, results and samples are complete
+    FAILED = "failed"            # training cannot succeed (the loss diverged, a bug): left alone
+    ENDED = (DONE, FAILED)       # training does not continue; --overwrite trains again
+
+
+def is_run(run_dir):
+    return run_json_path(run_dir).is_file()
+
+
+def read_run(run_dir):
+    return read_json(run_json_path(run_dir), fix="restore it from a copy, or train the run again with "
+                     "dlb_train --overwrite (its other files cannot be trusted without it)")
+
+
+def update_run(run_dir, **fields):
+    """Merge fields into run.json (atomically)."""
+    path = run_json_path(run_dir)
+    record = read_json(path) if path.is_file() else {}
+    record.update(fields)
+    write_json(path, record)
+    return record
+
+
+def require_finished_run(run_dir):
+    """run.json of a run whose training finished; a UserError naming the problem otherwise."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory '{run_dir}' does not exist; give the RUN_DIR that dlb_train wrote")
+    if not is_run(run_dir):
+        raise UserError(f"'{run_dir}' is not a run directory (no run.json); give the RUN_DIR that dlb_train wrote")
+    record = read_run(run_dir)
+    if record.get("status") != Status.DONE:
+        raise UserError(f"training of '{run_dir}' has not finished (status: {record.get('status')}); "
+                        f"finish it with `dlb_train --run_dir {run_dir}` first (it resumes from the run's own config)")
+    return record
+
+
+def git_revision():
+    """The git commit of the dlbench checkout, or None when it is not a checkout."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
