@@ -52,7 +52,7 @@ def _spec(architecture, batch_size):
                    model={"architecture": architecture, "latent_dim": 10, "likelihood": "bernoulli"})
 
 
-def _sync(device):
+def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -106,10 +106,10 @@ def best_images_per_second(loops, device, steps, warmup, rounds, batch_size):
     best = [0.0] * len(loops)
     for _ in range(rounds):
         for i, loop in enumerate(loops):
-            _sync(device)
+            sync(device)
             tick = time.perf_counter()
             loop.steps(steps)
-            _sync(device)
+            sync(device)
             best[i] = max(best[i], steps * batch_size / (time.perf_counter() - tick))
     return best
 
@@ -123,7 +123,7 @@ def bench_train(device, steps=None, warmup=None, rounds=3, batch_size=64, archit
         torch.set_num_threads(1)  # the comparison the README quotes is single-threaded
     try:
         data = _InMemoryData()
-        figures = {"device": _device_name(device), "batch_size": batch_size, "steps_per_round": steps,
+        figures = {"device": device_name(device), "batch_size": batch_size, "steps_per_round": steps,
                    "rounds": rounds, "cpu_threads": torch.get_num_threads() if cpu else None}
         for arch in architectures:
             spec = _spec(arch, batch_size)
@@ -297,7 +297,7 @@ def bench_metrics(device, names=None, dataset="dsprites", lookup_only=False, par
     for name in params:
         metric_params(name)  # a UserError for a setting of an unknown metric
     data = data if data is not None else dlbench.data.get_dataset(dataset)
-    figures = {"device": _device_name(device), "dataset": dataset, "cpu_threads": torch.get_num_threads()}
+    figures = {"device": device_name(device), "dataset": dataset, "cpu_threads": torch.get_num_threads()}
     if not lookup_only:
         figures["conv_seconds"] = bench_metrics_conv(data, names, device, params)
     figures["lookup"] = bench_metrics_lookup(data, names, params, repeats)
@@ -325,7 +325,7 @@ def bench_per_run(device, dataset="dsprites", sets=None, data=None, log=print, p
     model, representation_fn = conv_representation(data, device)
     data.images  # read the file before the clock starts
     model_params_of = lambda name: log_likelihood_params(model, device, seed=0) if needs_model(name) else {}
-    figures = {"device": _device_name(device), "dataset": dataset, "observations": len(data),
+    figures = {"device": device_name(device), "dataset": dataset, "observations": len(data),
                "cpu_threads": torch.get_num_threads()}
     for set_name, names in sets.items():
         params = params or {}
@@ -350,7 +350,7 @@ def _values(result):
     return {k: v for k, v in result.items() if k not in ("elapsed_seconds", "encoding")}
 
 
-def _device_name(device):
+def device_name(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     import os

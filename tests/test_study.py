@@ -148,20 +148,21 @@ def test_a_pool_of_workers_and_two_processes_at_once_train_each_run_exactly_once
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0], 'train.seed': [0, 1]}")
     sequential, pool, twice = tmp_path / "sequential", tmp_path / "pool", tmp_path / "twice"
     common = ["--device", "cpu", "--no_progress"]
-    assert run_command("dlb_study", study, "--runs_root", sequential, *common, data_root=tiny_dsprites).returncode == 0
+    one_by_one = [*common, "--workers", "1"]  # (each session then names its dlb_study process)
+    assert run_command("dlb_study", study, "--runs_root", sequential, *one_by_one, data_root=tiny_dsprites).returncode == 0
     result = run_command("dlb_study", study, "--runs_root", pool, "--workers", "2", *common, data_root=tiny_dsprites)
     assert result.returncode == 0, result.stderr
     assert_same_study(weights_and_results(pool), weights_and_results(sequential))
 
     env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DLBENCH_DATA": str(tiny_dsprites)}
     import os
-    command = [sys.executable, str(REPO / "bin" / "dlb_study"), str(study), "--runs_root", str(twice), *common]
+    command = [sys.executable, str(REPO / "bin" / "dlb_study"), str(study), "--runs_root", str(twice), *one_by_one]
     processes = [subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in processes]
     assert all(p.returncode in (0, 1) for p in processes), outputs
     # whichever process left a run to the other, the second run of the study completes it
-    assert run_command("dlb_study", study, "--runs_root", twice, *common, data_root=tiny_dsprites).returncode == 0
+    assert run_command("dlb_study", study, "--runs_root", twice, *one_by_one, data_root=tiny_dsprites).returncode == 0
     for run_json in twice.rglob("run.json"):
         sessions = json.loads(run_json.read_text())["sessions"]
         assert len(sessions) == 1 and sessions[0]["from_step"] == 0 and sessions[0]["ended"] == "done", sessions

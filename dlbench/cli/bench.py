@@ -13,8 +13,10 @@ def _body(argv):
                          "untrained conv model on the dataset, and on a lookup representation (codes a fixed "
                          "linear map of the factors) against straightforward per-vote baselines. memory: peak resident "
                          "memory of loading each full-size dataset (the real file when present, else a full-size "
-                         "file in the published format written to --scratch and deleted after).")
-    parser.add_argument("what", choices=["train", "metrics", "memory"])
+                         "file in the published format written to --scratch and deleted after). study: a fixed slice of "
+                         "study_v1_cpu run by the local executor one run at a time and with a pool of workers (runs "
+                         "per hour, the ratio), and the projected time of study_v1_cpu and study_v1 on this device.")
+    parser.add_argument("what", choices=["train", "metrics", "memory", "study"])
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--steps", type=int, help="train: timed steps per round (default 20 on CPU, 300 on GPU; "
                         "3 alternating rounds)")
@@ -36,9 +38,13 @@ def _body(argv):
     parser.add_argument("--datasets", help="memory: comma-separated names (default: "
                         "dsprites,shapes3d,mpi3d,cars3d,smallnorb,fashion_mnist; mpi3d needs 13 GB of disk and 26 GB "
                         "of memory while writing then loading, shapes3d 6 GB of memory)")
-    parser.add_argument("--scratch", help="memory: folder for the full-size files (default: the system's temp folder)")
+    parser.add_argument("--scratch", help="memory: folder for the full-size files; study: for the runs (default: the system's temp folder)")
+    parser.add_argument("--workers", help="study: comma-separated worker counts to time (default 1,2)")
+    parser.add_argument("--runs", type=int, help="study: time only the first RUNS runs of the slice (default all 8)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    if args.what == "study":
+        return _study(args)
 
     from dlbench.bench import bench_metrics, bench_per_run, bench_train
     from dlbench.evaluation import parse_metric_params
@@ -90,6 +96,36 @@ def _memory(args):
             print(memory_benchmark.format_row(rows[-1]), flush=True)
     if args.json:
         print(json.dumps(rows))
+
+
+def _study(args):
+    workers = None
+    if args.workers:
+        try:
+            workers = [int(w) for w in args.workers.split(",") if w.strip()]
+        except ValueError:
+            workers = []
+        if not workers or min(workers) < 1:
+            raise UserError(f"dlb_bench study: bad --workers {args.workers!r}; give worker counts of at least 1, e.g. 1,2")
+    if args.runs is not None and args.runs < 1:
+        raise UserError(f"dlb_bench study: --runs must be at least 1, got {args.runs}")
+    if args.scratch is not None and not Path(args.scratch).is_dir():
+        raise UserError(f"dlb_bench study: --scratch {args.scratch} is not a folder; create it or leave --scratch out")
+    from dlbench.study.benchmark import bench_study
+    from dlbench.train import resolve_device
+
+    figures = bench_study(resolve_device(args.device), workers, args.runs, args.scratch,
+                          log=(lambda *_: None) if args.json else print)
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"device: {figures['device']}; slice: {figures['slice']}")
+    for name, row in figures["executors"].items():
+        print(f"  {name:<10} {row['seconds']:8.0f} s  {row['runs_per_hour']:8.1f} runs/hour")
+    for name, ratio in figures.get("speedup_over_sequential", {}).items():
+        print(f"  {name} / workers=1: {ratio:.2f}x runs per hour")
+    for name, row in figures.get("projected_hours", {}).items():
+        print(f"projected {name} ({row['runs']} runs): {row['hours']:.1f} hours ({row['what']})")
 
 
 def _print_lookup(rows):

@@ -26,7 +26,8 @@ def _body(argv):
                              "workers on a Ray cluster (needs pip install -e '.[ray]'); slurm: one submitit job per "
                              "run (needs pip install -e '.[slurm]'; without Slurm, submitit's local executor)")
     parser.add_argument("--workers", type=int,
-                        help="local: worker processes (default 1; each gets cores / workers torch threads); ray: "
+                        help="local: worker processes (default: one per GPU on CUDA, one per core on a CPU; each "
+                             "gets cores / workers torch threads; 1 runs them in this process); ray: "
                              "worker actors (default: one per CPU, or per --gpus_per_worker of the cluster's GPUs)")
     parser.add_argument("--ray_address", help="ray: the cluster's address (default: start a local Ray instance)")
     parser.add_argument("--gpus_per_worker", type=float, default=0.0,
@@ -106,7 +107,9 @@ def _run(args, study, runs, runs_root):
         statuses = run_ray(study, runs, runs_root, device, args.workers, args.ray_address, args.gpus_per_worker,
                            args.retry_failed, progress=not args.no_progress)
     else:
-        statuses = run_local(study, runs, runs_root, device, workers=args.workers or 1,
+        from dlbench.study.local import default_workers
+
+        statuses = run_local(study, runs, runs_root, device, workers=args.workers or default_workers(device),
                              retry_failed=args.retry_failed, progress=not args.no_progress)
     failed = [name for name, status in statuses.items() if status == FAILED]
     held = [name for name, status in statuses.items() if status == HELD]

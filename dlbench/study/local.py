@@ -1,22 +1,48 @@
 """The local executor: a study's units (dlbench.study.unit) in this process one after another,
 or in a pool of worker processes. Each worker's torch thread count is set so that workers x
 threads never exceeds the cores: oversubscribed OpenMP threads on a busy CPU slow every process
-several-fold. Finished work is skipped and a run another worker holds is left to it, so running
-a study again, or twice at once, continues where it stopped and trains no run twice."""
+several-fold. On CUDA each worker has a GPU of its own. Finished work is skipped and a run another
+worker holds is left to it, so running a study again, or twice at once, continues where it
+stopped and trains no run twice."""
 
 import concurrent.futures
 import multiprocessing
 import os
 
+from tqdm import tqdm
+
 from dlbench.errors import UserError
 from dlbench.study.unit import DONE, FAILED, HELD, quiet, run_unit, units_of
+
+
+def default_workers(device):
+    """One worker per GPU on CUDA; on a CPU one single-threaded worker per core, which `dlb_bench
+    study` measured faster than one run at a time on all cores (1.7x on 2 cores: much of a run,
+    its evaluation above all, does not spread over threads)."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    return max(1, os.cpu_count() or 1)
 
 
 def threads_per_worker(workers):
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _start_worker(threads):
+def worker_gpus(workers, gpu_count, visible=None):
+    """The GPU (a CUDA_VISIBLE_DEVICES entry) of each of `workers` workers, round robin over the
+    GPUs this process may use: those CUDA_VISIBLE_DEVICES lists (`visible`), else all."""
+    gpus = [g.strip() for g in visible.split(",") if g.strip()] if visible is not None else \
+        [str(i) for i in range(gpu_count)]
+    if not gpus:
+        raise UserError("no GPU is visible to this process (CUDA_VISIBLE_DEVICES is empty); give --device cpu")
+    return [gpus[worker % len(gpus)] for worker in range(workers)]
+
+
+def _start_worker(threads, gpu_queue):
+    if gpu_queue is not None:  # before torch starts CUDA: the worker then sees its own GPU as cuda:0
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
     import torch
 
     import dlbench.data
@@ -29,32 +55,74 @@ def _run_in_worker(unit, device, retry_failed):
     return run_unit(unit, device, retry_failed, progress=False, log=quiet)
 
 
+class StudyBar:
+    """One bar over a study's runs: finished, running, failed and left, with tqdm's rate and ETA.
+    Runs held by another process count as ended here (they are that process's)."""
+
+    def __init__(self, name, total, enabled):
+        self.bar = tqdm(total=total, desc=name, unit="run", disable=not enabled, dynamic_ncols=True)
+        self.counts = {DONE: 0, FAILED: 0, HELD: 0}
+        self.running = 0
+
+    def show(self, running):
+        self.running = running
+        left = self.bar.total - self.bar.n - running
+        shown = {"done": self.counts[DONE], "running": running, "failed": self.counts[FAILED], "left": left}
+        if self.counts[HELD]:
+            shown["held elsewhere"] = self.counts[HELD]
+        self.bar.set_postfix(shown, refresh=True)
+
+    def ended(self, status, running):
+        self.counts[status] += 1
+        self.bar.update(1)
+        self.show(running)
+
+    def write(self, *parts):
+        self.bar.write(" ".join(str(p) for p in parts)) if not self.bar.disable else None
+
+    def close(self):
+        self.bar.close()
+
+
 def run_local(study, runs, runs_root, device, workers=1, retry_failed=False, progress=True, log=print):
     """Returns {run name: DONE, FAILED or HELD}."""
-    units = units_of(study, runs, runs_root)
-    names = [spec.name for spec in runs]
+    units = dict(zip([spec.name for spec in runs], units_of(study, runs, runs_root)))
+    workers = max(1, min(workers, len(units)))  # no idle processes (and one run is run here)
+    bar = StudyBar(study.name, len(units), progress)
+    try:
+        if workers == 1:
+            return _run_sequentially(units, device, retry_failed, bar, progress, bar.write if progress else log)
+        return _run_in_pools(units, device, workers, retry_failed, bar, bar.write if progress else log)
+    finally:
+        bar.close()
+
+
+def _run_sequentially(units, device, retry_failed, bar, progress, log):
+    import dlbench.data
+
     statuses = {}
-    if workers == 1:
-        import dlbench.data
-
-        previous = dlbench.data.keep_loaded()  # the study's runs share one load of the dataset
-        try:
-            for number, (name, unit) in enumerate(zip(names, units), 1):
+    previous = dlbench.data.keep_loaded()  # the study's runs share one load of the dataset
+    try:
+        for number, (name, unit) in enumerate(units.items(), 1):
+            if not progress:
                 log(f"[{number}/{len(units)}] {unit.run_dir}")
-                statuses[name] = run_unit(unit, device, retry_failed, progress=progress, log=log)
-        finally:
-            dlbench.data.keep_loaded(previous)
-        return statuses
-    from tqdm import tqdm
+            bar.show(running=1)
+            # the run's own step bar shows below the study's
+            statuses[name] = run_unit(unit, device, retry_failed, progress=progress, log=log)
+            bar.ended(statuses[name], running=0)
+    finally:
+        dlbench.data.keep_loaded(previous)
+    return statuses
 
-    pending = dict(zip(names, units))
-    with tqdm(total=len(units), desc=study.name, unit="run", disable=not progress) as bar:
-        for restart in range(len(units) + 1):
-            if restart:
-                log(f"a worker process died (killed, or out of memory); a new pool takes the {len(pending)} "
-                    "runs left, each resuming from its last checkpoint")
-            if _run_pool(pending, device, workers, retry_failed, statuses, bar):
-                return statuses
+
+def _run_in_pools(units, device, workers, retry_failed, bar, log):
+    statuses, pending = {}, dict(units)
+    for restart in range(len(units) + 1):
+        if restart:
+            log(f"a worker process died (killed, or out of memory); a new pool takes the {len(pending)} "
+                "runs left, each resuming from its last checkpoint")
+        if _run_pool(pending, device, workers, retry_failed, statuses, bar):
+            return statuses
     raise UserError("worker processes kept dying; see the runs left with dlb_study --status")
 
 
@@ -62,16 +130,24 @@ def _run_pool(pending, device, workers, retry_failed, statuses, bar):
     """Run the pending units (removing each as it ends) in one pool; False when a worker died (the
     runs it held are claimed by a dead process, which the next pool's claims break at once)."""
     context = multiprocessing.get_context("spawn")  # fresh processes: no forked torch or CUDA state
+    gpu_queue = None
+    if str(device).startswith("cuda"):
+        import torch
+
+        gpu_queue = context.Queue()
+        for gpu in worker_gpus(workers, torch.cuda.device_count(), os.environ.get("CUDA_VISIBLE_DEVICES")):
+            gpu_queue.put(gpu)
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                                initargs=(threads_per_worker(workers),)) as pool:
+                                                initargs=(threads_per_worker(workers), gpu_queue)) as pool:
         futures = {pool.submit(_run_in_worker, unit, str(device), retry_failed): name
                    for name, unit in pending.items()}
+        bar.show(running=min(workers, len(pending)))
         try:
             for future in concurrent.futures.as_completed(futures):
-                statuses[futures[future]] = future.result()
-                del pending[futures[future]]
-                bar.update(1)
-                bar.set_postfix({s: sum(v == s for v in statuses.values()) for s in (DONE, FAILED, HELD)})
+                name = futures[future]
+                statuses[name] = future.result()
+                del pending[name]
+                bar.ended(statuses[name], running=min(workers, len(pending)))
         except concurrent.futures.process.BrokenProcessPool:
             return False
         except BaseException:

@@ -1,0 +1,201 @@
+"""The named studies of gin/studies (study_v1, study_v1_cpu, dlib_unsupervised_v1) hold what their
+papers' protocols say; the local executor's defaults and study-wide progress; dlb_bench study."""
+
+import collections
+import re
+
+import pytest
+
+from dlbench.config import parse_gin, resolve_run_spec
+from dlbench.study import load_study
+from tests.commands import assert_one_line_error, run_command
+from tests.test_study import write_study
+
+STUDY_V1_BETAS = [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0]  # ISA-VAE Table 1 without 3.5
+STUDY_V1_GAMMAS = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]  # ISA-VAE Table 1 without 7 and 9
+STRENGTH = {"beta_vae": "beta", "beta_tcvae": "beta", "factor_vae": "gamma", "isa_vae": "beta", "ab_vae": "beta"}
+
+
+def resolved(spec):
+    import gin
+
+    try:
+        parse_gin(spec.gin_files, spec.gin_params)
+        return resolve_run_spec()
+    finally:
+        gin.clear_config()
+
+
+def grid(study):
+    """{method: sorted strengths}, {method: sorted seeds} of a study's resolved runs."""
+    strengths, seeds = collections.defaultdict(set), collections.defaultdict(set)
+    for spec in study.runs:
+        run = resolved(spec)
+        method = run.method.name
+        strengths[method].add(run.method.hyperparameters()[STRENGTH[method]])
+        seeds[method].add(run.train["seed"])
+    return {m: sorted(v) for m, v in strengths.items()}, {m: sorted(v) for m, v in seeds.items()}
+
+
+@pytest.fixture(scope="module")
+def study_v1():
+    return load_study("study_v1")
+
+
+def test_study_v1_is_1280_runs_of_five_methods_eight_strengths_and_32_seeds(study_v1):
+    assert len(study_v1.runs) == 1280 and len({spec.name for spec in study_v1.runs}) == 1280
+    counts = collections.Counter(spec.name.split("/")[0] for spec in study_v1.runs)
+    assert counts == {method: 256 for method in STRENGTH}
+    every = study_v1.runs[::37]  # resolving all 1280 takes a minute; a spread of them shows the grid
+    strengths = collections.defaultdict(set)
+    for spec in every:
+        run = resolved(spec)
+        strengths[run.method.name].add(run.method.hyperparameters()[STRENGTH[run.method.name]])
+    for method, values in strengths.items():
+        assert values <= set(STUDY_V1_GAMMAS if method == "factor_vae" else STUDY_V1_BETAS), method
+    prior = {"isa_vae": "prior=lp_nested_isa,", "ab_vae": "prior=anisotropic_gaussian,"}
+    expected = {f"{method}/{prior.get(method, '')}{STRENGTH[method]}={value}/seed={seed}"
+                for method in STRENGTH for value in (STUDY_V1_GAMMAS if method == "factor_vae" else STUDY_V1_BETAS)
+                for seed in range(32)}
+    assert {spec.name for spec in study_v1.runs} == expected
+
+
+def test_study_v1_trains_with_the_isa_vae_papers_protocol(study_v1):
+    first_of = {}
+    for spec in study_v1.runs:
+        first_of.setdefault(spec.name.split("/")[0], spec)
+    for method, spec in first_of.items():
+        run = resolved(spec)
+        assert run.dataset["name"] == "dsprites"
+        assert {k: run.train[k] for k in ("steps", "batch_size", "lr", "adam_betas")} == \
+            {"steps": 7200, "batch_size": 2048, "lr": 1e-3, "adam_betas": [0.9, 0.999]}  # 20 epochs of 737,280
+        assert (run.model["architecture"], run.model["latent_dim"], run.model["likelihood"]) == ("mlp", 20, "bernoulli")
+        prior = run.model["prior"]
+        expected = {"isa_vae": "lp_nested_isa", "ab_vae": "anisotropic_gaussian"}.get(method, "isotropic_gaussian")
+        assert (prior if isinstance(prior, str) else prior["name"]) == expected, method
+    assert study_v1.metrics == ["mig", "mig_chen", "factor_vae", "recon_ll"] and study_v1.metric_params == {}
+
+
+def test_study_v1_cpu_has_study_v1s_methods_and_grids_at_a_cpu_scale(study_v1):
+    cpu = load_study("study_v1_cpu")
+    strengths, seeds = grid(cpu)
+    assert strengths == {m: (STUDY_V1_GAMMAS if m == "factor_vae" else STUDY_V1_BETAS) for m in STRENGTH}
+    assert all(s == [0, 1] for s in seeds.values()) and len(cpu.runs) == 80
+    # its names are study_v1's: a run of the CPU study is named like its full-scale counterpart
+    assert {spec.name for spec in cpu.runs} <= {spec.name for spec in study_v1.runs}
+    run = resolved(cpu.runs[0])
+    assert run.train["steps"] < 7200 and run.model["architecture"] == "mlp" and run.model["latent_dim"] == 20
+    assert "mig_chen" not in cpu.metrics and set(cpu.metrics) < set(study_v1.metrics)
+
+
+def test_dlib_unsupervised_v1_is_disentanglement_libs_unsupervised_study():
+    study = load_study("dlib_unsupervised_v1")
+    assert len(study.runs) == 1800  # 6 models x 6 values x 50 seeds
+    grids = collections.defaultdict(set)
+    for spec in study.runs[::50]:  # seed is the innermost axis: one run of each setting
+        run = resolved(spec)
+        hp = run.method.hyperparameters()
+        model = run.method.name + (f"_{hp['dip_type']}" if run.method.name == "dip_vae" else "")
+        key = {"beta_vae": "beta", "beta_tcvae": "beta", "factor_vae": "gamma", "annealed_vae": "c_max",
+               "dip_vae_i": "lambda_od", "dip_vae_ii": "lambda_od"}[model]
+        grids[model].add(hp[key])
+        if model == "dip_vae_i":
+            assert hp["lambda_d"] == 10 * hp["lambda_od"]
+        if model == "dip_vae_ii":
+            assert hp["lambda_d"] == hp["lambda_od"]
+        if model == "annealed_vae":
+            assert (hp["gamma"], hp["iteration_threshold"]) == (1000.0, 100000)
+        assert (run.train["steps"], run.train["batch_size"], run.train["lr"]) == (300000, 64, 1e-4)
+        assert (run.model["architecture"], run.model["latent_dim"]) == ("conv", 10)
+    assert {m: sorted(v) for m, v in grids.items()} == {
+        "beta_vae": [1, 2, 4, 6, 8, 16], "annealed_vae": [5, 10, 25, 50, 75, 100],
+        "factor_vae": [10, 20, 30, 40, 50, 100], "dip_vae_i": [1, 2, 5, 10, 20, 50],
+        "dip_vae_ii": [1, 2, 5, 10, 20, 50], "beta_tcvae": [1, 2, 4, 6, 8, 10]}
+    assert {resolved(spec).train["seed"] for spec in study.runs[:50]} == set(range(50))
+    assert set(study.metrics) == {"beta_vae", "factor_vae", "mig", "dci", "modularity_explicitness", "sap",
+                                  "unsupervised"}
+
+
+def test_every_named_study_dry_runs(tiny_dsprites, tmp_path):
+    for name in ("quickstart", "study_v1_cpu", "dlib_unsupervised_v1"):
+        result = run_command("dlb_study", name, "--runs_root", tmp_path / name, "--dry_run", data_root=tiny_dsprites)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count("dlb_train") == len(load_study(name).runs)
+        assert not (tmp_path / name).exists()
+
+
+# --- the local executor ----------------------------------------------------------------------
+
+
+def test_workers_default_to_one_per_gpu_or_one_per_core(monkeypatch):
+    import torch
+
+    from dlbench.study.local import default_workers, threads_per_worker
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert default_workers("cpu") == 8 and threads_per_worker(8) == 1 and threads_per_worker(3) == 2
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert default_workers("cuda") == 3
+
+
+def test_each_worker_gets_a_gpu_of_its_own_round_robin():
+    from dlbench.errors import UserError
+    from dlbench.study.local import worker_gpus
+
+    assert worker_gpus(3, 4) == ["0", "1", "2"]
+    assert worker_gpus(5, 2) == ["0", "1", "0", "1", "0"]  # --workers beyond the GPUs share them
+    assert worker_gpus(2, 8, visible="6, 3") == ["6", "3"]  # the GPUs CUDA_VISIBLE_DEVICES allows
+    with pytest.raises(UserError, match="no GPU is visible"):
+        worker_gpus(1, 0, visible="")
+
+
+def test_the_study_bar_counts_done_running_failed_and_left(tiny_dsprites, tmp_path, capsys):
+    from dlbench.study.local import run_local
+    from dlbench.study.unit import DONE
+
+    study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")))
+    statuses = run_local(study, study.runs, tmp_path / "runs", "cpu", workers=1, progress=True)
+    assert list(statuses.values()) == [DONE, DONE]
+    err = capsys.readouterr().err
+    assert "done=0, running=1, failed=0, left=1" in err  # the first run under way
+    assert "done=1, running=1, failed=0, left=0" in err
+    assert re.search(r"s: 100%\S* 2/2 .*done=2, running=0, failed=0, left=0", err)
+
+
+# --- dlb_bench study ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_bench_study_times_each_executor_on_the_same_slice(tiny_dsprites, tmp_path, monkeypatch):
+    import dlbench.study.benchmark as benchmark
+
+    study_file = write_study(tmp_path / "slice.gin", "{'beta_vae.beta': [1.0, 2.0, 4.0, 8.0]}")
+    monkeypatch.setattr(benchmark, "SLICE_STUDY", str(study_file))
+    monkeypatch.setattr(benchmark, "SLICE_EVERY", 2)
+    timed = []
+    real = benchmark.time_executor
+
+    def spy(study, runs, runs_root, device, workers):
+        timed.append(([spec.name for spec in runs], workers))
+        return real(study, runs, runs_root, device, workers)
+
+    monkeypatch.setattr(benchmark, "time_executor", spy)
+    figures = benchmark.bench_study("cpu", workers=[1, 2], project=False, log=lambda *_: None)
+    assert timed == [(["beta_vae/beta=1.0/seed=0", "beta_vae/beta=4.0/seed=0"], 1),
+                     (["beta_vae/beta=1.0/seed=0", "beta_vae/beta=4.0/seed=0"], 2)]
+    rows = figures["executors"]
+    for row in rows.values():
+        assert row["runs_per_hour"] == pytest.approx(3600 * 2 / row["seconds"])
+    ratio = rows["workers=2"]["runs_per_hour"] / rows["workers=1"]["runs_per_hour"]
+    assert figures["speedup_over_sequential"]["workers=2"] == pytest.approx(ratio)
+    assert not list(tmp_path.glob("dlb_bench_study.*"))  # its runs are removed
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--workers", "0"], "bad --workers '0'"),
+    (["--workers", "two"], "bad --workers 'two'"),
+    (["--runs", "0"], "--runs must be at least 1"),
+    (["--scratch", "/nonexistent/x"], "--scratch /nonexistent/x is not a folder"),
+])
+def test_bench_study_mistakes_are_one_line(args, needle):
+    assert_one_line_error(run_command("dlb_bench", "study", *args), needle)
