@@ -68,10 +68,12 @@ def _body(argv):
     if args.status:
         return _print_status(study, runs, runs_root)
     if args.dry_run:
+        from dlbench.rundir import study_run_dir
+
         for spec in runs:
             command = ["dlb_train", *[a for f in spec.gin_files for a in ("--gin", f)],
-                       *[a for p in spec.gin_params for a in ("--gin_param", p)], "--run_dir", str(runs_root / spec.name)]
-            print(f"{runs_root / spec.name}: {shlex.join(command)}")
+                       *[a for p in spec.gin_params for a in ("--gin_param", p)], "--run_dir", str(study_run_dir(runs_root, spec.name))]
+            print(f"{study_run_dir(runs_root, spec.name)}: {shlex.join(command)}")
         return 0
     return _run(args, study, runs, runs_root)
 
@@ -137,14 +139,14 @@ def _slurm_options(args):
 
 
 def _print_status(study, runs, runs_root):
-    from dlbench.study import study_status
+    from dlbench.study import DONE, FAILED, study_status
 
     states = study_status(study, runs, runs_root)
     print(f"study {study.name} in {runs_root}: {len(runs)} runs: "
           + ", ".join(f"{len(names)} {state}" for state, names in sorted(states.items())))
-    for name, reason in states.get("failed", []):
+    for name, reason in states.get(FAILED, []):
         print(f"  failed: {name}: {reason}")
-    return 0 if len(states.get("done", [])) == len(runs) else 1
+    return 0 if len(states.get(DONE, [])) == len(runs) else 1
 
 
 def main(argv=None):

@@ -19,7 +19,7 @@ from dlbench.rundir.files import (FILE_MODE, atomic_path, atomic_write_bytes, at
 from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, checkpoint_path, checkpoint_paths,
                                    checkpoints_dir, claim_path, config_gin_path, default_run_dir, metric_results,
                                    metric_results_path, model_dir, postprocess_results_path, postprocessed_dir,
-                                   representation_path, run_json_path, samples_dir, train_log_path,
+                                   representation_path, run_json_path, samples_dir, study_run_dir, train_log_path,
                                    train_results_path, weights_path)
 from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, Prepare, clear, mark_checkpoint, mark_done,
                                       mark_failed, mark_interrupted, mark_running, mark_stopped, new_session,
@@ -33,6 +33,7 @@ __all__ = [
     "CLAIM_JSON", "RUN_JSON", "checkpoint_path", "checkpoint_paths", "checkpoints_dir",
     "claim_path", "config_gin_path", "default_run_dir", "metric_results", "metric_results_path", "model_dir",
     "postprocess_results_path", "postprocessed_dir", "representation_path", "run_json_path", "samples_dir",
+    "study_run_dir",
     "train_log_path", "train_results_path", "weights_path",
     # record
     "Status", "git_revision", "is_run", "read_run", "require_finished_run", "update_run",

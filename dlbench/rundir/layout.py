@@ -109,6 +109,11 @@ def metric_results(run_dir):
     return [(path.parent.parent.name, path.parent.name, path) for path in paths]
 
 
+def study_run_dir(runs_root, name):
+    """The run directory of a study's run `name` (<method>/<values>/seed=<n>) under its runs root."""
+    return Path(runs_root) / name
+
+
 def default_run_dir(identity, root="runs"):
     """runs/<method>_<dataset>_seed<seed>_<hash of the whole identity>."""
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]

@@ -198,7 +198,10 @@ def _base_file(name, study_path):
     raise UserError(f"base gin file '{name}' of study '{study_path}' not found")
 
 
-NOT_STARTED, RUNNING, INTERRUPTED, UNEVALUATED = "not started", "running", "interrupted", "trained, not evaluated"
+# a run's state in a study, from its directory alone
+DONE, FAILED, RUNNING, INTERRUPTED = rundir.Status.DONE, rundir.Status.FAILED, rundir.Status.RUNNING, \
+    rundir.Status.INTERRUPTED
+NOT_STARTED, UNEVALUATED = "not started", "trained, not evaluated"
 
 
 def run_state(study, spec, runs_root):
@@ -206,20 +209,20 @@ def run_state(study, spec, runs_root):
     running (a live claim), interrupted, trained but not evaluated, or not started."""
     from dlbench.evaluation import result_mode, stored_result
 
-    run_dir = Path(runs_root) / spec.name
+    run_dir = rundir.study_run_dir(runs_root, spec.name)
     if not rundir.is_run(run_dir):
         return NOT_STARTED, None
     try:
         record = rundir.read_run(run_dir)
     except UserError as err:
-        return "failed", str(err)
+        return FAILED, str(err)
     status = record.get("status")
-    if status == "failed" or record.get("evaluation_error"):
-        return "failed", record.get("error") or record.get("evaluation_error")
-    if status == "done":
+    if status == FAILED or record.get("evaluation_error"):
+        return FAILED, record.get("error") or record.get("evaluation_error")
+    if status == DONE:
         missing = [m for m in study.metrics
                    if stored_result(run_dir, result_mode(m, "mean"), m, study.metric_params.get(m, {}), 0) is None]
-        return (UNEVALUATED, f"missing {', '.join(missing)}") if missing else ("done", None)
+        return (UNEVALUATED, f"missing {', '.join(missing)}") if missing else (DONE, None)
     try:
         rundir.check_not_held(run_dir)
     except rundir.RunHeld:

@@ -30,7 +30,7 @@ def quiet(*_):
 def units_of(study, runs, runs_root):
     # absolute: a worker may start in another folder (Ray, Slurm), on another machine of a shared disk
     runs_root = Path(runs_root).absolute()
-    return [Unit(str(runs_root / spec.name), tuple(spec.gin_files), tuple(spec.gin_params),
+    return [Unit(str(rundir.study_run_dir(runs_root, spec.name)), tuple(spec.gin_files), tuple(spec.gin_params),
                  tuple(study.metrics), study.metric_params) for spec in runs]
 
 
@@ -46,9 +46,9 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
     device = torch.device(device)
     try:
         with rundir.hold_run(unit.run_dir, "trained"):
-            overwrite = retry_failed and _recorded_status(unit.run_dir) == "failed"
+            overwrite = retry_failed and _recorded_status(unit.run_dir) == rundir.Status.FAILED
             _, status = train_from_gin(unit.gin_files, unit.gin_params, unit.run_dir, device, overwrite, progress)
-            if status == "failed":
+            if status == rundir.Status.FAILED:
                 return FAILED
             try:
                 evaluate_run(unit.run_dir, list(unit.metrics), "mean", device, params=unit.metric_params, log=log)
@@ -64,7 +64,7 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
     except Exception as err:  # noqa: BLE001  (a bug in one run's training must not stop a 1280-run study)
         log(f"{unit.run_dir}: failed: {type(err).__name__}: {err}")
         if rundir.is_run(unit.run_dir):
-            rundir.update_run(unit.run_dir, status="failed", error=f"{type(err).__name__}: {err}")
+            rundir.mark_stopped(unit.run_dir, rundir.Status.FAILED, f"{type(err).__name__}: {err}")
         return FAILED
 
 
