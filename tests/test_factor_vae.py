@@ -134,7 +134,8 @@ def test_the_vae_update_never_moves_the_discriminator_and_its_update_never_moves
 
     for _ in range(2):
         disc_before, disc_grads_before = snapshot(disc_params), snapshot(p.grad for p in disc_params)
-        loss, scalars = method.loss(model, next(batches), g, 0)
+        outputs = model(next(batches), g)
+        loss, scalars = method.objective(outputs, 0, g)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -146,7 +147,7 @@ def test_the_vae_update_never_moves_the_discriminator_and_its_update_never_moves
 
         model_before = snapshot(model.parameters())
         model_grads_before = snapshot(p.grad for p in model.parameters())
-        extra = method.after_step(model, lambda: next(batches), g)
+        extra = method.after_step(model, outputs, lambda: next(batches), g)
         assert set(extra) == {"discriminator_loss", "discriminator_accuracy"}
         # The discriminator's step leaves the VAE's weights and grads untouched ...
         assert same(model_before, model.parameters())

@@ -21,6 +21,18 @@ SHRINK = ["train.steps = 6", "train.batch_size = 16", "train.log_every = 3", "tr
 SHRINK_PER_METHOD = {"factor_vae": ["factor_vae.discriminator_width = 64"]}
 
 
+def test_every_method_has_one_signature_and_no_state_between_its_calls():
+    import inspect
+
+    from dlbench.methods.base import Method
+
+    for name, cls in METHODS.items():
+        for hook in ("objective", "loss", "after_step"):
+            assert inspect.signature(getattr(cls, hook)) == inspect.signature(getattr(Method, hook)), (name, hook)
+        # loss() is the base class's for all: the trainer calls model and objective itself
+        assert cls.loss is Method.loss, name
+
+
 def test_every_registered_method_has_a_gin_file_and_a_readme_entry():
     readme = (REPO / "README.md").read_text()
     for name, gin_file in METHOD_GINS.items():

@@ -64,9 +64,6 @@ class ABVAE(Method):
     def hyperparameters(self):
         return {"alpha": float(self.alpha), "beta": float(self.beta), "divergence": self.divergence}
 
-    def objective(self, outputs, generator=None):
+    def objective(self, outputs, step=0, generator=None):
+        # the divergence's prior samples come from the run's generator, after the forward pass's
         return ab_vae_objective(outputs, self.alpha, self.beta, self.divergence, generator)
-
-    def loss(self, model, x, generator=None, step=0):
-        # The divergence needs prior samples, drawn from the same generator after the pass.
-        return self.objective(model(x, generator), generator)

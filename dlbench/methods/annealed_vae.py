@@ -48,9 +48,5 @@ class AnnealedVAE(Method):
     def capacity(self, step):
         return annealed_capacity(step, self.c_max, self.iteration_threshold)
 
-    def objective(self, outputs, step=0):
+    def objective(self, outputs, step=0, generator=None):
         return annealed_vae_objective(outputs, self.gamma, self.capacity(step))
-
-    def loss(self, model, x, generator=None, step=0):
-        # The capacity depends on the step, which only loss() receives from the trainer.
-        return self.objective(model(x, generator), step)

@@ -6,9 +6,15 @@ from abc import ABC, abstractmethod
 class Method(ABC):
     """Base class. Subclasses set `name` and implement `objective` and `hyperparameters`.
 
-    One training step is: loss(model, batch, generator, step) -> (loss, scalars); the trainer
-    backpropagates the loss and steps the model's optimiser; then after_step(...) lets methods
-    with auxiliary networks (the FactorVAE discriminator) take their own optimiser step.
+    One training step, with every input passed explicitly (no state kept between the calls):
+
+        outputs = model(batch, generator)
+        loss, scalars = method.objective(outputs, step, generator)
+        (the trainer backpropagates the loss and steps the model's optimiser)
+        scalars.update(method.after_step(model, outputs, sample_batch, generator))
+
+    after_step lets methods with auxiliary networks (the FactorVAE discriminator) take their own
+    optimiser step on this step's outputs.
     """
 
     name = ""
@@ -18,8 +24,11 @@ class Method(ABC):
         """The method's hyperparameters as a flat dict of plain values (for run.json)."""
 
     @abstractmethod
-    def objective(self, outputs):
-        """(loss, scalars) from one forward pass of the model (a VAEOutputs)."""
+    def objective(self, outputs, step=0, generator=None):
+        """(loss, scalars) from one forward pass of the model (a VAEOutputs) at `step` (the number
+        of updates done before: schedules such as the annealed capacity use it), drawing any
+        samples it needs (prior samples of the alpha-beta divergence) from `generator`. Every
+        method takes the same arguments, used or not."""
 
     def prepare(self, model, num_observations):
         """Called once by the trainer before training (and before a checkpoint is loaded) with
@@ -27,12 +36,13 @@ class Method(ABC):
         (beta-TCVAE's minibatch sampling) keep it; methods with auxiliary networks build them."""
 
     def loss(self, model, x, generator=None, step=0):
-        """(loss, scalars) for the batch x at `step` (the number of updates done before)."""
-        return self.objective(model(x, generator))
+        """(loss, scalars) of the objective of one forward pass of the batch x."""
+        return self.objective(model(x, generator), step, generator)
 
-    def after_step(self, model, sample_batch, generator=None):
-        """Called after each model update; `sample_batch()` draws a fresh batch. Returns extra
-        scalars (a dict of tensors, the same names every step)."""
+    def after_step(self, model, outputs, sample_batch, generator=None):
+        """Called after each model update with the step's forward pass `outputs`;
+        `sample_batch()` draws a fresh batch. Returns extra scalars (a dict of tensors, the same
+        names every step)."""
         return {}
 
     def state_dict(self):

@@ -29,5 +29,5 @@ class BetaVAE(Method):
     def hyperparameters(self):
         return {"beta": float(self.beta)}
 
-    def objective(self, outputs):
+    def objective(self, outputs, step=0, generator=None):
         return beta_vae_objective(outputs, self.beta)

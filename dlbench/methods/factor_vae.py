@@ -94,7 +94,6 @@ class FactorVAE(Method):
         self.discriminator_width = checks.integer("factor_vae.discriminator_width", discriminator_width, minimum=1)
         self.discriminator_layers = checks.integer("factor_vae.discriminator_layers", discriminator_layers, minimum=1)
         self.discriminator = self.discriminator_optimizer = None
-        self._last_z = None
 
     def hyperparameters(self):
         return {"gamma": float(self.gamma), "discriminator_lr": self.discriminator_lr,
@@ -124,13 +123,8 @@ class FactorVAE(Method):
         params = {name: p.detach() for name, p in self.discriminator.named_parameters()}
         return functional_call(self.discriminator, params, (z,))
 
-    def objective(self, outputs):
+    def objective(self, outputs, step=0, generator=None):
         return factor_vae_objective(outputs, self.gamma, self.frozen_logits)
-
-    def loss(self, model, x, generator=None, step=0):
-        outputs = model(x, generator)
-        self._last_z = outputs.z.detach()  # the "joint" samples of this step's discriminator update
-        return self.objective(outputs)
 
     def discriminator_step(self, z_joint, z_permuted):
         """One Adam step of the discriminator on samples of q(z) and of prod_j q(z_j), both
@@ -143,14 +137,12 @@ class FactorVAE(Method):
         self.discriminator_optimizer.step()
         return loss.detach(), accuracy
 
-    def after_step(self, model, sample_batch, generator=None):
-        if self._last_z is None:
-            raise RuntimeError("factor_vae.after_step needs the z of a preceding loss call")
+    def after_step(self, model, outputs, sample_batch, generator=None):
+        # the step's codes are the "joint" samples; a second batch gives the permuted ones
         with torch.no_grad():  # the discriminator's update must never reach the encoder
             mean, logvar = model.encode(sample_batch())
             z_permuted = permute_dims(model.sample_z(mean, logvar, generator), generator)
-        loss, accuracy = self.discriminator_step(self._last_z, z_permuted)
-        self._last_z = None
+        loss, accuracy = self.discriminator_step(outputs.z.detach(), z_permuted)
         return {"discriminator_loss": loss, "discriminator_accuracy": accuracy}
 
     def state_dict(self):

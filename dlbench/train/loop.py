@@ -95,11 +95,13 @@ class Trainer:
         first_bad = torch.tensor(-1, device=self.device)
         tick = time.perf_counter()
         while self.step < until:
-            loss, scalars = self.method.loss(self.model, self.sample_batch(batch_size), self.generator, self.step)
+            outputs = self.model(self.sample_batch(batch_size), self.generator)
+            loss, scalars = self.method.objective(outputs, self.step, self.generator)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            scalars.update(self.method.after_step(self.model, lambda: self.sample_batch(batch_size), self.generator))
+            scalars.update(self.method.after_step(self.model, outputs, lambda: self.sample_batch(batch_size),
+                                                  self.generator))
             self.step += 1
             values = torch.stack([v.detach().float() for v in scalars.values()])
             names = names or list(scalars)
