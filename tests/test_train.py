@@ -141,6 +141,7 @@ def test_the_data_is_held_once(tiny_dsprites, monkeypatch):
     shown, scale = trainer.shown_images()
     assert shown is trainer.images and scale == data.pixel_scale
 
+    data = DSprites()  # (the first one already gave the process its copy)
     kept = data.images.copy()
     released = []
     monkeypatch.setattr(data, "release_images", lambda: (released.append(True), DSprites.release_images(data)))
@@ -148,3 +149,24 @@ def test_the_data_is_held_once(tiny_dsprites, monkeypatch):
     loop.Trainer(spec, data, torch.device("cpu"))
     assert released == [True] and data._images is None
     np.testing.assert_array_equal(data.images, kept)  # read again on the next use
+
+
+def test_initial_weights_depend_on_the_seed_alone_and_leave_the_process_rng_alone(tiny_dsprites):
+    import dlbench.data
+    from dlbench.config import parse_gin, resolve_run_spec
+    from dlbench.train.loop import Trainer
+
+    parse_gin([], [*TINY_PARAMS, "train.method = @factor_vae()", "factor_vae.discriminator_width = 8"])
+    spec = resolve_run_spec()
+    data = dlbench.data.dataset_from_record(spec.identity())
+    torch.manual_seed(123)
+    first = Trainer(spec, data, torch.device("cpu"))
+    after = torch.rand(3)  # the process's RNG went on as if no trainer had been built
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(3))
+    torch.rand(1000)  # other draws, and another run built before, change nothing
+    Trainer(spec, data, torch.device("cpu"))
+    second = Trainer(spec, data, torch.device("cpu"))
+    for a, b in [(first.model, second.model), (first.method.discriminator, second.method.discriminator)]:
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert second.images is first.images  # one copy of the dataset for the runs of a process

@@ -35,26 +35,43 @@ def build_optimizer(spec, model):
     return torch.optim.Adam(model.parameters(), lr=t["lr"], betas=tuple(t["adam_betas"]), eps=t["adam_eps"])
 
 
+def device_images(data, device):
+    """(images, finish_batch): the dataset's images on the device as stored (uint8), and for
+    datasets whose observations are random given the image (the dSprites variants) the function
+    that finishes a batch of their fixed part on the device (else None). The device copy is made
+    once per dataset object and device and shared by the runs that use it (a study's worker
+    keeps its dataset loaded: dlbench.data.keep_loaded); the host copy is then released, so the
+    process holds the data once. Each run draws its own indices into it."""
+    finish_batch = getattr(data, "observations_from_base", None)
+    copies = data.__dict__.setdefault("_device_copies", {})
+    key = str(torch.device(device))
+    if key not in copies:
+        host = data.base_images if finish_batch else data.images
+        copies[key] = torch.as_tensor(host).to(device)
+        if not shares_memory(copies[key], host):
+            data.release_images()
+    return copies[key], finish_batch
+
+
 class Trainer:
     """One run's model, optimiser and random state, from scratch or from a checkpoint."""
 
     def __init__(self, spec, data, device):
         self.spec, self.device = spec, device
         seed = spec.train["seed"]
-        torch.manual_seed(seed)  # initial weights are a function of the seed
-        self.model = build_model(spec, data).to(device)
-        self.optimizer = build_optimizer(spec, self.model)
         self.method = spec.method
+        # Initial weights (the model's, and those of auxiliary networks, built in method.prepare
+        # below) are a function of the run's seed alone: drawn in a forked RNG seeded here, so
+        # neither what the process drew before nor other runs built in it change them, and the
+        # process's own RNG is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = build_model(spec, data).to(device)
+            self.images, self.finish_batch = device_images(data, device)
+            self.method.prepare(self.model, len(self.images))
+        self.optimizer = build_optimizer(spec, self.model)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
-        # datasets whose observations are random given the image (the dSprites variants) keep
-        # their fixed part in base_images and finish each batch on the device
-        self.finish_batch = getattr(data, "observations_from_base", None)
-        host = data.base_images if self.finish_batch else data.images
-        self.images = torch.as_tensor(host).to(device)
-        if not shares_memory(self.images, host):
-            data.release_images()  # the device copy is the one the run needs: hold the data once
-        self.method.prepare(self.model, len(self.images))
         self.pixel_scale = float(data.pixel_scale)
         self.step = 0
 
