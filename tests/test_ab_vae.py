@@ -222,8 +222,9 @@ def test_tensor_hyperparameters_give_one_loss_per_setting():
     out = fake_outputs(mean, logvar, mean + torch.exp(0.5 * logvar) * torch.randn(8, 3), -torch.rand(8))
     alphas, betas = torch.tensor([0.0, 1.0, 1000.0]), torch.tensor([1.0, 4.0, 0.5])
     for divergence in ("mmd", "inclusive_kl"):
-        losses, s = ab_vae_objective(out, alphas, betas, divergence, torch.Generator().manual_seed(2))
-        singles = torch.stack([ab_vae_objective(out, float(a), float(b), divergence, torch.Generator().manual_seed(2))[0]
+        samples = out.prior.sample(8, torch.Generator().manual_seed(2))
+        losses, s = ab_vae_objective(out, alphas, betas, divergence, samples)
+        singles = torch.stack([ab_vae_objective(out, float(a), float(b), divergence, samples)[0]
                                for a, b in zip(alphas, betas)])
         torch.testing.assert_close(losses, singles)
         torch.testing.assert_close(s["loss"], s["reconstruction"] + betas * s["kl"] + alphas * s["divergence"])
@@ -239,7 +240,7 @@ def test_settings_and_user_errors():
         ABVAE(alpha=-1.0)
     out = fake_outputs(torch.zeros(4, 2), torch.zeros(4, 2))
     with pytest.raises(UserError, match="mmd, inclusive_kl"):
-        ab_vae_objective(out, 1.0, 1.0, "wasserstein")
+        ab_vae_objective(out, 1.0, 1.0, "wasserstein", torch.zeros(4, 2))
 
 
 # --- Training and the gin file ----------------------------------------------------------------
@@ -279,7 +280,7 @@ def test_with_the_pinwheel_mixture_prior_the_kl_is_monte_carlo_and_d_uses_its_de
     mean, logvar = torch.rand(6, 2, dtype=torch.float64), torch.full((6, 2), -3.0, dtype=torch.float64)
     z = mean + torch.exp(0.5 * logvar) * torch.randn(6, 2, dtype=torch.float64)
     out = fake_outputs(mean, logvar, z, -torch.rand(6, dtype=torch.float64), prior=prior)
-    loss, s = ab_vae_objective(out, 2.0, 0.5, "inclusive_kl", torch.Generator().manual_seed(4))
+    loss, s = ab_vae_objective(out, 2.0, 0.5, "inclusive_kl", prior.sample(6, torch.Generator().manual_seed(4)))
     draws = prior.sample(6, torch.Generator().manual_seed(4)).numpy()
     corners = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 

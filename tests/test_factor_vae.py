@@ -135,7 +135,7 @@ def test_the_vae_update_never_moves_the_discriminator_and_its_update_never_moves
     for _ in range(2):
         disc_before, disc_grads_before = snapshot(disc_params), snapshot(p.grad for p in disc_params)
         outputs = model(next(batches), g)
-        loss, scalars = method.objective(outputs, 0, g)
+        loss, scalars = method.objective(outputs, 0, method.draw(model, len(outputs.x), g))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

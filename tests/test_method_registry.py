@@ -27,7 +27,7 @@ def test_every_method_has_one_signature_and_no_state_between_its_calls():
     from dlbench.methods.base import Method
 
     for name, cls in METHODS.items():
-        for hook in ("objective", "loss", "after_step"):
+        for hook in ("objective", "draw", "loss", "after_step"):
             assert inspect.signature(getattr(cls, hook)) == inspect.signature(getattr(Method, hook)), (name, hook)
         # loss() is the base class's for all: the trainer calls model and objective itself
         assert cls.loss is Method.loss, name

@@ -87,9 +87,9 @@ def test_a_nan_loss_fails_the_run_with_its_step(tiny_dsprites, tmp_path, monkeyp
 
     original = BetaVAE.objective
 
-    def nan_from_step_7(self, outputs, step=0, generator=None):
+    def nan_from_step_7(self, outputs, step=0, draws=None):
         self.calls = getattr(self, "calls", 0) + 1
-        loss, scalars = original(self, outputs, step, generator)
+        loss, scalars = original(self, outputs, step, draws)
         return (loss * float("nan") if self.calls >= 7 else loss), scalars
 
     monkeypatch.setattr(BetaVAE, "objective", nan_from_step_7)

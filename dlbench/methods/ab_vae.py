@@ -12,8 +12,8 @@ matches the prior p(z) (the model's prior, model.prior). D is one of
 The reconstruction and KL are batch means (the KL closed form where the prior has one, Monte
 Carlo otherwise), so alpha = 0 is the beta-VAE and alpha = 0, beta = 1 the ELBO.
 
-The prior samples are drawn with the training generator after the forward pass; they are not
-differentiable with respect to the prior's parameters, so D trains the encoder (the priors the
+The B prior samples are drawn (draw()) with the training generator after the forward pass; they
+are not differentiable with respect to the prior's parameters, so D trains the encoder (the priors the
 paper uses with D, the sparse and Gaussian mixtures, are fixed).
 """
 
@@ -32,19 +32,19 @@ def _check_divergence(divergence):
         raise UserError(f"unknown ab_vae.divergence '{divergence}'; choose one of {', '.join(DIVERGENCES)}")
 
 
-def aggregate_divergence(outputs, divergence, generator=None):
-    """D(q(z), p(z)) estimated from one batch and B fresh prior samples."""
+def aggregate_divergence(outputs, divergence, prior_samples):
+    """D(q(z), p(z)) estimated from one batch and fresh prior samples (as many)."""
     _check_divergence(divergence)
-    prior_samples = outputs.prior.sample(outputs.z.shape[0], generator)
     if divergence == "mmd":
         return mmd_squared(outputs.z, prior_samples)
     return inclusive_kl(prior_samples, outputs.prior.log_prob(prior_samples), outputs.mean, outputs.logvar)
 
 
-def ab_vae_objective(outputs, alpha, beta, divergence, generator=None):
-    """Loss and scalars of eq. 7 for one forward pass; alpha and beta may be tensors."""
+def ab_vae_objective(outputs, alpha, beta, divergence, prior_samples):
+    """Loss and scalars of eq. 7 for one forward pass and prior samples; alpha and beta may be
+    tensors."""
     reconstruction, kl, kl_per_dim = elbo_terms(outputs)
-    estimate = aggregate_divergence(outputs, divergence, generator)
+    estimate = aggregate_divergence(outputs, divergence, prior_samples)
     loss = reconstruction + beta * kl + alpha * estimate
     return loss, vae_scalars(loss, reconstruction, kl, kl_per_dim, divergence=estimate)
 
@@ -64,6 +64,10 @@ class ABVAE(Method):
     def hyperparameters(self):
         return {"alpha": float(self.alpha), "beta": float(self.beta), "divergence": self.divergence}
 
-    def objective(self, outputs, step=0, generator=None):
-        # the divergence's prior samples come from the run's generator, after the forward pass's
-        return ab_vae_objective(outputs, self.alpha, self.beta, self.divergence, generator)
+    def draw(self, model, batch_size, generator=None):
+        return {"prior_samples": model.prior.sample(batch_size, generator)}
+
+    def objective(self, outputs, step=0, draws=None):
+        if not draws:
+            raise ValueError("ab_vae's objective needs the prior samples of draw()")
+        return ab_vae_objective(outputs, self.alpha, self.beta, self.divergence, draws["prior_samples"])

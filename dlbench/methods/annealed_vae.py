@@ -48,5 +48,5 @@ class AnnealedVAE(Method):
     def capacity(self, step):
         return annealed_capacity(step, self.c_max, self.iteration_threshold)
 
-    def objective(self, outputs, step=0, generator=None):
+    def objective(self, outputs, step=0, draws=None):
         return annealed_vae_objective(outputs, self.gamma, self.capacity(step))

@@ -9,7 +9,8 @@ class Method(ABC):
     One training step, with every input passed explicitly (no state kept between the calls):
 
         outputs = model(batch, generator)
-        loss, scalars = method.objective(outputs, step, generator)
+        draws = method.draw(model, len(batch), generator)
+        loss, scalars = method.objective(outputs, step, draws)
         (the trainer backpropagates the loss and steps the model's optimiser)
         scalars.update(method.after_step(model, outputs, sample_batch, generator))
 
@@ -24,11 +25,17 @@ class Method(ABC):
         """The method's hyperparameters as a flat dict of plain values (for run.json)."""
 
     @abstractmethod
-    def objective(self, outputs, step=0, generator=None):
+    def objective(self, outputs, step=0, draws=None):
         """(loss, scalars) from one forward pass of the model (a VAEOutputs) at `step` (the number
-        of updates done before: schedules such as the annealed capacity use it), drawing any
-        samples it needs (prior samples of the alpha-beta divergence) from `generator`. Every
-        method takes the same arguments, used or not."""
+        of updates done before: schedules such as the annealed capacity use it) and the random
+        numbers draw() gave. It draws none itself: given its inputs it is deterministic, so one
+        function serves a run alone and many runs batched together. Every method takes the same
+        arguments, used or not."""
+
+    def draw(self, model, batch_size, generator=None):
+        """The random numbers objective() needs beyond the forward pass's (prior samples for the
+        alpha-beta divergence), drawn from the run's generator after the forward pass; a dict."""
+        return {}
 
     def prepare(self, model, num_observations):
         """Called once by the trainer before training (and before a checkpoint is loaded) with
@@ -37,7 +44,8 @@ class Method(ABC):
 
     def loss(self, model, x, generator=None, step=0):
         """(loss, scalars) of the objective of one forward pass of the batch x."""
-        return self.objective(model(x, generator), step, generator)
+        outputs = model(x, generator)
+        return self.objective(outputs, step, self.draw(model, len(x), generator))
 
     def after_step(self, model, outputs, sample_batch, generator=None):
         """Called after each model update with the step's forward pass `outputs`;

@@ -61,7 +61,7 @@ class BetaTCVAE(Method):
         return {"alpha": float(self.alpha), "beta": float(self.beta), "gamma": float(self.gamma),
                 "estimator": self.estimator}
 
-    def objective(self, outputs, step=0, generator=None):
+    def objective(self, outputs, step=0, draws=None):
         if self.dataset_size is None:
             raise RuntimeError("beta_tcvae needs the dataset size: call prepare before objective")
         return beta_tcvae_objective(outputs, self.alpha, self.beta, self.gamma, self.dataset_size,

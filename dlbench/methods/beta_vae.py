@@ -29,5 +29,5 @@ class BetaVAE(Method):
     def hyperparameters(self):
         return {"beta": float(self.beta)}
 
-    def objective(self, outputs, step=0, generator=None):
+    def objective(self, outputs, step=0, draws=None):
         return beta_vae_objective(outputs, self.beta)

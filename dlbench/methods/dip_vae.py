@@ -86,5 +86,5 @@ class DipVAE(Method):
     def hyperparameters(self):
         return {"lambda_od": float(self.lambda_od), "lambda_d": float(self.lambda_d), "dip_type": self.dip_type}
 
-    def objective(self, outputs, step=0, generator=None):
+    def objective(self, outputs, step=0, draws=None):
         return dip_vae_objective(outputs, self.lambda_od, self.lambda_d, self.dip_type)

@@ -123,7 +123,7 @@ class FactorVAE(Method):
         params = {name: p.detach() for name, p in self.discriminator.named_parameters()}
         return functional_call(self.discriminator, params, (z,))
 
-    def objective(self, outputs, step=0, generator=None):
+    def objective(self, outputs, step=0, draws=None):
         return factor_vae_objective(outputs, self.gamma, self.frozen_logits)
 
     def discriminator_step(self, z_joint, z_permuted):

@@ -113,7 +113,8 @@ class Trainer:
         tick = time.perf_counter()
         while self.step < until:
             outputs = self.model(self.sample_batch(batch_size), self.generator)
-            loss, scalars = self.method.objective(outputs, self.step, self.generator)
+            draws = self.method.draw(self.model, batch_size, self.generator)
+            loss, scalars = self.method.objective(outputs, self.step, draws)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
