@@ -585,7 +585,7 @@ def test_evaluate_help_lists_the_metrics():
 
 def test_study_help_names_the_studies():
     text = help_text("dlb_study")
-    assert "NAME_OR_GIN" in text and "(quickstart)" in text
+    assert "NAME_OR_GIN" in text and "(dlib_unsupervised_v1, quickstart, study_v1, study_v1_cpu)" in text
 
 
 def test_train_run_dir_alone_resumes_with_the_runs_own_config(resumed):

@@ -55,6 +55,7 @@ class ABVAE(Method):
     al. analyse in Sec. 6.3 (Figure 5, Figure 7)."""
 
     name = "ab_vae"
+    tensor_hyperparameters = ("alpha", "beta")
 
     def __init__(self, alpha=1000.0, beta=1.0, divergence="mmd"):
         self.alpha = checks.hyperparameter("ab_vae.alpha", alpha, minimum=0)

@@ -35,6 +35,7 @@ class AnnealedVAE(Method):
     study; c_max = 25 nats, the middle of its grid [5, 10, 25, 50, 75, 100]."""
 
     name = "annealed_vae"
+    tensor_hyperparameters = ("gamma", "c_max")
 
     def __init__(self, gamma=1000.0, c_max=25.0, iteration_threshold=100000):
         self.gamma = checks.hyperparameter("annealed_vae.gamma", gamma, minimum=0)

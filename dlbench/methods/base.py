@@ -19,6 +19,9 @@ class Method(ABC):
     """
 
     name = ""
+    # the numeric hyperparameters the objective takes as tensors: runs trained together
+    # (dlbench.train.stack) may differ in these, each run its own value
+    tensor_hyperparameters = ()
 
     @abstractmethod
     def hyperparameters(self):

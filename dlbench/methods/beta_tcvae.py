@@ -47,6 +47,7 @@ class BetaTCVAE(Method):
     'Quantitative comparisons', the mode of their Figure 2 sweep), with alpha = gamma = 1."""
 
     name = "beta_tcvae"
+    tensor_hyperparameters = ("alpha", "beta", "gamma")
 
     def __init__(self, alpha=1.0, beta=6.0, gamma=1.0, estimator="mws"):
         self.alpha, self.beta, self.gamma = (checks.hyperparameter(f"{self.name}.{label}", value, minimum=0)

@@ -22,6 +22,7 @@ def beta_vae_objective(outputs, beta):
 @gin.configurable("beta_vae")
 class BetaVAE(Method):
     name = "beta_vae"
+    tensor_hyperparameters = ("beta",)
 
     def __init__(self, beta=1.0):
         self.beta = checks.hyperparameter(f"{self.name}.beta", beta, minimum=0)

@@ -75,6 +75,7 @@ class DipVAE(Method):
     lambda_d, when not given, follows the study's factor for the type."""
 
     name = "dip_vae"
+    tensor_hyperparameters = ("lambda_od", "lambda_d")
 
     def __init__(self, lambda_od=10.0, lambda_d=None, dip_type="i"):
         self.dip_type = checks.one_of("dip_vae.dip_type", dip_type, list(DIP_TYPES))

@@ -84,6 +84,7 @@ class FactorVAE(Method):
     and its Adam (lr 1e-4, betas 0.5/0.9, eps 1e-8) are the study's."""
 
     name = "factor_vae"
+    tensor_hyperparameters = ("gamma",)
 
     def __init__(self, gamma=40.0, discriminator_lr=1e-4, discriminator_betas=(0.5, 0.9),
                  discriminator_width=1000, discriminator_layers=6):

@@ -52,13 +52,16 @@ class VAE(nn.Module):
     def decode(self, z):
         return self.decoder(z)
 
-    def sample_z(self, mean, logvar, generator=None):
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    def sample_z(self, mean, logvar, generator=None, eps=None):
+        """The reparameterised sample mean + std * eps, eps standard normal from `generator`, or
+        the given eps (drawn beforehand, as runs trained together do: dlbench.train.stack)."""
+        if eps is None:
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + torch.exp(0.5 * logvar) * eps
 
-    def forward(self, x, generator=None):
+    def forward(self, x, generator=None, eps=None):
         mean, logvar = self.encode(x)
-        z = self.sample_z(mean, logvar, generator)
+        z = self.sample_z(mean, logvar, generator, eps)
         x_params = self.decode(z)
         return VAEOutputs(x=x, mean=mean, logvar=logvar, z=z, x_params=x_params,
                           log_px=self.likelihood.log_prob(x_params, x), prior=self.prior)

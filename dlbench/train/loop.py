@@ -69,6 +69,7 @@ class Trainer:
             self.model = build_model(spec, data).to(device)
             self.images, self.finish_batch = device_images(data, device)
             self.method.prepare(self.model, len(self.images))
+        self.dtype = next(self.model.parameters()).dtype
         self.optimizer = build_optimizer(spec, self.model)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
@@ -99,7 +100,8 @@ class Trainer:
 
     def sample_batch(self, batch_size):
         index = torch.randint(len(self.images), (batch_size,), generator=self.generator, device=self.device)
-        batch = self.images.index_select(0, index).to(torch.float32).mul_(self.pixel_scale)
+        # in the model's dtype: float32, or float64 where a test needs arithmetic without rounding
+        batch = self.images.index_select(0, index).to(self.dtype).mul_(self.pixel_scale)
         return self.finish_batch(batch, self.generator) if self.finish_batch else batch
 
     def run(self, until, log_every, on_log, after_step=None):

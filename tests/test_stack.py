@@ -1,0 +1,169 @@
+"""Runs trained together as one model (dlbench.train.stack) end as the same runs trained alone.
+
+Tolerance. A stacked step computes what a run alone computes, but through batched kernels (vmap
+turns each matmul and convolution into a batched one) that sum in another order. In float32 one
+step's gradients agree to about 1e-6 relative (tested below); but Adam divides each update by the
+gradient's running RMS, so the absolute error of a gradient near zero becomes an error of order
+lr * error / eps in its weight, and 50 steps of training amplify differences several hundredfold
+(measured: 1e-4 of a weight after one step, up to 7e-2 after 50 on the tiny protocol). Float32
+rounding therefore cannot show whether a stacked run is the same run after 50 steps. So the
+50-step equivalence runs in float64, where rounding is 1e-16 and the same amplification leaves
+differences below 1e-9: agreement to RTOL = 1e-7 there means the stack computes the same function
+with each run's own random numbers (checked exactly: the generators' states are equal),
+hyperparameters and Adam.
+"""
+
+import gin
+import pytest
+import torch
+
+import dlbench.data
+from dlbench.config import parse_gin, resolve_run_spec
+from dlbench.train.loop import Trainer
+from dlbench.train.stack import StackedTrainer, stack_problem
+from tests.conftest import TINY_PARAMS
+
+STEPS, LOG_EVERY = 50, 10
+RTOL, ATOL = 1e-7, 1e-9  # float64 (see above)
+
+# per method: its bindings, and the three runs' (seed, hyperparameter bindings)
+METHODS = {
+    "beta_vae": ([], [(0, ["beta_vae.beta = 1.0"]), (1, ["beta_vae.beta = 4.0"]), (2, ["beta_vae.beta = 16.0"])]),
+    "beta_tcvae": ([], [(0, ["beta_tcvae.beta = 1.0"]), (3, ["beta_tcvae.beta = 6.0", "beta_tcvae.alpha = 0.5"]),
+                        (5, ["beta_tcvae.beta = 10.0", "beta_tcvae.gamma = 2.0"])]),
+    "isa_vae": (["model.prior = 'lp_nested_isa'", "lp_nested_isa.subspace_sizes = [2, 2]"],
+                [(0, ["isa_vae.beta = 1.0"]), (1, ["isa_vae.beta = 2.5"]), (2, ["isa_vae.beta = 6.0"])]),
+    "ab_vae": (["model.prior = 'anisotropic_gaussian'", "anisotropic_gaussian.learned = True"],
+               [(0, ["ab_vae.alpha = 0.0", "ab_vae.beta = 1.0"]), (1, ["ab_vae.alpha = 10.0", "ab_vae.beta = 2.0"]),
+                (2, ["ab_vae.alpha = 100.0", "ab_vae.beta = 4.0"])]),
+    "dip_vae": (["dip_vae.dip_type = 'ii'"], [(0, ["dip_vae.lambda_od = 1.0"]), (1, ["dip_vae.lambda_od = 5.0"]),
+                                             (2, ["dip_vae.lambda_od = 20.0", "dip_vae.lambda_d = 3.0"])]),
+    "annealed_vae": (["annealed_vae.iteration_threshold = 30"],
+                     [(0, ["annealed_vae.c_max = 5.0"]), (1, ["annealed_vae.c_max = 25.0", "annealed_vae.gamma = 100.0"]),
+                      (2, ["annealed_vae.c_max = 50.0"])]),
+}
+
+
+def spec_of(method, shared, seed, own):
+    params = [p for p in TINY_PARAMS if not p.startswith(("train.method", "beta_vae.beta"))]
+    try:
+        parse_gin([], [*params, f"train.method = @{method}()", f"train.seed = {seed}", *shared, *own])
+        return resolve_run_spec()
+    finally:
+        gin.clear_config()
+
+
+def train_alone(spec, data):
+    trainer = Trainer(spec, data, torch.device("cpu"))
+    logs = []
+    trainer.run(STEPS, LOG_EVERY, lambda step, means, _: logs.append((step, means)))
+    return trainer, logs
+
+
+def train_stacked(specs, data):
+    stack = StackedTrainer(specs, data, torch.device("cpu"))
+    logs = []
+    stack.run(STEPS, LOG_EVERY, lambda step, means, _: logs.append((step, means)))
+    return stack, logs
+
+
+def assert_same_state(stacked_state, alone_state):
+    assert stacked_state["step"] == alone_state["step"]
+    assert stacked_state["model"].keys() == alone_state["model"].keys()
+    for name, value in alone_state["model"].items():
+        torch.testing.assert_close(stacked_state["model"][name], value, rtol=RTOL, atol=ATOL, msg=name)
+    assert torch.equal(stacked_state["generator"], alone_state["generator"])  # the same draws, exactly
+    alone_adam, stacked_adam = alone_state["optimizer"]["state"], stacked_state["optimizer"]["state"]
+    assert alone_adam.keys() == stacked_adam.keys()
+    for index in alone_adam:
+        torch.testing.assert_close(stacked_adam[index]["exp_avg"], alone_adam[index]["exp_avg"], rtol=RTOL, atol=ATOL)
+
+
+def assert_same_log(stacked_log, alone_log):
+    assert [step for step, _ in stacked_log] == [step for step, _ in alone_log]
+    for (_, stacked), (_, alone) in zip(stacked_log, alone_log):
+        assert stacked.keys() == alone.keys()
+        for name in alone:
+            assert stacked[name] == pytest.approx(alone[name], rel=1e-7, abs=1e-9), name
+
+
+@pytest.fixture
+def data(tiny_dsprites):
+    return dlbench.data.get_dataset("dsprites")
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def test_in_float32_one_stacked_step_gives_each_run_its_gradients(data):
+    shared, runs = METHODS["beta_tcvae"]
+    specs = [spec_of("beta_tcvae", shared, seed, own) for seed, own in runs]
+    stack = StackedTrainer(specs, data, torch.device("cpu"))
+    x, eps, draws = stack._draw(16)
+    params = {name: p.detach() for name, p in stack.params.items()}
+    grads, (losses, _) = stack._loss_and_grads(params, stack.buffers, x, eps, stack.hyperparameters, draws, 0)
+    for k, spec in enumerate(specs):
+        alone = Trainer(spec, data, torch.device("cpu"))
+        loss, _ = alone.method.objective(alone.model(x[k], eps=eps[k]), 0, {})
+        loss.backward()
+        torch.testing.assert_close(losses[k], loss.detach(), rtol=1e-6, atol=0)
+        for name, p in alone.model.named_parameters():
+            scale = p.grad.abs().max()
+            torch.testing.assert_close(grads[name][k], p.grad, rtol=0, atol=1e-5 * float(scale), msg=name)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_run_in_a_stack_of_three_ends_as_it_does_alone(method, data, float64):
+    shared, runs = METHODS[method]
+    specs = [spec_of(method, shared, seed, own) for seed, own in runs]
+    assert stack_problem(specs) is None
+    stack, stacked_logs = train_stacked(specs, data)
+    for k, spec in enumerate(specs):
+        alone, alone_log = train_alone(spec, data)
+        assert_same_state(stack.run_state(k), alone.state_dict())
+        assert_same_log([(step, means[k]) for step, means in stacked_logs], alone_log)
+    assert stack.failed_steps() == [None, None, None]
+
+
+def test_a_run_that_diverges_is_frozen_and_the_others_train_on_as_alone(data, float64, monkeypatch):
+    from dlbench.methods.beta_vae import BetaVAE
+
+    shared, runs = METHODS["beta_vae"]
+    specs = [spec_of("beta_vae", shared, seed, own) for seed, own in runs]
+    original = BetaVAE.objective
+
+    def nan_for_beta_4_from_step_7(self, outputs, step=0, draws=None):
+        loss, scalars = original(self, outputs, step, draws)
+        poisoned = (self.beta == 4.0) & (torch.as_tensor(step) >= 6)  # the 7th update
+        # added, not multiplied: torch.where would carry nan * 0 = nan into every run's gradient
+        return loss + torch.where(poisoned, float("nan"), 0.0), scalars
+
+    monkeypatch.setattr(BetaVAE, "objective", nan_for_beta_4_from_step_7)
+    stack = StackedTrainer(specs, data, torch.device("cpu"))
+    stack.run(6, LOG_EVERY, lambda *_: None)
+    frozen = {k: v.clone() for k, v in stack.run_state(1)["model"].items()}
+    logs = []
+    stack.run(STEPS, LOG_EVERY, lambda step, means, _: logs.append((step, means)))
+    assert stack.failed_steps() == [None, 7, None]
+    assert all(means[1] is None for _, means in logs)  # a failed run logs nothing more
+    for name, value in stack.run_state(1)["model"].items():
+        assert torch.equal(value, frozen[name]), name  # frozen where its loss went non-finite
+    monkeypatch.setattr(BetaVAE, "objective", original)
+    for k in (0, 2):
+        alone, _ = train_alone(specs[k], data)
+        assert_same_state(stack.run_state(k), alone.state_dict())
+
+
+def test_runs_that_differ_in_more_than_seed_and_hyperparameters_are_not_stacked(tiny_dsprites):
+    a = spec_of("beta_vae", [], 0, ["beta_vae.beta = 1.0"])
+    assert stack_problem([a, spec_of("beta_vae", [], 1, ["beta_vae.beta = 2.0"])]) is None
+    assert "differ" in stack_problem([a, spec_of("beta_vae", ["train.lr = 1e-4"], 1, [])])
+    assert "differ" in stack_problem([a, spec_of("beta_tcvae", [], 1, [])])
+    assert "differ" in stack_problem([spec_of("beta_tcvae", [], 0, []),
+                                      spec_of("beta_tcvae", ["beta_tcvae.estimator = 'mss'"], 1, [])])
+    assert "auxiliary network" in stack_problem([spec_of("factor_vae", [], 0, [])])
