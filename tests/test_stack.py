@@ -53,15 +53,15 @@ def spec_of(method, shared, seed, own):
         gin.clear_config()
 
 
-def train_alone(spec, data):
-    trainer = Trainer(spec, data, torch.device("cpu"))
+def train_alone(spec, data, device="cpu"):
+    trainer = Trainer(spec, data, torch.device(device))
     logs = []
     trainer.run(STEPS, LOG_EVERY, lambda step, means, _: logs.append((step, means)))
     return trainer, logs
 
 
-def train_stacked(specs, data):
-    stack = StackedTrainer(specs, data, torch.device("cpu"))
+def train_stacked(specs, data, device="cpu"):
+    stack = StackedTrainer(specs, data, torch.device(device))
     logs = []
     stack.run(STEPS, LOG_EVERY, lambda step, means, _: logs.append((step, means)))
     return stack, logs

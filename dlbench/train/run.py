@@ -30,44 +30,54 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
     signal (SIGINT, SIGTERM, SIGHUP) ends the current step, writes a checkpoint, marks the run
     interrupted and raises Interrupted."""
     run_dir = Path(run_dir)
-    identity = spec.identity()
-    with _StopOnSignals() as stop, rundir.hold_run(run_dir, "trained") as claim:
-        action = rundir.prepare(run_dir, identity, overwrite)
+    with StopOnSignals() as stop, rundir.hold_run(run_dir, "trained") as claim:
+        action = rundir.prepare(run_dir, spec.identity(), overwrite)
         if action is Prepare.SKIP:
             log(f"{run_dir}: training already finished; left alone (use --overwrite to train again)")
             return SKIPPED
-        data = dlbench.data.dataset_from_record(identity)  # a bad dataset stops us before anything is removed
-        if action is Prepare.RESTART:
-            if not overwrite:
-                log(f"{run_dir}: the unfinished run has no checkpoint to resume from; training starts again from step 0")
-            rundir.clear(run_dir)
-        trainer = Trainer(spec, data, device)
-        if action is Prepare.RESUME:
-            _resume_from_newest_checkpoint(run_dir, trainer, device, log)
-            _truncate_log(run_dir, trainer.step)
-        else:
-            rundir.atomic_write_text(rundir.config_gin_path(run_dir), config_text)
-        started = time.time()
-        # Settings that follow from the identity, recorded but not compared on resume: those the prior
-        # took from the data (PCA values), and everything the dataset resolved to (a drawn mixing matrix).
-        prepared = {}
-        if trainer.model.config["prior"] != spec.model["prior"]:
-            prepared["prepared_prior"] = trainer.model.config["prior"]
-        if hasattr(data, "settings"):
-            prepared["dataset_settings"] = data.settings()
-        claim.check()
-        rundir.mark_running(run_dir, started, **identity, **prepared, device=str(device), step=trainer.step,
-                            checkpoint_minutes=spec.train["checkpoint_minutes"])
+        data = dlbench.data.dataset_from_record(spec.identity())  # a bad dataset stops us before anything is removed
+        trainer = start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log,
+                                 stacked=False)
         session = rundir.new_session(from_step=trainer.step)
-        return _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, session)
+        return _train_to_end(run_dir, trainer, spec, progress, trainer.started, claim, stop, log, session)
+
+
+def start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log, **recorded):
+    """The run's Trainer, fresh (its folder cleared first on RESTART, its config written) or resumed
+    from its newest checkpoint, with run.json marked running (with `recorded` fields too);
+    trainer.started is when this session started."""
+    identity = spec.identity()
+    if action is Prepare.RESTART:
+        if not overwrite:
+            log(f"{run_dir}: the unfinished run has no checkpoint to resume from; training starts again from step 0")
+        rundir.clear(run_dir)
+    trainer = Trainer(spec, data, device)
+    if action is Prepare.RESUME:
+        resume_from_newest_checkpoint(run_dir, trainer, device, log)
+        truncate_log(run_dir, trainer.step)
+    else:
+        rundir.atomic_write_text(rundir.config_gin_path(run_dir), config_text)
+    started = time.time()
+    # Settings that follow from the identity, recorded but not compared on resume: those the prior
+    # took from the data (PCA values), and everything the dataset resolved to (a drawn mixing matrix).
+    prepared = {}
+    if trainer.model.config["prior"] != spec.model["prior"]:
+        prepared["prepared_prior"] = trainer.model.config["prior"]
+    if hasattr(data, "settings"):
+        prepared["dataset_settings"] = data.settings()
+    claim.check()
+    rundir.mark_running(run_dir, started, **identity, **prepared, **recorded, device=str(device), step=trainer.step,
+                        checkpoint_minutes=spec.train["checkpoint_minutes"])
+    trainer.started = started  # this session's start (run.json keeps the first session's)
+    return trainer
 
 
 def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, session):
     t = spec.train
-    log_file = _LogWriter(rundir.train_log_path(run_dir))
+    log_file = LogWriter(rundir.train_log_path(run_dir))
     # updated every step, so the rate and the ETA show from the first steps, not the first log step
     bar = tqdm(total=t["steps"], initial=trainer.step, disable=not progress, desc=run_dir.name, unit="step")
-    schedule = _CheckpointSchedule(t["checkpoint_every"], t["checkpoint_minutes"])
+    schedule = CheckpointSchedule(t["checkpoint_every"], t["checkpoint_minutes"])
     last = {}
 
     def on_log(step, means, images_per_second):
@@ -100,7 +110,7 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
             bar.close()
             save_checkpoint()
             raise _interrupted(run_dir, trainer.step, stop.signum, session)
-        _finish(run_dir, trainer, last, time.perf_counter() - tick, trainer.step - first_step, started, claim, session)
+        finish_training(run_dir, trainer, last, time.perf_counter() - tick, trainer.step - first_step, started, claim, session)
     except NonFiniteLoss as err:
         rundir.mark_failed(run_dir, session, err.step, str(err))
         log(f"{run_dir}: {err}; run marked failed")
@@ -108,16 +118,16 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
     except (Interrupted, rundir.ClaimLost):
         raise  # the first already marked the run; after the second the run is another process's
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, the last checkpoint is kept
-        _mark_stopped(run_dir, Status.INTERRUPTED, "stopped by a second interruption", log)
+        mark_stopped(run_dir, Status.INTERRUPTED, "stopped by a second interruption", log)
         raise
     except SystemExit:  # a scheduler's own handler exiting (submitit's requeue on preemption)
-        _mark_stopped(run_dir, Status.INTERRUPTED, "the process exited mid-run (preempted or requeued)", log)
+        mark_stopped(run_dir, Status.INTERRUPTED, "the process exited mid-run (preempted or requeued)", log)
         raise
     except OSError as err:  # a full disk, a lost mount: the run can resume once that is fixed
-        _mark_stopped(run_dir, Status.INTERRUPTED, describe_os_error(err), log)
+        mark_stopped(run_dir, Status.INTERRUPTED, describe_os_error(err), log)
         raise
     except BaseException as err:
-        _mark_stopped(run_dir, Status.FAILED, f"{type(err).__name__}: {err}", log)
+        mark_stopped(run_dir, Status.FAILED, f"{type(err).__name__}: {err}", log)
         raise
     finally:
         bar.close()
@@ -131,7 +141,7 @@ def _interrupted(run_dir, step, signum, session):
                        f"`dlb_train --run_dir {run_dir}` resumes from step {step}", signum)
 
 
-def _mark_stopped(run_dir, status, reason, log):
+def mark_stopped(run_dir, status, reason, log):
     """Record why the run stopped; if even run.json cannot be written (the disk is full), say so:
     its 'running' status then belongs to no process, and its claim lets the next dlb_train in."""
     try:
@@ -140,7 +150,7 @@ def _mark_stopped(run_dir, status, reason, log):
         log(f"{run_dir}: could not mark the run {status} ({describe_os_error(err)})")
 
 
-class _CheckpointSchedule:
+class CheckpointSchedule:
     """A checkpoint every `every` steps, and also whenever `minutes` of wall-clock time have passed
     since the last one (0: by steps only), so an interruption never loses more than that."""
 
@@ -155,7 +165,7 @@ class _CheckpointSchedule:
         self.last = time.monotonic()
 
 
-class _StopOnSignals:
+class StopOnSignals:
     """While active, SIGINT, SIGTERM and SIGHUP only set `signum` (the trainer then stops after the
     current step); the previous handlers come back at the first signal, so a second Ctrl-C stops
     at once. Only the main thread can handle signals: elsewhere this does nothing."""
@@ -181,7 +191,7 @@ class _StopOnSignals:
         self._restore()
 
 
-def _finish(run_dir, trainer, last, train_seconds, steps_done, started, claim, session):
+def finish_training(run_dir, trainer, last, train_seconds, steps_done, started, claim, session):
     claim.check()
     checkpoints.save_atomic({"model": trainer.model.state_dict(), "model_config": trainer.model.config},
                             rundir.weights_path(run_dir))
@@ -195,7 +205,7 @@ def _finish(run_dir, trainer, last, train_seconds, steps_done, started, claim, s
     rundir.mark_done(run_dir, session, trainer.step, started)
 
 
-def _resume_from_newest_checkpoint(run_dir, trainer, device, log):
+def resume_from_newest_checkpoint(run_dir, trainer, device, log):
     """Load the newest checkpoint that reads back whole (falling back to the one before when the
     newest is damaged) and say so; a UserError when none does."""
     for path in rundir.checkpoint_paths(run_dir):
@@ -213,7 +223,7 @@ def _resume_from_newest_checkpoint(run_dir, trainer, device, log):
                     f"`dlb_train --run_dir {run_dir} --overwrite` restarts the run from step 0")
 
 
-def _truncate_log(run_dir, step):
+def truncate_log(run_dir, step):
     """Drop log rows written after the checkpoint a resumed run restarts from."""
     path = rundir.train_log_path(run_dir)
     if not path.is_file():
@@ -228,7 +238,7 @@ def _truncate_log(run_dir, step):
     rundir.atomic_write_text(path, buffer.getvalue() if rows else "")
 
 
-class _LogWriter:
+class LogWriter:
     """Appends rows to train_log.csv, writing the header once."""
 
     def __init__(self, path):

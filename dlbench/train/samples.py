@@ -37,10 +37,10 @@ def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, s
     model.eval()
     if images.ndim == 2:
         return _write_vector_samples(model, images, folder, seed, span, steps)
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     generator = torch.Generator().manual_seed(seed)
     index = torch.randint(len(images), (num,), generator=generator)
-    x = torch.as_tensor(images[index.numpy()]).to(device=device, dtype=torch.float32) * pixel_scale
+    x = torch.as_tensor(images[index.numpy()]).to(device=device, dtype=dtype) * pixel_scale
     mean, _ = model.encode(x)
     recon = model.likelihood.mean(model.decode(mean))
     save_png(folder / "reconstructions.png", _grid(torch.stack([x, recon]).cpu().numpy()))
@@ -79,10 +79,10 @@ def _write_vector_samples(model, observations, folder, seed, span, steps):
     """The same three figures for (N, D) float data: data points (grey) with their mean
     reconstructions, the decoded path of each latent dimension moved over [-span, span] from the
     first point's mean code, and decoder means at draws from the prior over the data."""
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     generator = torch.Generator().manual_seed(seed)
     index = torch.randperm(len(observations), generator=generator)[:VECTOR_POINTS]
-    x = torch.as_tensor(observations[index.numpy()]).to(device=device, dtype=torch.float32)
+    x = torch.as_tensor(observations[index.numpy()]).to(device=device, dtype=dtype)
     mean, _ = model.encode(x)
     recon = model.likelihood.mean(model.decode(mean))
 

@@ -69,14 +69,19 @@ class _RunStep(nn.Module):
 
 
 class StackedTrainer:
-    """K runs (RunSpecs accepted by stack_problem) on one device, trained together."""
+    """K runs (RunSpecs accepted by stack_problem) on one device, trained together: new ones, or
+    `trainers` already built (and resumed from their checkpoints: all at the same step)."""
 
-    def __init__(self, specs, data, device):
+    def __init__(self, specs, data=None, device=None, trainers=None):
         problem = stack_problem(specs)
         if problem:
             raise ValueError(f"these runs cannot be stacked: {problem}")
-        self.specs, self.device = list(specs), device
-        self.runs = [Trainer(spec, data, device) for spec in specs]
+        self.specs = list(specs)
+        self.runs = list(trainers) if trainers is not None else [Trainer(spec, data, device) for spec in specs]
+        self.device = self.runs[0].device
+        if len({run.step for run in self.runs}) != 1:
+            raise ValueError("the runs of a stack must be at the same step")
+        device = self.device
         self.step_module = _RunStep(self.runs[0].model)
         self.template_method = self.runs[0].method
         self.hyperparameters = {
@@ -87,9 +92,10 @@ class StackedTrainer:
         self.buffers = {name: torch.stack([dict(run.model.named_buffers())[name] for run in self.runs])
                         for name, _ in self.runs[0].model.named_buffers()}
         self.optimizer = build_optimizer(self.specs[0], _ParameterList(self.params.values()))
+        self._stack_optimizer_state()
         self.alive = torch.ones(len(self.runs), dtype=torch.bool, device=device)
         self.failed_at = torch.full((len(self.runs),), -1, device=device)
-        self.step = 0
+        self.step = self.runs[0].step
         self._loss_and_grads = vmap(grad_and_value(self._one_run, has_aux=True), in_dims=(0, 0, 0, 0, 0, 0, None))
 
     def __len__(self):
@@ -139,9 +145,10 @@ class StackedTrainer:
         self.step += 1
         return losses.detach(), {name: value.detach() for name, value in scalars.items()}
 
-    def run(self, until, log_every, on_log):
+    def run(self, until, log_every, on_log, after_step=None):
         """Train up to step `until`; on_log(step, [means of run k], images_per_second) at log steps,
-        with None for a run that has failed (its step: failed_steps())."""
+        with None for a run that has failed (its step: failed_steps()); after_step(step) after every
+        update, training stopping early when it returns True (an interruption)."""
         batch_size = self.specs[0].train["batch_size"]
         names, sums, window, tick = None, None, 0, time.perf_counter()
         while self.step < until:
@@ -157,6 +164,8 @@ class StackedTrainer:
                 on_log(self.step, [dict(zip(names, m)) if a else None for m, a in zip(means, alive)],
                        window * batch_size / elapsed)
                 sums, window, tick = None, 0, time.perf_counter()
+            if after_step is not None and after_step(self.step):
+                return
 
     def failed_steps(self):
         """[the step at which run k's loss became non-finite, or None]."""
@@ -180,6 +189,16 @@ class StackedTrainer:
         run.optimizer.load_state_dict(self._optimizer_state(k, run.optimizer))
         run.step = self.step
         return run.state_dict()
+
+    def _stack_optimizer_state(self):
+        """Adam's state of resumed runs, stacked as their parameters are (fresh runs have none)."""
+        states = [run.optimizer.state_dict()["state"] for run in self.runs]
+        if not any(states):
+            return
+        for index, p in enumerate(self.params.values()):
+            own = [state[index] for state in states]
+            self.optimizer.state[p] = {"step": own[0]["step"].clone(),
+                                       **{key: torch.stack([s[key] for s in own]) for key in own[0] if key != "step"}}
 
     def _optimizer_state(self, k, optimizer):
         own = optimizer.state_dict()

@@ -1,0 +1,141 @@
+"""A stack of runs (dlbench.train.stack) trained into their run directories. Each directory ends as
+the run trained alone would leave it: its config, training log, checkpoints, weights, samples,
+results and run.json (which records `stacked`: the number of runs it was trained with), each run
+under its own claim. A run that is finished is skipped, one another process holds is left to it,
+and the others are prepared as a run alone is (fresh, restarted or resumed from its checkpoint);
+runs resuming from different steps are trained as separate stacks, one after the other."""
+
+import contextlib
+import signal
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dlbench import rundir
+import dlbench.data
+from dlbench.errors import Interrupted
+from dlbench.rundir import Prepare, Status
+from dlbench.train import checkpoints
+from dlbench.train.run import (SKIPPED, CheckpointSchedule, LogWriter, StopOnSignals, finish_training, mark_stopped,
+                               start_training)
+from dlbench.train.stack import StackedTrainer
+
+HELD = "held"  # another process holds the run: it is left to that process
+
+
+def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print):
+    """{run_dir: Status.DONE, Status.FAILED, SKIPPED or HELD} for runs that stack_problem accepts
+    together. A signal (SIGINT, SIGTERM, SIGHUP) ends the current step, writes every live run's
+    checkpoint, marks them interrupted and raises Interrupted."""
+    run_dirs = [Path(d) for d in run_dirs]
+    statuses = {}
+    with StopOnSignals() as stop, contextlib.ExitStack() as holds:
+        claims = {}
+        for run_dir in run_dirs:
+            try:
+                claims[run_dir] = holds.enter_context(rundir.hold_run(run_dir, "trained"))
+            except rundir.RunHeld:
+                statuses[run_dir] = HELD
+        members = []
+        for run_dir, spec, text in zip(run_dirs, specs, config_texts):
+            if run_dir in claims:
+                action = rundir.prepare(run_dir, spec.identity(), overwrite=False)
+                if action is Prepare.SKIP:
+                    statuses[run_dir] = SKIPPED
+                else:
+                    members.append((run_dir, spec, text, action))
+        if not members:
+            return statuses
+        data = dlbench.data.dataset_from_record(specs[0].identity())
+        trainers = [start_training(run_dir, spec, data, device, action, text, False, claims[run_dir], log,
+                                   stacked=len(members)) for run_dir, spec, text, action in members]
+        for step in sorted({trainer.step for trainer in trainers}):
+            group = [(member[0], member[1], trainer) for member, trainer in zip(members, trainers) if trainer.step == step]
+            statuses.update(_train_group(group, claims, stop, progress, log))
+    return statuses
+
+
+def _train_group(group, claims, stop, progress, log):
+    """Train runs at the same step together to their end."""
+    run_dirs = [run_dir for run_dir, _, _ in group]
+    spec, trainers = group[0][1], [trainer for _, _, trainer in group]
+    stack = StackedTrainer([s for _, s, _ in group], trainers=trainers)
+    t = spec.train
+    sessions = [rundir.new_session(from_step=stack.step) for _ in group]
+    log_files = [LogWriter(rundir.train_log_path(run_dir)) for run_dir in run_dirs]
+    last = [{} for _ in group]
+    ended = {}  # run_dir -> status, for runs that failed on the way
+    schedule = CheckpointSchedule(t["checkpoint_every"], t["checkpoint_minutes"])
+    bar = tqdm(total=t["steps"], initial=stack.step, disable=not progress, unit="step",
+               desc=f"{len(group)} runs stacked")
+
+    def mark_failures():
+        for k, failed_step in enumerate(stack.failed_steps()):
+            if failed_step is not None and run_dirs[k] not in ended:
+                error = f"the loss became non-finite at step {failed_step}"
+                rundir.mark_failed(run_dirs[k], sessions[k], failed_step, error)
+                log(f"{run_dirs[k]}: {error}; run marked failed (the other runs of its stack train on)")
+                ended[run_dirs[k]] = Status.FAILED
+
+    def live():
+        return [k for k, run_dir in enumerate(run_dirs) if run_dir not in ended]
+
+    def on_log(step, means, images_per_second):
+        for k, run_means in enumerate(means):
+            if run_means is not None:
+                last[k] = run_means
+                log_files[k].write({"step": step, "images_per_second": round(images_per_second, 1), **run_means})
+        mark_failures()
+
+    def save_checkpoints():
+        for k in live():
+            claims[run_dirs[k]].check()
+            checkpoints.save_checkpoint(run_dirs[k], stack.run_state(k))
+            rundir.mark_checkpoint(run_dirs[k], stack.step)
+        schedule.saved()
+
+    def after_step(step):
+        bar.update(1)
+        if any(claims[run_dir].lost for run_dir in run_dirs):
+            for run_dir in run_dirs:
+                claims[run_dir].check()
+        if stop.signum is not None:
+            return True
+        if step < t["steps"] and schedule.due(step):
+            mark_failures()
+            save_checkpoints()
+        return False
+
+    first_step, tick = stack.step, time.perf_counter()
+    try:
+        stack.run(t["steps"], t["log_every"], on_log, after_step)
+        mark_failures()
+        if stack.step < t["steps"]:
+            bar.close()
+            save_checkpoints()
+            raise _interrupted(run_dirs, live(), sessions, stack.step, stop.signum)
+        seconds = time.perf_counter() - tick
+        for k in live():
+            stack.run_state(k)  # the run's weights and step into its own trainer
+            finish_training(run_dirs[k], trainers[k], last[k], seconds, stack.step - first_step, trainers[k].started,
+                            claims[run_dirs[k]], sessions[k])
+            ended[run_dirs[k]] = Status.DONE
+    except (Interrupted, rundir.ClaimLost):
+        raise
+    except BaseException as err:  # an error, a second Ctrl-C, a full disk: every unfinished run says why
+        status = Status.FAILED if not isinstance(err, (KeyboardInterrupt, SystemExit, OSError)) else Status.INTERRUPTED
+        for k in live():
+            mark_stopped(run_dirs[k], status, f"{type(err).__name__}: {err}", log)
+        raise
+    finally:
+        bar.close()
+    return ended
+
+
+def _interrupted(run_dirs, live, sessions, step, signum):
+    name = signal.Signals(signum).name
+    for k in live:
+        rundir.mark_interrupted(run_dirs[k], sessions[k], step, name)
+    return Interrupted(f"{len(live)} stacked runs interrupted by {name} at step {step}; checkpoints written; "
+                       f"running the same command again resumes them", signum)

@@ -1,0 +1,89 @@
+"""What must hold on a GPU: training and resume on cuda, stacked runs equal to runs alone on cuda,
+and evaluation on cuda equal to evaluation on the CPU. Skipped where there is no GPU (CI has
+none); bin/dlb_gpu_check runs them on one."""
+
+import gin
+import pytest
+import torch
+
+import dlbench.data
+from dlbench.train.loop import Trainer
+from tests.conftest import TINY_PARAMS
+from tests.test_stack import METHODS, assert_same_log, assert_same_state, spec_of, train_alone, train_stacked
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="needs a CUDA GPU (none here); bin/dlb_gpu_check runs these on one")
+
+
+@pytest.fixture
+def data(tiny_dsprites):
+    return dlbench.data.get_dataset("dsprites")
+
+
+def test_a_run_trains_on_cuda_into_a_run_directory(tiny_dsprites, tmp_path):
+    import json
+
+    from dlbench.train.run import train_from_gin
+
+    run_dir, status = train_from_gin([], TINY_PARAMS, tmp_path / "r", "cuda", progress=False)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert status == "done" and record["device"].startswith("cuda")
+    weights = torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_a_run_resumed_on_cuda_ends_as_one_trained_at_once(data):
+    spec = spec_of("beta_vae", [], 0, ["beta_vae.beta = 4.0"])
+    straight = Trainer(spec, data, torch.device("cuda"))
+    straight.run(20, 5, lambda *_: None)
+    first = Trainer(spec, data, torch.device("cuda"))
+    first.run(10, 5, lambda *_: None)
+    state = first.state_dict()
+    resumed = Trainer(spec, data, torch.device("cuda"))
+    resumed.load_state_dict(state)
+    resumed.run(20, 5, lambda *_: None)
+    # cuDNN may pick other (equally exact) algorithms in another process: equal within float32 rounding
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    assert torch.equal(resumed.generator.get_state(), straight.generator.get_state())
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("method", ["beta_vae", "beta_tcvae", "ab_vae"])
+def test_a_run_in_a_stack_on_cuda_ends_as_it_does_alone(method, data, float64):
+    shared, runs = METHODS[method]
+    specs = [spec_of(method, shared, seed, own) for seed, own in runs]
+    stack, stacked_logs = train_stacked(specs, data, "cuda")
+    for k, spec in enumerate(specs):
+        alone, alone_log = train_alone(spec, data, "cuda")
+        assert_same_state(stack.run_state(k), alone.state_dict())
+        assert_same_log([(step, means[k]) for step, means in stacked_logs], alone_log)
+
+
+def test_evaluation_on_cuda_equals_evaluation_on_the_cpu(trained_run, tmp_path):
+    import shutil
+
+    from dlbench.evaluation import evaluate_run
+
+    params = {"factor_vae": {"num_train": 500, "num_eval": 300, "num_variance_estimate": 2000},
+              "mig": {"num_train": 300}, "recon_ll": {"num_points": 300}}
+    on_gpu = tmp_path / "gpu"
+    shutil.copytree(trained_run, on_gpu)
+    names = ["mig", "factor_vae", "recon_ll"]
+    cpu = evaluate_run(trained_run, names, "mean", "cpu", params=params, log=lambda *_: None)
+    gpu = evaluate_run(on_gpu, names, "mean", "cuda", params=params, log=lambda *_: None)
+    gin.clear_config()
+    # the same codes to float32 rounding: a discretised or argmin-voted score moves only where a
+    # code sits on a bin edge or two variances tie, so allow one vote or one bin's worth
+    assert gpu["mig"]["discrete_mig"] == pytest.approx(cpu["mig"]["discrete_mig"], abs=0.02)
+    assert gpu["factor_vae"]["eval_accuracy"] == pytest.approx(cpu["factor_vae"]["eval_accuracy"], abs=0.01)
+    # (z is sampled, from the device's own generator on cuda: equal within the estimate's error)
+    stderr = max(gpu["recon_ll"]["recon_ll_stderr"], cpu["recon_ll"]["recon_ll_stderr"])
+    assert gpu["recon_ll"]["recon_ll"] == pytest.approx(cpu["recon_ll"]["recon_ll"], abs=3 * stderr)

@@ -1,0 +1,138 @@
+"""A stack of runs trained into run directories (dlbench.train.stacked_run) leaves each directory
+as the run trained alone would (float64, for the reason tests/test_stack.py gives), a run that
+diverges fails alone, and a stack killed with SIGKILL and resumed equals one never interrupted."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gin
+import pytest
+import torch
+
+from dlbench.config import operative_config, parse_gin, resolve_run_spec
+from dlbench.train.run import train_run
+from dlbench.train.stacked_run import train_stack
+from tests.commands import REPO
+from tests.conftest import TINY_PARAMS
+from tests.training import read_log
+
+RUNS = [(0, 1.0), (1, 4.0), (2, 16.0)]
+PARAMS = [p for p in TINY_PARAMS if not p.startswith(("beta_vae.beta", "train.steps", "train.checkpoint_every"))]
+
+
+def spec_and_config(seed, beta, steps=30, checkpoint_every=10):
+    try:
+        parse_gin([], [*PARAMS, f"train.seed = {seed}", f"beta_vae.beta = {beta}", f"train.steps = {steps}",
+                       f"train.checkpoint_every = {checkpoint_every}"])
+        return resolve_run_spec(), operative_config()
+    finally:
+        gin.clear_config()
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def weights(run_dir):
+    return torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"]
+
+
+def files(run_dir):
+    return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
+
+
+def test_each_run_of_a_stack_ends_as_it_does_alone(tiny_dsprites, tmp_path, float64):
+    specs, configs = zip(*[spec_and_config(seed, beta) for seed, beta in RUNS])
+    stacked = [tmp_path / "stacked" / f"run{k}" for k in range(len(RUNS))]
+    statuses = train_stack(stacked, specs, torch.device("cpu"), configs, progress=False, log=lambda *_: None)
+    assert list(statuses.values()) == ["done"] * 3
+    for k, (spec, config) in enumerate(zip(specs, configs)):
+        alone = tmp_path / "alone" / f"run{k}"
+        assert train_run(alone, spec, torch.device("cpu"), config, progress=False, log=lambda *_: None) == "done"
+        assert files(stacked[k]) == files(alone)
+        for name, value in weights(alone).items():
+            torch.testing.assert_close(weights(stacked[k])[name], value, rtol=1e-7, atol=1e-9, msg=name)
+        stacked_log, alone_log = read_log(stacked[k]), read_log(alone)
+        assert [row["step"] for row in stacked_log] == [row["step"] for row in alone_log]
+        for row_s, row_a in zip(stacked_log, alone_log):
+            assert row_s.keys() == row_a.keys()
+            assert float(row_s["loss"]) == pytest.approx(float(row_a["loss"]), rel=1e-7)
+        record = json.loads((stacked[k] / "run.json").read_text())
+        assert json.loads((alone / "run.json").read_text())["stacked"] is False
+        assert record["status"] == "done" and record["stacked"] == 3 and record["hyperparameters"]["beta"] == RUNS[k][1]
+        assert (stacked[k] / "model" / "config.gin").read_text() == (alone / "model" / "config.gin").read_text()
+    # finished runs are left alone when the stack is run again
+    again = train_stack(stacked, specs, torch.device("cpu"), configs, progress=False, log=lambda *_: None)
+    assert list(again.values()) == ["skipped"] * 3
+
+
+def test_a_diverging_run_fails_alone_and_the_others_finish(tiny_dsprites, tmp_path, float64, monkeypatch):
+    from dlbench.methods.beta_vae import BetaVAE
+
+    original = BetaVAE.objective
+
+    def nan_for_beta_4_from_step_12(self, outputs, step=0, draws=None):
+        loss, scalars = original(self, outputs, step, draws)
+        return loss + torch.where((self.beta == 4.0) & (torch.as_tensor(step) >= 11), float("nan"), 0.0), scalars
+
+    monkeypatch.setattr(BetaVAE, "objective", nan_for_beta_4_from_step_12)
+    specs, configs = zip(*[spec_and_config(seed, beta) for seed, beta in RUNS])
+    run_dirs = [tmp_path / f"run{k}" for k in range(len(RUNS))]
+    statuses = train_stack(run_dirs, specs, torch.device("cpu"), configs, progress=False, log=lambda *_: None)
+    assert [statuses[d] for d in run_dirs] == ["done", "failed", "done"]
+    failed = json.loads((run_dirs[1] / "run.json").read_text())
+    assert failed["status"] == "failed" and failed["failed_step"] == 12 and "non-finite at step 12" in failed["error"]
+    assert not (run_dirs[1] / "model" / "checkpoint.pt").exists()
+    assert [row["step"] for row in read_log(run_dirs[1])] == ["5", "10"]  # nothing logged after it failed
+    monkeypatch.setattr(BetaVAE, "objective", original)
+    alone = tmp_path / "alone"
+    train_run(alone, specs[2], torch.device("cpu"), configs[2], progress=False, log=lambda *_: None)
+    for name, value in weights(alone).items():
+        torch.testing.assert_close(weights(run_dirs[2])[name], value, rtol=1e-7, atol=1e-9, msg=name)
+
+
+STACK_SCRIPT = """
+import sys, torch
+from tests.test_stacked_run import RUNS, spec_and_config
+from dlbench.train.stacked_run import train_stack
+specs, configs = zip(*[spec_and_config(seed, beta, steps=60, checkpoint_every=5) for seed, beta in RUNS])
+train_stack([f"{sys.argv[1]}/run{k}" for k in range(len(RUNS))], specs, torch.device("cpu"), configs, progress=False)
+"""
+
+
+def run_stack_script(root, tiny_dsprites):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DLBENCH_DATA": str(tiny_dsprites)}
+    return subprocess.Popen([sys.executable, "-c", STACK_SCRIPT, str(root)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_stack_killed_and_resumed_equals_a_stack_never_interrupted(tiny_dsprites, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run_stack_script(straight, tiny_dsprites).wait(timeout=300) == 0
+    process = run_stack_script(killed, tiny_dsprites)
+    checkpoint = killed / "run2" / "model" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not (checkpoint.is_dir() and list(checkpoint.glob("step_*.pt"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # somewhere after the first checkpoint
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert run_stack_script(killed, tiny_dsprites).wait(timeout=300) == 0
+    for k in range(len(RUNS)):
+        record = json.loads((killed / f"run{k}" / "run.json").read_text())
+        assert record["status"] == "done" and record["sessions"][-1]["from_step"] > 0, record["sessions"]
+        a, b = weights(straight / f"run{k}"), weights(killed / f"run{k}")
+        assert all(torch.equal(a[name], b[name]) for name in a), k  # bit for bit
+        def scalars(root):  # the log without its timings
+            return [{key: v for key, v in row.items() if key != "images_per_second"} for row in read_log(root / f"run{k}")]
+
+        assert scalars(straight) == scalars(killed)
