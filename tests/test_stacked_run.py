@@ -103,7 +103,7 @@ STACK_SCRIPT = """
 import sys, torch
 from tests.test_stacked_run import RUNS, spec_and_config
 from dlbench.train.stacked_run import train_stack
-specs, configs = zip(*[spec_and_config(seed, beta, steps=60, checkpoint_every=5) for seed, beta in RUNS])
+specs, configs = zip(*[spec_and_config(seed, beta, steps=40, checkpoint_every=5) for seed, beta in RUNS])
 train_stack([f"{sys.argv[1]}/run{k}" for k in range(len(RUNS))], specs, torch.device("cpu"), configs, progress=False)
 """
 

@@ -19,7 +19,7 @@ def _body(argv):
     parser.add_argument("what", choices=["train", "metrics", "memory", "study"])
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--steps", type=int, help="train: timed steps per round (default 20 on CPU, 300 on GPU; "
-                        "3 alternating rounds)")
+                        "3 alternating rounds); study --stack: timed steps per run (default 20 on CPU, 200 on GPU)")
     parser.add_argument("--metrics", help="metrics: comma-separated names (default: every metric that needs only "
                         "a representation, and recon_ll with the conv model; dci's default gradient-boosted trees take minutes "
                         "on a CPU, the conv model's encoding too)")
@@ -40,6 +40,8 @@ def _body(argv):
                         "of memory while writing then loading, shapes3d 6 GB of memory)")
     parser.add_argument("--scratch", help="memory: folder for the full-size files; study: for the runs (default: the system's temp folder)")
     parser.add_argument("--workers", help="study: comma-separated worker counts to time (default 1,2)")
+    parser.add_argument("--stack", help="study: instead, the training throughput of K runs stacked against the same "
+                        "K runs one after another, for each K of a comma-separated list, e.g. 1,4,16")
     parser.add_argument("--runs", type=int, help="study: time only the first RUNS runs of the slice (default all 8)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -107,6 +109,8 @@ def _study(args):
             workers = []
         if not workers or min(workers) < 1:
             raise UserError(f"dlb_bench study: bad --workers {args.workers!r}; give worker counts of at least 1, e.g. 1,2")
+    if args.stack:
+        return _stacking(args)
     if args.runs is not None and args.runs < 1:
         raise UserError(f"dlb_bench study: --runs must be at least 1, got {args.runs}")
     if args.scratch is not None and not Path(args.scratch).is_dir():
@@ -126,6 +130,21 @@ def _study(args):
         print(f"  {name} / workers=1: {ratio:.2f}x runs per hour")
     for name, row in figures.get("projected_hours", {}).items():
         print(f"projected {name} ({row['runs']} runs): {row['hours']:.1f} hours ({row['what']})")
+
+
+def _stacking(args):
+    try:
+        stacks = [int(k) for k in args.stack.split(",") if k.strip()]
+    except ValueError:
+        stacks = []
+    if not stacks or min(stacks) < 1:
+        raise UserError(f"dlb_bench study: bad --stack {args.stack!r}; give stack sizes of at least 1, e.g. 1,4,16")
+    from dlbench.study.benchmark import bench_stacking
+    from dlbench.train import resolve_device
+
+    figures = bench_stacking(resolve_device(args.device), stacks, args.steps,
+                             log=(lambda *_: None) if args.json else print)
+    print(json.dumps(figures) if args.json else f"device: {figures['device']}; {figures['steps']} steps per run")
 
 
 def _print_lookup(rows):

@@ -29,6 +29,9 @@ def _body(argv):
                         help="local: worker processes (default: one per GPU on CUDA, one per core on a CPU; each "
                              "gets cores / workers torch threads; 1 runs them in this process); ray: "
                              "worker actors (default: one per CPU, or per --gpus_per_worker of the cluster's GPUs)")
+    parser.add_argument("--stack", metavar="K",
+                        help="local: train up to K runs that differ only in seed and method hyperparameters as "
+                             "one model (each run's results as if trained alone); auto: 1 on a CPU (default)")
     parser.add_argument("--ray_address", help="ray: the cluster's address (default: start a local Ray instance)")
     parser.add_argument("--gpus_per_worker", type=float, default=0.0,
                         help="ray: GPUs per worker actor, fractional to share a GPU (e.g. 0.25)")
@@ -55,6 +58,8 @@ def _body(argv):
     slurm_flags = args.slurm_partition or args.slurm_time or args.array_parallelism or args.slurm_option
     if slurm_flags and args.executor != "slurm":
         parser.error("the --slurm_* options and --array_parallelism go with --executor slurm")
+    if args.stack is not None and args.executor != "local":
+        parser.error("--stack goes with --executor local (the Ray and Slurm executors train one run per task)")
     if args.executor == "slurm" and args.workers is not None:
         parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
 
@@ -85,6 +90,9 @@ def _run(args, study, runs, runs_root):
     from dlbench.train import resolve_device
 
     device = resolve_device(args.device)
+    from dlbench.study.stacks import stack_size
+
+    stack = stack_size(args.stack, device)  # a bad --stack is refused before anything is written
     # the engine is reached, and its options checked, before anything is written
     if args.executor == "ray":
         from dlbench.study.ray_executor import start
@@ -112,6 +120,7 @@ def _run(args, study, runs, runs_root):
         from dlbench.study.local import default_workers
 
         statuses = run_local(study, runs, runs_root, device, workers=args.workers or default_workers(device),
+                             stack=stack,
                              retry_failed=args.retry_failed, progress=not args.no_progress)
     failed = [name for name, status in statuses.items() if status == FAILED]
     held = [name for name, status in statuses.items() if status == HELD]

@@ -136,3 +136,56 @@ def _steps_of(study):
         return resolve_run_spec().train["steps"]
     finally:
         gin.clear_config()
+
+
+def bench_stacking(device, stacks=(1, 4), steps=None, log=print):
+    """Training throughput of K runs trained as one stack against the same K runs trained one
+    after another, for each K in `stacks`: beta-VAE runs of study_v1_cpu (its MLP at batch 64)
+    with K seeds. Figures per K: images per second summed over the runs both ways, the ratio, and
+    on CUDA the peak device memory of the stack."""
+    import torch
+
+    from dlbench.bench import device_name, sync
+    from dlbench.study import load_study
+    from dlbench.study.stacks import resolved
+    from dlbench.study.unit import units_of
+    from dlbench.train.loop import Trainer
+    from dlbench.train.stack import StackedTrainer
+    import dlbench.data
+
+    device = torch.device(device)
+    steps = steps or (20 if device.type == "cpu" else 200)
+    study = load_study(SLICE_STUDY)
+    beta_vae = [spec for spec in study.runs if spec.name.startswith("beta_vae/")]
+    figures = {"device": device_name(device), "steps": steps, "stacks": {}}
+    for k in stacks:
+        units = units_of(study, [beta_vae[i % len(beta_vae)] for i in range(k)], "unused")
+        specs = [resolved(unit)[0] for unit in units]
+        for i, spec in enumerate(specs):  # K distinct runs: seeds 0..K-1
+            spec.train["seed"] = i
+        data = dlbench.data.dataset_from_record(specs[0].identity())
+        batch = specs[0].train["batch_size"]
+        trainers = [Trainer(spec, data, device) for spec in specs]
+        for trainer in trainers:
+            trainer.run(1, 10**9, lambda *_: None)
+        sync(device)
+        started = time.perf_counter()
+        for trainer in trainers:
+            trainer.run(1 + steps, 10**9, lambda *_: None)
+        sync(device)
+        alone = k * steps * batch / (time.perf_counter() - started)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        stack = StackedTrainer(specs, data, device)
+        stack.run(1, 10**9, lambda *_: None)
+        sync(device)
+        started = time.perf_counter()
+        stack.run(1 + steps, 10**9, lambda *_: None)
+        sync(device)
+        stacked = k * steps * batch / (time.perf_counter() - started)
+        row = {"alone_images_per_second": alone, "stacked_images_per_second": stacked, "ratio": stacked / alone}
+        if device.type == "cuda":
+            row["stack_peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        figures["stacks"][f"K={k}"] = row
+        log(f"  K={k}: one after another {alone:.0f} img/s, stacked {stacked:.0f} img/s, ratio {stacked / alone:.2f}")
+    return figures

@@ -12,7 +12,8 @@ import os
 from tqdm import tqdm
 
 from dlbench.errors import UserError
-from dlbench.study.unit import DONE, FAILED, HELD, quiet, run_unit, units_of
+from dlbench.study.stacks import run_item, work_items
+from dlbench.study.unit import DONE, FAILED, HELD, quiet, units_of
 
 
 def default_workers(device):
@@ -51,8 +52,8 @@ def _start_worker(threads, gpu_queue):
     dlbench.data.keep_loaded()  # the worker's runs share one load of the dataset
 
 
-def _run_in_worker(unit, device, retry_failed):
-    return run_unit(unit, device, retry_failed, progress=False, log=quiet)
+def _run_in_worker(item, device, retry_failed):
+    return run_item(item, device, retry_failed, progress=False, log=quiet)
 
 
 class StudyBar:
@@ -84,50 +85,57 @@ class StudyBar:
         self.bar.close()
 
 
-def run_local(study, runs, runs_root, device, workers=1, retry_failed=False, progress=True, log=print):
-    """Returns {run name: DONE, FAILED or HELD}."""
-    units = dict(zip([spec.name for spec in runs], units_of(study, runs, runs_root)))
-    workers = max(1, min(workers, len(units)))  # no idle processes (and one run is run here)
+def run_local(study, runs, runs_root, device, workers=1, retry_failed=False, progress=True, log=print, stack=1):
+    """Returns {run name: DONE, FAILED or HELD}. With stack K > 1, runs that can be trained as one
+    model are, K at a time (dlbench.study.stacks)."""
+    units = units_of(study, runs, runs_root)
+    names = {unit.run_dir: spec.name for spec, unit in zip(runs, units)}
     bar = StudyBar(study.name, len(units), progress)
+    log = bar.write if progress else log
     try:
+        items = work_items(units, stack, log)
+        workers = max(1, min(workers, len(items)))  # no idle processes (and one item is run here)
         if workers == 1:
-            return _run_sequentially(units, device, retry_failed, bar, progress, bar.write if progress else log)
-        return _run_in_pools(units, device, workers, retry_failed, bar, bar.write if progress else log)
+            return _run_sequentially(items, names, device, retry_failed, bar, progress, log)
+        return _run_in_pools(items, names, device, workers, retry_failed, bar, log)
     finally:
         bar.close()
 
 
-def _run_sequentially(units, device, retry_failed, bar, progress, log):
+def _run_sequentially(items, names, device, retry_failed, bar, progress, log):
     import dlbench.data
 
-    statuses = {}
+    statuses, done = {}, 0
     previous = dlbench.data.keep_loaded()  # the study's runs share one load of the dataset
     try:
-        for number, (name, unit) in enumerate(units.items(), 1):
+        for item in items:
             if not progress:
-                log(f"[{number}/{len(units)}] {unit.run_dir}")
-            bar.show(running=1)
+                for unit in item:
+                    done += 1
+                    log(f"[{done}/{len(names)}] {unit.run_dir}")
+            bar.show(running=len(item))
             # the run's own step bar shows below the study's
-            statuses[name] = run_unit(unit, device, retry_failed, progress=progress, log=log)
-            bar.ended(statuses[name], running=0)
+            for run_dir, status in run_item(item, device, retry_failed, progress=progress, log=log).items():
+                statuses[names[run_dir]] = status
+                bar.ended(status, running=0)
     finally:
         dlbench.data.keep_loaded(previous)
     return statuses
 
 
-def _run_in_pools(units, device, workers, retry_failed, bar, log):
-    statuses, pending = {}, dict(units)
-    for restart in range(len(units) + 1):
+def _run_in_pools(items, names, device, workers, retry_failed, bar, log):
+    statuses, pending = {}, {tuple(unit.run_dir for unit in item): item for item in items}
+    for restart in range(len(items) + 1):
         if restart:
-            log(f"a worker process died (killed, or out of memory); a new pool takes the {len(pending)} "
-                "runs left, each resuming from its last checkpoint")
-        if _run_pool(pending, device, workers, retry_failed, statuses, bar):
+            log(f"a worker process died (killed, or out of memory); a new pool takes the "
+                f"{sum(map(len, pending.values()))} runs left, each resuming from its last checkpoint")
+        if _run_pool(pending, names, device, workers, retry_failed, statuses, bar):
             return statuses
     raise UserError("worker processes kept dying; see the runs left with dlb_study --status")
 
 
-def _run_pool(pending, device, workers, retry_failed, statuses, bar):
-    """Run the pending units (removing each as it ends) in one pool; False when a worker died (the
+def _run_pool(pending, names, device, workers, retry_failed, statuses, bar):
+    """Run the pending items (removing each as it ends) in one pool; False when a worker died (the
     runs it held are claimed by a dead process, which the next pool's claims break at once)."""
     context = multiprocessing.get_context("spawn")  # fresh processes: no forked torch or CUDA state
     gpu_queue = None
@@ -139,15 +147,16 @@ def _run_pool(pending, device, workers, retry_failed, statuses, bar):
             gpu_queue.put(gpu)
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                                 initargs=(threads_per_worker(workers), gpu_queue)) as pool:
-        futures = {pool.submit(_run_in_worker, unit, str(device), retry_failed): name
-                   for name, unit in pending.items()}
+        futures = {pool.submit(_run_in_worker, item, str(device), retry_failed): key for key, item in pending.items()}
         bar.show(running=min(workers, len(pending)))
         try:
             for future in concurrent.futures.as_completed(futures):
-                name = futures[future]
-                statuses[name] = future.result()
-                del pending[name]
-                bar.ended(statuses[name], running=min(workers, len(pending)))
+                key = futures[future]
+                result = future.result()
+                del pending[key]
+                for run_dir, status in result.items():
+                    statuses[names[run_dir]] = status
+                    bar.ended(status, running=min(workers, len(pending)))
         except concurrent.futures.process.BrokenProcessPool:
             return False
         except BaseException:

@@ -40,23 +40,16 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
     too) do."""
     import torch
 
-    from dlbench.evaluation import evaluate_run
     from dlbench.train.run import train_from_gin
 
     device = torch.device(device)
     try:
         with rundir.hold_run(unit.run_dir, "trained"):
-            overwrite = retry_failed and _recorded_status(unit.run_dir) == rundir.Status.FAILED
+            overwrite = retry_failed and recorded_status(unit.run_dir) == rundir.Status.FAILED
             _, status = train_from_gin(unit.gin_files, unit.gin_params, unit.run_dir, device, overwrite, progress)
             if status == rundir.Status.FAILED:
                 return FAILED
-            try:
-                evaluate_run(unit.run_dir, list(unit.metrics), "mean", device, params=unit.metric_params, log=log)
-            except UserError as err:  # a metric that cannot score this model: recorded, the study goes on
-                rundir.update_run(unit.run_dir, evaluation_error=str(err))
-                log(f"{unit.run_dir}: evaluation failed: {err}")
-                return FAILED
-            return DONE
+            return evaluate_unit(unit, device, log)
     except rundir.RunHeld:
         return HELD
     except (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError):
@@ -68,7 +61,21 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
         return FAILED
 
 
-def _recorded_status(run_dir):
+def evaluate_unit(unit, device, log=print):
+    """DONE, or FAILED when a metric cannot score the model (recorded in run.json; the study goes
+    on). The caller holds the run."""
+    from dlbench.evaluation import evaluate_run
+
+    try:
+        evaluate_run(unit.run_dir, list(unit.metrics), "mean", device, params=unit.metric_params, log=log)
+    except UserError as err:
+        rundir.update_run(unit.run_dir, evaluation_error=str(err))
+        log(f"{unit.run_dir}: evaluation failed: {err}")
+        return FAILED
+    return DONE
+
+
+def recorded_status(run_dir):
     try:
         return rundir.read_run(run_dir).get("status") if rundir.is_run(run_dir) else None
     except UserError:

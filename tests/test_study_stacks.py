@@ -1,0 +1,106 @@
+"""Studies with --stack K: stackable runs grouped into stacks of at most K, trained together and
+evaluated one by one, with the results of the same study run one run at a time (float64, for the
+reason tests/test_stack.py gives)."""
+
+import json
+
+import pytest
+import torch
+
+from dlbench.errors import UserError
+from dlbench.study import load_study
+from dlbench.study.local import run_local
+from dlbench.study.stacks import stack_size, work_items
+from dlbench.study.unit import DONE, units_of
+from tests.commands import assert_one_line_error, run_command, tree
+from tests.test_study import write_study
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def test_stackable_runs_are_grouped_k_at_a_time_and_the_others_alone(tiny_dsprites, tmp_path):
+    study = load_study(str(write_study(tmp_path / "s.gin", """[
+        {'beta_vae.beta': [1.0, 2.0, 4.0], 'train.seed': [0, 1]},
+        {'train.method': ['@factor_vae()'], 'factor_vae.discriminator_width': [8]},
+        {'train.method': ['@beta_vae()'], 'train.lr': [1e-4]}]""")))
+    units = units_of(study, study.runs, tmp_path / "runs")
+    said = []
+    items = work_items(units, 4, log=said.append)
+    names = [[unit.run_dir.split("/runs/")[1] for unit in item] for item in items]
+    assert names == [
+        ["beta_vae/beta=1.0/seed=0", "beta_vae/beta=1.0/seed=1", "beta_vae/beta=2.0/seed=0", "beta_vae/beta=2.0/seed=1"],
+        ["beta_vae/beta=4.0/seed=0", "beta_vae/beta=4.0/seed=1"],
+        ["beta_vae/lr=0.0001/seed=0"],  # another learning rate: another stack
+        ["factor_vae/discriminator_width=8/seed=0"]]  # an auxiliary network: alone, and said so
+    assert len(said) == 1 and "factor_vae" in said[0] and "auxiliary network" in said[0]
+    assert work_items(units, 1) == [[unit] for unit in units]
+
+
+def test_stack_sizes():
+    assert stack_size("auto", "cpu") == 1 and stack_size(None, "cpu") == 1 and stack_size("8", "cpu") == 8
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(UserError, match="bad --stack"):
+            stack_size(bad, "cpu")
+
+
+def results(runs):
+    found = {}
+    for run_json in sorted(runs.rglob("run.json")):
+        run_dir = run_json.parent
+        metrics = {p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("metrics/mean/*/results.json")}
+        found[str(run_dir.relative_to(runs))] = (
+            torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"], metrics,
+            json.loads(run_json.read_text()))
+    return found
+
+
+def test_a_stacked_study_gives_the_results_of_the_study_run_one_at_a_time(tiny_dsprites, tmp_path, float64,
+                                                                         monkeypatch):
+    import dlbench.study.stacks
+    import dlbench.study.unit
+
+    evaluate = dlbench.study.unit.evaluate_unit
+
+    def evaluate_in_float32(*args, **kwargs):  # training in float64; the evaluation stage works in float32
+        torch.set_default_dtype(torch.float32)
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            torch.set_default_dtype(torch.float64)
+
+    for module in (dlbench.study.unit, dlbench.study.stacks):
+        monkeypatch.setattr(module, "evaluate_unit", evaluate_in_float32)
+    study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 4.0, 8.0]}")))
+    quiet = dict(progress=False, log=lambda *_: None)
+    alone = run_local(study, study.runs, tmp_path / "alone", "cpu", workers=1, stack=1, **quiet)
+    stacked = run_local(study, study.runs, tmp_path / "stacked", "cpu", workers=1, stack=2, **quiet)
+    assert set(alone.values()) == set(stacked.values()) == {DONE} and alone.keys() == stacked.keys()
+    a, b = results(tmp_path / "alone"), results(tmp_path / "stacked")
+    assert a.keys() == b.keys()
+    for name in a:
+        for key, value in a[name][0].items():
+            torch.testing.assert_close(b[name][0][key], value, rtol=1e-7, atol=1e-9, msg=f"{name} {key}")
+        assert a[name][1].keys() == b[name][1].keys() == {"mig[num_train=200]"}
+        for metric, result in a[name][1].items():
+            for key, value in result.items():
+                if isinstance(value, float) and key != "elapsed_seconds":
+                    assert b[name][1][metric][key] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, metric, key)
+        assert a[name][2]["stacked"] is False
+    assert [b[name][2]["stacked"] for name in sorted(b)] == [2, 2, False]  # 2 together, the third alone
+
+
+def test_a_bad_stack_is_one_line_and_writes_nothing(tiny_dsprites, tmp_path):
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--stack", "0", "--device", "cpu",
+                         data_root=tiny_dsprites)
+    assert_one_line_error(result, "bad --stack '0'")
+    assert tree(tmp_path) == ["s.gin"]
+    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--stack", "2", "--executor", "ray",
+                         data_root=tiny_dsprites)
+    assert_one_line_error(result, "--stack goes with --executor local")
