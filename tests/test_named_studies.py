@@ -199,3 +199,17 @@ def test_bench_study_times_each_executor_on_the_same_slice(tiny_dsprites, tmp_pa
 ])
 def test_bench_study_mistakes_are_one_line(args, needle):
     assert_one_line_error(run_command("dlb_bench", "study", *args), needle)
+
+
+def test_the_gpu_check_says_what_it_needs_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.commands import REPO
+
+    for args, needle in [([], "usage: dlb_gpu_check WHEELS OUT"), ([str(tmp_path), str(tmp_path / "out")],
+                                                                    "no gin_config-*.whl in")]:
+        result = subprocess.run([sys.executable, str(REPO / "bin" / "dlb_gpu_check"), *args], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 2 and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -42,6 +42,8 @@ def _body(argv):
     parser.add_argument("--workers", help="study: comma-separated worker counts to time (default 1,2)")
     parser.add_argument("--stack", help="study: instead, the training throughput of K runs stacked against the same "
                         "K runs one after another, for each K of a comma-separated list, e.g. 1,4,16")
+    parser.add_argument("--study", default="study_v1_cpu",
+                        help="study --stack: whose beta-VAE runs to stack (study_v1_cpu: MLP; dlib_unsupervised_v1: conv)")
     parser.add_argument("--runs", type=int, help="study: time only the first RUNS runs of the slice (default all 8)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -142,7 +144,7 @@ def _stacking(args):
     from dlbench.study.benchmark import bench_stacking
     from dlbench.train import resolve_device
 
-    figures = bench_stacking(resolve_device(args.device), stacks, args.steps,
+    figures = bench_stacking(resolve_device(args.device), stacks, args.steps, args.study,
                              log=(lambda *_: None) if args.json else print)
     print(json.dumps(figures) if args.json else f"device: {figures['device']}; {figures['steps']} steps per run")
 

@@ -138,11 +138,12 @@ def _steps_of(study):
         gin.clear_config()
 
 
-def bench_stacking(device, stacks=(1, 4), steps=None, log=print):
+def bench_stacking(device, stacks=(1, 4), steps=None, study_name=SLICE_STUDY, log=print):
     """Training throughput of K runs trained as one stack against the same K runs trained one
-    after another, for each K in `stacks`: beta-VAE runs of study_v1_cpu (its MLP at batch 64)
-    with K seeds. Figures per K: images per second summed over the runs both ways, the ratio, and
-    on CUDA the peak device memory of the stack."""
+    after another, for each K in `stacks`: the beta-VAE runs of a study (study_v1_cpu: its MLP at
+    batch 64; dlib_unsupervised_v1: disentanglement_lib's conv at batch 64) with K seeds. Figures
+    per K: images per second summed over the runs both ways, the ratio, and on CUDA the peak
+    device memory of the stack."""
     import torch
 
     from dlbench.bench import device_name, sync
@@ -155,9 +156,10 @@ def bench_stacking(device, stacks=(1, 4), steps=None, log=print):
 
     device = torch.device(device)
     steps = steps or (20 if device.type == "cpu" else 200)
-    study = load_study(SLICE_STUDY)
+    study = load_study(study_name)
     beta_vae = [spec for spec in study.runs if spec.name.startswith("beta_vae/")]
-    figures = {"device": device_name(device), "steps": steps, "stacks": {}}
+    figures = {"device": device_name(device), "study": study.name, "steps": steps, "stacks": {}}
+    warmed = False
     for k in stacks:
         units = units_of(study, [beta_vae[i % len(beta_vae)] for i in range(k)], "unused")
         specs = [resolved(unit)[0] for unit in units]
@@ -165,6 +167,10 @@ def bench_stacking(device, stacks=(1, 4), steps=None, log=print):
             spec.train["seed"] = i
         data = dlbench.data.dataset_from_record(specs[0].identity())
         batch = specs[0].train["batch_size"]
+        if not warmed:  # the process's first steps (allocator, kernels chosen) are not what is measured
+            Trainer(specs[0], data, device).run(10, 10**9, lambda *_: None)
+            StackedTrainer(specs[:1], data, device).run(10, 10**9, lambda *_: None)
+            warmed = True
         trainers = [Trainer(spec, data, device) for spec in specs]
         for trainer in trainers:
             trainer.run(1, 10**9, lambda *_: None)
