@@ -38,6 +38,8 @@ METHODS = {
                 (2, ["ab_vae.alpha = 100.0", "ab_vae.beta = 4.0"])]),
     "dip_vae": (["dip_vae.dip_type = 'ii'"], [(0, ["dip_vae.lambda_od = 1.0"]), (1, ["dip_vae.lambda_od = 5.0"]),
                                              (2, ["dip_vae.lambda_od = 20.0", "dip_vae.lambda_d = 3.0"])]),
+    "factor_vae": (["factor_vae.discriminator_width = 32", "factor_vae.discriminator_layers = 2"],
+                   [(0, ["factor_vae.gamma = 1.0"]), (1, ["factor_vae.gamma = 10.0"]), (2, ["factor_vae.gamma = 40.0"])]),
     "annealed_vae": (["annealed_vae.iteration_threshold = 30"],
                      [(0, ["annealed_vae.c_max = 5.0"]), (1, ["annealed_vae.c_max = 25.0", "annealed_vae.gamma = 100.0"]),
                       (2, ["annealed_vae.c_max = 50.0"])]),
@@ -71,6 +73,11 @@ def train_stacked(specs, data, device="cpu"):
 
 def assert_same_state(stacked_state, alone_state):
     assert stacked_state["step"] == alone_state["step"]
+    if alone_state.get("method"):  # FactorVAE's discriminator and its Adam
+        assert_same_state({"step": 0, "model": stacked_state["method"]["discriminator"], "generator": torch.zeros(1),
+                           "optimizer": stacked_state["method"]["discriminator_optimizer"]},
+                          {"step": 0, "model": alone_state["method"]["discriminator"], "generator": torch.zeros(1),
+                           "optimizer": alone_state["method"]["discriminator_optimizer"]})
     assert stacked_state["model"].keys() == alone_state["model"].keys()
     for name, value in alone_state["model"].items():
         torch.testing.assert_close(stacked_state["model"][name], value, rtol=RTOL, atol=ATOL, msg=name)
@@ -108,7 +115,7 @@ def test_in_float32_one_stacked_step_gives_each_run_its_gradients(data):
     stack = StackedTrainer(specs, data, torch.device("cpu"))
     x, eps, draws = stack._draw(8)
     params = {name: p.detach() for name, p in stack.params.items()}
-    grads, (losses, _) = stack._loss_and_grads(params, stack.buffers, x, eps, stack.hyperparameters, draws, 0)
+    grads, (losses, _) = stack._loss_and_grads(params, stack.buffers, x, eps, stack.hyperparameters, draws, {}, 0)
     for k, spec in enumerate(specs):
         alone = Trainer(spec, data, torch.device("cpu"))
         loss, _ = alone.method.objective(alone.model(x[k], eps=eps[k]), 0, {})
@@ -168,4 +175,8 @@ def test_runs_that_differ_in_more_than_seed_and_hyperparameters_are_not_stacked(
     assert "differ" in stack_problem([a, spec_of("beta_tcvae", [], 1, [])])
     assert "differ" in stack_problem([spec_of("beta_tcvae", [], 0, []),
                                       spec_of("beta_tcvae", ["beta_tcvae.estimator = 'mss'"], 1, [])])
-    assert "auxiliary network" in stack_problem([spec_of("factor_vae", [], 0, [])])
+    assert stack_problem([spec_of("factor_vae", [], 0, []), spec_of("factor_vae", [], 1, ["factor_vae.gamma = 5.0"])]) is None
+    dcgan = ["dataset.name = 'fashion_mnist'", "model.architecture = 'dcgan'"]
+    assert "BatchNorm" in stack_problem([spec_of("beta_vae", dcgan, 0, [])])
+    assert "differ" in stack_problem([spec_of("factor_vae", [], 0, []),
+                                      spec_of("factor_vae", ["factor_vae.discriminator_width = 8"], 1, [])])

@@ -27,7 +27,7 @@ def float64():
 def test_stackable_runs_are_grouped_k_at_a_time_and_the_others_alone(tiny_dsprites, tmp_path):
     study = load_study(str(write_study(tmp_path / "s.gin", """[
         {'beta_vae.beta': [1.0, 2.0, 4.0], 'train.seed': [0, 1]},
-        {'train.method': ['@factor_vae()'], 'factor_vae.discriminator_width': [8]},
+        {'model.architecture': ['dcgan'], 'dataset.name': ['fashion_mnist']},
         {'train.method': ['@beta_vae()'], 'train.lr': [1e-4]}]""")))
     units = units_of(study, study.runs, tmp_path / "runs")
     said = []
@@ -37,8 +37,8 @@ def test_stackable_runs_are_grouped_k_at_a_time_and_the_others_alone(tiny_dsprit
         ["beta_vae/beta=1.0/seed=0", "beta_vae/beta=1.0/seed=1", "beta_vae/beta=2.0/seed=0", "beta_vae/beta=2.0/seed=1"],
         ["beta_vae/beta=4.0/seed=0", "beta_vae/beta=4.0/seed=1"],
         ["beta_vae/lr=0.0001/seed=0"],  # another learning rate: another stack
-        ["factor_vae/discriminator_width=8/seed=0"]]  # an auxiliary network: alone, and said so
-    assert len(said) == 1 and "factor_vae" in said[0] and "auxiliary network" in said[0]
+        ["beta_vae/architecture=dcgan,name=fashion_mnist/seed=0"]]  # BatchNorm: alone, and said so
+    assert len(said) == 1 and "dcgan" in said[0] and "BatchNorm" in said[0]
     assert work_items(units, 1) == [[unit] for unit in units]
 
 

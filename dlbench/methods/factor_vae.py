@@ -121,7 +121,9 @@ class FactorVAE(Method):
         """Discriminator logits through detached copies of its parameters: gradients reach z
         (the encoder) and never the discriminator."""
         self._require_discriminator()
-        params = {name: p.detach() for name, p in self.discriminator.named_parameters()}
+        # a stack of runs (dlbench.train.stack) hands each run's own discriminator in, detached
+        params = getattr(self, "discriminator_params", None) or \
+            {name: p.detach() for name, p in self.discriminator.named_parameters()}
         return functional_call(self.discriminator, params, (z,))
 
     def objective(self, outputs, step=0, draws=None):

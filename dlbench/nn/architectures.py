@@ -202,6 +202,11 @@ ARCHITECTURES = {
 }
 
 
+# architectures whose outputs depend on the batch (BatchNorm): their runs cannot be trained as a
+# stack, whose batched functional call has no per-run running statistics (dlbench.train.stack)
+WITH_BATCH_STATISTICS = ("dcgan",)
+
+
 def _architecture(name):
     if name not in ARCHITECTURES:
         raise UserError(

@@ -1,7 +1,7 @@
 """Stacks of a study's runs: runs that can be trained as one model (dlbench.train.stack) grouped
 into work items of at most K, trained together, then evaluated one by one, each run under its own
 claim throughout, so that the exactly-once guarantees of single runs (dlbench.study.unit) hold.
-Runs that cannot be stacked (an auxiliary network, batch statistics) stay work items of one, and
+Runs that cannot be stacked (an architecture with batch statistics) stay work items of one, and
 their log says so."""
 
 import json

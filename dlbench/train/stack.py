@@ -18,8 +18,9 @@ Each run keeps its identity:
 - run_state(k) is a run's state in the format of Trainer.state_dict(), so a stacked run's
   checkpoints are those of a run alone (a stack resumes from solo checkpoints and back).
 
-Methods with auxiliary networks (FactorVAE's discriminator) and architectures with batch
-statistics (BatchNorm: dcgan) are not stackable yet; stack_problem() says why.
+FactorVAE's discriminators are stacked the same way, with their own Adam; each run's VAE
+objective reads its own discriminator (frozen), and each discriminator step sees its own run's
+codes and a second batch drawn from that run's generator, as a run alone does.
 """
 
 import copy
@@ -35,10 +36,14 @@ from dlbench.train.loop import Trainer, build_optimizer
 
 def stack_problem(specs):
     """Why these runs cannot be trained as one stack (a sentence), or None when they can."""
+    from dlbench.nn.architectures import WITH_BATCH_STATISTICS
+
     first = specs[0]
     method = first.method
-    if type(method).after_step is not Method.after_step:
-        return f"{method.name} trains an auxiliary network, which is not stacked yet"
+    if first.model["architecture"] in WITH_BATCH_STATISTICS:
+        return f"the {first.model['architecture']} architecture has BatchNorm, whose batch statistics are not stacked"
+    if type(method).after_step is not Method.after_step and not hasattr(method, "discriminator"):
+        return f"{method.name} trains an auxiliary network that is not stacked"
     shared = _shared_identity(first)
     for spec in specs[1:]:
         if _shared_identity(spec) != shared:
@@ -60,12 +65,16 @@ class _RunStep(nn.Module):
     """One run's forward pass and objective as one module call, so that functional_call puts the
     run's parameters in place for both (the objective reads the prior's parameters too)."""
 
-    def __init__(self, model):
+    def __init__(self, model, with_codes=False):
         super().__init__()
-        self.model = model
+        self.model, self.with_codes = model, with_codes
 
     def forward(self, x, eps, method, step, draws):
-        return method.objective(self.model(x, eps=eps), step, draws)
+        outputs = self.model(x, eps=eps)
+        loss, scalars = method.objective(outputs, step, draws)
+        if self.with_codes:  # the step's codes, which the FactorVAE discriminator then learns from
+            scalars = {**scalars, "_z": outputs.z.detach()}
+        return loss, scalars
 
 
 class StackedTrainer:
@@ -82,8 +91,8 @@ class StackedTrainer:
         if len({run.step for run in self.runs}) != 1:
             raise ValueError("the runs of a stack must be at the same step")
         device = self.device
-        self.step_module = _RunStep(self.runs[0].model)
         self.template_method = self.runs[0].method
+        self.step_module = _RunStep(self.runs[0].model, with_codes=hasattr(self.template_method, "discriminator"))
         self.hyperparameters = {
             name: torch.tensor([float(getattr(run.method, name)) for run in self.runs], device=device)
             for name in self.template_method.tensor_hyperparameters}
@@ -92,21 +101,25 @@ class StackedTrainer:
         self.buffers = {name: torch.stack([dict(run.model.named_buffers())[name] for run in self.runs])
                         for name, _ in self.runs[0].model.named_buffers()}
         self.optimizer = build_optimizer(self.specs[0], _ParameterList(self.params.values()))
-        self._stack_optimizer_state()
+        _stack_adam_state(self.optimizer, self.params, [run.optimizer for run in self.runs])
         self.alive = torch.ones(len(self.runs), dtype=torch.bool, device=device)
         self.failed_at = torch.full((len(self.runs),), -1, device=device)
         self.step = self.runs[0].step
-        self._loss_and_grads = vmap(grad_and_value(self._one_run, has_aux=True), in_dims=(0, 0, 0, 0, 0, 0, None))
+        self.discriminators = _Discriminators(self) if hasattr(self.template_method, "discriminator") else None
+        self._loss_and_grads = vmap(grad_and_value(self._one_run, has_aux=True),
+                                    in_dims=(0, 0, 0, 0, 0, 0, 0, None))
 
     def __len__(self):
         return len(self.runs)
 
     # --- one step -------------------------------------------------------------------------------
 
-    def _one_run(self, params, buffers, x, eps, hyperparameters, draws, step):
+    def _one_run(self, params, buffers, x, eps, hyperparameters, draws, discriminator, step):
         method = copy.copy(self.template_method)
         for name, value in hyperparameters.items():
             setattr(method, name, value)
+        if discriminator:
+            method.discriminator_params = discriminator  # this run's, frozen (FactorVAE.frozen_logits)
         state = {**{f"model.{k}": v for k, v in params.items()}, **{f"model.{k}": v for k, v in buffers.items()}}
         loss, scalars = functional_call(self.step_module, state, (x, eps, method, step, draws))
         return loss, scalars
@@ -128,22 +141,21 @@ class StackedTrainer:
     def train_step(self, batch_size):
         """One update of every live run; returns (losses (K,), scalars {name: (K,)}) on the device."""
         x, eps, draws = self._draw(batch_size)
-        params = {name: p.detach() for name, p in self.params.items()}
+        second = self.discriminators.draw(batch_size) if self.discriminators else None  # a run alone draws
+        params = {name: p.detach() for name, p in self.params.items()}    # these after its VAE update
+        frozen = self.discriminators.frozen() if self.discriminators else {}
         grads, (losses, scalars) = self._loss_and_grads(params, self.buffers, x, eps, self.hyperparameters,
-                                                        draws, self.step)
+                                                        draws, frozen, self.step)
         finite = torch.isfinite(losses.detach())
         self.failed_at = torch.where(self.alive & ~finite, torch.tensor(self.step + 1, device=self.device),
                                      self.failed_at)
         self.alive = self.alive & finite
-        for name, p in self.params.items():
-            mask = self.alive.view(-1, *[1] * (p.dim() - 1))
-            p.grad = torch.where(mask, grads[name], torch.zeros((), device=self.device))
-            state = self.optimizer.state.get(p)
-            if state:  # a frozen run's momentum is zeroed too, so Adam's update for it is exactly 0
-                state["exp_avg"].mul_(mask)
-        self.optimizer.step()
+        masked_step(self.optimizer, self.params, grads, self.alive)
+        scalars = {name: value.detach() for name, value in scalars.items()}
+        if self.discriminators:
+            scalars.update(self.discriminators.step(scalars.pop("_z"), *second))
         self.step += 1
-        return losses.detach(), {name: value.detach() for name, value in scalars.items()}
+        return losses.detach(), scalars
 
     def run(self, until, log_every, on_log, after_step=None):
         """Train up to step `until`; on_log(step, [means of run k], images_per_second) at log steps,
@@ -181,33 +193,130 @@ class StackedTrainer:
     def run_state(self, k):
         """Run k's state as Trainer.state_dict() gives it for a run alone (its checkpoint)."""
         run = self.runs[k]
+        self._load_run_state(k, run)
+        run.step = self.step
+        return run.state_dict()
+
+    def _load_run_state(self, k, run):
         with torch.no_grad():
             for name, p in run.model.named_parameters():
                 p.copy_(self.params[name][k])
             for name, b in run.model.named_buffers():
                 b.copy_(self.buffers[name][k])
-        run.optimizer.load_state_dict(self._optimizer_state(k, run.optimizer))
-        run.step = self.step
-        return run.state_dict()
+        run.optimizer.load_state_dict(_run_adam_state(k, self.optimizer, self.params, run.optimizer))
+        if self.discriminators:
+            self.discriminators.load_run_state(k, run.method)
 
-    def _stack_optimizer_state(self):
-        """Adam's state of resumed runs, stacked as their parameters are (fresh runs have none)."""
-        states = [run.optimizer.state_dict()["state"] for run in self.runs]
-        if not any(states):
-            return
-        for index, p in enumerate(self.params.values()):
-            own = [state[index] for state in states]
-            self.optimizer.state[p] = {"step": own[0]["step"].clone(),
-                                       **{key: torch.stack([s[key] for s in own]) for key in own[0] if key != "step"}}
 
-    def _optimizer_state(self, k, optimizer):
-        own = optimizer.state_dict()
-        state = {}
-        for index, p in enumerate(self.params.values()):
-            stacked = self.optimizer.state.get(p)
-            if stacked:
-                state[index] = {key: value if key == "step" else value[k].clone() for key, value in stacked.items()}
-        return {"state": state, "param_groups": own["param_groups"]}
+def _stack_adam_state(optimizer, params, optimizers):
+    """Put the Adam state of resumed runs (their own optimizers), stacked as their parameters are,
+    into the stack's optimizer (fresh runs have none)."""
+    states = [own.state_dict()["state"] for own in optimizers]
+    if not any(states):
+        return
+    for index, p in enumerate(params.values()):
+        per_run = [state[index] for state in states]
+        optimizer.state[p] = {"step": per_run[0]["step"].clone(),
+                              **{key: torch.stack([s[key] for s in per_run]) for key in per_run[0] if key != "step"}}
+
+
+def _run_adam_state(k, optimizer, params, own):
+    """Run k's slice of the stacked Adam state, as the state_dict of its own optimizer `own`."""
+    state = {}
+    for index, p in enumerate(params.values()):
+        stacked = optimizer.state.get(p)
+        if stacked:
+            state[index] = {key: value if key == "step" else value[k].clone() for key, value in stacked.items()}
+    return {"state": state, "param_groups": own.state_dict()["param_groups"]}
+
+
+def masked_step(optimizer, params, grads, alive):
+    """One optimiser step of stacked parameters with the runs not `alive` frozen: their gradients
+    and Adam momentum are zeroed, so Adam's update for them is exactly 0."""
+    for name, p in params.items():
+        mask = alive.view(-1, *[1] * (p.dim() - 1))
+        p.grad = torch.where(mask, grads[name], torch.zeros((), dtype=p.dtype, device=p.device))
+        state = optimizer.state.get(p)
+        if state:
+            state["exp_avg"].mul_(mask)
+    optimizer.step()
+
+
+class _Encode(nn.Module):
+    """One run's reparameterised codes of a batch (for functional calls)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, eps):
+        mean, logvar = self.model.encode(x)
+        return self.model.sample_z(mean, logvar, eps=eps)
+
+
+class _Discriminators:
+    """The K FactorVAE discriminators of a stack, stacked, with their own Adam: each trained, after
+    its run's VAE update, on that run's codes against permuted codes of a second batch."""
+
+    def __init__(self, stack):
+        from dlbench.methods.factor_vae import discriminator_loss_and_accuracy
+
+        self.stack = stack
+        methods = [run.method for run in stack.runs]
+        self.module = methods[0].discriminator
+        self.params = {name: torch.stack([dict(m.discriminator.named_parameters())[name].detach() for m in methods])
+                       .requires_grad_(True) for name, _ in self.module.named_parameters()}
+        template = methods[0]
+        self.optimizer = torch.optim.Adam(_ParameterList(self.params.values()).parameters(), lr=template.discriminator_lr,
+                                          betas=template.discriminator_betas, eps=1e-8)
+        _stack_adam_state(self.optimizer, self.params, [m.discriminator_optimizer for m in methods])
+        self.encode = _Encode(stack.runs[0].model)
+
+        self.loss = discriminator_loss_and_accuracy
+
+        def one_run(params, buffers, disc, z_joint, x, eps, noise):
+            state = {**{f"model.{k}": v for k, v in params.items()}, **{f"model.{k}": v for k, v in buffers.items()}}
+            with torch.no_grad():  # the discriminator's update must never reach the encoder
+                z = functional_call(self.encode, state, (x, eps))
+                z_permuted = torch.gather(z, 0, noise.argsort(dim=0))
+            return self._loss(disc, z_joint, z_permuted)
+
+        self._step = vmap(grad_and_value(one_run, argnums=2, has_aux=True))
+
+    def _loss(self, disc, z_joint, z_permuted):
+        logits = functional_call(self.module, disc, (torch.cat([z_joint, z_permuted]),))
+        loss, accuracy = self.loss(logits[:len(z_joint)], logits[len(z_joint):])
+        return loss, (loss, accuracy)
+
+    def frozen(self):
+        return {name: p.detach() for name, p in self.params.items()}
+
+    def load_run_state(self, k, method):
+        """Run k's discriminator and its Adam state into its own method object."""
+        with torch.no_grad():
+            for name, p in method.discriminator.named_parameters():
+                p.copy_(self.params[name][k])
+        method.discriminator_optimizer.load_state_dict(
+            _run_adam_state(k, self.optimizer, self.params, method.discriminator_optimizer))
+
+    def draw(self, batch_size):
+        """Each run's second batch, its encoder noise and the permutations' noise, from its own
+        generator, in the order a run alone draws them (FactorVAE.after_step)."""
+        xs, eps, noise = [], [], []
+        latent_dim = self.stack.runs[0].model.prior.latent_dim
+        for run in self.stack.runs:
+            xs.append(run.sample_batch(batch_size))
+            shape = (batch_size, latent_dim)
+            eps.append(torch.randn(shape, generator=run.generator, device=run.device, dtype=xs[-1].dtype))
+            noise.append(torch.rand(shape, generator=run.generator, device=run.device))
+        return torch.stack(xs), torch.stack(eps), torch.stack(noise)
+
+    def step(self, z_joint, xs, eps, noise):
+        params = {name: p.detach() for name, p in self.stack.params.items()}
+        grads, (_, (loss, accuracy)) = self._step(params, self.stack.buffers, self.frozen(), z_joint.detach(),
+                                                  xs, eps, noise)
+        masked_step(self.optimizer, self.params, grads, self.stack.alive)
+        return {"discriminator_loss": loss.detach(), "discriminator_accuracy": accuracy.detach()}
 
 
 class _ParameterList:
