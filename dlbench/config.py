@@ -30,9 +30,11 @@ def gin_dir():
 
 @gin.configurable("train")
 def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, seed=0, checkpoint_every=10000,
-                   log_every=100, adam_betas=(0.9, 0.999), adam_eps=1e-8, checkpoint_minutes=5.0):
+                   log_every=100, adam_betas=(0.9, 0.999), adam_eps=1e-8, checkpoint_minutes=5.0, precision="float32"):
     """`checkpoint_minutes`: a checkpoint is also written when this much wall-clock time has passed
-    since the last one, so an interruption loses at most that much work (0: by steps only)."""
+    since the last one, so an interruption loses at most that much work (0: by steps only).
+    `precision`: 'float32', or 'bfloat16' to run each step's forward pass and objective under
+    torch.autocast in bfloat16 (the weights, gradients and Adam stay float32)."""
     if not isinstance(method, dlbench.methods.Method):
         raise UserError(f"train.method must be a method reference such as @beta_vae(), got {method!r}")
     return dict(method=method, steps=checks.integer("train.steps", steps, minimum=1),
@@ -43,7 +45,11 @@ def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, se
                 log_every=checks.integer("train.log_every", log_every, minimum=1),
                 adam_betas=checks.numbers("train.adam_betas", adam_betas, length=2, minimum=0, maximum=0.999999),
                 adam_eps=checks.number("train.adam_eps", adam_eps, positive=True),
-                checkpoint_minutes=checks.number("train.checkpoint_minutes", checkpoint_minutes, minimum=0))
+                checkpoint_minutes=checks.number("train.checkpoint_minutes", checkpoint_minutes, minimum=0),
+                precision=checks.one_of("train.precision", precision, list(PRECISIONS)))
+
+
+PRECISIONS = ("float32", "bfloat16")
 
 
 @gin.configurable("dataset")
@@ -79,6 +85,9 @@ class RunSpec:
         # checkpoint_minutes only decides when checkpoints are written: runs that differ in it are
         # the same run (it is recorded in run.json beside the identity)
         train = {k: v for k, v in self.train.items() if k not in ("method", "checkpoint_minutes")}
+        if train.get("precision") == "float32":
+            # the default is left out, so runs recorded before precision existed keep their identity
+            del train["precision"]
         identity = {"method": self.method.name, "hyperparameters": self.method.hyperparameters(),
                     "dataset": self.dataset["name"], "seed": train["seed"], "train": train, "model": self.model}
         if self.dataset.get("options"):

@@ -180,3 +180,16 @@ def test_runs_that_differ_in_more_than_seed_and_hyperparameters_are_not_stacked(
     assert "BatchNorm" in stack_problem([spec_of("beta_vae", dcgan, 0, [])])
     assert "differ" in stack_problem([spec_of("factor_vae", [], 0, []),
                                       spec_of("factor_vae", ["factor_vae.discriminator_width = 8"], 1, [])])
+
+
+def test_a_stack_trains_in_bfloat16_where_asked(data):
+    runs = METHODS["beta_vae"][1][:2]
+    finals = {}
+    for precision in ("float32", "bfloat16"):
+        specs = [spec_of("beta_vae", [f"train.precision = '{precision}'"], seed, own) for seed, own in runs]
+        stack = StackedTrainer(specs, data, torch.device("cpu"))
+        losses = [stack.train_step(8)[0] for _ in range(5)]
+        assert all(torch.isfinite(loss).all() for loss in losses)
+        finals[precision] = stack.run_state(0)["model"]
+    # the same runs, the same random numbers: only the arithmetic's precision differs, and it shows
+    assert any(not torch.equal(finals["float32"][name], finals["bfloat16"][name]) for name in finals["float32"])

@@ -170,3 +170,20 @@ def test_initial_weights_depend_on_the_seed_alone_and_leave_the_process_rng_alon
     for a, b in [(first.model, second.model), (first.method.discriminator, second.method.discriminator)]:
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert second.images is first.images  # one copy of the dataset for the runs of a process
+
+
+def test_bfloat16_precision_trains_and_is_part_of_the_identity_only_when_set(tiny_dsprites, tmp_path):
+    from dlbench.config import parse_gin, resolve_run_spec
+
+    run_dir, status = train_from_gin([], [*TINY_PARAMS, "train.precision = 'bfloat16'"], tmp_path / "bf16", "cpu",
+                                     progress=False)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert status == "done" and record["train"]["precision"] == "bfloat16"
+    assert all(np.isfinite(float(row["loss"])) for row in read_log(run_dir))
+    # the default is left out of the identity, so a run recorded before precision existed is the same run
+    parse_gin([], TINY_PARAMS)
+    assert "precision" not in resolve_run_spec().identity()["train"]
+    run_dir, _ = train_from_gin([], TINY_PARAMS, tmp_path / "f32", "cpu", progress=False)
+    assert "precision" not in json.loads((run_dir / "run.json").read_text())["train"]
+    with pytest.raises(UserError, match="train.precision"):
+        train_from_gin([], [*TINY_PARAMS, "train.precision = 'bfloat16'"], run_dir, "cpu", progress=False)

@@ -53,6 +53,13 @@ def device_images(data, device):
     return copies[key], finish_batch
 
 
+def autocast(spec, device):
+    """The context of a step's forward pass and objective: torch.autocast in bfloat16 where
+    train.precision asks for it, else nothing."""
+    enabled = spec.train.get("precision", "float32") == "bfloat16"
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
+
+
 class Trainer:
     """One run's model, optimiser and random state, from scratch or from a checkpoint."""
 
@@ -114,9 +121,10 @@ class Trainer:
         first_bad = torch.tensor(-1, device=self.device)
         tick = time.perf_counter()
         while self.step < until:
-            outputs = self.model(self.sample_batch(batch_size), self.generator)
-            draws = self.method.draw(self.model, batch_size, self.generator)
-            loss, scalars = self.method.objective(outputs, self.step, draws)
+            with autocast(self.spec, self.device):
+                outputs = self.model(self.sample_batch(batch_size), self.generator)
+                draws = self.method.draw(self.model, batch_size, self.generator)
+                loss, scalars = self.method.objective(outputs, self.step, draws)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

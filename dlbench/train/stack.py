@@ -31,7 +31,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from dlbench.methods.base import Method
-from dlbench.train.loop import Trainer, build_optimizer
+from dlbench.train.loop import Trainer, autocast, build_optimizer
 
 
 def stack_problem(specs):
@@ -144,8 +144,9 @@ class StackedTrainer:
         second = self.discriminators.draw(batch_size) if self.discriminators else None  # a run alone draws
         params = {name: p.detach() for name, p in self.params.items()}    # these after its VAE update
         frozen = self.discriminators.frozen() if self.discriminators else {}
-        grads, (losses, scalars) = self._loss_and_grads(params, self.buffers, x, eps, self.hyperparameters,
-                                                        draws, frozen, self.step)
+        with autocast(self.specs[0], self.device):
+            grads, (losses, scalars) = self._loss_and_grads(params, self.buffers, x, eps, self.hyperparameters,
+                                                            draws, frozen, self.step)
         finite = torch.isfinite(losses.detach())
         self.failed_at = torch.where(self.alive & ~finite, torch.tensor(self.step + 1, device=self.device),
                                      self.failed_at)
