@@ -141,8 +141,10 @@ class StackedTrainer:
     def train_step(self, batch_size):
         """One update of every live run; returns (losses (K,), scalars {name: (K,)}) on the device."""
         x, eps, draws = self._draw(batch_size)
-        second = self.discriminators.draw(batch_size) if self.discriminators else None  # a run alone draws
-        params = {name: p.detach() for name, p in self.params.items()}    # these after its VAE update
+        # FactorVAE's second batch: a run alone draws it after its VAE update, but from its own
+        # generator, so drawing it now gives each run the same numbers
+        second = self.discriminators.draw(batch_size) if self.discriminators else None
+        params = {name: p.detach() for name, p in self.params.items()}
         frozen = self.discriminators.frozen() if self.discriminators else {}
         with autocast(self.specs[0], self.device):
             grads, (losses, scalars) = self._loss_and_grads(params, self.buffers, x, eps, self.hyperparameters,
