@@ -94,3 +94,15 @@ def trained_run(tiny_trained_run, tiny_dsprites, tmp_path):
     import shutil
 
     return Path(shutil.copytree(tiny_trained_run, tmp_path / "run"))
+
+
+@pytest.fixture
+def float64():
+    """torch's default dtype float64 for the test: arithmetic whose rounding is far below what a
+    test compares (tests/test_stack.py says why stacked training is compared in float64)."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

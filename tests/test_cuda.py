@@ -48,14 +48,6 @@ def test_a_run_resumed_on_cuda_ends_as_one_trained_at_once(data):
     assert torch.equal(resumed.generator.get_state(), straight.generator.get_state())
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 @pytest.mark.parametrize("method", ["beta_vae", "beta_tcvae", "ab_vae"])
 def test_a_run_in_a_stack_on_cuda_ends_as_it_does_alone(method, data, float64):
     shared, runs = METHODS[method]

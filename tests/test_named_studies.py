@@ -195,6 +195,7 @@ def test_bench_study_times_each_executor_on_the_same_slice(tiny_dsprites, tmp_pa
     (["--workers", "0"], "bad --workers '0'"),
     (["--workers", "two"], "bad --workers 'two'"),
     (["--runs", "0"], "--runs must be at least 1"),
+    (["--stack", "1,x"], "bad --stack '1,x'"),
     (["--scratch", "/nonexistent/x"], "--scratch /nonexistent/x is not a folder"),
 ])
 def test_bench_study_mistakes_are_one_line(args, needle):

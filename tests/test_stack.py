@@ -101,14 +101,6 @@ def data(tiny_dsprites):
     return dlbench.data.get_dataset("dsprites")
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def test_in_float32_one_stacked_step_gives_each_run_its_gradients(data):
     shared, runs = METHODS["beta_tcvae"]
     specs = [spec_of("beta_tcvae", shared, seed, own) for seed, own in runs]

@@ -33,14 +33,6 @@ def spec_and_config(seed, beta, steps=30, checkpoint_every=10):
         gin.clear_config()
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def weights(run_dir):
     return torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"]
 

@@ -16,14 +16,6 @@ from tests.commands import assert_one_line_error, run_command, tree
 from tests.test_study import write_study
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def test_stackable_runs_are_grouped_k_at_a_time_and_the_others_alone(tiny_dsprites, tmp_path):
     study = load_study(str(write_study(tmp_path / "s.gin", """[
         {'beta_vae.beta': [1.0, 2.0, 4.0], 'train.seed': [0, 1]},

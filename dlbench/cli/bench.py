@@ -102,15 +102,19 @@ def _memory(args):
         print(json.dumps(rows))
 
 
+def _counts(text, option, what, example):
+    """The comma-separated positive integers of an option; one line naming it otherwise."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise UserError(f"dlb_bench study: bad {option} {text!r}; give {what} of at least 1, e.g. {example}")
+    return counts
+
+
 def _study(args):
-    workers = None
-    if args.workers:
-        try:
-            workers = [int(w) for w in args.workers.split(",") if w.strip()]
-        except ValueError:
-            workers = []
-        if not workers or min(workers) < 1:
-            raise UserError(f"dlb_bench study: bad --workers {args.workers!r}; give worker counts of at least 1, e.g. 1,2")
+    workers = _counts(args.workers, "--workers", "worker counts", "1,2") if args.workers else None
     if args.stack:
         return _stacking(args)
     if args.runs is not None and args.runs < 1:
@@ -135,12 +139,7 @@ def _study(args):
 
 
 def _stacking(args):
-    try:
-        stacks = [int(k) for k in args.stack.split(",") if k.strip()]
-    except ValueError:
-        stacks = []
-    if not stacks or min(stacks) < 1:
-        raise UserError(f"dlb_bench study: bad --stack {args.stack!r}; give stack sizes of at least 1, e.g. 1,4,16")
+    stacks = _counts(args.stack, "--stack", "stack sizes", "1,4,16")
     from dlbench.study.benchmark import bench_stacking
     from dlbench.train import resolve_device
 
