@@ -194,4 +194,21 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_name=SLICE_STUDY, lo
             row["stack_peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         figures["stacks"][f"K={k}"] = row
         log(f"  K={k}: one after another {alone:.0f} img/s, stacked {stacked:.0f} img/s, ratio {stacked / alone:.2f}")
+    figures["projected_training_hours"] = _projected_training(study, figures["stacks"], log)
     return figures
+
+
+def _projected_training(study, rows, log):
+    """The study's training time at the fastest measured rate (stacked or not): every run's images
+    (steps x batch) over beta-VAE's images per second. Training only; the other methods' steps
+    cost more or less than beta-VAE's."""
+    from dlbench.study.stacks import resolved
+    from dlbench.study.unit import units_of
+
+    best = max(max(row["alone_images_per_second"], row["stacked_images_per_second"]) for row in rows.values())
+    train = resolved(units_of(study, study.runs[:1], "unused")[0])[0].train
+    images = len(study.runs) * train["steps"] * train["batch_size"]
+    hours = images / best / 3600
+    log(f"  {study.name}: {len(study.runs)} runs x {train['steps']} steps x batch {train['batch_size']} at "
+        f"{best:.0f} img/s: {hours:.1f} h of training")
+    return {study.name: hours}
