@@ -47,10 +47,10 @@ METHODS = {
 
 
 def spec_of(method, shared, seed, own):
-    # the tiny protocol at batch 8: 50 steps of six runs per method, in float64, in seconds
+    # the tiny protocol at batch 4: 50 steps of six runs per method, in float64, in seconds
     params = [p for p in TINY_PARAMS if not p.startswith(("train.method", "beta_vae.beta", "train.batch_size"))]
     try:
-        parse_gin([], [*params, "train.batch_size = 8", f"train.method = @{method}()", f"train.seed = {seed}",
+        parse_gin([], [*params, "train.batch_size = 4", f"train.method = @{method}()", f"train.seed = {seed}",
                        *shared, *own])
         return resolve_run_spec()
     finally:
@@ -105,7 +105,7 @@ def test_in_float32_one_stacked_step_gives_each_run_its_gradients(data):
     shared, runs = METHODS["beta_tcvae"]
     specs = [spec_of("beta_tcvae", shared, seed, own) for seed, own in runs]
     stack = StackedTrainer(specs, data, torch.device("cpu"))
-    x, eps, draws = stack._draw(8)
+    x, eps, draws = stack._draw(4)
     params = {name: p.detach() for name, p in stack.params.items()}
     grads, (losses, _) = stack._loss_and_grads(params, stack.buffers, x, eps, stack.hyperparameters, draws, {}, 0)
     for k, spec in enumerate(specs):
@@ -180,7 +180,7 @@ def test_a_stack_trains_in_bfloat16_where_asked(data):
     for precision in ("float32", "bfloat16"):
         specs = [spec_of("beta_vae", [f"train.precision = '{precision}'"], seed, own) for seed, own in runs]
         stack = StackedTrainer(specs, data, torch.device("cpu"))
-        losses = [stack.train_step(8)[0] for _ in range(5)]
+        losses = [stack.train_step(4)[0] for _ in range(5)]
         assert all(torch.isfinite(loss).all() for loss in losses)
         finals[precision] = stack.run_state(0)["model"]
     # the same runs, the same random numbers: only the arithmetic's precision differs, and it shows
