@@ -42,25 +42,19 @@ def time_executor(study, runs, runs_root, device, workers):
 def training_seconds_per_step(study, device, steps=TIMED_STEPS):
     """{method: seconds per training step} at the study's own protocol (its first run of each
     method), with the dataset of that run."""
-    import gin
     import torch
 
     import dlbench.data
     from dlbench.bench import sync
-    from dlbench.config import parse_gin, resolve_run_spec
+    from dlbench.study.stacks import resolved
     from dlbench.train.loop import Trainer
 
     device = torch.device(device)
-
     per_step, first_of_method = {}, {}
     for spec in study.runs:
         first_of_method.setdefault(spec.name.split("/", 1)[0], spec)
     for method, spec in first_of_method.items():
-        try:
-            parse_gin(spec.gin_files, spec.gin_params)
-            run = resolve_run_spec()
-        finally:
-            gin.clear_config()
+        run, _ = resolved(spec)
         trainer = Trainer(run, dlbench.data.dataset_from_record(run.identity()), device)
         trainer.run(1, 10**9, lambda *_: None, lambda _: False)
         sync(device)
@@ -111,31 +105,20 @@ def _projections(slice_study, best_rate, device, log):
     """study_v1_cpu from the slice's rate (training and evaluation, at its own scale); study_v1 from
     training steps timed at its protocol (training only: its evaluation is left out)."""
     from dlbench.study import load_study
+    from dlbench.study.stacks import resolved
 
     projected = {SLICE_STUDY: {"runs": len(slice_study.runs), "hours": len(slice_study.runs) / best_rate,
                                "what": "training and evaluation, fastest executor"}}
     full = load_study("study_v1")
     log(f"timing {TIMED_STEPS} training steps of each method at study_v1's protocol ...")
     per_step = training_seconds_per_step(full, device)
-    steps = _steps_of(full)
+    steps = resolved(full.runs[0])[0].train["steps"]
     runs_per_method = {method: sum(spec.name.startswith(method + "/") for spec in full.runs) for method in per_step}
     hours = sum(per_step[m] * steps * runs_per_method[m] for m in per_step) / 3600
     projected["study_v1"] = {"runs": len(full.runs), "hours": hours,
                              "what": "training only, one run at a time (evaluation not included)",
                              "seconds_per_step": per_step}
     return projected
-
-
-def _steps_of(study):
-    import gin
-
-    from dlbench.config import parse_gin, resolve_run_spec
-
-    try:
-        parse_gin(study.runs[0].gin_files, study.runs[0].gin_params)
-        return resolve_run_spec().train["steps"]
-    finally:
-        gin.clear_config()
 
 
 def bench_stacking(device, stacks=(1, 4), steps=None, study_name=SLICE_STUDY, log=print):
@@ -149,7 +132,6 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_name=SLICE_STUDY, lo
     from dlbench.bench import device_name, sync
     from dlbench.study import load_study
     from dlbench.study.stacks import resolved
-    from dlbench.study.unit import units_of
     from dlbench.train.loop import Trainer
     from dlbench.train.stack import StackedTrainer
     import dlbench.data
@@ -161,8 +143,7 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_name=SLICE_STUDY, lo
     figures = {"device": device_name(device), "study": study.name, "steps": steps, "stacks": {}}
     warmed = False
     for k in stacks:
-        units = units_of(study, [beta_vae[i % len(beta_vae)] for i in range(k)], "unused")
-        specs = [resolved(unit)[0] for unit in units]
+        specs = [resolved(beta_vae[i % len(beta_vae)])[0] for i in range(k)]
         for i, spec in enumerate(specs):  # K distinct runs: seeds 0..K-1
             spec.train["seed"] = i
         data = dlbench.data.dataset_from_record(specs[0].identity())
@@ -203,10 +184,9 @@ def _projected_training(study, rows, log):
     (steps x batch) over beta-VAE's images per second. Training only; the other methods' steps
     cost more or less than beta-VAE's."""
     from dlbench.study.stacks import resolved
-    from dlbench.study.unit import units_of
 
     best = max(max(row["alone_images_per_second"], row["stacked_images_per_second"]) for row in rows.values())
-    train = resolved(units_of(study, study.runs[:1], "unused")[0])[0].train
+    train = resolved(study.runs[0])[0].train
     images = len(study.runs) * train["steps"] * train["batch_size"]
     hours = images / best / 3600
     log(f"  {study.name}: {len(study.runs)} runs x {train['steps']} steps x batch {train['batch_size']} at "

@@ -63,10 +63,8 @@ class StudyBar:
     def __init__(self, name, total, enabled):
         self.bar = tqdm(total=total, desc=name, unit="run", disable=not enabled, dynamic_ncols=True)
         self.counts = {DONE: 0, FAILED: 0, HELD: 0}
-        self.running = 0
 
     def show(self, running):
-        self.running = running
         left = self.bar.total - self.bar.n - running
         shown = {"done": self.counts[DONE], "running": running, "failed": self.counts[FAILED], "left": left}
         if self.counts[HELD]:
@@ -79,7 +77,8 @@ class StudyBar:
         self.show(running)
 
     def write(self, *parts):
-        self.bar.write(" ".join(str(p) for p in parts)) if not self.bar.disable else None
+        if not self.bar.disable:
+            self.bar.write(" ".join(str(p) for p in parts))
 
     def close(self):
         self.bar.close()

@@ -29,14 +29,15 @@ def stack_size(requested, device):
 AUTO_ON_CUDA = 16  # provisional: the largest K that fits is still to be measured on a GPU
 
 
-def resolved(unit):
-    """(RunSpec, operative config text) of a unit's run."""
+def resolved(run):
+    """(RunSpec, operative config text) of a run given by its gin files and bindings (a Unit, or a
+    study's RunSpec)."""
     import gin
 
     from dlbench.config import operative_config, parse_gin, resolve_run_spec
 
     try:
-        parse_gin(list(unit.gin_files), list(unit.gin_params))
+        parse_gin(list(run.gin_files), list(run.gin_params))
         return resolve_run_spec(), operative_config()
     finally:
         gin.clear_config()
@@ -47,7 +48,7 @@ def work_items(units, k, log=print):
     their first run; a run that cannot be stacked is an item of its own."""
     if k == 1:
         return [[unit] for unit in units]
-    from dlbench.train.stack import _shared_identity, stack_problem
+    from dlbench.train.stack import shared_identity, stack_problem
 
     groups, alone = {}, []
     for unit in units:
@@ -57,7 +58,7 @@ def work_items(units, k, log=print):
             alone.append(unit)
             log(f"{unit.run_dir}: trained alone ({problem})")
             continue
-        groups.setdefault(json.dumps(_shared_identity(spec), sort_keys=True, default=str), []).append(unit)
+        groups.setdefault(json.dumps(shared_identity(spec), sort_keys=True, default=str), []).append(unit)
     items = [group[i:i + k] for group in groups.values() for i in range(0, len(group), k)]
     return items + [[unit] for unit in alone]
 

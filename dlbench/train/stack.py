@@ -31,6 +31,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from dlbench.methods.base import Method
+from dlbench.methods.factor_vae import discriminator_loss_and_accuracy
 from dlbench.train.loop import Trainer, autocast, build_optimizer
 
 
@@ -44,14 +45,14 @@ def stack_problem(specs):
         return f"the {first.model['architecture']} architecture has BatchNorm, whose batch statistics are not stacked"
     if type(method).after_step is not Method.after_step and not hasattr(method, "discriminator"):
         return f"{method.name} trains an auxiliary network that is not stacked"
-    shared = _shared_identity(first)
+    shared = shared_identity(first)
     for spec in specs[1:]:
-        if _shared_identity(spec) != shared:
+        if shared_identity(spec) != shared:
             return "the runs differ in more than their seed and their method's tensor hyperparameters"
     return None
 
 
-def _shared_identity(spec):
+def shared_identity(spec):
     """A run's identity without what runs in one stack may differ in."""
     identity = dict(spec.identity())
     identity.pop("seed", None)
@@ -59,6 +60,19 @@ def _shared_identity(spec):
     identity["hyperparameters"] = {k: v for k, v in identity["hyperparameters"].items()
                                    if k not in spec.method.tensor_hyperparameters}
     return identity
+
+
+def _functional_state(params, buffers):
+    """One run's parameters and buffers, named as functional_call of a wrapper holding the model
+    as `model` wants them."""
+    return {f"model.{name}": value for name, value in [*params.items(), *buffers.items()]}
+
+
+def _copy_run_slice(module, stacked, k, prefix=""):
+    """Run k's slice of stacked tensors into a module's own parameters."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(stacked[prefix + name][k])
 
 
 class _RunStep(nn.Module):
@@ -120,9 +134,7 @@ class StackedTrainer:
             setattr(method, name, value)
         if discriminator:
             method.discriminator_params = discriminator  # this run's, frozen (FactorVAE.frozen_logits)
-        state = {**{f"model.{k}": v for k, v in params.items()}, **{f"model.{k}": v for k, v in buffers.items()}}
-        loss, scalars = functional_call(self.step_module, state, (x, eps, method, step, draws))
-        return loss, scalars
+        return functional_call(self.step_module, _functional_state(params, buffers), (x, eps, method, step, draws))
 
     def _draw(self, batch_size):
         """Each run's batch, encoder noise and method draws from its own generator, in a solo run's order."""
@@ -133,7 +145,7 @@ class StackedTrainer:
             eps.append(torch.randn((batch_size, latent_dim), generator=run.generator, device=self.device,
                                    dtype=xs[-1].dtype))
             if type(run.method).draw is not Method.draw:
-                self._load_run_parameters(k, run.model.prior, prefix="prior.")  # draws from the current prior
+                _copy_run_slice(run.model.prior, self.params, k, prefix="prior.")  # draws from the current prior
             draws.append(run.method.draw(run.model, batch_size, run.generator))
         stacked_draws = {name: torch.stack([d[name] for d in draws]) for name in draws[0]}
         return torch.stack(xs), torch.stack(eps), stacked_draws
@@ -188,11 +200,6 @@ class StackedTrainer:
 
     # --- a run's own state ----------------------------------------------------------------------
 
-    def _load_run_parameters(self, k, module, prefix=""):
-        with torch.no_grad():
-            for name, p in module.named_parameters():
-                p.copy_(self.params[prefix + name][k])
-
     def run_state(self, k):
         """Run k's state as Trainer.state_dict() gives it for a run alone (its checkpoint)."""
         run = self.runs[k]
@@ -201,9 +208,8 @@ class StackedTrainer:
         return run.state_dict()
 
     def _load_run_state(self, k, run):
+        _copy_run_slice(run.model, self.params, k)
         with torch.no_grad():
-            for name, p in run.model.named_parameters():
-                p.copy_(self.params[name][k])
             for name, b in run.model.named_buffers():
                 b.copy_(self.buffers[name][k])
         run.optimizer.load_state_dict(_run_adam_state(k, self.optimizer, self.params, run.optimizer))
@@ -262,25 +268,20 @@ class _Discriminators:
     its run's VAE update, on that run's codes against permuted codes of a second batch."""
 
     def __init__(self, stack):
-        from dlbench.methods.factor_vae import discriminator_loss_and_accuracy
-
         self.stack = stack
         methods = [run.method for run in stack.runs]
         self.module = methods[0].discriminator
         self.params = {name: torch.stack([dict(m.discriminator.named_parameters())[name].detach() for m in methods])
                        .requires_grad_(True) for name, _ in self.module.named_parameters()}
         template = methods[0]
-        self.optimizer = torch.optim.Adam(_ParameterList(self.params.values()).parameters(), lr=template.discriminator_lr,
+        self.optimizer = torch.optim.Adam(list(self.params.values()), lr=template.discriminator_lr,
                                           betas=template.discriminator_betas, eps=1e-8)
         _stack_adam_state(self.optimizer, self.params, [m.discriminator_optimizer for m in methods])
         self.encode = _Encode(stack.runs[0].model)
 
-        self.loss = discriminator_loss_and_accuracy
-
         def one_run(params, buffers, disc, z_joint, x, eps, noise):
-            state = {**{f"model.{k}": v for k, v in params.items()}, **{f"model.{k}": v for k, v in buffers.items()}}
             with torch.no_grad():  # the discriminator's update must never reach the encoder
-                z = functional_call(self.encode, state, (x, eps))
+                z = functional_call(self.encode, _functional_state(params, buffers), (x, eps))
                 z_permuted = torch.gather(z, 0, noise.argsort(dim=0))
             return self._loss(disc, z_joint, z_permuted)
 
@@ -288,7 +289,7 @@ class _Discriminators:
 
     def _loss(self, disc, z_joint, z_permuted):
         logits = functional_call(self.module, disc, (torch.cat([z_joint, z_permuted]),))
-        loss, accuracy = self.loss(logits[:len(z_joint)], logits[len(z_joint):])
+        loss, accuracy = discriminator_loss_and_accuracy(logits[:len(z_joint)], logits[len(z_joint):])
         return loss, (loss, accuracy)
 
     def frozen(self):
@@ -296,9 +297,7 @@ class _Discriminators:
 
     def load_run_state(self, k, method):
         """Run k's discriminator and its Adam state into its own method object."""
-        with torch.no_grad():
-            for name, p in method.discriminator.named_parameters():
-                p.copy_(self.params[name][k])
+        _copy_run_slice(method.discriminator, self.params, k)
         method.discriminator_optimizer.load_state_dict(
             _run_adam_state(k, self.optimizer, self.params, method.discriminator_optimizer))
 
