@@ -1,0 +1,34 @@
+"""Saving figures: every figure of a report is written as PNG (for the page) and PDF (for a
+paper), atomically, with a title that names what it shows, the dataset and the study."""
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are built on machines without a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from dlbench.rundir import atomic_write_bytes  # noqa: E402
+
+FORMATS = ("png", "pdf")
+DPI = 110
+
+
+def figure_title(what, dataset, study=None):
+    """'MIG against reconstruction: dsprites, study quickstart' (study left out when unknown)."""
+    return f"{what}: {dataset}" + (f", study {study}" if study else "")
+
+
+def save_figure(fig, folder, name):
+    """Write fig as folder/name.png and folder/name.pdf (each atomically), close it, and return the
+    two paths."""
+    paths = []
+    for fmt in FORMATS:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight")
+        path = Path(folder) / f"{name}.{fmt}"
+        atomic_write_bytes(path, buffer.getvalue())
+        paths.append(path)
+    plt.close(fig)
+    return paths
