@@ -30,11 +30,15 @@ def gin_dir():
 
 @gin.configurable("train")
 def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, seed=0, checkpoint_every=10000,
-                   log_every=100, adam_betas=(0.9, 0.999), adam_eps=1e-8, checkpoint_minutes=5.0, precision="float32"):
+                   log_every=100, adam_betas=(0.9, 0.999), adam_eps=1e-8, checkpoint_minutes=5.0, precision="float32",
+                   compile=False):
     """`checkpoint_minutes`: a checkpoint is also written when this much wall-clock time has passed
     since the last one, so an interruption loses at most that much work (0: by steps only).
     `precision`: 'float32', or 'bfloat16' to run each step's forward pass and objective under
-    torch.autocast in bfloat16 (the weights, gradients and Adam stay float32)."""
+    torch.autocast in bfloat16 (the weights, gradients and Adam stay float32).
+    `compile`: True to compile each step's forward pass and objective with torch.compile (with CUDA
+    graphs on a GPU); the arithmetic is fused differently, so the run is another run (its identity
+    says so), equal to the eager one within rounding."""
     if not isinstance(method, dlbench.methods.Method):
         raise UserError(f"train.method must be a method reference such as @beta_vae(), got {method!r}")
     return dict(method=method, steps=checks.integer("train.steps", steps, minimum=1),
@@ -46,7 +50,8 @@ def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, se
                 adam_betas=checks.numbers("train.adam_betas", adam_betas, length=2, minimum=0, maximum=0.999999),
                 adam_eps=checks.number("train.adam_eps", adam_eps, positive=True),
                 checkpoint_minutes=checks.number("train.checkpoint_minutes", checkpoint_minutes, minimum=0),
-                precision=checks.one_of("train.precision", precision, list(PRECISIONS)))
+                precision=checks.one_of("train.precision", precision, list(PRECISIONS)),
+                compile=checks.flag("train.compile", compile))
 
 
 PRECISIONS = ("float32", "bfloat16")
@@ -85,9 +90,11 @@ class RunSpec:
         # checkpoint_minutes only decides when checkpoints are written: runs that differ in it are
         # the same run (it is recorded in run.json beside the identity)
         train = {k: v for k, v in self.train.items() if k not in ("method", "checkpoint_minutes")}
+        # the defaults are left out, so runs recorded before these settings existed keep their identity
         if train.get("precision") == "float32":
-            # the default is left out, so runs recorded before precision existed keep their identity
             del train["precision"]
+        if train.get("compile") is False:
+            del train["compile"]
         identity = {"method": self.method.name, "hyperparameters": self.method.hyperparameters(),
                     "dataset": self.dataset["name"], "seed": train["seed"], "train": train, "model": self.model}
         if self.dataset.get("options"):

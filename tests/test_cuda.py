@@ -1,6 +1,6 @@
 """What must hold on a GPU: training and resume on cuda, stacked runs equal to runs alone on cuda,
-and evaluation on cuda equal to evaluation on the CPU. Skipped where there is no GPU (CI has
-none); bin/dlb_gpu_check runs them on one."""
+compiled runs (CUDA graphs) equal to eager ones, and evaluation on cuda equal to evaluation on the
+CPU. Skipped where there is no GPU (CI has none); bin/dlb_gpu_check runs them on one."""
 
 import gin
 import pytest
@@ -9,7 +9,8 @@ import torch
 import dlbench.data
 from dlbench.train.loop import Trainer
 from tests.conftest import TINY_PARAMS
-from tests.test_stack import METHODS, assert_same_log, assert_same_state, spec_of, train_alone, train_stacked
+from tests.test_stack import (METHODS, assert_same_log, assert_same_state, compiled_and_eager_losses, spec_of,
+                              train_alone, train_stacked)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA GPU (none here); bin/dlb_gpu_check runs these on one")
@@ -57,6 +58,13 @@ def test_a_run_in_a_stack_on_cuda_ends_as_it_does_alone(method, data, float64):
         alone, alone_log = train_alone(spec, data, "cuda")
         assert_same_state(stack.run_state(k), alone.state_dict())
         assert_same_log([(step, means[k]) for step, means in stacked_logs], alone_log)
+
+
+def test_compiled_runs_on_cuda_take_the_steps_of_eager_ones(data):
+    # on cuda, train.compile also captures CUDA graphs (mode reduce-overhead)
+    losses = compiled_and_eager_losses(data, "cuda")
+    torch.testing.assert_close(losses[True][0], losses[False][0], rtol=1e-4, atol=0)
+    torch.testing.assert_close(losses[True][1], losses[False][1], rtol=1e-4, atol=0)
 
 
 def test_evaluation_on_cuda_equals_evaluation_on_the_cpu(trained_run, tmp_path):

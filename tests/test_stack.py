@@ -185,3 +185,28 @@ def test_a_stack_trains_in_bfloat16_where_asked(data):
         finals[precision] = stack.run_state(0)["model"]
     # the same runs, the same random numbers: only the arithmetic's precision differs, and it shows
     assert any(not torch.equal(finals["float32"][name], finals["bfloat16"][name]) for name in finals["float32"])
+
+
+def compiled_and_eager_losses(data, device):
+    """{compile: (a stack's losses over three steps (3, 2), a run's alone (3,))} for beta-TCVAE."""
+    runs = METHODS["beta_tcvae"][1][:2]
+    losses = {}
+    for compile in (False, True):
+        specs = [spec_of("beta_tcvae", [f"train.compile = {compile}"], seed, own) for seed, own in runs]
+        stack = StackedTrainer(specs, data, torch.device(device))
+        alone = Trainer(specs[0], data, torch.device(device))
+        stacked_losses = [stack.train_step(4)[0].cpu() for _ in range(3)]
+        alone_losses = []
+        alone.run(3, 1, lambda step, means, _: alone_losses.append(means["loss"]))
+        losses[compile] = torch.stack(stacked_losses), torch.tensor(alone_losses)
+        assert (alone.forward is not alone.model) == compile  # compiled only where asked
+    return losses
+
+
+@pytest.mark.slow  # compiling takes seconds
+def test_a_compiled_stack_and_a_compiled_run_take_the_steps_of_eager_ones(data):
+    # torch.compile fuses the arithmetic, so the compiled runs agree with the eager ones within
+    # float32 rounding of a few steps (three: the compiled graph is reused, not rebuilt)
+    losses = compiled_and_eager_losses(data, "cpu")
+    torch.testing.assert_close(losses[True][0], losses[False][0], rtol=1e-4, atol=0)
+    torch.testing.assert_close(losses[True][1], losses[False][1], rtol=1e-4, atol=0)

@@ -2,6 +2,7 @@
 
 import json
 
+import gin
 import numpy as np
 import pytest
 import torch
@@ -187,3 +188,21 @@ def test_bfloat16_precision_trains_and_is_part_of_the_identity_only_when_set(tin
     assert "precision" not in json.loads((run_dir / "run.json").read_text())["train"]
     with pytest.raises(UserError, match="train.precision"):
         train_from_gin([], [*TINY_PARAMS, "train.precision = 'bfloat16'"], run_dir, "cpu", progress=False)
+
+
+def test_train_compile_is_part_of_the_identity_only_when_set():
+    from dlbench.config import parse_gin, resolve_run_spec
+
+    identities = {}
+    for setting in ([], ["train.compile = True"]):
+        parse_gin([], [*TINY_PARAMS, *setting])
+        identities[bool(setting)] = resolve_run_spec().identity()
+        gin.clear_config()
+    # runs recorded before compile existed keep their identity; a compiled run is another run
+    assert "compile" not in identities[False]["train"] and identities[True]["train"]["compile"] is True
+    parse_gin([], [*TINY_PARAMS, "train.compile = 'yes'"])
+    try:
+        with pytest.raises(UserError, match="train.compile"):
+            resolve_run_spec()
+    finally:
+        gin.clear_config()

@@ -60,6 +60,15 @@ def autocast(spec, device):
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def compiled(fn, spec, device):
+    """fn compiled with torch.compile where train.compile asks for it (with CUDA graphs on a GPU,
+    where a step's shapes never change), else fn itself."""
+    if not spec.train.get("compile", False):
+        return fn
+    mode = "reduce-overhead" if torch.device(device).type == "cuda" else "default"
+    return torch.compile(fn, mode=mode)
+
+
 class Trainer:
     """One run's model, optimiser and random state, from scratch or from a checkpoint."""
 
@@ -77,6 +86,7 @@ class Trainer:
             self.images, self.finish_batch = device_images(data, device)
             self.method.prepare(self.model, len(self.images))
         self.dtype = next(self.model.parameters()).dtype
+        self.forward = compiled(self.model, spec, device)  # the module itself: state dicts keep their keys
         self.optimizer = build_optimizer(spec, self.model)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
@@ -111,6 +121,11 @@ class Trainer:
         batch = self.images.index_select(0, index).to(self.dtype).mul_(self.pixel_scale)
         return self.finish_batch(batch, self.generator) if self.finish_batch else batch
 
+    def sample_noise(self, batch_size, dtype):
+        """The encoder's standard normal noise for a batch, from the run's generator."""
+        return torch.randn((batch_size, self.model.prior.latent_dim), generator=self.generator, device=self.device,
+                           dtype=dtype)
+
     def run(self, until, log_every, on_log, after_step=None):
         """Train up to step `until`, calling on_log(step, means, images_per_second) at each log
         step and after_step(step) after every update; training stops early when after_step returns
@@ -122,7 +137,11 @@ class Trainer:
         tick = time.perf_counter()
         while self.step < until:
             with autocast(self.spec, self.device):
-                outputs = self.model(self.sample_batch(batch_size), self.generator)
+                x = self.sample_batch(batch_size)
+                # the noise drawn here rather than in the model (the same numbers): a compiled
+                # forward pass is then one graph, and runs in a stack draw it the same way
+                eps = self.sample_noise(batch_size, x.dtype)
+                outputs = self.forward(x, eps=eps)
                 draws = self.method.draw(self.model, batch_size, self.generator)
                 loss, scalars = self.method.objective(outputs, self.step, draws)
             self.optimizer.zero_grad(set_to_none=True)

@@ -32,7 +32,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from dlbench.methods.base import Method
 from dlbench.methods.factor_vae import discriminator_loss_and_accuracy
-from dlbench.train.loop import Trainer, autocast, build_optimizer
+from dlbench.train.loop import Trainer, autocast, build_optimizer, compiled
 
 
 def stack_problem(specs):
@@ -120,8 +120,8 @@ class StackedTrainer:
         self.failed_at = torch.full((len(self.runs),), -1, device=device)
         self.step = self.runs[0].step
         self.discriminators = _Discriminators(self) if hasattr(self.template_method, "discriminator") else None
-        self._loss_and_grads = vmap(grad_and_value(self._one_run, has_aux=True),
-                                    in_dims=(0, 0, 0, 0, 0, 0, 0, None))
+        self._loss_and_grads = compiled(vmap(grad_and_value(self._one_run, has_aux=True),
+                                             in_dims=(0, 0, 0, 0, 0, 0, 0, None)), self.specs[0], device)
 
     def __len__(self):
         return len(self.runs)
@@ -139,11 +139,9 @@ class StackedTrainer:
     def _draw(self, batch_size):
         """Each run's batch, encoder noise and method draws from its own generator, in a solo run's order."""
         xs, eps, draws = [], [], []
-        latent_dim = self.runs[0].model.prior.latent_dim
         for k, run in enumerate(self.runs):
             xs.append(run.sample_batch(batch_size))
-            eps.append(torch.randn((batch_size, latent_dim), generator=run.generator, device=self.device,
-                                   dtype=xs[-1].dtype))
+            eps.append(run.sample_noise(batch_size, xs[-1].dtype))
             if type(run.method).draw is not Method.draw:
                 _copy_run_slice(run.model.prior, self.params, k, prefix="prior.")  # draws from the current prior
             draws.append(run.method.draw(run.model, batch_size, run.generator))
@@ -305,12 +303,10 @@ class _Discriminators:
         """Each run's second batch, its encoder noise and the permutations' noise, from its own
         generator, in the order a run alone draws them (FactorVAE.after_step)."""
         xs, eps, noise = [], [], []
-        latent_dim = self.stack.runs[0].model.prior.latent_dim
         for run in self.stack.runs:
             xs.append(run.sample_batch(batch_size))
-            shape = (batch_size, latent_dim)
-            eps.append(torch.randn(shape, generator=run.generator, device=run.device, dtype=xs[-1].dtype))
-            noise.append(torch.rand(shape, generator=run.generator, device=run.device))
+            eps.append(run.sample_noise(batch_size, xs[-1].dtype))
+            noise.append(torch.rand(eps[-1].shape, generator=run.generator, device=run.device))
         return torch.stack(xs), torch.stack(eps), torch.stack(noise)
 
     def step(self, z_joint, xs, eps, noise):
