@@ -33,15 +33,22 @@ def local_ray(tiny_data_root):
         os.environ["DLBENCH_DATA"] = previous
 
 
-def test_the_ray_executor_gives_the_local_executors_results(tiny_dsprites, tmp_path):
-    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
-    common = ["--device", "cpu", "--no_progress"]
+def test_the_ray_executor_gives_the_local_executors_results_also_for_stacks(tiny_dsprites, tmp_path):
+    # three runs in stacks of two: a stack and a run alone, each one Ray task
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0, 16.0]}")
+    common = ["--device", "cpu", "--no_progress", "--stack", "2"]
     local, remote = tmp_path / "local", tmp_path / "ray"
     assert run_command("dlb_study", study, "--runs_root", local, *common, data_root=tiny_dsprites).returncode == 0
     result = run_command("dlb_study", study, "--runs_root", remote, "--executor", "ray", "--workers", "2", *common,
                          data_root=tiny_dsprites)
     assert result.returncode == 0, result.stdout + result.stderr
     assert_same_study(weights_and_results(remote), weights_and_results(local))
+    assert stacked_sizes(remote) == stacked_sizes(local) and sorted(stacked_sizes(remote), key=str) == [2, 2, False]
+
+
+def stacked_sizes(runs_root):
+    """run.json's 'stacked' of each run under runs_root, in the order of their names."""
+    return [json.loads(path.read_text())["stacked"] for path in sorted(runs_root.rglob("run.json"))]
 
 
 def test_a_killed_worker_is_replaced_and_its_run_resumes_exactly_once(local_ray, tiny_dsprites, tmp_path):
@@ -67,9 +74,9 @@ def test_a_killed_worker_is_replaced_and_its_run_resumes_exactly_once(local_ray,
 
     killer = threading.Thread(target=kill_when_training)
     killer.start()
-    statuses = ray_executor.run_units(ray, workers, [(s.name, u) for s, u in zip(study.runs, units)], "cpu", False)
+    statuses = ray_executor.run_items(workers, [[unit] for unit in units], "cpu", False)
     killer.join()
-    assert statuses == {spec.name: DONE for spec in study.runs}
+    assert statuses == {unit.run_dir: DONE for unit in units}
     sessions = json.loads((killed / study.runs[0].name / "run.json").read_text())["sessions"]
     assert [s["ended"] for s in sessions] == ["done"] and sessions[0]["from_step"] > 0, sessions  # resumed
     assert_same_study(weights_and_results(killed), weights_and_results(alone))

@@ -16,20 +16,23 @@ from dlbench.study.slurm import make_executor, submit
 from dlbench.study.unit import DONE, units_of
 from tests.commands import assert_one_line_error, run_command, tree
 from tests.test_study import assert_same_study, weights_and_results, write_study
+from tests.test_study_ray import stacked_sizes
 
 pytestmark = pytest.mark.slow
 
 
-def test_the_slurm_executor_gives_the_local_executors_results(tiny_dsprites, tmp_path):
-    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
-    common = ["--device", "cpu", "--no_progress"]
+def test_the_slurm_executor_gives_the_local_executors_results_also_for_stacks(tiny_dsprites, tmp_path):
+    # three runs in stacks of two: a stack and a run alone, each one job
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0, 16.0]}")
+    common = ["--device", "cpu", "--no_progress", "--stack", "2"]
     local, slurm = tmp_path / "local", tmp_path / "slurm"
     assert run_command("dlb_study", study, "--runs_root", local, *common, data_root=tiny_dsprites).returncode == 0
     result = run_command("dlb_study", study, "--runs_root", slurm, "--executor", "slurm", *common,
                          data_root=tiny_dsprites)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "submitit's local executor" in result.stdout and "submitted 2 jobs (local)" in result.stdout
+    assert "submitit's local executor" in result.stdout and "submitted 2 jobs for 3 runs (local)" in result.stdout
     assert_same_study(weights_and_results(slurm), weights_and_results(local))
+    assert stacked_sizes(slurm) == stacked_sizes(local) and sorted(stacked_sizes(slurm), key=str) == [2, 2, False]
 
 
 def test_a_preempted_job_is_requeued_and_its_run_resumes_to_the_same_weights(tiny_dsprites, tmp_path):
@@ -43,7 +46,7 @@ def test_a_preempted_job_is_requeued_and_its_run_resumes_to_the_same_weights(tin
 
     (unit,) = units_of(study, study.runs, preempted)
     executor = make_executor(preempted / "slurm_logs", {}, log=lambda *_: None)
-    (job,) = submit(executor, [unit], "cpu", False, threads=1)
+    (job,) = submit(executor, [[unit]], "cpu", False, threads=1)
     checkpoints = preempted / study.runs[0].name / "model" / "checkpoints"
     deadline = time.monotonic() + 120
     while not list(checkpoints.glob("step_*.pt")):
@@ -53,7 +56,7 @@ def test_a_preempted_job_is_requeued_and_its_run_resumes_to_the_same_weights(tin
     # submitit's handler requeues the job
     task = json.loads((preempted / study.runs[0].name / "claim.json").read_text())["pid"]
     os.kill(task, signal.SIGUSR2)
-    assert job.result() == DONE
+    assert job.result() == {unit.run_dir: DONE}
     sessions = json.loads((preempted / study.runs[0].name / "run.json").read_text())["sessions"]
     assert sessions[-1]["ended"] == "done" and sessions[-1]["from_step"] > 0, sessions  # resumed, not restarted
     assert_same_study(weights_and_results(preempted, metrics=False), weights_and_results(alone, metrics=False))

@@ -93,6 +93,6 @@ def test_a_bad_stack_is_one_line_and_writes_nothing(tiny_dsprites, tmp_path):
                          data_root=tiny_dsprites)
     assert_one_line_error(result, "bad --stack '0'")
     assert tree(tmp_path) == ["s.gin"]
-    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--stack", "2", "--executor", "ray",
+    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--stack", "-1", "--executor", "slurm",
                          data_root=tiny_dsprites)
-    assert_one_line_error(result, "--stack goes with --executor local")
+    assert_one_line_error(result, "bad --stack '-1'")

@@ -30,8 +30,10 @@ def _body(argv):
                              "gets cores / workers torch threads; 1 runs them in this process); ray: "
                              "worker actors (default: one per CPU, or per --gpus_per_worker of the cluster's GPUs)")
     parser.add_argument("--stack", metavar="K",
-                        help="local: train up to K runs that differ only in seed and method hyperparameters as "
-                             "one model (each run's results as if trained alone); auto: 1 on a CPU (default)")
+                        help="train up to K runs that differ only in seed and method hyperparameters as one model "
+                             "(each run's results as if trained alone; on Ray and Slurm each stack is one task); "
+                             "auto (default): 1 on a CPU, on CUDA the most that fit the GPU's memory; "
+                             "--device decides, so on Slurm from a login node without a GPU give K")
     parser.add_argument("--ray_address", help="ray: the cluster's address (default: start a local Ray instance)")
     parser.add_argument("--gpus_per_worker", type=float, default=0.0,
                         help="ray: GPUs per worker actor, fractional to share a GPU (e.g. 0.25)")
@@ -58,8 +60,6 @@ def _body(argv):
     slurm_flags = args.slurm_partition or args.slurm_time or args.array_parallelism or args.slurm_option
     if slurm_flags and args.executor != "slurm":
         parser.error("the --slurm_* options and --array_parallelism go with --executor slurm")
-    if args.stack is not None and args.executor != "local":
-        parser.error("--stack goes with --executor local (the Ray and Slurm executors train one run per task)")
     if args.executor == "slurm" and args.workers is not None:
         parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
 
@@ -110,12 +110,12 @@ def _run(args, study, runs, runs_root):
     if args.executor == "slurm":
         from dlbench.study.slurm import run_slurm
 
-        statuses = run_slurm(study, runs, runs_root, device, _slurm_options(args), args.retry_failed)
+        statuses = run_slurm(study, runs, runs_root, device, _slurm_options(args), args.retry_failed, stack=stack)
     elif args.executor == "ray":
         from dlbench.study.ray_executor import run_ray
 
         statuses = run_ray(study, runs, runs_root, device, args.workers, args.ray_address, args.gpus_per_worker,
-                           args.retry_failed, progress=not args.no_progress)
+                           args.retry_failed, progress=not args.no_progress, stack=stack)
     else:
         from dlbench.study.local import default_workers
 

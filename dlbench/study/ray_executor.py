@@ -8,7 +8,8 @@ it). Install with `pip install -e '.[ray]'`."""
 import os
 
 from dlbench.errors import UserError
-from dlbench.study.unit import quiet, run_unit, units_of
+from dlbench.study.stacks import run_item, work_items
+from dlbench.study.unit import quiet, units_of
 
 
 def _ray():
@@ -67,10 +68,9 @@ class Worker:
     def pid(self):
         return os.getpid()
 
-    def run(self, name, unit, device, retry_failed):
-        import torch
-
-        return name, run_unit(unit, torch.device(device), retry_failed, progress=False, log=quiet)
+    def run(self, item, device, retry_failed):
+        """{run_dir: status} of a work item: one run, or a stack (dlbench.study.stacks)."""
+        return run_item(item, device, retry_failed, progress=False, log=quiet)
 
 
 def make_workers(ray, count, cpus_per_worker, gpus_per_worker, threads):
@@ -78,28 +78,29 @@ def make_workers(ray, count, cpus_per_worker, gpus_per_worker, threads):
     return [actor.options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker).remote(threads) for _ in range(count)]
 
 
-def run_units(ray, workers, named_units, device, retry_failed, on_done=None):
-    """{name: status} of the (name, unit) pairs, spread over the workers."""
+def run_items(workers, items, device, retry_failed, on_done=None):
+    """{run_dir: status} of the work items, spread over the workers; on_done(count) as runs end."""
     from ray.util import ActorPool
 
     statuses = {}
     pool = ActorPool(workers)
-    jobs = pool.map_unordered(lambda worker, item: worker.run.remote(item[0], item[1], str(device), retry_failed),
-                              named_units)
-    for name, status in jobs:
-        statuses[name] = status
+    for result in pool.map_unordered(lambda worker, item: worker.run.remote(item, str(device), retry_failed), items):
+        statuses.update(result)
         if on_done:
-            on_done(statuses)
+            on_done(len(result))
     return statuses
 
 
 def run_ray(study, runs, runs_root, device, workers, address=None, gpus_per_worker=0.0, retry_failed=False,
-            progress=True, log=print):
-    """Returns {run name: DONE, FAILED or HELD}."""
+            progress=True, log=print, stack=1):
+    """Returns {run name: DONE, FAILED or HELD}. With stack K > 1, runs that can be trained as one
+    model are, K at a time, each stack one task (dlbench.study.stacks)."""
     from tqdm import tqdm
 
     ray = start(address, num_cpus=None if address else (os.cpu_count() or 1))
     units = units_of(study, runs, runs_root)
+    names = {unit.run_dir: spec.name for spec, unit in zip(runs, units)}
+    items = work_items(units, stack, log)
     cpus = ray.cluster_resources().get("CPU", 1)
     count = workers or max(1, int(ray.cluster_resources().get("GPU", 0) / gpus_per_worker) if gpus_per_worker
                            else int(cpus))
@@ -107,5 +108,5 @@ def run_ray(study, runs, runs_root, device, workers, address=None, gpus_per_work
     log(f"Ray: {count} workers on {ray.cluster_resources()}")
     pool = make_workers(ray, count, 1, gpus_per_worker, threads)
     with tqdm(total=len(units), desc=study.name, unit="run", disable=not progress) as bar:
-        return run_units(ray, pool, [(spec.name, unit) for spec, unit in zip(runs, units)], device, retry_failed,
-                         on_done=lambda statuses: bar.update(1))
+        statuses = run_items(pool, items, device, retry_failed, on_done=bar.update)
+    return {names[run_dir]: status for run_dir, status in statuses.items()}

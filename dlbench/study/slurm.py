@@ -7,7 +7,8 @@ is how the tests run them). Install with `pip install -e '.[slurm]'`."""
 from pathlib import Path
 
 from dlbench.errors import UserError
-from dlbench.study.unit import FAILED, run_unit, units_of
+from dlbench.study.stacks import run_item, work_items
+from dlbench.study.unit import FAILED, units_of
 
 
 def _submitit():
@@ -19,11 +20,12 @@ def _submitit():
     return submitit
 
 
-class UnitJob:
-    """One run as a submitit job (a Checkpointable: requeued as itself when preempted)."""
+class ItemJob:
+    """One work item (a run, or a stack of runs) as a submitit job (a Checkpointable: requeued as
+    itself when preempted)."""
 
-    def __init__(self, unit, device, retry_failed, threads):
-        self.unit, self.device, self.retry_failed, self.threads = unit, device, retry_failed, threads
+    def __init__(self, item, device, retry_failed, threads):
+        self.item, self.device, self.retry_failed, self.threads = item, device, retry_failed, threads
 
     def __call__(self):
         import torch
@@ -32,7 +34,7 @@ class UnitJob:
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        return run_unit(self.unit, resolve_device(self.device), self.retry_failed, progress=False)
+        return run_item(self.item, resolve_device(self.device), self.retry_failed, progress=False)
 
     def checkpoint(self, *args, **kwargs):
         # the run keeps its own checkpoints; the job is resubmitted as it is and resumes from them
@@ -63,25 +65,31 @@ def check_options(options):
         make_executor(folder, options, log=lambda *_: None)
 
 
-def submit(executor, units, device, retry_failed, threads=None):
-    """The submitted jobs, one per unit, as one array."""
+def submit(executor, items, device, retry_failed, threads=None):
+    """The submitted jobs, one per work item, as one array."""
     with executor.batch():
-        jobs = [executor.submit(UnitJob(unit, str(device), retry_failed, threads)) for unit in units]
+        jobs = [executor.submit(ItemJob(item, str(device), retry_failed, threads)) for item in items]
     return jobs
 
 
-def run_slurm(study, runs, runs_root, device, options, retry_failed=False, log=print):
-    """Returns {run name: DONE, FAILED or HELD}; waits for every job."""
+def run_slurm(study, runs, runs_root, device, options, retry_failed=False, log=print, stack=1):
+    """Returns {run name: DONE, FAILED or HELD}; waits for every job. With stack K > 1, runs that
+    can be trained as one model are, K at a time, each stack one job (dlbench.study.stacks)."""
     units = units_of(study, runs, runs_root)
+    names = {unit.run_dir: spec.name for spec, unit in zip(runs, units)}
+    items = work_items(units, stack, log)
     executor = make_executor(Path(runs_root) / "slurm_logs", options, log)
     threads = 1 if executor.cluster == "local" else None  # local jobs all run at once on this machine's cores
-    jobs = submit(executor, units, "auto" if str(device) == "auto" else device, retry_failed, threads)
-    log(f"submitted {len(jobs)} jobs ({executor.cluster}); logs in {Path(runs_root) / 'slurm_logs'}")
+    jobs = submit(executor, items, "auto" if str(device) == "auto" else device, retry_failed, threads)
+    log(f"submitted {len(jobs)} job{'s' if len(jobs) != 1 else ''} for {len(units)} runs ({executor.cluster}); "
+        f"logs in {Path(runs_root) / 'slurm_logs'}")
     statuses = {}
-    for spec, job in zip(runs, jobs):
+    for item, job in zip(items, jobs):
         try:
-            statuses[spec.name] = job.result()
-        except Exception as err:  # noqa: BLE001  (a job that died: its run is recorded, the study goes on)
-            log(f"{spec.name}: job {job.job_id} failed: {str(err).strip().splitlines()[-1] if str(err).strip() else err}")
-            statuses[spec.name] = FAILED
-    return statuses
+            statuses.update(job.result())
+        except Exception as err:  # noqa: BLE001  (a job that died: its runs are recorded, the study goes on)
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else err
+            for unit in item:
+                log(f"{names[unit.run_dir]}: job {job.job_id} failed: {reason}")
+                statuses[unit.run_dir] = FAILED
+    return {names[run_dir]: status for run_dir, status in statuses.items()}
