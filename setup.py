@@ -34,7 +34,8 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1", "gin-config>=0.5", "numpy>=1.24", "scipy>=1.10", "scikit-learn>=1.3",
-        "pandas>=2.0", "h5py>=3.8", "tqdm>=4.60", "matplotlib>=3.7", "pillow>=9",
+        "pandas>=2.0", "h5py>=3.8", "tqdm>=4.60", "matplotlib>=3.8", "pillow>=9",
+        "pyarrow>=10",
     ],
     extras_require={"test": ["pytest>=7", "submitit>=1.5", "ray>=2.9"], "slurm": ["submitit>=1.5"], "ray": ["ray>=2.9"]},
 )

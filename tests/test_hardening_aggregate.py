@@ -1,4 +1,6 @@
-"""dlb_aggregate with damaged runs, copies of runs and bad paths, driven as a user does.
+"""dlb_aggregate with damaged runs, copies of runs and bad paths, driven as a user does (through
+its command line, in this process: tests/fake_runs.run_aggregate; the installed script itself in
+a fresh Python for --help and the default runs root).
 
 Run directories are fabricated (run.json and results.json written by hand, in the format
 dlb_train and dlb_evaluate write), so no training is needed. Expected values are computed here
@@ -13,6 +15,7 @@ from statistics import mean
 import pytest
 
 from tests.commands import assert_one_line_error, run_command, tree
+from tests.fake_runs import run_aggregate
 
 MIG = {0: 0.2, 1: 0.4, 2: 0.9}          # discrete_mig of seeds 0, 1, 2
 RECON = {0: -100.0, 1: -110.0, 2: -130.0}  # recon_ll of seeds 0, 1, 2
@@ -59,7 +62,7 @@ def read_csv(path):
 def aggregate_ok(tmp_path, root):
     """Run dlb_aggregate ROOT --out tmp_path/report; returns (results rows, leaderboard rows, stdout lines)."""
     out = tmp_path / "report"
-    result = run_command("dlb_aggregate", root, "--out", out, cwd=tmp_path)
+    result = run_aggregate(root, "--out", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     return read_csv(out / "results.csv"), read_csv(out / "leaderboard.csv"), result.stdout.splitlines()
@@ -100,7 +103,7 @@ def test_a_damaged_run_is_left_out_and_reported_the_rest_aggregated(tmp_path, da
 
     assert sorted(row["run_dir"] for row in results) == ["s0", "s1"]
     assert len(board) == 1
-    assert int(board[0]["num_runs"]) == 2
+    assert int(board[0]["num_done"]) == 2
     assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean([MIG[0], MIG[1]]))
     assert float(board[0]["recon_ll.recon_ll.mean"]) == pytest.approx(mean([RECON[0], RECON[1]]))
     reported = lines_naming(stdout, damaged)
@@ -118,7 +121,7 @@ def test_a_corrupt_metric_file_loses_only_that_metric(tmp_path):
     by_run = {row["run_dir"]: row for row in results}
     assert sorted(by_run) == ["s0", "s1", "s2"]
     assert by_run["s1"]["mig.discrete_mig"] == "" and float(by_run["s1"]["recon_ll.recon_ll"]) == RECON[1]
-    assert int(board[0]["num_runs"]) == 3
+    assert int(board[0]["num_done"]) == 3
     assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean([MIG[0], MIG[2]]))
     assert float(board[0]["recon_ll.recon_ll.mean"]) == pytest.approx(mean(RECON.values()))
     reported = lines_naming(stdout, damaged)
@@ -130,7 +133,7 @@ def test_when_every_run_is_damaged_it_is_one_line(tmp_path):
     for run in make_study(root).values():
         truncate(run / "run.json")
     before = tree(tmp_path)
-    result = run_command("dlb_aggregate", root, "--out", tmp_path / "report", cwd=tmp_path)
+    result = run_aggregate(root, "--out", tmp_path / "report", cwd=tmp_path)
     assert_one_line_error(result, "none of the 3 runs", "run.json")
     assert tree(tmp_path) == before
 
@@ -143,7 +146,7 @@ def test_copies_of_runs_are_counted_once_and_reported(tmp_path):
     results, board, stdout = aggregate_ok(tmp_path, root)
 
     assert sorted(row["run_dir"] for row in results) == ["a/s0", "a/s1", "a/s2"]  # first by path
-    assert len(board) == 1 and int(board[0]["num_runs"]) == 3
+    assert len(board) == 1 and int(board[0]["num_done"]) == 3
     assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean(MIG.values()))
     [line] = [line for line in stdout if "duplicate runs not counted" in line]
     assert line.startswith("3 duplicate runs not counted: ")
@@ -158,7 +161,7 @@ def test_a_finished_copy_is_preferred_and_bookkeeping_does_not_make_runs_differ(
     results, board, stdout = aggregate_ok(tmp_path, root)
 
     assert [row["run_dir"] for row in results] == ["b/s0"]
-    assert int(board[0]["num_runs"]) == 1
+    assert int(board[0]["num_done"]) == 1
     assert any(f"{root / 'a' / 's0'} (same run as {root / 'b' / 's0'})" in line for line in stdout), stdout
 
 
@@ -170,7 +173,7 @@ def test_many_duplicates_make_one_short_line(tmp_path):
 
     results, board, stdout = aggregate_ok(tmp_path, root)
 
-    assert len(results) == 1 and int(board[0]["num_runs"]) == 1
+    assert len(results) == 1 and int(board[0]["num_done"]) == 1
     [line] = [line for line in stdout if "duplicate runs not counted" in line]
     assert line.startswith("6 duplicate runs not counted: ") and line.endswith(" and 3 more")
 
@@ -188,7 +191,7 @@ def test_runs_differing_only_in_bookkeeping_settings_are_one_setting(tmp_path):
     assert not any(column.startswith(("train.checkpoint_every", "train.log_every")) for column in board[0])
     by_beta = {float(row["hp.beta"]): row for row in board}
     assert sorted(by_beta) == [4.0, 8.0]
-    assert int(by_beta[4.0]["num_runs"]) == 3
+    assert int(by_beta[4.0]["num_done"]) == 3
     assert float(by_beta[4.0]["mig.discrete_mig.mean"]) == pytest.approx(mean(MIG.values()))
 
 
@@ -198,13 +201,13 @@ def test_without_runs_root_runs_is_aggregated_into_reports_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "no RUNS_ROOT given: aggregating runs/ into reports/runs"
     board = read_csv(tmp_path / "reports" / "runs" / "leaderboard.csv")
-    assert int(board[0]["num_runs"]) == 3
+    assert int(board[0]["num_done"]) == 3
     assert float(board[0]["recon_ll.recon_ll.mean"]) == pytest.approx(mean(RECON.values()))
 
 
 def test_without_runs_root_and_without_runs_folder_is_one_line(tmp_path):
     before = tree(tmp_path)
-    result = run_command("dlb_aggregate", cwd=tmp_path)
+    result = run_aggregate(cwd=tmp_path)
     assert_one_line_error(result, "no RUNS_ROOT given", "runs/")
     assert tree(tmp_path) == before
 
@@ -212,7 +215,7 @@ def test_without_runs_root_and_without_runs_folder_is_one_line(tmp_path):
 def test_a_runs_root_that_is_a_file_is_named_as_such(tmp_path):
     (tmp_path / "runs.txt").write_text("not a folder\n")
     before = tree(tmp_path)
-    result = run_command("dlb_aggregate", "runs.txt", cwd=tmp_path)
+    result = run_aggregate("runs.txt", cwd=tmp_path)
     assert_one_line_error(result, "'runs.txt' is a file, not a folder")
     assert tree(tmp_path) == before
 
@@ -233,9 +236,9 @@ def test_a_bad_out_is_one_line_before_any_run_is_read(tmp_path, where):
     (tmp_path / "empty").mkdir()
     before = tree(tmp_path)
 
-    assert_one_line_error(run_command("dlb_aggregate", "runs", "--out", out, cwd=tmp_path), "--out", needle)
+    assert_one_line_error(run_aggregate("runs", "--out", out, cwd=tmp_path), "--out", needle)
     # a root without runs would be an error of its own: the output is checked first
-    assert_one_line_error(run_command("dlb_aggregate", "empty", "--out", out, cwd=tmp_path), "--out", needle)
+    assert_one_line_error(run_aggregate("empty", "--out", out, cwd=tmp_path), "--out", needle)
 
     assert tree(tmp_path) == before
     assert (tmp_path / "report.csv").read_text() == "old\n"

@@ -1,310 +1,45 @@
-"""Aggregation of a study: one row per run (results.csv) and one row per dataset, method and
-hyperparameter setting over seeds (leaderboard.csv).
+"""Aggregation of a study: dlb_aggregate RUNS_ROOT --out DIR writes into DIR
 
-A damaged run does not stop the aggregation; what could not be used is left out and listed:
-- a run whose run.json is unreadable, not an object, or lacks method, dataset or seed, and a run
-  whose model/results.json is unreadable, is left out whole (its record cannot be trusted);
-- an unreadable metrics/<mode>/<metric>/results.json loses only that metric of that run (the
-  other metrics are independent evaluations, and dlb_evaluate can recompute the one lost);
-- a copy of a run already counted (same dataset, method, hyperparameters, settings and seed, e.g.
-  runs/a/... and runs/copy/...) is left out, so no seed is counted twice.
+- results.csv and results.parquet: one row per run (the representation modes are columns, see
+  below): run_dir (relative to RUNS_ROOT), dataset, method, seed, status, then hyperparameters
+  `hp.<name>`, settings `train.<name>` and `model.<name>` (nested ones as `model.prior.name`), the
+  final training scalars of model/results.json `train_result.<name>`, and every metric value
+  `[<mode>.]<metric>[<protocol tag>].<key>`: `mig.discrete_mig` for the mean representation and the
+  default protocol, `sampled.mig.discrete_mig` for the sampled one, `mig[num_train=500].discrete_mig`
+  for another protocol (results of different protocols are never mixed). Numbers are numbers in
+  both files; a setting that mixes kinds across runs is text.
+- leaderboard.csv: one row per dataset, method and setting (the hp., train. and model. columns,
+  bookkeeping settings aside): num_runs = num_done + num_failed + num_unfinished, then for every
+  value column (metrics, then train_result.*) `<column>.count`, `.mean`, `.std`, `.sem`,
+  `.median`, `.q25`, `.q75` and `.upper_half_mean`, over the finished runs only
+  (dlbench/aggregate/leaderboard.py defines each statistic).
+- best.csv: per dataset and method the leaderboard row of the setting with the best mean of the
+  `--rank_by` column, after the columns rank_by (the value column) and rank_direction.
+- representatives.csv: per dataset, method and setting the representative run (ISA-VAE, appendix
+  A.5): dataset, method, the setting columns, run_dir, mig_column, mig, reconstruction_column,
+  reconstruction, distance, distance_method, num_upper_half, num_candidates
+  (dlbench/aggregate/representatives.py).
+- report.json: runs root, study name (RUNS_ROOT/study.json), dlbench version, rank_by, counts,
+  and the failed, unfinished, left-out and duplicate runs with their run_dir and status.
+
+Modules: collect.py reads the runs, columns.py names the columns, leaderboard.py holds the
+statistics and best.csv, representatives.py the representative runs, outputs.py the files,
+pipeline.py puts them together, benchmark.py is dlb_bench aggregate.
 """
 
-import hashlib
-import io
-import json
-import os
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
+from dlbench.aggregate.collect import Collection, check_runs_root, collect, dataset_label, read_study, typed_columns
+from dlbench.aggregate.columns import (lower_is_better, metric_columns, parse_metric_column, rankable_names,
+                                       resolve_metric_column, setting_columns, value_columns)
+from dlbench.aggregate.leaderboard import STATISTICS, best_settings, leaderboard, summarise, upper_half
+from dlbench.aggregate.outputs import FILES, check_output_folder
+from dlbench.aggregate.pipeline import DEFAULT_RANK_BY, Aggregation, aggregate, aggregate_runs, rank_column
+from dlbench.aggregate.representatives import distances_to_mean, representative, representatives
+from dlbench.metrics import protocol_tag  # tests and callers have imported it from here
 
-import numpy as np
-import pandas as pd
-
-from dlbench import rundir
-from dlbench.errors import CorruptFile, UserError, describe_os_error
-from dlbench.metrics import current_keys, protocol_tag, value_keys
-
-IDENTITY = ["dataset", "method"]
-REQUIRED_KEYS = ("method", "dataset", "seed")
-# The parts of run.json that must be JSON objects where present.
-SECTIONS = ("hyperparameters", "train", "model", "dataset_options")
-BOOKKEEPING_COLUMNS = {f"train.{name}" for name in rundir.BOOKKEEPING_TRAIN_SETTINGS}
-SHOWN_DUPLICATES = 3  # a summary line names this many duplicates, then counts the rest
-RETRAIN = "restore it from a copy, or train the run again with dlb_train --overwrite"
-
-
-@dataclass
-class Collection:
-    """The runs found under a root: results (one row per counted run), left_out (one line per file
-    that could not be used, naming it and the fix) and duplicates ((left-out copy, counted run))."""
-
-    results: pd.DataFrame
-    left_out: list
-    duplicates: list
-
-
-@dataclass
-class Aggregation:
-    """What dlb_aggregate wrote (results, board: results.csv and leaderboard.csv) and what it did
-    not count (left_out and duplicates, as in Collection)."""
-
-    results: pd.DataFrame
-    board: pd.DataFrame
-    left_out: list
-    duplicates: list
-
-    def notes(self):
-        """The summary lines about what was not counted: one per damaged file, one for duplicates."""
-        lines = list(self.left_out)
-        if self.duplicates:
-            shown = [f"{copy} (same run as {kept})" for copy, kept in self.duplicates[:SHOWN_DUPLICATES]]
-            more = len(self.duplicates) - len(shown)
-            runs = "run" if len(self.duplicates) == 1 else "runs"
-            lines.append(f"{len(self.duplicates)} duplicate {runs} not counted: {', '.join(shown)}"
-                         + (f" and {more} more" if more else ""))
-        return lines
-
-
-class _LeftOut(Exception):
-    """A run that cannot be used; the message names the file, the problem and the fix."""
-
-
-def check_runs_root(runs_root):
-    runs_root = Path(runs_root)
-    if runs_root.exists() and not runs_root.is_dir():
-        raise UserError(f"RUNS_ROOT '{runs_root}' is a file, not a folder; give the folder that holds the run directories")
-    if not runs_root.is_dir():
-        raise UserError(f"RUNS_ROOT '{runs_root}' does not exist; give the folder that holds the run directories")
-
-
-def check_output_folder(out_dir):
-    """Refuse an output folder that cannot be written, before any work: an existing file, a path
-    under a file, or a place where no folder can be made (read-only, no permission, /proc)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out '{out_dir}' is a file, not a folder; choose a folder for results.csv and leaderboard.csv")
-    existing = _nearest_existing(out_dir)
-    if not existing.is_dir():
-        raise UserError(f"--out '{out_dir}' is under '{existing}', which is a file, not a folder; choose another folder")
-    try:
-        # os.access is not enough (root may "write" to /proc, yet nothing can be made there): make
-        # and remove an empty folder, the cheapest real proof that results can be written.
-        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".dlb_aggregate-check-"))
-    except OSError as err:
-        reason = err.strerror or os.strerror(err.errno)
-        raise UserError(f"--out '{out_dir}' cannot be written: no folder can be made in '{existing}' "
-                        f"({reason}); choose a folder you may write to") from None
-
-
-def _nearest_existing(path):
-    """path or its nearest ancestor that exists ('.' or '/' at worst), as the user wrote it."""
-    return next(candidate for candidate in (path, *path.parents) if candidate.exists())
-
-
-def collect(runs_root):
-    """The runs found under runs_root (every folder holding a run.json): a Collection."""
-    runs_root = Path(runs_root)
-    check_runs_root(runs_root)
-    run_jsons = sorted(runs_root.rglob(rundir.RUN_JSON))
-    if not run_jsons:
-        raise UserError(f"no runs (run.json files) found under '{runs_root}'; train some with dlb_train or dlb_study")
-    runs, left_out, unusable = [], [], []
-    for path in run_jsons:
-        try:
-            runs.append(_read_run(path.parent, runs_root, left_out))
-        except _LeftOut as problem:
-            left_out.append(f"run left out: {problem}")
-            unusable.append(problem)
-    if not runs:  # nothing to report on: an error, not two empty tables
-        raise UserError(f"none of the {len(run_jsons)} runs under '{runs_root}' can be used; the first: {unusable[0]}")
-    counted, duplicates = _drop_duplicates(runs)
-    return Collection(pd.DataFrame([run.row for run in counted]), left_out, duplicates)
-
-
-@dataclass
-class _Run:
-    path: Path      # the run directory, as the user names it (under RUNS_ROOT)
-    identity: str   # what makes two run directories the same run (see _identity)
-    row: dict       # its row of results.csv
-
-
-def _read_run(run_dir, runs_root, left_out):
-    """One run as a _Run; raises _LeftOut when it cannot be used, and appends to left_out a line
-    for each metric result that cannot."""
-    record = _read_record(run_dir)
-    row = {"run_dir": str(run_dir.relative_to(runs_root)),
-           "dataset": dataset_label(record["dataset"], record.get("dataset_options")),
-           "method": record["method"], "seed": record["seed"], "status": record.get("status")}
-    row.update({f"hp.{k}": _cell(v) for k, v in _section(record, "hyperparameters").items()})
-    row.update({f"train.{k}": _cell(v) for k, v in _section(record, "train").items() if k != "seed"})
-    row.update({f"model.{k}": _cell(v) for k, v in _flatten(_section(record, "model")).items()})
-    row.update(_train_results(run_dir))
-    for mode, folder, path in rundir.metric_results(run_dir):
-        try:
-            row.update(_metric_values(run_dir, mode, folder, path))
-        except (CorruptFile, OSError) as err:
-            left_out.append(f"metric left out: {_problem(err)}")
-    return _Run(run_dir, _identity(record), row)
-
-
-def _read_record(run_dir):
-    """run.json of run_dir, checked to hold what aggregation needs."""
-    path = rundir.run_json_path(run_dir)
-    try:
-        record = rundir.read_run(run_dir)
-    except (CorruptFile, OSError) as err:
-        raise _LeftOut(_problem(err)) from None
-    missing = [key for key in REQUIRED_KEYS if key not in record]
-    if missing:
-        raise _LeftOut(f"'{path}' lacks {', '.join(missing)} (every run.json that dlb_train writes has "
-                       f"{', '.join(REQUIRED_KEYS)}); {RETRAIN}")
-    for name in ("method", "dataset"):
-        if not isinstance(record[name], str):
-            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not a name; {RETRAIN}")
-    for name in SECTIONS:
-        if not isinstance(record.get(name) or {}, dict):
-            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not an object; {RETRAIN}")
-    return record
-
-
-def _section(record, name):
-    return record.get(name) or {}
-
-
-def _train_results(run_dir):
-    """The final training scalars of model/results.json (none before training finished)."""
-    path = rundir.train_results_path(run_dir)
-    if not path.is_file():
-        return {}
-    try:
-        results = rundir.read_json(path, fix=RETRAIN)
-    except (CorruptFile, OSError) as err:
-        # written when training finished, just before status 'done': damaged, it casts doubt on the run
-        raise _LeftOut(_problem(err)) from None
-    return {f"train_result.{k}": v for k, v in results.items()
-            if isinstance(v, (int, float)) and k != "dlbench_version"}
-
-
-def _metric_values(run_dir, mode, folder, path):
-    """{column: value} of one metrics/<mode>/<folder>/results.json."""
-    metric = folder.partition("[")[0]  # folders carry the protocol tag
-    result = rundir.read_json(path, fix=f"compute it again with dlb_evaluate {run_dir} --metrics {metric} "
-                                        f"--mode {mode} --overwrite")
-    result = current_keys(metric, result)
-    prefix = metric + protocol_tag(metric, result)
-    prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
-    return {f"{prefix}.{key}": result[key] for key in value_keys(metric, result)}
-
-
-def _problem(err):
-    """One line for a file that could not be read (its message names the file)."""
-    text = str(err) if isinstance(err, CorruptFile) else describe_os_error(err)
-    return " ".join(text.splitlines())  # one summary line per file, whatever the message quotes
-
-
-def _identity(record):
-    """Two run directories with the same identity are the same run (a copy): same data, method,
-    hyperparameters, model and train settings and seed. Bookkeeping settings (how often it
-    checkpointed or logged) do not change the result, so they are not part of it."""
-    train = {k: v for k, v in _section(record, "train").items() if k not in rundir.BOOKKEEPING_TRAIN_SETTINGS}
-    parts = [dataset_label(record["dataset"], record.get("dataset_options")), record["method"],
-             _section(record, "hyperparameters"), train, _section(record, "model"), record["seed"]]
-    return json.dumps(parts, sort_keys=True, default=str)
-
-
-def _drop_duplicates(runs):
-    """(runs counted, [(copy left out, run counted)]): of each set of copies of one run, the first by
-    path among those whose training finished (or the first by path when none did) is counted."""
-    copies = {}
-    for run in runs:
-        copies.setdefault(run.identity, []).append(run)
-    counted, duplicates = set(), []
-    for group in copies.values():
-        kept = sorted(group, key=lambda run: (run.row["status"] != rundir.Status.DONE, run.path))[0]
-        counted.add(id(kept))
-        duplicates += [(run.path, kept.path) for run in group if run is not kept]
-    return [run for run in runs if id(run) in counted], sorted(duplicates)
-
-
-def dataset_label(name, options):
-    """The dataset's name, with its options where a run set any, as 'linear_gaussian[observed_dim=20,seed=3]'
-    (lists as a short hash): runs on differently built data are never pooled."""
-    if not options:
-        return name
-    shown = [f"{key}={_short_value(value)}" for key, value in sorted(options.items())]
-    return f"{name}[{','.join(shown)}]"
-
-
-def _short_value(value):
-    if isinstance(value, list):  # a mixing matrix would make the label unreadable
-        return "#" + hashlib.sha1(json.dumps(value).encode()).hexdigest()[:8]
-    return value
-
-
-def _flatten(settings, prefix=""):
-    """{'prior': {'name': 'x', 'p0': 2}} -> {'prior.name': 'x', 'prior.p0': 2}."""
-    flat = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def metric_columns(results):
-    return [c for c in results.columns if not c.startswith(("hp.", "train.", "model.", "train_result."))
-            and c not in ("run_dir", "dataset", "method", "seed", "status")]
-
-
-def setting_columns(results):
-    """The columns that tell settings apart: hyperparameters, model and train settings, except the
-    bookkeeping ones (runs that only checkpointed or logged more often are the same setting)."""
-    return [c for c in results.columns
-            if c.startswith(("hp.", "train.", "model.")) and c not in BOOKKEEPING_COLUMNS]
-
-
-def leaderboard(results):
-    """Mean, standard deviation and standard error of every metric per setting (over seeds)."""
-    done = results[results["status"] == rundir.Status.DONE]
-    group = IDENTITY + setting_columns(results)
-    metrics = metric_columns(results)
-    rows = []
-    for key, runs in done.groupby(group, dropna=False, sort=True):
-        row = dict(zip(group, key))
-        row["num_runs"] = len(runs)
-        for metric in metrics:
-            values = runs[metric].dropna().to_numpy(dtype=float)
-            std = values.std(ddof=1) if len(values) > 1 else np.nan
-            row[f"{metric}.mean"] = values.mean() if len(values) else np.nan
-            row[f"{metric}.std"] = std
-            row[f"{metric}.sem"] = std / np.sqrt(len(values)) if len(values) > 1 else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def aggregate_runs(runs_root, out_dir):
-    """Write results.csv and leaderboard.csv of the runs under runs_root to out_dir (each file
-    atomically); returns an Aggregation. The output folder is checked before the runs are read."""
-    out_dir = Path(out_dir)
-    check_runs_root(runs_root)
-    check_output_folder(out_dir)
-    collection = collect(runs_root)
-    board = leaderboard(collection.results)
-    for name, frame in (("results.csv", collection.results), ("leaderboard.csv", board)):
-        buffer = io.StringIO()
-        frame.to_csv(buffer, index=False)
-        rundir.atomic_write_text(out_dir / name, buffer.getvalue())
-    return Aggregation(collection.results, board, collection.left_out, collection.duplicates)
-
-
-def aggregate(runs_root, out_dir):
-    """aggregate_runs, returning only the two DataFrames (results, leaderboard)."""
-    aggregation = aggregate_runs(runs_root, out_dir)
-    return aggregation.results, aggregation.board
-
-
-def _cell(value):
-    """Lists (e.g. Adam betas) as one CSV cell that groups correctly."""
-    return str(value) if isinstance(value, (list, tuple, dict)) else value
+__all__ = [
+    "Aggregation", "Collection", "DEFAULT_RANK_BY", "FILES", "STATISTICS", "aggregate", "aggregate_runs",
+    "best_settings", "check_output_folder", "check_runs_root", "collect", "dataset_label", "distances_to_mean",
+    "leaderboard", "lower_is_better", "metric_columns", "parse_metric_column", "protocol_tag", "rank_column",
+    "rankable_names", "read_study", "representative", "representatives", "resolve_metric_column",
+    "setting_columns", "summarise", "typed_columns", "upper_half", "value_columns",
+]

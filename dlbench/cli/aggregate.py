@@ -1,4 +1,4 @@
-"""dlb_aggregate: results.csv and leaderboard.csv of a study."""
+"""dlb_aggregate: a study's results, leaderboard, best settings, representative runs and report."""
 
 from pathlib import Path
 
@@ -10,13 +10,21 @@ DEFAULT_RUNS_ROOT = Path("runs")
 
 
 def _body(argv):
-    parser = make_parser("dlb_aggregate", "Collect every run under RUNS_ROOT into results.csv (one row per run) "
-                         "and leaderboard.csv (mean, std and standard error over seeds per setting). "
-                         "Unreadable files and duplicate copies of runs are left out and listed.")
+    parser = make_parser("dlb_aggregate", "Collect every run under RUNS_ROOT into results.csv and "
+                         "results.parquet (one row per run), leaderboard.csv (per setting: runs finished, failed "
+                         "and unfinished, and mean, std, standard error, median, quartiles and upper-half mean over "
+                         "the finished seeds), best.csv (the best setting per dataset and method), "
+                         "representatives.csv (a representative run per setting) and report.json (what was "
+                         "aggregated, and the runs that failed or did not finish). Unreadable files and duplicate "
+                         "copies of runs are left out and listed.")
     parser.add_argument("runs_root", metavar="RUNS_ROOT", nargs="?",
                         help="folder holding the run directories, searched recursively for run.json "
                              "(default: runs/ in the current folder, where dlb_train and dlb_study write)")
     parser.add_argument("--out", help="output folder (default reports/<name of RUNS_ROOT>)")
+    parser.add_argument("--rank_by", metavar="METRIC",
+                        help="what best.csv ranks settings by: a metric (its headline value, e.g. mig for "
+                             "mig.discrete_mig, factor_vae for its eval_accuracy; sampled.mig for the sampled "
+                             "representation) or a column of results.csv (default: mig)")
     args = parser.parse_args(argv)
 
     from dlbench.aggregate import aggregate_runs
@@ -25,11 +33,20 @@ def _body(argv):
     out = Path(args.out) if args.out else Path("reports") / runs_root.resolve().name
     if not args.runs_root:
         print(f"no RUNS_ROOT given: aggregating {runs_root}/ into {out}")
-    aggregation = aggregate_runs(runs_root, out)
-    print(f"{len(aggregation.results)} runs, {len(aggregation.board)} settings -> "
-          f"{out}/results.csv, {out}/leaderboard.csv")
+    aggregation = aggregate_runs(runs_root, out, rank_by=args.rank_by)
+    counts = aggregation.report["counts"]
+    ranked = aggregation.report["rank_by"]
+    print(f"{_count(counts['runs'], 'run')} ({counts['done']} finished, {counts['failed']} failed, "
+          f"{counts['unfinished']} unfinished), {_count(counts['settings'], 'setting')}"
+          + (f"; best.csv ranked by {ranked}" if ranked else ""))
+    for path in aggregation.files:
+        print(f"wrote {path}")
     for line in aggregation.notes():
         print(line)
+
+
+def _count(number, thing):
+    return f"{number} {thing}" + ("" if number == 1 else "s")
 
 
 def _default_runs_root():

@@ -15,8 +15,9 @@ def _body(argv):
                          "memory of loading each full-size dataset (the real file when present, else a full-size "
                          "file in the published format written to --scratch and deleted after). study: a fixed slice of "
                          "study_v1_cpu run by the local executor one run at a time and with a pool of workers (runs "
-                         "per hour, the ratio), and the projected time of study_v1_cpu and study_v1 on this device.")
-    parser.add_argument("what", choices=["train", "metrics", "memory", "study"])
+                         "per hour, the ratio), and the projected time of study_v1_cpu and study_v1 on this device. aggregate: "
+                         "dlb_aggregate timed on a synthetic 1280-run root.")
+    parser.add_argument("what", choices=["train", "metrics", "memory", "study", "aggregate"])
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--steps", type=int, help="train: timed steps per round (default 20 on CPU, 300 on GPU; "
                         "3 alternating rounds); study --stack: timed steps per run (default 20 on CPU, 200 on GPU)")
@@ -49,6 +50,9 @@ def _body(argv):
     args = parser.parse_args(argv)
     if args.what == "study":
         return _study(args)
+    if args.what == "aggregate":
+        from dlbench.aggregate.benchmark import main as bench_aggregate
+        return bench_aggregate(args)
 
     from dlbench.bench import bench_metrics, bench_per_run, bench_train
     from dlbench.evaluation import parse_metric_params

@@ -1,0 +1,251 @@
+"""Reading a runs root: one row per run (results.csv), with what could not be used listed.
+
+A damaged run does not stop the aggregation; what could not be used is left out and listed:
+- a run whose run.json is unreadable, not an object, or lacks method, dataset or seed, and a run
+  whose model/results.json is unreadable, is left out whole (its record cannot be trusted);
+- an unreadable metrics/<mode>/<metric>/results.json loses only that metric of that run (the
+  other metrics are independent evaluations, and dlb_evaluate can recompute the one lost);
+- a copy of a run already counted (same dataset, method, hyperparameters, settings and seed, e.g.
+  runs/a/... and runs/copy/...) is left out, so no seed is counted twice.
+Failed and unfinished runs are rows like any other (their status says what they are); the
+leaderboard counts them and keeps them out of its statistics.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from dlbench import rundir
+from dlbench.errors import CorruptFile, UserError, describe_os_error
+from dlbench.metrics import current_keys, protocol_tag, value_keys
+
+REQUIRED_KEYS = ("method", "dataset", "seed")
+# The parts of run.json that must be JSON objects where present.
+SECTIONS = ("hyperparameters", "train", "model", "dataset_options")
+RETRAIN = "restore it from a copy, or train the run again with dlb_train --overwrite"
+
+
+@dataclass
+class Collection:
+    """The runs found under a root: results (one row per counted run), left_out (one line per file
+    that could not be used, naming it and the fix), duplicates ((left-out copy, counted run)),
+    found (how many run.json files there were) and details ({run_dir: {'step', 'error'}} from
+    run.json, for listing runs that did not finish)."""
+
+    results: pd.DataFrame
+    left_out: list
+    duplicates: list
+    found: int = 0
+    details: dict = field(default_factory=dict)
+
+
+class _LeftOut(Exception):
+    """A run that cannot be used; the message names the file, the problem and the fix."""
+
+
+def check_runs_root(runs_root):
+    runs_root = Path(runs_root)
+    if runs_root.exists() and not runs_root.is_dir():
+        raise UserError(f"RUNS_ROOT '{runs_root}' is a file, not a folder; give the folder that holds the run directories")
+    if not runs_root.is_dir():
+        raise UserError(f"RUNS_ROOT '{runs_root}' does not exist; give the folder that holds the run directories")
+
+
+def collect(runs_root):
+    """The runs found under runs_root (every folder holding a run.json): a Collection."""
+    runs_root = Path(runs_root)
+    check_runs_root(runs_root)
+    run_jsons = sorted(runs_root.rglob(rundir.RUN_JSON))
+    if not run_jsons:
+        raise UserError(f"no runs (run.json files) found under '{runs_root}'; train some with dlb_train or dlb_study")
+    runs, left_out, unusable = [], [], []
+    for path in run_jsons:
+        try:
+            runs.append(_read_run(path.parent, runs_root, left_out))
+        except _LeftOut as problem:
+            left_out.append(f"run left out: {problem}")
+            unusable.append(problem)
+    if not runs:  # nothing to report on: an error, not two empty tables
+        raise UserError(f"none of the {len(run_jsons)} runs under '{runs_root}' can be used; the first: {unusable[0]}")
+    counted, duplicates = _drop_duplicates(runs)
+    results = typed_columns(pd.DataFrame([run.row for run in counted]))
+    details = {run.row["run_dir"]: run.details for run in counted}
+    return Collection(results, left_out, duplicates, len(run_jsons), details)
+
+
+def read_study(runs_root):
+    """(study.json of runs_root or None, a line saying why it was not read or None)."""
+    from dlbench.study import STUDY_JSON
+
+    path = Path(runs_root) / STUDY_JSON
+    if not path.is_file():
+        return None, None
+    try:
+        return rundir.read_json(path, fix="the study's name is left out of report.json"), None
+    except (CorruptFile, OSError) as err:
+        return None, f"study left out: {_problem(err)}"
+
+
+@dataclass
+class _Run:
+    path: Path      # the run directory, as the user names it (under RUNS_ROOT)
+    identity: str   # what makes two run directories the same run (see _identity)
+    row: dict       # its row of results.csv
+    details: dict   # where training stopped and why, for runs that did not finish
+
+
+def _read_run(run_dir, runs_root, left_out):
+    """One run as a _Run; raises _LeftOut when it cannot be used, and appends to left_out a line
+    for each metric result that cannot."""
+    record = _read_record(run_dir)
+    row = {"run_dir": str(run_dir.relative_to(runs_root)),
+           "dataset": dataset_label(record["dataset"], record.get("dataset_options")),
+           "method": record["method"], "seed": record["seed"], "status": record.get("status")}
+    row.update({f"hp.{k}": _cell(v) for k, v in _section(record, "hyperparameters").items()})
+    row.update({f"train.{k}": _cell(v) for k, v in _section(record, "train").items() if k != "seed"})
+    row.update({f"model.{k}": _cell(v) for k, v in _flatten(_section(record, "model")).items()})
+    row.update(_train_results(run_dir))
+    for mode, folder, path in rundir.metric_results(run_dir):
+        try:
+            row.update(_metric_values(run_dir, mode, folder, path))
+        except (CorruptFile, OSError) as err:
+            left_out.append(f"metric left out: {_problem(err)}")
+    details = {"step": record.get("step"), "error": record.get("error")}
+    return _Run(run_dir, _identity(record), row, details)
+
+
+def _read_record(run_dir):
+    """run.json of run_dir, checked to hold what aggregation needs."""
+    path = rundir.run_json_path(run_dir)
+    try:
+        record = rundir.read_run(run_dir)
+    except (CorruptFile, OSError) as err:
+        raise _LeftOut(_problem(err)) from None
+    missing = [key for key in REQUIRED_KEYS if key not in record]
+    if missing:
+        raise _LeftOut(f"'{path}' lacks {', '.join(missing)} (every run.json that dlb_train writes has "
+                       f"{', '.join(REQUIRED_KEYS)}); {RETRAIN}")
+    for name in ("method", "dataset"):
+        if not isinstance(record[name], str):
+            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not a name; {RETRAIN}")
+    for name in SECTIONS:
+        if not isinstance(record.get(name) or {}, dict):
+            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not an object; {RETRAIN}")
+    return record
+
+
+def _section(record, name):
+    return record.get(name) or {}
+
+
+def _train_results(run_dir):
+    """The final training scalars of model/results.json (none before training finished)."""
+    path = rundir.train_results_path(run_dir)
+    if not path.is_file():
+        return {}
+    try:
+        results = rundir.read_json(path, fix=RETRAIN)
+    except (CorruptFile, OSError) as err:
+        # written when training finished, just before status 'done': damaged, it casts doubt on the run
+        raise _LeftOut(_problem(err)) from None
+    return {f"train_result.{k}": v for k, v in results.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "dlbench_version"}
+
+
+def _metric_values(run_dir, mode, folder, path):
+    """{column: value} of one metrics/<mode>/<folder>/results.json."""
+    metric = folder.partition("[")[0]  # folders carry the protocol tag
+    result = rundir.read_json(path, fix=f"compute it again with dlb_evaluate {run_dir} --metrics {metric} "
+                                        f"--mode {mode} --overwrite")
+    result = current_keys(metric, result)
+    prefix = metric + protocol_tag(metric, result)
+    prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
+    return {f"{prefix}.{key}": result[key] for key in value_keys(metric, result)}
+
+
+def _problem(err):
+    """One line for a file that could not be read (its message names the file)."""
+    text = str(err) if isinstance(err, CorruptFile) else describe_os_error(err)
+    return " ".join(text.splitlines())  # one summary line per file, whatever the message quotes
+
+
+def _identity(record):
+    """Two run directories with the same identity are the same run (a copy): same data, method,
+    hyperparameters, model and train settings and seed. Bookkeeping settings (how often it
+    checkpointed or logged) do not change the result, so they are not part of it."""
+    train = {k: v for k, v in _section(record, "train").items() if k not in rundir.BOOKKEEPING_TRAIN_SETTINGS}
+    parts = [dataset_label(record["dataset"], record.get("dataset_options")), record["method"],
+             _section(record, "hyperparameters"), train, _section(record, "model"), record["seed"]]
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def _drop_duplicates(runs):
+    """(runs counted, [(copy left out, run counted)]): of each set of copies of one run, the first by
+    path among those whose training finished (or the first by path when none did) is counted."""
+    copies = {}
+    for run in runs:
+        copies.setdefault(run.identity, []).append(run)
+    counted, duplicates = set(), []
+    for group in copies.values():
+        kept = sorted(group, key=lambda run: (run.row["status"] != rundir.Status.DONE, run.path))[0]
+        counted.add(id(kept))
+        duplicates += [(run.path, kept.path) for run in group if run is not kept]
+    return [run for run in runs if id(run) in counted], sorted(duplicates)
+
+
+def dataset_label(name, options):
+    """The dataset's name, with its options where a run set any, as 'linear_gaussian[observed_dim=20,seed=3]'
+    (lists as a short hash): runs on differently built data are never pooled."""
+    if not options:
+        return name
+    shown = [f"{key}={_short_value(value)}" for key, value in sorted(options.items())]
+    return f"{name}[{','.join(shown)}]"
+
+
+def _short_value(value):
+    if isinstance(value, list):  # a mixing matrix would make the label unreadable
+        return "#" + hashlib.sha1(json.dumps(value).encode()).hexdigest()[:8]
+    return value
+
+
+def _flatten(settings, prefix=""):
+    """{'prior': {'name': 'x', 'p0': 2}} -> {'prior.name': 'x', 'prior.p0': 2}."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _cell(value):
+    """Lists (e.g. Adam betas) as one CSV cell that groups correctly."""
+    return str(value) if isinstance(value, (list, tuple, dict)) else value
+
+
+def typed_columns(frame):
+    """frame with one type per column: numbers as numbers, flags as flags, and a column that mixes
+    kinds (a hyperparameter given as 4 in one run and '4' in another) as text, so that it can be
+    grouped, sorted and written to parquet. Missing values stay missing."""
+    return frame.apply(_typed_column)
+
+
+def _typed_column(column):
+    if column.dtype != object:
+        return column
+    kinds = {_kind(value) for value in column.dropna()}
+    if kinds == {"number"}:
+        return pd.to_numeric(column)
+    if len(kinds) <= 1:
+        return column
+    return column.map(lambda value: value if pd.isna(value) else str(value))
+
+
+def _kind(value):
+    if isinstance(value, bool):
+        return "flag"
+    return "number" if isinstance(value, (int, float)) else "text"

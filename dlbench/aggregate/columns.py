@@ -1,0 +1,131 @@
+"""The columns of results.csv and what they mean: which tell settings apart, which hold measured
+values, and which column a metric's name (as `--rank_by mig` gives it) stands for.
+
+A metric column is named `[<mode>.]<metric>[<protocol tag>].<key>`: `mig.discrete_mig` (the mean
+representation, default protocol), `sampled.mig.discrete_mig`, `mig[num_train=500].discrete_mig`.
+"""
+
+import re
+from dataclasses import dataclass
+
+from dlbench import rundir
+
+IDENTITY = ["dataset", "method"]
+RUN_COLUMNS = ("run_dir", "dataset", "method", "seed", "status")
+SETTING_PREFIXES = ("hp.", "train.", "model.")
+TRAIN_RESULT_PREFIX = "train_result."
+BOOKKEEPING_COLUMNS = {f"train.{name}" for name in rundir.BOOKKEEPING_TRAIN_SETTINGS}
+
+# The value a metric is known by, where it reports several (what `--rank_by NAME` ranks by).
+HEADLINE_KEYS = {
+    "active_units": "active_units", "beta_vae": "eval_accuracy", "dci": "disentanglement",
+    "elbo": "elbo", "factor_vae": "eval_accuracy", "hoyer_sparsity": "hoyer_sparsity",
+    "inference_error": "true_inference_error", "iwae": "iwae", "mig": "discrete_mig", "mig_chen": "mig_chen",
+    "modularity_explicitness": "modularity_score", "recon_ll": "recon_ll", "sap": "SAP_score",
+    "total_correlation": "total_correlation",
+}
+# Keys where a smaller value is the better one (dependence between codes, inference errors, losses).
+LOWER_IS_BETTER_KEYS = {
+    "total_correlation", "gaussian_total_correlation", "gaussian_wasserstein_correlation",
+    "gaussian_wasserstein_correlation_norm", "mutual_info_score", "true_inference_error",
+    "model_inference_error",
+}
+LOWER_IS_BETTER_TRAIN_RESULTS = {"loss", "reconstruction", "kl"}
+
+_METRIC_COLUMN = re.compile(r"^(?:(?P<mode>\w+)\.)?(?P<metric>\w+)(?P<tag>\[[^\]]*\])?\.(?P<key>[^.\[\]]+)$")
+_METRIC_NAME = re.compile(r"^(?:(?P<mode>\w+)\.)?(?P<metric>\w+)(?P<tag>\[[^\]]*\])?$")
+
+
+@dataclass(frozen=True)
+class MetricColumn:
+    mode: str   # 'mean' where the column name has no mode
+    metric: str
+    tag: str    # '' for the metric's default protocol
+    key: str
+
+
+def parse_metric_column(column):
+    """The parts of a metric column of results.csv, or None for another column (a run's identity,
+    a setting, a training result) or a name of another form."""
+    if column in RUN_COLUMNS or column.startswith((*SETTING_PREFIXES, TRAIN_RESULT_PREFIX)):
+        return None
+    match = _METRIC_COLUMN.match(column)
+    if not match:
+        return None
+    return MetricColumn(match["mode"] or "mean", match["metric"], match["tag"] or "", match["key"])
+
+
+def metric_columns(results):
+    return [c for c in results.columns if not c.startswith((*SETTING_PREFIXES, TRAIN_RESULT_PREFIX))
+            and c not in RUN_COLUMNS]
+
+
+def train_result_columns(results):
+    return [c for c in results.columns if c.startswith(TRAIN_RESULT_PREFIX)]
+
+
+def value_columns(results):
+    """The measured values the leaderboard summarises: every metric value, then the final training
+    scalars of model/results.json."""
+    return metric_columns(results) + train_result_columns(results)
+
+
+def setting_columns(results):
+    """The columns that tell settings apart: hyperparameters, model and train settings, except the
+    bookkeeping ones (runs that only checkpointed or logged more often are the same setting)."""
+    return [c for c in results.columns
+            if c.startswith(SETTING_PREFIXES) and c not in BOOKKEEPING_COLUMNS]
+
+
+def lower_is_better(column):
+    """Whether a smaller value of a value column is the better one."""
+    if column.startswith(TRAIN_RESULT_PREFIX):
+        return column[len(TRAIN_RESULT_PREFIX):] in LOWER_IS_BETTER_TRAIN_RESULTS
+    parsed = parse_metric_column(column)
+    return parsed is not None and parsed.key in LOWER_IS_BETTER_KEYS
+
+
+def resolve_metric_column(results, name):
+    """The value column that `name` stands for, or None when no run has it.
+
+    `name` is a value column itself (`mig.discrete_mig`, `train_result.loss`), or a metric's name,
+    optionally with its mode and protocol tag (`mig`, `sampled.mig`, `mig[num_train=500]`): then
+    the column of its headline key (HEADLINE_KEYS; for a metric not listed there, its only key).
+    Without a tag the default protocol's column is preferred; when only other protocols are
+    present, the one with the most values (then the first by name)."""
+    if name in value_columns(results):
+        return name
+    wanted = _METRIC_NAME.match(name)
+    if not wanted:
+        return None
+    mode, metric, tag = wanted["mode"] or "mean", wanted["metric"], wanted["tag"]
+    parsed = {c: parse_metric_column(c) for c in metric_columns(results)}
+    same_metric = {c: p for c, p in parsed.items()
+                   if p and p.mode == mode and p.metric == metric and (tag is None or p.tag == tag)}
+    key = _headline_key(metric, {p.key for p in same_metric.values()})
+    candidates = sorted(c for c, p in same_metric.items() if p.key == key)
+    if not candidates:
+        return None
+    default = [c for c in candidates if same_metric[c].tag == ""]
+    if default:
+        return default[0]
+    return max(candidates, key=lambda c: results[c].notna().sum())  # max keeps the first of equals
+
+
+def _headline_key(metric, keys):
+    if metric in HEADLINE_KEYS:
+        return HEADLINE_KEYS[metric]
+    return next(iter(keys)) if len(keys) == 1 else None
+
+
+def rankable_names(results):
+    """The metric names `resolve_metric_column` resolves for these results, e.g. ['mig', 'sampled.mig']."""
+    names = set()
+    for column in metric_columns(results):
+        parsed = parse_metric_column(column)
+        if parsed is None:
+            continue
+        name = parsed.metric if parsed.mode == "mean" else f"{parsed.mode}.{parsed.metric}"
+        if resolve_metric_column(results, name) is not None:
+            names.add(name)
+    return sorted(names)

@@ -1,0 +1,118 @@
+"""The files dlb_aggregate writes: the output folder checked before any work, each table turned
+into bytes, report.json's record, and every file written atomically."""
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+import dlbench
+from dlbench import rundir
+from dlbench.aggregate.leaderboard import DONE, FAILED, UNFINISHED, status_kind
+from dlbench.errors import UserError
+
+FILES = ("results.csv", "results.parquet", "leaderboard.csv", "best.csv", "representatives.csv", "report.json")
+
+
+def check_output_folder(out_dir):
+    """Refuse an output folder that cannot be written, before any work: an existing file, a path
+    under a file, or a place where no folder can be made (read-only, no permission, /proc)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out '{out_dir}' is a file, not a folder; choose a folder for the aggregation's "
+                        f"files ({', '.join(FILES)})")
+    existing = _nearest_existing(out_dir)
+    if not existing.is_dir():
+        raise UserError(f"--out '{out_dir}' is under '{existing}', which is a file, not a folder; choose another folder")
+    try:
+        # os.access is not enough (root may "write" to /proc, yet nothing can be made there): make
+        # and remove an empty folder, the cheapest real proof that results can be written.
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".dlb_aggregate-check-"))
+    except OSError as err:
+        reason = err.strerror or os.strerror(err.errno)
+        raise UserError(f"--out '{out_dir}' cannot be written: no folder can be made in '{existing}' "
+                        f"({reason}); choose a folder you may write to") from None
+
+
+def _nearest_existing(path):
+    """path or its nearest ancestor that exists ('.' or '/' at worst), as the user wrote it."""
+    return next(candidate for candidate in (path, *path.parents) if candidate.exists())
+
+
+def check_parquet_writer():
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise UserError("results.parquet needs pyarrow, which is not installed; pip install pyarrow "
+                        "(or pip install -e . again)") from None
+
+
+def csv_bytes(frame):
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode("utf-8")
+
+
+def parquet_bytes(frame):
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow")
+    return buffer.getvalue()
+
+
+def json_bytes(record):
+    return (json.dumps(record, indent=2, sort_keys=True, default=_plain) + "\n").encode("utf-8")
+
+
+def _plain(value):
+    if hasattr(value, "item"):  # numpy scalars from the tables
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def write_files(out_dir, contents):
+    """Write {file name: bytes} into out_dir, each file atomically; returns their paths."""
+    paths = []
+    for name, data in contents.items():
+        rundir.atomic_write_bytes(Path(out_dir) / name, data)
+        paths.append(Path(out_dir) / name)
+    return paths
+
+
+def report_record(runs_root, study, collection, board, representatives, rank_column, unranked):
+    """report.json: what was aggregated (runs root, study, dlbench version), the counts, and every
+    run that did not count in the statistics with why (failed, unfinished, left out, duplicate)."""
+    runs_root = Path(runs_root)
+    results = collection.results
+    kinds = results["status"].map(status_kind)
+    run_left_out = [line for line in collection.left_out if line.startswith("run left out")]
+    metric_left_out = [line for line in collection.left_out if line.startswith("metric left out")]
+    return {
+        "runs_root": str(runs_root.resolve()),
+        "study": (study or {}).get("name"),
+        "study_file": (study or {}).get("file"),
+        "dlbench_version": dlbench.__version__,
+        "rank_by": rank_column,
+        "files": list(FILES),
+        "counts": {
+            "run_json_found": collection.found, "runs": len(results), "done": int((kinds == DONE).sum()),
+            "failed": int((kinds == FAILED).sum()), "unfinished": int((kinds == UNFINISHED).sum()),
+            "runs_left_out": len(run_left_out), "metric_results_left_out": len(metric_left_out),
+            "duplicates": len(collection.duplicates), "settings": len(board),
+            "representatives": len(representatives)},
+        "failed": _listed(results[kinds == FAILED], collection.details),
+        "unfinished": _listed(results[kinds == UNFINISHED], collection.details),
+        "left_out": list(collection.left_out),
+        "duplicates": [{"run_dir": str(Path(copy).relative_to(runs_root)), "same_as": str(Path(kept).relative_to(runs_root))}
+                       for copy, kept in collection.duplicates],
+        "unranked": [{"dataset": dataset, "method": method} for dataset, method in unranked],
+    }
+
+
+def _listed(runs, details):
+    """The runs as [{run_dir, dataset, method, seed, status, step, error}], sorted by run_dir."""
+    return [{"run_dir": run.run_dir, "dataset": run.dataset, "method": run.method, "seed": run.seed,
+             "status": None if pd.isna(run.status) else run.status, **details.get(run.run_dir, {})}
+            for run in runs.sort_values("run_dir").itertuples()]

@@ -1,0 +1,100 @@
+"""dlb_aggregate's work: check every input, read the runs, build every table, and only then write
+the files (each atomically), so a mistake leaves nothing half-written."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from dlbench.aggregate import outputs
+from dlbench.aggregate.collect import check_runs_root, collect, read_study
+from dlbench.aggregate.columns import rankable_names, resolve_metric_column, value_columns
+from dlbench.aggregate.leaderboard import best_settings, leaderboard, unranked_pairs
+from dlbench.aggregate.outputs import check_output_folder
+from dlbench.aggregate.representatives import representatives
+from dlbench.errors import UserError
+
+DEFAULT_RANK_BY = "mig"
+SHOWN_DUPLICATES = 3  # a summary line names this many duplicates, then counts the rest
+
+
+@dataclass
+class Aggregation:
+    """What dlb_aggregate wrote (results, board, best, representatives and report: the contents of
+    results.csv, leaderboard.csv, best.csv, representatives.csv and report.json; files: their
+    paths) and what it did not count (left_out and duplicates, as in Collection)."""
+
+    results: pd.DataFrame
+    board: pd.DataFrame
+    left_out: list
+    duplicates: list
+    best: pd.DataFrame = None
+    representatives: pd.DataFrame = None
+    report: dict = field(default_factory=dict)
+    files: list = field(default_factory=list)
+
+    def notes(self):
+        """The summary lines about what was not counted: one per damaged file, one for duplicates,
+        one for failed and unfinished runs, one for a ranking that could not be made."""
+        lines = list(self.left_out)
+        if self.duplicates:
+            shown = [f"{copy} (same run as {kept})" for copy, kept in self.duplicates[:SHOWN_DUPLICATES]]
+            more = len(self.duplicates) - len(shown)
+            runs = "run" if len(self.duplicates) == 1 else "runs"
+            lines.append(f"{len(self.duplicates)} duplicate {runs} not counted: {', '.join(shown)}"
+                         + (f" and {more} more" if more else ""))
+        counts = self.report.get("counts", {})
+        if counts.get("failed") or counts.get("unfinished"):
+            lines.append(f"{counts['failed']} failed and {counts['unfinished']} unfinished runs counted but left out "
+                         f"of the statistics; report.json lists them with their status")
+        if counts and not counts.get("done"):
+            lines.append("no run has finished training: the leaderboard holds only the counts")
+        if self.report.get("rank_by") is None and counts.get("done"):
+            lines.append(f"best.csv is empty: no run has {DEFAULT_RANK_BY}; rank with --rank_by one of: "
+                         f"{', '.join(rankable_names(self.results)) or 'none (no metric was evaluated)'}")
+        return lines
+
+
+def rank_column(results, rank_by):
+    """The value column best.csv ranks by: the one rank_by names (a UserError listing those present
+    when no run has it), or for rank_by None the default metric's, or None when no run has it."""
+    column = resolve_metric_column(results, rank_by or DEFAULT_RANK_BY)
+    if column is None and rank_by is not None:
+        columns = value_columns(results)
+        if not columns:
+            raise UserError(f"unknown --rank_by {rank_by!r}: no run under the runs root has a metric result or "
+                            f"training result yet; leave --rank_by out, or evaluate the runs with dlb_evaluate first")
+        raise UserError(f"unknown --rank_by {rank_by!r}: no run has it; give one of the metrics present: "
+                        f"{', '.join(rankable_names(results)) or 'none'} (or a column of results.csv, e.g. {columns[0]})")
+    return column
+
+
+def aggregate_runs(runs_root, out_dir, rank_by=None):
+    """Write the files of outputs.FILES for the runs under runs_root to out_dir; returns an
+    Aggregation. Every input (the runs root, the output folder, rank_by) is checked and every
+    table built before the first file is written."""
+    out_dir = Path(out_dir)
+    check_runs_root(runs_root)
+    check_output_folder(out_dir)
+    outputs.check_parquet_writer()
+    collection = collect(runs_root)
+    study, study_note = read_study(runs_root)
+    if study_note:
+        collection.left_out.append(study_note)
+    results = collection.results
+    column = rank_column(results, rank_by)
+    board = leaderboard(results)
+    best = best_settings(board, column or DEFAULT_RANK_BY)  # without the column: no rows, the same header
+    chosen = representatives(results)
+    report = outputs.report_record(runs_root, study, collection, board, chosen, column, unranked_pairs(board, best))
+    contents = {"results.csv": outputs.csv_bytes(results), "results.parquet": outputs.parquet_bytes(results),
+                "leaderboard.csv": outputs.csv_bytes(board), "best.csv": outputs.csv_bytes(best),
+                "representatives.csv": outputs.csv_bytes(chosen), "report.json": outputs.json_bytes(report)}
+    files = outputs.write_files(out_dir, contents)
+    return Aggregation(results, board, collection.left_out, collection.duplicates, best, chosen, report, files)
+
+
+def aggregate(runs_root, out_dir, rank_by=None):
+    """aggregate_runs, returning only the two DataFrames (results, leaderboard)."""
+    aggregation = aggregate_runs(runs_root, out_dir, rank_by)
+    return aggregation.results, aggregation.board

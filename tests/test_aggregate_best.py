@@ -1,0 +1,96 @@
+"""best.csv: the setting with the best mean per dataset and method, and what --rank_by names."""
+
+import pandas as pd
+import pytest
+
+from dlbench.aggregate import aggregate_runs, resolve_metric_column
+from dlbench.errors import UserError
+from tests.fake_runs import make_run, write_metric
+
+# (method, beta) -> MIG of its two seeds; the best beta per method is obvious
+MIG = {("beta_vae", 1.0): (0.1, 0.1), ("beta_vae", 4.0): (0.5, 0.6), ("beta_vae", 8.0): (0.3, 0.3),
+       ("beta_tcvae", 2.0): (0.2, 0.25), ("beta_tcvae", 6.0): (0.7, 0.6)}
+
+
+def make_study(root):
+    for (method, beta), values in MIG.items():
+        for seed, mig in enumerate(values):
+            run = make_run(root / method / str(beta) / f"s{seed}", seed, mig=mig, recon_ll=-10.0 * beta,
+                           method=method, hyperparameters={"beta": beta})
+            write_metric(run, "total_correlation", {"total_correlation": beta + seed})
+    return root
+
+
+def best_betas(best):
+    return dict(zip(best["method"], best["hp.beta"]))
+
+
+def test_best_is_the_setting_with_the_highest_mean_mig(tmp_path):
+    aggregation = aggregate_runs(make_study(tmp_path / "runs"), tmp_path / "report")
+    assert best_betas(aggregation.best) == {"beta_vae": 4.0, "beta_tcvae": 6.0}
+    assert set(aggregation.best["rank_by"]) == {"mig.discrete_mig"}
+    assert set(aggregation.best["rank_direction"]) == {"higher"}
+    # the leaderboard's row, whole
+    row = aggregation.best.set_index("method").loc["beta_vae"]
+    assert row["mig.discrete_mig.mean"] == pytest.approx(0.55) and row["num_done"] == 2
+    written = pd.read_csv(tmp_path / "report" / "best.csv")
+    assert list(written.columns) == ["rank_by", "rank_direction", *aggregation.board.columns]
+    assert best_betas(written) == {"beta_vae": 4.0, "beta_tcvae": 6.0}
+
+
+def test_rank_by_another_metric_and_lower_is_better(tmp_path):
+    root = make_study(tmp_path / "runs")
+    by_recon = aggregate_runs(root, tmp_path / "a", rank_by="recon_ll").best  # -10 beta: the smallest beta
+    assert best_betas(by_recon) == {"beta_vae": 1.0, "beta_tcvae": 2.0}
+    assert set(by_recon["rank_by"]) == {"recon_ll.recon_ll"}
+    by_tc = aggregate_runs(root, tmp_path / "b", rank_by="total_correlation").best
+    assert best_betas(by_tc) == {"beta_vae": 1.0, "beta_tcvae": 2.0}
+    assert set(by_tc["rank_direction"]) == {"lower"}
+    by_column = aggregate_runs(root, tmp_path / "c", rank_by="recon_ll.recon_ll_stderr").best
+    assert set(by_column["rank_by"]) == {"recon_ll.recon_ll_stderr"}
+
+
+def test_a_tie_goes_to_the_first_setting_in_the_leaderboard(tmp_path):
+    root = tmp_path / "runs"
+    for beta in (8.0, 2.0):
+        make_run(root / str(beta), 0, mig=0.5, hyperparameters={"beta": beta})
+    assert best_betas(aggregate_runs(root, tmp_path / "report").best) == {"beta_vae": 2.0}
+
+
+def test_a_method_without_the_value_has_no_row_and_is_reported(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root / "a", 0, mig=0.5)
+    make_run(root / "b", 0, recon_ll=-3.0, method="beta_tcvae")
+    aggregation = aggregate_runs(root, tmp_path / "report")
+    assert list(aggregation.best["method"]) == ["beta_vae"]
+    assert aggregation.report["unranked"] == [{"dataset": "dsprites", "method": "beta_tcvae"}]
+
+
+def test_mig_means_the_default_protocol_and_else_the_one_present(tmp_path):
+    root = tmp_path / "runs"
+    run = make_run(root / "a", 0, mig=0.2)
+    write_metric(run, "mig[num_train=500]", {"discrete_mig": 0.9}, num_train=500, num_bins=20)
+    write_metric(run, "mig", {"discrete_mig": 0.4}, mode="sampled", num_train=10000, num_bins=20)
+    results = aggregate_runs(root, tmp_path / "report").results
+    assert resolve_metric_column(results, "mig") == "mig.discrete_mig"
+    assert resolve_metric_column(results, "mig[num_train=500]") == "mig[num_train=500].discrete_mig"
+    assert resolve_metric_column(results, "sampled.mig") == "sampled.mig.discrete_mig"
+    assert resolve_metric_column(results.drop(columns=["mig.discrete_mig"]), "mig") == "mig[num_train=500].discrete_mig"
+    assert resolve_metric_column(results, "mig_chen") is None
+
+
+def test_an_unknown_rank_by_names_the_metrics_present_before_anything_is_written(tmp_path):
+    root = make_study(tmp_path / "runs")
+    with pytest.raises(UserError, match=r"unknown --rank_by 'dci'.*mig, recon_ll, total_correlation"):
+        aggregate_runs(root, tmp_path / "report", rank_by="dci")
+    assert not (tmp_path / "report").exists()
+
+
+def test_without_mig_the_default_ranking_is_empty_and_says_what_to_use(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root / "a", 0, recon_ll=-3.0)
+    aggregation = aggregate_runs(root, tmp_path / "report")
+    assert aggregation.best.empty and aggregation.report["rank_by"] is None
+    assert any("best.csv is empty: no run has mig; rank with --rank_by one of: recon_ll" in line
+               for line in aggregation.notes())
+    assert list(pd.read_csv(tmp_path / "report" / "best.csv").columns)[:3] == ["rank_by", "rank_direction", "dataset"]

@@ -1,0 +1,159 @@
+"""The files dlb_aggregate writes (report.json, results.parquet) and its bad inputs, driven through
+the command line (in this process: tests/fake_runs.run_aggregate)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+import dlbench
+from tests.commands import assert_one_line_error, tree
+from tests.fake_runs import make_run, read_csv, run_aggregate, write_json
+
+FILES = ["best.csv", "leaderboard.csv", "report.json", "representatives.csv", "results.csv", "results.parquet"]
+
+
+def aggregate_ok(tmp_path, *args):
+    result = run_aggregate("runs", "--out", "report", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout.splitlines()
+
+
+def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_path):
+    root = tmp_path / "runs"
+    write_json(root / "study.json", {"name": "my_study", "file": "gin/studies/mine.gin", "runs": []})
+    make_run(root / "b4" / "s0", 0, mig=0.2, reconstruction=50.0)
+    make_run(root / "b4" / "s1", 1, mig=0.4, reconstruction=60.0)
+    make_run(root / "b4" / "s2", 2, status="failed", error="the loss diverged at step 7")
+    make_run(root / "b4" / "s3", 3, status="running", step=10)
+    make_run(root / "b4" / "s4", 4, mig=0.3)
+    (root / "b4" / "s4" / "run.json").write_text("{ truncated")
+    make_run(root / "copy" / "s0", 0, mig=0.2)  # the same run as b4/s0
+    make_run(root / "b4" / "s5", 5, mig=0.6, recon_ll=-1.0)
+    (root / "b4" / "s5" / "metrics" / "mean" / "recon_ll" / "results.json").write_text("[")
+
+    aggregate_ok(tmp_path)
+
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["runs_root"] == str(root.resolve())
+    assert (report["study"], report["study_file"]) == ("my_study", "gin/studies/mine.gin")
+    assert report["dlbench_version"] == dlbench.__version__
+    assert report["rank_by"] == "mig.discrete_mig"
+    assert sorted(report["files"]) == FILES
+    assert report["counts"] == {"run_json_found": 7, "runs": 5, "done": 3, "failed": 1, "unfinished": 1,
+                                "runs_left_out": 1, "metric_results_left_out": 1, "duplicates": 1, "settings": 1,
+                                "representatives": 1}
+    assert report["failed"] == [{"run_dir": "b4/s2", "dataset": "dsprites", "method": "beta_vae", "seed": 2,
+                                 "status": "failed", "step": 20, "error": "the loss diverged at step 7"}]
+    assert report["unfinished"] == [{"run_dir": "b4/s3", "dataset": "dsprites", "method": "beta_vae", "seed": 3,
+                                     "status": "running", "step": 10, "error": None}]
+    assert report["duplicates"] == [{"run_dir": "copy/s0", "same_as": "b4/s0"}]
+    [run_line, metric_line] = report["left_out"]
+    assert run_line.startswith("run left out: ") and "b4/s4/run.json" in run_line
+    assert metric_line.startswith("metric left out: ") and "recon_ll/results.json" in metric_line
+    assert report["unranked"] == []
+
+
+def test_without_study_json_the_study_is_null(tmp_path):
+    make_run(tmp_path / "runs" / "a", 0, mig=0.2)
+    aggregate_ok(tmp_path)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["study"] is None and report["counts"]["done"] == 1
+
+
+def test_results_parquet_holds_numbers_as_numbers(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root / "a", 0, mig=0.25, recon_ll=-7.5, hyperparameters={"beta": 4.0, "prior": "laplace"})
+    make_run(root / "b", 1, mig=0.5, hyperparameters={"beta": 2, "prior": 2.0})  # a kind mixed across runs
+    make_run(root / "c", 2, status="failed", hyperparameters={"beta": 1.0, "prior": "laplace"})
+    aggregate_ok(tmp_path)
+
+    table = pd.read_parquet(tmp_path / "report" / "results.parquet")
+    assert table["seed"].dtype == "int64" and table["model.latent_dim"].dtype == "int64"
+    for column in ("hp.beta", "mig.discrete_mig", "recon_ll.recon_ll", "train_result.loss", "train.lr"):
+        assert table[column].dtype == "float64", column
+    by_run = table.set_index("run_dir")
+    assert by_run["hp.beta"].to_dict() == {"a": 4.0, "b": 2.0, "c": 1.0}
+    assert by_run["mig.discrete_mig"]["b"] == 0.5 and pd.isna(by_run["mig.discrete_mig"]["c"])
+    assert by_run["hp.prior"].to_dict() == {"a": "laplace", "b": "2.0", "c": "laplace"}
+    assert by_run["status"].to_dict() == {"a": "done", "b": "done", "c": "failed"}
+    assert by_run["train.adam_betas"]["a"] == "[0.9, 0.999]"
+    # results.csv holds the same table
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "report" / "results.csv"), table, check_dtype=False)
+
+
+def test_the_command_prints_every_file_it_wrote(tmp_path):
+    make_run(tmp_path / "runs" / "a", 0, mig=0.2, recon_ll=-3.0)
+    stdout = aggregate_ok(tmp_path, "--rank_by", "recon_ll")
+    assert stdout[0] == "1 run (1 finished, 0 failed, 0 unfinished), 1 setting; best.csv ranked by recon_ll.recon_ll"
+    assert sorted(line for line in stdout if line.startswith("wrote ")) == [f"wrote report/{name}" for name in FILES]
+    assert sorted(path.name for path in (tmp_path / "report").iterdir()) == FILES
+
+
+def test_only_failed_runs_give_the_counts_and_the_failures(tmp_path):
+    for seed in (0, 1):
+        make_run(tmp_path / "runs" / f"s{seed}", seed, status="failed", error=f"diverged {seed}")
+    make_run(tmp_path / "runs" / "s2", 2, status="interrupted")
+
+    stdout = aggregate_ok(tmp_path)
+
+    assert "no run has finished training: the leaderboard holds only the counts" in stdout
+    assert "2 failed and 1 unfinished runs counted but left out of the statistics; report.json lists them with " \
+           "their status" in stdout
+    [row] = read_csv(tmp_path / "report" / "leaderboard.csv")
+    assert (row["num_runs"], row["num_done"], row["num_failed"], row["num_unfinished"]) == ("3", "0", "2", "1")
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [(run["run_dir"], run["error"]) for run in report["failed"]] == [("s0", "diverged 0"), ("s1", "diverged 1")]
+    assert [run["status"] for run in report["unfinished"]] == ["interrupted"]
+    assert read_csv(tmp_path / "report" / "best.csv") == [] and read_csv(tmp_path / "report" / "representatives.csv") == []
+
+
+def bad_input(tmp_path, *args, needles):
+    before = tree(tmp_path)
+    line = assert_one_line_error(run_aggregate(*args, cwd=tmp_path), *needles)
+    assert tree(tmp_path) == before
+    return line
+
+
+def test_an_empty_runs_root_is_one_line(tmp_path):
+    (tmp_path / "runs").mkdir()
+    write_json(tmp_path / "runs" / "study.json", {"name": "not_started"})
+    bad_input(tmp_path, "runs", "--out", "report", needles=("no runs (run.json files) found under 'runs'", "dlb_study"))
+
+
+def test_an_unknown_rank_by_is_one_line_naming_the_metrics_present(tmp_path):
+    make_run(tmp_path / "runs" / "a", 0, mig=0.2, recon_ll=-3.0)
+    line = bad_input(tmp_path, "runs", "--out", "report", "--rank_by", "dci",
+                     needles=("unknown --rank_by 'dci'", "mig, recon_ll", "mig.discrete_mig"))
+    assert line.startswith("dlb_aggregate: error: ")
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path):
+    make_run(tmp_path / "runs" / "a", 0, mig=0.2)
+    (tmp_path / "report").write_text("mine\n")
+    bad_input(tmp_path, "runs", "--out", "report", needles=("--out 'report' is a file, not a folder",))
+    assert (tmp_path / "report").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("rank_by", ["hp.beta", "mig.nothing", "sampled.mig"])
+def test_rank_by_a_setting_or_an_absent_column_is_refused(tmp_path, rank_by):
+    make_run(tmp_path / "runs" / "a", 0, mig=0.2)
+    bad_input(tmp_path, "runs", "--out", "report", "--rank_by", rank_by, needles=(f"unknown --rank_by '{rank_by}'",))
+
+
+def test_an_unreadable_study_json_is_reported_and_the_rest_aggregated(tmp_path):
+    make_run(tmp_path / "runs" / "a", 0, mig=0.2)
+    (tmp_path / "runs" / "study.json").write_text("{ cut")
+    stdout = aggregate_ok(tmp_path)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["study"] is None
+    [line] = report["left_out"]
+    assert line.startswith("study left out: ") and "study.json" in line and line in stdout
+    assert report["counts"]["metric_results_left_out"] == 0 and report["counts"]["runs_left_out"] == 0
+
+
+def test_rank_by_where_no_run_has_a_result_says_to_evaluate_first(tmp_path):
+    make_run(tmp_path / "runs" / "a", 0, status="failed")
+    bad_input(tmp_path, "runs", "--out", "report", "--rank_by", "mig",
+              needles=("unknown --rank_by 'mig'", "no run under the runs root has a metric result", "dlb_evaluate"))
