@@ -67,6 +67,15 @@ def test_compiled_runs_on_cuda_take_the_steps_of_eager_ones(data):
     torch.testing.assert_close(losses[True][1], losses[False][1], rtol=1e-4, atol=0)
 
 
+def test_stack_auto_fits_the_gpus_memory(tiny_dsprites):
+    from dlbench.study.stacks import MAX_AUTO_STACK, fitting_stack_size
+
+    said = []
+    k = fitting_stack_size(spec_of("beta_vae", [], 0, []), torch.device("cuda"), log=said.append)
+    # a tiny conv model at batch 4 takes a few MiB a run: on any GPU the limit fits
+    assert k == MAX_AUTO_STACK and "runs per stack" in said[0]
+
+
 def test_evaluation_on_cuda_equals_evaluation_on_the_cpu(trained_run, tmp_path):
     import shutil
 

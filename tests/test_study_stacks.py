@@ -10,7 +10,7 @@ import torch
 from dlbench.errors import UserError
 from dlbench.study import load_study
 from dlbench.study.local import run_local
-from dlbench.study.stacks import stack_size, work_items
+from dlbench.study.stacks import AUTO, largest_fitting, stack_size, work_items
 from dlbench.study.unit import DONE, units_of
 from tests.commands import assert_one_line_error, run_command, tree
 from tests.test_study import write_study
@@ -36,9 +36,19 @@ def test_stackable_runs_are_grouped_k_at_a_time_and_the_others_alone(tiny_dsprit
 
 def test_stack_sizes():
     assert stack_size("auto", "cpu") == 1 and stack_size(None, "cpu") == 1 and stack_size("8", "cpu") == 8
+    assert stack_size("auto", "cuda") == stack_size(None, "cuda:1") == AUTO  # measured per group of runs
     for bad in ("0", "-2", "many"):
         with pytest.raises(UserError, match="bad --stack"):
             stack_size(bad, "cpu")
+
+
+def test_the_largest_stack_that_fits_the_memory():
+    mib = 2**20
+    # 100 MiB shared, 30 MiB per run: a stack of one peaks at 130 MiB, of two at 160 MiB
+    assert largest_fitting(130 * mib, 160 * mib, 1000 * mib) == 30  # (1000 - 100) // 30
+    assert largest_fitting(130 * mib, 160 * mib, 1000 * mib, limit=16) == 16
+    assert largest_fitting(130 * mib, 160 * mib, 120 * mib) == 1  # not even two fit: one at a time
+    assert largest_fitting(130 * mib, 130 * mib, 1000 * mib) == 64  # nothing measured per run: the limit
 
 
 def results(runs):

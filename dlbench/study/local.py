@@ -92,7 +92,7 @@ def run_local(study, runs, runs_root, device, workers=1, retry_failed=False, pro
     bar = StudyBar(study.name, len(units), progress)
     log = bar.write if progress else log
     try:
-        items = work_items(units, stack, log)
+        items = work_items(units, stack, log, device)
         workers = max(1, min(workers, len(items)))  # no idle processes (and one item is run here)
         if workers == 1:
             return _run_sequentially(items, names, device, retry_failed, bar, progress, log)

@@ -4,6 +4,7 @@ claim throughout, so that the exactly-once guarantees of single runs (dlbench.st
 Runs that cannot be stacked (an architecture with batch statistics) stay work items of one, and
 their log says so."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,11 +13,17 @@ from dlbench.errors import Interrupted, UserError
 from dlbench.study.unit import DONE, FAILED, HELD, recorded_status, evaluate_unit, run_unit
 
 
+AUTO = "auto"
+MAX_AUTO_STACK = 64  # the most runs --stack auto puts together (beyond it a GPU gains little: see README)
+MEMORY_HEADROOM = 0.8  # the share of the GPU's free memory a stack may fill (the rest: fragmentation, evaluation)
+
+
 def stack_size(requested, device):
-    """K from --stack: a number, or 'auto': 1 on a CPU, where `dlb_bench study` measured stacking
-    no faster than one run at a time (the 2-core machine's compute is already busy with one)."""
-    if requested in (None, "auto"):
-        return 1 if not str(device).startswith("cuda") else AUTO_ON_CUDA
+    """K from --stack: a number; or 'auto': 1 on a CPU, where `dlb_bench study --stack` measured
+    stacking no faster than one run at a time (one run already keeps its cores busy), and on CUDA
+    AUTO, which work_items resolves per group of runs to the most that fit the GPU's memory."""
+    if requested in (None, AUTO):
+        return AUTO if str(device).startswith("cuda") else 1
     try:
         k = int(requested)
     except (TypeError, ValueError):
@@ -26,7 +33,40 @@ def stack_size(requested, device):
     return k
 
 
-AUTO_ON_CUDA = 16  # provisional: the largest K that fits is still to be measured on a GPU
+def largest_fitting(peak_one, peak_two, available, limit=MAX_AUTO_STACK):
+    """The most runs of a stack that fit `available` bytes, from the peak bytes one step of a stack
+    of one and of two took: each run adds peak_two - peak_one (its weights, Adam state and
+    activations), the rest is shared (the step's fixed work). At least 1, at most limit."""
+    per_run = max(peak_two - peak_one, 1)
+    shared = max(peak_one - per_run, 0)
+    return int(max(1, min(limit, (available - shared) // per_run)))
+
+
+def fitting_stack_size(spec, device, log=print):
+    """--stack auto on CUDA for runs like spec: one step of a stack of one and of two measured, and
+    the most that fit MEMORY_HEADROOM of the GPU's free memory (largest_fitting)."""
+    import torch
+
+    import dlbench.data
+    from dlbench.train.stack import StackedTrainer
+
+    data = dlbench.data.dataset_from_record(spec.identity())
+    peaks = []
+    for k in (1, 2):
+        specs = [dataclasses.replace(spec, train={**spec.train, "seed": spec.train["seed"] + i}) for i in range(k)]
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        stack = StackedTrainer(specs, data, device)
+        stack.train_step(spec.train["batch_size"])
+        torch.cuda.synchronize(device)
+        peaks.append(torch.cuda.max_memory_allocated(device) - before)
+        del stack
+        torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info(device)
+    k = largest_fitting(peaks[0], peaks[1], MEMORY_HEADROOM * free)
+    log(f"--stack auto: {k} runs per stack ({peaks[1] - peaks[0]:,} bytes per run, {free:,} bytes free)")
+    return k
 
 
 def resolved(run):
@@ -43,9 +83,10 @@ def resolved(run):
         gin.clear_config()
 
 
-def work_items(units, k, log=print):
-    """The units grouped into lists of at most k that can be trained as one stack, in the order of
-    their first run; a run that cannot be stacked is an item of its own."""
+def work_items(units, k, log=print, device=None):
+    """The units grouped into lists of at most k (for k AUTO: as many as fit the memory of device,
+    measured per group) that can be trained as one stack, in the order of their first run; a run
+    that cannot be stacked is an item of its own."""
     if k == 1:
         return [[unit] for unit in units]
     from dlbench.train.stack import shared_identity, stack_problem
@@ -58,8 +99,12 @@ def work_items(units, k, log=print):
             alone.append(unit)
             log(f"{unit.run_dir}: trained alone ({problem})")
             continue
-        groups.setdefault(json.dumps(shared_identity(spec), sort_keys=True, default=str), []).append(unit)
-    items = [group[i:i + k] for group in groups.values() for i in range(0, len(group), k)]
+        groups.setdefault(json.dumps(shared_identity(spec), sort_keys=True, default=str), []).append((spec, unit))
+    items = []
+    for group in groups.values():
+        size = fitting_stack_size(group[0][0], device, log) if k == AUTO and len(group) > 1 else k
+        units_of_group = [unit for _, unit in group]
+        items += [units_of_group[i:i + size] for i in range(0, len(units_of_group), size)]
     return items + [[unit] for unit in alone]
 
 
