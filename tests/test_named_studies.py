@@ -191,6 +191,35 @@ def test_bench_study_times_each_executor_on_the_same_slice(tiny_dsprites, tmp_pa
     assert not list(tmp_path.glob("dlb_bench_study.*"))  # its runs are removed
 
 
+def test_projected_hours_sum_each_methods_images_over_its_rate():
+    from dlbench.study.benchmark import projected_hours, stack_figures
+
+    train = {"beta_vae": {"steps": 100, "batch_size": 64}, "beta_tcvae": {"steps": 50, "batch_size": 32}}
+    # 10 runs x 6400 images at 1600 img/s = 40 s; 4 runs x 1600 images at 800 img/s = 8 s
+    assert projected_hours({"beta_vae": 10, "beta_tcvae": 4}, train, {"beta_vae": 1600.0, "beta_tcvae": 800.0}) \
+        == pytest.approx(48 / 3600)
+    row = stack_figures(alone=100.0, stacked=400.0, images_per_run=6400, peak_memory_gib=1.5)
+    assert row == {"alone_images_per_second": 100.0, "stacked_images_per_second": 400.0, "ratio": 4.0,
+                   "alone_runs_per_hour": 3600 * 100 / 6400, "stacked_runs_per_hour": 3600 * 400 / 6400,
+                   "peak_memory_gib": 1.5}
+
+
+def test_bench_stacking_measures_each_k_and_projects_the_study(tiny_dsprites, tmp_path):
+    from dlbench.study.benchmark import bench_stacking
+
+    study_file = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 2.0], 'train.seed': [0, 1]}")
+    figures = bench_stacking("cpu", stacks=[1, 2], steps=2, study_names=[str(study_file)], log=lambda *_: None)
+    (study,) = figures["studies"].values()
+    assert set(study["stacks"]) == {"K=1", "K=2"} and study["protocol"]["batch_size"] == 16
+    alone = study["stacks"]["K=1"]["alone_images_per_second"]
+    assert study["stacks"]["K=2"]["alone_images_per_second"] == alone  # one run at a time: one rate for every K
+    effective = {1: alone, 2: study["stacks"]["K=2"]["stacked_images_per_second"]}
+    assert study["best_k"] == max(effective, key=effective.get)
+    assert study["method_images_per_second"] == {"beta_vae": effective[study["best_k"]]}
+    # 4 runs of 20 steps at batch 16
+    assert study["projected_training_hours"] == pytest.approx(4 * 20 * 16 / effective[study["best_k"]] / 3600)
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--workers", "0"], "bad --workers '0'"),
     (["--workers", "two"], "bad --workers 'two'"),

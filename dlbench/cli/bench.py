@@ -41,10 +41,11 @@ def _body(argv):
                         "of memory while writing then loading, shapes3d 6 GB of memory)")
     parser.add_argument("--scratch", help="memory: folder for the full-size files; study: for the runs (default: the system's temp folder)")
     parser.add_argument("--workers", help="study: comma-separated worker counts to time (default 1,2)")
-    parser.add_argument("--stack", help="study: instead, the training throughput of K runs stacked against the same "
-                        "K runs one after another, for each K of a comma-separated list, e.g. 1,4,16")
-    parser.add_argument("--study", default="study_v1_cpu",
-                        help="study --stack: whose beta-VAE runs to stack (study_v1_cpu: MLP; dlib_unsupervised_v1: conv)")
+    parser.add_argument("--stack", help="study: instead, the training throughput of K runs stacked against one run "
+                        "at a time, for each K of a comma-separated list, e.g. 1,4,16,64, with runs per hour, peak "
+                        "memory and each study's projected training time")
+    parser.add_argument("--study", help="study --stack: the named studies whose protocols are measured, comma-separated "
+                        "(default: study_v1_cpu on a CPU; study_v1,dlib_unsupervised_v1 on a GPU)")
     parser.add_argument("--runs", type=int, help="study: time only the first RUNS runs of the slice (default all 8)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -147,9 +148,25 @@ def _stacking(args):
     from dlbench.study.benchmark import bench_stacking
     from dlbench.train import resolve_device
 
-    figures = bench_stacking(resolve_device(args.device), stacks, args.steps, args.study,
+    studies = [name.strip() for name in args.study.split(",") if name.strip()] if args.study else None
+    figures = bench_stacking(resolve_device(args.device), stacks, args.steps, studies,
                              log=(lambda *_: None) if args.json else print)
-    print(json.dumps(figures) if args.json else f"device: {figures['device']}; {figures['steps']} steps per run")
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"device: {figures['device']}; {figures['steps']} timed steps per measurement")
+    for name, study in figures["studies"].items():
+        protocol = study["protocol"]
+        print(f"{name} ({protocol['architecture']}, batch {protocol['batch_size']}, {protocol['steps']} steps a run), "
+              f"beta-VAE:")
+        print(f"  {'K':>4} {'img/s stacked':>14} {'img/s alone':>12} {'ratio':>6} {'runs/h stacked':>15} "
+              f"{'runs/h alone':>13} {'peak GiB':>9}")
+        for k, row in study["stacks"].items():
+            peak = f"{row['peak_memory_gib']:9.2f}" if "peak_memory_gib" in row else f"{'-':>9}"
+            print(f"  {k[2:]:>4} {row['stacked_images_per_second']:14.0f} {row['alone_images_per_second']:12.0f} "
+                  f"{row['ratio']:6.2f} {row['stacked_runs_per_hour']:15.1f} {row['alone_runs_per_hour']:13.1f} {peak}")
+        print(f"  projected training of all {name}: {study['projected_training_hours']:.2f} h at K={study['best_k']} "
+              f"(each method at its measured rate; evaluation not included)")
 
 
 def _print_lookup(rows):

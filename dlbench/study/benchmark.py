@@ -39,32 +39,6 @@ def time_executor(study, runs, runs_root, device, workers):
     return seconds
 
 
-def training_seconds_per_step(study, device, steps=TIMED_STEPS):
-    """{method: seconds per training step} at the study's own protocol (its first run of each
-    method), with the dataset of that run."""
-    import torch
-
-    import dlbench.data
-    from dlbench.bench import sync
-    from dlbench.study.stacks import resolved
-    from dlbench.train.loop import Trainer
-
-    device = torch.device(device)
-    per_step, first_of_method = {}, {}
-    for spec in study.runs:
-        first_of_method.setdefault(spec.name.split("/", 1)[0], spec)
-    for method, spec in first_of_method.items():
-        run, _ = resolved(spec)
-        trainer = Trainer(run, dlbench.data.dataset_from_record(run.identity()), device)
-        trainer.run(1, 10**9, lambda *_: None, lambda _: False)
-        sync(device)
-        started = time.perf_counter()
-        trainer.run(1 + steps, 10**9, lambda *_: None, lambda _: False)
-        sync(device)
-        per_step[method] = (time.perf_counter() - started) / steps
-    return per_step
-
-
 def bench_study(device, workers=None, runs=None, scratch=None, project=True, log=print):
     """Figures: seconds and runs per hour of the slice for each executor, the pool's speed-up, and
     projected hours of the named studies."""
@@ -104,91 +78,141 @@ def bench_study(device, workers=None, runs=None, scratch=None, project=True, log
 def _projections(slice_study, best_rate, device, log):
     """study_v1_cpu from the slice's rate (training and evaluation, at its own scale); study_v1 from
     training steps timed at its protocol (training only: its evaluation is left out)."""
+    import torch
+
     from dlbench.study import load_study
-    from dlbench.study.stacks import resolved
 
     projected = {SLICE_STUDY: {"runs": len(slice_study.runs), "hours": len(slice_study.runs) / best_rate,
                                "what": "training and evaluation, fastest executor"}}
     full = load_study("study_v1")
     log(f"timing {TIMED_STEPS} training steps of each method at study_v1's protocol ...")
-    per_step = training_seconds_per_step(full, device)
-    steps = resolved(full.runs[0])[0].train["steps"]
-    runs_per_method = {method: sum(spec.name.startswith(method + "/") for spec in full.runs) for method in per_step}
-    hours = sum(per_step[m] * steps * runs_per_method[m] for m in per_step) / 3600
-    projected["study_v1"] = {"runs": len(full.runs), "hours": hours,
+    first = _first_run_of_each_method(full)
+    rates = {method: _images_per_second(spec, 1, torch.device(device), TIMED_STEPS, stacked=False)["images_per_second"]
+             for method, spec in first.items()}
+    projected["study_v1"] = {"runs": len(full.runs),
+                             "hours": projected_hours(_runs_per_method(full), {m: first[m].train for m in first}, rates),
                              "what": "training only, one run at a time (evaluation not included)",
-                             "seconds_per_step": per_step}
+                             "seconds_per_step": {m: first[m].train["batch_size"] / rates[m] for m in first}}
     return projected
 
 
-def bench_stacking(device, stacks=(1, 4), steps=None, study_name=SLICE_STUDY, log=print):
-    """Training throughput of K runs trained as one stack against the same K runs trained one
-    after another, for each K in `stacks`: the beta-VAE runs of a study (study_v1_cpu: its MLP at
-    batch 64; dlib_unsupervised_v1: disentanglement_lib's conv at batch 64) with K seeds. Figures
-    per K: images per second summed over the runs both ways, the ratio, and on CUDA the peak
-    device memory of the stack."""
+STACKED_STUDIES_ON_GPU = ("study_v1", "dlib_unsupervised_v1")
+WARM_UP_STEPS = 10
+
+
+def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=print):
+    """Training throughput of K runs trained as one stack, for each K in `stacks`, against one run
+    at a time, on each named study's own protocol (default: study_v1_cpu on a CPU; study_v1 and
+    dlib_unsupervised_v1 on a GPU), and each study's projected training time at the fastest K.
+    Figures per study and K (stack_figures), and per study the projection (projected_hours)."""
     import torch
 
-    from dlbench.bench import device_name, sync
+    from dlbench.bench import device_name
     from dlbench.study import load_study
-    from dlbench.study.stacks import resolved
-    from dlbench.train.loop import Trainer
-    from dlbench.train.stack import StackedTrainer
-    import dlbench.data
 
     device = torch.device(device)
     steps = steps or (20 if device.type == "cpu" else 200)
-    study = load_study(study_name)
-    beta_vae = [spec for spec in study.runs if spec.name.startswith("beta_vae/")]
-    figures = {"device": device_name(device), "study": study.name, "steps": steps, "stacks": {}}
-    warmed = False
-    for k in stacks:
-        specs = [resolved(beta_vae[i % len(beta_vae)])[0] for i in range(k)]
-        for i, spec in enumerate(specs):  # K distinct runs: seeds 0..K-1
-            spec.train["seed"] = i
-        data = dlbench.data.dataset_from_record(specs[0].identity())
-        batch = specs[0].train["batch_size"]
-        if not warmed:  # the process's first steps (allocator, kernels chosen) are not what is measured
-            Trainer(specs[0], data, device).run(10, 10**9, lambda *_: None)
-            StackedTrainer(specs[:1], data, device).run(10, 10**9, lambda *_: None)
-            warmed = True
-        trainers = [Trainer(spec, data, device) for spec in specs]
-        for trainer in trainers:
-            trainer.run(1, 10**9, lambda *_: None)
-        sync(device)
-        started = time.perf_counter()
-        for trainer in trainers:
-            trainer.run(1 + steps, 10**9, lambda *_: None)
-        sync(device)
-        alone = k * steps * batch / (time.perf_counter() - started)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        stack = StackedTrainer(specs, data, device)
-        stack.run(1, 10**9, lambda *_: None)
-        sync(device)
-        started = time.perf_counter()
-        stack.run(1 + steps, 10**9, lambda *_: None)
-        sync(device)
-        stacked = k * steps * batch / (time.perf_counter() - started)
-        row = {"alone_images_per_second": alone, "stacked_images_per_second": stacked, "ratio": stacked / alone}
-        if device.type == "cuda":
-            row["stack_peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-        figures["stacks"][f"K={k}"] = row
-        log(f"  K={k}: one after another {alone:.0f} img/s, stacked {stacked:.0f} img/s, ratio {stacked / alone:.2f}")
-    figures["projected_training_hours"] = _projected_training(study, figures["stacks"], log)
+    names = study_names or ([SLICE_STUDY] if device.type == "cpu" else list(STACKED_STUDIES_ON_GPU))
+    figures = {"device": device_name(device), "steps": steps, "studies": {}}
+    for name in names:
+        study = load_study(name)
+        log(f"{study.name}: {len(study.runs)} runs; beta-VAE stacks of {', '.join(map(str, stacks))} ...")
+        figures["studies"][study.name] = _study_stacking(study, device, stacks, steps, log)
     return figures
 
 
-def _projected_training(study, rows, log):
-    """The study's training time at the fastest measured rate (stacked or not): every run's images
-    (steps x batch) over beta-VAE's images per second. Training only; the other methods' steps
-    cost more or less than beta-VAE's."""
+def _study_stacking(study, device, stacks, steps, log):
+    """One study's figures: for each K the images per second summed over the stack's runs, against
+    one run trained alone (the rate of K runs one after another), the ratio, runs per hour both
+    ways and the peak device memory (CUDA); then each method's stacked rate at the best K and the
+    projected hours of the whole study's training."""
+    first = _first_run_of_each_method(study)
+    reference = first.get("beta_vae") or next(iter(first.values()))
+    for stacked in (False, True):  # untimed: the process's first steps (allocator, kernels chosen) are not measured
+        _images_per_second(reference, 1, device, WARM_UP_STEPS, stacked)
+    alone = _images_per_second(reference, 1, device, steps, stacked=False)["images_per_second"]
+    images_per_run = reference.train["steps"] * reference.train["batch_size"]
+    rows = {}
+    for k in stacks:
+        measured = _images_per_second(reference, k, device, steps, stacked=True)
+        rows[f"K={k}"] = stack_figures(alone, measured["images_per_second"], images_per_run,
+                                       measured.get("peak_memory_gib"))
+        log(f"  K={k}: {measured['images_per_second']:.0f} img/s stacked against {alone:.0f} alone "
+            f"(ratio {rows[f'K={k}']['ratio']:.2f})")
+    # a study's work items of one run are trained alone (not as a stack of one): K = 1 is alone's rate
+    effective = {1: alone} | {k: rows[f"K={k}"]["stacked_images_per_second"] for k in stacks if k > 1}
+    best = max(effective, key=effective.get)
+    rates = {method: (effective[best] if spec is reference else
+                      _images_per_second(spec, best, device, steps, stacked=best > 1)["images_per_second"])
+             for method, spec in first.items()}
+    hours = projected_hours(_runs_per_method(study), {m: first[m].train for m in first}, rates)
+    log(f"  {study.name}: {hours:.1f} h of training at K={best} (each method at its own measured rate)")
+    return {"protocol": {key: reference.train[key] for key in ("steps", "batch_size")}
+            | {"architecture": reference.model["architecture"]},
+            "stacks": rows, "best_k": best, "method_images_per_second": rates, "projected_training_hours": hours}
+
+
+def stack_figures(alone, stacked, images_per_run, peak_memory_gib=None):
+    """The figures of one K: images per second summed over the runs, stacked and alone, their
+    ratio, and the training runs per hour each rate makes at the study's protocol."""
+    row = {"alone_images_per_second": alone, "stacked_images_per_second": stacked, "ratio": stacked / alone,
+           "alone_runs_per_hour": 3600 * alone / images_per_run,
+           "stacked_runs_per_hour": 3600 * stacked / images_per_run}
+    if peak_memory_gib is not None:
+        row["peak_memory_gib"] = peak_memory_gib
+    return row
+
+
+def projected_hours(runs_per_method, train_settings, rates):
+    """Hours to train every run: per method, its runs x steps x batch size over its images per second."""
+    seconds = sum(runs * train_settings[method]["steps"] * train_settings[method]["batch_size"] / rates[method]
+                  for method, runs in runs_per_method.items())
+    return seconds / 3600
+
+
+def _first_run_of_each_method(study):
     from dlbench.study.stacks import resolved
 
-    best = max(max(row["alone_images_per_second"], row["stacked_images_per_second"]) for row in rows.values())
-    train = resolved(study.runs[0])[0].train
-    images = len(study.runs) * train["steps"] * train["batch_size"]
-    hours = images / best / 3600
-    log(f"  {study.name}: {len(study.runs)} runs x {train['steps']} steps x batch {train['batch_size']} at "
-        f"{best:.0f} img/s: {hours:.1f} h of training")
-    return {study.name: hours}
+    first = {}
+    for spec in study.runs:
+        method = spec.name.split("/", 1)[0]
+        if method not in first:
+            first[method] = resolved(spec)[0]
+    return first
+
+
+def _runs_per_method(study):
+    counts = {}
+    for spec in study.runs:
+        method = spec.name.split("/", 1)[0]
+        counts[method] = counts.get(method, 0) + 1
+    return counts
+
+
+def _images_per_second(spec, k, device, steps, stacked):
+    """{'images_per_second': summed over k runs like spec (seeds 0..k-1), trained as one stack or,
+    for k = 1 and not stacked, alone; on CUDA also 'peak_memory_gib'}. One untimed step first (the
+    kernels' first launch and the allocator's growth are not what is measured)."""
+    import dataclasses
+
+    import torch
+
+    import dlbench.data
+    from dlbench.bench import sync
+    from dlbench.train.loop import Trainer
+    from dlbench.train.stack import StackedTrainer
+
+    specs = [dataclasses.replace(spec, train={**spec.train, "seed": i}) for i in range(k)]
+    data = dlbench.data.dataset_from_record(spec.identity())
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    trainer = StackedTrainer(specs, data, device) if stacked else Trainer(specs[0], data, device)
+    trainer.run(1, 10**9, lambda *_: None)
+    sync(device)
+    started = time.perf_counter()
+    trainer.run(1 + steps, 10**9, lambda *_: None)
+    sync(device)
+    figures = {"images_per_second": k * steps * spec.train["batch_size"] / (time.perf_counter() - started)}
+    if device.type == "cuda":
+        figures["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return figures
