@@ -106,3 +106,27 @@ def test_a_bad_stack_is_one_line_and_writes_nothing(tiny_dsprites, tmp_path):
     result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--stack", "-1", "--executor", "slurm",
                          data_root=tiny_dsprites)
     assert_one_line_error(result, "bad --stack '-1'")
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_a_stack_interrupted_and_the_study_resumes_to_the_undisturbed_results(tiny_dsprites,
+                                                                                                 tmp_path):
+    from tests.test_hardening import CHECKPOINTS, fault, no_temporary_files
+    from tests.test_study import assert_same_study, weights_and_results
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    common = ["--device", "cpu", "--no_progress", "--stack", "2"]
+    undisturbed, full = tmp_path / "undisturbed", tmp_path / "full"
+    assert run_command("dlb_study", study, "--runs_root", undisturbed, *common, data_root=tiny_dsprites).returncode == 0
+    # the disk is full when the stack writes the first checkpoint of its first run (step 10)
+    first = full / "beta_vae" / "beta=1.0" / "seed=0"
+    result = run_command("dlb_study", study, "--runs_root", full, *common, data_root=tiny_dsprites,
+                         fault=fault("ENOSPC", first / CHECKPOINTS))
+    assert_one_line_error(result, "No space left on device", str(first / CHECKPOINTS))
+    for run_json in sorted(full.rglob("run.json")):  # every run of the stack says why it stopped
+        record = json.loads(run_json.read_text())
+        assert record["status"] == "interrupted" and "No space left on device" in record["error"], run_json
+    assert no_temporary_files(full) == []
+    # space again: the same command finishes the study, with the results of the undisturbed one
+    assert run_command("dlb_study", study, "--runs_root", full, *common, data_root=tiny_dsprites).returncode == 0
+    assert_same_study(weights_and_results(full), weights_and_results(undisturbed))

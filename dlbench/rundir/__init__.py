@@ -13,7 +13,7 @@ A test that monkeypatches a module-level name must patch the submodule that read
 (dlbench.rundir.claims.LEASE_SECONDS), not this package.
 """
 
-from dlbench.rundir.claims import LEASE_SECONDS, Claim, ClaimLost, RunHeld, check_not_held, hold_run
+from dlbench.rundir.claims import HELD, LEASE_SECONDS, Claim, ClaimLost, RunHeld, check_not_held, hold_run
 from dlbench.rundir.files import (FILE_MODE, atomic_path, atomic_write_bytes, atomic_write_text, read_json,
                                   write_json)
 from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, checkpoint_path, checkpoint_paths,
@@ -38,7 +38,7 @@ __all__ = [
     # record
     "Status", "git_revision", "is_run", "read_run", "require_finished_run", "update_run",
     # claims
-    "LEASE_SECONDS", "Claim", "ClaimLost", "RunHeld", "check_not_held", "hold_run",
+    "HELD", "LEASE_SECONDS", "Claim", "ClaimLost", "RunHeld", "check_not_held", "hold_run",
     # lifecycle
     "BOOKKEEPING_TRAIN_SETTINGS", "Prepare", "clear", "mark_checkpoint", "mark_done", "mark_failed",
     "mark_interrupted", "mark_running", "mark_stopped", "new_session", "prepare",

@@ -23,6 +23,9 @@ from dlbench.rundir.layout import CLAIM_JSON, claim_path
 LEASE_SECONDS = 60.0
 
 
+HELD = "held"  # what a run held by another process is to the one that left it to it
+
+
 class RunHeld(UserError):
     """Another live process holds the run directory."""
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from dlbench import rundir
 from dlbench.errors import Interrupted, UserError
 
-DONE, FAILED, HELD = "done", "failed", "held"  # held: another worker has the run now
+DONE, FAILED = "done", "failed"
+HELD = rundir.HELD  # another worker has the run now
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,13 +15,11 @@ from tqdm import tqdm
 from dlbench import rundir
 import dlbench.data
 from dlbench.errors import Interrupted
-from dlbench.rundir import Prepare, Status
+from dlbench.rundir import HELD, Prepare, Status
 from dlbench.train import checkpoints
 from dlbench.train.run import (SKIPPED, CheckpointSchedule, LogWriter, StopOnSignals, finish_training, mark_stopped,
                                start_training)
 from dlbench.train.stack import StackedTrainer
-
-HELD = "held"  # another process holds the run: it is left to that process
 
 
 def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print):
