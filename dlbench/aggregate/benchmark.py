@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlbench import rundir
 from dlbench.errors import UserError
 
 RUNS = 1280
@@ -46,7 +47,7 @@ def write_synthetic_root(root, runs=RUNS, seed=0):
         status = _status(index)
         counts[status] = counts.get(status, 0) + 1
         run_dir = Path(root) / dataset / method / f"{name}={value}" / f"seed={run_seed}"
-        _write(run_dir / "run.json", _record(dataset, method, name, value, run_seed, status))
+        _write(rundir.run_json_path(run_dir), _record(dataset, method, name, value, run_seed, status))
         if status == "done":
             _write_results(run_dir, rng, value, protocols)
     return counts
@@ -71,14 +72,14 @@ def _record(dataset, method, name, value, seed, status):
 
 def _write_results(run_dir, rng, value, protocols):
     reconstruction = 30.0 + 4.0 * value + rng.normal(0, 2)
-    _write(run_dir / "model" / "results.json", {"loss": reconstruction + 10.0, "reconstruction": reconstruction,
+    _write(rundir.train_results_path(run_dir), {"loss": reconstruction + 10.0, "reconstruction": reconstruction,
                                                 "kl": 10.0, "steps": 1000, "dlbench_version": "0.1.0"})
     values = {"mig": {"discrete_mig": float(np.clip(0.03 * value + rng.normal(0, 0.05), 0, 1))},
               "factor_vae": {"train_accuracy": float(rng.uniform(0.5, 1)), "eval_accuracy": float(rng.uniform(0.5, 1)),
                              "num_active_dims": int(rng.integers(3, 11))},
               "recon_ll": {"recon_ll": -reconstruction, "recon_ll_stderr": 0.3}}
     for metric in METRICS:
-        _write(run_dir / "metrics" / "mean" / metric / "results.json",
+        _write(rundir.metric_results_path(run_dir, "mean", metric),
                {"metric": metric, "mode": "mean", "seed": 0, **protocols[metric], **values[metric],
                 "elapsed_seconds": 1.0, "dlbench_version": "0.1.0"})
 
