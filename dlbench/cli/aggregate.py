@@ -17,6 +17,23 @@ def _body(argv):
                          "representatives.csv (a representative run per setting) and report.json (what was "
                          "aggregated, and the runs that failed or did not finish). Unreadable files and duplicate "
                          "copies of runs are left out and listed.")
+    add_arguments(parser)
+    parser.add_argument("--report", action="store_true",
+                        help="also draw the figures and write index.html, the browsable report (as dlb_report)")
+    args = parser.parse_args(argv)
+    runs_root, out = paths(args)
+    if args.report:
+        from dlbench.cli.report import build_and_print
+
+        return build_and_print(runs_root, out, args.rank_by)
+
+    from dlbench.aggregate import aggregate_runs
+
+    print_aggregation(aggregate_runs(runs_root, out, rank_by=args.rank_by))
+
+
+def add_arguments(parser):
+    """RUNS_ROOT, --out and --rank_by, which dlb_aggregate and dlb_report share."""
     parser.add_argument("runs_root", metavar="RUNS_ROOT", nargs="?",
                         help="folder holding the run directories, searched recursively for run.json "
                              "(default: runs/ in the current folder, where dlb_train and dlb_study write)")
@@ -25,15 +42,19 @@ def _body(argv):
                         help="what best.csv ranks settings by: a metric (its headline value, e.g. mig for "
                              "mig.discrete_mig, factor_vae for its eval_accuracy; sampled.mig for the sampled "
                              "representation) or a column of results.csv (default: mig)")
-    args = parser.parse_args(argv)
 
-    from dlbench.aggregate import aggregate_runs
 
+def paths(args):
+    """(runs root, output folder) of the parsed arguments, with their defaults."""
     runs_root = Path(args.runs_root) if args.runs_root else _default_runs_root()
     out = Path(args.out) if args.out else Path("reports") / runs_root.resolve().name
     if not args.runs_root:
         print(f"no RUNS_ROOT given: aggregating {runs_root}/ into {out}")
-    aggregation = aggregate_runs(runs_root, out, rank_by=args.rank_by)
+    return runs_root, out
+
+
+def print_aggregation(aggregation):
+    """What the aggregation counted and wrote, and what it did not count."""
     counts = aggregation.report["counts"]
     ranked = aggregation.report["rank_by"]
     print(f"{_count(counts['runs'], 'run')} ({counts['done']} finished, {counts['failed']} failed, "

@@ -1,0 +1,215 @@
+"""dlb_report's work: the aggregation (dlbench.aggregate), then the figures and index.html.
+
+OUT/ receives the aggregation's files (results.csv, leaderboard.csv, ..., report.json), then
+- figures/: the study figures (dlbench.report.figures, names starting with their kind) and the
+  training curves of each method and setting (curves_<dataset>_<method>_<setting>), PNG and PDF;
+- figures/representatives/<dataset>_<method>_<setting>/: the pictures of the setting's
+  representative run (representatives.csv; dlbench.report.model_pictures);
+- index.html, the page (dlbench.report.page).
+
+Every input is checked before the first file is written (the runs root, the output folder and
+rank_by by the aggregation, and here the two paths of OUT the report adds), so a mistake leaves
+nothing behind. What cannot be drawn once the tables exist (a representative whose checkpoint is
+gone or whose dataset is missing, a setting whose runs have no training log) is one line in the
+log and on the page, not the end of the report.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from dlbench import rundir
+from dlbench.aggregate import (aggregate_runs, check_output_folder, check_runs_root, read_study,
+                               setting_columns)
+from dlbench.aggregate.columns import IDENTITY
+from dlbench.errors import UserError, describe_os_error
+from dlbench.report import page
+from dlbench.report.figures.settings import figure_name, finished_runs, label_settings
+
+FIGURES = "figures"
+REPRESENTATIVES = "representatives"
+STUDY_TEXT_LIMIT = 200_000  # characters of the study's gin file shown; a study file is a page or two
+
+
+@dataclass
+class Setting:
+    """One row of the leaderboard: its key (dataset, method and setting values, missing ones as
+    None), its label ('beta_vae, beta=4') and a name for files ('dsprites_beta_vae_beta=4')."""
+
+    key: tuple
+    dataset: str
+    method: str
+    label: str
+    name: str
+
+
+@dataclass
+class Report:
+    """What build_report wrote: the Aggregation, index.html's path, the study figures and the
+    training curves ({name: [png, pdf]}), the representatives' pictures (page.Representative)
+    and the lines saying what could not be drawn."""
+
+    aggregation: object
+    index: Path
+    figures: dict = field(default_factory=dict)
+    curves: dict = field(default_factory=dict)
+    representatives: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+
+    @property
+    def figure_files(self):
+        """Every figure file written (PNG, PDF, GIF)."""
+        pictures = [path for entry in self.representatives for paths in entry.pictures.values() for path in paths]
+        return [path for paths in (*self.figures.values(), *self.curves.values()) for path in paths] + pictures
+
+
+def build_report(runs_root, out_dir, rank_by=None, log=print):
+    """Aggregate the runs under runs_root into out_dir, draw every figure into out_dir/figures and
+    write out_dir/index.html; returns a Report. log receives a line per stage and per problem."""
+    runs_root, out_dir = Path(runs_root), Path(out_dir)
+    check_report_paths(runs_root, out_dir)
+    aggregation = aggregate_runs(runs_root, out_dir, rank_by)
+    study_record, _ = read_study(runs_root)
+    study = aggregation.report.get("study")
+    figures_dir = out_dir / FIGURES
+    report = Report(aggregation, out_dir / page.INDEX)
+
+    log(f"drawing the study figures into {figures_dir}")
+    from dlbench.report.figures import study_figures
+
+    report.figures = study_figures(aggregation.results, aggregation.board, figures_dir, study)
+    settings = leaderboard_settings(aggregation.board)
+    report.curves = draw_curves(aggregation.results, settings, runs_root, figures_dir, study, report.problems, log)
+    report.representatives = draw_representatives(aggregation.representatives, settings, runs_root,
+                                                  figures_dir / REPRESENTATIVES, study, report.problems, log)
+    content = page.PageContent(
+        out_dir=out_dir, report=aggregation.report, board=aggregation.board, study=study_record,
+        study_text=study_text(study_record), figures=report.figures, curves=report.curves,
+        representatives=report.representatives, problems=report.problems)
+    page.write_page(content)
+    return report
+
+
+def check_report_paths(runs_root, out_dir):
+    """The aggregation's checks (runs root, then output folder) and the report's own: its figures
+    folder must not be a file, nor index.html a folder."""
+    check_runs_root(runs_root)
+    check_output_folder(out_dir)
+    figures_dir, index = out_dir / FIGURES, out_dir / page.INDEX
+    if figures_dir.exists() and not figures_dir.is_dir():
+        raise UserError(f"'{figures_dir}' is a file, where the report puts its figures folder; "
+                        f"move it away or choose another --out")
+    if index.is_dir():
+        raise UserError(f"'{index}' is a folder, where the report writes its page; move it away or choose "
+                        f"another --out")
+
+
+def leaderboard_settings(board):
+    """A Setting per leaderboard row, in the board's order. Labels name a setting by the setting
+    columns that vary within its dataset and method (and the dataset, where there are several);
+    labels and file names are made unique."""
+    group = IDENTITY + setting_columns(board)
+    several_datasets = board["dataset"].nunique() > 1
+    settings, labels, names = [], set(), set()
+    for _, rows in board.groupby(IDENTITY, sort=False):
+        for index, row in label_settings(rows).iterrows():
+            parts = [part for part in (row["method"], row["setting"]) if part]
+            label = ", ".join(parts) + (f" on {row['dataset']}" if several_datasets else "")
+            setting = Setting(setting_key(row, group), row["dataset"], row["method"], unique_name(label, labels),
+                              unique_name(figure_name(row["dataset"], *parts), names))
+            settings.append((index, setting))
+    return [setting for _, setting in sorted(settings, key=lambda pair: pair[0])]
+
+
+def setting_key(row, columns):
+    """The values of columns in row, missing ones as None (NaN never equals itself, so it cannot
+    be part of a key that is looked up)."""
+    return tuple(None if pd.isna(row[c]) else row[c] for c in columns)
+
+
+def unique_name(name, taken):
+    """name, or name-2, name-3, ... where two settings' names or labels would clash (values that
+    print alike); recorded in taken."""
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{name}-{number}"
+    taken.add(candidate)
+    return candidate
+
+
+def draw_curves(results, settings, runs_root, folder, study, problems, log):
+    """The training curves of each setting's finished runs: {setting label: [png, pdf]}. A setting
+    without a finished run has none; one whose runs have no usable log is a line in problems."""
+    from dlbench.report.curves import training_curves
+
+    group = IDENTITY + setting_columns(results)
+    finished = finished_runs(results)
+    runs_of = {}
+    for _, run in finished.iterrows():
+        runs_of.setdefault(setting_key(run, group), []).append(runs_root / run["run_dir"])
+    drawn = [setting for setting in settings if setting.key in runs_of]
+    log(f"drawing the training curves of {len(drawn)} setting{'s' if len(drawn) != 1 else ''}")
+    curves = {}
+    for setting in drawn:
+        try:
+            curves[setting.label] = training_curves(sorted(runs_of[setting.key]), folder, f"curves_{setting.name}",
+                                                    setting.label, setting.dataset, study)
+        except (UserError, OSError) as err:
+            note(problems, log, f"training curves of {setting.label} not drawn: {reason(err)}")
+    return curves
+
+
+def draw_representatives(chosen, settings, runs_root, folder, study, problems, log):
+    """The pictures of each representative run (a row of representatives.csv) into folder/<setting
+    name>/: a page.Representative per row, with its pictures or the reason there are none."""
+    from dlbench.report.model_pictures import model_pictures
+
+    by_key = {setting.key: setting for setting in settings}
+    group = IDENTITY + setting_columns(chosen)
+    entries = []
+    if len(chosen):
+        log(f"drawing the pictures of {len(chosen)} representative model{'s' if len(chosen) != 1 else ''}")
+    for _, row in chosen.iterrows():
+        setting = by_key[setting_key(row, group)]
+        entry = page.Representative(setting.label, row["run_dir"], row.to_dict())
+        try:
+            entry.pictures = model_pictures(require_weights(runs_root / row["run_dir"]), folder / setting.name, study)
+        except (UserError, OSError) as err:
+            entry.problem = reason(err)
+            note(problems, log, f"pictures of the representative of {setting.label} ({row['run_dir']}) "
+                                f"not drawn: {entry.problem}")
+        entries.append(entry)
+    return entries
+
+
+def require_weights(run_dir):
+    """run_dir, once its final weights are known to be there: checked first, since model_pictures
+    loads (and may generate) the dataset before the model, which is wasted for a run without weights."""
+    path = rundir.weights_path(run_dir)
+    if not path.is_file():
+        raise UserError(f"'{path}' is missing; train the run again with `dlb_train --run_dir {run_dir} --overwrite`")
+    return run_dir
+
+
+def reason(err):
+    text = describe_os_error(err) if isinstance(err, OSError) else str(err)
+    return " ".join(text.split())
+
+
+def note(problems, log, line):
+    problems.append(line)
+    log(line)
+
+
+def study_text(record):
+    """The text of the study's gin file that study.json names, where it still is; None otherwise."""
+    path = Path(record["file"]) if record and isinstance(record.get("file"), str) else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(STUDY_TEXT_LIMIT)
+    except OSError:
+        return None  # the page says the file could not be read

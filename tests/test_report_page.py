@@ -1,0 +1,228 @@
+"""index.html without a browser: every link and image of the page is a file the report wrote, text
+from files is shown escaped, the leaderboard table holds leaderboard.csv's settings with the means
+and standard errors computed by hand, failures and what could not be drawn are listed, and bad
+input to dlb_report (and dlb_aggregate --report) is one line, exit 2, nothing written.
+
+The study is fabricated (tests/fake_runs.py: run.json, metric results and a training log, no
+weights), so the representatives' pictures cannot be drawn: that is one line on the page."""
+
+import html
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+import pytest
+
+from dlbench import rundir
+from dlbench.report.build import build_report, leaderboard_settings
+from dlbench.train.run import LogWriter
+from tests.commands import assert_one_line_error, run_command, tree
+from tests.fake_runs import make_run, read_csv, run_aggregate
+
+EVIL_METHOD = "<script>alert('method')</script>"
+EVIL_ERROR = "diverged at <b>step 7</b> & stopped"
+# (beta, seed, MIG, recon_ll) of beta_vae's finished runs
+RUNS = [(1.0, 0, 0.1, -90.0), (1.0, 1, 0.2, -94.0), (8.0, 0, 0.3, -100.0), (8.0, 1, 0.5, -104.0)]
+
+
+class PageParts(HTMLParser):
+    """The links, images, ids, script elements and leaderboard rows of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.images, self.ids, self.scripts = [], [], set(), 0
+        self.table_rows, self._table, self._cell = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and "href" in attrs:
+            self.links.append(attrs["href"])
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "script":
+            self.scripts += 1
+        if tag == "table":
+            self._table = attrs.get("id")
+        if self._table == "leaderboard-table" and tag == "tr":
+            self.table_rows.append([])  # the header's row stays empty: it has th cells
+        if self._table == "leaderboard-table" and tag == "td":
+            self._cell = {"text": "", "sort": attrs.get("data-sort")}
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.table_rows[-1].append(self._cell)
+            self._cell = None
+        if tag == "table":
+            self._table = None
+
+
+def parse_page(path):
+    parts = PageParts()
+    parts.feed(Path(path).read_text(encoding="utf-8"))
+    parts.table_rows = [row for row in parts.table_rows if row]
+    return parts
+
+
+def write_train_log(run_dir, final_loss):
+    writer = LogWriter(rundir.train_log_path(run_dir))
+    for step in (5, 10, 20):
+        writer.write({"step": step, "images_per_second": 100.0, "loss": final_loss + 20 - step,
+                      "reconstruction": final_loss - 5 + 20 - step, "kl": 5.0})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A report of fake runs: beta_vae at beta 1 and 8 (two seeds each, with training logs), one
+    run of a method named like a script, and a failed run with a message holding markup."""
+    base = tmp_path_factory.mktemp("report_page")
+    root = base / "runs"
+    for beta, seed, mig, recon_ll in RUNS:
+        run_dir = make_run(root / f"beta={beta}" / f"seed={seed}", seed, mig=mig, recon_ll=recon_ll,
+                           hyperparameters={"beta": beta})
+        write_train_log(run_dir, 90.0 + seed)
+    make_run(root / "evil" / "seed=0", 0, mig=0.4, recon_ll=-80.0, method=EVIL_METHOD)
+    make_run(root / "beta=8.0" / "seed=2", 2, status="failed", error=EVIL_ERROR, hyperparameters={"beta": 8.0})
+    lines = []
+    report = build_report(root, base / "out", log=lines.append)
+    return report, base / "out", lines
+
+
+def test_every_link_and_image_of_the_page_is_a_file_the_report_wrote(built):
+    report, out, _ = built
+    page = parse_page(report.index)
+    written = {Path(p).resolve() for p in [*report.aggregation.files, *report.figure_files]}
+    targets = set()
+    for url in page.links + [image["src"] for image in page.images]:
+        parsed = urlparse(url)
+        assert not parsed.scheme and not parsed.netloc and not url.startswith("/"), url  # relative only
+        if url.startswith("#"):
+            assert url[1:] in page.ids, url
+            continue
+        target = (out / unquote(parsed.path)).resolve()
+        assert target.is_file(), url
+        targets.add(target)
+    # every file of the aggregation and every figure (PNG, PDF) is linked or shown
+    assert targets == written
+    assert len(report.figures) >= 4 and len(report.curves) == 2  # tradeoff, distributions, correlations, strength
+    assert all(image.get("alt", "").strip() for image in page.images)
+    shown = {(out / unquote(image["src"])).resolve() for image in page.images}
+    assert shown == {p for p in written if p.suffix in (".png", ".gif")}
+
+
+def test_text_from_files_is_shown_escaped(built):
+    report, out, _ = built
+    text = report.index.read_text(encoding="utf-8")
+    assert EVIL_METHOD not in text and html.escape(EVIL_METHOD) in text
+    assert "<b>step 7</b>" not in text and html.escape(EVIL_ERROR) in text
+    assert parse_page(report.index).scripts == 1  # ours, the table sorter
+
+
+def test_the_leaderboard_table_holds_leaderboard_csvs_settings_with_mean_and_standard_error(built):
+    report, out, _ = built
+    rows = parse_page(report.index).table_rows
+    board = read_csv(out / "leaderboard.csv")
+    # columns: dataset, method, hp.beta (the one setting that varies), the four counts, MIG, recon_ll
+    assert [[cell["text"] for cell in row[:7]] for row in rows] == [
+        [r["dataset"], r["method"], f"{float(r['hp.beta']):g}", r["num_runs"], r["num_done"], r["num_failed"],
+         r["num_unfinished"]] for r in board]
+    assert len(rows) == 3 and [row[1]["text"] for row in rows] == ["<script>alert('method')</script>", "beta_vae",
+                                                                   "beta_vae"]
+    # by hand: MIG 0.1, 0.2 -> mean 0.15, sd 0.0707, s.e. 0.05; 0.3, 0.5 -> 0.4 and 0.1 (the failed run
+    # of beta 8 is counted, not averaged); recon_ll -90, -94 -> -92 and 2; -100, -104 -> -102 and 2
+    cells = {row[2]["text"]: (row[7], row[8]) for row in rows[1:]}
+    assert [cell["text"] for cell in cells["1"]] == ["0.15 ± 0.05", "-92 ± 2"]
+    assert [cell["text"] for cell in cells["8"]] == ["0.4 ± 0.1", "-102 ± 2"]
+    assert [float(cell["sort"]) for cell in cells["8"]] == [pytest.approx(0.4), pytest.approx(-102.0)]
+    assert rows[0][7]["text"] == "0.4"  # one seed: no standard error
+
+
+def test_the_failed_run_is_listed_with_its_status_and_reason(built):
+    report, _, _ = built
+    text = report.index.read_text(encoding="utf-8")
+    failures = text[text.index('id="failures"'):text.index('id="left-out"')]
+    assert "beta=8.0/seed=2" in failures and "<td>failed</td>" in failures and html.escape(EVIL_ERROR) in failures
+
+
+def test_what_cannot_be_drawn_is_one_line_in_the_log_and_the_page(built):
+    report, _, lines = built
+    [no_log] = [line for line in lines if line.startswith("training curves")]  # the one run without a log
+    assert no_log.startswith(f"training curves of {EVIL_METHOD} not drawn: no training log")
+    assert [entry.run_dir for entry in report.representatives] == ["evil/seed=0", "beta=1.0/seed=1",
+                                                                   "beta=8.0/seed=1"]
+    assert all(entry.problem and not entry.pictures for entry in report.representatives)
+    missing = [line for line in lines if line.startswith("pictures of") and "not drawn" in line]
+    assert len(missing) == 3 and all("model/checkpoint.pt' is missing" in line for line in missing)
+    text = report.index.read_text(encoding="utf-8")
+    assert all(html.escape(line) in text for line in [*missing, no_log])
+
+
+def test_the_study_file_is_shown_where_study_json_names_one(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root / "seed=0", 0, status="failed", error="out of memory")
+    study_file = tmp_path / "my <study>.gin"
+    study_file.write_text("study.sweep = {'beta_vae.beta': [1.0]}  # <not markup>\n")
+    (root / "study.json").write_text(json.dumps({"name": "my_study", "file": str(study_file), "runs": [{}, {}],
+                                                 "metrics": ["mig"], "metric_params": {}}))
+    result = run_aggregate("runs", "--out", "out", "--report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "dlbench report: study my_study" in text
+    assert html.escape("study.sweep = {'beta_vae.beta': [1.0]}  # <not markup>") in text
+    assert html.escape(str(study_file)) in text
+    # only failed runs: the report is still written, the leaderboard has the counts, the failure its reason
+    assert "out of memory" in text and len(parse_page(tmp_path / "out" / "index.html").table_rows) == 1
+    assert result.stdout.splitlines()[-1] == f"wrote {Path('out') / 'index.html'}: open it in a browser"
+
+
+def test_settings_get_labels_and_file_names_that_tell_them_apart():
+    # beta 0.1 and 0.1000000001 print alike; two datasets add the dataset to the label
+    board = pd.DataFrame({"dataset": ["a", "a", "b"], "method": ["m", "m", "m"],
+                          "hp.beta": [0.1, 0.1000000001, 1.0], "model.latent_dim": [4, 4, 4]})
+    settings = leaderboard_settings(board)
+    assert [s.label for s in settings] == ["m, beta=0.1 on a", "m, beta=0.1 on a-2", "m on b"]
+    assert [s.name for s in settings] == ["a_m_beta=0.1", "a_m_beta=0.1-2", "b_m"]
+    assert [s.key for s in settings] == [("a", "m", 0.1, 4), ("a", "m", 0.1000000001, 4), ("b", "m", 1.0, 4)]
+
+
+# --- bad input: one line, exit 2, nothing written ---------------------------------------------------
+
+def test_an_empty_runs_root_is_one_line_and_nothing_is_written(tmp_path):
+    (tmp_path / "runs").mkdir()
+    result = run_command("dlb_report", "runs", "--out", "out", cwd=tmp_path)
+    assert_one_line_error(result, "dlb_report: error:", "no runs (run.json files) found under 'runs'")
+    assert tree(tmp_path) == ["runs"]
+
+
+def test_an_unknown_rank_by_is_one_line_and_nothing_is_written(built, tmp_path):
+    report, _, _ = built
+    root = Path(report.aggregation.report["runs_root"])
+    result = run_aggregate(root, "--out", "out", "--report", "--rank_by", "no_such_metric", cwd=tmp_path)
+    assert_one_line_error(result, "dlb_aggregate: error:", "unknown --rank_by 'no_such_metric'", "mig")
+    assert tree(tmp_path) == []
+
+
+def test_an_output_folder_that_is_a_file_is_one_line_and_nothing_is_written(built, tmp_path):
+    report, _, _ = built
+    root = Path(report.aggregation.report["runs_root"])
+    (tmp_path / "out").write_text("not a folder")
+    result = run_aggregate(root, "--out", "out", "--report", cwd=tmp_path)
+    assert_one_line_error(result, "--out 'out' is a file, not a folder")
+    assert tree(tmp_path) == ["out"] and (tmp_path / "out").read_text() == "not a folder"
+
+
+def test_a_figures_path_that_is_a_file_is_refused_before_the_aggregation_writes(built, tmp_path):
+    report, _, _ = built
+    root = Path(report.aggregation.report["runs_root"])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "figures").write_text("mine")
+    result = run_aggregate(root, "--out", "out", "--report", cwd=tmp_path)
+    assert_one_line_error(result, "'out/figures' is a file, where the report puts its figures folder")
+    assert tree(tmp_path) == ["out", "out/figures"]
