@@ -325,5 +325,8 @@ def test_headline_columns_and_axis_labels():
     assert [c.column for c in metric_columns.score_columns(columns)] == [
         MIG, "mig[num_bins=10].discrete_mig", FACTOR_VAE, RECON, "elbo.elbo", "elbo.kl", "sampled.mig.discrete_mig"]
     assert metric_columns.parse(FACTOR_VAE).label == "FactorVAE score [num_train=1000] (held-out vote accuracy, 0-1)"
+    long_tag = metric_columns.parse("factor_vae[num_eval=500,num_train=1000,num_variance_estimate=5000].eval_accuracy")
+    assert long_tag.label == ("FactorVAE score [num_eval=500, num_train=1000,\n"
+                              "num_variance_estimate=5000] (held-out vote accuracy, 0-1)")  # wrapped to fit the axis
     assert metric_columns.parse("sampled.mig.discrete_mig").name == "MIG, sampled representation"
     assert metric_columns.parse("dataset") is None

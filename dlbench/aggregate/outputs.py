@@ -90,7 +90,7 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
     run_left_out = [line for line in collection.left_out if line.startswith("run left out")]
     metric_left_out = [line for line in collection.left_out if line.startswith("metric left out")]
     return {
-        "runs_root": str(runs_root.resolve()),
+        "runs_root": str(runs_root),  # as given: a committed report names no machine's folders
         "study": (study or {}).get("name"),
         "study_file": (study or {}).get("file"),
         "dlbench_version": dlbench.__version__,

@@ -26,7 +26,9 @@ def save_figure(fig, folder, name):
     paths = []
     for fmt in FORMATS:
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight")
+        # no creation date in the PDF: a figure drawn again from the same data is the same file
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
+        fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
         path = Path(folder) / f"{name}.{fmt}"
         atomic_write_bytes(path, buffer.getvalue())
         paths.append(path)

@@ -69,8 +69,8 @@ def model_pictures(run_dir, folder, study=None, num_images=8, seed=0, sample_siz
     num_images = checked_count("num_images", num_images, 1, MAX_IMAGES)
     sample_size = checked_count("sample_size", sample_size, num_images, 10 ** 6)
     record = rundir.require_finished_run(run_dir)
+    model = load_trained_model(run_dir, "cpu")  # first: a run without weights fails before any data is loaded
     data = dlbench.data.dataset_from_record(record)
-    model = load_trained_model(run_dir, "cpu")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
 

@@ -21,6 +21,7 @@ its numeric keys but standard errors and counts are scores, named by their colum
 """
 
 import re
+import textwrap
 from dataclasses import dataclass
 
 from dlbench.aggregate import parse_metric_column
@@ -64,6 +65,7 @@ SCORES = {
 # The figures' order: the field's headline numbers first, then the rest alphabetically.
 FIRST = ("mig", "mig_chen", "factor_vae", "recon_ll")
 MEAN_MODE = "mean"
+LABEL_WIDTH = 64  # characters of an axis label's line
 NOT_SCORES = re.compile(r"(_stderr$|^num_|^kl_\d+$|^variance_\d+$)")
 
 
@@ -86,7 +88,9 @@ class MetricColumn:
     def label(self):
         """An axis label with the unit: 'MIG (normalised by factor entropy, 0-1)'."""
         unit = SCORES.get(self.metric, {}).get(self.key, (None, None))[1]
-        return self.name + (f" ({unit})" if unit else "")
+        # a protocol tag may be longer than the axis: wrapped after its commas
+        name = self.name.replace(self.tag, self.tag.replace(",", ", ")) if self.tag else self.name
+        return textwrap.fill(name + (f" ({unit})" if unit else ""), LABEL_WIDTH)
 
     def order(self):
         known = FIRST.index(self.metric) if self.metric in FIRST else len(FIRST)
