@@ -103,6 +103,15 @@ class RunSpec:
         return identity
 
 
+def shown_gin_path(path):
+    """A gin file of dlbench's own gin folder as 'gin/...' (where that folder is differs from one
+    machine to the next, so reports name it this way), any other as given."""
+    try:
+        return str(Path("gin") / Path(path).resolve().relative_to(gin_dir().resolve()))
+    except (ValueError, OSError):
+        return path
+
+
 def resolve_gin_file(path):
     """A gin file given on the command line: as a path, or by name in dlbench's gin folder."""
     candidates = [Path(path), gin_dir() / path, gin_dir() / f"{path}.gin"]

@@ -226,3 +226,10 @@ def test_a_figures_path_that_is_a_file_is_refused_before_the_aggregation_writes(
     result = run_aggregate(root, "--out", "out", "--report", cwd=tmp_path)
     assert_one_line_error(result, "'out/figures' is a file, where the report puts its figures folder")
     assert tree(tmp_path) == ["out", "out/figures"]
+
+
+def test_a_named_studys_file_is_shown_inside_dlbenchs_gin_folder(tmp_path):
+    from dlbench.config import gin_dir, shown_gin_path
+
+    assert shown_gin_path(str(gin_dir() / "studies" / "quickstart.gin")) == "gin/studies/quickstart.gin"
+    assert shown_gin_path(str(tmp_path / "mine.gin")) == str(tmp_path / "mine.gin")  # any other: as recorded

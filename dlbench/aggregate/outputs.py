@@ -12,6 +12,7 @@ import pandas as pd
 import dlbench
 from dlbench import rundir
 from dlbench.aggregate.leaderboard import DONE, FAILED, UNFINISHED, status_kind
+from dlbench.config import shown_gin_path
 from dlbench.errors import UserError
 
 FILES = ("results.csv", "results.parquet", "leaderboard.csv", "best.csv", "representatives.csv", "report.json")
@@ -92,7 +93,7 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
     return {
         "runs_root": str(runs_root),  # as given: a committed report names no machine's folders
         "study": (study or {}).get("name"),
-        "study_file": (study or {}).get("file"),
+        "study_file": shown_gin_path((study or {}).get("file")) if (study or {}).get("file") else None,
         "dlbench_version": dlbench.__version__,
         "rank_by": rank_column,
         "files": list(FILES),

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dlbench.aggregate.leaderboard import COUNT_COLUMNS
+from dlbench.config import shown_gin_path
 from dlbench.report.figures.metric_columns import board_columns, headline_columns
 from dlbench.report.figures.settings import format_value, varying_settings
 from dlbench.rundir import atomic_write_text
@@ -138,7 +139,7 @@ def configuration_section(content):
                  ("metric settings", f"<code>{esc(study.get('metric_params', {}))}</code>")]
     parts = [definition_table(rows)]
     if study and study.get("file"):
-        parts.append(study_file_part(study["file"], content.study_text))
+        parts.append(study_file_part(shown_gin_path(study["file"]), content.study_text))
     return "\n".join(parts)
 
 
