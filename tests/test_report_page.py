@@ -233,3 +233,21 @@ def test_a_named_studys_file_is_shown_inside_dlbenchs_gin_folder(tmp_path):
 
     assert shown_gin_path(str(gin_dir() / "studies" / "quickstart.gin")) == "gin/studies/quickstart.gin"
     assert shown_gin_path(str(tmp_path / "mine.gin")) == str(tmp_path / "mine.gin")  # any other: as recorded
+
+
+def test_the_committed_quickstart_report_is_the_one_the_readmes_main_command_makes():
+    from dlbench.aggregate import FILES
+    from tests.commands import REPO
+
+    main_command = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("pip install"))
+    assert "dlb_study quickstart --runs_root runs/quickstart && dlb_report runs/quickstart --out reports/quickstart" \
+        in main_command
+    out = REPO / "reports" / "quickstart"
+    assert all((out / name).is_file() for name in FILES)  # every file the aggregation writes today
+    report = json.loads((out / "report.json").read_text())
+    assert (report["study"], report["runs_root"], report["counts"]["done"]) == ("quickstart", "runs/quickstart", 4)
+    page = parse_page(out / "index.html")
+    for url in page.links + [image["src"] for image in page.images]:
+        if not url.startswith("#"):
+            assert (out / unquote(urlparse(url).path)).is_file(), url
+    assert len(pd.read_csv(out / "leaderboard.csv")) == 2  # beta 1 and 8
