@@ -130,3 +130,34 @@ def test_a_stack_killed_and_resumed_equals_a_stack_never_interrupted(tiny_dsprit
             return [{key: v for key, v in row.items() if key != "images_per_second"} for row in read_log(root / f"run{k}")]
 
         assert scalars(straight) == scalars(killed)
+
+
+def test_a_stack_stopped_between_its_runs_checkpoints_resumes_as_the_stack_it_was(tiny_dsprites, tmp_path,
+                                                                                   monkeypatch):
+    # a SIGKILL while the stack writes one round of checkpoints leaves its runs at different steps;
+    # runs trained in another stack compute in another order, so the resumed stack must be the same
+    import dlbench.train.stacked_run as stacked_run
+
+    specs, configs = zip(*[spec_and_config(seed, beta, steps=20, checkpoint_every=5) for seed, beta in RUNS])
+    quiet = dict(progress=False, log=lambda *_: None)
+    straight = [tmp_path / "straight" / f"run{k}" for k in range(len(RUNS))]
+    assert set(train_stack(straight, specs, torch.device("cpu"), configs, **quiet).values()) == {"done"}
+
+    stopped = [tmp_path / "stopped" / f"run{k}" for k in range(len(RUNS))]
+    save = stacked_run.checkpoints.save_checkpoint
+
+    def stop_before_the_last_runs_step_15(run_dir, state):
+        if run_dir == stopped[2] and state["step"] == 15:
+            raise KeyboardInterrupt  # what a kill at this moment leaves: runs 0 and 1 at step 15, run 2 at 10
+        save(run_dir, state)
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(stacked_run.checkpoints, "save_checkpoint", stop_before_the_last_runs_step_15)
+        train_stack(stopped, specs, torch.device("cpu"), configs, **quiet)
+    said = []
+    assert set(train_stack(stopped, specs, torch.device("cpu"), configs, progress=False,
+                           log=said.append).values()) == {"done"}
+    assert sum("back to step 10" in line for line in said) == 2, said
+    for a, b in zip(straight, stopped):
+        assert all(torch.equal(weights(a)[name], weights(b)[name]) for name in weights(a)), b  # bit for bit
+        assert [row["loss"] for row in read_log(a)] == [row["loss"] for row in read_log(b)]

@@ -14,11 +14,11 @@ from tqdm import tqdm
 
 from dlbench import rundir
 import dlbench.data
-from dlbench.errors import Interrupted
+from dlbench.errors import CorruptFile, Interrupted
 from dlbench.rundir import HELD, Prepare, Status
 from dlbench.train import checkpoints
 from dlbench.train.run import (SKIPPED, CheckpointSchedule, LogWriter, StopOnSignals, finish_training, mark_stopped,
-                               start_training)
+                               start_training, truncate_log)
 from dlbench.train.stack import StackedTrainer
 
 
@@ -48,10 +48,33 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
         data = dlbench.data.dataset_from_record(specs[0].identity())
         trainers = [start_training(run_dir, spec, data, device, action, text, False, claims[run_dir], log,
                                    stacked=len(members)) for run_dir, spec, text, action in members]
+        _resume_at_one_step([member[0] for member in members], trainers, device, log)
         for step in sorted({trainer.step for trainer in trainers}):
             group = [(member[0], member[1], trainer) for member, trainer in zip(members, trainers) if trainer.step == step]
             statuses.update(_train_group(group, claims, stop, progress, log))
     return statuses
+
+
+def _resume_at_one_step(run_dirs, trainers, device, log):
+    """A stack stopped while it wrote one round of checkpoints (a SIGKILL, a power cut) resumes with
+    its runs at different steps. Runs trained in another stack compute in another order (batched
+    kernels), so the runs ahead go back to the step of the runs behind, from their checkpoint of
+    that step (each keeps two), and the stack trains on as the stack it was. Where a run ahead lacks
+    a readable checkpoint of that step, the runs train in groups by step instead."""
+    behind = min(trainer.step for trainer in trainers)
+    ahead = [(run_dir, trainer) for run_dir, trainer in zip(run_dirs, trainers) if trainer.step > behind]
+    if not ahead or behind == 0:
+        return
+    try:
+        states = [checkpoints.load(rundir.checkpoint_path(run_dir, behind), device) for run_dir, _ in ahead]
+    except (OSError, CorruptFile):
+        log("the runs of the stack resume at different steps and not every run ahead has a checkpoint of the "
+            f"step {behind}: they train in groups by step")
+        return
+    for (run_dir, trainer), state in zip(ahead, states):
+        trainer.load_state_dict(state)
+        truncate_log(run_dir, behind)
+        log(f"{run_dir}: back to step {behind}, where the other runs of its stack resume")
 
 
 def _train_group(group, claims, stop, progress, log):
