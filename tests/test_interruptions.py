@@ -66,6 +66,20 @@ def uninterrupted(tiny_data_root, tmp_path_factory):
 
 
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_each_stop_signal_is_caught_once_then_handled_as_before(signame):
+    # the three signals share one path from here on: dlb_train is run with one of them below
+    from dlbench.train.run import StopOnSignals
+
+    signum = getattr(signal, signame)
+    before = signal.getsignal(signum)
+    with StopOnSignals() as stop:
+        os.kill(os.getpid(), signum)
+        assert stop.signum == signum
+        assert signal.getsignal(signum) == before  # a second one stops at once
+    assert signal.getsignal(signum) == before
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM"])
 def test_a_signal_checkpoints_and_the_run_resumes_to_the_same_weights(signame, uninterrupted, tiny_data_root,
                                                                         tmp_path):
     run_dir = tmp_path / "run"

@@ -51,7 +51,7 @@ def undisturbed(tiny_data_root, tmp_path_factory):
     return weights_and_results(runs)
 
 
-@pytest.mark.parametrize("seed, kills", [(0, 5), (1, 5)])
+@pytest.mark.parametrize("seed, kills", [(0, 5)])
 def test_killed_workers_are_replaced_and_every_run_ends_done_exactly_once(undisturbed, tiny_data_root, tmp_path,
                                                                             seed, kills):
     runs = tmp_path / "runs"
