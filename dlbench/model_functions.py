@@ -8,6 +8,9 @@ in closed form); this module is the one place that turns a torch VAE into those 
   elbo_terms_fn(x)             -> {'log_px': (n,), 'kl': (n,), 'kl_per_dim': (n, d) (closed-form
                                   priors only)}: the two ELBO terms per observation
   log_weights_fn(x, K)         -> (n, K) log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x)
+  decode_log_likelihood_fn(x, z) -> (n,) log p(x|z) at the given codes z (n, d): the decoder alone
+  log_prior_fn(z)              -> (n,) log p(z) of the model's prior, computed in float64
+  prior_sample_fn(n)           -> (n, d) draws from the model's prior
   likelihood                   -> the decoder likelihood's name (recorded with results)
 
 All sampling uses one torch generator seeded with the evaluation seed, created per metric call, so
@@ -15,13 +18,16 @@ a metric's result is a function of the model and the seed and never of the train
 Everything runs batched on the model's device with autograd off; results come back as float64.
 """
 
+import copy
+
 import numpy as np
 import torch
 
 from dlbench.postprocess import encode_batch_size
 from dlbench.priors.base import log_normal_diag
 
-MODEL_FUNCTIONS = ("encode_fn", "log_likelihood_fn", "elbo_terms_fn", "log_weights_fn", "likelihood")
+MODEL_FUNCTIONS = ("encode_fn", "log_likelihood_fn", "elbo_terms_fn", "log_weights_fn", "decode_log_likelihood_fn",
+                   "log_prior_fn", "prior_sample_fn", "likelihood")
 
 
 def _batches(observations, batch_size, device):
@@ -81,5 +87,27 @@ def model_functions(model, device, seed):
             out.append(_numpy(log_w.reshape(len(x), num_samples)))
         return np.concatenate(out)
 
+    @torch.no_grad()
+    def decode_log_likelihood_fn(observations, codes):
+        out = []
+        for start in range(0, len(observations), batch_size):
+            x = torch.as_tensor(observations[start:start + batch_size], device=device, dtype=torch.float32)
+            z = torch.as_tensor(codes[start:start + batch_size], device=device, dtype=torch.float32)
+            out.append(_numpy(model.likelihood.log_prob(model.decode(z), x)))
+        return np.concatenate(out)
+
+    # a float64 copy of the prior, so that a density compared across codes (the rotation metric's
+    # log p(Rz) against log p(z)) is not limited by float32 rounding
+    prior64 = copy.deepcopy(model.prior).double()
+
+    @torch.no_grad()
+    def log_prior_fn(codes):
+        return _numpy(prior64.log_prob(torch.as_tensor(codes, device=device, dtype=torch.float64)))
+
+    @torch.no_grad()
+    def prior_sample_fn(num):
+        return _numpy(model.prior.sample(int(num), generator))
+
     return {"encode_fn": encode_fn, "log_likelihood_fn": log_likelihood_fn, "elbo_terms_fn": elbo_terms_fn,
-            "log_weights_fn": log_weights_fn, "likelihood": model.config["likelihood"]}
+            "log_weights_fn": log_weights_fn, "decode_log_likelihood_fn": decode_log_likelihood_fn,
+            "log_prior_fn": log_prior_fn, "prior_sample_fn": prior_sample_fn, "likelihood": model.config["likelihood"]}

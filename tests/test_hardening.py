@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.commands import assert_one_line_error, run_command, tree
+from tests.commands import REPO, assert_one_line_error, run_command, tree
 from tests.conftest import TINY_PARAMS
 
 pytestmark = pytest.mark.slow
@@ -585,7 +585,9 @@ def test_evaluate_help_lists_the_metrics():
 
 def test_study_help_names_the_studies():
     text = help_text("dlb_study")
-    assert "NAME_OR_GIN" in text and "(dlib_unsupervised_v1, quickstart, study_v1, study_v1_cpu)" in text
+    named = sorted(path.stem for path in (REPO / "gin" / "studies").glob("*.gin"))  # reproductions add their own
+    assert {"dlib_unsupervised_v1", "quickstart", "study_v1", "study_v1_cpu"} <= set(named)
+    assert "NAME_OR_GIN" in text and f"({', '.join(named)})" in text
 
 
 def test_train_run_dir_alone_resumes_with_the_runs_own_config(resumed):

@@ -81,6 +81,18 @@ class LinearGaussianModel:
         log_q = -0.5 * (LOG_2PI + logvar + (z - mean) ** 2 / np.exp(logvar)).sum(-1)
         return self._log_px(x[:, None], z) + log_prior - log_q
 
+    def decode_log_likelihood_fn(self, observations, z):
+        return self._log_px(flat(observations), np.asarray(z, dtype=np.float64))
+
+    @staticmethod
+    def log_prior_fn(z):
+        return -0.5 * (LOG_2PI + np.asarray(z, dtype=np.float64) ** 2).sum(-1)
+
+    def prior_sample_fn(self, num):
+        return self.random_state.standard_normal((num, self.D.shape[1]))
+
     def functions(self):
         return {"encode_fn": self.encode_fn, "log_likelihood_fn": self.log_likelihood_fn,
-                "elbo_terms_fn": self.elbo_terms_fn, "log_weights_fn": self.log_weights_fn}
+                "elbo_terms_fn": self.elbo_terms_fn, "log_weights_fn": self.log_weights_fn,
+                "decode_log_likelihood_fn": self.decode_log_likelihood_fn, "log_prior_fn": self.log_prior_fn,
+                "prior_sample_fn": self.prior_sample_fn}

@@ -18,7 +18,7 @@ BOOKKEEPING_COLUMNS = {f"train.{name}" for name in rundir.BOOKKEEPING_TRAIN_SETT
 
 # The value a metric is known by, where it reports several (what `--rank_by NAME` ranks by).
 HEADLINE_KEYS = {
-    "active_units": "active_units", "beta_vae": "eval_accuracy", "dci": "disentanglement",
+    "active_units": "active_units", "aggregate_kl": "kl_qz_pz", "beta_vae": "eval_accuracy", "dci": "disentanglement",
     "elbo": "elbo", "factor_vae": "eval_accuracy", "hoyer_sparsity": "hoyer_sparsity",
     "inference_error": "true_inference_error", "iwae": "iwae", "mig": "discrete_mig", "mig_chen": "mig_chen",
     "modularity_explicitness": "modularity_score", "recon_ll": "recon_ll", "sap": "SAP_score",
@@ -28,7 +28,7 @@ HEADLINE_KEYS = {
 LOWER_IS_BETTER_KEYS = {
     "total_correlation", "gaussian_total_correlation", "gaussian_wasserstein_correlation",
     "gaussian_wasserstein_correlation_norm", "mutual_info_score", "true_inference_error",
-    "model_inference_error",
+    "true_inference_error_aligned", "model_inference_error", "kl_qz_pz", "kl_pz_qz",
 }
 LOWER_IS_BETTER_TRAIN_RESULTS = {"loss", "reconstruction", "kl"}
 

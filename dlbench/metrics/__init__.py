@@ -11,6 +11,7 @@ import numpy as np
 
 from dlbench.errors import UserError
 from dlbench.metrics.active_units import compute_active_units
+from dlbench.metrics.aggregate_kl import compute_aggregate_kl
 from dlbench.metrics.beta_vae import compute_beta_vae
 from dlbench.metrics.dci import compute_dci
 from dlbench.metrics.elbo import compute_elbo
@@ -22,12 +23,14 @@ from dlbench.metrics.mig import compute_mig
 from dlbench.metrics.mig_chen import compute_mig_chen
 from dlbench.metrics.modularity_explicitness import compute_modularity_explicitness
 from dlbench.metrics.recon_ll import compute_recon_ll
+from dlbench.metrics.rotation import compute_rotation
 from dlbench.metrics.sap import compute_sap
 from dlbench.metrics.total_correlation import compute_total_correlation
 from dlbench.metrics.unsupervised import compute_unsupervised
 
 METRICS = {
     "active_units": compute_active_units,
+    "aggregate_kl": compute_aggregate_kl,
     "beta_vae": compute_beta_vae,
     "dci": compute_dci,
     "elbo": compute_elbo,
@@ -39,6 +42,7 @@ METRICS = {
     "mig_chen": compute_mig_chen,
     "modularity_explicitness": compute_modularity_explicitness,
     "recon_ll": compute_recon_ll,
+    "rotation": compute_rotation,
     "sap": compute_sap,
     "total_correlation": compute_total_correlation,
     "unsupervised": compute_unsupervised,

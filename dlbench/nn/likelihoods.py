@@ -68,6 +68,29 @@ class Gaussian:
         return x_params.chunk(2, dim=1)
 
 
+class UnitGaussian:
+    """Values are independent Gaussians with the decoder output as mean and unit variance:
+    log p(x|z) = sum over values of -0.5 (log 2 pi + (x - mean)^2).
+
+    Sikka et al.'s linear-Gaussian model fixes the decoder's noise at sigma_y^2 = 1, the noise of
+    the data. With a learned variance and continuous data the beta-VAE objective has no maximum for
+    beta < 1 (coding one value ever more precisely gains (1 - beta) nats per nat of KL), so its
+    optimum in beta, which the paper's propositions are about, exists only with a fixed variance.
+    """
+
+    name = "gaussian_unit"
+    params_per_value = 1
+
+    @staticmethod
+    def log_prob(x_params, x):
+        _require_same_shape("gaussian_unit", x_params, x)
+        return _sum_per_example(-0.5 * (LOG_2PI + (x - x_params) ** 2))
+
+    @staticmethod
+    def mean(x_params):
+        return x_params
+
+
 class Laplace:
     """Values are independent Laplace variables with the decoder output as location and a fixed
     scale: log p(x|z) = sum over values of -log(2 b) - |x - mean| / b.
@@ -95,7 +118,7 @@ class Laplace:
 
 LOG_2PI = math.log(2 * math.pi)
 
-LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "laplace": Laplace}
+LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "gaussian_unit": UnitGaussian, "laplace": Laplace}
 
 
 def get_likelihood(name):

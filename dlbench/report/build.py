@@ -79,6 +79,8 @@ def build_report(runs_root, out_dir, rank_by=None, log=print):
     from dlbench.report.figures import study_figures
 
     report.figures = study_figures(aggregation.results, aggregation.board, figures_dir, study)
+    report.figures.update(draw_posterior_densities(aggregation.representatives, runs_root, figures_dir, study,
+                                                   report.problems, log))
     settings = leaderboard_settings(aggregation.board)
     report.curves = draw_curves(aggregation.results, settings, runs_root, figures_dir, study, report.problems, log)
     report.representatives = draw_representatives(aggregation.representatives, settings, runs_root,
@@ -159,6 +161,15 @@ def draw_curves(results, settings, runs_root, folder, study, problems, log):
         except (UserError, OSError) as err:
             note(problems, log, f"training curves of {setting.label} not drawn: {reason(err)}")
     return curves
+
+
+def draw_posterior_densities(chosen, runs_root, folder, study, problems, log):
+    """The aggregate posterior of each setting's representative (rows of representatives.csv), on
+    a grid of two hyperparameters, for models with two latents: {name: [png, pdf]}."""
+    from dlbench.report.figures import aggregate_posterior_density
+
+    return aggregate_posterior_density.draw_figures(chosen, runs_root, folder, study,
+                                                    problem=lambda line: note(problems, log, line))
 
 
 def draw_representatives(chosen, settings, runs_root, folder, study, problems, log):

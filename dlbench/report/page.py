@@ -34,6 +34,9 @@ FIGURE_KINDS = (
     ("correlations_", "Rank correlations between metrics"),
     ("strength_", "Metrics against regularisation strength"),
     ("tc_vs_mig_", "Total correlation against MIG"),
+    ("rotation_", "The objective, MIG and FactorVAE under rotations of the latent space"),
+    ("elbo_terms_", "The objective, the ELBO and its terms against beta"),
+    ("aggregate_posterior_", "Aggregate posterior q(z) of each setting's representative"),
 )
 OTHER_FIGURES = "Other figures"
 # A representative's pictures (dlbench.report.model_pictures), in the page's order.

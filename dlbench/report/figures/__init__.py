@@ -9,23 +9,30 @@ saves every figure of its kind the data allows:
 - distributions: each headline metric's spread over seeds, per setting;
 - correlations: Spearman rank correlations between all scores, as a heatmap;
 - strength: each headline metric against the method's regularisation strength;
-- tc_vs_mig: total correlation against MIG, per run.
+- tc_vs_mig: total correlation against MIG, per run;
+- rotation: the objective, MIG and FactorVAE under rotations of the latent space (rotation metric);
+- elbo_terms: the beta-VAE objective, the ELBO and its terms against beta (Sikka et al. Figs. 1-2).
+
+aggregate_posterior_density (the aggregate posterior q(z) of each setting's representative, for
+models with two latents) needs the trained models, not only the tables: dlbench.report.build
+draws it beside these, from representatives.csv and the runs root.
 
 Only finished runs (status done) enter a figure. Points that summarise a setting are the
 leaderboard's mean and standard error (its `.mean` and `.sem` columns); points per run come from
 results. metric_columns says which metric columns are shown and how an axis names them.
 """
 
-from dlbench.report.figures import correlations, distributions, strength, tc_vs_mig, tradeoff
+from dlbench.report.figures import (correlations, distributions, elbo_terms, rotation, strength, tc_vs_mig,
+                                    tradeoff)
 
-KINDS = (tradeoff, distributions, correlations, strength, tc_vs_mig)
+KINDS = (tradeoff, distributions, correlations, strength, tc_vs_mig, rotation, elbo_terms)
 
 
 def study_figures(results, board, folder, study=None):
     """Draw every study-level figure the data allows into folder (PNG and PDF, each written
     atomically) and return {figure name: [png path, pdf path]}, grouped by kind in KINDS' order;
     a figure's name starts with its kind (tradeoff_, distribution_, correlations_, strength_,
-    tc_vs_mig_). study names the study in the titles."""
+    tc_vs_mig_, rotation_, elbo_terms_). study names the study in the titles."""
     written = {}
     for kind in KINDS:
         written.update(kind.draw_figures(results, board, folder, study))

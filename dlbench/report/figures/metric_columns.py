@@ -55,11 +55,18 @@ SCORES = {
     "active_units": {"active_units": ("active units", "latent dimensions"),
                      "active_fraction": ("fraction of active units", "0-1")},
     "total_correlation": {"total_correlation": ("total correlation of q(z)", "nats")},
+    "rotation": {"max_abs_objective_change_over_stderr": ("largest change of the objective under rotation",
+                                                          "Monte-Carlo standard errors"),
+                 "mig_max_abs_change": ("largest change of MIG under rotation", "0-1"),
+                 "factor_vae_max_abs_change": ("largest change of the FactorVAE score under rotation", "0-1")},
+    "aggregate_kl": {"kl_qz_pz": ("KL(q(z) || p(z))", "nats"), "kl_pz_qz": ("KL(p(z) || q(z))", "nats")},
     "elbo": {"elbo": ("ELBO", "nats per observation"),
              "kl": ("KL(q(z|x) || p(z))", "nats per observation"),
              "recon_ll": ("reconstruction term of the ELBO", "nats per observation")},
     "iwae": {"iwae": ("IWAE bound on log p(x)", "nats per observation")},
     "inference_error": {"true_inference_error": ("true inference error", "nats per observation"),
+                        "true_inference_error_aligned": ("true inference error, latents matched to the sources",
+                                                         "nats per observation"),
                         "model_inference_error": ("model inference error", "nats per observation")},
 }
 # The figures' order: the field's headline numbers first, then the rest alphabetically.
