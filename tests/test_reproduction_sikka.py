@@ -28,7 +28,7 @@ def kinds(report):
     return {PROTOCOL.sub(r"\1", SETTING.sub("SETTING", name)) for name in names}
 
 
-@pytest.mark.slow  # two commands, each starting Python and torch, and a report of 14 figures: about 13 s
+@pytest.mark.slow  # two commands, each starting Python and torch, and a report of 30 figure files: about 15 s
 def test_the_smoke_run_writes_every_file_of_the_committed_reproduction(tmp_path):
     environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(["bash", str(REPRODUCTION / "run.sh"), "--smoke", str(tmp_path)], capture_output=True,
