@@ -23,6 +23,19 @@ def run_command(name, *args, data_root=None, fault=None, cwd=None, timeout=300, 
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def run_reproduction(folder, out, data_root=None, cwd=None):
+    """`run.sh --smoke OUT` of a reproduction (reports/reproductions/<name>/), with this checkout's
+    commands first on PATH; the completed process, its return code checked."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{REPO / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "OMP_NUM_THREADS": "1"}
+    if data_root is not None:
+        env["DLBENCH_DATA"] = str(data_root)
+    result = subprocess.run(["bash", str(Path(folder) / "run.sh"), "--smoke", str(out)], capture_output=True,
+                            text=True, env=env, cwd=cwd, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result
+
+
 def assert_one_line_error(result, *needles, code=2):
     """Exit `code`, exactly one non-empty line on stderr, no traceback, each needle in that line."""
     lines = [line for line in result.stderr.splitlines() if line.strip()]

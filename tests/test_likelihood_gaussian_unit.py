@@ -27,7 +27,10 @@ def test_a_decoder_output_of_another_shape_is_refused():
 
 
 def test_configs_may_name_it():
+    import gin
+
     from dlbench.config import model_settings
 
+    gin.clear_config()  # the bindings an earlier test left (a model.prior) would apply to this call
     assert model_settings(architecture="pinwheel", latent_dim=2, likelihood="gaussian_unit")["likelihood"] == \
         "gaussian_unit"

@@ -3,14 +3,12 @@ smoke scale writes every kind of file the committed full run holds, leaves the c
 alone, and the README quotes the committed results.csv."""
 
 import csv
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.commands import REPO
+from tests.commands import REPO, run_reproduction
 
 HERE = REPO / "reports" / "reproductions" / "mathieu_rotation"
 OWN_FILES = {"README.md", "run.sh", "smoke.gin"}  # written by hand, not by run.sh
@@ -30,12 +28,8 @@ def committed_files():
 @pytest.mark.slow
 def test_run_sh_at_smoke_scale_writes_every_kind_of_file_the_full_run_wrote(tiny_data_root, tmp_path):
     before = {path: (HERE / path).stat().st_mtime_ns for path in committed_files()}
-    environment = {**os.environ, "DLBENCH_DATA": str(tiny_data_root), "PYTHONPATH": str(REPO),
-                   "PATH": f"{REPO / 'bin'}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
     out = tmp_path / "smoke"
-    result = subprocess.run([str(HERE / "run.sh"), "--smoke", str(out)], capture_output=True, text=True,
-                            env=environment, cwd=tmp_path, timeout=300, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    run_reproduction(HERE, out, data_root=tiny_data_root, cwd=tmp_path)
     written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and "runs" not in p.parts}
     assert {kind(p) for p in before} <= {kind(p) for p in written}
     assert any(p.startswith("figures/rotation_") and p.endswith(".png") for p in written)

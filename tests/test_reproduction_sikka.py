@@ -3,7 +3,6 @@ command at smoke scale: every file its committed full run holds is written again
 depend on the grid of settings, one training-curve figure per setting, by kind), with the values
 the README reads from them."""
 
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.commands import REPO
+from tests.commands import REPO, run_reproduction
 
 REPRODUCTION = REPO / "reports" / "reproductions" / "sikka_linear_gaussian"
 SETTING = re.compile(r"beta=[^_]+(?=\.(png|pdf)$)")  # a setting's part of a file name
@@ -30,10 +29,7 @@ def kinds(report):
 
 @pytest.mark.slow  # two commands, each starting Python and torch, and a report of 30 figure files: about 15 s
 def test_the_smoke_run_writes_every_file_of_the_committed_reproduction(tmp_path):
-    environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(["bash", str(REPRODUCTION / "run.sh"), "--smoke", str(tmp_path)], capture_output=True,
-                            text=True, env=environment, timeout=600, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    run_reproduction(REPRODUCTION, tmp_path)
 
     committed, smoke = kinds(REPRODUCTION / "report"), kinds(tmp_path / "report")
     assert "figures/elbo_terms_linear_gaussian_beta_vae.png" in committed
