@@ -21,6 +21,7 @@ import pandas as pd
 from dlbench import rundir
 from dlbench.errors import CorruptFile, UserError, describe_os_error
 from dlbench.metrics import current_keys, protocol_tag, value_keys
+from dlbench.selection import matching
 
 REQUIRED_KEYS = ("method", "dataset", "seed")
 # The parts of run.json that must be JSON objects where present.
@@ -54,13 +55,17 @@ def check_runs_root(runs_root):
         raise UserError(f"RUNS_ROOT '{runs_root}' does not exist; give the folder that holds the run directories")
 
 
-def collect(runs_root):
-    """The runs found under runs_root (every folder holding a run.json): a Collection."""
+def collect(runs_root, only=None):
+    """The runs found under runs_root (every folder holding a run.json), or those of them whose
+    names match one of the --only patterns: a Collection."""
     runs_root = Path(runs_root)
     check_runs_root(runs_root)
     run_jsons = sorted(runs_root.rglob(rundir.RUN_JSON))
     if not run_jsons:
         raise UserError(f"no runs (run.json files) found under '{runs_root}'; train some with dlb_train or dlb_study")
+    if only:
+        by_name = {path.parent.relative_to(runs_root).as_posix(): path for path in run_jsons}
+        run_jsons = [by_name[name] for name in matching(by_name, only, f"the {len(by_name)} runs under '{runs_root}'")]
     runs, left_out, unusable = [], [], []
     for path in run_jsons:
         try:

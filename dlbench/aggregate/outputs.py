@@ -82,8 +82,8 @@ def write_files(out_dir, contents):
     return paths
 
 
-def report_record(runs_root, study, collection, board, representatives, rank_column, unranked):
-    """report.json: what was aggregated (runs root, study, dlbench version), the counts, and every
+def report_record(runs_root, study, collection, board, representatives, rank_column, unranked, only=None):
+    """report.json: what was aggregated (runs root, the --only patterns, study, dlbench version), the counts, and every
     run that did not count in the statistics with why (failed, unfinished, left out, duplicate)."""
     runs_root = Path(runs_root)
     results = collection.results
@@ -92,6 +92,7 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
     metric_left_out = [line for line in collection.left_out if line.startswith("metric left out")]
     return {
         "runs_root": str(runs_root),  # as given: a committed report names no machine's folders
+        "only": list(only) if only else None,
         "study": (study or {}).get("name"),
         "study_file": shown_gin_path((study or {}).get("file")) if (study or {}).get("file") else None,
         "dlbench_version": dlbench.__version__,

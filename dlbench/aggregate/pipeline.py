@@ -69,15 +69,15 @@ def rank_column(results, rank_by):
     return column
 
 
-def aggregate_runs(runs_root, out_dir, rank_by=None):
-    """Write the files of outputs.FILES for the runs under runs_root to out_dir; returns an
-    Aggregation. Every input (the runs root, the output folder, rank_by) is checked and every
+def aggregate_runs(runs_root, out_dir, rank_by=None, only=None):
+    """Write the files of outputs.FILES for the runs under runs_root (those matching one of the
+    --only patterns, if given) to out_dir; returns an Aggregation. Every input (the runs root, the output folder, rank_by) is checked and every
     table built before the first file is written."""
     out_dir = Path(out_dir)
     check_runs_root(runs_root)
     check_output_folder(out_dir)
     outputs.check_parquet_writer()
-    collection = collect(runs_root)
+    collection = collect(runs_root, only)
     study, study_note = read_study(runs_root)
     if study_note:
         collection.left_out.append(study_note)
@@ -86,7 +86,8 @@ def aggregate_runs(runs_root, out_dir, rank_by=None):
     board = leaderboard(results)
     best = best_settings(board, column or DEFAULT_RANK_BY)  # without the column: no rows, the same header
     chosen = representatives(results)
-    report = outputs.report_record(runs_root, study, collection, board, chosen, column, unranked_pairs(board, best))
+    report = outputs.report_record(runs_root, study, collection, board, chosen, column, unranked_pairs(board, best),
+                                   only)
     contents = {"results.csv": outputs.csv_bytes(results), "results.parquet": outputs.parquet_bytes(results),
                 "leaderboard.csv": outputs.csv_bytes(board), "best.csv": outputs.csv_bytes(best),
                 "representatives.csv": outputs.csv_bytes(chosen), "report.json": outputs.json_bytes(report)}

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from dlbench.cli.common import make_parser, run_main
 from dlbench.errors import UserError
+from dlbench.selection import add_only_argument
 
 # Where dlb_train and dlb_study write by default, so what a bare dlb_aggregate reads.
 DEFAULT_RUNS_ROOT = Path("runs")
@@ -25,15 +26,15 @@ def _body(argv):
     if args.report:
         from dlbench.cli.report import build_and_print
 
-        return build_and_print(runs_root, out, args.rank_by)
+        return build_and_print(runs_root, out, args.rank_by, args.only)
 
     from dlbench.aggregate import aggregate_runs
 
-    print_aggregation(aggregate_runs(runs_root, out, rank_by=args.rank_by))
+    print_aggregation(aggregate_runs(runs_root, out, rank_by=args.rank_by, only=args.only))
 
 
 def add_arguments(parser):
-    """RUNS_ROOT, --out and --rank_by, which dlb_aggregate and dlb_report share."""
+    """RUNS_ROOT, --out, --rank_by and --only, which dlb_aggregate and dlb_report share."""
     parser.add_argument("runs_root", metavar="RUNS_ROOT", nargs="?",
                         help="folder holding the run directories, searched recursively for run.json "
                              "(default: runs/ in the current folder, where dlb_train and dlb_study write)")
@@ -42,6 +43,7 @@ def add_arguments(parser):
                         help="what best.csv ranks settings by: a metric (its headline value, e.g. mig for "
                              "mig.discrete_mig, factor_vae for its eval_accuracy; sampled.mig for the sampled "
                              "representation) or a column of results.csv (default: mig)")
+    add_only_argument(parser)
 
 
 def paths(args):

@@ -15,15 +15,15 @@ def _body(argv):
     add_arguments(parser)
     args = parser.parse_args(argv)
     runs_root, out = paths(args)
-    build_and_print(runs_root, out, args.rank_by)
+    build_and_print(runs_root, out, args.rank_by, args.only)
 
 
-def build_and_print(runs_root, out, rank_by):
+def build_and_print(runs_root, out, rank_by, only=None):
     """Build the report (dlbench.report.build), printing each stage as it starts, then what was
     written and where the page is."""
     from dlbench.report.build import build_report
 
-    report = build_report(runs_root, out, rank_by, log=print)
+    report = build_report(runs_root, out, rank_by, log=print, only=only)
     print_aggregation(report.aggregation)
     figures = report.figure_files
     drawn = sum(1 for entry in report.representatives if entry.pictures)

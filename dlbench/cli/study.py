@@ -5,6 +5,7 @@ from pathlib import Path
 
 from dlbench.cli.common import make_parser, run_main
 from dlbench.errors import UserError, describe_os_error
+from dlbench.selection import add_only_argument
 
 
 def _known_studies():
@@ -43,6 +44,7 @@ def _body(argv):
     parser.add_argument("--slurm_option", action="append", default=[], metavar="KEY=VALUE",
                         help="slurm: any other submitit Slurm parameter, e.g. gpus_per_node=1 (repeatable)")
     parser.add_argument("--shard", metavar="I/N", help="run only shard I of N (0-based), e.g. 0/4")
+    add_only_argument(parser)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--dry_run", action="store_true",
                         help="check the study and print each run's directory and a dlb_train command for it; run nothing")
@@ -63,10 +65,11 @@ def _body(argv):
     if args.executor == "slurm" and args.workers is not None:
         parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
 
-    from dlbench.study import load_study, shard
+    from dlbench.study import load_study, only, shard
 
     study = load_study(args.study)  # every run resolved and checked, every metric too
-    runs = shard(study.runs, args.shard) if args.shard else study.runs
+    runs = only(study.runs, args.only)
+    runs = shard(runs, args.shard) if args.shard else runs
     runs_root = Path(args.runs_root) if args.runs_root else Path("runs") / study.name
     if runs_root.exists() and not runs_root.is_dir():
         raise UserError(f"--runs_root '{runs_root}' is a file, not a folder; choose a folder for the run directories")

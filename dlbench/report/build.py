@@ -64,12 +64,12 @@ class Report:
         return [path for paths in (*self.figures.values(), *self.curves.values()) for path in paths] + pictures
 
 
-def build_report(runs_root, out_dir, rank_by=None, log=print):
-    """Aggregate the runs under runs_root into out_dir, draw every figure into out_dir/figures and
+def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
+    """Aggregate the runs under runs_root (those matching one of the --only patterns, if given) into out_dir, draw every figure into out_dir/figures and
     write out_dir/index.html; returns a Report. log receives a line per stage and per problem."""
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     check_report_paths(runs_root, out_dir)
-    aggregation = aggregate_runs(runs_root, out_dir, rank_by)
+    aggregation = aggregate_runs(runs_root, out_dir, rank_by, only)
     study_record, _ = read_study(runs_root)
     study = aggregation.report.get("study")
     figures_dir = out_dir / FIGURES

@@ -133,6 +133,8 @@ def configuration_section(content):
     report, study = content.report, content.study
     rows = [("study", esc(report.get("study") or "none recorded (no study.json in the runs root)")),
             ("runs root", f"<code>{esc(report.get('runs_root'))}</code>"),
+            ("runs taken", "those matching " + ", ".join(f"<code>{esc(p)}</code>" for p in report["only"])
+             if report.get("only") else "all"),
             ("dlbench version", esc(report.get("dlbench_version"))),
             ("best.csv ranked by", esc(report.get("rank_by") or "nothing (no value to rank by)"))]
     rows += [(COUNT_NAMES.get(key, key), esc(value)) for key, value in report.get("counts", {}).items()]

@@ -26,6 +26,7 @@ import dlbench
 from dlbench import rundir
 from dlbench.config import gin_dir
 from dlbench.errors import UserError
+from dlbench.selection import matching
 from dlbench.study.sweep import binding, expand
 
 STUDY_JSON = "study.json"
@@ -189,6 +190,12 @@ def shard(runs, spec):
     if not match or not 0 <= int(match[1]) < int(match[2]):
         raise UserError(f"bad --shard '{spec}'; write I/N with 0 <= I < N, e.g. 0/4")
     return runs[int(match[1])::int(match[2])]
+
+
+def only(runs, patterns):
+    """The runs whose names match one of the --only patterns (all runs for none)."""
+    kept = set(matching([spec.name for spec in runs], patterns, f"the study's {len(runs)} runs"))
+    return [spec for spec in runs if spec.name in kept]
 
 
 def _base_file(name, study_path):
