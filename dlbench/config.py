@@ -5,7 +5,9 @@ The configurables `train`, `dataset` and `model` only collect settings; the trai
 reads them through `resolve_run_spec()`, so a config can be checked before anything is written.
 """
 
+import contextlib
 import dataclasses
+import logging
 from pathlib import Path
 import sys
 
@@ -20,11 +22,14 @@ from dlbench.nn.likelihoods import LIKELIHOODS
 from dlbench.priors import DEFAULT_PRIOR, PRIORS, make_prior
 
 
+# the folder dlbench's package sits in: a checkout of the repository when it holds gin/
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
 def gin_dir():
     """The folder of dlbench's own gin files (the checkout's gin/, or the installed copy)."""
-    checkout = Path(__file__).resolve().parent.parent / "gin"
-    if checkout.is_dir():
-        return checkout
+    if (CHECKOUT / "gin").is_dir():
+        return CHECKOUT / "gin"
     return Path(sys.prefix) / "share" / "dlbench" / "gin"
 
 
@@ -104,12 +109,18 @@ class RunSpec:
 
 
 def shown_gin_path(path):
-    """A gin file of dlbench's own gin folder as 'gin/...' (where that folder is differs from one
-    machine to the next, so reports name it this way), any other as given."""
-    try:
-        return str(Path("gin") / Path(path).resolve().relative_to(gin_dir().resolve()))
-    except (ValueError, OSError):
-        return path
+    """A gin file of dlbench's own gin folder as 'gin/...', one elsewhere in dlbench's checkout (a
+    reproduction's own study file) relative to the checkout, e.g. 'reports/reproductions/...': where
+    they are differs from one machine to the next, so reports name them this way. Any other as given."""
+    places = [(gin_dir(), Path("gin"))]
+    if gin_dir() == CHECKOUT / "gin":
+        places.append((CHECKOUT, Path()))
+    for folder, shown_as in places:
+        try:
+            return str(shown_as / Path(path).resolve().relative_to(folder.resolve()))
+        except (ValueError, OSError):
+            continue
+    return path
 
 
 def resolve_gin_file(path):
@@ -120,6 +131,20 @@ def resolve_gin_file(path):
             return candidate
     raise UserError(f"gin file '{path}' not found; give a path to an existing .gin file "
                     f"or the name of one in {gin_dir()}")
+
+
+@contextlib.contextmanager
+def quiet_gin_includes():
+    """Hide the 'Path not found' line gin logs for each place it looks for an included file before
+    the one that has it (it tries the working folder and Python packages first): a found include is
+    not an error, and one not found is reported by the parse itself."""
+    gin_logger = logging.getLogger()  # gin's resource reader logs to the root logger
+    level = gin_logger.level
+    gin_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        gin_logger.setLevel(level)
 
 
 def parse_gin(gin_files=(), gin_params=()):
@@ -133,7 +158,8 @@ def parse_gin(gin_files=(), gin_params=()):
     for source, parse in [*((f"gin file '{f}'", lambda f=f: gin.parse_config_file(f)) for f in files),
                           *((f"--gin_param '{b}'", lambda b=b: gin.parse_config(b)) for b in gin_params)]:
         try:
-            parse()
+            with quiet_gin_includes():
+                parse()
         except Exception as err:  # gin reports with ValueError, SyntaxError, TokenError, ...
             raise UserError(f"bad gin config in {source}: {gin_problem(err)}") from None
 

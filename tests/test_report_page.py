@@ -228,11 +228,13 @@ def test_a_figures_path_that_is_a_file_is_refused_before_the_aggregation_writes(
     assert tree(tmp_path) == ["out", "out/figures"]
 
 
-def test_a_named_studys_file_is_shown_inside_dlbenchs_gin_folder(tmp_path):
+def test_a_study_file_of_dlbenchs_checkout_is_shown_relative_to_it(tmp_path):
     from dlbench.config import gin_dir, shown_gin_path
 
     assert shown_gin_path(str(gin_dir() / "studies" / "quickstart.gin")) == "gin/studies/quickstart.gin"
     assert shown_gin_path(str(tmp_path / "mine.gin")) == str(tmp_path / "mine.gin")  # any other: as recorded
+    beside = gin_dir().parent / "reports" / "reproductions" / "sikka_linear_gaussian" / "convergence.gin"
+    assert shown_gin_path(str(beside)) == "reports/reproductions/sikka_linear_gaussian/convergence.gin"
 
 
 def test_the_committed_quickstart_report_is_the_one_the_readmes_main_command_makes():

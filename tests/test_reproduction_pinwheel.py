@@ -4,8 +4,6 @@ the grid of settings (one training-curve figure per setting) by kind."""
 
 import json
 import re
-import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -38,9 +36,3 @@ def test_the_smoke_run_writes_every_file_of_the_committed_reproduction(tmp_path)
         assert (result["points"], result["num_points"]) == ("dataset", 400)
     assert not (REPO / "runs" / "repro_mathieu_pinwheel_smoke").exists()  # nothing of the smoke run in the tree
 
-
-def test_the_command_refuses_unknown_arguments(tmp_path):
-    result = subprocess.run(["bash", str(REPRODUCTION / "run.sh"), "--full"], capture_output=True, text=True,
-                            timeout=60, stdin=subprocess.DEVNULL)
-    assert result.returncode == 2 and result.stderr.strip() == "usage: run.sh [--smoke] [OUT]"
-    assert Path(REPRODUCTION / "run.sh").stat().st_mode & 0o111  # executable, as the README calls it

@@ -11,7 +11,7 @@ import pytest
 from tests.commands import REPO, run_reproduction
 
 HERE = REPO / "reports" / "reproductions" / "mathieu_rotation"
-OWN_FILES = {"README.md", "run.sh", "smoke.gin"}  # written by hand, not by run.sh
+REPORT = HERE / "report"  # what run.sh writes
 PROTOCOL = re.compile(r"_rotation-.*$")  # figure names carry the metric's protocol, which smoke scale shrinks
 
 
@@ -22,27 +22,27 @@ def kind(relative):
 
 
 def committed_files():
-    return {str(p.relative_to(HERE)) for p in HERE.rglob("*") if p.is_file() and p.name not in OWN_FILES}
+    return {str(p.relative_to(REPORT)) for p in REPORT.rglob("*") if p.is_file()}
 
 
 @pytest.mark.slow
 def test_run_sh_at_smoke_scale_writes_every_kind_of_file_the_full_run_wrote(tiny_data_root, tmp_path):
-    before = {path: (HERE / path).stat().st_mtime_ns for path in committed_files()}
+    before = {path: (REPORT / path).stat().st_mtime_ns for path in committed_files()}
     out = tmp_path / "smoke"
     run_reproduction(HERE, out, data_root=tiny_data_root, cwd=tmp_path)
-    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and "runs" not in p.parts}
+    written = {str(p.relative_to(out / "report")) for p in (out / "report").rglob("*") if p.is_file()}
     assert {kind(p) for p in before} <= {kind(p) for p in written}
     assert any(p.startswith("figures/rotation_") and p.endswith(".png") for p in written)
-    with open(out / "results.csv", newline="") as handle:
+    with open(out / "report" / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(row["model.prior.name"] for row in rows) == ["anisotropic_gaussian", "isotropic_gaussian",
                                                                "student_t"]
-    assert {path: (HERE / path).stat().st_mtime_ns for path in committed_files()} == before
+    assert {path: (REPORT / path).stat().st_mtime_ns for path in committed_files()} == before
 
 
 def test_the_readme_quotes_the_committed_results():
-    """Every number of the README's table is the committed results.csv's, rounded as printed."""
-    with open(HERE / "results.csv", newline="") as handle:
+    """Every number of the README's table is the committed report/results.csv's, rounded as printed."""
+    with open(REPORT / "results.csv", newline="") as handle:
         rows = {row["model.prior.name"]: row for row in csv.DictReader(handle)}
     readme = (HERE / "README.md").read_text()
     table = [line for line in readme.splitlines() if line.startswith("| ") and "|" in line[2:]]

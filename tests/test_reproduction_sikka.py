@@ -4,8 +4,6 @@ depend on the grid of settings, one training-curve figure per setting, by kind),
 the README reads from them."""
 
 import re
-import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -48,9 +46,3 @@ def test_the_smoke_run_writes_every_file_of_the_committed_reproduction(tmp_path)
     assert runs[read].notna().all().all()
     assert not (REPO / "runs" / "repro_sikka_linear_gaussian_smoke").exists()  # nothing of the smoke run in the tree
 
-
-def test_the_command_refuses_unknown_arguments():
-    result = subprocess.run(["bash", str(REPRODUCTION / "run.sh"), "--full"], capture_output=True, text=True,
-                            timeout=60, stdin=subprocess.DEVNULL)
-    assert result.returncode == 2 and result.stderr.strip() == "usage: run.sh [--smoke] [OUT]"
-    assert Path(REPRODUCTION / "run.sh").stat().st_mode & 0o111  # executable, as the README calls it

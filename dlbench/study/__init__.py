@@ -24,7 +24,7 @@ import gin
 
 import dlbench
 from dlbench import rundir
-from dlbench.config import gin_dir
+from dlbench.config import gin_dir, quiet_gin_includes
 from dlbench.errors import UserError
 from dlbench.selection import matching
 from dlbench.study.sweep import binding, expand
@@ -87,8 +87,10 @@ def load_study(name_or_gin):
     and its metrics checked: a mistake anywhere is a UserError naming the run, before any runs."""
     path = study_file(name_or_gin)
     gin.clear_config()
+    gin.add_config_file_search_path(str(path.parent))  # a study file may include a study beside it by name
     try:
-        gin.parse_config_file(str(path))
+        with quiet_gin_includes():
+            gin.parse_config_file(str(path))
         settings = study_settings()
     except UserError as err:
         raise UserError(f"bad study file '{path}': {str(err).splitlines()[0]}") from None

@@ -1,24 +1,36 @@
 #!/usr/bin/env bash
-# Regenerates this reproduction (Mathieu et al. 2019, Theorem 2): trains the three beta-VAEs of
-# gin/studies/repro_mathieu_rotation.gin, evaluates the rotation metric on each, and writes the
-# report (results.csv, leaderboard.csv, figures/, index.html) into OUT.
-#
-#   run.sh [--smoke] [OUT]
-#
-# OUT defaults to this folder (the committed files); the runs go to runs/repro_mathieu_rotation.
-# --smoke runs the same commands with smoke.gin (a few steps, tiny metric protocols) into OUT,
-# which it then needs (a temporary folder: the committed files are left alone), runs under OUT/runs.
+# Regenerates this reproduction of Mathieu et al. (2019), Theorem 2: the three beta-VAEs of
+# gin/studies/repro_mathieu_rotation.gin trained, the rotation metric evaluated on each, and the
+# report written into report/. A CPU reproduction: --cpu is its full scale. Usage, scales and exit
+# status: ../common.sh.
 set -euo pipefail
-cd "$(dirname "$0")/../../.."  # the repository root: smoke.gin includes the study by its path from here
-here=reports/reproductions/mathieu_rotation
-if [[ "${1:-}" == "--smoke" ]]; then
-    study="$here/smoke.gin"
-    out="${2:?run.sh --smoke needs OUT, a folder outside the committed files}"
-    runs="$out/runs"
+source "$(dirname "$0")/../common.sh"
+reproduction_args mathieu_rotation "$@"
+
+if [[ $SCALE == smoke ]]; then
+    # a few steps of a smaller model, tiny metric protocols (decoding at every rotation, as the
+    # full run does not, so that the smoke run exercises that path too)
+    study=$(smoke_study repro_mathieu_rotation <<'GIN'
+study.fixed = {
+    'train.steps': 3,
+    'train.batch_size': 8,
+    'train.lr': 1e-3,
+    'train.checkpoint_every': 3,
+    'train.log_every': 1,
+    'beta_vae.beta': 4.0,
+    'anisotropic_gaussian.init': 'pca',
+    'anisotropic_gaussian.learned': False,
+    'student_t.nu': 3.0,
+    'model.latent_dim': 3,
+}
+study.metric_params = {
+    'rotation': {'beta': 4.0, 'num_rotations': 2, 'num_points': 16, 'num_samples': 1,
+                 'decode_every_rotation': True, 'mig_num_train': 50, 'factor_vae_num_train': 5,
+                 'factor_vae_num_eval': 5, 'factor_vae_num_variance_estimate': 50},
+}
+GIN
+)
+    study_and_report "$study" "$OUT/runs" "$OUT/report" --workers 1 --device cpu
 else
-    study=gin/studies/repro_mathieu_rotation.gin
-    out="${1:-$here}"
-    runs=runs/repro_mathieu_rotation
+    study_and_report repro_mathieu_rotation runs/repro_mathieu_rotation "${OUT:-$HERE/report}" --workers 1 --device cpu
 fi
-dlb_study "$study" --runs_root "$runs" --workers 1 --device cpu --no_progress
-dlb_report "$runs" --out "$out"

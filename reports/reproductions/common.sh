@@ -1,0 +1,64 @@
+# What every reproduction's run.sh shares; run.sh sources it. A run.sh regenerates its reproduction
+# with dlbench's commands only:
+#
+#   run.sh [--cpu | --smoke] [OUT]
+#
+# (no option): the reproduction at the scale its README reports, runs into runs/<study> of the
+#          repository (not committed), the report into OUT, by default report/ beside run.sh. A
+#          second call reuses the finished runs and redraws the report.
+# --cpu:   for the reproductions that need a GPU, the same slice at the reduced, labelled scale of a
+#          2-core CPU; the report by default into report_cpu/ beside run.sh.
+# --smoke: the same commands on a few runs of a few steps, everything into OUT (by default a new
+#          temporary folder): seconds, for the test suite; the committed files are left alone.
+#
+# The exit status is dlb_study's (0 only when every run finished); the report is written either way.
+
+# reproduction_args NAME ARGS...: sets SCALE (full, cpu or smoke) and OUT (absolute, or empty for
+# the default), refusing anything else, then enters the repository root, so that the paths the
+# report records are the same on every machine.
+reproduction_args() {
+    local name=$1
+    shift
+    SCALE=full
+    case "${1:-}" in
+        --smoke) SCALE=smoke; shift ;;
+        --cpu) SCALE=cpu; shift ;;
+    esac
+    if [[ $# -gt 1 || "${1:-}" == -* ]]; then
+        echo "usage: run.sh [--cpu | --smoke] [OUT]" >&2
+        exit 2
+    fi
+    OUT=${1:+$(realpath -m "$1")}  # before the cd, so that a relative OUT means where it was given
+    HERE=reports/reproductions/$name
+    cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+    if [[ $SCALE == smoke ]]; then
+        OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/$name.XXXXXX")}
+        mkdir -p "$OUT"
+    fi
+}
+
+# smoke_study INCLUDE: a study file in OUT that includes INCLUDE (a study's name or path) and then
+# the macro bindings read from standard input, which shrink it; prints the file's path.
+smoke_study() {
+    local include=$1 file
+    [[ $include == *.gin ]] || include="gin/studies/$include.gin"
+    file="$OUT/$(basename "$include" .gin)_smoke.gin"
+    { echo "include '$(realpath "$include")'"; cat; } > "$file"
+    echo "$file"
+}
+
+# study_and_report STUDY RUNS REPORT [dlb_study options] -- [dlb_report options]: trains and
+# evaluates the study's runs under RUNS, then draws the report of RUNS into REPORT whatever the
+# study's exit status, which it returns.
+study_and_report() {
+    local study=$1 runs=$2 report=$3 status=0
+    shift 3
+    local study_options=() report_options=()
+    while [[ $# -gt 0 && $1 != -- ]]; do study_options+=("$1"); shift; done
+    [[ $# -gt 0 ]] && shift
+    report_options=("$@")
+    dlb_study "$study" --runs_root "$runs" --no_progress "${study_options[@]}" || status=$?
+    dlb_report "$runs" --out "$report" "${report_options[@]}"
+    echo "run.sh: report in $report; wall time ${SECONDS} s"
+    return $status
+}

@@ -1,0 +1,37 @@
+"""What every reproduction in reports/reproductions/ shares: a run.sh the README's commands can
+call, which refuses what it does not know with its usage line, a README, and a row in the main
+README's table."""
+
+import subprocess
+
+import pytest
+
+from tests.commands import REPO
+
+ROOT = REPO / "reports" / "reproductions"
+REPRODUCTIONS = sorted(path.parent.name for path in ROOT.glob("*/run.sh"))
+
+
+def test_every_reproduction_folder_has_its_command_and_readme():
+    folders = sorted(path.name for path in ROOT.iterdir() if path.is_dir())
+    assert folders == REPRODUCTIONS and len(REPRODUCTIONS) >= 3
+    for name in REPRODUCTIONS:
+        assert (ROOT / name / "run.sh").stat().st_mode & 0o111, name  # executable, as the READMEs call it
+        assert (ROOT / name / "README.md").is_file(), name
+
+
+@pytest.mark.parametrize("name", REPRODUCTIONS)
+@pytest.mark.parametrize("args", [["--full"], ["--smoke", "a", "b"], ["--cpu", "--smoke"]])
+def test_run_sh_refuses_unknown_arguments_with_its_usage(name, args, tmp_path):
+    result = subprocess.run(["bash", str(ROOT / name / "run.sh"), *args], capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert (result.returncode, result.stderr, result.stdout) == (2, "usage: run.sh [--cpu | --smoke] [OUT]\n", "")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_readme_table_has_a_row_per_reproduction():
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Reproductions"):].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| ---")][1:]
+    named = sorted(name for name in REPRODUCTIONS for row in rows if f"`{name}`" in row)
+    assert named == REPRODUCTIONS
