@@ -330,3 +330,28 @@ def test_headline_columns_and_axis_labels():
                               "num_variance_estimate=5000] (held-out vote accuracy, 0-1)")  # wrapped to fit the axis
     assert metric_columns.parse("sampled.mig.discrete_mig").name == "MIG, sampled representation"
     assert metric_columns.parse("dataset") is None
+
+
+def test_tradeoff_draws_a_series_per_prior_labelled_by_what_varies_within_it():
+    """Mathieu et al.'s Fig. 2: one method over betas with two priors, and over nu with a third
+    (trained at another batch size): a series per prior, its points labelled by beta or nu alone."""
+    rows = [("isotropic_gaussian", None, 1.0, 64), ("isotropic_gaussian", None, 4.0, 64),
+            ("student_t", 3.0, 1.0, 256), ("student_t", 100.0, 1.0, 256)]
+    board = pd.DataFrame({
+        "dataset": DATASET, "method": "beta_vae",
+        "hp.beta": [r[2] for r in rows], "model.prior.name": [r[0] for r in rows],
+        "model.prior.nu": [r[1] for r in rows], "train.batch_size": [r[3] for r in rows],
+        f"{MIG}.mean": [0.1, 0.2, 0.3, 0.4], f"{MIG}.sem": 0.01,
+        f"{RECON}.mean": [-10.0, -20.0, -12.0, -11.0], f"{RECON}.sem": 0.5})
+    data = tradeoff.tradeoff_data(board, DATASET, MIG, RECON)
+    assert list(zip(data["series"], data["setting"])) == [
+        ("beta_vae: prior.name=isotropic_gaussian", "beta=1"), ("beta_vae: prior.name=isotropic_gaussian", "beta=4"),
+        ("beta_vae: prior.name=student_t", "prior.nu=3"), ("beta_vae: prior.name=student_t", "prior.nu=100")]
+    assert list(data[f"{MIG}.mean"]) == [0.1, 0.2, 0.3, 0.4]
+    columns = metric_columns.board_columns(board)
+    fig = tradeoff.plot_tradeoff(data, tradeoff.tradeoff_scores(columns)[0], tradeoff.reconstruction_column(columns),
+                                 DATASET, STUDY)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["beta_vae: prior.name=isotropic_gaussian",
+                                                                  "beta_vae: prior.name=student_t"]
+    assert sorted(t.get_text() for t in ax.texts) == ["beta=1", "beta=4", "prior.nu=100", "prior.nu=3"]

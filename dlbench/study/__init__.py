@@ -87,7 +87,9 @@ def load_study(name_or_gin):
     and its metrics checked: a mistake anywhere is a UserError naming the run, before any runs."""
     path = study_file(name_or_gin)
     gin.clear_config()
-    gin.add_config_file_search_path(str(path.parent))  # a study file may include a study beside it by name
+    # a study file may include a study beside it, or one of dlbench's named studies, by file name
+    for folder in (path.parent, gin_dir() / "studies"):
+        gin.add_config_file_search_path(str(folder))
     try:
         with quiet_gin_includes():
             gin.parse_config_file(str(path))

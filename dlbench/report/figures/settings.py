@@ -81,6 +81,29 @@ def label_settings(frame):
     return frame.assign(setting=[setting_label(row, varying) for _, row in frame.iterrows()])
 
 
+def series_columns(frame):
+    """The varying setting columns that are not numbers (a prior's name, whether it is learned):
+    they split a method's settings into series, drawn apart; numbers (beta, nu) vary along one."""
+    return [c for c in varying_settings(frame)
+            if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])]
+
+
+def label_series(frame):
+    """frame (the rows of one dataset and method) with a `series` column, the method and the values
+    of its series_columns (those that are set: 'beta_vae: prior.name=student_t'), and each series'
+    settings labelled by what varies within it (label_settings: 'nu=3', not the batch size that
+    only differs between series); ordered by series, then setting."""
+    columns = series_columns(frame)
+    method = frame["method"].iloc[0]
+    if not columns:
+        return label_settings(frame).assign(series=method)
+    parts = []
+    for _, group in frame.groupby(columns, dropna=False, sort=False):
+        named = ", ".join(f"{short_name(c)}={format_value(v)}" for c, v in group.iloc[0][columns].items() if not pd.isna(v))
+        parts.append(label_settings(group).assign(series=f"{method}: {named}"))
+    return pd.concat(parts).sort_values("series", kind="mergesort")
+
+
 def method_colours(names):
     """{method: colour}, the same method in the same colour throughout a figure."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]

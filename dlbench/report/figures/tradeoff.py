@@ -1,7 +1,9 @@
-"""Disentanglement against reconstruction (ISA-VAE Fig. 5, beta-TCVAE Fig. 2): one point per method
-and setting, the leaderboard's mean over seeds of the score (MIG, or the FactorVAE score) against
-the mean reconstruction log-likelihood, with standard-error bars in both directions, each point
-labelled by its setting (beta=4). One figure per dataset and score column."""
+"""Disentanglement against reconstruction (ISA-VAE Fig. 5, beta-TCVAE Fig. 2, Mathieu et al. Fig. 2):
+one point per method and setting, the leaderboard's mean over seeds of the score (MIG, or the
+FactorVAE score) against the mean reconstruction log-likelihood, with standard-error bars in both
+directions, each point labelled by its setting (beta=4). A method whose settings also differ in
+something that is not a number (its prior) is drawn as one series per value, each point labelled
+by what varies within its series. One figure per dataset and score column."""
 
 import pandas as pd
 
@@ -9,7 +11,7 @@ from dlbench.aggregate import setting_columns
 from dlbench.aggregate.columns import IDENTITY
 from dlbench.report.figure_files import figure_title, plt, save_figure
 from dlbench.report.figures.metric_columns import board_columns, headline_columns, score_columns
-from dlbench.report.figures.settings import datasets, figure_name, label_scatter, label_settings, method_colours
+from dlbench.report.figures.settings import datasets, figure_name, label_scatter, label_series, method_colours
 
 SCORE_METRICS = ("mig", "mig_chen", "factor_vae")
 # recon_ll's column, or else the ELBO's reconstruction term: the same quantity, E_q[log p(x|z)]
@@ -35,29 +37,29 @@ def tradeoff_scores(columns):
 
 def tradeoff_data(board, dataset, score, reconstruction):
     """One row per setting of dataset with both means: dataset, method, the setting columns,
-    `setting` (its label) and the board's `<column>.mean` and `<column>.sem` of the score and the
-    reconstruction columns; ordered by method and setting."""
+    `series` and `setting` (label_series) and the board's `<column>.mean` and `<column>.sem` of the
+    score and the reconstruction columns; ordered by method, series and setting."""
     numbers = [f"{c}.{stat}" for c in (score, reconstruction) for stat in ("mean", "sem")]
     rows = board[board["dataset"] == dataset].dropna(subset=[f"{score}.mean", f"{reconstruction}.mean"])
     if rows.empty:
-        return pd.DataFrame(columns=[*IDENTITY, "setting", *numbers])
-    labelled = pd.concat([label_settings(group) for _, group in rows.groupby("method", sort=True)])
-    return labelled[[*IDENTITY, *setting_columns(board), "setting", *numbers]].reset_index(drop=True)
+        return pd.DataFrame(columns=[*IDENTITY, "series", "setting", *numbers])
+    labelled = pd.concat([label_series(group) for _, group in rows.groupby("method", sort=True)])
+    return labelled[[*IDENTITY, *setting_columns(board), "series", "setting", *numbers]].reset_index(drop=True)
 
 
 def plot_tradeoff(data, score, reconstruction, dataset, study=None):
     """The figure of tradeoff_data's rows (score and reconstruction are MetricColumns)."""
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    colours = method_colours(data["method"].unique())
-    for method, points in data.groupby("method", sort=True):
+    colours = method_colours(data["series"].unique())
+    for series, points in data.groupby("series", sort=True):
         x, y = points[f"{reconstruction.column}.mean"], points[f"{score.column}.mean"]
         ax.errorbar(x, y, xerr=points[f"{reconstruction.column}.sem"], yerr=points[f"{score.column}.sem"],
-                    fmt="o", capsize=3, color=colours[method], label=method)
+                    fmt="o", capsize=3, color=colours[series], label=series)
         for label, xi, yi in zip(points["setting"], x, y):
             ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7,
-                        color=colours[method])
+                        color=colours[series])
     title = figure_title(f"{score.name} against reconstruction", dataset, study)
-    label_scatter(ax, reconstruction.label, score.label, title, "method: mean ± s.e. over seeds")
+    label_scatter(ax, reconstruction.label, score.label, title, "mean ± s.e. over seeds")
     return fig
 
 
