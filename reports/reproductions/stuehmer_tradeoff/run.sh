@@ -19,7 +19,7 @@ case $SCALE in
         study_and_report study_v1_cpu runs/study_v1_cpu "${OUT:-$HERE/report_cpu}" "${ONLY[@]}" --workers 2 \
             --device cpu -- "${ONLY[@]}" ;;
     smoke)
-        # two betas of each method's grid, one seed
+        # one beta of each method, one seed
         study=$(smoke_study study_v1_cpu <<'GIN'
 STEPS = 5
 SEEDS = [0]
@@ -27,7 +27,7 @@ FACTOR_VAE = {'num_train': 20, 'num_eval': 10, 'num_variance_estimate': 100}
 RECON_LL = {'num_points': 50}
 GIN
 )
-        SMOKE_ONLY=(--only 'beta_vae/beta=[14].0/*' --only 'beta_tcvae/beta=[14].0/*' --only 'isa_vae/*beta=[14].0/*')
+        SMOKE_ONLY=(--only 'beta_vae/beta=4.0/*' --only 'beta_tcvae/beta=4.0/*' --only 'isa_vae/*beta=4.0/*')
         study_and_report "$study" "$OUT/runs" "$OUT/report" "${SMOKE_ONLY[@]}" --workers 1 --device cpu -- \
             "${SMOKE_ONLY[@]}" ;;
 esac
