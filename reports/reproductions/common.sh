@@ -62,3 +62,29 @@ study_and_report() {
     echo "run.sh: report in $report; wall time ${SECONDS} s"
     return $status
 }
+
+# study_v1_slice: a reproduction that is the slice of study_v1 its run.sh names in the array ONLY
+# (--only options; SMOKE_ONLY for the smoke run, by default the same): at full scale study_v1 into
+# runs/study_v1, shared with the whole study and its other slices; at --cpu the same slice of
+# study_v1_cpu into runs/study_v1_cpu; at --smoke study_v1_cpu at 5 steps, one seed, tiny metric
+# protocols.
+study_v1_slice() {
+    case $SCALE in
+        full)
+            study_and_report study_v1 runs/study_v1 "${OUT:-$HERE/report}" "${ONLY[@]}" -- "${ONLY[@]}" \
+                --rank_by mig_chen ;;
+        cpu)
+            study_and_report study_v1_cpu runs/study_v1_cpu "${OUT:-$HERE/report_cpu}" "${ONLY[@]}" --workers 2 \
+                --device cpu -- "${ONLY[@]}" ;;
+        smoke)
+            local study only=("${SMOKE_ONLY[@]:-${ONLY[@]}}")
+            study=$(smoke_study study_v1_cpu <<'GIN'
+STEPS = 5
+SEEDS = [0]
+FACTOR_VAE = {'num_train': 20, 'num_eval': 10, 'num_variance_estimate': 100}
+RECON_LL = {'num_points': 50}
+GIN
+)
+            study_and_report "$study" "$OUT/runs" "$OUT/report" "${only[@]}" --workers 1 --device cpu -- "${only[@]}" ;;
+    esac
+}
