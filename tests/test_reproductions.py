@@ -31,7 +31,8 @@ def test_run_sh_refuses_unknown_arguments_with_its_usage(name, args, tmp_path):
 
 def test_the_readme_table_has_a_row_per_reproduction():
     readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("## Reproductions"):].split("\n## ", 1)[0]
-    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| ---")][1:]
+    section = readme[readme.index("## Reproductions"):].split("\n## ", 1)[0]
+    table = section[section.index("| finding |"):].split("\n\n", 1)[0]  # a blank line ends a table
+    rows = [line for line in table.splitlines() if not line.startswith("| ---")][1:]
     named = sorted(name for name in REPRODUCTIONS for row in rows if f"`{name}`" in row)
     assert named == REPRODUCTIONS
