@@ -204,7 +204,8 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     check_request(metric_names, "mean", params)
     for name in metric_names:
         if needs_model(name) and not (name in ENCODER_METRICS and encoder):
-            needed = "--encoder (a module giving (mean, logvar))" if name in ENCODER_METRICS else "the model's decoder"
+            needed = "--encoder (a module giving (mean, logvar))" if name in ENCODER_METRICS else \
+                f"the model's {model_parts(name)}"
             raise UserError(f"{name} needs the model ({needed}), which a --representation does not give; evaluate "
                             f"a dlbench run for it, or choose metrics of the representation alone")
     data = dlbench.data.get_dataset(dataset)
@@ -245,6 +246,22 @@ def needs_model(name):
     """Whether metric `name` takes functions of the whole VAE (encoder Gaussian, decoder, prior),
     not only the representation."""
     return bool(set(metrics.metric_params(name)) & set(MODEL_FUNCTIONS))
+
+
+# the parts of a VAE each model function (dlbench.model_functions) runs, to say what a metric needs
+MODEL_PARTS = {"encode_fn": ("encoder",), "log_likelihood_fn": ("encoder", "decoder"),
+               "elbo_terms_fn": ("encoder", "decoder", "prior"), "log_weights_fn": ("encoder", "decoder", "prior"),
+               "decode_log_likelihood_fn": ("decoder",), "likelihood": ("decoder",),
+               "log_prior_fn": ("prior",), "prior_sample_fn": ("prior",)}
+
+
+def model_parts(name):
+    """The parts of the VAE metric `name` runs, in the order encoder, decoder, prior: e.g. 'encoder
+    and prior'."""
+    accepted = metrics.metric_params(name)
+    used = {part for key, parts in MODEL_PARTS.items() if key in accepted for part in parts}
+    parts = [part for part in ("encoder", "decoder", "prior") if part in used]
+    return " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
 
 
 def model_params(name, model, device, seed):

@@ -99,7 +99,10 @@ def test_a_wrong_module_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_pa
     (["--representation", "garbage.pt", "--dataset", "dsprites"], "--out"),
     (["--representation", "garbage.pt", "--dataset", "nope", "--out", "o"], "unknown dataset"),
     (["RUN", "--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o"], "either RUN_DIR or --representation"),
-    (["--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o", "--metrics", "recon_ll"], "recon_ll needs the model"),
+    (["--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o", "--metrics", "recon_ll"],
+     "recon_ll needs the model (the model's encoder and decoder)"),
+    (["--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o", "--metrics", "aggregate_kl"],
+     "aggregate_kl needs the model (the model's encoder and prior)"),
 ])
 def test_mistakes_in_the_command_are_one_line(tiny_dsprites, tmp_path, args, needle):
     (tmp_path / "garbage.pt").write_bytes(b"not a module")
@@ -107,3 +110,14 @@ def test_mistakes_in_the_command_are_one_line(tiny_dsprites, tmp_path, args, nee
     result = run_command("dlb_evaluate", *args, data_root=tiny_dsprites, cwd=tmp_path)
     assert_one_line_error(result, needle)
     assert tree(tmp_path) == before
+
+
+def test_what_a_metric_needs_of_the_model_is_named_from_the_functions_it_takes():
+    from dlbench.evaluation import MODEL_PARTS, model_parts
+    from dlbench.model_functions import MODEL_FUNCTIONS
+
+    assert set(MODEL_PARTS) == set(MODEL_FUNCTIONS)  # a new model function must say what it runs
+    assert model_parts("aggregate_kl") == "encoder and prior"  # q(z) from the encoder against p(z)
+    assert model_parts("iwae") == "encoder, decoder and prior"  # importance weights p(x|z) p(z) / q(z|x)
+    assert model_parts("mig_chen") == "encoder"
+
