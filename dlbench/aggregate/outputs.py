@@ -83,8 +83,9 @@ def write_files(out_dir, contents):
 
 
 def report_record(runs_root, study, collection, board, representatives, rank_column, unranked, only=None):
-    """report.json: what was aggregated (runs root, the --only patterns, study, dlbench version), the counts, and every
-    run that did not count in the statistics with why (failed, unfinished, left out, duplicate)."""
+    """report.json: what was aggregated (runs root, the --only patterns, study, dlbench version), the
+    counts, and every run that did not count in the statistics with why (failed, unfinished, left
+    out, duplicate)."""
     runs_root = Path(runs_root)
     results = collection.results
     kinds = results["status"].map(status_kind)

@@ -71,8 +71,9 @@ def rank_column(results, rank_by):
 
 def aggregate_runs(runs_root, out_dir, rank_by=None, only=None):
     """Write the files of outputs.FILES for the runs under runs_root (those matching one of the
-    --only patterns, if given) to out_dir; returns an Aggregation. Every input (the runs root, the output folder, rank_by) is checked and every
-    table built before the first file is written."""
+    --only patterns, if given) to out_dir; returns an Aggregation. Every input (the runs root, the
+    output folder, rank_by, the patterns) is checked and every table built before the first file
+    is written."""
     out_dir = Path(out_dir)
     check_runs_root(runs_root)
     check_output_folder(out_dir)

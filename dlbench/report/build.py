@@ -65,8 +65,9 @@ class Report:
 
 
 def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
-    """Aggregate the runs under runs_root (those matching one of the --only patterns, if given) into out_dir, draw every figure into out_dir/figures and
-    write out_dir/index.html; returns a Report. log receives a line per stage and per problem."""
+    """Aggregate the runs under runs_root (those matching one of the --only patterns, if given) into
+    out_dir, draw every figure into out_dir/figures and write out_dir/index.html; returns a Report.
+    log receives a line per stage and per problem."""
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     check_report_paths(runs_root, out_dir)
     aggregation = aggregate_runs(runs_root, out_dir, rank_by, only)

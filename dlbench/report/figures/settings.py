@@ -99,7 +99,8 @@ def label_series(frame):
         return label_settings(frame).assign(series=method)
     parts = []
     for _, group in frame.groupby(columns, dropna=False, sort=False):
-        named = ", ".join(f"{short_name(c)}={format_value(v)}" for c, v in group.iloc[0][columns].items() if not pd.isna(v))
+        values = group.iloc[0][columns]
+        named = ", ".join(f"{short_name(c)}={format_value(v)}" for c, v in values.items() if not pd.isna(v))
         parts.append(label_settings(group).assign(series=f"{method}: {named}"))
     return pd.concat(parts).sort_values("series", kind="mergesort")
 
