@@ -29,6 +29,17 @@ def test_run_sh_refuses_unknown_arguments_with_its_usage(name, args, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", REPRODUCTIONS)
+@pytest.mark.parametrize("scale", ["--cpu", "--smoke"])
+def test_an_out_folder_that_cannot_be_written_is_refused_before_any_training(name, scale, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    result = subprocess.run(["bash", str(ROOT / name / "run.sh"), scale, str(tmp_path / "a_file" / "out")],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"run.sh: cannot write to '{tmp_path / 'a_file' / 'out'}'; give an OUT folder you may write to\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
 def test_the_readme_table_has_a_row_per_reproduction():
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Reproductions"):].split("\n## ", 1)[0]

@@ -33,7 +33,16 @@ reproduction_args() {
     cd "$(dirname "${BASH_SOURCE[0]}")/../.."
     if [[ $SCALE == smoke ]]; then
         OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/$name.XXXXXX")}
-        mkdir -p "$OUT"
+        writable_folder "$OUT"
+    fi
+}
+
+# writable_folder DIR: makes DIR, or says in one line that it cannot be written and exits 2, before
+# anything is trained (a report that cannot be written should not wait for hours of training).
+writable_folder() {
+    if ! mkdir -p "$1" 2>/dev/null || [[ ! -w $1 ]]; then
+        echo "run.sh: cannot write to '$1'; give an OUT folder you may write to" >&2
+        exit 2
     fi
 }
 
@@ -57,6 +66,7 @@ study_and_report() {
     while [[ $# -gt 0 && $1 != -- ]]; do study_options+=("$1"); shift; done
     [[ $# -gt 0 ]] && shift
     report_options=("$@")
+    writable_folder "$report"
     dlb_study "$study" --runs_root "$runs" --no_progress "${study_options[@]}" || status=$?
     dlb_report "$runs" --out "$report" "${report_options[@]}"
     echo "run.sh: report in $report; wall time ${SECONDS} s"
