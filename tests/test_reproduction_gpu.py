@@ -4,6 +4,7 @@ finding needs, and runs the same commands at smoke scale (tiny data, a few steps
 holding that slice's runs and the figures its README reads."""
 
 import collections
+import dataclasses
 import shlex
 
 import pandas as pd
@@ -31,7 +32,7 @@ def study_v1():
 
 def test_fig_5a_is_study_v1s_beta_vae_and_isa_vae_at_beta_1_over_every_seed(study_v1):
     runs = only(study_v1.runs, slice_patterns("stuehmer_isa_vae_beta1"))
-    strengths, seeds = grid(type(study_v1)(**{**vars(study_v1), "runs": runs}))
+    strengths, seeds = grid(dataclasses.replace(study_v1, runs=runs))
     assert strengths == {"beta_vae": [1.0], "isa_vae": [1.0]}
     assert seeds == {"beta_vae": list(range(32)), "isa_vae": list(range(32))}
 
@@ -41,7 +42,7 @@ def test_fig_5b_is_study_v1s_three_beta_methods_over_their_whole_grid(study_v1):
     counts = collections.Counter(spec.name.split("/")[0] for spec in runs)
     assert counts == {"beta_vae": 256, "beta_tcvae": 256, "isa_vae": 256}
     every = runs[::17]  # a spread of them resolved: the strengths are the grid's
-    strengths, _ = grid(type(study_v1)(**{**vars(study_v1), "runs": every}))
+    strengths, _ = grid(dataclasses.replace(study_v1, runs=every))
     assert all(set(values) <= set(STUDY_V1_BETAS) for values in strengths.values()) and len(strengths) == 3
 
 
