@@ -44,6 +44,10 @@ class _InMemoryData:
         self.observation_shape = (1, 64, 64)
         self.pixel_scale = 1.0
 
+    def release_images(self):
+        """Kept: a run's device copy (on a GPU) would release a dataset's host images, but the
+        DataLoader loop compared with it reads them."""
+
 
 def _spec(architecture, batch_size):
     train = dict(method=BetaVAE(4.0), steps=0, batch_size=batch_size, lr=1e-4, seed=0, checkpoint_every=10 ** 9,
