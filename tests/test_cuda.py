@@ -1,6 +1,7 @@
-"""What must hold on a GPU: training and resume on cuda, stacked runs equal to runs alone on cuda,
-compiled runs (CUDA graphs) equal to eager ones, and evaluation on cuda equal to evaluation on the
-CPU. Skipped where there is no GPU (CI has none); bin/dlb_gpu_check runs them on one."""
+"""What must hold on a GPU: training and resume on cuda, stacked runs equal to runs alone on cuda
+(with vmap, and with the batched layers that dlb_bench layers compares it with), compiled runs
+(CUDA graphs) equal to eager ones, and evaluation on cuda equal to evaluation on the CPU.
+Skipped where there is no GPU (CI has none); bin/dlb_gpu_check runs them on one."""
 
 import gin
 import pytest
@@ -9,6 +10,7 @@ import torch
 import dlbench.data
 from dlbench.train.loop import Trainer
 from tests.conftest import TINY_PARAMS
+from tests.test_batched_layers import assert_batched_layers_compute_runs_alone
 from tests.test_stack import (METHODS, assert_same_log, assert_same_state, compiled_and_eager_losses, spec_of,
                               train_alone, train_stacked)
 
@@ -58,6 +60,11 @@ def test_a_run_in_a_stack_on_cuda_ends_as_it_does_alone(method, data, float64):
         alone, alone_log = train_alone(spec, data, "cuda")
         assert_same_state(stack.run_state(k), alone.state_dict())
         assert_same_log([(step, means[k]) for step, means in stacked_logs], alone_log)
+
+
+@pytest.mark.parametrize("architecture", ["conv", "mlp"])
+def test_batched_layers_on_cuda_give_each_run_of_a_stack_its_own_loss_and_gradients(architecture, data, float64):
+    assert_batched_layers_compute_runs_alone(architecture, data, "cuda")
 
 
 def test_compiled_runs_on_cuda_take_the_steps_of_eager_ones(data):

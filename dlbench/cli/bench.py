@@ -16,11 +16,14 @@ def _body(argv):
                          "file in the published format written to --scratch and deleted after). study: a fixed slice of "
                          "study_v1_cpu run by the local executor one run at a time and with a pool of workers (runs "
                          "per hour, the ratio), and the projected time of study_v1_cpu and study_v1 on this device. aggregate: "
-                         "dlb_aggregate timed on a synthetic 1280-run root.")
-    parser.add_argument("what", choices=["train", "metrics", "memory", "study", "aggregate"])
+                         "dlb_aggregate timed on a synthetic 1280-run root. layers: a stack's training step of the dlib conv beta-VAE "
+                         "at batch 64 computed with vmap (what stacks use) and with batched layers (grouped "
+                         "convolutions, baddbmm), images per second each way for each K of --stack.")
+    parser.add_argument("what", choices=["train", "metrics", "memory", "study", "aggregate", "layers"])
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--steps", type=int, help="train: timed steps per round (default 20 on CPU, 300 on GPU; "
-                        "3 alternating rounds); study --stack: timed steps per run (default 20 on CPU, 200 on GPU)")
+                        "3 alternating rounds); study --stack: timed steps per run (default 20 on CPU, 200 on GPU); layers: timed "
+                        "steps per round (default 5 on CPU, 50 on GPU; 3 alternating rounds)")
     parser.add_argument("--metrics", help="metrics: comma-separated names (default: every metric that needs only "
                         "a representation, and recon_ll with the conv model; dci's default gradient-boosted trees take minutes "
                         "on a CPU, the conv model's encoding too)")
@@ -43,7 +46,8 @@ def _body(argv):
     parser.add_argument("--workers", help="study: comma-separated worker counts to time (default 1,2)")
     parser.add_argument("--stack", help="study: instead, the training throughput of K runs stacked against one run "
                         "at a time, for each K of a comma-separated list, e.g. 1,4,16,64, with runs per hour, peak "
-                        "memory and each study's projected training time")
+                        "memory and each study's projected training time; layers: the stack sizes (default 1,2,4 on CPU, "
+                        "1,4,16,32,64 on GPU)")
     parser.add_argument("--study", help="study --stack: the named studies whose protocols are measured, comma-separated "
                         "(default: study_v1_cpu on a CPU; study_v1,dlib_unsupervised_v1 on a GPU)")
     parser.add_argument("--runs", type=int, help="study: time only the first RUNS runs of the slice (default all 8)")
@@ -61,6 +65,8 @@ def _body(argv):
 
     if args.what == "memory":
         return _memory(args)
+    if args.what == "layers":
+        return _layers(args)
     device = resolve_device(args.device)
     if args.what == "train":
         figures = bench_train(device, steps=args.steps)
@@ -107,14 +113,14 @@ def _memory(args):
         print(json.dumps(rows))
 
 
-def _counts(text, option, what, example):
+def _counts(text, option, what, example, command="study"):
     """The comma-separated positive integers of an option; one line naming it otherwise."""
     try:
         counts = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         counts = []
     if not counts or min(counts) < 1:
-        raise UserError(f"dlb_bench study: bad {option} {text!r}; give {what} of at least 1, e.g. {example}")
+        raise UserError(f"dlb_bench {command}: bad {option} {text!r}; give {what} of at least 1, e.g. {example}")
     return counts
 
 
@@ -167,6 +173,25 @@ def _stacking(args):
                   f"{row['ratio']:6.2f} {row['stacked_runs_per_hour']:15.1f} {row['alone_runs_per_hour']:13.1f} {peak}")
         print(f"  projected training of all {name}: {study['projected_training_hours']:.2f} h at K={study['best_k']} "
               f"(each method at its measured rate; evaluation not included)")
+
+
+def _layers(args):
+    from dlbench.bench import bench_layers
+    from dlbench.train import resolve_device
+
+    stacks = _counts(args.stack, "--stack", "stack sizes", "1,4,16", "layers") if args.stack else None
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"dlb_bench layers: --steps must be at least 1, got {args.steps}")
+    figures = bench_layers(resolve_device(args.device), stacks, args.steps)
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"device: {figures['device']}; {figures['architecture']} beta-VAE at batch {figures['batch_size']}, "
+          f"best of {figures['rounds']} rounds of {figures['steps_per_round']} steps")
+    print(f"  {'K':>4} {'img/s vmap':>11} {'img/s batched':>14} {'batched/vmap':>13}")
+    for k, row in figures["stacks"].items():
+        print(f"  {k[2:]:>4} {row['vmap_images_per_second']:11.0f} {row['batched_images_per_second']:14.0f} "
+              f"{row['batched_over_vmap']:13.2f}")
 
 
 def _print_lookup(rows):
