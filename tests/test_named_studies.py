@@ -243,3 +243,27 @@ def test_the_gpu_check_says_what_it_needs_in_one_line(tmp_path):
                                 text=True, timeout=60)
         assert result.returncode == 2 and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_every_step_of_the_gpu_check_is_a_command_that_parses_and_it_fits_eight_minutes():
+    # the check runs once, on a machine lent for minutes: a misspelt option there costs the session
+    import importlib.machinery
+    import importlib.util
+
+    from dlbench.cli.bench import parser
+    from tests.commands import REPO
+
+    loader = importlib.machinery.SourceFileLoader("dlb_gpu_check", str(REPO / "bin" / "dlb_gpu_check"))
+    spec = importlib.util.spec_from_loader("dlb_gpu_check", loader)
+    check = importlib.util.module_from_spec(spec)
+    loader.exec_module(check)
+    assert check.TOTAL_SECONDS <= 8 * 60
+    for name, seconds, command, _ in check.STEPS:
+        assert 0 < seconds <= check.TOTAL_SECONDS, name
+        if command[0] == "bin/dlb_bench":
+            args = parser().parse_args(command[1:])
+            assert args.device == "cuda" and args.json, name
+        else:
+            assert command[:2] == ["-m", "pytest"], name
+            for path in (part for part in command if part.startswith("tests/")):
+                assert (REPO / path).is_file(), (name, path)

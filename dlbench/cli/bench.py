@@ -7,7 +7,8 @@ from dlbench.cli.common import make_parser, run_main
 from dlbench.errors import UserError
 
 
-def _body(argv):
+def parser():
+    """dlb_bench's argument parser (bin/dlb_gpu_check's commands are checked against it)."""
     parser = make_parser("dlb_bench", "Benchmarks. train: training images/s per architecture, dlbench's loop "
                          "against a per-sample DataLoader loop at batch 64. metrics: seconds per metric with an "
                          "untrained conv model on the dataset, and on a lookup representation (codes a fixed "
@@ -52,7 +53,11 @@ def _body(argv):
                         "(default: study_v1_cpu on a CPU; study_v1,dlib_unsupervised_v1 on a GPU)")
     parser.add_argument("--runs", type=int, help="study: time only the first RUNS runs of the slice (default all 8)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _body(argv):
+    args = parser().parse_args(argv)
     if args.what == "study":
         return _study(args)
     if args.what == "aggregate":
