@@ -103,3 +103,33 @@ def test_evaluation_on_cuda_equals_evaluation_on_the_cpu(trained_run, tmp_path):
     # (z is sampled, from the device's own generator on cuda: equal within the estimate's error)
     stderr = max(gpu["recon_ll"]["recon_ll_stderr"], cpu["recon_ll"]["recon_ll_stderr"])
     assert gpu["recon_ll"]["recon_ll"] == pytest.approx(cpu["recon_ll"]["recon_ll"], abs=3 * stderr)
+
+
+def synchronisations(step):
+    """How many times calling step() made the host wait for the GPU (torch's sync debug mode)."""
+    import warnings
+
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["alone", "stacked"])
+@pytest.mark.parametrize("method", METHODS)
+def test_training_steps_between_logs_never_wait_for_the_gpu(method, stacked, data):
+    # a wait per step leaves the GPU idle while Python launches the next step's kernels; only a
+    # log step (the means to the host) may wait. 10 steps must wait as often as 5: never per step.
+    from dlbench.train.stack import StackedTrainer
+
+    shared, runs = METHODS[method]
+    specs = [spec_of(method, shared, seed, own) for seed, own in runs]
+    trainer = StackedTrainer(specs, data, torch.device("cuda")) if stacked else Trainer(specs[0], data, torch.device("cuda"))
+    trainer.run(2, 10**9, lambda *_: None)  # first steps: Adam's state, the allocator, cached constants
+    waits = [synchronisations(lambda: trainer.run(trainer.step + steps, 10**9, lambda *_: None)) for steps in (5, 10)]
+    assert waits[0] == waits[1], waits

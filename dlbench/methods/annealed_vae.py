@@ -24,7 +24,8 @@ def annealed_vae_objective(outputs, gamma, capacity):
     """Loss and scalars of the annealed VAE for one forward pass at capacity C; gamma and the
     capacity may be tensors."""
     reconstruction, kl, kl_per_dim = elbo_terms(outputs)
-    capacity = torch.as_tensor(capacity, dtype=kl.dtype, device=kl.device)
+    if not torch.is_tensor(capacity):  # filled on the device: a tensor made on the host would wait for it
+        capacity = torch.full_like(kl, capacity)
     loss = reconstruction + gamma * (kl - capacity).abs()
     return loss, vae_scalars(loss, reconstruction, kl, kl_per_dim, capacity=capacity)
 

@@ -79,9 +79,9 @@ def lp_norm(x, p):
 def log_surface_area(p0, p, subspace_sizes):
     """log S_f(1) of eq. 8 for the ISA tree: the root (exponent p0) over the subspaces, each
     subspace (exponent p_i, a tensor of l0 values) over its leaves."""
-    sizes = torch.as_tensor(subspace_sizes, dtype=p.dtype, device=p.device)
-    n, children = sizes.sum(), len(subspace_sizes)
-    p0 = torch.as_tensor(p0, dtype=p.dtype, device=p.device)
+    sizes = torch.as_tensor(subspace_sizes, dtype=p.dtype, device=p.device)  # a list, or the prior's tensor
+    n, children = sizes.sum(), sizes.shape[-1]
+    p0 = torch.full((), p0, dtype=p.dtype, device=p.device)
     root = torch.lgamma(sizes / p0).sum() - torch.lgamma(n / p0) - (children - 1) * torch.log(p0)
     subspaces = sizes * torch.lgamma(1.0 / p) - torch.lgamma(sizes / p) - (sizes - 1) * torch.log(p)
     return n * math.log(2.0) + root + subspaces.sum()
@@ -154,8 +154,19 @@ class LpNestedISA(Prior):
     def exponents(self):
         """The current subspace exponents p_i, an (l0,) tensor (differentiable when learned)."""
         if self.log_p is None:
-            return torch.tensor(self.initial_p, dtype=self._anchor.dtype, device=self._anchor.device)
+            return self._constant(self.initial_p)
         return self.log_p.exp()
+
+    def _constant(self, values, dtype=None):
+        """Python numbers as a tensor on the prior's device in `dtype` (default: the prior's), made
+        once per device and dtype: made at every step, it would be copied to the device, which
+        waits for the device."""
+        dtype = dtype or self._anchor.dtype
+        key = (tuple(values), self._anchor.device, dtype)
+        made = self.__dict__.setdefault("_constants", {})
+        if key not in made:
+            made[key] = torch.tensor(values, dtype=dtype, device=self._anchor.device)
+        return made[key]
 
     def subspace_norms(self, z):
         """(..., l0) tensor of v_i(z), the L_{p_i} norm of each subspace of z (eq. 9)."""
@@ -170,13 +181,13 @@ class LpNestedISA(Prior):
 
     def nested_norm(self, z):
         """f(z) of eq. 9 for each row of z."""
-        return lp_norm(self.subspace_norms(z), torch.tensor(self.p0, dtype=z.dtype, device=z.device))
+        return lp_norm(self.subspace_norms(z), torch.full((), self.p0, dtype=z.dtype, device=z.device))
 
     def log_normaliser(self, dtype=None):
         """log p(0): log psi's constant minus log S_f(1) (a 0-d tensor, differentiable in p_i)."""
         p = self.exponents() if dtype is None else self.exponents().to(dtype)
         n = self.latent_dim
-        return log_radial_normaliser(self.p0, n) - log_surface_area(self.p0, p, self.subspace_sizes)
+        return log_radial_normaliser(self.p0, n) - log_surface_area(self.p0, p, self._constant(self.subspace_sizes))
 
     def log_prob(self, z):
         # f^p0 = sum_i v_i^p0: summed directly rather than through f, one power fewer.
@@ -203,7 +214,7 @@ class LpNestedISA(Prior):
     def sample(self, n, generator=None):
         device, dtype = self._anchor.device, self._anchor.dtype
         p = self.exponents().to(dtype)
-        sizes = torch.tensor(self.subspace_sizes, device=device)
+        sizes = self._constant(self.subspace_sizes, torch.long)
 
         def log_gamma(concentration):
             return self._log_standard_gamma(concentration.expand(n, -1), generator)

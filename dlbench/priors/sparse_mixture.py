@@ -29,8 +29,9 @@ class SparseMixture(Prior):
 
     def log_prob(self, z):
         # log of 0 is -inf: gamma = 0 or 1 leaves a single Gaussian, which logsumexp handles
-        log_on = torch.log(torch.tensor(1.0 - self.gamma, dtype=z.dtype, device=z.device))
-        log_off = torch.log(torch.tensor(self.gamma, dtype=z.dtype, device=z.device))
+        # filled on the device: a tensor made on the host would be copied there, waiting for it
+        log_on = torch.log(torch.full((), 1.0 - self.gamma, dtype=z.dtype, device=z.device))
+        log_off = torch.log(torch.full((), self.gamma, dtype=z.dtype, device=z.device))
         zero = torch.zeros_like(z)
         on = log_on + log_normal_diag(z, zero, zero)
         off = log_off + log_normal_diag(z, zero, torch.full_like(z, math.log(self.sigma0_sq)))

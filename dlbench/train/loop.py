@@ -154,8 +154,9 @@ class Trainer:
             names = names or list(scalars)
             sums = values if sums is None else sums + values
             window += 1
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
-                                    torch.tensor(self.step, device=self.device), first_bad)
+            # the step as a Python number: a tensor made from it would be copied to the device,
+            # which waits for the device (a synchronisation every step)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), self.step, first_bad)
             if self.step % log_every == 0 or self.step == until:
                 if int(first_bad) >= 0:
                     raise NonFiniteLoss(int(first_bad))

@@ -160,8 +160,8 @@ class StackedTrainer:
             grads, (losses, scalars) = self._loss_and_grads(params, self.buffers, x, eps, self.hyperparameters,
                                                             draws, frozen, self.step)
         finite = torch.isfinite(losses.detach())
-        self.failed_at = torch.where(self.alive & ~finite, torch.tensor(self.step + 1, device=self.device),
-                                     self.failed_at)
+        # the step as a Python number, not a tensor copied to the device (which waits for it)
+        self.failed_at = torch.where(self.alive & ~finite, self.step + 1, self.failed_at)
         self.alive = self.alive & finite
         masked_step(self.optimizer, self.params, grads, self.alive)
         scalars = {name: value.detach() for name, value in scalars.items()}
