@@ -13,11 +13,8 @@ On (b) each metric with a straightforward baseline (dlbench.metrics.baselines: o
 representation_fn call per vote / per point batch and Python loops, the way disentanglement_lib's
 code works) is also timed, with the speed-up baseline / vectorised and a check that both give the
 same result for the seed.
-layers: a stack's training step computed with vmap against batched layers
-(dlbench.train.batched_layers), images per second for each stack size K.
 """
 
-import dataclasses
 import time
 import warnings
 
@@ -34,7 +31,7 @@ from dlbench.train.loop import Trainer, build_model, build_optimizer
 BENCH_IMAGES = 8192
 
 
-class _InMemoryData:
+class BenchImages:
     """Random dSprites images, enough to benchmark training without the full file."""
 
     def __init__(self, num=BENCH_IMAGES, seed=0):
@@ -52,7 +49,8 @@ class _InMemoryData:
         DataLoader loop compared with it reads them."""
 
 
-def _spec(architecture, batch_size):
+def bench_spec(architecture, batch_size):
+    """A beta-VAE run (beta 4, latent 10, Bernoulli) of `architecture` on BenchImages."""
     train = dict(method=BetaVAE(4.0), steps=0, batch_size=batch_size, lr=1e-4, seed=0, checkpoint_every=10 ** 9,
                  log_every=10 ** 9, adam_betas=[0.9, 0.999], adam_eps=1e-8)
     return RunSpec(method=train["method"], train=train, dataset={"name": "bench"},
@@ -129,11 +127,11 @@ def bench_train(device, steps=None, warmup=None, rounds=3, batch_size=64, archit
     if cpu:
         torch.set_num_threads(1)  # the comparison the README quotes is single-threaded
     try:
-        data = _InMemoryData()
+        data = BenchImages()
         figures = {"device": device_name(device), "batch_size": batch_size, "steps_per_round": steps,
                    "rounds": rounds, "cpu_threads": torch.get_num_threads() if cpu else None}
         for arch in architectures:
-            spec = _spec(arch, batch_size)
+            spec = bench_spec(arch, batch_size)
             loops = [_DlbenchLoop(spec, data, device), _DataLoaderLoop(spec, data, device)]
             ours, theirs = best_images_per_second(loops, device, steps, warmup, rounds, batch_size)
             figures[arch] = {"dlbench_images_per_second": ours, "dataloader_images_per_second": theirs,
@@ -141,65 +139,6 @@ def bench_train(device, steps=None, warmup=None, rounds=3, batch_size=64, archit
         return figures
     finally:
         torch.set_num_threads(threads)
-
-
-class _StackStepLoop:
-    """The compute of a stack's training step on fixed inputs (one batch and noise per run, drawn
-    once): its loss and gradients the stack's own way (vmap) or with batched layers, then the
-    stack's masked Adam. What differs between the two is only how the network is computed."""
-
-    def __init__(self, spec, k, data, device, way):
-        from dlbench.train.stack import StackedTrainer
-
-        specs = [dataclasses.replace(spec, train={**spec.train, "seed": seed}) for seed in range(k)]
-        self.stack, self.way = StackedTrainer(specs, data, device), way
-        self.x, self.eps, self.draws = self.stack._draw(spec.train["batch_size"])
-
-    def steps(self, n):
-        from dlbench.train.batched_layers import batched_loss_and_grads
-        from dlbench.train.stack import masked_step
-
-        stack = self.stack
-        for _ in range(n):
-            params = {name: p.detach() for name, p in stack.params.items()}
-            if self.way == "vmap":
-                grads, _ = stack._loss_and_grads(params, stack.buffers, self.x, self.eps, stack.hyperparameters,
-                                                 self.draws, {}, stack.step)
-            else:
-                _, grads = batched_loss_and_grads(stack.runs[0].model, params, self.x, self.eps,
-                                                  stack.hyperparameters["beta"])
-            masked_step(stack.optimizer, stack.params, grads, stack.alive)
-
-
-def bench_layers(device, stacks=None, steps=None, warmup=None, rounds=3, batch_size=64):
-    """Issue 15's choice between vmap and batched layers: images per second summed over K runs of
-    the dlib conv beta-VAE at `batch_size`, each way, for each K in `stacks`, and the ratio
-    batched / vmap (above 1: batched layers are faster); on CUDA also the memory a step takes
-    beyond the parameters and Adam's state (activations, gradients) each way."""
-    cpu = device.type == "cpu"
-    stacks = stacks or ((1, 2, 4) if cpu else (1, 4, 16, 32, 64))
-    steps = steps or (5 if cpu else 50)
-    warmup = warmup or (2 if cpu else 10)
-    data = _InMemoryData()
-    spec = _spec("conv", batch_size)
-    figures = {"device": device_name(device), "architecture": "conv", "batch_size": batch_size,
-               "steps_per_round": steps, "rounds": rounds, "stacks": {}}
-    for k in stacks:
-        loops = {way: _StackStepLoop(spec, k, data, device, way) for way in ("vmap", "batched")}
-        row = {}
-        if device.type == "cuda":
-            for way, loop in loops.items():
-                loop.steps(1)  # Adam's state is allocated at the first step
-                sync(device)
-                torch.cuda.reset_peak_memory_stats(device)
-                held = torch.cuda.memory_allocated(device)
-                loop.steps(1)
-                row[f"{way}_step_memory_gib"] = (torch.cuda.max_memory_allocated(device) - held) / 2**30
-        rates = best_images_per_second(list(loops.values()), device, steps, warmup, rounds, batch_size * k)
-        row.update({f"{way}_images_per_second": rate for way, rate in zip(loops, rates)})
-        row["batched_over_vmap"] = row["batched_images_per_second"] / row["vmap_images_per_second"]
-        figures["stacks"][f"K={k}"] = row
-    return figures
 
 
 class FactorsAsObservations(GroundTruthData):

@@ -19,8 +19,10 @@ def parser():
                          "per hour, the ratio), and the projected time of study_v1_cpu and study_v1 on this device. aggregate: "
                          "dlb_aggregate timed on a synthetic 1280-run root. layers: a stack's training step of the dlib conv beta-VAE "
                          "at batch 64 computed with vmap (what stacks use) and with batched layers (grouped "
-                         "convolutions, baddbmm), images per second each way for each K of --stack.")
-    parser.add_argument("what", choices=["train", "metrics", "memory", "study", "aggregate", "layers"])
+                         "convolutions, baddbmm), images per second each way for each K of --stack. encoding: the dataset encoded for the "
+                         "evaluation of a stack's K runs (untrained conv encoders), one run after another against all K "
+                         "at once, seconds per run each way.")
+    parser.add_argument("what", choices=["train", "metrics", "memory", "study", "aggregate", "layers", "encoding"])
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--steps", type=int, help="train: timed steps per round (default 20 on CPU, 300 on GPU; "
                         "3 alternating rounds); study --stack: timed steps per run (default 20 on CPU, 200 on GPU); layers: timed "
@@ -39,7 +41,9 @@ def parser():
                         "factor_vae.num_train=1000 (repeatable)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="metrics: best of this many alternating runs of each metric and its baseline (default 1)")
-    parser.add_argument("--dataset", default="dsprites", help="metrics: the dataset (default dsprites)")
+    parser.add_argument("--dataset", default="dsprites", help="metrics, encoding: the dataset (default dsprites)")
+    parser.add_argument("--images", type=int, help="encoding: time the first IMAGES images and scale to the whole "
+                        "dataset (default 2048 on CPU, 65536 on GPU)")
     parser.add_argument("--datasets", help="memory: comma-separated names (default: "
                         "dsprites,shapes3d,mpi3d,cars3d,smallnorb,fashion_mnist; mpi3d needs 13 GB of disk and 26 GB "
                         "of memory while writing then loading, shapes3d 6 GB of memory)")
@@ -48,7 +52,7 @@ def parser():
     parser.add_argument("--stack", help="study: instead, the training throughput of K runs stacked against one run "
                         "at a time, for each K of a comma-separated list, e.g. 1,4,16,64, with runs per hour, peak "
                         "memory and each study's projected training time; layers: the stack sizes (default 1,2,4 on CPU, "
-                        "1,4,16,32,64 on GPU)")
+                        "1,4,16,32,64 on GPU); encoding: the stack sizes (default 1,2,4 on CPU, 1,4,16,32 on GPU)")
     parser.add_argument("--study", help="study --stack: the named studies whose protocols are measured, comma-separated "
                         "(default: study_v1_cpu on a CPU; study_v1,dlib_unsupervised_v1 on a GPU)")
     parser.add_argument("--runs", type=int, help="study: time only the first RUNS runs of the slice (default all 8)")
@@ -72,6 +76,8 @@ def _body(argv):
         return _memory(args)
     if args.what == "layers":
         return _layers(args)
+    if args.what == "encoding":
+        return _encoding(args)
     device = resolve_device(args.device)
     if args.what == "train":
         figures = bench_train(device, steps=args.steps)
@@ -181,7 +187,7 @@ def _stacking(args):
 
 
 def _layers(args):
-    from dlbench.bench import bench_layers
+    from dlbench.stack_benchmark import bench_layers
     from dlbench.train import resolve_device
 
     stacks = _counts(args.stack, "--stack", "stack sizes", "1,4,16", "layers") if args.stack else None
@@ -197,6 +203,26 @@ def _layers(args):
     for k, row in figures["stacks"].items():
         print(f"  {k[2:]:>4} {row['vmap_images_per_second']:11.0f} {row['batched_images_per_second']:14.0f} "
               f"{row['batched_over_vmap']:13.2f}")
+
+
+def _encoding(args):
+    import dlbench.data
+    from dlbench.stack_benchmark import bench_encoding
+    from dlbench.train import resolve_device
+
+    stacks = _counts(args.stack, "--stack", "stack sizes", "1,4,16", "encoding") if args.stack else None
+    if args.images is not None and args.images < 1:
+        raise UserError(f"dlb_bench encoding: --images must be at least 1, got {args.images}")
+    figures = bench_encoding(resolve_device(args.device), dlbench.data.get_dataset(args.dataset), stacks, args.images)
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"device: {figures['device']}; {args.dataset}: {figures['timed_images']} of {figures['dataset_images']} "
+          f"images timed, seconds per run scaled to all of them")
+    print(f"  {'K':>4} {'s/run alone':>12} {'s/run stacked':>14} {'alone/stacked':>14} {'max code diff':>14}")
+    for k, row in figures["stacks"].items():
+        print(f"  {k[2:]:>4} {row['alone_seconds_per_run']:12.2f} {row['stacked_seconds_per_run']:14.2f} "
+              f"{row['alone_over_stacked']:14.2f} {row['max_code_difference']:14.1e}")
 
 
 def _print_lookup(rows):
