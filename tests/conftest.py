@@ -64,6 +64,25 @@ def tiny_dsprites(tiny_data_root, monkeypatch):
     return tiny_data_root
 
 
+STACKED_STUDY_OPTIONS = ["--device", "cpu", "--no_progress", "--stack", "2"]
+
+
+@pytest.fixture(scope="session")
+def local_stacked_study(tiny_data_root, tmp_path_factory):
+    """(study file, runs root): three tiny runs in stacks of two (a stack and a run alone), done once
+    per session by the local executor with STACKED_STUDY_OPTIONS: what the Ray and Slurm
+    executors must give too (read it, do not write into it)."""
+    from tests.commands import run_command
+    from tests.test_study import write_study
+
+    folder = tmp_path_factory.mktemp("local_stacked_study")
+    study = write_study(folder / "s.gin", "{'beta_vae.beta': [1.0, 8.0, 16.0]}")
+    result = run_command("dlb_study", study, "--runs_root", folder / "local", *STACKED_STUDY_OPTIONS,
+                         data_root=tiny_data_root)
+    assert result.returncode == 0, result.stderr
+    return study, folder / "local"
+
+
 @pytest.fixture(scope="session")
 def tiny_trained_run(tiny_data_root, tmp_path_factory):
     """A finished run of TINY_PARAMS on the tiny dSprites grid (trained once per session; copy it

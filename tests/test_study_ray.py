@@ -14,6 +14,7 @@ from dlbench.study import load_study
 from dlbench.study import ray_executor
 from dlbench.study.unit import DONE, units_of
 from tests.commands import run_command
+from tests.conftest import STACKED_STUDY_OPTIONS
 from tests.test_study import assert_same_study, weights_and_results, write_study
 
 pytestmark = pytest.mark.slow
@@ -33,14 +34,13 @@ def local_ray(tiny_data_root):
         os.environ["DLBENCH_DATA"] = previous
 
 
-def test_the_ray_executor_gives_the_local_executors_results_also_for_stacks(tiny_dsprites, tmp_path):
+def test_the_ray_executor_gives_the_local_executors_results_also_for_stacks(local_stacked_study, tiny_dsprites,
+                                                                          tmp_path):
     # three runs in stacks of two: a stack and a run alone, each one Ray task
-    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0, 16.0]}")
-    common = ["--device", "cpu", "--no_progress", "--stack", "2"]
-    local, remote = tmp_path / "local", tmp_path / "ray"
-    assert run_command("dlb_study", study, "--runs_root", local, *common, data_root=tiny_dsprites).returncode == 0
-    result = run_command("dlb_study", study, "--runs_root", remote, "--executor", "ray", "--workers", "2", *common,
-                         data_root=tiny_dsprites)
+    study, local = local_stacked_study
+    remote = tmp_path / "ray"
+    result = run_command("dlb_study", study, "--runs_root", remote, "--executor", "ray", "--workers", "2",
+                         *STACKED_STUDY_OPTIONS, data_root=tiny_dsprites)
     assert result.returncode == 0, result.stdout + result.stderr
     assert_same_study(weights_and_results(remote), weights_and_results(local))
     assert stacked_sizes(remote) == stacked_sizes(local) and sorted(stacked_sizes(remote), key=str) == [2, 2, False]

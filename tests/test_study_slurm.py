@@ -15,19 +15,19 @@ from dlbench.study import load_study
 from dlbench.study.slurm import make_executor, submit
 from dlbench.study.unit import DONE, units_of
 from tests.commands import assert_one_line_error, run_command, tree
+from tests.conftest import STACKED_STUDY_OPTIONS
 from tests.test_study import assert_same_study, weights_and_results, write_study
 from tests.test_study_ray import stacked_sizes
 
 pytestmark = pytest.mark.slow
 
 
-def test_the_slurm_executor_gives_the_local_executors_results_also_for_stacks(tiny_dsprites, tmp_path):
+def test_the_slurm_executor_gives_the_local_executors_results_also_for_stacks(local_stacked_study, tiny_dsprites,
+                                                                            tmp_path):
     # three runs in stacks of two: a stack and a run alone, each one job
-    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0, 16.0]}")
-    common = ["--device", "cpu", "--no_progress", "--stack", "2"]
-    local, slurm = tmp_path / "local", tmp_path / "slurm"
-    assert run_command("dlb_study", study, "--runs_root", local, *common, data_root=tiny_dsprites).returncode == 0
-    result = run_command("dlb_study", study, "--runs_root", slurm, "--executor", "slurm", *common,
+    study, local = local_stacked_study
+    slurm = tmp_path / "slurm"
+    result = run_command("dlb_study", study, "--runs_root", slurm, "--executor", "slurm", *STACKED_STUDY_OPTIONS,
                          data_root=tiny_dsprites)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "submitit's local executor" in result.stdout and "submitted 2 jobs for 3 runs (local)" in result.stdout
