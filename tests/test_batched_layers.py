@@ -88,3 +88,4 @@ def test_dlb_bench_layers_times_both_ways_for_each_stack_size():
                                                    ("--steps", "0", "--steps must be at least 1")])
 def test_dlb_bench_layers_refuses_bad_counts_in_one_line(option, value, needle):
     assert_one_line_error(run_command("dlb_bench", "layers", "--device", "cpu", option, value), "dlb_bench layers", needle)
+

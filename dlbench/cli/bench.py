@@ -60,8 +60,33 @@ def parser():
     return parser
 
 
+# the benchmarks that read each option: any other would silently ignore it
+OPTION_READERS = {
+    "device": ("train", "metrics", "study", "layers", "encoding"),
+    "steps": ("train", "study", "layers"),
+    "metrics": ("metrics",), "per_run": ("metrics",), "lookup_only": ("metrics",), "metric_param": ("metrics",),
+    "repeats": ("metrics",),
+    "dataset": ("metrics", "encoding"),
+    "datasets": ("memory",),
+    "scratch": ("memory", "study", "aggregate"),
+    "workers": ("study",), "study": ("study",), "runs": ("study", "aggregate"),
+    "stack": ("study", "layers", "encoding"),
+    "images": ("encoding",),
+}
+
+
+def refuse_options_of_other_benchmarks(args, parser):
+    """One line naming an option given to a benchmark that does not read it."""
+    spelled = {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
+    for name, readers in OPTION_READERS.items():
+        if args.what not in readers and getattr(args, name) != parser.get_default(name):
+            raise UserError(f"dlb_bench {args.what}: {spelled[name]} is for {', '.join(readers)} only; leave it out")
+
+
 def _body(argv):
-    args = parser().parse_args(argv)
+    bench_parser = parser()
+    args = bench_parser.parse_args(argv)
+    refuse_options_of_other_benchmarks(args, bench_parser)
     if args.what == "study":
         return _study(args)
     if args.what == "aggregate":
