@@ -245,18 +245,25 @@ def test_the_gpu_check_says_what_it_needs_in_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_every_step_of_the_gpu_check_is_a_command_that_parses_and_it_fits_eight_minutes():
-    # the check runs once, on a machine lent for minutes: a misspelt option there costs the session
+def gpu_check_module():
+    """bin/dlb_gpu_check as a module (the script has no .py suffix)."""
     import importlib.machinery
     import importlib.util
 
-    from dlbench.cli.bench import parser
     from tests.commands import REPO
 
     loader = importlib.machinery.SourceFileLoader("dlb_gpu_check", str(REPO / "bin" / "dlb_gpu_check"))
-    spec = importlib.util.spec_from_loader("dlb_gpu_check", loader)
-    check = importlib.util.module_from_spec(spec)
-    loader.exec_module(check)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("dlb_gpu_check", loader))
+    loader.exec_module(module)
+    return module
+
+
+def test_every_step_of_the_gpu_check_is_a_command_that_parses_and_it_fits_eight_minutes():
+    # the check runs once, on a machine lent for minutes: a misspelt option there costs the session
+    from dlbench.cli.bench import parser
+    from tests.commands import REPO
+
+    check = gpu_check_module()
     assert check.TOTAL_SECONDS <= 8 * 60
     for name, seconds, command, _ in check.STEPS:
         assert 0 < seconds <= check.TOTAL_SECONDS, name
@@ -267,3 +274,21 @@ def test_every_step_of_the_gpu_check_is_a_command_that_parses_and_it_fits_eight_
             assert command[:2] == ["-m", "pytest"], name
             for path in (part for part in command if part.startswith("tests/")):
                 assert (REPO / path).is_file(), (name, path)
+
+
+def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_path):
+    import json
+
+    figures = {
+        "bench_stacking": {"studies": {"dlib_unsupervised_v1": {"stacks": {"K=32": {"ratio": 12.5}}},
+                                       "study_v1": {"projected_training_hours": 5.25}}},
+        "bench_metrics": {"conv_seconds": {"mig": 1.5, "factor_vae": 6.0, "recon_ll": 2.0}},
+        "bench_layers": {"stacks": {"K=32": {"batched_over_vmap": 0.8}}},
+        "bench_encoding": {"stacks": {"K=16": {"alone_over_stacked": 3.0}}},
+    }
+    for name, value in figures.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(value))
+    found = gpu_check_module().targets(tmp_path)
+    assert [(row["value"], row.get("met")) for row in found.values()] == [
+        (12.5, True), (5.25, False), (9.5, True), (0.8, None), (3.0, None)]
+    assert gpu_check_module().targets(tmp_path / "nothing") == {}  # no step wrote figures
