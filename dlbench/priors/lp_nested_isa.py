@@ -140,12 +140,17 @@ class LpNestedISA(Prior):
         self.subspace_sizes = sizes
         self.initial_p = exponents
         self.learn_p = learn_p
+        # The sizes, and fixed exponents, as tensors that move with the model, made once: made from
+        # Python numbers at each step they would be copied to the device, which waits for it. Not
+        # state (the settings rebuild them); the exponents in float64, so that a prior converted
+        # to float64 has them exactly.
+        self.register_buffer("_sizes", torch.tensor(sizes), persistent=False)
         if learn_p:
             # Learned as log p_i, so that every optimiser step keeps p_i > 0.
             self.log_p = nn.Parameter(torch.log(torch.tensor(exponents, dtype=torch.get_default_dtype())))
         else:
-            # Fixed exponents are not state: kept as exact Python floats, made tensors on use.
             self.log_p = None
+            self.register_buffer("_fixed_p", torch.tensor(exponents, dtype=torch.float64), persistent=False)
 
     def settings(self):
         return {"p0": self.p0, "subspace_sizes": list(self.subspace_sizes), "p": list(self.initial_p),
@@ -154,19 +159,8 @@ class LpNestedISA(Prior):
     def exponents(self):
         """The current subspace exponents p_i, an (l0,) tensor (differentiable when learned)."""
         if self.log_p is None:
-            return self._constant(self.initial_p)
+            return self._fixed_p.to(self._anchor.dtype)
         return self.log_p.exp()
-
-    def _constant(self, values, dtype=None):
-        """Python numbers as a tensor on the prior's device in `dtype` (default: the prior's), made
-        once per device and dtype: made at every step, it would be copied to the device, which
-        waits for the device."""
-        dtype = dtype or self._anchor.dtype
-        key = (tuple(values), self._anchor.device, dtype)
-        made = self.__dict__.setdefault("_constants", {})
-        if key not in made:
-            made[key] = torch.tensor(values, dtype=dtype, device=self._anchor.device)
-        return made[key]
 
     def subspace_norms(self, z):
         """(..., l0) tensor of v_i(z), the L_{p_i} norm of each subspace of z (eq. 9)."""
@@ -187,7 +181,7 @@ class LpNestedISA(Prior):
         """log p(0): log psi's constant minus log S_f(1) (a 0-d tensor, differentiable in p_i)."""
         p = self.exponents() if dtype is None else self.exponents().to(dtype)
         n = self.latent_dim
-        return log_radial_normaliser(self.p0, n) - log_surface_area(self.p0, p, self._constant(self.subspace_sizes))
+        return log_radial_normaliser(self.p0, n) - log_surface_area(self.p0, p, self._sizes)
 
     def log_prob(self, z):
         # f^p0 = sum_i v_i^p0: summed directly rather than through f, one power fewer.
@@ -214,7 +208,7 @@ class LpNestedISA(Prior):
     def sample(self, n, generator=None):
         device, dtype = self._anchor.device, self._anchor.dtype
         p = self.exponents().to(dtype)
-        sizes = self._constant(self.subspace_sizes, torch.long)
+        sizes = self._sizes
 
         def log_gamma(concentration):
             return self._log_standard_gamma(concentration.expand(n, -1), generator)
