@@ -40,7 +40,7 @@ class _StackStepLoop:
             params = {name: p.detach() for name, p in stack.params.items()}
             if self.way == "vmap":
                 grads, _ = stack._loss_and_grads(params, stack.buffers, self.x, self.eps, stack.hyperparameters,
-                                                 self.draws, {}, stack.step)
+                                                 self.draws, {}, stack.step_on_device)
             else:
                 _, grads = batched_loss_and_grads(stack.runs[0].model, params, self.x, self.eps,
                                                   stack.hyperparameters["beta"])

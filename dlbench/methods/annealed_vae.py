@@ -16,7 +16,9 @@ from dlbench.methods.estimators import elbo_terms, vae_scalars
 
 
 def annealed_capacity(step, c_max, iteration_threshold):
-    """C = min(c_max, c_max * step / iteration_threshold); c_max may be a tensor."""
+    """C = min(c_max, c_max * step / iteration_threshold); c_max and step may be tensors."""
+    if torch.is_tensor(step):  # a stack's step, on the device: no host value to take the minimum of
+        return c_max * (step / iteration_threshold).clamp(max=1.0)
     return c_max * min(1.0, step / iteration_threshold)
 
 

@@ -30,7 +30,8 @@ class Method(ABC):
     @abstractmethod
     def objective(self, outputs, step=0, draws=None):
         """(loss, scalars) from one forward pass of the model (a VAEOutputs) at `step` (the number
-        of updates done before: schedules such as the annealed capacity use it) and the random
+        of updates done before, an int for a run alone and a 0-d integer tensor on the device for
+        runs trained as a stack: schedules such as the annealed capacity use it) and the random
         numbers draw() gave. It draws none itself: given its inputs it is deterministic, so one
         function serves a run alone and many runs batched together. Every method takes the same
         arguments, used or not."""

@@ -119,6 +119,10 @@ class StackedTrainer:
         self.alive = torch.ones(len(self.runs), dtype=torch.bool, device=device)
         self.failed_at = torch.full((len(self.runs),), -1, device=device)
         self.step = self.runs[0].step
+        # the step as the objectives see it: a tensor on the device, counted there, so that a
+        # compiled step is traced once (a Python number that changes makes torch.compile trace
+        # it again as a symbol) and no host value is copied over at each step
+        self.step_on_device = torch.full((), self.step, dtype=torch.long, device=device)
         self.discriminators = _Discriminators(self) if hasattr(self.template_method, "discriminator") else None
         self._loss_and_grads = compiled(vmap(grad_and_value(self._one_run, has_aux=True),
                                              in_dims=(0, 0, 0, 0, 0, 0, 0, None)), self.specs[0], device)
@@ -158,7 +162,7 @@ class StackedTrainer:
         frozen = self.discriminators.frozen() if self.discriminators else {}
         with autocast(self.specs[0], self.device):
             grads, (losses, scalars) = self._loss_and_grads(params, self.buffers, x, eps, self.hyperparameters,
-                                                            draws, frozen, self.step)
+                                                            draws, frozen, self.step_on_device)
         finite = torch.isfinite(losses.detach())
         # the step as a Python number, not a tensor copied to the device (which waits for it)
         self.failed_at = torch.where(self.alive & ~finite, self.step + 1, self.failed_at)
@@ -168,6 +172,7 @@ class StackedTrainer:
         if self.discriminators:
             scalars.update(self.discriminators.step(scalars.pop("_z"), *second))
         self.step += 1
+        self.step_on_device.add_(1)
         return losses.detach(), scalars
 
     def run(self, until, log_every, on_log, after_step=None):
