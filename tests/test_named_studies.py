@@ -290,5 +290,6 @@ def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_pa
         (tmp_path / f"{name}.json").write_text(json.dumps(value))
     found = gpu_check_module().targets(tmp_path)
     assert [(row["value"], row.get("met")) for row in found.values()] == [
-        (12.5, True), (5.25, False), (9.5, True), (0.8, None), (3.0, None)]
+        (12.5, True), (5.25, False), (9.5, True), (8.628, False), (0.8, None), (3.0, None)]  # 5.25 + 1280 x 9.5 s
     assert gpu_check_module().targets(tmp_path / "nothing") == {}  # no step wrote figures
+    assert gpu_check_module().STUDY_V1_RUNS == len(load_study("study_v1").runs)
