@@ -164,8 +164,7 @@ def _study(args):
     workers = _counts(args.workers, "--workers", "worker counts", "1,2") if args.workers else None
     if args.stack:
         return _stacking(args)
-    if args.runs is not None and args.runs < 1:
-        raise UserError(f"dlb_bench study: --runs must be at least 1, got {args.runs}")
+    _at_least_one(args.runs, "--runs", "study")
     if args.scratch is not None and not Path(args.scratch).is_dir():
         raise UserError(f"dlb_bench study: --scratch {args.scratch} is not a folder; create it or leave --scratch out")
     from dlbench.study.benchmark import bench_study
@@ -211,23 +210,31 @@ def _stacking(args):
               f"(each method at its measured rate; evaluation not included)")
 
 
+def _at_least_one(value, option, command):
+    if value is not None and value < 1:
+        raise UserError(f"dlb_bench {command}: {option} must be at least 1, got {value}")
+
+
+def _stack_sizes(args, command):
+    """--stack's sizes, or None for the benchmark's default."""
+    return _counts(args.stack, "--stack", "stack sizes", "1,4,16", command) if args.stack else None
+
+
 def _layers(args):
     from dlbench.stack_benchmark import bench_layers
     from dlbench.train import resolve_device
 
-    stacks = _counts(args.stack, "--stack", "stack sizes", "1,4,16", "layers") if args.stack else None
-    if args.steps is not None and args.steps < 1:
-        raise UserError(f"dlb_bench layers: --steps must be at least 1, got {args.steps}")
-    figures = bench_layers(resolve_device(args.device), stacks, args.steps)
+    _at_least_one(args.steps, "--steps", "layers")
+    figures = bench_layers(resolve_device(args.device), _stack_sizes(args, "layers"), args.steps)
     if args.json:
         print(json.dumps(figures))
         return
-    print(f"device: {figures['device']}; {figures['architecture']} beta-VAE at batch {figures['batch_size']}, "
-          f"best of {figures['rounds']} rounds of {figures['steps_per_round']} steps")
-    print(f"  {'K':>4} {'img/s vmap':>11} {'img/s batched':>14} {'batched/vmap':>13}")
-    for k, row in figures["stacks"].items():
-        print(f"  {k[2:]:>4} {row['vmap_images_per_second']:11.0f} {row['batched_images_per_second']:14.0f} "
-              f"{row['batched_over_vmap']:13.2f}")
+    _print_stack_table(f"device: {figures['device']}; {figures['architecture']} beta-VAE at batch "
+                       f"{figures['batch_size']}, best of {figures['rounds']} rounds of {figures['steps_per_round']} "
+                       f"steps", figures["stacks"],
+                       [("img/s vmap", "vmap_images_per_second", ".0f"),
+                        ("img/s batched", "batched_images_per_second", ".0f"),
+                        ("batched/vmap", "batched_over_vmap", ".2f")])
 
 
 def _encoding(args):
@@ -235,19 +242,28 @@ def _encoding(args):
     from dlbench.stack_benchmark import bench_encoding
     from dlbench.train import resolve_device
 
-    stacks = _counts(args.stack, "--stack", "stack sizes", "1,4,16", "encoding") if args.stack else None
-    if args.images is not None and args.images < 1:
-        raise UserError(f"dlb_bench encoding: --images must be at least 1, got {args.images}")
-    figures = bench_encoding(resolve_device(args.device), dlbench.data.get_dataset(args.dataset), stacks, args.images)
+    _at_least_one(args.images, "--images", "encoding")
+    figures = bench_encoding(resolve_device(args.device), dlbench.data.get_dataset(args.dataset),
+                             _stack_sizes(args, "encoding"), args.images)
     if args.json:
         print(json.dumps(figures))
         return
-    print(f"device: {figures['device']}; {args.dataset}: {figures['timed_images']} of {figures['dataset_images']} "
-          f"images timed, seconds per run scaled to all of them")
-    print(f"  {'K':>4} {'s/run alone':>12} {'s/run stacked':>14} {'alone/stacked':>14} {'max code diff':>14}")
-    for k, row in figures["stacks"].items():
-        print(f"  {k[2:]:>4} {row['alone_seconds_per_run']:12.2f} {row['stacked_seconds_per_run']:14.2f} "
-              f"{row['alone_over_stacked']:14.2f} {row['max_code_difference']:14.1e}")
+    _print_stack_table(f"device: {figures['device']}; {args.dataset}: {figures['timed_images']} of "
+                       f"{figures['dataset_images']} images timed, seconds per run scaled to all of them",
+                       figures["stacks"],
+                       [("s/run alone", "alone_seconds_per_run", ".2f"),
+                        ("s/run stacked", "stacked_seconds_per_run", ".2f"),
+                        ("alone/stacked", "alone_over_stacked", ".2f"),
+                        ("max code diff", "max_code_difference", ".1e")])
+
+
+def _print_stack_table(headline, stacks, columns):
+    """The headline, then a row per K of `stacks` ({'K=k': row}) with the (header, key, format)
+    columns."""
+    print(headline)
+    print(f"  {'K':>4}" + "".join(f" {header:>{len(header)}}" for header, _, _ in columns))
+    for k, row in stacks.items():
+        print(f"  {k[2:]:>4}" + "".join(f" {row[key]:>{len(header)}{form}}" for header, key, form in columns))
 
 
 def _print_lookup(rows):
