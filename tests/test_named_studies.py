@@ -280,8 +280,8 @@ def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_pa
     import json
 
     figures = {
-        "bench_stacking": {"studies": {"dlib_unsupervised_v1": {"stacks": {"K=32": {"ratio": 12.5}}},
-                                       "study_v1": {"projected_training_hours": 5.25}}},
+        "bench_stacking_dlib": {"studies": {"dlib_unsupervised_v1": {"stacks": {"K=32": {"ratio": 12.5}}}}},
+        "bench_stacking_study_v1": {"studies": {"study_v1": {"projected_training_hours": 5.25}}},
         "bench_metrics": {"conv_seconds": {"mig": 1.5, "factor_vae": 6.0, "recon_ll": 2.0}},
         "bench_layers": {"stacks": {"K=32": {"batched_over_vmap": 0.8}}},
         "bench_encoding": {"stacks": {"K=16": {"alone_over_stacked": 3.0}}},
@@ -293,3 +293,33 @@ def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_pa
         (12.5, True), (5.25, False), (9.5, True), (8.628, False), (0.8, None), (3.0, None)]  # 5.25 + 1280 x 9.5 s
     assert gpu_check_module().targets(tmp_path / "nothing") == {}  # no step wrote figures
     assert gpu_check_module().STUDY_V1_RUNS == len(load_study("study_v1").runs)
+
+
+
+def test_bench_stacking_goes_on_past_a_stack_that_does_not_fit_the_gpu(monkeypatch):
+    # on a GPU the largest stacks may not fit, and beta-TCVAE's (B, B, D) terms take more memory
+    # than the others': the figures say so, and each method is timed at the largest K that fits.
+    # Measured rates faked (100 img/s per beta-VAE run, 50 for the others): only the choices count.
+    import torch
+
+    import dlbench.study.benchmark as benchmark
+
+    def fake_rate(spec, k, device, steps, stacked):
+        if k > (2 if spec.method.name == "beta_tcvae" else 4):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return {"images_per_second": (100 if spec.method.name == "beta_vae" else 50) * k}
+
+    monkeypatch.setattr(benchmark, "_images_per_second", fake_rate)
+    figures = benchmark.bench_stacking("cpu", stacks=[1, 2, 4, 8], steps=1, study_names=["study_v1_cpu"],
+                                       log=lambda *_: None)
+    study = figures["studies"]["study_v1_cpu"]
+    assert study["stacks"]["K=8"] == {"out_of_memory": True} and study["stacks"]["K=4"]["ratio"] == 4
+    assert study["best_k"] == 4
+    assert study["method_stack_sizes"] == {"beta_vae": 4, "beta_tcvae": 2, "factor_vae": 4, "isa_vae": 4, "ab_vae": 4}
+    rates = {"beta_vae": 400, "beta_tcvae": 100, "factor_vae": 200, "isa_vae": 200, "ab_vae": 200}
+    assert study["method_images_per_second"] == rates
+    # every method of study_v1_cpu at one protocol (500 steps of batch 64)
+    images_per_run = study["protocol"]["steps"] * study["protocol"]["batch_size"]
+    assert images_per_run == 500 * 64
+    seconds = sum(images_per_run / rates[run.name.split("/")[0]] for run in load_study("study_v1_cpu").runs)
+    assert study["projected_training_hours"] == pytest.approx(seconds / 3600)

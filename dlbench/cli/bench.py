@@ -203,6 +203,9 @@ def _stacking(args):
         print(f"  {'K':>4} {'img/s stacked':>14} {'img/s alone':>12} {'ratio':>6} {'runs/h stacked':>15} "
               f"{'runs/h alone':>13} {'peak GiB':>9}")
         for k, row in study["stacks"].items():
+            if row.get("out_of_memory"):
+                print(f"  {k[2:]:>4} out of the GPU's memory")
+                continue
             peak = f"{row['peak_memory_gib']:9.2f}" if "peak_memory_gib" in row else f"{'-':>9}"
             print(f"  {k[2:]:>4} {row['stacked_images_per_second']:14.0f} {row['alone_images_per_second']:12.0f} "
                   f"{row['ratio']:6.2f} {row['stacked_runs_per_hour']:15.1f} {row['alone_runs_per_hour']:13.1f} {peak}")

@@ -134,22 +134,50 @@ def _study_stacking(study, device, stacks, steps, log):
     images_per_run = reference.train["steps"] * reference.train["batch_size"]
     rows = {}
     for k in stacks:
-        measured = _images_per_second(reference, k, device, steps, stacked=True)
+        measured = _measured_or_out_of_memory(reference, k, device, steps, stacked=True)
+        if measured is None:
+            rows[f"K={k}"] = {"out_of_memory": True}
+            log(f"  K={k}: out of memory")
+            continue
         rows[f"K={k}"] = stack_figures(alone, measured["images_per_second"], images_per_run,
                                        measured.get("peak_memory_gib"))
         log(f"  K={k}: {measured['images_per_second']:.0f} img/s stacked against {alone:.0f} alone "
             f"(ratio {rows[f'K={k}']['ratio']:.2f})")
     # a study's work items of one run are trained alone (not as a stack of one): K = 1 is alone's rate
-    effective = {1: alone} | {k: rows[f"K={k}"]["stacked_images_per_second"] for k in stacks if k > 1}
+    effective = {1: alone} | {k: rows[f"K={k}"]["stacked_images_per_second"] for k in stacks
+                              if k > 1 and "out_of_memory" not in rows[f"K={k}"]}
     best = max(effective, key=effective.get)
-    rates = {method: (effective[best] if spec is reference else
-                      _images_per_second(spec, best, device, steps, stacked=best > 1)["images_per_second"])
-             for method, spec in first.items()}
+    rates, method_stacks = {}, {}
+    for method, spec in first.items():
+        if spec is reference:
+            rates[method], method_stacks[method] = effective[best], best
+            continue
+        # another method's stacks may take more memory (beta-TCVAE's (B, B, D) terms): the largest K that fits
+        for k in sorted((k for k in effective if k <= best), reverse=True):
+            measured = _measured_or_out_of_memory(spec, k, device, steps, stacked=k > 1)
+            if measured is not None:
+                rates[method], method_stacks[method] = measured["images_per_second"], k
+                break
+        else:
+            raise RuntimeError(f"{method}: not even one run alone fits the GPU's memory")
     hours = projected_hours(_runs_per_method(study), {m: first[m].train for m in first}, rates)
     log(f"  {study.name}: {hours:.1f} h of training at K={best} (each method at its own measured rate)")
     return {"protocol": {key: reference.train[key] for key in ("steps", "batch_size")}
             | {"architecture": reference.model["architecture"]},
-            "stacks": rows, "best_k": best, "method_images_per_second": rates, "projected_training_hours": hours}
+            "stacks": rows, "best_k": best, "method_images_per_second": rates, "method_stack_sizes": method_stacks,
+            "projected_training_hours": hours}
+
+
+def _measured_or_out_of_memory(spec, k, device, steps, stacked):
+    """_images_per_second(spec, k, device, steps, stacked), or None where the runs do not fit the
+    GPU's memory (the memory is released and the benchmark goes on)."""
+    import torch
+
+    try:
+        return _images_per_second(spec, k, device, steps, stacked)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return None
 
 
 def stack_figures(alone, stacked, images_per_run, peak_memory_gib=None):
