@@ -27,7 +27,7 @@ import pandas as pd
 
 from dlbench.errors import UserError, describe_os_error
 from dlbench.report.figure_files import figure_title, plt, save_figure
-from dlbench.report.figures.settings import (datasets, figure_name, format_value, methods, setting_label,
+from dlbench.report.figures.settings import (dataset_method_pairs, figure_name, format_value, setting_label,
                                              short_name, strength_columns, varying_settings)
 
 KIND = "aggregate_posterior"
@@ -116,10 +116,8 @@ def panel_layouts(representatives):
         return []
     two_dim = representatives[pd.to_numeric(representatives[LATENT_DIM_COLUMN], errors="coerce") == 2]
     grids = []
-    for dataset in datasets(two_dim):
-        for method in methods(two_dim[two_dim["dataset"] == dataset]):
-            rows = two_dim[(two_dim["dataset"] == dataset) & (two_dim["method"] == method)]
-            grids += method_layouts(rows, dataset, method)
+    for dataset, method, rows in dataset_method_pairs(two_dim):
+        grids += method_layouts(rows, dataset, method)
     return grids
 
 

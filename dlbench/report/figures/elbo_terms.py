@@ -23,7 +23,7 @@ import pandas as pd
 from dlbench.aggregate import parse_metric_column, resolve_metric_column, summarise
 from dlbench.report.figure_files import figure_title, plt, save_figure
 from dlbench.report.figures.metric_columns import parse
-from dlbench.report.figures.settings import (datasets, figure_name, finished_runs, methods, setting_label,
+from dlbench.report.figures.settings import (dataset_method_pairs, figure_name, finished_runs, setting_label,
                                              short_name, varying_settings)
 
 # method: the hyperparameter that weighs KL(q(z|x) || p(z)) in its whole objective
@@ -135,11 +135,10 @@ def draw_figures(results, board, folder, study=None):
     The points are computed from results (the objective is no column of the leaderboard)."""
     del board
     written = {}
-    for dataset in datasets(results):
-        for method in methods(results[results["dataset"] == dataset]):
-            data = elbo_terms_data(results, dataset, method)
-            if data is not None and not data.empty:
-                name = figure_name("elbo_terms", dataset, method)
-                figure = plot_elbo_terms(data, method, dataset, short_name(KL_WEIGHTED[method]), study)
-                written[name] = save_figure(figure, folder, name)
+    for dataset, method, _ in dataset_method_pairs(results):
+        data = elbo_terms_data(results, dataset, method)
+        if data is not None and not data.empty:
+            name = figure_name("elbo_terms", dataset, method)
+            figure = plot_elbo_terms(data, method, dataset, short_name(KL_WEIGHTED[method]), study)
+            written[name] = save_figure(figure, folder, name)
     return written

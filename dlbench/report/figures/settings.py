@@ -36,6 +36,14 @@ def methods(frame):
     return sorted(frame["method"].dropna().unique())
 
 
+def dataset_method_pairs(frame):
+    """(dataset, method, their rows of frame) for each dataset and method of a table, sorted."""
+    for dataset in datasets(frame):
+        of_dataset = frame[frame["dataset"] == dataset]
+        for method in methods(of_dataset):
+            yield dataset, method, of_dataset[of_dataset["method"] == method]
+
+
 def varying_settings(frame):
     """The setting columns that take more than one value in frame (a missing value counts as one),
     hyperparameters first."""

@@ -10,7 +10,7 @@ import pandas as pd
 
 from dlbench.report.figure_files import figure_title, plt, save_figure
 from dlbench.report.figures.metric_columns import board_columns, headline_columns, parse
-from dlbench.report.figures.settings import (datasets, figure_name, methods, setting_label, short_name,
+from dlbench.report.figures.settings import (dataset_method_pairs, figure_name, setting_label, short_name,
                                              strength_columns, varying_settings)
 
 COLUMNS = ["hyperparameter", "strength", "series", "metric", "mean", "sem"]
@@ -73,10 +73,9 @@ def draw_figures(results, board, folder, study=None):
     {name: [png, pdf]}. results is not needed: the points are the leaderboard's."""
     del results
     written = {}
-    for dataset in datasets(board):
-        for method in methods(board[board["dataset"] == dataset]):
-            data = strength_data(board, dataset, method)
-            if data is not None and not data.empty:
-                name = figure_name("strength", dataset, method)
-                written[name] = save_figure(plot_strength(data, method, dataset, study), folder, name)
+    for dataset, method, _ in dataset_method_pairs(board):
+        data = strength_data(board, dataset, method)
+        if data is not None and not data.empty:
+            name = figure_name("strength", dataset, method)
+            written[name] = save_figure(plot_strength(data, method, dataset, study), folder, name)
     return written
