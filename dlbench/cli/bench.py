@@ -47,15 +47,15 @@ def parser():
     parser.add_argument("--datasets", help="memory: comma-separated names (default: "
                         "dsprites,shapes3d,mpi3d,cars3d,smallnorb,fashion_mnist; mpi3d needs 13 GB of disk and 26 GB "
                         "of memory while writing then loading, shapes3d 6 GB of memory)")
-    parser.add_argument("--scratch", help="memory: folder for the full-size files; study: for the runs (default: the system's temp folder)")
-    parser.add_argument("--workers", help="study: comma-separated worker counts to time (default 1,2)")
+    parser.add_argument("--scratch", help="memory: folder for the full-size files; study without --stack: for the runs (default: the system's temp folder)")
+    parser.add_argument("--workers", help="study without --stack: comma-separated worker counts to time (default 1,2)")
     parser.add_argument("--stack", help="study: instead, the training throughput of K runs stacked against one run "
                         "at a time, for each K of a comma-separated list, e.g. 1,4,16,64, with runs per hour, peak "
                         "memory and each study's projected training time; layers: the stack sizes (default 1,2,4 on CPU, "
                         "1,4,16,32,64 on GPU); encoding: the stack sizes (default 1,2,4 on CPU, 1,4,16,32 on GPU)")
     parser.add_argument("--study", help="study --stack: the named studies whose protocols are measured, comma-separated "
                         "(default: study_v1_cpu on a CPU; study_v1,dlib_unsupervised_v1 on a GPU)")
-    parser.add_argument("--runs", type=int, help="study: time only the first RUNS runs of the slice (default all 8)")
+    parser.add_argument("--runs", type=int, help="study without --stack: time only the first RUNS runs of the slice (default all 8)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -75,12 +75,24 @@ OPTION_READERS = {
 }
 
 
+# study has two modes: executors timed on a slice, and (--stack) stacks timed at named studies' protocols
+STUDY_MODE_OPTIONS = {"stack": ("study", "steps"), "executors": ("workers", "runs", "scratch")}
+
+
 def refuse_options_of_other_benchmarks(args, parser):
     """One line naming an option given to a benchmark that does not read it."""
     spelled = {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
-    for name, readers in OPTION_READERS.items():
-        if args.what not in readers and getattr(args, name) != parser.get_default(name):
+    given = [name for name in OPTION_READERS if getattr(args, name) != parser.get_default(name)]
+    for name in given:
+        readers = OPTION_READERS[name]
+        if args.what not in readers:
             raise UserError(f"dlb_bench {args.what}: {spelled[name]} is for {', '.join(readers)} only; leave it out")
+    if args.what == "study":
+        other = "executors" if args.stack else "stack"
+        for name in given:
+            if name in STUDY_MODE_OPTIONS[other]:
+                where = "with --stack" if other == "stack" else "without --stack"
+                raise UserError(f"dlb_bench study: {spelled[name]} is read only {where}; leave it out")
 
 
 def _body(argv):
