@@ -16,6 +16,7 @@ hyperparameters and Adam.
 import gin
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import dlbench.data
 from dlbench.config import parse_gin, resolve_run_spec
@@ -116,6 +117,36 @@ def test_in_float32_one_stacked_step_gives_each_run_its_gradients(data):
         for name, p in alone.model.named_parameters():
             scale = p.grad.abs().max()
             torch.testing.assert_close(grads[name][k], p.grad, rtol=0, atol=1e-5 * float(scale), msg=name)
+
+
+class CountIndexSelects(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func.overloadpacket is torch.ops.aten.index_select
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("dataset, gathers", [("dsprites", 1), ("color_dsprites", 3)])
+def test_a_stack_draws_each_runs_own_batches_gathering_them_at_once_where_it_can(dataset, gathers, tiny_dsprites):
+    # dSprites: the three runs' batches in one gather; color_dsprites finishes each batch with its
+    # run's generator (the colour), so its batches are drawn run by run
+    data = dlbench.data.get_dataset(dataset)
+    shared, runs = METHODS["factor_vae"]  # two batches a step: the VAE's and the discriminator's
+    specs = [spec_of("factor_vae", shared, seed, own) for seed, own in runs]
+    stack = StackedTrainer(specs, data, torch.device("cpu"))
+    with CountIndexSelects() as counted:
+        x, eps, _ = stack._draw(4)
+    second_x, second_eps, noise = stack.discriminators.draw(4)
+    assert counted.count == gathers
+    for k, spec in enumerate(specs):
+        alone = Trainer(spec, data, torch.device("cpu"))
+        assert torch.equal(x[k], alone.sample_batch(4)) and torch.equal(eps[k], alone.sample_noise(4, torch.float32))
+        assert torch.equal(second_x[k], alone.sample_batch(4))
+        assert torch.equal(second_eps[k], alone.sample_noise(4, torch.float32))
+        assert torch.equal(noise[k], torch.rand(noise[k].shape, generator=alone.generator))
 
 
 @pytest.mark.parametrize("method", METHODS)

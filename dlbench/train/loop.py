@@ -116,10 +116,18 @@ class Trainer:
         self.generator.set_state(state["generator"].cpu())
 
     def sample_batch(self, batch_size):
-        index = torch.randint(len(self.images), (batch_size,), generator=self.generator, device=self.device)
-        # in the model's dtype: float32, or float64 where a test needs arithmetic without rounding
-        batch = self.images.index_select(0, index).to(self.dtype).mul_(self.pixel_scale)
+        batch = self.images_at(self.sample_indices(batch_size))
         return self.finish_batch(batch, self.generator) if self.finish_batch else batch
+
+    def sample_indices(self, batch_size):
+        """A batch's indices into the images, from the run's generator."""
+        return torch.randint(len(self.images), (batch_size,), generator=self.generator, device=self.device)
+
+    def images_at(self, index):
+        """The images at index (a tensor of any shape), as observations: shape index.shape + image."""
+        # in the model's dtype: float32, or float64 where a test needs arithmetic without rounding
+        flat = self.images.index_select(0, index.reshape(-1)).to(self.dtype).mul_(self.pixel_scale)
+        return flat.view(*index.shape, *self.images.shape[1:])
 
     def sample_noise(self, batch_size, dtype):
         """The encoder's standard normal noise for a batch, from the run's generator."""

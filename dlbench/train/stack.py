@@ -123,6 +123,9 @@ class StackedTrainer:
         # compiled step is traced once (a Python number that changes makes torch.compile trace
         # it again as a symbol) and no host value is copied over at each step
         self.step_on_device = torch.full((), self.step, dtype=torch.long, device=device)
+        # every run's batch taken from the shared images in one gather, not K (fewer kernel launches)
+        self.one_gather = (self.runs[0].finish_batch is None
+                           and all(run.images is self.runs[0].images for run in self.runs))
         self.discriminators = _Discriminators(self) if hasattr(self.template_method, "discriminator") else None
         self._loss_and_grads = compiled(vmap(grad_and_value(self._one_run, has_aux=True),
                                              in_dims=(0, 0, 0, 0, 0, 0, 0, None)), self.specs[0], device)
@@ -142,15 +145,25 @@ class StackedTrainer:
 
     def _draw(self, batch_size):
         """Each run's batch, encoder noise and method draws from its own generator, in a solo run's order."""
-        xs, eps, draws = [], [], []
+        picks, eps, draws = [], [], []
         for k, run in enumerate(self.runs):
-            xs.append(run.sample_batch(batch_size))
-            eps.append(run.sample_noise(batch_size, xs[-1].dtype))
+            picks.append(self.pick_batch(run, batch_size))
+            eps.append(run.sample_noise(batch_size, run.dtype))
             if type(run.method).draw is not Method.draw:
                 _copy_run_slice(run.model.prior, self.params, k, prefix="prior.")  # draws from the current prior
             draws.append(run.method.draw(run.model, batch_size, run.generator))
         stacked_draws = {name: torch.stack([d[name] for d in draws]) for name in draws[0]}
-        return torch.stack(xs), torch.stack(eps), stacked_draws
+        return self.batches(picks), torch.stack(eps), stacked_draws
+
+    def pick_batch(self, run, batch_size):
+        """A run's next batch as batches() takes it: its indices, gathered later for every run at
+        once, or, where the dataset finishes each batch with the run's generator (the dSprites
+        variants), the batch itself."""
+        return run.sample_indices(batch_size) if self.one_gather else run.sample_batch(batch_size)
+
+    def batches(self, picks):
+        """(K, B, ...) observations from each run's pick_batch."""
+        return self.runs[0].images_at(torch.stack(picks)) if self.one_gather else torch.stack(picks)
 
     def train_step(self, batch_size):
         """One update of every live run; returns (losses (K,), scalars {name: (K,)}) on the device."""
@@ -307,12 +320,12 @@ class _Discriminators:
     def draw(self, batch_size):
         """Each run's second batch, its encoder noise and the permutations' noise, from its own
         generator, in the order a run alone draws them (FactorVAE.after_step)."""
-        xs, eps, noise = [], [], []
+        picks, eps, noise = [], [], []
         for run in self.stack.runs:
-            xs.append(run.sample_batch(batch_size))
-            eps.append(run.sample_noise(batch_size, xs[-1].dtype))
+            picks.append(self.stack.pick_batch(run, batch_size))
+            eps.append(run.sample_noise(batch_size, run.dtype))
             noise.append(torch.rand(eps[-1].shape, generator=run.generator, device=run.device))
-        return torch.stack(xs), torch.stack(eps), torch.stack(noise)
+        return self.stack.batches(picks), torch.stack(eps), torch.stack(noise)
 
     def step(self, z_joint, xs, eps, noise):
         params = {name: p.detach() for name, p in self.stack.params.items()}
