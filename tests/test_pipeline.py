@@ -135,3 +135,20 @@ def test_study_dry_run_lists_runs_and_writes_nothing(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and all("beta_vae.gin" in line for line in lines)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("options, needle", [
+    (["--stack", "abc"], "bad --stack 'abc'"), (["--stack", "0"], "bad --stack '0'"),
+    (["--device", "cud"], "unknown device 'cud'")])
+@pytest.mark.parametrize("mode", ["--dry_run", "--status"])
+def test_a_dry_run_refuses_the_options_the_run_would_refuse(mode, options, needle, tmp_path, capsys):
+    assert study_cli.main(["quickstart", "--runs_root", str(tmp_path / "runs"), mode, *options]) == 2
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_dry_run_for_a_gpu_cluster_passes_on_a_machine_without_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert study_cli.main(["quickstart", "--runs_root", str(tmp_path / "runs"), "--dry_run", "--device", "cuda",
+                           "--stack", "auto"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4

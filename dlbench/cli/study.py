@@ -66,7 +66,12 @@ def _body(argv):
         parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
 
     from dlbench.study import load_study, only, shard
+    from dlbench.study.stacks import stack_size
+    from dlbench.train.device import check_device_name
 
+    # also for --dry_run and --status, which need no device: a command that passes its dry run runs
+    check_device_name(args.device)
+    stack_size(args.stack, args.device)
     study = load_study(args.study)  # every run resolved and checked, every metric too
     runs = only(study.runs, args.only)
     runs = shard(runs, args.shard) if args.shard else runs
