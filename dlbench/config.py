@@ -13,7 +13,7 @@ import sys
 
 import gin
 
-from dlbench import checks
+from dlbench import checks, rundir
 import dlbench.data
 import dlbench.methods  # noqa: F401  (registers the methods with gin)
 from dlbench.errors import UserError
@@ -96,10 +96,9 @@ class RunSpec:
         # the same run (it is recorded in run.json beside the identity)
         train = {k: v for k, v in self.train.items() if k not in ("method", "checkpoint_minutes")}
         # the defaults are left out, so runs recorded before these settings existed keep their identity
-        if train.get("precision") == "float32":
-            del train["precision"]
-        if train.get("compile") is False:
-            del train["compile"]
+        for name, default in rundir.TRAIN_DEFAULTS_LEFT_OUT.items():
+            if name in train and train[name] == default and type(train[name]) is type(default):
+                del train[name]
         identity = {"method": self.method.name, "hyperparameters": self.method.hyperparameters(),
                     "dataset": self.dataset["name"], "seed": train["seed"], "train": train, "model": self.model}
         if self.dataset.get("options"):

@@ -186,8 +186,15 @@ def test_bfloat16_precision_trains_and_is_part_of_the_identity_only_when_set(tin
     assert "precision" not in resolve_run_spec().identity()["train"]
     run_dir, _ = train_from_gin([], TINY_PARAMS, tmp_path / "f32", "cpu", progress=False)
     assert "precision" not in json.loads((run_dir / "run.json").read_text())["train"]
-    with pytest.raises(UserError, match="train.precision"):
+    # the difference names the default, not a missing value
+    with pytest.raises(UserError, match="train.precision: 'float32' -> 'bfloat16'"):
         train_from_gin([], [*TINY_PARAMS, "train.precision = 'bfloat16'"], run_dir, "cpu", progress=False)
+    # and so do the results of a study with both
+    from dlbench.aggregate.collect import collect
+
+    results = collect(tmp_path).results.sort_values("run_dir")
+    assert list(results["run_dir"]) == ["bf16", "f32"] and list(results["train.precision"]) == ["bfloat16", "float32"]
+    assert "train.compile" not in results  # columns only for what some run set
 
 
 def test_train_compile_is_part_of_the_identity_only_when_set():

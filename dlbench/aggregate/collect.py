@@ -76,7 +76,7 @@ def collect(runs_root, only=None):
     if not runs:  # nothing to report on: an error, not two empty tables
         raise UserError(f"none of the {len(run_jsons)} runs under '{runs_root}' can be used; the first: {unusable[0]}")
     counted, duplicates = _drop_duplicates(runs)
-    results = typed_columns(pd.DataFrame([run.row for run in counted]))
+    results = _with_left_out_defaults(typed_columns(pd.DataFrame([run.row for run in counted])))
     details = {run.row["run_dir"]: run.details for run in counted}
     return Collection(results, left_out, duplicates, len(run_jsons), details)
 
@@ -120,6 +120,16 @@ def _read_run(run_dir, runs_root, left_out):
             left_out.append(f"metric left out: {_problem(err)}")
     details = {"step": record.get("step"), "error": record.get("error")}
     return _Run(run_dir, _identity(record), row, details)
+
+
+def _with_left_out_defaults(results):
+    """A train.* setting that run.json leaves out at its default (train.precision, train.compile) at
+    that default in the runs without it, where another run set it: float32, not a missing value."""
+    for name, default in rundir.TRAIN_DEFAULTS_LEFT_OUT.items():
+        column = f"train.{name}"
+        if column in results:
+            results[column] = results[column].astype(object).where(results[column].notna(), default)
+    return typed_columns(results)
 
 
 def _read_record(run_dir):

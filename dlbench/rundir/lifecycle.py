@@ -27,6 +27,9 @@ from dlbench.rundir.record import Status, git_revision, is_run, read_run, update
 # part of a setting (runs differing only in them are pooled in a leaderboard), and may change
 # between sessions of one run.
 BOOKKEEPING_TRAIN_SETTINGS = ("checkpoint_every", "log_every", "checkpoint_minutes")
+# train.* settings that run.json leaves out at their default, so that runs recorded before they
+# existed keep their identity: a run without one has this value
+TRAIN_DEFAULTS_LEFT_OUT = {"precision": "float32", "compile": False}
 
 
 class Prepare(enum.Enum):
@@ -85,6 +88,8 @@ def _comparable(record):
                          if not (key == "train" and k in BOOKKEEPING_TRAIN_SETTINGS)})
         else:
             flat[key] = value
+    for name, default in TRAIN_DEFAULTS_LEFT_OUT.items():
+        flat.setdefault(f"train.{name}", default)
     return flat
 
 
