@@ -248,11 +248,28 @@ def test_strength_figure_has_a_labelled_panel_per_headline_metric(study):
     labels = labels_of(fig)
     assert [x for x, _ in labels] == ["beta (beta_vae regularisation strength)"] * 4
     assert [y.replace("\n", " ") for _, y in labels] == [metric_columns.parse(c).label for c in HEADLINE]
-    assert all(ax.get_legend() is not None for ax in fig.axes if ax.get_visible())
+    (legend,) = fig.legends  # one for all panels
+    assert [t.get_text() for t in legend.get_texts()] == ["mean ± s.e. over seeds"]
     assert DATASET in fig.get_suptitle() and STUDY in fig.get_suptitle()
     first, mig = fig.axes[0].lines[0], data[data["metric"] == MIG]
     assert list(first.get_xdata()) == list(mig["strength"])
     assert list(first.get_ydata()) == pytest.approx(list(mig["mean"]))
+
+
+def test_a_series_has_one_colour_in_every_panel_and_one_legend_entry_even_where_a_panel_lacks_it():
+    rows = [{"run_dir": f"r{a}{b}{s}", "dataset": DATASET, "method": "ab_vae", "seed": s, "status": "done",
+             "hp.alpha": a, "hp.beta": b, MIG: 0.1 * a + 0.01 * b + 0.001 * s,
+             FACTOR_VAE: np.nan if a == 0.5 else 0.5 + 0.01 * b + 0.001 * s}  # no FactorVAE score at alpha 0.5
+            for a in (0.0, 0.5) for b in (1.0, 2.0, 8.0) for s in (0, 1)]
+    data = strength.strength_data(leaderboard(pd.DataFrame(rows)), DATASET, "ab_vae")
+    fig = strength.plot_strength(data, "ab_vae", DATASET, STUDY)
+    mig_panel, factor_vae_panel = fig.axes[:2]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["alpha=0.5: mean ± s.e.", "alpha=0: mean ± s.e."]
+    by_panel = [[(container.get_label(), container.lines[0].get_color()) for container in ax.containers]
+                for ax in (mig_panel, factor_vae_panel)]
+    assert [label for label, _ in by_panel[1]] == ["alpha=0: mean ± s.e."]
+    assert dict(by_panel[0])["alpha=0: mean ± s.e."] == by_panel[1][0][1]
+    assert len(set(dict(by_panel[0]).values())) == 2
 
 
 def test_the_strength_is_the_hyperparameter_with_most_values_and_the_others_make_series():
@@ -356,3 +373,21 @@ def test_tradeoff_draws_a_series_per_prior_labelled_by_what_varies_within_it():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["beta_vae: prior.name=isotropic_gaussian",
                                                                   "beta_vae: prior.name=student_t"]
     assert sorted(t.get_text() for t in ax.texts) == ["beta=1", "beta=4", "prior.nu=100", "prior.nu=3"]
+
+
+def test_a_setting_is_named_by_the_varying_values_it_has_not_by_those_it_lacks():
+    """Mathieu et al.'s priors in one study: nu is a Student-t's, the scale an isotropic Gaussian's,
+    learned an anisotropic Gaussian's; each setting's label and file name say only its own."""
+    from dlbench.report.build import leaderboard_settings
+
+    board = pd.DataFrame({
+        "dataset": DATASET, "method": "beta_vae", "hp.beta": 1.0,
+        "model.prior.name": ["isotropic_gaussian", "student_t", "anisotropic_gaussian", "anisotropic_gaussian"],
+        "model.prior.nu": [np.nan, 3.0, np.nan, np.nan], "model.prior.scale": [1.0, np.nan, np.nan, np.nan],
+        "model.prior.learned": [np.nan, np.nan, False, True]})
+    settings = leaderboard_settings(board)
+    assert [s.label for s in settings] == [
+        "beta_vae, prior.name=isotropic_gaussian, prior.scale=1", "beta_vae, prior.name=student_t, prior.nu=3",
+        "beta_vae, prior.learned=False, prior.name=anisotropic_gaussian",
+        "beta_vae, prior.learned=True, prior.name=anisotropic_gaussian"]
+    assert len({s.name for s in settings}) == 4 and not any("none" in s.name for s in settings)

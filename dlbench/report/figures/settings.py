@@ -73,9 +73,14 @@ def format_value(value):
 
 
 def setting_label(row, columns):
-    """'beta=4, lr=0.001' for a row (a mapping) and the columns that tell its settings apart; ''
-    when nothing does."""
-    return ", ".join(f"{short_name(c)}={format_value(row[c])}" for c in columns)
+    """'beta=4, lr=0.001' for a row (a mapping) and the columns that tell its settings apart, but
+    those the row does not have (a Student-t prior's nu for a Gaussian prior: 'prior.name=
+    isotropic_gaussian', not '..., prior.nu=none'); '' when nothing does."""
+    return ", ".join(f"{short_name(c)}={format_value(row[c])}" for c in columns if not is_missing(row[c]))
+
+
+def is_missing(value):
+    return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
 
 
 def label_settings(frame):
@@ -108,7 +113,7 @@ def label_series(frame):
     parts = []
     for _, group in frame.groupby(columns, dropna=False, sort=False):
         values = group.iloc[0][columns]
-        named = ", ".join(f"{short_name(c)}={format_value(v)}" for c, v in values.items() if not pd.isna(v))
+        named = setting_label(values, columns)
         parts.append(label_settings(group).assign(series=f"{method}: {named}"))
     return pd.concat(parts).sort_values("series", kind="mergesort")
 

@@ -2,7 +2,7 @@
 seeds per setting with standard-error bars, one panel per metric, one figure per dataset and
 method. The strength is the numeric hyperparameter that varies among the method's settings (the
 one with the most values when several do); settings that differ in anything else besides are
-drawn as separate lines, named in the legend."""
+drawn as separate lines, each in one colour in every panel, named in one legend below the panels."""
 
 import textwrap
 
@@ -10,8 +10,8 @@ import pandas as pd
 
 from dlbench.report.figure_files import figure_title, plt, save_figure
 from dlbench.report.figures.metric_columns import board_columns, headline_columns, parse
-from dlbench.report.figures.settings import (dataset_method_pairs, figure_name, setting_label, short_name,
-                                             strength_columns, varying_settings)
+from dlbench.report.figures.settings import (dataset_method_pairs, figure_name, method_colours, setting_label,
+                                             short_name, strength_columns, varying_settings)
 
 COLUMNS = ["hyperparameter", "strength", "series", "metric", "mean", "sem"]
 PANEL_COLUMNS = 3
@@ -49,22 +49,31 @@ def plot_strength(data, method, dataset, study=None):
     hyperparameter = short_name(data["hyperparameter"].iloc[0])
     strengths = data["strength"].to_numpy(dtype=float)
     log_axis = strengths.min() > 0 and strengths.max() / strengths.min() >= LOG_SCALE_RATIO
+    colour = method_colours(set(data["series"]))  # a series in one colour in every panel
     for ax, column in zip(axes.flat, metrics):
         for series, points in data[data["metric"] == column].groupby("series", sort=True):
             ax.errorbar(points["strength"], points["mean"], yerr=points["sem"], marker="o", capsize=3,
-                        label=f"{series}: mean ± s.e." if series else "mean ± s.e. over seeds")
+                        color=colour[series], label=f"{series}: mean ± s.e." if series else "mean ± s.e. over seeds")
         ax.set_xscale("log" if log_axis else "linear")
         ax.minorticks_off()
         grid = sorted(set(strengths))
         ax.set_xticks(grid, [f"{value:g}" for value in grid])  # ticks at the values swept
         ax.set_xlabel(f"{hyperparameter} ({method} regularisation strength)")
         ax.set_ylabel(textwrap.fill(parse(column).label, PANEL_LABEL_CHARS), fontsize=8)
-        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(metrics):]:
         ax.set_visible(False)
     fig.suptitle(figure_title(f"{method}: metrics against {hyperparameter}", dataset, study), fontsize=10)
     fig.tight_layout()
+    # one legend for all panels, below them: series named by several settings make long lines that,
+    # in each panel, would cover its neighbours
+    handles = {}
+    for ax in axes.flat[:len(metrics)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    labels = sorted(handles)
+    fig.legend([handles[label] for label in labels], labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               fontsize=8, ncol=1 if max(map(len, labels)) > 60 else min(len(labels), 3), frameon=False)
     return fig
 
 
