@@ -218,6 +218,8 @@ def test_bench_stacking_measures_each_k_and_projects_the_study(tiny_dsprites, tm
     assert study["method_images_per_second"] == {"beta_vae": effective[study["best_k"]]}
     # 4 runs of 20 steps at batch 16
     assert study["projected_training_hours"] == pytest.approx(4 * 20 * 16 / effective[study["best_k"]] / 3600)
+    assert study["training_pflop"] == pytest.approx(4 * 20 * study["step_gflop"]["beta_vae"] / 1e6)
+    assert set(study["compute_floor_hours"]) == set(figures["matmul_peak_tflops"]) == {"float32", "bfloat16"}
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -281,7 +283,9 @@ def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_pa
 
     figures = {
         "bench_stacking_dlib": {"studies": {"dlib_unsupervised_v1": {"stacks": {"K=32": {"ratio": 12.5}}}}},
-        "bench_stacking_study_v1": {"studies": {"study_v1": {"projected_training_hours": 5.25}}},
+        "bench_stacking_study_v1": {"studies": {"study_v1": {
+            "projected_training_hours": 5.25, "compute_floor_hours": {"float32": 3.0, "bfloat16": 0.75},
+            "method_tflops": {"beta_vae": 120.0, "beta_tcvae": 30.0}}}},
         "bench_metrics": {"conv_seconds": {"mig": 1.5, "factor_vae": 6.0, "recon_ll": 2.0}},
         "bench_layers": {"stacks": {"K=32": {"batched_over_vmap": 0.8}}},
         "bench_encoding": {"stacks": {"K=16": {"alone_over_stacked": 3.0}}},
@@ -290,7 +294,8 @@ def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_pa
         (tmp_path / f"{name}.json").write_text(json.dumps(value))
     found = gpu_check_module().targets(tmp_path)
     assert [(row["value"], row.get("met")) for row in found.values()] == [
-        (12.5, True), (5.25, False), (9.5, True), (8.628, False), (0.8, None), (3.0, None)]  # 5.25 + 1280 x 9.5 s
+        (12.5, True), (5.25, False), (0.75, None), (7.0, None), (1.75, None), (120.0, None), (30.0, None),
+        (9.5, True), (8.628, False), (0.8, None), (3.0, None)]  # 5.25 + 1280 x 9.5 s
     assert gpu_check_module().targets(tmp_path / "nothing") == {}  # no step wrote figures
     assert gpu_check_module().STUDY_V1_RUNS == len(load_study("study_v1").runs)
 
@@ -310,6 +315,12 @@ def test_bench_stacking_goes_on_past_a_stack_that_does_not_fit_the_gpu(monkeypat
         return {"images_per_second": (100 if spec.method.name == "beta_vae" else 50) * k}
 
     monkeypatch.setattr(benchmark, "_images_per_second", fake_rate)
+    # and the arithmetic: 1 GFLOP a step, 2 for FactorVAE (its discriminator); peaks of 10 and 40 TFLOP/s
+    from dlbench import flops
+
+    monkeypatch.setattr(flops, "step_flops", lambda spec, data, device: 1e9 * (2 if spec.method.name == "factor_vae"
+                                                                                else 1))
+    monkeypatch.setattr(flops, "matmul_peak_tflops", lambda device, dtype: 40.0 if dtype == torch.bfloat16 else 10.0)
     figures = benchmark.bench_stacking("cpu", stacks=[1, 2, 4, 8], steps=1, study_names=["study_v1_cpu"],
                                        log=lambda *_: None)
     study = figures["studies"]["study_v1_cpu"]
@@ -323,3 +334,12 @@ def test_bench_stacking_goes_on_past_a_stack_that_does_not_fit_the_gpu(monkeypat
     assert images_per_run == 500 * 64
     seconds = sum(images_per_run / rates[run.name.split("/")[0]] for run in load_study("study_v1_cpu").runs)
     assert study["projected_training_hours"] == pytest.approx(seconds / 3600)
+    # the compute floor: 80 runs of 500 steps, 16 of them FactorVAE's at twice the arithmetic
+    assert figures["matmul_peak_tflops"] == {"float32": 10.0, "bfloat16": 40.0}
+    total = (64 * 1e9 + 16 * 2e9) * 500
+    assert study["training_pflop"] == pytest.approx(total / 1e15)
+    assert study["compute_floor_hours"] == pytest.approx({"float32": total / 10e12 / 3600, "bfloat16": total / 40e12 / 3600})
+    assert study["projected_over_floor"]["bfloat16"] == pytest.approx(seconds / (total / 40e12))
+    # the TFLOP/s each method's rate achieves: its steps per second (images over the batch) times its arithmetic
+    assert study["method_tflops"]["factor_vae"] == pytest.approx(200 / 64 * 2e9 / 1e12)
+    assert study["method_tflops"]["beta_vae"] == pytest.approx(400 / 64 * 1e9 / 1e12)

@@ -51,7 +51,8 @@ def parser():
     parser.add_argument("--workers", help="study without --stack: comma-separated worker counts to time (default 1,2)")
     parser.add_argument("--stack", help="study: instead, the training throughput of K runs stacked against one run "
                         "at a time, for each K of a comma-separated list, e.g. 1,4,16,64, with runs per hour, peak "
-                        "memory and each study's projected training time; layers: the stack sizes (default 1,2,4 on CPU, "
+                        "memory, each study's projected training time and its compute floor (its matrix products' FLOPs "
+                        "at the device's measured peak); layers: the stack sizes (default 1,2,4 on CPU, "
                         "1,4,16,32,64 on GPU); encoding: the stack sizes (default 1,2,4 on CPU, 1,4,16,32 on GPU)")
     parser.add_argument("--study", help="study --stack: the named studies whose protocols are measured, comma-separated "
                         "(default: study_v1_cpu on a CPU; study_v1,dlib_unsupervised_v1 on a GPU)")
@@ -207,7 +208,8 @@ def _stacking(args):
     if args.json:
         print(json.dumps(figures))
         return
-    print(f"device: {figures['device']}; {figures['steps']} timed steps per measurement")
+    print(f"device: {figures['device']}; {figures['steps']} timed steps per measurement; matrix-product peak "
+          + ", ".join(f"{name} {peak:.1f} TFLOP/s" for name, peak in figures["matmul_peak_tflops"].items()))
     for name, study in figures["studies"].items():
         protocol = study["protocol"]
         print(f"{name} ({protocol['architecture']}, batch {protocol['batch_size']}, {protocol['steps']} steps a run), "
@@ -223,6 +225,10 @@ def _stacking(args):
                   f"{row['ratio']:6.2f} {row['stacked_runs_per_hour']:15.1f} {row['alone_runs_per_hour']:13.1f} {peak}")
         print(f"  projected training of all {name}: {study['projected_training_hours']:.2f} h at K={study['best_k']} "
               f"(each method at its measured rate; evaluation not included)")
+        print(f"  its matrix products: {study['training_pflop']:.2f} PFLOP, a floor of "
+              + ", ".join(f"{hours:.2f} h at the {dtype} peak" for dtype, hours in study["compute_floor_hours"].items())
+              + "; TFLOP/s achieved: "
+              + ", ".join(f"{method} {tflops:.2f}" for method, tflops in study["method_tflops"].items()))
 
 
 def _at_least_one(value, option, command):

@@ -110,15 +110,48 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=prin
     from dlbench.bench import device_name
     from dlbench.study import load_study
 
+    from dlbench import flops
+
     device = torch.device(device)
     steps = steps or (20 if device.type == "cpu" else 200)
     names = study_names or ([SLICE_STUDY] if device.type == "cpu" else list(STACKED_STUDIES_ON_GPU))
-    figures = {"device": device_name(device), "steps": steps, "studies": {}}
+    peaks = {name: flops.matmul_peak_tflops(device, getattr(torch, name)) for name in PEAK_DTYPES}
+    log(f"measured matrix-product peak: {', '.join(f'{name} {peak:.1f} TFLOP/s' for name, peak in peaks.items())}")
+    figures = {"device": device_name(device), "steps": steps, "matmul_peak_tflops": peaks, "studies": {}}
     for name in names:
         study = load_study(name)
         log(f"{study.name}: {len(study.runs)} runs; beta-VAE stacks of {', '.join(map(str, stacks))} ...")
         figures["studies"][study.name] = _study_stacking(study, device, stacks, steps, log)
+        figures["studies"][study.name].update(_compute_floor(study, figures["studies"][study.name], device, peaks,
+                                                             log))
     return figures
+
+
+PEAK_DTYPES = ("float32", "bfloat16")  # training's default precision, and train.precision = 'bfloat16'
+
+
+def _compute_floor(study, figures, device, peaks, log):
+    """How far the projected training is from the study's compute floor: each method's FLOPs per
+    step of one run (dlbench.flops), the TFLOP/s its measured rate achieves, the study's training
+    PFLOP, the floor in hours at each measured peak, and the projected hours over each floor."""
+    import dlbench.data
+    from dlbench import flops
+
+    first, runs = _first_run_of_each_method(study), _runs_per_method(study)
+    per_step = {method: flops.step_flops(spec, dlbench.data.dataset_from_record(spec.identity()), device)
+                for method, spec in first.items()}
+    total = sum(runs[method] * first[method].train["steps"] * per_step[method] for method in runs)
+    rates = figures["method_images_per_second"]
+    floors = {name: flops.floor_hours(total, peak) for name, peak in peaks.items()}
+    hours = figures["projected_training_hours"]
+    log(f"  {study.name}: {total / 1e15:.1f} PFLOP of matrix products; floor "
+        + ", ".join(f"{floor:.2f} h at the {name} peak" for name, floor in floors.items())
+        + f"; projected {hours:.2f} h")
+    return {"step_gflop": {method: value / 1e9 for method, value in per_step.items()},
+            "method_tflops": {method: per_step[method] * rates[method] / first[method].train["batch_size"] / 1e12
+                              for method in per_step},
+            "training_pflop": total / 1e15, "compute_floor_hours": floors,
+            "projected_over_floor": {name: hours / floor for name, floor in floors.items()}}
 
 
 def _study_stacking(study, device, stacks, steps, log):
