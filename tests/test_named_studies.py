@@ -208,7 +208,8 @@ def test_bench_stacking_measures_each_k_and_projects_the_study(tiny_dsprites, tm
     from dlbench.study.benchmark import bench_stacking
 
     study_file = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 2.0], 'train.seed': [0, 1]}")
-    figures = bench_stacking("cpu", stacks=[1, 2], steps=2, study_names=[str(study_file)], log=lambda *_: None)
+    figures = bench_stacking("cpu", stacks=[1, 2], steps=2, study_names=[str(study_file)], log=lambda *_: None,
+                             other_precisions=("bfloat16",))
     (study,) = figures["studies"].values()
     assert set(study["stacks"]) == {"K=1", "K=2"} and study["protocol"]["batch_size"] == 16
     alone = study["stacks"]["K=1"]["alone_images_per_second"]
@@ -220,6 +221,8 @@ def test_bench_stacking_measures_each_k_and_projects_the_study(tiny_dsprites, tm
     assert study["projected_training_hours"] == pytest.approx(4 * 20 * 16 / effective[study["best_k"]] / 3600)
     assert study["training_pflop"] == pytest.approx(4 * 20 * study["step_gflop"]["beta_vae"] / 1e6)
     assert set(study["compute_floor_hours"]) == set(figures["matmul_peak_tflops"]) == {"float32", "bfloat16"}
+    by_precision = study["projected_training_hours_by_precision"]
+    assert by_precision["float32"] == study["projected_training_hours"] and by_precision["bfloat16"] > 0
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -285,6 +288,8 @@ def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_pa
         "bench_stacking_dlib": {"studies": {"dlib_unsupervised_v1": {"stacks": {"K=32": {"ratio": 12.5}}}}},
         "bench_stacking_study_v1": {"studies": {"study_v1": {
             "projected_training_hours": 5.25, "compute_floor_hours": {"float32": 3.0, "bfloat16": 0.75},
+            "projected_training_hours_by_precision": {"float32": 5.25, "bfloat16": 2.25},
+            "projected_over_floor": {"float32": 1.75, "bfloat16": 3.0},
             "method_tflops": {"beta_vae": 120.0, "beta_tcvae": 30.0}}}},
         "bench_metrics": {"conv_seconds": {"mig": 1.5, "factor_vae": 6.0, "recon_ll": 2.0}},
         "bench_layers": {"stacks": {"K=32": {"batched_over_vmap": 0.8}}},
@@ -294,8 +299,8 @@ def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_pa
         (tmp_path / f"{name}.json").write_text(json.dumps(value))
     found = gpu_check_module().targets(tmp_path)
     assert [(row["value"], row.get("met")) for row in found.values()] == [
-        (12.5, True), (5.25, False), (0.75, None), (7.0, None), (1.75, None), (120.0, None), (30.0, None),
-        (9.5, True), (8.628, False), (0.8, None), (3.0, None)]  # 5.25 + 1280 x 9.5 s
+        (12.5, True), (5.25, False), (2.25, True), (0.75, None), (1.75, None), (3.0, None), (120.0, None),
+        (30.0, None), (9.5, True), (8.628, False), (0.8, None), (3.0, None)]  # 5.25 + 1280 x 9.5 s
     assert gpu_check_module().targets(tmp_path / "nothing") == {}  # no step wrote figures
     assert gpu_check_module().STUDY_V1_RUNS == len(load_study("study_v1").runs)
 
@@ -312,7 +317,8 @@ def test_bench_stacking_goes_on_past_a_stack_that_does_not_fit_the_gpu(monkeypat
     def fake_rate(spec, k, device, steps, stacked):
         if k > (2 if spec.method.name == "beta_tcvae" else 4):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return {"images_per_second": (100 if spec.method.name == "beta_vae" else 50) * k}
+        in_bfloat16 = 3 if spec.train.get("precision") == "bfloat16" else 1  # three times as fast
+        return {"images_per_second": (100 if spec.method.name == "beta_vae" else 50) * k * in_bfloat16}
 
     monkeypatch.setattr(benchmark, "_images_per_second", fake_rate)
     # and the arithmetic: 1 GFLOP a step, 2 for FactorVAE (its discriminator); peaks of 10 and 40 TFLOP/s
@@ -322,7 +328,7 @@ def test_bench_stacking_goes_on_past_a_stack_that_does_not_fit_the_gpu(monkeypat
                                                                                 else 1))
     monkeypatch.setattr(flops, "matmul_peak_tflops", lambda device, dtype: 40.0 if dtype == torch.bfloat16 else 10.0)
     figures = benchmark.bench_stacking("cpu", stacks=[1, 2, 4, 8], steps=1, study_names=["study_v1_cpu"],
-                                       log=lambda *_: None)
+                                       log=lambda *_: None, other_precisions=("bfloat16",))
     study = figures["studies"]["study_v1_cpu"]
     assert study["stacks"]["K=8"] == {"out_of_memory": True} and study["stacks"]["K=4"]["ratio"] == 4
     assert study["best_k"] == 4
@@ -339,7 +345,11 @@ def test_bench_stacking_goes_on_past_a_stack_that_does_not_fit_the_gpu(monkeypat
     total = (64 * 1e9 + 16 * 2e9) * 500
     assert study["training_pflop"] == pytest.approx(total / 1e15)
     assert study["compute_floor_hours"] == pytest.approx({"float32": total / 10e12 / 3600, "bfloat16": total / 40e12 / 3600})
-    assert study["projected_over_floor"]["bfloat16"] == pytest.approx(seconds / (total / 40e12))
+    # each method again at its K in bfloat16: the projection in bfloat16, against bfloat16's floor
+    assert study["projected_training_hours_by_precision"] == pytest.approx({"float32": seconds / 3600,
+                                                                           "bfloat16": seconds / 3 / 3600})
+    assert study["projected_over_floor"] == pytest.approx({"float32": seconds / (total / 10e12),
+                                                           "bfloat16": seconds / 3 / (total / 40e12)})
     # the TFLOP/s each method's rate achieves: its steps per second (images over the batch) times its arithmetic
     assert study["method_tflops"]["factor_vae"] == pytest.approx(200 / 64 * 2e9 / 1e12)
     assert study["method_tflops"]["beta_vae"] == pytest.approx(400 / 64 * 1e9 / 1e12)

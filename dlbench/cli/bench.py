@@ -223,8 +223,10 @@ def _stacking(args):
             peak = f"{row['peak_memory_gib']:9.2f}" if "peak_memory_gib" in row else f"{'-':>9}"
             print(f"  {k[2:]:>4} {row['stacked_images_per_second']:14.0f} {row['alone_images_per_second']:12.0f} "
                   f"{row['ratio']:6.2f} {row['stacked_runs_per_hour']:15.1f} {row['alone_runs_per_hour']:13.1f} {peak}")
-        print(f"  projected training of all {name}: {study['projected_training_hours']:.2f} h at K={study['best_k']} "
-              f"(each method at its measured rate; evaluation not included)")
+        print(f"  projected training of all {name}: "
+              + ", ".join(f"{hours:.2f} h in {precision}"
+                          for precision, hours in study["projected_training_hours_by_precision"].items())
+              + f" at K={study['best_k']} (each method at its measured rate; evaluation not included)")
         print(f"  its matrix products: {study['training_pflop']:.2f} PFLOP, a floor of "
               + ", ".join(f"{hours:.2f} h at the {dtype} peak" for dtype, hours in study["compute_floor_hours"].items())
               + "; TFLOP/s achieved: "

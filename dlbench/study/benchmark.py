@@ -100,11 +100,14 @@ STACKED_STUDIES_ON_GPU = ("study_v1", "dlib_unsupervised_v1")
 WARM_UP_STEPS = 10
 
 
-def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=print):
+def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=print, other_precisions=None):
     """Training throughput of K runs trained as one stack, for each K in `stacks`, against one run
     at a time, on each named study's own protocol (default: study_v1_cpu on a CPU; study_v1 and
     dlib_unsupervised_v1 on a GPU), and each study's projected training time at the fastest K.
-    Figures per study and K (stack_figures), and per study the projection (projected_hours)."""
+    Figures per study and K (stack_figures), and per study the projection (projected_hours), also
+    with each method at its K in each of other_precisions (default: bfloat16 on a GPU, where its
+    matrix products are several times faster than float32's; none on a CPU), and how far each
+    projection is from the study's compute floor in that precision."""
     import torch
 
     from dlbench.bench import device_name
@@ -118,13 +121,42 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=prin
     peaks = {name: flops.matmul_peak_tflops(device, getattr(torch, name)) for name in PEAK_DTYPES}
     log(f"measured matrix-product peak: {', '.join(f'{name} {peak:.1f} TFLOP/s' for name, peak in peaks.items())}")
     figures = {"device": device_name(device), "steps": steps, "matmul_peak_tflops": peaks, "studies": {}}
+    if other_precisions is None:
+        other_precisions = ("bfloat16",) if device.type == "cuda" else ()
     for name in names:
         study = load_study(name)
         log(f"{study.name}: {len(study.runs)} runs; beta-VAE stacks of {', '.join(map(str, stacks))} ...")
-        figures["studies"][study.name] = _study_stacking(study, device, stacks, steps, log)
-        figures["studies"][study.name].update(_compute_floor(study, figures["studies"][study.name], device, peaks,
-                                                             log))
+        figures["studies"][study.name] = study_figures = _study_stacking(study, device, stacks, steps, log)
+        study_figures["projected_training_hours_by_precision"] = {
+            _precision(study): study_figures["projected_training_hours"],
+            **{precision: _projected_in_precision(study, study_figures, precision, device, steps, log)
+               for precision in other_precisions if precision != _precision(study)}}
+        study_figures.update(_compute_floor(study, study_figures, device, peaks, log))
     return figures
+
+
+def _precision(study):
+    """The train.precision of a study's runs (one for all: their protocol)."""
+    return next(iter(_first_run_of_each_method(study).values())).train.get("precision", "float32")
+
+
+def _projected_in_precision(study, figures, precision, device, steps, log):
+    """The study's projected training hours with every run in train.precision `precision`, each
+    method measured at the K it was timed at."""
+    import dataclasses
+
+    first = _first_run_of_each_method(study)
+    rates = {}
+    for method, spec in first.items():
+        k = figures["method_stack_sizes"][method]
+        spec = dataclasses.replace(spec, train={**spec.train, "precision": precision})
+        measured = _measured_or_out_of_memory(spec, k, device, steps, stacked=k > 1)
+        if measured is None:
+            log(f"  {method} in {precision} at K={k}: out of memory; its {_precision(study)} rate is used")
+        rates[method] = measured["images_per_second"] if measured else figures["method_images_per_second"][method]
+    hours = projected_hours(_runs_per_method(study), {m: first[m].train for m in first}, rates)
+    log(f"  {study.name}: {hours:.1f} h of training in {precision}")
+    return hours
 
 
 PEAK_DTYPES = ("float32", "bfloat16")  # training's default precision, and train.precision = 'bfloat16'
@@ -143,15 +175,16 @@ def _compute_floor(study, figures, device, peaks, log):
     total = sum(runs[method] * first[method].train["steps"] * per_step[method] for method in runs)
     rates = figures["method_images_per_second"]
     floors = {name: flops.floor_hours(total, peak) for name, peak in peaks.items()}
-    hours = figures["projected_training_hours"]
+    projected = figures["projected_training_hours_by_precision"]
     log(f"  {study.name}: {total / 1e15:.1f} PFLOP of matrix products; floor "
-        + ", ".join(f"{floor:.2f} h at the {name} peak" for name, floor in floors.items())
-        + f"; projected {hours:.2f} h")
+        + ", ".join(f"{floor:.2f} h at the {name} peak" for name, floor in floors.items()) + "; projected "
+        + ", ".join(f"{hours:.2f} h in {name}" for name, hours in projected.items()))
     return {"step_gflop": {method: value / 1e9 for method, value in per_step.items()},
             "method_tflops": {method: per_step[method] * rates[method] / first[method].train["batch_size"] / 1e12
                               for method in per_step},
             "training_pflop": total / 1e15, "compute_floor_hours": floors,
-            "projected_over_floor": {name: hours / floor for name, floor in floors.items()}}
+            # each projection against the floor of its own precision
+            "projected_over_floor": {name: hours / floors[name] for name, hours in projected.items() if name in floors}}
 
 
 def _study_stacking(study, device, stacks, steps, log):
