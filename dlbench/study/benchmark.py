@@ -110,10 +110,9 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=prin
     projection is from the study's compute floor in that precision."""
     import torch
 
+    from dlbench import flops
     from dlbench.bench import device_name
     from dlbench.study import load_study
-
-    from dlbench import flops
 
     device = torch.device(device)
     steps = steps or (20 if device.type == "cpu" else 200)
@@ -127,10 +126,11 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=prin
         study = load_study(name)
         log(f"{study.name}: {len(study.runs)} runs; beta-VAE stacks of {', '.join(map(str, stacks))} ...")
         figures["studies"][study.name] = study_figures = _study_stacking(study, device, stacks, steps, log)
+        own = _precision(study)
         study_figures["projected_training_hours_by_precision"] = {
-            _precision(study): study_figures["projected_training_hours"],
+            own: study_figures["projected_training_hours"],
             **{precision: _projected_in_precision(study, study_figures, precision, device, steps, log)
-               for precision in other_precisions if precision != _precision(study)}}
+               for precision in other_precisions if precision != own}}
         study_figures.update(_compute_floor(study, study_figures, device, peaks, log))
     return figures
 
