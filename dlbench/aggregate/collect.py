@@ -76,7 +76,7 @@ def collect(runs_root, only=None):
     if not runs:  # nothing to report on: an error, not two empty tables
         raise UserError(f"none of the {len(run_jsons)} runs under '{runs_root}' can be used; the first: {unusable[0]}")
     counted, duplicates = _drop_duplicates(runs)
-    results = _with_left_out_defaults(typed_columns(pd.DataFrame([run.row for run in counted])))
+    results = typed_columns(_with_left_out_defaults(pd.DataFrame([run.row for run in counted])))
     details = {run.row["run_dir"]: run.details for run in counted}
     return Collection(results, left_out, duplicates, len(run_jsons), details)
 
@@ -129,7 +129,7 @@ def _with_left_out_defaults(results):
         column = f"train.{name}"
         if column in results:
             results[column] = results[column].astype(object).where(results[column].notna(), default)
-    return typed_columns(results)
+    return results
 
 
 def _read_record(run_dir):

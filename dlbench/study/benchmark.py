@@ -125,34 +125,30 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=prin
     for name in names:
         study = load_study(name)
         log(f"{study.name}: {len(study.runs)} runs; beta-VAE stacks of {', '.join(map(str, stacks))} ...")
-        figures["studies"][study.name] = study_figures = _study_stacking(study, device, stacks, steps, log)
-        own = _precision(study)
+        first = _first_run_of_each_method(study)
+        figures["studies"][study.name] = study_figures = _study_stacking(study, first, device, stacks, steps, log)
+        # the precision of the study's runs (one for all: their protocol)
+        own = next(iter(first.values())).train.get("precision", "float32")
         study_figures["projected_training_hours_by_precision"] = {
             own: study_figures["projected_training_hours"],
-            **{precision: _projected_in_precision(study, study_figures, precision, device, steps, log)
+            **{precision: _projected_in_precision(study, first, study_figures, precision, device, steps, log)
                for precision in other_precisions if precision != own}}
-        study_figures.update(_compute_floor(study, study_figures, device, peaks, log))
+        study_figures.update(_compute_floor(study, first, study_figures, device, peaks, log))
     return figures
 
 
-def _precision(study):
-    """The train.precision of a study's runs (one for all: their protocol)."""
-    return next(iter(_first_run_of_each_method(study).values())).train.get("precision", "float32")
-
-
-def _projected_in_precision(study, figures, precision, device, steps, log):
+def _projected_in_precision(study, first, figures, precision, device, steps, log):
     """The study's projected training hours with every run in train.precision `precision`, each
-    method measured at the K it was timed at."""
+    method (first: its first run) measured at the K it was timed at."""
     import dataclasses
 
-    first = _first_run_of_each_method(study)
     rates = {}
     for method, spec in first.items():
         k = figures["method_stack_sizes"][method]
         spec = dataclasses.replace(spec, train={**spec.train, "precision": precision})
         measured = _measured_or_out_of_memory(spec, k, device, steps, stacked=k > 1)
         if measured is None:
-            log(f"  {method} in {precision} at K={k}: out of memory; its {_precision(study)} rate is used")
+            log(f"  {method} in {precision} at K={k}: out of memory; its rate in the study's precision is used")
         rates[method] = measured["images_per_second"] if measured else figures["method_images_per_second"][method]
     hours = projected_hours(_runs_per_method(study), {m: first[m].train for m in first}, rates)
     log(f"  {study.name}: {hours:.1f} h of training in {precision}")
@@ -162,14 +158,14 @@ def _projected_in_precision(study, figures, precision, device, steps, log):
 PEAK_DTYPES = ("float32", "bfloat16")  # training's default precision, and train.precision = 'bfloat16'
 
 
-def _compute_floor(study, figures, device, peaks, log):
+def _compute_floor(study, first, figures, device, peaks, log):
     """How far the projected training is from the study's compute floor: each method's FLOPs per
     step of one run (dlbench.flops), the TFLOP/s its measured rate achieves, the study's training
     PFLOP, the floor in hours at each measured peak, and the projected hours over each floor."""
     import dlbench.data
     from dlbench import flops
 
-    first, runs = _first_run_of_each_method(study), _runs_per_method(study)
+    runs = _runs_per_method(study)
     per_step = {method: flops.step_flops(spec, dlbench.data.dataset_from_record(spec.identity()), device)
                 for method, spec in first.items()}
     total = sum(runs[method] * first[method].train["steps"] * per_step[method] for method in runs)
@@ -187,12 +183,11 @@ def _compute_floor(study, figures, device, peaks, log):
             "projected_over_floor": {name: hours / floors[name] for name, hours in projected.items() if name in floors}}
 
 
-def _study_stacking(study, device, stacks, steps, log):
+def _study_stacking(study, first, device, stacks, steps, log):
     """One study's figures: for each K the images per second summed over the stack's runs, against
     one run trained alone (the rate of K runs one after another), the ratio, runs per hour both
     ways and the peak device memory (CUDA); then each method's stacked rate at the best K and the
-    projected hours of the whole study's training."""
-    first = _first_run_of_each_method(study)
+    projected hours of the whole study's training. first: each method's first run."""
     reference = first.get("beta_vae") or next(iter(first.values()))
     for stacked in (False, True):  # untimed: the process's first steps (allocator, kernels chosen) are not measured
         _images_per_second(reference, 1, device, WARM_UP_STEPS, stacked)

@@ -76,11 +76,7 @@ def setting_label(row, columns):
     """'beta=4, lr=0.001' for a row (a mapping) and the columns that tell its settings apart, but
     those the row does not have (a Student-t prior's nu for a Gaussian prior: 'prior.name=
     isotropic_gaussian', not '..., prior.nu=none'); '' when nothing does."""
-    return ", ".join(f"{short_name(c)}={format_value(row[c])}" for c in columns if not is_missing(row[c]))
-
-
-def is_missing(value):
-    return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
+    return ", ".join(f"{short_name(c)}={format_value(row[c])}" for c in columns if not pd.isna(row[c]))
 
 
 def label_settings(frame):
