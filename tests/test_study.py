@@ -120,6 +120,50 @@ def test_status_and_study_json_and_another_study_in_the_same_root(tiny_dsprites,
     result = run_command("dlb_study", other, "--runs_root", runs, "--device", "cpu", data_root=tiny_dsprites)
     assert_one_line_error(result, "holds the study 's', not 'other'")
     assert tree(runs) == before
+    for mode in ("--dry_run", "--status"):  # a command that passes its dry run runs
+        assert_one_line_error(run_command("dlb_study", other, "--runs_root", runs, mode, data_root=tiny_dsprites),
+                              "holds the study 's', not 'other'")
+
+
+def test_a_study_changed_since_its_runs_trained_is_refused_and_they_are_left_alone(tiny_dsprites, tmp_path):
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    runs = tmp_path / "runs"
+    assert run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress",
+                       data_root=tiny_dsprites).returncode == 0
+    files = {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()}
+    # the same study, its protocol changed: its run keeps its name but not its config
+    changed = tmp_path / "changed" / "s.gin"
+    changed.parent.mkdir()
+    changed.write_text(study.read_text().replace("'train.steps': 20", "'train.steps': 30"))
+    assert "'train.steps': 30" in changed.read_text()
+    for mode in ([], ["--dry_run"], ["--status"]):
+        result = run_command("dlb_study", changed, "--runs_root", runs, "--device", "cpu", *mode, data_root=tiny_dsprites)
+        assert_one_line_error(result, "holds 1 of these runs trained with another config "
+                                      "(beta_vae/beta=1.0/seed=0: train.steps: 20 -> 30)")
+    assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()} == files
+    # a study that only grows is the same study: its finished run is kept
+    grown = tmp_path / "grown" / "s.gin"
+    grown.parent.mkdir()
+    write_study(grown, "{'beta_vae.beta': [1.0, 8.0]}")
+    status = run_command("dlb_study", grown, "--runs_root", runs, "--status", data_root=tiny_dsprites)
+    assert "2 runs: 1 done, 1 not started" in status.stdout, status.stderr
+    # nor may another study go inside this one's root, or inside one of its runs
+    for inside in (runs / "nested", runs / "beta_vae" / "beta=1.0" / "seed=0" / "nested"):
+        result = run_command("dlb_study", study, "--runs_root", inside, "--device", "cpu", data_root=tiny_dsprites)
+        assert_one_line_error(result, f"is inside '{inside.parent}'")
+    assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()} == files
+
+
+def test_a_unit_does_not_mark_failed_a_run_of_another_config(trained_run):
+    from dlbench.study.unit import FAILED, Unit, run_unit
+
+    run_dir = trained_run
+    before = (run_dir / "run.json").read_bytes()
+    params = [p for p in TINY_PARAMS if not p.startswith("train.steps")] + ["train.steps = 30"]
+    unit = Unit(str(run_dir), (), tuple(params), ("mig",), {})
+    lines = []
+    assert run_unit(unit, "cpu", log=lines.append) == FAILED
+    assert "train.steps: 20 -> 30" in lines[0] and (run_dir / "run.json").read_bytes() == before
 
 
 def weights_and_results(runs, metrics=True):

@@ -65,7 +65,7 @@ def _body(argv):
     if args.executor == "slurm" and args.workers is not None:
         parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
 
-    from dlbench.study import load_study, only, shard
+    from dlbench.study import check_runs_root, load_study, only, shard
     from dlbench.study.stacks import stack_size
     from dlbench.train.device import check_device_name
 
@@ -78,6 +78,7 @@ def _body(argv):
     runs_root = Path(args.runs_root) if args.runs_root else Path("runs") / study.name
     if runs_root.exists() and not runs_root.is_dir():
         raise UserError(f"--runs_root '{runs_root}' is a file, not a folder; choose a folder for the run directories")
+    check_runs_root(study, runs, runs_root)
     if args.status:
         return _print_status(study, runs, runs_root)
     if args.dry_run:

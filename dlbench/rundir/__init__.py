@@ -21,9 +21,9 @@ from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, checkpoint_path, checkp
                                    metric_results_path, model_dir, postprocess_results_path, postprocessed_dir,
                                    representation_path, run_json_path, samples_dir, study_run_dir, train_log_path,
                                    train_results_path, weights_path)
-from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS_LEFT_OUT, Prepare, clear,
-                                      mark_checkpoint, mark_done, mark_failed, mark_interrupted, mark_running,
-                                      mark_stopped, new_session, prepare)
+from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS_LEFT_OUT, ConfigMismatch, Prepare,
+                                      clear, config_differences, mark_checkpoint, mark_done, mark_failed,
+                                      mark_interrupted, mark_running, mark_stopped, new_session, prepare)
 from dlbench.rundir.record import Status, git_revision, is_run, read_run, require_finished_run, update_run
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     # claims
     "HELD", "LEASE_SECONDS", "Claim", "ClaimLost", "RunHeld", "check_not_held", "hold_run",
     # lifecycle
-    "BOOKKEEPING_TRAIN_SETTINGS", "TRAIN_DEFAULTS_LEFT_OUT", "Prepare", "clear", "mark_checkpoint", "mark_done",
+    "BOOKKEEPING_TRAIN_SETTINGS", "TRAIN_DEFAULTS_LEFT_OUT", "ConfigMismatch", "Prepare", "clear",
+    "config_differences", "mark_checkpoint", "mark_done",
     "mark_failed", "mark_interrupted", "mark_running", "mark_stopped", "new_session", "prepare",
 ]

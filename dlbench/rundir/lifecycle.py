@@ -41,6 +41,10 @@ class Prepare(enum.Enum):
     SKIP = "skip"        # training ended (done or failed) with this config: leave it alone
 
 
+class ConfigMismatch(UserError):
+    """The folder holds a run of another config: it is not this run's to train, mark or replace."""
+
+
 def prepare(run_dir, identity, overwrite):
     """Decide, without writing, what to do with run_dir (which this process holds) to train
     `identity` in it; a UserError when the folder holds something else."""
@@ -53,10 +57,10 @@ def prepare(run_dir, identity, overwrite):
     if overwrite:
         return Prepare.RESTART  # run.json is not read: --overwrite is also the way out of a damaged one
     record = read_run(run_dir)
-    differences = _differences(record, identity)
+    differences = config_differences(record, identity)
     if differences:
         state = "a finished" if record.get("status") in Status.ENDED else "an unfinished"
-        raise UserError(f"'{run_dir}' holds {state} run with a different config ({', '.join(differences)}); "
+        raise ConfigMismatch(f"'{run_dir}' holds {state} run with a different config ({', '.join(differences)}); "
                         f"`dlb_train --run_dir {run_dir}` alone uses its own config, --overwrite replaces it, "
                         f"or choose another --run_dir")
     if record.get("status") in Status.ENDED:
@@ -93,7 +97,7 @@ def _comparable(record):
     return flat
 
 
-def _differences(record, identity):
+def config_differences(record, identity):
     """The bindings in which a recorded run and an identity differ, e.g. ['beta_vae.beta: 4.0 -> 8.0']."""
     old, new = _comparable(record), _comparable(identity)
     keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]

@@ -66,6 +66,7 @@ class Study:
     runs: list
     metrics: list
     metric_params: dict
+    identities: dict = dataclasses.field(default_factory=dict, repr=False)  # run name -> what run.json records
 
 
 def study_file(name_or_gin):
@@ -107,8 +108,9 @@ def load_study(name_or_gin):
                   metric_params=settings["metric_params"])
     _check_metrics(study)
     resolved = [_resolve(study, base, fixed, assignment) for assignment in assignments]
-    names = _unique_names([name for name, _ in resolved], [spec for _, spec in resolved])
-    study.runs = [dataclasses.replace(spec, name=name) for name, (_, spec) in zip(names, resolved)]
+    names = _unique_names([name for name, _, _ in resolved], [spec for _, spec, _ in resolved])
+    study.runs = [dataclasses.replace(spec, name=name) for name, (_, spec, _) in zip(names, resolved)]
+    study.identities = {name: identity for name, (_, _, identity) in zip(names, resolved)}
     return study
 
 
@@ -128,7 +130,7 @@ def _check_metrics(study):
 
 
 def _resolve(study, base, fixed, assignment):
-    """(readable name, RunSpec) of one assignment, its config resolved and checked."""
+    """(readable name, RunSpec, identity) of one assignment, its config resolved and checked."""
     from dlbench.config import parse_gin, resolve_run_spec
 
     params = fixed + [binding(k, v) for k, v in assignment.items()]
@@ -140,7 +142,7 @@ def _resolve(study, base, fixed, assignment):
         raise UserError(f"study {study.name}, run with {label}: {err}") from None
     finally:
         gin.clear_config()
-    return run_name(spec.method.name, assignment, spec.train["seed"]), RunSpec("", base, params)
+    return run_name(spec.method.name, assignment, spec.train["seed"]), RunSpec("", base, params), spec.identity()
 
 
 def run_name(method, assignment, seed):
@@ -176,14 +178,54 @@ def _unique_names(names, specs):
     return unique
 
 
-def record_study(study, runs_root):
-    """Write RUNS_ROOT/study.json (atomically), refusing a root that holds another study."""
+def check_runs_root(study, runs, runs_root):
+    """A UserError unless runs_root can hold `runs` of this study: it is not inside another study's
+    root or a run, holds no other study, and none of the runs there was trained with another config
+    (the study file changed since). Reads only; every mode of dlb_study checks this first."""
+    runs_root = Path(runs_root)
+    for parent in runs_root.absolute().parents:
+        if (parent / STUDY_JSON).is_file() or rundir.is_run(parent):
+            what = "the runs root of a study" if (parent / STUDY_JSON).is_file() else "a run directory"
+            raise UserError(f"--runs_root '{runs_root}' is inside '{parent}', {what}; its runs would be taken "
+                            f"for that folder's; give a --runs_root outside it")
+    _check_held_study(study, runs_root)
+    changed = {}
+    for spec in runs:
+        differences = _changed_config(study, spec, runs_root)
+        if differences:
+            changed[spec.name] = differences
+    if changed:
+        shown = "; ".join(f"{name}: {', '.join(differences)}" for name, differences in list(changed.items())[:2])
+        raise UserError(f"'{runs_root}' holds {len(changed)} of these runs trained with another config ({shown}"
+                        f"{'; ...' if len(changed) > 2 else ''}): the study file changed since they ran; give the "
+                        f"changed study another --runs_root, or restore the file")
+
+
+def _check_held_study(study, runs_root):
     path = Path(runs_root) / STUDY_JSON
     if path.is_file():
         held = rundir.read_json(path, fix="delete it if the runs root holds only this study").get("name")
         if held != study.name:
             raise UserError(f"'{runs_root}' holds the study {held!r}, not {study.name!r}; give another --runs_root")
-    rundir.write_json(path, {"name": study.name, "file": study.file, "dlbench_version": dlbench.__version__,
+
+
+def _changed_config(study, spec, runs_root):
+    """How the run already in spec's directory differs from spec ([] where it does not, or is
+    not there; a damaged run.json is the run's own failure, reported when it is reached)."""
+    run_dir = rundir.study_run_dir(runs_root, spec.name)
+    if not rundir.is_run(run_dir):
+        return []
+    try:
+        record = rundir.read_run(run_dir)
+    except UserError:
+        return []
+    return rundir.config_differences(record, study.identities[spec.name])
+
+
+def record_study(study, runs_root):
+    """Write RUNS_ROOT/study.json (atomically), refusing a root that holds another study."""
+    _check_held_study(study, runs_root)  # again: another study may have taken the root since the check
+    rundir.write_json(Path(runs_root) / STUDY_JSON, {"name": study.name, "file": study.file, "dlbench_version": dlbench.__version__,
                              "metrics": study.metrics, "metric_params": study.metric_params,
                              "runs": [dataclasses.asdict(spec) for spec in study.runs]})
 

@@ -53,6 +53,9 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
             return evaluate_unit(unit, device, log)
     except rundir.RunHeld:
         return HELD
+    except rundir.ConfigMismatch as err:  # another config's run: not this unit's to mark failed
+        log(f"{unit.run_dir}: failed: {err}")
+        return FAILED
     except (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError):
         raise
     except Exception as err:  # noqa: BLE001  (a bug in one run's training must not stop a 1280-run study)
