@@ -242,12 +242,74 @@ def test_the_gpu_check_says_what_it_needs_in_one_line(tmp_path):
 
     from tests.commands import REPO
 
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "gin_config-0.5.0-py3-none-any.whl").write_text("not a wheel")
     for args, needle in [([], "usage: dlb_gpu_check WHEELS OUT"), ([str(tmp_path), str(tmp_path / "out")],
-                                                                    "no gin_config-*.whl in")]:
+                                                                    "no gin_config-*.whl in"),
+                         ([str(wheels), str(tmp_path / "out")], "torch sees no CUDA GPU")]:
         result = subprocess.run([sys.executable, str(REPO / "bin" / "dlb_gpu_check"), *args], capture_output=True,
                                 text=True, timeout=60)
         assert result.returncode == 2 and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+    help_ = subprocess.run([sys.executable, str(REPO / "bin" / "dlb_gpu_check"), "--help"], capture_output=True,
+                           text=True, timeout=60)
+    assert help_.returncode == 0 and help_.stdout.startswith("usage: dlb_gpu_check WHEELS OUT")
+
+
+@pytest.fixture
+def gpu_check_on_a_pretend_gpu(tmp_path, monkeypatch):
+    """(module, wheels folder): bin/dlb_gpu_check believing it has a GPU, its scratch under tmp_path/tmp."""
+    import tempfile
+
+    check = gpu_check_module()
+    monkeypatch.setattr(check, "_device", lambda: {"torch": "x", "gpu": "a pretend GPU"})
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "gin_config-0.5.0-py3-none-any.whl").write_text("not a wheel")
+    return check, wheels
+
+
+def test_the_gpu_check_refuses_an_out_it_cannot_write(gpu_check_on_a_pretend_gpu, tmp_path, capsys):
+    check, wheels = gpu_check_on_a_pretend_gpu
+    (tmp_path / "a_file").write_text("")
+    for out in (tmp_path / "a_file", tmp_path / "a_file" / "out"):
+        assert check.main([str(wheels), str(out)]) == 2
+        assert "cannot write the results into OUT" in capsys.readouterr().err
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_the_gpu_check_stops_on_a_bad_wheel_and_removes_its_scratch(gpu_check_on_a_pretend_gpu, tmp_path, capsys):
+    import json
+
+    check, wheels = gpu_check_on_a_pretend_gpu
+    assert check.main([str(wheels), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dlb_gpu_check: installing the wheels of") and len(err.splitlines()) == 1
+    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert not report["passed"] and len(report["setup"]) == 1 and not report["steps"]  # no data made after it
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_an_interrupted_gpu_check_keeps_its_report_and_removes_its_scratch(gpu_check_on_a_pretend_gpu, tmp_path,
+                                                                          monkeypatch, capsys):
+    import json
+
+    check, wheels = gpu_check_on_a_pretend_gpu
+
+    def interrupted(wheels, out, scratch, report, log):
+        (scratch / "data").mkdir()
+        report["steps"]["cuda_tests"] = {"returncode": 0, "seconds": 1.0, "tail": ""}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(check, "_check", interrupted)
+    assert check.main([str(wheels), str(tmp_path / "out")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert report["interrupted"] and not report["passed"] and list(report["steps"]) == ["cuda_tests"]
+    assert not list((tmp_path / "tmp").iterdir())
 
 
 def gpu_check_module():
