@@ -99,5 +99,5 @@ def test_the_marks_record_the_lifecycle_in_run_json(tmp_path):
 
     rundir.mark_stopped(tmp_path, Status.FAILED, "RuntimeError: boom")
     assert rundir.read_run(tmp_path)["error"] == "RuntimeError: boom"
-    with pytest.raises(UserError, match="has not finished"):
+    with pytest.raises(UserError, match=r"failed \(RuntimeError: boom\); there is no model to use"):
         rundir.require_finished_run(tmp_path)

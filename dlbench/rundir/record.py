@@ -39,11 +39,15 @@ def update_run(run_dir, **fields):
 def require_finished_run(run_dir):
     """run.json of a run whose training finished; a UserError naming the problem otherwise."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    if not run_dir.exists():
         raise UserError(f"run directory '{run_dir}' does not exist; give the RUN_DIR that dlb_train wrote")
     if not is_run(run_dir):
-        raise UserError(f"'{run_dir}' is not a run directory (no run.json); give the RUN_DIR that dlb_train wrote")
+        what = "a folder" if run_dir.is_dir() else "a file"
+        raise UserError(f"'{run_dir}' is {what}, not a run directory (no run.json); give the RUN_DIR that dlb_train wrote")
     record = read_run(run_dir)
+    if record.get("status") == Status.FAILED:
+        raise UserError(f"training of '{run_dir}' failed ({record.get('error')}); there is no model to use: train it "
+                        f"again from step 0 with `dlb_train --run_dir {run_dir} --overwrite`")
     if record.get("status") != Status.DONE:
         raise UserError(f"training of '{run_dir}' has not finished (status: {record.get('status')}); "
                         f"finish it with `dlb_train --run_dir {run_dir}` first (it resumes from the run's own config)")

@@ -33,8 +33,7 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
     with StopOnSignals() as stop, rundir.hold_run(run_dir, "trained") as claim:
         action = rundir.prepare(run_dir, spec.identity(), overwrite)
         if action is Prepare.SKIP:
-            log(f"{run_dir}: training already finished; left alone (use --overwrite to train again)")
-            return SKIPPED
+            return left_alone(run_dir, log)
         data = dlbench.data.dataset_from_record(spec.identity())  # a bad dataset stops us before anything is removed
         trainer = start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log,
                                  stacked=False)
@@ -42,16 +41,27 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
         return _train_to_end(run_dir, trainer, spec, progress, trainer.started, claim, stop, log, session)
 
 
+def left_alone(run_dir, log):
+    """SKIPPED for a run that finished, Status.FAILED (with its reason) for one that failed."""
+    record = rundir.read_run(run_dir)
+    if record.get("status") == Status.FAILED:
+        log(f"{run_dir}: the run failed ({record.get('error')}); left alone: --overwrite trains it again from step 0")
+        return Status.FAILED
+    log(f"{run_dir}: training already finished; left alone (use --overwrite to train again)")
+    return SKIPPED
+
+
 def start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log, **recorded):
     """The run's Trainer, fresh (its folder cleared first on RESTART, its config written) or resumed
     from its newest checkpoint, with run.json marked running (with `recorded` fields too);
     trainer.started is when this session started."""
     identity = spec.identity()
+    # built first: a model the data or the seed cannot make is refused before the old run is removed
+    trainer = Trainer(spec, data, device)
     if action is Prepare.RESTART:
         if not overwrite:
             log(f"{run_dir}: the unfinished run has no checkpoint to resume from; training starts again from step 0")
         rundir.clear(run_dir)
-    trainer = Trainer(spec, data, device)
     if action is Prepare.RESUME:
         resume_from_newest_checkpoint(run_dir, trainer, device, log)
         truncate_log(run_dir, trainer.step)

@@ -17,7 +17,7 @@ import dlbench.data
 from dlbench.errors import CorruptFile, Interrupted
 from dlbench.rundir import HELD, Prepare, Status
 from dlbench.train import checkpoints
-from dlbench.train.run import (SKIPPED, CheckpointSchedule, LogWriter, StopOnSignals, finish_training, mark_stopped,
+from dlbench.train.run import (CheckpointSchedule, LogWriter, StopOnSignals, finish_training, left_alone, mark_stopped,
                                start_training, truncate_log)
 from dlbench.train.stack import StackedTrainer
 
@@ -40,7 +40,7 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
             if run_dir in claims:
                 action = rundir.prepare(run_dir, spec.identity(), overwrite=False)
                 if action is Prepare.SKIP:
-                    statuses[run_dir] = SKIPPED
+                    statuses[run_dir] = left_alone(run_dir, log)
                 else:
                     members.append((run_dir, spec, text, action))
         if not members:
