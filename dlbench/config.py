@@ -49,7 +49,7 @@ def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, se
     return dict(method=method, steps=checks.integer("train.steps", steps, minimum=1),
                 batch_size=checks.integer("train.batch_size", batch_size, minimum=1),
                 lr=checks.number("train.lr", lr, positive=True),
-                seed=checks.integer("train.seed", seed, minimum=0),
+                seed=checks.integer("train.seed", seed, minimum=0, maximum=2**32 - 1),  # what numpy seeds take
                 checkpoint_every=checks.integer("train.checkpoint_every", checkpoint_every, minimum=1),
                 log_every=checks.integer("train.log_every", log_every, minimum=1),
                 adam_betas=checks.numbers("train.adam_betas", adam_betas, length=2, minimum=0, maximum=0.999999),
@@ -209,7 +209,17 @@ def resolve_run_spec():
     except Exception as err:
         raise UserError(f"bad gin config: {_one_line(err)}") from None
     dataset["options"] = dlbench.data.checked_dataset_options(dataset["name"], dataset["options"])
+    _check_batch_size(train)
     return RunSpec(method=train["method"], train=train, dataset=dataset, model=model)
+
+
+def _check_batch_size(train):
+    method, needed = train["method"], train["method"].min_batch_size()
+    if train["batch_size"] < needed:
+        settings = ", ".join(f"{k} {v!r}" for k, v in method.hyperparameters().items() if isinstance(v, str))
+        raise UserError(f"train.batch_size = {train['batch_size']} is too small for {method.name}"
+                        f"{f' ({settings})' if settings else ''}: it needs batches of at least {needed}; "
+                        f"raise train.batch_size")
 
 
 def operative_config():

@@ -40,11 +40,46 @@ def assert_user_error(capsys, code, *needles):
     ("train.method = @nothing()", "@nothing()"),
     ("beta_vae.beta = (", "bad gin config"),
     ("train.steps = -3", "train.steps must be an integer >= 1, got -3"),
+    ("train.seed = 18446744073709551616", "train.seed must be an integer"),  # torch had overflowed at step 0
 ])
 def test_bad_bindings(tiny_dsprites, tmp_path, capsys, binding, needle):
     code = train.main(tiny_train_args(tmp_path / "run", binding))
     assert_user_error(capsys, code, needle)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("method", [["train.method = @beta_tcvae()", "beta_tcvae.estimator = 'mss'"],
+                                    ["train.method = @ab_vae()"]])
+def test_a_batch_too_small_for_the_objective_is_refused_with_the_config(tiny_dsprites, tmp_path, capsys, method):
+    # minibatch stratified sampling and the unbiased MMD need a second observation: it had failed at step 1
+    params = [p for p in TINY_PARAMS if not p.startswith(("train.method", "beta_vae."))] + method
+    args = ["--run_dir", str(tmp_path / "run"), "--device", "cpu", "--no_progress"]
+    for p in params + ["train.batch_size = 1"]:
+        args += ["--gin_param", p]
+    assert_user_error(capsys, train.main(args), "train.batch_size = 1 is too small", "at least 2")
+    assert not (tmp_path / "run").exists()
+
+
+def files_of(run_dir):
+    return {p: p.read_bytes() for p in sorted(Path(run_dir).rglob("*")) if p.is_file()}
+
+
+def test_overwrite_keeps_the_old_run_when_the_new_config_cannot_be_built(trained_run, capsys):
+    before = files_of(trained_run)
+    args = tiny_train_args(trained_run, "model.architecture = 'dcgan'") + ["--overwrite"]
+    assert_user_error(capsys, train.main(args), "dcgan")
+    assert files_of(trained_run) == before
+
+
+def test_a_failed_run_is_said_to_have_failed_and_how_to_train_it_again(trained_run, capsys):
+    from dlbench import rundir
+
+    rundir.mark_stopped(trained_run, rundir.Status.FAILED, "the loss became non-finite at step 7")
+    assert train.main(["--run_dir", str(trained_run), "--no_progress"]) == 1
+    out = capsys.readouterr().out
+    assert "the run failed (the loss became non-finite at step 7)" in out and "--overwrite" in out
+    assert_user_error(capsys, evaluate.main([str(trained_run)]), "failed (the loss became non-finite at step 7)",
+                      f"dlb_train --run_dir {trained_run} --overwrite")
 
 
 def test_gin_file_that_does_not_parse(tmp_path, capsys):
@@ -98,8 +133,10 @@ def test_missing_run_dir(tmp_path, capsys, command):
 @pytest.mark.parametrize("command", [evaluate.main, postprocess.main])
 def test_run_dir_that_is_not_a_run(tmp_path, capsys, command):
     code = command([str(tmp_path)])
-    assert_user_error(capsys, code, "not a run directory")
+    assert_user_error(capsys, code, "is a folder, not a run directory")
     assert list(tmp_path.iterdir()) == []
+    (tmp_path / "a_file").write_text("")
+    assert_user_error(capsys, command([str(tmp_path / "a_file")]), "is a file, not a run directory")
 
 
 def make_unfinished_run(run_dir):

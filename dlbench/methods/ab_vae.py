@@ -65,6 +65,9 @@ class ABVAE(Method):
     def hyperparameters(self):
         return {"alpha": float(self.alpha), "beta": float(self.beta), "divergence": self.divergence}
 
+    def min_batch_size(self):
+        return 2 if self.divergence == "mmd" else 1  # the unbiased MMD leaves each sample's own pair out
+
     def draw(self, model, batch_size, generator=None):
         return {"prior_samples": model.prior.sample(batch_size, generator)}
 

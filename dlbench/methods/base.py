@@ -36,6 +36,10 @@ class Method(ABC):
         function serves a run alone and many runs batched together. Every method takes the same
         arguments, used or not."""
 
+    def min_batch_size(self):
+        """The smallest batch the objective is defined for: refused at config time, not at step 1."""
+        return 1
+
     def draw(self, model, batch_size, generator=None):
         """The random numbers objective() needs beyond the forward pass's (prior samples for the
         alpha-beta divergence), drawn from the run's generator after the forward pass; a dict."""

@@ -58,6 +58,9 @@ class BetaTCVAE(Method):
     def prepare(self, model, num_observations):
         self.dataset_size = int(num_observations)
 
+    def min_batch_size(self):
+        return 2 if self.estimator == "mss" else 1  # stratified sampling weighs the other batch members
+
     def hyperparameters(self):
         return {"alpha": float(self.alpha), "beta": float(self.beta), "gamma": float(self.gamma),
                 "estimator": self.estimator}
