@@ -373,6 +373,8 @@ def test_learned_logits_get_gradients_and_load_from_a_state_dict():
     ("student_t", {"nu": -2.0}),
     ("student_t", {"nu": math.inf}),
     ("student_t", {"nu": "three"}),
+    ("student_t", {"nu": "3"}),  # a string or a bool is a mistake, not a number: they had been taken
+    ("student_t", {"nu": True}),
     ("gaussian_mixture", {}),  # 3 dimensions: no default means
     ("gaussian_mixture", {"means": [[0.0, 1.0]]}),
     ("gaussian_mixture", {"means": []}),
@@ -383,6 +385,8 @@ def test_learned_logits_get_gradients_and_load_from_a_state_dict():
     ("sparse_mixture", {"gamma": -0.1}),
     ("sparse_mixture", {"gamma": 1.5}),
     ("sparse_mixture", {"sigma0_sq": 0.0}),
+    ("sparse_mixture", {"gamma": "0.5"}),
+    ("gaussian_mixture", {"means": MEANS_3D, "variance": "1"}),
 ])
 def test_bad_settings_raise_user_errors(name, settings):
     with pytest.raises(UserError, match=name):

@@ -7,7 +7,6 @@ import math
 import torch
 from torch import nn
 
-from dlbench.errors import UserError
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -15,21 +14,6 @@ _LOG_2PI = math.log(2.0 * math.pi)
 def log_normal_diag(z, mean, logvar):
     """log N(z; mean, diag(exp(logvar))) per dimension (broadcasting, no sum)."""
     return -0.5 * (_LOG_2PI + logvar + (z - mean).pow(2) * torch.exp(-logvar))
-
-
-def checked_number(value, name, valid, description):
-    """value as a finite float for which valid(value) holds, else a UserError naming the setting."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (math.isfinite(number) and valid(number)):
-        raise UserError(f"{name} must be {description}, got {value!r}")
-    return number
-
-
-def is_positive(number):
-    return number > 0
 
 
 class Prior(nn.Module, ABC):

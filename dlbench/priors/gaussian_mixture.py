@@ -12,8 +12,9 @@ import math
 import gin
 import torch
 
+from dlbench import checks
 from dlbench.errors import UserError
-from dlbench.priors.base import Prior, checked_number, is_positive, log_normal_diag
+from dlbench.priors.base import Prior, log_normal_diag
 
 PAPER_MEANS_2D = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
 
@@ -29,7 +30,7 @@ class GaussianMixture(Prior):
     def __init__(self, latent_dim, means=None, variance=0.03, weights=None):
         super().__init__(latent_dim)
         self.given_means = _check_means(means, self.latent_dim)
-        self.variance = checked_number(variance, "gaussian_mixture.variance", is_positive, "a positive number")
+        self.variance = checks.number("gaussian_mixture.variance", variance, positive=True)
         self.given_weights = _check_weights(weights, len(self._means_list()))
         # buffers in torch's default dtype, like any module's parameters
         self.register_buffer("means", torch.tensor(self._means_list(), dtype=torch.get_default_dtype()))

@@ -11,7 +11,8 @@ import math
 import gin
 import torch
 
-from dlbench.priors.base import Prior, checked_number, is_positive, log_normal_diag
+from dlbench import checks
+from dlbench.priors.base import Prior, log_normal_diag
 
 
 @gin.configurable("sparse_mixture")
@@ -20,9 +21,8 @@ class SparseMixture(Prior):
 
     def __init__(self, latent_dim, gamma=0.8, sigma0_sq=0.05):
         super().__init__(latent_dim)
-        self.gamma = checked_number(gamma, "sparse_mixture.gamma", lambda g: 0 <= g <= 1, "a number in [0, 1]")
-        self.sigma0_sq = checked_number(sigma0_sq, "sparse_mixture.sigma0_sq", is_positive,
-                                        "a positive number (a variance)")
+        self.gamma = checks.number("sparse_mixture.gamma", gamma, minimum=0, maximum=1)
+        self.sigma0_sq = checks.number("sparse_mixture.sigma0_sq", sigma0_sq, positive=True)  # a variance
 
     def settings(self):
         return {"gamma": self.gamma, "sigma0_sq": self.sigma0_sq}

@@ -12,7 +12,8 @@ import math
 import gin
 import torch
 
-from dlbench.priors.base import Prior, checked_number, is_positive
+from dlbench import checks
+from dlbench.priors.base import Prior
 
 # Bailey's polar method accepts a point of the square [-1, 1]^2 with probability pi/4.
 _ACCEPT = math.pi / 4
@@ -24,7 +25,7 @@ class StudentT(Prior):
 
     def __init__(self, latent_dim, nu=3.0):
         super().__init__(latent_dim)
-        self.nu = checked_number(nu, "student_t.nu (degrees of freedom)", is_positive, "a positive number")
+        self.nu = checks.number("student_t.nu", nu, positive=True)  # degrees of freedom
 
     def settings(self):
         return {"nu": self.nu}
