@@ -11,6 +11,7 @@ import torch
 
 from dlbench.cli import aggregate, evaluate, postprocess, study, train
 
+from dlbench.study import load_study
 from tests.conftest import TINY_PARAMS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -182,6 +183,29 @@ def test_runs_root_without_runs(tmp_path, capsys):
 def test_unknown_study_and_bad_shard(tmp_path, capsys):
     assert_user_error(capsys, study.main(["nostudy", "--runs_root", str(tmp_path)]), "unknown study 'nostudy'")
     assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--shard", "3/2"]), "--shard")
+    # a shard with no runs would do nothing and call the study done
+    runs = len(load_study("quickstart").runs)
+    assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--shard", f"{runs}/{runs + 1}"]),
+                      f"holds none of the {runs} runs")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_slurm_values_are_refused_with_or_without_slurm(tmp_path, capsys):
+    for executor in (["--executor", "slurm"], []):
+        for flag in ("--slurm_time", "--array_parallelism"):
+            for value in ("0", "-5"):
+                code = study.main(["quickstart", "--runs_root", str(tmp_path), *executor, flag, value, "--dry_run"])
+                assert_user_error(capsys, code, f"{flag} must be at least 1, got {value}")
+
+
+def test_a_dry_run_refuses_a_device_the_run_would_refuse_and_passes_it_on(tiny_dsprites, tmp_path, capsys,
+                                                                           monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = study.main(["quickstart", "--runs_root", str(tmp_path / "runs"), "--device", "cuda", "--dry_run"])
+    assert_user_error(capsys, code, "CUDA is not available")
+    assert study.main(["quickstart", "--runs_root", str(tmp_path / "runs"), "--device", "cpu", "--dry_run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all("--device cpu --run_dir" in line for line in lines)
 
 
 def test_unknown_flag(capsys):

@@ -59,8 +59,11 @@ def _body(argv):
         parser.error("--ray_address and --gpus_per_worker go with --executor ray")
     if args.gpus_per_worker < 0:
         parser.error(f"--gpus_per_worker must be positive, got {args.gpus_per_worker}")
-    slurm_flags = args.slurm_partition or args.slurm_time or args.array_parallelism or args.slurm_option
-    if slurm_flags and args.executor != "slurm":
+    for flag, value in (("--slurm_time", args.slurm_time), ("--array_parallelism", args.array_parallelism)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    slurm_flags = (args.slurm_partition, args.slurm_time, args.array_parallelism, args.slurm_option or None)
+    if any(flag is not None for flag in slurm_flags) and args.executor != "slurm":
         parser.error("the --slurm_* options and --array_parallelism go with --executor slurm")
     if args.executor == "slurm" and args.workers is not None:
         parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
@@ -83,10 +86,14 @@ def _body(argv):
         return _print_status(study, runs, runs_root)
     if args.dry_run:
         from dlbench.rundir import study_run_dir
+        from dlbench.train import resolve_device
 
+        resolve_device(args.device)  # the run would refuse a device this machine lacks
+        device = [] if args.device == "auto" else ["--device", args.device]
         for spec in runs:
             command = ["dlb_train", *[a for f in spec.gin_files for a in ("--gin", f)],
-                       *[a for p in spec.gin_params for a in ("--gin_param", p)], "--run_dir", str(study_run_dir(runs_root, spec.name))]
+                       *[a for p in spec.gin_params for a in ("--gin_param", p)], *device,
+                       "--run_dir", str(study_run_dir(runs_root, spec.name))]
             print(f"{study_run_dir(runs_root, spec.name)}: {shlex.join(command)}")
         return 0
     return _run(args, study, runs, runs_root)

@@ -235,6 +235,9 @@ def shard(runs, spec):
     match = re.fullmatch(r"(\d+)/(\d+)", spec or "")
     if not match or not 0 <= int(match[1]) < int(match[2]):
         raise UserError(f"bad --shard '{spec}'; write I/N with 0 <= I < N, e.g. 0/4")
+    if int(match[1]) >= len(runs):  # it would do nothing and say the study is done
+        raise UserError(f"--shard {spec} holds none of the {len(runs)} runs (shard I takes runs I, I+N, ...); "
+                        f"split them into at most {len(runs)} shards")
     return runs[int(match[1])::int(match[2])]
 
 
