@@ -218,3 +218,12 @@ def test_installed_script_prints_one_line_without_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert result.stderr.startswith("dlb_train: error: gin file")
+
+
+def test_a_study_refuses_a_data_folder_under_a_file_before_it_writes(tmp_path, capsys, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    for root, needle in ((tmp_path / "a_file", "is a file"), (tmp_path / "a_file" / "data", "is under a file")):
+        monkeypatch.setenv("DLBENCH_DATA", str(root))
+        code = study.main(["quickstart", "--runs_root", str(tmp_path / "runs"), "--device", "cpu"])
+        assert_user_error(capsys, code, f"the data folder '{root}' (DLBENCH_DATA) {needle}")
+    assert not (tmp_path / "runs").exists()  # each run had failed on it in turn, study.json written

@@ -82,6 +82,10 @@ def _body(argv):
     if runs_root.exists() and not runs_root.is_dir():
         raise UserError(f"--runs_root '{runs_root}' is a file, not a folder; choose a folder for the run directories")
     check_runs_root(study, runs, runs_root)
+    if not args.status:
+        from dlbench.data import check_data_root
+
+        check_data_root()
     if args.status:
         return _print_status(study, runs, runs_root)
     if args.dry_run:
