@@ -227,3 +227,13 @@ def test_a_study_refuses_a_data_folder_under_a_file_before_it_writes(tmp_path, c
         code = study.main(["quickstart", "--runs_root", str(tmp_path / "runs"), "--device", "cpu"])
         assert_user_error(capsys, code, f"the data folder '{root}' (DLBENCH_DATA) {needle}")
     assert not (tmp_path / "runs").exists()  # each run had failed on it in turn, study.json written
+
+
+def test_a_reader_that_leaves_early_is_not_called_a_disk_fault(tmp_path):
+    # `dlb_study ... --dry_run | head -1`: the pipe closes before dlb_study writes
+    process = subprocess.Popen([sys.executable, "-c", "from dlbench.cli.study import main; raise SystemExit(main())",
+                                "quickstart", "--runs_root", str(tmp_path / "runs"), "--dry_run"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and stderr == "", stderr

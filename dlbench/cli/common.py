@@ -1,6 +1,8 @@
 """What every command shares: the user-error convention and the argument parser."""
 
 import argparse
+import os
+import signal
 import sys
 
 from dlbench.errors import Interrupted, UserError, describe_os_error
@@ -26,6 +28,9 @@ def run_main(prog, body, argv=None):
     except UserError as err:
         print(f"{prog}: error: {_one_line(str(err))}", file=sys.stderr)
         return USER_ERROR_EXIT
+    except BrokenPipeError:  # the reader of our output left (`| head`): nothing is wrong, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit fails no more
+        return 128 + signal.SIGPIPE  # what a shell shows for a writer the closed pipe ended
     except OSError as err:  # a filesystem fault (full disk, read-only folder, a path under a file)
         print(f"{prog}: error: {_one_line(describe_os_error(err))}", file=sys.stderr)
         return USER_ERROR_EXIT
