@@ -292,8 +292,8 @@ def bench_metrics(device, names=None, dataset="dsprites", lookup_only=False, par
     the lookup representation against the baselines."""
     import dlbench.data
 
+    from dlbench.evaluation import check_request
     from dlbench.metrics import metric_params
-
     from dlbench.metrics.utils import check_int
 
     names = benchmark_metric_names(names, lookup_only)
@@ -301,6 +301,8 @@ def bench_metrics(device, names=None, dataset="dsprites", lookup_only=False, par
     params = params or {}
     for name in params:
         metric_params(name)  # a UserError for a setting of an unknown metric
+    # as dlb_evaluate: settings of a metric not timed, or not of its protocol, are refused before any timing
+    check_request(names, "mean", params)
     data = data if data is not None else dlbench.data.get_dataset(dataset)
     figures = {"device": device_name(device), "dataset": dataset, "cpu_threads": torch.get_num_threads()}
     if not lookup_only:

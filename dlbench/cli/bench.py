@@ -76,8 +76,15 @@ OPTION_READERS = {
 }
 
 
-# study has two modes: executors timed on a slice, and (--stack) stacks timed at named studies' protocols
-STUDY_MODE_OPTIONS = {"stack": ("study", "steps"), "executors": ("workers", "runs", "scratch")}
+# Options that switch a benchmark's mode: (benchmark, switch, options read only with it, options read
+# only without it). study: executors timed on a slice, or (--stack) stacks timed at named studies'
+# protocols. metrics: --per-run evaluates fixed metric sets at their default protocols, and
+# --lookup-only times only NumPy work on the lookup representation, never on the device.
+MODE_SWITCHES = [
+    ("study", "stack", ("study", "steps"), ("workers", "runs", "scratch")),
+    ("metrics", "per_run", (), ("metrics", "lookup_only", "metric_param", "repeats")),
+    ("metrics", "lookup_only", (), ("device",)),
+]
 
 
 def refuse_options_of_other_benchmarks(args, parser):
@@ -88,18 +95,22 @@ def refuse_options_of_other_benchmarks(args, parser):
         readers = OPTION_READERS[name]
         if args.what not in readers:
             raise UserError(f"dlb_bench {args.what}: {spelled[name]} is for {', '.join(readers)} only; leave it out")
-    if args.what == "study":
-        other = "executors" if args.stack else "stack"
+    for what, switch, with_it, without_it in MODE_SWITCHES:
+        if args.what != what:
+            continue
+        # an empty --stack '' still chooses stacks: _counts then refuses it
+        refused, where = (without_it, "without") if switch in given else (with_it, "with")
         for name in given:
-            if name in STUDY_MODE_OPTIONS[other]:
-                where = "with --stack" if other == "stack" else "without --stack"
-                raise UserError(f"dlb_bench study: {spelled[name]} is read only {where}; leave it out")
+            if name in refused:
+                raise UserError(f"dlb_bench {what}: {spelled[name]} is read only {where} {spelled[switch]}; "
+                                "leave it out")
 
 
 def _body(argv):
     bench_parser = parser()
     args = bench_parser.parse_args(argv)
     refuse_options_of_other_benchmarks(args, bench_parser)
+    _at_least_one(args.steps, "--steps", args.what)  # 0 would mean the default, below 0 nonsense
     if args.what == "study":
         return _study(args)
     if args.what == "aggregate":
@@ -122,7 +133,8 @@ def _body(argv):
     elif args.per_run:
         figures = bench_per_run(device, dataset=args.dataset, log=(lambda *_: None) if args.json else print)
     else:
-        names = [n.strip() for n in args.metrics.split(",") if n.strip()] if args.metrics else None
+        names = (_items(args.metrics, "--metrics", "metric names", "mig,factor_vae", "metrics")
+                 if args.metrics is not None else None)
         figures = bench_metrics(device, names=names, dataset=args.dataset, lookup_only=args.lookup_only,
                                 params=parse_metric_params(args.metric_param), repeats=args.repeats)
     if args.json:
@@ -146,7 +158,8 @@ def _figure(key, value):
 def _memory(args):
     from dlbench.data import memory_benchmark
 
-    names = [n.strip() for n in args.datasets.split(",") if n.strip()] if args.datasets else memory_benchmark.DATASETS
+    names = (_items(args.datasets, "--datasets", "dataset names", "dsprites,shapes3d", "memory")
+             if args.datasets is not None else memory_benchmark.DATASETS)
     unknown = sorted(set(names) - set(memory_benchmark.DATASETS))
     if unknown:
         raise UserError(f"dlb_bench memory: unknown dataset {', '.join(unknown)}; choose from "
@@ -162,10 +175,21 @@ def _memory(args):
         print(json.dumps(rows))
 
 
+def _items(text, option, what, example, command):
+    """The items of a comma-separated option; one line naming it when it or an item is empty
+    (skipping them would fall back to the default, or time something else than asked)."""
+    items = [part.strip() for part in text.split(",")]
+    if not all(items):
+        problem = "empty" if not text.strip() else "an empty item"
+        raise UserError(f"dlb_bench {command}: bad {option} {text!r} ({problem}); give comma-separated {what}, "
+                        f"e.g. {example}")
+    return items
+
+
 def _counts(text, option, what, example, command="study"):
     """The comma-separated positive integers of an option; one line naming it otherwise."""
     try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
+        counts = [int(part) for part in _items(text, option, f"{what} of at least 1", example, command)]
     except ValueError:
         counts = []
     if not counts or min(counts) < 1:
@@ -174,9 +198,9 @@ def _counts(text, option, what, example, command="study"):
 
 
 def _study(args):
-    workers = _counts(args.workers, "--workers", "worker counts", "1,2") if args.workers else None
-    if args.stack:
+    if args.stack is not None:
         return _stacking(args)
+    workers = _counts(args.workers, "--workers", "worker counts", "1,2") if args.workers is not None else None
     _at_least_one(args.runs, "--runs", "study")
     if args.scratch is not None and not Path(args.scratch).is_dir():
         raise UserError(f"dlb_bench study: --scratch {args.scratch} is not a folder; create it or leave --scratch out")
@@ -202,7 +226,7 @@ def _stacking(args):
     from dlbench.study.benchmark import bench_stacking
     from dlbench.train import resolve_device
 
-    studies = [name.strip() for name in args.study.split(",") if name.strip()] if args.study else None
+    studies = _items(args.study, "--study", "study names", "study_v1_cpu", "study") if args.study is not None else None
     figures = bench_stacking(resolve_device(args.device), stacks, args.steps, studies,
                              log=(lambda *_: None) if args.json else print)
     if args.json:
@@ -240,14 +264,13 @@ def _at_least_one(value, option, command):
 
 def _stack_sizes(args, command):
     """--stack's sizes, or None for the benchmark's default."""
-    return _counts(args.stack, "--stack", "stack sizes", "1,4,16", command) if args.stack else None
+    return _counts(args.stack, "--stack", "stack sizes", "1,4,16", command) if args.stack is not None else None
 
 
 def _layers(args):
     from dlbench.stack_benchmark import bench_layers
     from dlbench.train import resolve_device
 
-    _at_least_one(args.steps, "--steps", "layers")
     figures = bench_layers(resolve_device(args.device), _stack_sizes(args, "layers"), args.steps)
     if args.json:
         print(json.dumps(figures))
@@ -266,8 +289,8 @@ def _encoding(args):
     from dlbench.train import resolve_device
 
     _at_least_one(args.images, "--images", "encoding")
-    figures = bench_encoding(resolve_device(args.device), dlbench.data.get_dataset(args.dataset),
-                             _stack_sizes(args, "encoding"), args.images)
+    stacks = _stack_sizes(args, "encoding")  # checked before the dataset loads
+    figures = bench_encoding(resolve_device(args.device), dlbench.data.get_dataset(args.dataset), stacks, args.images)
     if args.json:
         print(json.dumps(figures))
         return

@@ -117,13 +117,13 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=prin
     device = torch.device(device)
     steps = steps or (20 if device.type == "cpu" else 200)
     names = study_names or ([SLICE_STUDY] if device.type == "cpu" else list(STACKED_STUDIES_ON_GPU))
+    studies = [load_study(name) for name in names]  # a bad name or file is refused before anything is timed
     peaks = {name: flops.matmul_peak_tflops(device, getattr(torch, name)) for name in PEAK_DTYPES}
     log(f"measured matrix-product peak: {', '.join(f'{name} {peak:.1f} TFLOP/s' for name, peak in peaks.items())}")
     figures = {"device": device_name(device), "steps": steps, "matmul_peak_tflops": peaks, "studies": {}}
     if other_precisions is None:
         other_precisions = ("bfloat16",) if device.type == "cuda" else ()
-    for name in names:
-        study = load_study(name)
+    for study in studies:
         log(f"{study.name}: {len(study.runs)} runs; beta-VAE stacks of {', '.join(map(str, stacks))} ...")
         first = _first_run_of_each_method(study)
         figures["studies"][study.name] = study_figures = _study_stacking(study, first, device, stacks, steps, log)
