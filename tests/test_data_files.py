@@ -131,9 +131,10 @@ def test_an_unreachable_server_gives_one_line_naming_the_url(tmp_path):
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/x.npz"
     with pytest.raises(UserError) as err:
-        files.download_file(url, tmp_path / "x.npz", {"md5": MD5}, by_hand="copy x.npz there", progress=False)
+        files.download_file(url, tmp_path / "new" / "deeper" / "x.npz", {"md5": MD5}, by_hand="copy x.npz there",
+                            progress=False)
     assert url in str(err.value) and "copy x.npz there" in str(err.value) and "\n" not in str(err.value)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # the folders it made for the file are gone again
 
 
 def test_file_checksum_streams_and_matches_hashlib(tmp_path):

@@ -715,7 +715,7 @@ class DSprites(GroundTruthData):
         """Fetch the DeepMind file (resumable, md5-checked; a synthetic file at path is replaced
         only once the download is complete and checked). Returns the path."""
         path = Path(path) if path is not None else default_path()
-        by_hand = (f"place the DeepMind {FILENAME} in {path.parent} by hand, "
+        by_hand = (f"save the DeepMind {FILENAME} as {path} by hand, "
                    f"or run `dlb_data make dsprites` to generate a synthetic one")
         return files.fetch(url, path, MD5, by_hand, timeout=timeout, progress=progress)
 

@@ -337,8 +337,12 @@ def download_file(url, path, checksums=None, by_hand="", timeout=60, progress=Tr
     half-written. Returns path.
     """
     path = Path(path)
+    with made_folder(path.parent):  # a fault making it is an OSError the command reports
+        return _download(url, path, checksums, by_hand, timeout, progress, block)
+
+
+def _download(url, path, checksums, by_hand, timeout, progress, block):
     part = _part_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)  # a fault here is an OSError the command reports
     failed = f"could not download {url}"
     offset = part.stat().st_size if part.exists() else 0
     try:
@@ -385,7 +389,7 @@ def download_one_file(name, filename, url, md5, path, found, timeout=60, progres
     if path is None and has_checksum(found, md5):
         return found
     path = Path(path) if path is not None else dataset_folder(name) / filename
-    by_hand = f"download it with a browser or gsutil and place {filename} in {path.parent}"
+    by_hand = f"download {filename} with a browser or gsutil and save it as {path}"
     return fetch(url, path, md5, by_hand, timeout, progress)
 
 
