@@ -24,7 +24,13 @@ def matching(names, patterns, where):
             example = f", e.g. {names[0]}" if names else ""
             raise UserError(f"--only {pattern!r} matches none of {where}{example}; '*' stands for any text, "
                             f"including '/'")
-    return [name for name in names if any(fnmatchcase(name, pattern) for pattern in patterns)]
+    return picked(names, patterns)
+
+
+def picked(names, patterns):
+    """The names matching at least one of patterns (every name for none), in their order; a
+    pattern matching nothing is no mistake here."""
+    return [name for name in names if not patterns or any(fnmatchcase(name, pattern) for pattern in patterns)]
 
 
 def add_only_argument(parser):

@@ -22,7 +22,8 @@ def aggregate_ok(tmp_path, *args):
 
 def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_path):
     root = tmp_path / "runs"
-    write_json(root / "study.json", {"name": "my_study", "file": "gin/studies/mine.gin", "runs": []})
+    write_json(root / "study.json", {"name": "my_study", "file": "gin/studies/mine.gin",
+                                     "runs": [{"name": name} for name in ("b4/s0", "b4/s4", "b4/s9", "c/s0")]})
     make_run(root / "b4" / "s0", 0, mig=0.2, reconstruction=50.0)
     make_run(root / "b4" / "s1", 1, mig=0.4, reconstruction=60.0)
     make_run(root / "b4" / "s2", 2, status="failed", error="the loss diverged at step 7")
@@ -33,7 +34,7 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
     make_run(root / "b4" / "s5", 5, mig=0.6, recon_ll=-1.0)
     (root / "b4" / "s5" / "metrics" / "mean" / "recon_ll" / "results.json").write_text("[")
 
-    aggregate_ok(tmp_path)
+    lines = aggregate_ok(tmp_path)
 
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["runs_root"] == "runs"  # as the command was given it
@@ -42,7 +43,7 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
     assert report["rank_by"] == "mig.discrete_mig"
     assert sorted(report["files"]) == FILES
     assert report["counts"] == {"run_json_found": 7, "runs": 5, "done": 3, "failed": 1, "unfinished": 1,
-                                "runs_left_out": 1, "metric_results_left_out": 1, "duplicates": 1, "settings": 1,
+                                "not_started": 2, "runs_left_out": 1, "metric_results_left_out": 1, "duplicates": 1, "settings": 1,
                                 "representatives": 1}
     assert report["failed"] == [{"run_dir": "b4/s2", "dataset": "dsprites", "method": "beta_vae", "seed": 2,
                                  "status": "failed", "step": 20, "error": "the loss diverged at step 7"}]
@@ -53,6 +54,11 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
     assert run_line.startswith("run left out: ") and "b4/s4/run.json" in run_line
     assert metric_line.startswith("metric left out: ") and "recon_ll/results.json" in metric_line
     assert report["unranked"] == []
+    # the runs study.json lists without a run directory (a damaged run.json is a run that started)
+    assert report["not_started"] == ["b4/s9", "c/s0"]
+    assert "2 of the study's runs have not started and are not in the leaderboard; report.json lists them" in lines
+    aggregate_ok(tmp_path, "--only", "b4/*", "--out", "only_b4")
+    assert json.loads((tmp_path / "only_b4" / "report.json").read_text())["not_started"] == ["b4/s9"]
 
 
 def test_without_study_json_the_study_is_null(tmp_path):

@@ -169,7 +169,7 @@ def test_the_study_file_is_shown_where_study_json_names_one(tmp_path):
     make_run(root / "seed=0", 0, status="failed", error="out of memory")
     study_file = tmp_path / "my <study>.gin"
     study_file.write_text("study.sweep = {'beta_vae.beta': [1.0]}  # <not markup>\n")
-    (root / "study.json").write_text(json.dumps({"name": "my_study", "file": str(study_file), "runs": [{}, {}],
+    (root / "study.json").write_text(json.dumps({"name": "my_study", "file": str(study_file), "runs": [{"name": "seed=0"}, {"name": "seed=1"}],
                                                  "metrics": ["mig"], "metric_params": {}}))
     result = run_aggregate("runs", "--out", "out", "--report", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -179,6 +179,8 @@ def test_the_study_file_is_shown_where_study_json_names_one(tmp_path):
     assert html.escape(str(study_file)) in text
     # only failed runs: the report is still written, the leaderboard has the counts, the failure its reason
     assert "out of memory" in text and len(parse_page(tmp_path / "out" / "index.html").table_rows) == 1
+    # and the run of the study that never started is named
+    assert "Runs of the study not started (no run directory), not in the leaderboard:</p>\n<ul>\n<li>seed=1</li>" in text
     assert result.stdout.splitlines()[-1] == f"wrote {Path('out') / 'index.html'}: open it in a browser"
 
 

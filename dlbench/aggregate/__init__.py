@@ -20,7 +20,8 @@
   reconstruction, distance, distance_method, num_upper_half, num_candidates
   (dlbench/aggregate/representatives.py).
 - report.json: runs root, study name (RUNS_ROOT/study.json), dlbench version, rank_by, counts,
-  and the failed, unfinished, left-out and duplicate runs with their run_dir and status.
+  and the failed, unfinished, left-out and duplicate runs with their run_dir and status, and the
+  names of the runs study.json lists that have no run directory (not_started).
 
 Modules: collect.py reads the runs, columns.py names the columns, leaderboard.py holds the
 statistics and best.csv, representatives.py the representative runs, outputs.py the files,

@@ -14,6 +14,7 @@ from dlbench import rundir
 from dlbench.aggregate.leaderboard import DONE, FAILED, UNFINISHED, status_kind
 from dlbench.config import shown_gin_path
 from dlbench.errors import UserError
+from dlbench.selection import picked
 
 FILES = ("results.csv", "results.parquet", "leaderboard.csv", "best.csv", "representatives.csv", "report.json")
 
@@ -89,6 +90,7 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
     runs_root = Path(runs_root)
     results = collection.results
     kinds = results["status"].map(status_kind)
+    not_started = _not_started(runs_root, study, only)
     run_left_out = [line for line in collection.left_out if line.startswith("run left out")]
     metric_left_out = [line for line in collection.left_out if line.startswith("metric left out")]
     return {
@@ -102,16 +104,26 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
         "counts": {
             "run_json_found": collection.found, "runs": len(results), "done": int((kinds == DONE).sum()),
             "failed": int((kinds == FAILED).sum()), "unfinished": int((kinds == UNFINISHED).sum()),
+            "not_started": len(not_started),
             "runs_left_out": len(run_left_out), "metric_results_left_out": len(metric_left_out),
             "duplicates": len(collection.duplicates), "settings": len(board),
             "representatives": len(representatives)},
         "failed": _listed(results[kinds == FAILED], collection.details),
         "unfinished": _listed(results[kinds == UNFINISHED], collection.details),
+        "not_started": not_started,
         "left_out": list(collection.left_out),
         "duplicates": [{"run_dir": str(Path(copy).relative_to(runs_root)), "same_as": str(Path(kept).relative_to(runs_root))}
                        for copy, kept in collection.duplicates],
         "unranked": [{"dataset": dataset, "method": method} for dataset, method in unranked],
     }
+
+
+def _not_started(runs_root, study, only):
+    """The names of the runs study.json lists (those --only picks) that have no run.json under
+    runs_root: a leaderboard of a study half run says what it lacks."""
+    names = [run.get("name") for run in (study or {}).get("runs", []) if isinstance(run, dict)]
+    return [name for name in picked([n for n in names if isinstance(n, str)], only)
+            if not rundir.is_run(rundir.study_run_dir(runs_root, name))]
 
 
 def _listed(runs, details):

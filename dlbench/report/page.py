@@ -48,7 +48,8 @@ REPRESENTATIVE_VALUES = (("mig", "MIG"), ("reconstruction", "reconstruction"), (
                          ("num_upper_half", "runs in the upper half"))
 RUN_FIELDS = ("run_dir", "dataset", "method", "seed", "status", "step", "error")
 COUNT_NAMES = {"run_json_found": "run.json files found", "runs": "runs counted", "done": "finished",
-               "failed": "failed", "unfinished": "unfinished", "runs_left_out": "runs left out (damaged)",
+               "failed": "failed", "unfinished": "unfinished", "not_started": "not started (study.json lists them)",
+               "runs_left_out": "runs left out (damaged)",
                "metric_results_left_out": "metric results left out (damaged)", "duplicates": "duplicate copies",
                "settings": "settings", "representatives": "representative models"}
 
@@ -293,6 +294,9 @@ def left_out_section(content):
     if report.get("duplicates"):
         parts += ["<p>Copies of runs counted once:</p>",
                   plain_list(f"{d['run_dir']} (same run as {d['same_as']})" for d in report["duplicates"])]
+    if report.get("not_started"):
+        parts += ["<p>Runs of the study not started (no run directory), not in the leaderboard:</p>",
+                  plain_list(report["not_started"])]
     if report.get("unranked"):
         parts += ["<p>Methods without a value to rank by (no row in best.csv):</p>",
                   plain_list(f"{u['method']} on {u['dataset']}" for u in report["unranked"])]
