@@ -2,13 +2,14 @@
 RUN_DIR/metrics/<mode>/<metric>/results.json (atomically; a complete result is not recomputed)."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import dlbench
 import dlbench.data
-from dlbench import metrics, rundir
+from dlbench import checks, metrics, rundir
 from dlbench.errors import CorruptFile, UserError
 from dlbench.encode_once import ONCE, PER_DRAW, encoded, observations_are_grid_images, worth_encoding_once
 from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
@@ -19,22 +20,25 @@ from dlbench.train import load_trained_model
 DEFAULT_METRICS = ("mig", "factor_vae", "recon_ll")
 
 
+def requested_protocol(metric, params, seed):
+    """The protocol asked for (params overriding the metric's defaults, and the seed) in the form
+    metrics.protocol_tag reads, as a result records it."""
+    return {**params, **metrics.requested(metric, params), "seed": seed}
+
+
 def metric_result_path(run_dir, mode, metric, params=None, seed=0):
     """RUN_DIR/metrics/<mode>/<metric><tag>/results.json: the tag names the protocol parameters
     that differ from the metric's defaults (metrics.protocol_tag), so results of different
     protocols live side by side."""
-    tag = metrics.protocol_tag(metric, {**(params or {}), "seed": seed})
+    tag = metrics.protocol_tag(metric, requested_protocol(metric, params or {}, seed))
     return rundir.metric_results_path(run_dir, mode, f"{metric}{tag}")
 
 
 def follows_protocol(result, metric, params, seed):
     """Whether a stored result was computed with the protocol asked for (the metric's defaults,
     overridden by params, and the seed); parameters a result does not record took their default."""
-    for key, default in metrics.protocol_params(metric).items():
-        wanted = params.get(key, default)
-        if wanted is not None and result.get(key, default) != wanted:
-            return False
-    return result.get("seed", 0) == seed
+    return metrics.protocol_changes(metric, result) == metrics.protocol_changes(
+        metric, requested_protocol(metric, params, seed))
 
 
 def stored_result(run_dir, mode, metric, params, seed):
@@ -58,9 +62,10 @@ def stored_result(run_dir, mode, metric, params, seed):
     return None
 
 
-def check_request(metric_names, mode, params):
+def check_request(metric_names, mode, params, seed=0):
     """Every metric, parameter and value asked for, checked before anything is computed."""
     check_mode(mode)
+    checks.integer("--seed", seed, minimum=0, maximum=2**32 - 1)  # what numpy's RandomState takes
     if not metric_names:
         raise UserError("no metrics given; name at least one, e.g. --metrics mig")
     for name in metric_names:
@@ -86,7 +91,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     encode_once: None decides by counting (dlbench.encode_once), True or False forces it."""
     params = params or {}
     metric_names = list(dict.fromkeys(metric_names))
-    check_request(metric_names, mode, params)
+    check_request(metric_names, mode, params, seed)
     record = rundir.require_finished_run(run_dir)
     results = {}
     if not overwrite:
@@ -97,6 +102,9 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     todo = [m for m in metric_names if m not in results]
     if not todo:
         return results
+    if not isinstance(record.get("dataset"), str):  # the one field of run.json the data needs without a default
+        raise UserError(f"'{rundir.run_json_path(run_dir)}' does not name the dataset the run trained on; restore it "
+                        f"from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite")
     # Every metric draws from its own seeded streams; forking keeps model construction from
     # moving torch's global generators, so evaluating inside a training script changes nothing there.
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
@@ -144,7 +152,8 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
     served = {}  # the representation metrics' (data, representation_fn), encoded on first use
     for number, name in enumerate(names, 1):
         extra = dict(params.get(name, {}))
-        log(f"{label}: [{number}/{len(names)}] computing {name}{metrics.protocol_tag(name, {**extra, 'seed': seed})}...")
+        protocol = requested_protocol(name, extra, seed)
+        log(f"{label}: [{number}/{len(names)}] computing {name}{metrics.protocol_tag(name, protocol)}...")
         encoding = PER_DRAW
         if needs_model(name):
             metric_data, metric_fn = data, representation_fn
@@ -164,7 +173,8 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
         elapsed = time.perf_counter() - tick
         log(f"{label}: {name} " + ", ".join(f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values))
             + f" ({elapsed:.1f} s)")
-        yield name, {**values, "metric": name, "seed": seed, "encoding": encoding, "elapsed_seconds": elapsed,
+        yield name, {**values, **metrics.requested(name, params.get(name, {})), "metric": name, "seed": seed,
+                     "encoding": encoding, "elapsed_seconds": elapsed,
                      "dlbench_version": dlbench.__version__, **library_versions()}
 
 
@@ -201,7 +211,9 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
 
     params = params or {}
     metric_names = list(dict.fromkeys(metric_names))
-    check_request(metric_names, "mean", params)
+    check_request(metric_names, "mean", params, seed)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out '{out}' is a file, not a folder; choose another --out")
     for name in metric_names:
         if needs_model(name) and not (name in ENCODER_METRICS and encoder):
             needed = "--encoder (a module giving (mean, logvar))" if name in ENCODER_METRICS else \

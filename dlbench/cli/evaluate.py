@@ -15,8 +15,8 @@ def _body(argv):
                          "representation: --representation FILE --dataset NAME --out DIR.")
     parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
                         help="a run directory written by dlb_train (training finished)")
-    parser.add_argument("--metrics",
-                        help=f"comma-separated metric names (default {','.join(DEFAULT_METRICS)}; with "
+    parser.add_argument("--metrics", action="append",
+                        help=f"comma-separated metric names, repeatable (default {','.join(DEFAULT_METRICS)}; with "
                              f"--representation {','.join(representation_default)}); available: "
                              f"{', '.join(available_metrics())}")
     parser.add_argument("--mode", default="mean", help="representation: mean or sampled")
@@ -35,8 +35,10 @@ def _body(argv):
     parser.add_argument("--encoder", metavar="FILE_OR_CALLABLE",
                         help="with --representation: a module giving (mean, logvar), for mig_chen and total_correlation")
     args = parser.parse_args(argv)
-    default = representation_default if args.representation else DEFAULT_METRICS
-    names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics is not None else list(default)
+    if args.metrics is None:
+        names = list(representation_default if args.representation else DEFAULT_METRICS)
+    else:  # a repeated --metrics adds to the list, as --metric_param does (repeats are computed once)
+        names = [m.strip() for flag in args.metrics for m in flag.split(",") if m.strip()]
     if args.representation:
         return _evaluate_representation(args, names)
     if not args.run_dir:

@@ -9,11 +9,12 @@ import inspect
 
 import numpy as np
 
+from dlbench import checks
 from dlbench.errors import UserError
 from dlbench.metrics.active_units import compute_active_units
 from dlbench.metrics.aggregate_kl import compute_aggregate_kl
 from dlbench.metrics.beta_vae import compute_beta_vae
-from dlbench.metrics.dci import compute_dci
+from dlbench.metrics.dci import CLASSIFIERS, compute_dci
 from dlbench.metrics.elbo import compute_elbo
 from dlbench.metrics.factor_vae import compute_factor_vae
 from dlbench.metrics.hoyer_sparsity import compute_hoyer_sparsity
@@ -128,35 +129,65 @@ def protocol_params(name):
             if key not in MODEL_FUNCTIONS and key not in EXECUTION_PARAMS}
 
 
-def protocol_tag(name, values):
-    """'' when `values` (a result, or requested parameters with their 'seed') follow metric `name`'s
-    default protocol, else the ones that differ, as '[num_train=500,seed=1]'. Results of other
-    protocols are stored and aggregated under their own names, so they are never mixed. Parameters
-    whose default is None are derived from the data (a grid's size) and do not count."""
+# The key under which a result records what was asked for of the parameters whose default is
+# None (see requested): the value under the parameter's own name is the one the metric derived.
+REQUESTED = "requested"
+
+
+def requested(name, params):
+    """{REQUESTED: {parameter: value asked for, or None}} of metric `name`'s parameters whose
+    default is None, for a result and a request alike ({} when it has none). Such a parameter is
+    derived from the data when not given (a grid's size) and the result holds the derived value
+    under its name, which therefore cannot tell "not given" (the default) from "given 384"."""
+    keys = [key for key, default in protocol_params(name).items() if default is None]
+    return {REQUESTED: {key: params.get(key) for key in keys}} if keys else {}
+
+
+def protocol_changes(name, values):
+    """{parameter: value} of the protocol parameters and 'seed' in which `values` differ from
+    metric `name`'s default protocol. `values` is a result, or requested parameters with their
+    'seed' and requested(name, params). A parameter whose default is None counts as given only
+    by its REQUESTED record; results written before that record existed took the default."""
     if name not in METRICS:
-        return ""
-    changed = [f"{key}={values[key]}" for key, default in protocol_params(name).items()
-               if default is not None and key in values and values[key] != default]
+        return {}
+    asked = values.get(REQUESTED, {})
+    changed = {}
+    for key, default in protocol_params(name).items():
+        value = asked.get(key) if default is None else values.get(key, default)
+        if value != default:
+            changed[key] = value
     if values.get("seed", 0) != 0:
-        changed.append(f"seed={values['seed']}")
-    return f"[{','.join(changed)}]" if changed else ""
+        changed["seed"] = values["seed"]
+    return changed
+
+
+def protocol_tag(name, values):
+    """'' when `values` (see protocol_changes) follow metric `name`'s default protocol, else the
+    ones that differ, as '[num_train=500,seed=1]'. Results of other protocols are stored and
+    aggregated under their own names, so they are never mixed."""
+    changed = protocol_changes(name, values)
+    return f"[{','.join(f'{key}={value}' for key, value in changed.items())}]" if changed else ""
 
 
 def check_params(name, params):
-    """Refuse unknown parameters of metric `name`, and values of another type than the default's
-    (an integer where an integer is expected, ...), before anything is computed."""
+    """Refuse unknown parameters of metric `name`, and values it would refuse (of another type
+    than the default's, or out of range), before anything is computed."""
     accepted = protocol_params(name)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise UserError(f"unknown parameter(s) {', '.join(unknown)} for metric {name!r}; "
                         f"accepted: {', '.join(accepted)}")
     for key, value in params.items():
-        _check_like_default(f"{name}.{key}", value, accepted[key])
+        binding = f"{name}.{key}"
+        if accepted[key] is None and value is None:
+            continue  # asked for the default: derived from the data
+        if binding in _VALUE_CHECKS:
+            _VALUE_CHECKS[binding](binding, value)
+        else:
+            _check_like_default(binding, value, accepted[key])
 
 
 def _check_like_default(binding, value, default):
-    from dlbench import checks
-
     if isinstance(default, bool):
         checks.flag(binding, value)
     elif isinstance(default, int):
@@ -165,6 +196,26 @@ def _check_like_default(binding, value, default):
         checks.number(binding, value, minimum=0)
     elif isinstance(default, str):
         checks.text(binding, value)
+
+
+def _at_least_two(binding, value):
+    checks.integer(binding, value, minimum=2)
+
+
+# Values narrower than "like the default": counts a metric needs two of (a variance, a split, a
+# pair), a string's choices, and every parameter whose default is None (no type to go by). The
+# metrics check them again themselves; listed here so that a bad value is refused before any
+# metric is computed, not after the ones before it.
+_VALUE_CHECKS = {
+    **dict.fromkeys(["active_units.num_points", "aggregate_kl.num_points", "aggregate_kl.num_samples",
+                     "dci.num_train", "elbo.num_points", "factor_vae.batch_size", "factor_vae.num_variance_estimate",
+                     "hoyer_sparsity.num_points", "inference_error.num_points", "iwae.num_points", "mig.num_train",
+                     "modularity_explicitness.num_train", "modularity_explicitness.num_test", "recon_ll.num_points",
+                     "rotation.num_points", "rotation.mig_num_train", "rotation.factor_vae_num_variance_estimate",
+                     "sap.num_train", "total_correlation.num_points", "total_correlation.num_samples",
+                     "unsupervised.num_train"], _at_least_two),
+    "dci.classifier": lambda binding, value: checks.one_of(binding, value, CLASSIFIERS),
+}
 
 
 # Result keys renamed since results were first written: {metric: {old key: new key}}. Readers of

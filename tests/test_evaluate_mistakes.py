@@ -1,0 +1,153 @@
+"""dlb_evaluate's mistakes: every bad value refused with one line before anything is computed or
+written, and a stored result reused only for exactly the protocol it was computed with, also for
+parameters whose default is None (derived from the data when not given)."""
+
+import json
+import subprocess
+
+import pytest
+
+from dlbench import metrics
+from dlbench.cli import evaluate as evaluate_cli
+from dlbench.errors import UserError
+from dlbench.evaluation import evaluate_run, metric_result_path
+from tests.commands import assert_one_line_error, run_command, tree
+from tests.test_external_representation import PoolCodes, save_script
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# the metrics with a protocol parameter whose default is None, and that parameter
+NONE_DEFAULTS = [(name, key) for name in metrics.available_metrics()
+                 for key, default in metrics.protocol_params(name).items() if default is None]
+
+
+def evaluate(capsys, *args):
+    """dlb_evaluate in this process, as a CompletedProcess for assert_one_line_error."""
+    code = evaluate_cli.main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
+def quiet(*_):
+    pass
+
+
+def test_the_none_defaults_are_the_aggregate_posterior_ones():
+    # so that the tests parametrized by them are not empty
+    assert NONE_DEFAULTS == [("aggregate_kl", "num_points"), ("total_correlation", "num_points")]
+
+
+@pytest.mark.parametrize("name, key", NONE_DEFAULTS)
+def test_a_given_value_of_a_none_default_is_its_own_protocol(trained_run, name, key):
+    # num_points=50 had been stored as the default protocol and handed back when the default was asked for
+    given = {key: 50, "num_samples": 200}
+    sampled = evaluate_run(trained_run, [name], device="cpu", params={name: given}, log=quiet)[name]
+    assert (sampled["num_points"], sampled["points"]) == (50, "sampled")
+    assert metric_result_path(trained_run, "mean", name, given).parent.name == f"{name}[num_samples=200,{key}=50]"
+
+    default = evaluate_run(trained_run, [name], device="cpu", params={name: {"num_samples": 200}}, log=quiet)[name]
+    assert (default["num_points"], default["points"]) == (384, "full_grid")  # the whole tiny grid
+    assert metrics.protocol_tag(name, default) == "[num_samples=200]"
+    assert metrics.protocol_tag(name, sampled) == f"[num_samples=200,{key}=50]"  # apart in the aggregate too
+
+    lines = []
+    again = evaluate_run(trained_run, [name], device="cpu", params={name: given}, log=lines.append)[name]
+    assert not lines and again == sampled  # each protocol reused from its own folder
+
+
+def test_a_default_result_written_before_the_request_was_recorded_is_still_reused(trained_run):
+    params = {"total_correlation": {"num_samples": 200}}
+    evaluate_run(trained_run, ["total_correlation"], device="cpu", params=params, log=quiet)
+    path = metric_result_path(trained_run, "mean", "total_correlation", params["total_correlation"])
+    old = json.loads(path.read_text())
+    del old[metrics.REQUESTED]  # as results were written before
+    path.write_text(json.dumps(old))
+    lines = []
+    assert evaluate_run(trained_run, ["total_correlation"], device="cpu", params=params,
+                        log=lines.append)["total_correlation"] == old
+    assert not lines
+    assert metrics.protocol_tag("total_correlation", old) == "[num_samples=200]"
+    asked = evaluate_run(trained_run, ["total_correlation"], device="cpu",
+                         params={"total_correlation": {"num_samples": 200, "num_points": 384}}, log=quiet)
+    assert asked["total_correlation"]["points"] == "sampled"  # 384 drawn points: not the grid's result
+
+
+@pytest.mark.parametrize("metric, binding, needle", [
+    ("dci", "dci.classifier=foo", "dci.classifier must be one of 'gbt', 'logistic', got 'foo'"),
+    ("aggregate_kl", "aggregate_kl.num_points=abc", "aggregate_kl.num_points must be an integer >= 2, got 'abc'"),
+    ("total_correlation", "total_correlation.num_points=0", "total_correlation.num_points must be an integer >= 2"),
+    ("mig", "mig.num_train=1", "mig.num_train must be an integer >= 2, got 1"),
+])
+def test_every_value_is_refused_before_anything_is_computed(trained_run, capsys, metric, binding, needle):
+    # they had been refused by the metric itself, after postprocessing and the metrics before it
+    before = tree(trained_run)
+    result = evaluate(capsys, trained_run, "--metrics", f"active_units,{metric}", "--metric_param", binding)
+    assert_one_line_error(result, needle)
+    assert "computing" not in result.stdout and tree(trained_run) == before
+
+
+def test_the_value_checks_name_parameters_that_exist():
+    for binding in metrics._VALUE_CHECKS:
+        name, key = binding.split(".")
+        assert key in metrics.protocol_params(name), binding
+
+
+@pytest.mark.parametrize("name, key", NONE_DEFAULTS)
+def test_a_none_default_takes_its_declared_values(name, key):
+    metrics.check_params(name, {key: None})  # the default, said out loud
+    metrics.check_params(name, {key: 2})
+    for bad in ("abc", 1, 2.5, True):
+        with pytest.raises(UserError, match=f"^{name}.{key} must be"):
+            metrics.check_params(name, {key: bad})
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_numpy_cannot_take_is_refused_up_front(trained_run, tiny_dsprites, tmp_path, capsys, seed):
+    before = tree(trained_run)
+    result = evaluate(capsys, trained_run, "--metrics", "mig", "--seed", seed)
+    assert_one_line_error(result, f"--seed must be an integer in [0, 4294967295], got {seed}")
+    assert "computing" not in result.stdout and tree(trained_run) == before
+    script = save_script(PoolCodes(), tmp_path / "pool.pt")
+    result = evaluate(capsys, "--representation", script, "--dataset", "dsprites", "--out", tmp_path / "out",
+                      "--metrics", "mig", "--seed", seed)
+    assert_one_line_error(result, "--seed must be an integer")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_seed_out_of_range_in_a_process_of_its_own(trained_run, tiny_dsprites):
+    result = run_command("dlb_evaluate", trained_run, "--metrics", "mig", "--seed", "-1", data_root=tiny_dsprites)
+    assert_one_line_error(result, "--seed")
+    assert result.stdout == ""
+
+
+def test_a_run_json_without_its_dataset(tiny_dsprites, tmp_path, capsys):
+    run = tmp_path / "j"
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "done"}')
+    result = evaluate(capsys, run, "--metrics", "mig")
+    assert_one_line_error(result, f"'{run / 'run.json'}' does not name the dataset", "dlb_train")
+    assert tree(run) == ["run.json"]
+
+
+def test_repeated_metrics_flags_are_all_computed(trained_run, capsys):
+    # only the last had been taken
+    result = evaluate(capsys, trained_run, "--metrics", "active_units", "--metrics", "mig",
+                      "--metric_param", "mig.num_train=300", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert metric_result_path(trained_run, "mean", "mig", {"num_train": 300}).is_file()
+    assert metric_result_path(trained_run, "mean", "active_units").is_file()
+    assert result.stdout.count("computing") == 2
+
+
+def test_an_out_that_is_a_file(tiny_dsprites, tmp_path, capsys):
+    script = save_script(PoolCodes(), tmp_path / "pool.pt")
+    (tmp_path / "afile").write_text("mine")
+    result = evaluate(capsys, "--representation", script, "--dataset", "dsprites", "--out", tmp_path / "afile",
+                      "--metrics", "mig")
+    assert_one_line_error(result, "--out", "is a file, not a folder; choose another --out")
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_run_dir_that_is_a_file(tiny_dsprites, tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    assert_one_line_error(evaluate(capsys, tmp_path / "afile"), "is a file, not a run directory")
