@@ -7,7 +7,7 @@ the run marked with its reason). dlb_aggregate and dlb_data have their own modul
 
 The trained runs are shared: the session's tiny_trained_run, and a few made here once per module
 (a run stopped by a full disk at its first checkpoint; one stopped by a full disk when writing
-its final weights, which leaves two periodic checkpoints; that one resumed, as is and with its
+its last checkpoint, which leaves two periodic ones; that one resumed, as is and with its
 newest checkpoint damaged; a run evaluated with the default mig). Each test copies the run it
 changes."""
 
@@ -96,11 +96,11 @@ def full_disk_at_checkpoint(tiny_data_root, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def two_checkpoints(tiny_data_root, tmp_path_factory):
-    """dlb_train of 30 steps with the disk full for the final weights: the run stops interrupted
-    with the periodic checkpoints of steps 10 and 20 kept."""
+    """dlb_train of 30 steps with the disk full for the checkpoint of the last step (written before
+    the final weights): the run stops interrupted with the periodic checkpoints of steps 10 and 20 kept."""
     run_dir = tmp_path_factory.mktemp("full_disk_final") / "run"
     result = train(run_dir, "train.steps = 30", data_root=tiny_data_root,
-                   fault=fault("ENOSPC", run_dir / "model", ".checkpoint.pt*"))
+                   fault=fault("ENOSPC", run_dir / CHECKPOINTS, ".step_000000030.pt*"))
     return result, run_dir
 
 
@@ -185,7 +185,7 @@ def test_train_full_disk_at_a_periodic_checkpoint_marks_the_run_interrupted(full
     assert files_under(run_dir / CHECKPOINTS) == [] and no_temporary_files(run_dir) == []
 
 
-def test_train_full_disk_for_the_final_weights_keeps_the_checkpoints(two_checkpoints):
+def test_train_full_disk_for_the_last_checkpoint_keeps_the_others(two_checkpoints):
     result, run_dir = two_checkpoints
     assert_one_line_error(result, "No space left on device", str(run_dir / "model"))
     record = read_run(run_dir)
@@ -195,11 +195,45 @@ def test_train_full_disk_for_the_final_weights_keeps_the_checkpoints(two_checkpo
 
 
 @pytest.mark.parametrize("which, written", [("full_disk_at_checkpoint", "step_000000010.pt"),
-                                            ("two_checkpoints", "checkpoint.pt")])
+                                            ("two_checkpoints", "step_000000030.pt")])
 def test_a_full_disk_line_names_the_file_being_written(request, which, written):
     result, run_dir = request.getfixturevalue(which)
     line = assert_one_line_error(result, "No space left on device")
     assert ".tmp" not in line and f"{written}'" in line, line
+
+
+def test_a_fault_while_finishing_loses_no_training(tiny_data_root, tmp_path):
+    # the disk fills as the final weights are written: the checkpoint of the last step is kept, and the
+    # run finishes from it, as never interrupted (it had started again from its last periodic checkpoint)
+    run_dir = tmp_path / "run"
+    result = train(run_dir, data_root=tiny_data_root, fault=fault("ENOSPC", run_dir / "model", ".checkpoint.pt*"))
+    assert_one_line_error(result, "No space left on device", "checkpoint.pt'")
+    assert files_under(run_dir / CHECKPOINTS) == ["step_000000010.pt", "step_000000020.pt"]
+    resumed = run_command("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
+    assert resumed.returncode == 0 and "resuming from step 20" in resumed.stdout, resumed.stdout
+    assert read_run(run_dir)["status"] == "done" and files_under(run_dir / CHECKPOINTS) == []
+    assert train(tmp_path / "alone", data_root=tiny_data_root).returncode == 0  # the same, never interrupted
+    final = torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"]
+    alone = torch.load(tmp_path / "alone" / "model" / "checkpoint.pt", weights_only=True)["model"]
+    assert final.keys() == alone.keys() and all(torch.equal(final[k], alone[k]) for k in final)
+
+
+def test_a_full_disk_without_a_path_is_said_with_the_run_directory(tiny_dsprites, tmp_path, monkeypatch, capsys):
+    # torch.save's own error names no file: the line had said "cannot use: No space left on device"
+    import errno
+
+    from dlbench.cli import train as train_cli
+    from dlbench.train import run
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run, "write_samples", full)
+    run_dir = tmp_path / "run"
+    code = train_cli.main(["--run_dir", str(run_dir), "--device", "cpu", "--no_progress", *gin_args()])
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot use '{run_dir}': No space left on device" in err, err
+    assert read_run(run_dir)["status"] == "interrupted"
 
 
 def test_train_full_disk_for_run_json_itself(tiny_data_root, tmp_path):

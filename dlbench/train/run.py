@@ -120,7 +120,9 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
             bar.close()
             save_checkpoint()
             raise _interrupted(run_dir, trainer.step, stop.signum, session)
-        finish_training(run_dir, trainer, last, time.perf_counter() - tick, trainer.step - first_step, started, claim, session)
+        seconds = time.perf_counter() - tick
+        save_checkpoint()  # kept until the run is done: a fault while finishing loses no training
+        finish_training(run_dir, trainer, last, seconds, trainer.step - first_step, started, claim, session)
     except NonFiniteLoss as err:
         rundir.mark_failed(run_dir, session, err.step, str(err))
         log(f"{run_dir}: {err}; run marked failed")
@@ -134,6 +136,7 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
         mark_stopped(run_dir, Status.INTERRUPTED, "the process exited mid-run (preempted or requeued)", log)
         raise
     except OSError as err:  # a full disk, a lost mount: the run can resume once that is fixed
+        err.filename = err.filename or str(run_dir)  # torch.save's own error names no file: say where
         mark_stopped(run_dir, Status.INTERRUPTED, describe_os_error(err), log)
         raise
     except BaseException as err:

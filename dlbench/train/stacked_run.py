@@ -137,6 +137,7 @@ def _train_group(group, claims, stop, progress, log):
             save_checkpoints()
             raise _interrupted(run_dirs, live(), sessions, stack.step, stop.signum)
         seconds = time.perf_counter() - tick
+        save_checkpoints()  # kept until each run is done: a fault while finishing one loses no run's training
         for k in live():
             stack.run_state(k)  # the run's weights and step into its own trainer
             finish_training(run_dirs[k], trainers[k], last[k], seconds, stack.step - first_step, trainers[k].started,
