@@ -533,7 +533,7 @@ STUDY_MISTAKES = {
     "unknown metric parameter": (dict(metric_params="{'mig': {'num_binz': 3}}"),
                                  ["study.metric_params", "num_binz", "'mig'"]),
     "bad value in the last run": (dict(sweep="{'train.seed': [0, 1, -1]}"),
-                                  ["run with train.seed = -1", "train.seed must be an integer >= 0", "got -1"]),
+                                  ["run with train.seed = -1", "train.seed must be an integer in [0, 4294967295]", "got -1"]),
 }
 
 
