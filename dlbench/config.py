@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import logging
 from pathlib import Path
+import re
 import sys
 
 import gin
@@ -207,7 +208,7 @@ def resolve_run_spec():
     except UserError as err:  # gin appends where it happened on further lines; the first says it all
         raise UserError(str(err).splitlines()[0]) from None
     except Exception as err:
-        raise UserError(f"bad gin config: {_one_line(err)}") from None
+        raise UserError(_gin_problem(err)) from None
     dataset["options"] = dlbench.data.checked_dataset_options(dataset["name"], dataset["options"])
     _check_batch_size(train)
     return RunSpec(method=train["method"], train=train, dataset=dataset, model=model)
@@ -224,6 +225,19 @@ def _check_batch_size(train):
 
 def operative_config():
     return gin.operative_config_str()
+
+
+def _gin_problem(err):
+    """One line for an error gin raised calling the configurables, in words for the two that gin
+    words after its own internals: no method, and a %MACRO never bound."""
+    text = str(err)
+    if "Required bindings for `train` not provided" in text and "'method'" in text:
+        return ("no method given: bind train.method with a method's gin file (e.g. --gin beta_vae) or "
+                "--gin_param 'train.method = @beta_vae()'")
+    macro = re.search(r"configurable 'macro'.*in scope '([^']+)'", text, re.DOTALL)
+    if macro:
+        return f"the macro %{macro[1]} is used but never bound; bind it too, e.g. {macro[1]} = 4.0"
+    return f"bad gin config: {_one_line(err)}"
 
 
 def _one_line(err):

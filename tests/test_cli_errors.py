@@ -237,3 +237,24 @@ def test_a_reader_that_leaves_early_is_not_called_a_disk_fault(tmp_path):
     process.stdout.close()
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141 and stderr == "", stderr
+
+
+@pytest.mark.parametrize("command, args", [
+    (train.main, ["--run_dir", ""]), (postprocess.main, [""]), (evaluate.main, [""]), (aggregate.main, [""]),
+    (aggregate.main, ["runs", "--out", " "]), (study.main, ["quickstart", "--runs_root", ""])])
+def test_an_empty_path_is_refused(tmp_path, monkeypatch, capsys, command, args):
+    # Path('') is the current folder: dlb_train had trained into runs/ there, dlb_postprocess read '.'
+    monkeypatch.chdir(tmp_path)
+    assert_user_error(capsys, command(args), "an empty path")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("gin_text, needle", [
+    ("train.steps = 40", "no method given: bind train.method"),
+    ("train.method = @beta_vae()\nbeta_vae.beta = %BETA", "the macro %BETA is used but never bound"),
+])
+def test_gins_internal_errors_are_said_in_words(tiny_dsprites, tmp_path, capsys, gin_text, needle):
+    (tmp_path / "config.gin").write_text(gin_text + "\n")
+    code = train.main(["--gin", str(tmp_path / "config.gin"), "--run_dir", str(tmp_path / "run"), "--device", "cpu"])
+    assert_user_error(capsys, code, needle)
+    assert not (tmp_path / "run").exists()

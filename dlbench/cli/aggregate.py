@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from dlbench.cli.common import make_parser, run_main
+from dlbench.cli.common import make_parser, path, run_main
 from dlbench.errors import UserError
 from dlbench.selection import add_only_argument
 
@@ -35,10 +35,10 @@ def _body(argv):
 
 def add_arguments(parser):
     """RUNS_ROOT, --out, --rank_by and --only, which dlb_aggregate and dlb_report share."""
-    parser.add_argument("runs_root", metavar="RUNS_ROOT", nargs="?",
+    parser.add_argument("runs_root", metavar="RUNS_ROOT", nargs="?", type=path,
                         help="folder holding the run directories, searched recursively for run.json "
                              "(default: runs/ in the current folder, where dlb_train and dlb_study write)")
-    parser.add_argument("--out", help="output folder (default reports/<name of RUNS_ROOT>)")
+    parser.add_argument("--out", type=path, help="output folder (default reports/<name of RUNS_ROOT>)")
     parser.add_argument("--rank_by", metavar="METRIC",
                         help="what best.csv ranks settings by: a metric (its headline value, e.g. mig for "
                              "mig.discrete_mig, factor_vae for its eval_accuracy; sampled.mig for the sampled "
@@ -62,8 +62,8 @@ def print_aggregation(aggregation):
     print(f"{_count(counts['runs'], 'run')} ({counts['done']} finished, {counts['failed']} failed, "
           f"{counts['unfinished']} unfinished), {_count(counts['settings'], 'setting')}"
           + (f"; best.csv ranked by {ranked}" if ranked else ""))
-    for path in aggregation.files:
-        print(f"wrote {path}")
+    for written in aggregation.files:
+        print(f"wrote {written}")
     for line in aggregation.notes():
         print(line)
 

@@ -17,6 +17,13 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
+def path(text):
+    """An argparse type for a path: an empty one is a mistake (Path('') is the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a folder's path")
+    return text
+
+
 def make_parser(prog, description):
     return _Parser(prog=prog, description=description)
 

@@ -1,6 +1,6 @@
 """dlb_evaluate: compute metrics of a trained run, or of any representation on a dataset."""
 
-from dlbench.cli.common import make_parser, run_main
+from dlbench.cli.common import make_parser, path, run_main
 from dlbench.errors import UserError
 
 
@@ -13,7 +13,7 @@ def _body(argv):
     parser = make_parser("dlb_evaluate", "Compute metrics of a trained run into RUN_DIR/metrics/<mode>/<metric>/ "
                          "(postprocessing it first when needed; complete results are not recomputed), or of any "
                          "representation: --representation FILE --dataset NAME --out DIR.")
-    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
+    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?", type=path,
                         help="a run directory written by dlb_train (training finished)")
     parser.add_argument("--metrics", action="append",
                         help=f"comma-separated metric names, repeatable (default {','.join(DEFAULT_METRICS)}; with "
@@ -31,7 +31,7 @@ def _body(argv):
                         help="evaluate this instead of a run: a TorchScript file or module.path:function mapping "
                              "float observations (n, C, H, W) in [0, 1] to codes (n, D); needs --dataset and --out")
     parser.add_argument("--dataset", metavar="NAME", help="with --representation: the dataset to evaluate it on")
-    parser.add_argument("--out", metavar="DIR", help="with --representation: where metrics/mean/<metric>/ are written")
+    parser.add_argument("--out", metavar="DIR", type=path, help="with --representation: where metrics/mean/<metric>/ are written")
     parser.add_argument("--encoder", metavar="FILE_OR_CALLABLE",
                         help="with --representation: a module giving (mean, logvar), for mig_chen and total_correlation")
     args = parser.parse_args(argv)

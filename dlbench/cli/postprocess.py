@@ -1,12 +1,12 @@
 """dlb_postprocess: extract a run's representation function."""
 
-from dlbench.cli.common import make_parser, run_main
+from dlbench.cli.common import make_parser, path, run_main
 
 
 def _body(argv):
     parser = make_parser("dlb_postprocess", "Save a trained run's representation (TorchScript) under "
                          "RUN_DIR/postprocessed/<mode>/.")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by dlb_train (training finished)")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=path, help="a run directory written by dlb_train (training finished)")
     parser.add_argument("--mode", default="mean", help="mean (encoder mean) or sampled (one draw from q(z|x))")
     parser.add_argument("--overwrite", action="store_true", help="write it again even if it exists")
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@
 import shlex
 from pathlib import Path
 
-from dlbench.cli.common import make_parser, run_main
+from dlbench.cli.common import make_parser, path, run_main
 from dlbench.errors import UserError, describe_os_error
 from dlbench.selection import add_only_argument
 
@@ -21,7 +21,7 @@ def _body(argv):
                          "it again (or twice at once) continues where it stopped and trains no run twice.")
     parser.add_argument("study", metavar="NAME_OR_GIN",
                         help=f"a study in dlbench's gin/studies/ ({_known_studies()}) or the path of a study .gin file")
-    parser.add_argument("--runs_root", metavar="DIR", help="folder for the run directories (default runs/<study name>)")
+    parser.add_argument("--runs_root", metavar="DIR", type=path, help="folder for the run directories (default runs/<study name>)")
     parser.add_argument("--executor", default="local", choices=["local", "ray", "slurm"],
                         help="local: the runs in this process, or in a pool of --workers processes; ray: long-lived "
                              "workers on a Ray cluster (needs pip install -e '.[ray]'); slurm: one submitit job per "

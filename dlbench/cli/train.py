@@ -1,6 +1,6 @@
 """dlb_train: train one model from gin config into a run directory."""
 
-from dlbench.cli.common import make_parser, run_main
+from dlbench.cli.common import make_parser, path, run_main
 
 
 def _body(argv):
@@ -13,7 +13,7 @@ def _body(argv):
                         help="gin config file (repeatable; a path, or a name in dlbench's gin/ folder)")
     parser.add_argument("--gin_param", action="append", default=[], metavar="BINDING",
                         help="one gin binding, e.g. 'beta_vae.beta = 8.0' (repeatable; applied after the files)")
-    parser.add_argument("--run_dir", help="output run directory (default runs/<method>_<dataset>_seed<seed>_<hash>); "
+    parser.add_argument("--run_dir", type=path, help="output run directory (default runs/<method>_<dataset>_seed<seed>_<hash>); "
                                           "alone, without --gin, resumes the run there with its own config")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in RUN_DIR")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
