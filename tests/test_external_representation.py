@@ -121,3 +121,20 @@ def test_what_a_metric_needs_of_the_model_is_named_from_the_functions_it_takes()
     assert model_parts("iwae") == "encoder, decoder and prior"  # importance weights p(x|z) p(z) / q(z|x)
     assert model_parts("mig_chen") == "encoder"
 
+
+
+def test_the_readmes_pooled_pixels_example_runs_as_written(tmp_path):
+    # it had scripted a class read from standard input, which TorchScript cannot (no source file)
+    import re
+    import subprocess
+    import sys
+
+    from tests.commands import REPO
+
+    readme = (REPO / "README.md").read_text()
+    script = re.search(r"```\npython - <<'PY'\n(.*?)\nPY\ndlb_evaluate --representation pool\.pt", readme, re.DOTALL)[1]
+    result = subprocess.run([sys.executable, "-"], input=script, text=True, capture_output=True, cwd=tmp_path,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    codes = torch.jit.load(str(tmp_path / "pool.pt"))(torch.rand(5, 1, 64, 64))
+    assert codes.shape == (5, 16)
