@@ -164,6 +164,17 @@ def parse_gin(gin_files=(), gin_params=()):
             raise UserError(f"bad gin config in {source}: {gin_problem(err)}") from None
 
 
+def unused_bindings(gin_params):
+    """The bindings among gin_params of configurables the resolved run never called (a method or a
+    prior it does not use, e.g. beta_tcvae.beta in a beta_vae run): gin ignores them silently.
+    Call after resolve_run_spec, before gin is cleared."""
+    def called(text):
+        return set(re.findall(r"^# Parameters for ([^:]+):", text, re.MULTILINE))
+
+    unused = called(gin.config_str()) - called(operative_config())
+    return [b for b in gin_params if b.partition("=")[0].strip().rpartition(".")[0] in unused]
+
+
 def configurables():
     """{name: callable} of every configurable a run binds (for messages that list them)."""
     named = {"train": train_settings, "dataset": dataset_settings, "model": model_settings}

@@ -258,3 +258,13 @@ def test_gins_internal_errors_are_said_in_words(tiny_dsprites, tmp_path, capsys,
     code = train.main(["--gin", str(tmp_path / "config.gin"), "--run_dir", str(tmp_path / "run"), "--device", "cpu"])
     assert_user_error(capsys, code, needle)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_binding_the_run_does_not_use_is_noted(tiny_dsprites, tmp_path, capsys):
+    # gin ignores bindings of configurables never called: a beta_tcvae.beta in a beta_vae run trained with beta 4
+    args = tiny_train_args(tmp_path / "run", "beta_tcvae.beta = 8.0", "train.steps = 2")
+    assert train.main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dlb_train: note: this beta_vae run does not use 'beta_tcvae.beta = 8.0'" in err
+    assert train.main(tiny_train_args(tmp_path / "used", "train.steps = 2")) == 0
+    assert capsys.readouterr().err == ""

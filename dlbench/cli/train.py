@@ -27,7 +27,7 @@ def _body(argv):
     from dlbench.train.run import train_from_gin
 
     run_dir, status = train_from_gin(args.gin, args.gin_param, args.run_dir, args.device, args.overwrite,
-                                     progress=not args.no_progress)
+                                     progress=not args.no_progress, note_unused=True)
     print(f"{run_dir}: {status}")
     return 1 if status == rundir.Status.FAILED else 0
 

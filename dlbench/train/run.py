@@ -4,6 +4,7 @@ import csv
 import io
 import shutil
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -282,16 +283,23 @@ def load_trained_model(run_dir, device="cpu"):
     return model.eval()
 
 
-def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", overwrite=False, progress=True):
+def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", overwrite=False, progress=True,
+                   note_unused=False):
     """Parse the config, check it, and train; returns (run_dir, status). With neither gin files
-    nor bindings, an existing run_dir is trained on with its own config (model/config.gin)."""
-    from dlbench.config import operative_config, parse_gin, resolve_run_spec
+    nor bindings, an existing run_dir is trained on with its own config (model/config.gin).
+    note_unused: say on stderr which of gin_params the run does not use (a study's runs share
+    bindings of methods and priors each uses some of; a user's own are meant to count)."""
+    from dlbench.config import operative_config, parse_gin, resolve_run_spec, unused_bindings
     from dlbench.train.device import resolve_device
 
     if not gin_files and not gin_params:
         gin_files = [own_config(run_dir)]
     parse_gin(gin_files, gin_params)
     spec = resolve_run_spec()
+    unused = unused_bindings(gin_params) if note_unused else []
+    if unused:
+        print(f"dlb_train: note: this {spec.method.name} run does not use {', '.join(map(repr, unused))} "
+              f"(a method or prior it does not call); check the name", file=sys.stderr)
     device = resolve_device(device)
     run_dir = Path(run_dir) if run_dir else rundir.default_run_dir(spec.identity())
     return run_dir, train_run(run_dir, spec, device, operative_config(), overwrite, progress)
