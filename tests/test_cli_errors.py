@@ -268,3 +268,14 @@ def test_a_binding_the_run_does_not_use_is_noted(tiny_dsprites, tmp_path, capsys
     assert err.count("\n") == 1 and "dlb_train: note: this beta_vae run does not use 'beta_tcvae.beta = 8.0'" in err
     assert train.main(tiny_train_args(tmp_path / "used", "train.steps = 2")) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_runs_own_config_changed_by_hand_is_said_so(trained_run, capsys):
+    # the message had advised `dlb_train --run_dir RUN` alone: the command that had just been run
+    from dlbench import rundir
+
+    rundir.mark_stopped(trained_run, rundir.Status.INTERRUPTED, "SIGTERM")
+    config = trained_run / "model" / "config.gin"
+    config.write_text(config.read_text().replace("beta_vae.beta = 4.0", "beta_vae.beta = 8.0"))
+    assert_user_error(capsys, train.main(["--run_dir", str(trained_run), "--no_progress"]),
+                      f"'{config}' was changed since the run started (beta_vae.beta: 4.0 -> 8.0)", "--overwrite")

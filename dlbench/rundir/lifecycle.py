@@ -42,7 +42,12 @@ class Prepare(enum.Enum):
 
 
 class ConfigMismatch(UserError):
-    """The folder holds a run of another config: it is not this run's to train, mark or replace."""
+    """The folder holds a run of another config: it is not this run's to train, mark or replace.
+    differences: the bindings that differ, as config_differences gives them."""
+
+    def __init__(self, message, differences=()):
+        super().__init__(message)
+        self.differences = list(differences)
 
 
 def prepare(run_dir, identity, overwrite):
@@ -62,7 +67,7 @@ def prepare(run_dir, identity, overwrite):
         state = "a finished" if record.get("status") in Status.ENDED else "an unfinished"
         raise ConfigMismatch(f"'{run_dir}' holds {state} run with a different config ({', '.join(differences)}); "
                         f"`dlb_train --run_dir {run_dir}` alone uses its own config, --overwrite replaces it, "
-                        f"or choose another --run_dir")
+                        f"or choose another --run_dir", differences)
     if record.get("status") in Status.ENDED:
         return Prepare.SKIP
     return Prepare.RESUME if checkpoint_paths(run_dir) else Prepare.RESTART

@@ -292,7 +292,8 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     from dlbench.config import operative_config, parse_gin, resolve_run_spec, unused_bindings
     from dlbench.train.device import resolve_device
 
-    if not gin_files and not gin_params:
+    own = not gin_files and not gin_params
+    if own:
         gin_files = [own_config(run_dir)]
     parse_gin(gin_files, gin_params)
     spec = resolve_run_spec()
@@ -302,7 +303,16 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
               f"(a method or prior it does not call); check the name", file=sys.stderr)
     device = resolve_device(device)
     run_dir = Path(run_dir) if run_dir else rundir.default_run_dir(spec.identity())
-    return run_dir, train_run(run_dir, spec, device, operative_config(), overwrite, progress)
+    try:
+        return run_dir, train_run(run_dir, spec, device, operative_config(), overwrite, progress)
+    except rundir.ConfigMismatch as err:
+        if not own:
+            raise
+        # the run's own config.gin no longer says what run.json does: someone edited it
+        changed = ", ".join(err.differences)
+        raise rundir.ConfigMismatch(f"'{gin_files[0]}' was changed since the run started ({changed}); undo the "
+                                    f"change, or add --overwrite to train again from step 0 with it",
+                                    err.differences) from None
 
 
 def own_config(run_dir):
