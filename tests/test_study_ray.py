@@ -10,6 +10,7 @@ import time
 import pytest
 import ray  # the test extra installs it (pip install -e '.[test]')
 
+from dlbench.errors import UserError
 from dlbench.study import load_study
 from dlbench.study import ray_executor
 from dlbench.study.unit import DONE, units_of
@@ -91,3 +92,26 @@ def test_an_unreachable_cluster_is_one_line_and_nothing_is_written(tiny_dsprites
                          "--ray_address", "127.0.0.1:1", data_root=tiny_dsprites)
     assert_one_line_error(result, "cannot reach the Ray cluster at '127.0.0.1:1'")
     assert tree(tmp_path) == before
+
+
+def test_what_answers_at_the_address_is_asked_whether_it_speaks_grpc_as_rays_head(local_ray):
+    # an HTTP server at --ray_address had kept ray.init waiting for minutes
+    import http.server
+    import socket
+
+    head = ray.get_runtime_context().gcs_address  # a real head: it must pass
+    ray_executor._check_reachable(head)
+    host, _, port = head.rpartition(":")
+    assert ray_executor._speaks_grpc(host, int(port), timeout=5)
+    web = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        assert not ray_executor._speaks_grpc("127.0.0.1", web.server_address[1], timeout=5)
+        with pytest.raises(UserError, match="is not a Ray cluster"):
+            ray_executor._check_reachable(f"127.0.0.1:{web.server_address[1]}")
+    finally:
+        web.shutdown()
+    with socket.socket() as silent:  # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        assert not ray_executor._speaks_grpc("127.0.0.1", silent.getsockname()[1], timeout=0.5)

@@ -40,17 +40,41 @@ def start(address=None, num_cpus=None):
 
 
 def _check_reachable(address, timeout=10.0):
-    """Ray retries an unreachable cluster for minutes: look first, and say so in one line."""
-    import socket
-
+    """Ray retries an unreachable cluster, or another server at the address, for minutes: look
+    first, and say so in one line."""
     host, _, port = address.rpartition(":")
     if address == "auto" or "://" in address or not port.isdigit():
         return  # 'auto' and client addresses: Ray finds and reports them itself
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return  # a TLS cluster answers the plain HTTP/2 hello with TLS: leave it to Ray
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+        answers = _speaks_grpc(host or "127.0.0.1", int(port), timeout)
     except OSError as err:
         raise UserError(f"cannot reach the Ray cluster at {address!r} ({err.strerror or err}); check --ray_address "
                         "(ray status on the head node shows it)") from None
+    if not answers:  # something else listens there: Ray would wait on it for minutes
+        raise UserError(f"what answers at {address!r} is not a Ray cluster (no gRPC server, as Ray's head has); "
+                        "check --ray_address (ray status on the head node shows it)")
+
+
+# HTTP/2's connection preface and an empty SETTINGS frame: a gRPC server answers with its SETTINGS
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(host, port, timeout):
+    """Whether the server at host:port speaks HTTP/2, as gRPC (and so Ray's head) does: its first
+    frame must be SETTINGS (type 4). An OSError when nothing can be reached there."""
+    import socket
+
+    with socket.create_connection((host, port), timeout=timeout) as connection:
+        connection.sendall(_HTTP2_HELLO)
+        frame = b""
+        try:
+            while len(frame) < 9 and (part := connection.recv(9 - len(frame))):
+                frame += part
+        except OSError:  # it stays silent, or hangs up: not gRPC
+            return False
+    return len(frame) == 9 and frame[3] == 4
 
 
 class Worker:
