@@ -198,14 +198,12 @@ def test_bad_slurm_values_are_refused_with_or_without_slurm(tmp_path, capsys):
                 assert_user_error(capsys, code, f"{flag} must be at least 1, got {value}")
 
 
-def test_a_dry_run_refuses_a_device_the_run_would_refuse_and_passes_it_on(tiny_dsprites, tmp_path, capsys,
-                                                                           monkeypatch):
+def test_a_dry_run_passes_the_device_on_in_its_commands(tiny_dsprites, tmp_path, capsys, monkeypatch):
+    # the commands may be for a GPU cluster's nodes, printed on a login node without a GPU
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    code = study.main(["quickstart", "--runs_root", str(tmp_path / "runs"), "--device", "cuda", "--dry_run"])
-    assert_user_error(capsys, code, "CUDA is not available")
-    assert study.main(["quickstart", "--runs_root", str(tmp_path / "runs"), "--device", "cpu", "--dry_run"]) == 0
+    assert study.main(["quickstart", "--runs_root", str(tmp_path / "runs"), "--device", "cuda", "--dry_run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines and all("--device cpu --run_dir" in line for line in lines)
+    assert lines and all("--device cuda --run_dir" in line for line in lines)
 
 
 def test_unknown_flag(capsys):

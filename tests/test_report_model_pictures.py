@@ -222,7 +222,7 @@ def test_the_plotted_reconstructions_are_the_models(tiny_trained_run, tiny_data_
 def test_bad_arguments_are_one_clear_error(tiny_trained_run, tmp_path):
     with pytest.raises(UserError, match="num_images must be a whole number from 1 to 32"):
         mp.model_pictures(tiny_trained_run, tmp_path / "out", num_images=0)
-    with pytest.raises(UserError, match="is not a run directory"):
+    with pytest.raises(UserError, match="not a run directory"):
         mp.model_pictures(tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -85,3 +85,29 @@ def test_without_submitit_the_line_says_which_extra_to_install(tiny_dsprites, tm
     code = study_cli.main([str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "slurm", "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "pip install -e '.[slurm]'" in err[0]
+
+
+def test_a_login_node_without_a_gpu_submits_jobs_with_the_device_as_given(tiny_dsprites, tmp_path, monkeypatch,
+                                                                          capsys):
+    # the device had been resolved on the submitting machine: --device cuda refused there, and the
+    # default auto sent "cpu" to the jobs, so a GPU cluster's nodes trained on their CPUs
+    import torch
+
+    from dlbench.study import slurm
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    submitted = []
+
+    def run_slurm(study, runs, runs_root, device, options, retry_failed=False, log=print, stack=1):
+        submitted.append((str(device), stack))
+        return {spec.name: DONE for spec in runs}
+
+    monkeypatch.setattr(slurm, "run_slurm", run_slurm)
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    base = [str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "slurm", "--no_progress"]
+    assert study_cli.main([*base, "--device", "cuda", "--stack", "4"]) == 0
+    assert study_cli.main(base) == 0
+    assert submitted == [("cuda", 4), ("auto", 1)]
+    # --stack auto would measure a GPU this machine lacks
+    assert study_cli.main([*base, "--device", "cuda"]) == 2
+    assert "--stack auto measures the GPU's memory on this machine, which has none" in capsys.readouterr().err

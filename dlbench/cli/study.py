@@ -90,9 +90,8 @@ def _body(argv):
         return _print_status(study, runs, runs_root)
     if args.dry_run:
         from dlbench.rundir import study_run_dir
-        from dlbench.train import resolve_device
 
-        resolve_device(args.device)  # the run would refuse a device this machine lacks
+        # the commands may be for other machines (a GPU cluster's nodes): the device is theirs to have
         device = [] if args.device == "auto" else ["--device", args.device]
         for spec in runs:
             command = ["dlb_train", *[a for f in spec.gin_files for a in ("--gin", f)],
@@ -109,7 +108,8 @@ def _run(args, study, runs, runs_root):
     from dlbench.study.unit import DONE, FAILED, HELD
     from dlbench.train import resolve_device
 
-    device = resolve_device(args.device)
+    # Slurm's jobs resolve the device on their nodes: a login node without a GPU submits GPU jobs
+    device = _slurm_device(args) if args.executor == "slurm" else resolve_device(args.device)
     from dlbench.study.stacks import stack_size
 
     stack = stack_size(args.stack, device)  # a bad --stack is refused before anything is written
@@ -149,6 +149,18 @@ def _run(args, study, runs, runs_root):
           + (f" ({', '.join(failed)})" if failed else "")
           + (f", {len(held)} held by other processes" if held else ""))
     return 0 if done == len(statuses) else 1
+
+
+def _slurm_device(args):
+    """--device as the jobs will resolve it; --stack auto needs this machine to have the GPU it measures."""
+    import torch
+
+    from dlbench.study.stacks import AUTO
+
+    if args.device == "cuda" and args.stack in (None, AUTO) and not torch.cuda.is_available():
+        raise UserError("--stack auto measures the GPU's memory on this machine, which has none; give the Slurm "
+                        "jobs a stack size, e.g. --stack 16 (dlb_bench study --stack on a GPU node helps choose)")
+    return args.device
 
 
 def _slurm_options(args):
