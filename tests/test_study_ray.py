@@ -115,3 +115,30 @@ def test_what_answers_at_the_address_is_asked_whether_it_speaks_grpc_as_rays_hea
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         assert not ray_executor._speaks_grpc("127.0.0.1", silent.getsockname()[1], timeout=0.5)
+
+
+def test_ray_workers_resolve_the_device_where_they_run(local_ray, tiny_dsprites, tmp_path, monkeypatch):
+    # the driver had resolved it: without a GPU there, --device cuda was refused and the default
+    # auto sent "cpu" to workers holding GPUs
+    import torch
+
+    from dlbench.cli import study as study_cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    sent = []
+
+    def run_ray(study, runs, runs_root, device, *args, stack=1, **kwargs):
+        sent.append((str(device), stack))
+        return {spec.name: DONE for spec in runs}
+
+    monkeypatch.setattr(ray_executor, "run_ray", run_ray)
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    base = [str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "ray", "--no_progress"]
+    assert study_cli.main([*base, "--device", "cuda", "--stack", "2"]) == 0
+    assert study_cli.main(base) == 0
+    assert sent == [("cuda", 2), ("auto", 1)]
+    # and a worker resolves "auto" on its own node: here, without a GPU, the CPU
+    ran = []
+    monkeypatch.setattr(ray_executor, "run_item", lambda item, device, *args, **kwargs: ran.append(device) or {})
+    ray_executor.Worker(None).run([], "auto", False)
+    assert ran == [torch.device("cpu")]

@@ -34,7 +34,7 @@ def _body(argv):
                         help="train up to K runs that differ only in seed and method hyperparameters as one model "
                              "(each run's results as if trained alone; on Ray and Slurm each stack is one task); "
                              "auto (default): 1 on a CPU, on CUDA the most that fit the GPU's memory; "
-                             "--device decides, so on Slurm from a login node without a GPU give K")
+                             "on Slurm or Ray from a machine without a GPU give K")
     parser.add_argument("--ray_address", help="ray: the cluster's address (default: start a local Ray instance)")
     parser.add_argument("--gpus_per_worker", type=float, default=0.0,
                         help="ray: GPUs per worker actor, fractional to share a GPU (e.g. 0.25)")
@@ -108,8 +108,9 @@ def _run(args, study, runs, runs_root):
     from dlbench.study.unit import DONE, FAILED, HELD
     from dlbench.train import resolve_device
 
-    # Slurm's jobs resolve the device on their nodes: a login node without a GPU submits GPU jobs
-    device = _slurm_device(args) if args.executor == "slurm" else resolve_device(args.device)
+    # Slurm's jobs and Ray's workers resolve the device where they run: a login node or a driver
+    # without a GPU sends work to GPU nodes
+    device = _remote_device(args) if args.executor in ("slurm", "ray") else resolve_device(args.device)
     from dlbench.study.stacks import stack_size
 
     stack = stack_size(args.stack, device)  # a bad --stack is refused before anything is written
@@ -151,15 +152,17 @@ def _run(args, study, runs, runs_root):
     return 0 if done == len(statuses) else 1
 
 
-def _slurm_device(args):
-    """--device as the jobs will resolve it; --stack auto needs this machine to have the GPU it measures."""
+def _remote_device(args):
+    """--device as the jobs or workers will resolve it; --stack auto needs this machine to have the
+    GPU it measures."""
     import torch
 
     from dlbench.study.stacks import AUTO
 
     if args.device == "cuda" and args.stack in (None, AUTO) and not torch.cuda.is_available():
-        raise UserError("--stack auto measures the GPU's memory on this machine, which has none; give the Slurm "
-                        "jobs a stack size, e.g. --stack 16 (dlb_bench study --stack on a GPU node helps choose)")
+        raise UserError("--stack auto measures the GPU's memory on this machine, which has none; give the "
+                        f"{args.executor} stacks a size, e.g. --stack 16 (dlb_bench study --stack on a GPU node "
+                        "helps choose)")
     return args.device
 
 

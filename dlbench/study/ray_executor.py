@@ -93,8 +93,11 @@ class Worker:
         return os.getpid()
 
     def run(self, item, device, retry_failed):
-        """{run_dir: status} of a work item: one run, or a stack (dlbench.study.stacks)."""
-        return run_item(item, device, retry_failed, progress=False, log=quiet)
+        """{run_dir: status} of a work item: one run, or a stack (dlbench.study.stacks); device as
+        --device gave it, resolved here, on the worker's node with the GPUs Ray gave it."""
+        from dlbench.train import resolve_device
+
+        return run_item(item, resolve_device(device), retry_failed, progress=False, log=quiet)
 
 
 def make_workers(ray, count, cpus_per_worker, gpus_per_worker, threads):
@@ -124,7 +127,10 @@ def run_ray(study, runs, runs_root, device, workers, address=None, gpus_per_work
     ray = start(address, num_cpus=None if address else (os.cpu_count() or 1))
     units = units_of(study, runs, runs_root)
     names = {unit.run_dir: spec.name for spec, unit in zip(runs, units)}
-    items = work_items(units, stack, log, device)
+    import torch
+
+    # device: "auto", "cpu" or "cuda" as --device gave it; only --stack auto's probe needs it here
+    items = work_items(units, stack, log, None if str(device) == "auto" else torch.device(str(device)))
     cpus = ray.cluster_resources().get("CPU", 1)
     count = workers or max(1, int(ray.cluster_resources().get("GPU", 0) / gpus_per_worker) if gpus_per_worker
                            else int(cpus))
