@@ -190,8 +190,6 @@ def _parameter_names(configurable):
 
 def gin_problem(err):
     """What is wrong with a binding gin refused, and how to write it instead, in one line."""
-    import re
-
     text = _one_line(err)
     unknown_param = re.search(r"Configurable '(\w+)' doesn't have a parameter named '(\w+)'", text)
     if unknown_param and unknown_param[1] in configurables():
@@ -219,7 +217,7 @@ def resolve_run_spec():
     except UserError as err:  # gin appends where it happened on further lines; the first says it all
         raise UserError(str(err).splitlines()[0]) from None
     except Exception as err:
-        raise UserError(_gin_problem(err)) from None
+        raise UserError(_call_problem(err)) from None
     dataset["options"] = dlbench.data.checked_dataset_options(dataset["name"], dataset["options"])
     _check_batch_size(train)
     return RunSpec(method=train["method"], train=train, dataset=dataset, model=model)
@@ -238,9 +236,9 @@ def operative_config():
     return gin.operative_config_str()
 
 
-def _gin_problem(err):
-    """One line for an error gin raised calling the configurables, in words for the two that gin
-    words after its own internals: no method, and a %MACRO never bound."""
+def _call_problem(err):
+    """One line for an error gin raised calling the configurables (gin_problem is for parsing), in
+    words for the two that gin words after its own internals: no method, and a %MACRO never bound."""
     text = str(err)
     if "Required bindings for `train` not provided" in text and "'method'" in text:
         return ("no method given: bind train.method with a method's gin file (e.g. --gin beta_vae) or "

@@ -21,7 +21,8 @@ def _body(argv):
                          "it again (or twice at once) continues where it stopped and trains no run twice.")
     parser.add_argument("study", metavar="NAME_OR_GIN",
                         help=f"a study in dlbench's gin/studies/ ({_known_studies()}) or the path of a study .gin file")
-    parser.add_argument("--runs_root", metavar="DIR", type=path, help="folder for the run directories (default runs/<study name>)")
+    parser.add_argument("--runs_root", metavar="DIR", type=path,
+                        help="folder for the run directories (default runs/<study name>)")
     parser.add_argument("--executor", default="local", choices=["local", "ray", "slurm"],
                         help="local: the runs in this process, or in a pool of --workers processes; ray: long-lived "
                              "workers on a Ray cluster (needs pip install -e '.[ray]'); slurm: one submitit job per "
@@ -82,12 +83,11 @@ def _body(argv):
     if runs_root.exists() and not runs_root.is_dir():
         raise UserError(f"--runs_root '{runs_root}' is a file, not a folder; choose a folder for the run directories")
     check_runs_root(study, runs, runs_root)
-    if not args.status:
-        from dlbench.data import check_data_root
-
-        check_data_root()
     if args.status:
         return _print_status(study, runs, runs_root)
+    from dlbench.data import check_data_root
+
+    check_data_root()
     if args.dry_run:
         from dlbench.rundir import study_run_dir
 
