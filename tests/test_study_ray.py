@@ -134,7 +134,7 @@ def test_ray_workers_resolve_the_device_where_they_run(local_ray, tiny_dsprites,
     monkeypatch.setattr(ray_executor, "run_ray", run_ray)
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
     base = [str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "ray", "--no_progress"]
-    assert study_cli.main([*base, "--device", "cuda", "--stack", "2"]) == 0
+    assert study_cli.main([*base, "--device", "cuda", "--gpus_per_worker", "1", "--stack", "2"]) == 0
     assert study_cli.main(base) == 0
     assert sent == [("cuda", 2), ("auto", 1)]
     # and a worker resolves "auto" on its own node: here, without a GPU, the CPU

@@ -69,6 +69,7 @@ def test_a_preempted_job_is_requeued_and_its_run_resumes_to_the_same_weights(tin
     (["--executor", "slurm", "--slurm_option", "nokeyvalue"], "bad --slurm_option"),
     (["--executor", "kubernetes"], "invalid choice: 'kubernetes'"),
     (["--ray_address", "127.0.0.1:6379"], "go with --executor ray"),
+    (["--executor", "ray", "--device", "cuda"], "--device cuda on Ray needs --gpus_per_worker"),
 ])
 def test_slurm_mistakes_are_one_line(tiny_dsprites, tmp_path, args, needle):
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")

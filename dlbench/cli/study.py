@@ -60,6 +60,9 @@ def _body(argv):
         parser.error("--ray_address and --gpus_per_worker go with --executor ray")
     if args.gpus_per_worker < 0:
         parser.error(f"--gpus_per_worker must be positive, got {args.gpus_per_worker}")
+    if args.executor == "ray" and args.device == "cuda" and not args.gpus_per_worker:
+        # Ray hides the GPUs from an actor that asked for none: every run would fail on it
+        parser.error("--device cuda on Ray needs --gpus_per_worker (1 for a GPU each, 0.25 for four workers a GPU)")
     for flag, value in (("--slurm_time", args.slurm_time), ("--array_parallelism", args.array_parallelism)):
         if value is not None and value < 1:
             parser.error(f"{flag} must be at least 1, got {value}")
