@@ -56,4 +56,8 @@ class Interrupted(Exception):
 
     def __init__(self, message, signum):
         super().__init__(message)
-        self.exit_code = 128 + int(signum)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+
+    def __reduce__(self):  # a pool's worker sends it to the study's process: it must unpickle whole
+        return type(self), (str(self), self.signum)

@@ -6,12 +6,14 @@ worker holds is left to it, so running a study again, or twice at once, continue
 stopped and trains no run twice."""
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
+import signal
 
 from tqdm import tqdm
 
-from dlbench.errors import UserError
+from dlbench.errors import Interrupted, UserError
 from dlbench.study.stacks import run_item, work_items
 from dlbench.study.unit import DONE, FAILED, HELD, quiet, units_of
 
@@ -41,7 +43,15 @@ def worker_gpus(workers, gpu_count, visible=None):
     return [gpus[worker % len(gpus)] for worker in range(workers)]
 
 
+# what a scheduler sends (SIGTERM) or a closed terminal (SIGHUP): the study's process passes it on to
+# its workers, and they ignore it but while a run trains (which stops at its next checkpoint), so a
+# signal that reaches them twice (sent to the whole process group, and passed on) stops a run once
+FORWARDED = (signal.SIGTERM, signal.SIGHUP)
+
+
 def _start_worker(threads, gpu_queue):
+    for signum in FORWARDED:
+        signal.signal(signum, signal.SIG_IGN)
     if gpu_queue is not None:  # before torch starts CUDA: the worker then sees its own GPU as cuda:0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
     import torch
@@ -145,7 +155,8 @@ def _run_pool(pending, names, device, workers, retry_failed, statuses, bar):
         for gpu in worker_gpus(workers, torch.cuda.device_count(), os.environ.get("CUDA_VISIBLE_DEVICES")):
             gpu_queue.put(gpu)
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                                initargs=(threads_per_worker(workers), gpu_queue)) as pool:
+                                                initargs=(threads_per_worker(workers), gpu_queue)) as pool, \
+            _forwarding_stops():
         futures = {pool.submit(_run_in_worker, item, str(device), retry_failed): key for key, item in pending.items()}
         bar.show(running=min(workers, len(pending)))
         try:
@@ -162,3 +173,22 @@ def _run_pool(pending, names, device, workers, retry_failed, statuses, bar):
             pool.shutdown(wait=True, cancel_futures=True)  # the workers checkpoint on the signal they got too
             raise
     return True
+
+
+@contextlib.contextmanager
+def _forwarding_stops():
+    """While a pool runs, SIGTERM or SIGHUP to this process is passed on to the workers and ends the
+    study as Interrupted (128 + the signal), after the workers have checkpointed their runs (the
+    pool waits for them). It had killed this process alone, leaving the workers behind."""
+    def stop(signum, frame):
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signum)
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}: every run keeps its last checkpoint; "
+                          f"the same command continues the study", signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in FORWARDED}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
