@@ -13,6 +13,7 @@ import gin
 import pytest
 import torch
 
+from dlbench import rundir
 from dlbench.config import operative_config, parse_gin, resolve_run_spec
 from dlbench.train.run import train_run
 from dlbench.train.stacked_run import train_stack
@@ -155,9 +156,19 @@ def test_a_stack_stopped_between_its_runs_checkpoints_resumes_as_the_stack_it_wa
         patched.setattr(stacked_run.checkpoints, "save_checkpoint", stop_before_the_last_runs_step_15)
         train_stack(stopped, specs, torch.device("cpu"), configs, **quiet)
     said = []
-    assert set(train_stack(stopped, specs, torch.device("cpu"), configs, progress=False,
-                           log=said.append).values()) == {"done"}
+
+    def stop_at_once(*_):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):  # stopped again, right after going back
+        patched.setattr(stacked_run, "_train_group", stop_at_once)
+        train_stack(stopped, specs, torch.device("cpu"), configs, progress=False, log=said.append)
     assert sum("back to step 10" in line for line in said) == 2, said
+    for run_dir in stopped[:2]:
+        # the checkpoint of step 15 held the trajectory left: a later resume had taken it
+        assert max(path.name for path in rundir.checkpoint_paths(run_dir)) == "step_000000010.pt"
+        assert json.loads((run_dir / "run.json").read_text())["step"] == 10
+    assert set(train_stack(stopped, specs, torch.device("cpu"), configs, **quiet).values()) == {"done"}
     for a, b in zip(straight, stopped):
         assert all(torch.equal(weights(a)[name], weights(b)[name]) for name in weights(a)), b  # bit for bit
         assert [row["loss"] for row in read_log(a)] == [row["loss"] for row in read_log(b)]

@@ -74,6 +74,12 @@ def _resume_at_one_step(run_dirs, trainers, device, log):
     for (run_dir, trainer), state in zip(ahead, states):
         trainer.load_state_dict(state)
         truncate_log(run_dir, behind)
+        # the checkpoints past it hold the trajectory left: a later resume would take the newest
+        kept = rundir.checkpoint_path(run_dir, behind)
+        for newer in rundir.checkpoint_paths(run_dir):
+            if newer.name > kept.name:
+                newer.unlink()
+        rundir.mark_checkpoint(run_dir, behind)
         log(f"{run_dir}: back to step {behind}, where the other runs of its stack resume")
 
 
