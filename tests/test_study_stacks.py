@@ -130,3 +130,24 @@ def test_a_full_disk_stops_a_stack_interrupted_and_the_study_resumes_to_the_undi
     # space again: the same command finishes the study, with the results of the undisturbed one
     assert run_command("dlb_study", study, "--runs_root", full, *common, data_root=tiny_dsprites).returncode == 0
     assert_same_study(weights_and_results(full), weights_and_results(undisturbed))
+
+
+def test_a_run_folders_own_problem_fails_that_run_alone_stacked_or_not(tiny_dsprites, tmp_path):
+    # a foreign folder in one run's place had failed its whole stack, and a damaged run.json had
+    # stopped the whole study (it was read again to mark the run failed)
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0], 'train.seed': [0, 1]}")
+    runs = tmp_path / "runs"
+    foreign = runs / "beta_vae" / "beta=1.0" / "seed=0"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    options = ["--runs_root", runs, "--device", "cpu", "--no_progress", "--workers", "1"]
+    result = run_command("dlb_study", study, *options, "--stack", "4", data_root=tiny_dsprites)
+    assert result.returncode == 1 and "3 runs finished, 1 failed (beta_vae/beta=1.0/seed=0)" in result.stdout, \
+        result.stdout + result.stderr
+    status = run_command("dlb_study", study, "--runs_root", runs, "--status", data_root=tiny_dsprites)
+    assert "4 runs: 3 done, 1 failed" in status.stdout and "holds files but no run" in status.stdout, status.stdout
+
+    damaged = runs / "beta_vae" / "beta=8.0" / "seed=0" / "run.json"
+    damaged.write_text(damaged.read_text()[:50])
+    result = run_command("dlb_study", study, *options, "--stack", "1", data_root=tiny_dsprites)
+    assert result.returncode == 1 and "2 runs finished, 2 failed" in result.stdout, result.stdout + result.stderr

@@ -60,8 +60,11 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
         raise
     except Exception as err:  # noqa: BLE001  (a bug in one run's training must not stop a 1280-run study)
         log(f"{unit.run_dir}: failed: {type(err).__name__}: {err}")
-        if rundir.is_run(unit.run_dir):
-            rundir.mark_stopped(unit.run_dir, rundir.Status.FAILED, f"{type(err).__name__}: {err}")
+        try:
+            if rundir.is_run(unit.run_dir):
+                rundir.mark_stopped(unit.run_dir, rundir.Status.FAILED, f"{type(err).__name__}: {err}")
+        except UserError:  # run.json itself is what failed (damaged): the run's own problem, not the study's
+            pass
         return FAILED
 
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from dlbench import rundir
 import dlbench.data
-from dlbench.errors import CorruptFile, Interrupted
+from dlbench.errors import CorruptFile, Interrupted, UserError
 from dlbench.rundir import HELD, Prepare, Status
 from dlbench.train import checkpoints
 from dlbench.train.run import (CheckpointSchedule, LogWriter, StopOnSignals, finish_training, left_alone, mark_stopped,
@@ -38,7 +38,12 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
         members = []
         for run_dir, spec, text in zip(run_dirs, specs, config_texts):
             if run_dir in claims:
-                action = rundir.prepare(run_dir, spec.identity(), overwrite=False)
+                try:
+                    action = rundir.prepare(run_dir, spec.identity(), overwrite=False)
+                except UserError as err:  # the folder's own problem (not a run, a damaged run.json): its alone
+                    log(f"{run_dir}: failed: {err}")
+                    statuses[run_dir] = Status.FAILED
+                    continue
                 if action is Prepare.SKIP:
                     statuses[run_dir] = left_alone(run_dir, log)
                 else:
