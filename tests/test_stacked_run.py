@@ -172,3 +172,27 @@ def test_a_stack_stopped_between_its_runs_checkpoints_resumes_as_the_stack_it_wa
     for a, b in zip(straight, stopped):
         assert all(torch.equal(weights(a)[name], weights(b)[name]) for name in weights(a)), b  # bit for bit
         assert [row["loss"] for row in read_log(a)] == [row["loss"] for row in read_log(b)]
+
+
+def test_each_session_records_whether_the_run_trained_stacked(tiny_dsprites, tmp_path, monkeypatch):
+    # run.json had kept only the last session's `stacked`: a run stacked for its first steps and
+    # finished alone read as never stacked
+    import dlbench.train.stacked_run as stacked_run
+    from dlbench.errors import Interrupted
+
+    specs, configs = zip(*[spec_and_config(seed, beta, steps=20, checkpoint_every=5) for seed, beta in RUNS[:2]])
+    run_dirs = [tmp_path / f"run{k}" for k in range(2)]
+    save = stacked_run.checkpoints.save_checkpoint
+
+    def sigterm_at_step_10(run_dir, state):
+        save(run_dir, state)
+        if state["step"] == 10 and run_dir == run_dirs[1]:
+            os.kill(os.getpid(), signal.SIGTERM)  # the stack stops after its next step, checkpointed
+
+    with monkeypatch.context() as patched, pytest.raises(Interrupted):
+        patched.setattr(stacked_run.checkpoints, "save_checkpoint", sigterm_at_step_10)
+        train_stack(run_dirs, specs, torch.device("cpu"), configs, progress=False, log=lambda *_: None)
+    for run_dir, spec, config in zip(run_dirs, specs, configs):
+        assert train_run(run_dir, spec, torch.device("cpu"), config, progress=False, log=lambda *_: None) == "done"
+        record = json.loads((run_dir / "run.json").read_text())
+        assert [s["stacked"] for s in record["sessions"]] == [2, False] and record["stacked"] is False

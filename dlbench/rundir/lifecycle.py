@@ -110,10 +110,11 @@ def config_differences(record, identity):
     return shown + ([f"and {len(keys) - 3} more"] if len(keys) > 3 else [])
 
 
-def new_session(from_step):
-    """This process's session of training, starting at from_step; mark_interrupted, mark_failed
-    or mark_done ends it."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "from_step": from_step}
+def new_session(from_step, stacked=False):
+    """This process's session of training, starting at from_step, alone (stacked False) or in a
+    stack of `stacked` runs (a run's sessions may differ in it: run.json's own `stacked` is the
+    last one's); mark_interrupted, mark_failed or mark_done ends it."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "from_step": from_step, "stacked": stacked}
 
 
 def mark_running(run_dir, started, **fields):

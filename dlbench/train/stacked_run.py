@@ -94,7 +94,9 @@ def _train_group(group, claims, stop, progress, log):
     spec, trainers = group[0][1], [trainer for _, _, trainer in group]
     stack = StackedTrainer([s for _, s, _ in group], trainers=trainers)
     t = spec.train
-    sessions = [rundir.new_session(from_step=stack.step) for _ in group]
+    sessions = [rundir.new_session(from_step=stack.step, stacked=len(group)) for _ in group]
+    for run_dir in run_dirs:  # runs that resume at different steps train in groups, not as one stack
+        rundir.update_run(run_dir, stacked=len(group))
     log_files = [LogWriter(rundir.train_log_path(run_dir)) for run_dir in run_dirs]
     last = [{} for _ in group]
     ended = {}  # run_dir -> status, for runs that failed on the way
