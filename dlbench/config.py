@@ -18,7 +18,7 @@ from dlbench import checks, rundir
 import dlbench.data
 import dlbench.methods  # noqa: F401  (registers the methods with gin)
 from dlbench.errors import UserError
-from dlbench.nn.architectures import ARCHITECTURES
+from dlbench.nn.architectures import ARCHITECTURES, check_fits
 from dlbench.nn.likelihoods import LIKELIHOODS
 from dlbench.priors import DEFAULT_PRIOR, PRIORS, make_prior
 
@@ -220,6 +220,9 @@ def resolve_run_spec():
         raise UserError(_call_problem(err)) from None
     dataset["options"] = dlbench.data.checked_dataset_options(dataset["name"], dataset["options"])
     _check_batch_size(train)
+    shape = dlbench.data.get_dataset_class(dataset["name"]).observation_shape
+    if shape:  # known before the data loads (a linear Gaussian's depends on its options: checked at build)
+        check_fits(model["architecture"], shape)
     return RunSpec(method=train["method"], train=train, dataset=dataset, model=model)
 
 

@@ -277,3 +277,13 @@ def test_a_runs_own_config_changed_by_hand_is_said_so(trained_run, capsys):
     config.write_text(config.read_text().replace("beta_vae.beta = 4.0", "beta_vae.beta = 8.0"))
     assert_user_error(capsys, train.main(["--run_dir", str(trained_run), "--no_progress"]),
                       f"'{config}' was changed since the run started (beta_vae.beta: 4.0 -> 8.0)", "--overwrite")
+
+
+def test_an_architecture_the_data_does_not_fit_is_refused_before_a_study_starts(tiny_dsprites, tmp_path, capsys):
+    # dcgan on 64x64 dSprites had failed at training time, after the study's other runs, with no run.json
+    from tests.test_study import write_study
+
+    path = write_study(tmp_path / "s.gin", "{'model.architecture': ['conv', 'dcgan']}")
+    code = study.main([str(path), "--runs_root", str(tmp_path / "runs"), "--device", "cpu"])
+    assert_user_error(capsys, code, "run with model.architecture = 'dcgan'", "needs 32x32 images")
+    assert not (tmp_path / "runs").exists()

@@ -223,6 +223,14 @@ def build_decoder(name, observation_shape, latent_dim, params_per_value=1):
     return _architecture(name)[1](tuple(observation_shape), latent_dim, params_per_value)
 
 
+def check_fits(name, observation_shape):
+    """A UserError when architecture `name` cannot take observations of this shape: what its
+    encoder and decoder check when built, found before any run of a study is built."""
+    require = {"conv": _require_64x64, "dcgan": _require_32x32, "pinwheel": _require_vector}.get(name)
+    if require is not None:
+        require(name, tuple(observation_shape))
+
+
 def _require_64x64(name, observation_shape):
     if tuple(observation_shape[1:]) != (64, 64):
         raise UserError(f"the {name} architecture needs 64x64 images, the dataset has "
