@@ -22,9 +22,11 @@ BETAS = {0: 1.0, 1: 4.0, 2: 16.0}  # seed: beta
 
 def spec_of(architecture, seed, beta, method="beta_vae"):
     params = [p for p in TINY_PARAMS if not p.startswith(("model.architecture", "beta_vae.beta", "train.batch_size"))]
+    # the pinwheel architecture takes the pinwheel's 2-d points (refused with the config on images)
+    dataset = ["dataset.name = 'pinwheel'", "model.likelihood = 'gaussian'"] if architecture == "pinwheel" else []
     try:
         parse_gin([], [*params, f"model.architecture = '{architecture}'", "train.batch_size = 4",
-                       f"train.seed = {seed}", f"beta_vae.beta = {beta}", f"train.method = @{method}()"])
+                       f"train.seed = {seed}", f"beta_vae.beta = {beta}", f"train.method = @{method}()", *dataset])
         return resolve_run_spec()
     finally:
         gin.clear_config()
