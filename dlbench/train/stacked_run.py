@@ -40,7 +40,7 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
             if run_dir in claims:
                 try:
                     action = rundir.prepare(run_dir, spec.identity(), overwrite=False)
-                except UserError as err:  # the folder's own problem (not a run, a damaged run.json): its alone
+                except UserError as err:  # the folder's own problem (not a run, a damaged run.json): that run's alone
                     log(f"{run_dir}: failed: {err}")
                     statuses[run_dir] = Status.FAILED
                     continue
