@@ -11,6 +11,7 @@ from dlbench import metrics
 from dlbench.cli import evaluate as evaluate_cli
 from dlbench.errors import UserError
 from dlbench.evaluation import evaluate_run, metric_result_path
+from dlbench.study.unit import quiet
 from tests.commands import assert_one_line_error, run_command, tree
 from tests.test_external_representation import PoolCodes, save_script
 
@@ -26,10 +27,6 @@ def evaluate(capsys, *args):
     code = evaluate_cli.main([str(arg) for arg in args])
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(args, code, out, err)
-
-
-def quiet(*_):
-    pass
 
 
 def test_the_none_defaults_are_the_aggregate_posterior_ones():

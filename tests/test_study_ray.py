@@ -140,5 +140,8 @@ def test_ray_workers_resolve_the_device_where_they_run(local_ray, tiny_dsprites,
     # and a worker resolves "auto" on its own node: here, without a GPU, the CPU
     ran = []
     monkeypatch.setattr(ray_executor, "run_item", lambda item, device, *args, **kwargs: ran.append(device) or {})
+    import dlbench.data
+
+    monkeypatch.setattr(dlbench.data, "keep_loaded", lambda *_: None)  # a worker's, not this process's, setting
     ray_executor.Worker(None).run([], "auto", False)
     assert ran == [torch.device("cpu")]

@@ -127,10 +127,7 @@ def run_ray(study, runs, runs_root, device, workers, address=None, gpus_per_work
     ray = start(address, num_cpus=None if address else (os.cpu_count() or 1))
     units = units_of(study, runs, runs_root)
     names = {unit.run_dir: spec.name for spec, unit in zip(runs, units)}
-    import torch
-
-    # device: "auto", "cpu" or "cuda" as --device gave it; only --stack auto's probe needs it here
-    items = work_items(units, stack, log, None if str(device) == "auto" else torch.device(str(device)))
+    items = work_items(units, stack, log, device)  # device as --device gave it: "auto", "cpu" or "cuda"
     cpus = ray.cluster_resources().get("CPU", 1)
     count = workers or max(1, int(ray.cluster_resources().get("GPU", 0) / gpus_per_worker) if gpus_per_worker
                            else int(cpus))

@@ -77,10 +77,7 @@ def run_slurm(study, runs, runs_root, device, options, retry_failed=False, log=p
     can be trained as one model are, K at a time, each stack one job (dlbench.study.stacks)."""
     units = units_of(study, runs, runs_root)
     names = {unit.run_dir: spec.name for spec, unit in zip(runs, units)}
-    import torch
-
-    # device: "auto", "cpu" or "cuda" as --device gave it; only --stack auto's probe needs it here
-    items = work_items(units, stack, log, None if str(device) == "auto" else torch.device(str(device)))
+    items = work_items(units, stack, log, device)  # device as --device gave it: "auto", "cpu" or "cuda"
     executor = make_executor(Path(runs_root) / "slurm_logs", options, log)
     threads = 1 if executor.cluster == "local" else None  # local jobs all run at once on this machine's cores
     jobs = submit(executor, items, str(device), retry_failed, threads)  # each job resolves it on its node

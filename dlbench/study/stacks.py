@@ -50,6 +50,7 @@ def fitting_stack_size(spec, device, log=print):
     import dlbench.data
     from dlbench.train.stack import StackedTrainer
 
+    device = torch.device(device)  # Ray and Slurm pass --device as given ("cuda")
     data = dlbench.data.dataset_from_record(spec.identity())
     peaks = []
     for k in (1, 2):

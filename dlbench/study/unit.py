@@ -5,6 +5,7 @@ machines run a study, each run is worked on by one at a time and finished exactl
 A Unit is plain data (picklable), so the local pool, Ray and Slurm can ship it anywhere.
 """
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -60,11 +61,10 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
         raise
     except Exception as err:  # noqa: BLE001  (a bug in one run's training must not stop a 1280-run study)
         log(f"{unit.run_dir}: failed: {type(err).__name__}: {err}")
-        try:
+        # a damaged run.json cannot take the mark: it is the run's own failure, not the study's
+        with contextlib.suppress(UserError):
             if rundir.is_run(unit.run_dir):
                 rundir.mark_stopped(unit.run_dir, rundir.Status.FAILED, f"{type(err).__name__}: {err}")
-        except UserError:  # run.json itself is what failed (damaged): the run's own problem, not the study's
-            pass
         return FAILED
 
 
