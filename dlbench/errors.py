@@ -9,6 +9,7 @@ its traceback.
 
 import errno
 import os
+import signal
 
 
 class UserError(Exception):
@@ -61,3 +62,13 @@ class Interrupted(Exception):
 
     def __reduce__(self):  # a pool's worker sends it to the study's process: it must unpickle whole
         return type(self), (str(self), self.signum)
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM (a scheduler) or SIGHUP (a closed terminal) to a command, raised where the command
+    was working so that it unwinds as after Ctrl-C: claims are released and half-written files
+    removed. A KeyboardInterrupt, so that what handles Ctrl-C handles it too."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)

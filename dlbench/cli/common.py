@@ -4,8 +4,10 @@ import argparse
 import os
 import signal
 import sys
+import threading
+from contextlib import contextmanager
 
-from dlbench.errors import Interrupted, UserError, describe_os_error
+from dlbench.errors import Interrupted, StopSignal, UserError, describe_os_error
 
 USER_ERROR_EXIT = 2
 
@@ -31,7 +33,8 @@ def make_parser(prog, description):
 def run_main(prog, body, argv=None):
     """Run body(argv); a UserError becomes one line on stderr and exit status 2."""
     try:
-        return body(sys.argv[1:] if argv is None else argv) or 0
+        with _stopping_on_signals():
+            return body(sys.argv[1:] if argv is None else argv) or 0
     except UserError as err:
         print(f"{prog}: error: {_one_line(str(err))}", file=sys.stderr)
         return USER_ERROR_EXIT
@@ -44,9 +47,36 @@ def run_main(prog, body, argv=None):
     except Interrupted as err:
         print(f"{prog}: {_one_line(str(err))}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or a signal _stopping_on_signals turned into one
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"{prog}: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+
+
+# what a scheduler sends to stop a job (SIGTERM) and what a closed terminal sends (SIGHUP)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def _stopping_on_signals():
+    """While a command works, SIGTERM and SIGHUP stop it as Ctrl-C does (by default they would end
+    the process at once, leaving its claims and temporary files behind). Training installs its own
+    handlers over these: it stops at the end of the step, with a checkpoint."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def stop(signum, frame):
+        for each in STOP_SIGNALS:  # one stop: a repeat (a scheduler signals again) must not cut the cleanup short
+            signal.signal(each, signal.SIG_IGN)
+        raise StopSignal(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _one_line(text):
