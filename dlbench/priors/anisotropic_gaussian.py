@@ -20,7 +20,6 @@ import math
 
 import gin
 import numpy as np
-from scipy.sparse.linalg import svds
 import torch
 from torch import nn
 
@@ -151,7 +150,9 @@ def pca_singular_values(images, pixel_scale, count, max_images=PCA_MAX_IMAGES, s
                         f"and pixels, the data has {x.shape[0]} images of {x.shape[1]} pixels; "
                         "use anisotropic_gaussian.init = 'given'")
     # Lanczos (ARPACK) finds the top singular values only, fast on 10,000 x 4096; a fixed start
-    # vector makes it deterministic.
+    # vector makes it deterministic. (Imported here: scipy's import would slow every command's start.)
+    from scipy.sparse.linalg import svds
+
     start = np.random.RandomState(seed).standard_normal(min(x.shape))
     values = np.sort(svds(x, k=count, v0=start, return_singular_vectors=False))[::-1]
     if not values[-1] > 0:
