@@ -40,7 +40,6 @@ import hashlib
 import math
 
 import numpy as np
-from scipy.stats import special_ortho_group
 
 from dlbench import checks
 from dlbench.data.ground_truth import require_discrete_factors
@@ -58,6 +57,8 @@ def random_rotations(dim, count, random_state):
     """(count, dim, dim) rotation matrices drawn from the Haar measure on SO(dim)."""
     if dim < 2:
         raise UserError(f"rotating the latent space needs at least 2 latent dimensions, the model has {dim}")
+    from scipy.stats import special_ortho_group  # here: scipy.stats takes a third of a second to import
+
     drawn = special_ortho_group.rvs(dim, size=count, random_state=random_state)
     return np.asarray(drawn, dtype=np.float64).reshape(count, dim, dim)
 
