@@ -224,6 +224,7 @@ BAD_OUTS = {
     "an existing file": (lambda tmp: tmp / "report.csv", "is a file, not a folder"),
     "under a file": (lambda tmp: tmp / "report.csv" / "sub", "which is a file"),
     "under /proc": (lambda tmp: Path("/proc/dlbench_aggregate_test/report"), "cannot be written"),
+    "in a run": (lambda tmp: tmp / "runs" / "s0" / "report", "is inside the run directory"),
 }
 
 
