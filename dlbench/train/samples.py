@@ -30,11 +30,16 @@ def save_png(path, picture):
     atomic_write_bytes(path, buffer.getvalue())
 
 
+# latent dimensions drawn in traversals.png, a row each: enough for any model of the field (they
+# have 10); a model of thousands (a typo in model.latent_dim) had failed there, after training
+MAX_TRAVERSED = 64
+
+
 @torch.no_grad()
 def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, steps=9):
     """reconstructions.png (top: data, bottom: mean reconstructions), traversals.png (one row
-    per latent dimension, moved over [-span, span] from the first image's mean code) and
-    prior_samples.png (decoder means at draws from the model's prior)."""
+    per latent dimension, the first MAX_TRAVERSED, moved over [-span, span] from the first image's
+    mean code) and prior_samples.png (decoder means at draws from the model's prior)."""
     model.eval()
     if images.ndim == 2:
         return _write_vector_samples(model, images, folder, seed, span, steps)
@@ -46,11 +51,12 @@ def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, s
     recon = model.likelihood.mean(model.decode(mean))
     save_png(folder / "reconstructions.png", _grid(torch.stack([x, recon]).cpu().numpy()))
     offsets = torch.linspace(-span, span, steps, device=device)
-    codes = mean[0].repeat(mean.shape[1], steps, 1)  # (D, steps, D)
-    for dim in range(mean.shape[1]):
+    rows = min(mean.shape[1], MAX_TRAVERSED)
+    codes = mean[0].repeat(rows, steps, 1)  # (rows, steps, D)
+    for dim in range(rows):
         codes[dim, :, dim] = mean[0, dim] + offsets
     decoded = model.likelihood.mean(model.decode(codes.flatten(0, 1)))
-    save_png(folder / "traversals.png", _grid(decoded.unflatten(0, (mean.shape[1], steps)).cpu().numpy()))
+    save_png(folder / "traversals.png", _grid(decoded.unflatten(0, (rows, steps)).cpu().numpy()))
     prior_generator = torch.Generator(device=device).manual_seed(seed)
     drawn = model.likelihood.mean(model.decode(model.prior.sample(2 * num, prior_generator)))
     save_png(folder / "prior_samples.png", _grid(drawn.unflatten(0, (2, num)).cpu().numpy()))
@@ -101,7 +107,7 @@ def _write_vector_samples(model, observations, folder, seed, span, steps):
 
     def traversals(axes):
         data(axes)
-        for dim in range(mean.shape[1]):
+        for dim in range(min(mean.shape[1], MAX_TRAVERSED)):
             codes = mean[0].repeat(steps, 1)
             codes[:, dim] += offsets
             axes.plot(*_xy(model.likelihood.mean(model.decode(codes))), marker=".", label=f"z{dim}")
