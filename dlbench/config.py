@@ -40,7 +40,9 @@ def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, se
                    compile=False):
     """`checkpoint_minutes`: a checkpoint is also written when this much wall-clock time has passed
     since the last one, so an interruption loses at most that much work (0: by steps only).
-    `precision`: 'float32', or 'bfloat16' to run each step's forward pass and objective under
+    `precision`: 'float32' (IEEE float32 throughout, also on a GPU), 'tf32' (float32, with a GPU's
+    convolutions and matrix products on its tensor cores in TF32, a 10-bit mantissa; on a CPU the
+    same as 'float32'), or 'bfloat16' to run each step's forward pass and objective under
     torch.autocast in bfloat16 (the weights, gradients and Adam stay float32).
     `compile`: True to compile each step's forward pass and objective with torch.compile (with CUDA
     graphs on a GPU); the arithmetic is fused differently, so the run is another run (its identity
@@ -60,7 +62,7 @@ def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, se
                 compile=checks.flag("train.compile", compile))
 
 
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "tf32", "bfloat16")
 
 
 @gin.configurable("dataset")

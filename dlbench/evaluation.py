@@ -16,6 +16,7 @@ from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
 from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, numpy_representation_fn,
                                  postprocess)
 from dlbench.train import load_trained_model
+from dlbench.train.device import tf32
 
 DEFAULT_METRICS = ("mig", "factor_vae", "recon_ll")
 
@@ -107,8 +108,9 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
                         f"from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite")
     # Every metric draws from its own seeded streams; forking keeps model construction from
     # moving torch's global generators, so evaluating inside a training script changes nothing there.
+    # A GPU encodes in IEEE float32, as the CPU does (torch's default would convolve in TF32).
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), rundir.hold_run(run_dir, "evaluated"):
+    with torch.random.fork_rng(devices=cuda), tf32(False), rundir.hold_run(run_dir, "evaluated"):
         data = dlbench.data.dataset_from_record(record)  # before postprocess: a bad record writes nothing
         postprocess(run_dir, mode)  # skips a representation that is already complete
         representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
@@ -227,7 +229,7 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     if encoder:
         encode_fn = external.numpy_encode_fn(external.load_callable(encoder, "--encoder"), device, batch_size)
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), rundir.hold_run(out, "evaluated"):
+    with torch.random.fork_rng(devices=cuda), tf32(False), rundir.hold_run(out, "evaluated"):
         external.probe(representation_fn, data)
         if encode_fn is not None:
             external.probe(encode_fn, data)

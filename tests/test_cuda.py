@@ -74,6 +74,22 @@ def test_compiled_runs_on_cuda_take_the_steps_of_eager_ones(data):
     torch.testing.assert_close(losses[True][1], losses[False][1], rtol=1e-4, atol=0)
 
 
+def test_float32_arithmetic_on_cuda_is_ieee_float32_unless_tf32_is_asked_for():
+    # a 'float32' run's convolutions and matrix products, as its trainer sets them (torch's default
+    # would convolve in TF32, a 10-bit mantissa: errors of 1e-3 where IEEE float32 gives 1e-6)
+    from dlbench.train.device import tf32
+
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(64, 32, 32, 32, device="cuda", generator=generator)
+    w = torch.randn(64, 32, 4, 4, device="cuda", generator=generator)
+    a, b = x.flatten(1)[:, :4096], w.flatten(1)[:, :512].T.repeat(8, 1)
+    exact = torch.nn.functional.conv2d(x.double(), w.double()), a.double() @ b.double()
+    with tf32(False):
+        computed = torch.nn.functional.conv2d(x, w), a @ b
+    for value, reference in zip(computed, exact):
+        assert ((value.double() - reference).abs().max() / reference.abs().max()).item() < 1e-5
+
+
 def test_stack_auto_fits_the_gpus_memory(tiny_dsprites):
     from dlbench.study.stacks import MAX_AUTO_STACK, fitting_stack_size
 

@@ -29,3 +29,17 @@ def test_seeded_independent_of_global_random_state_which_it_leaves_alone(trained
     second = results(trained_run, seed=1)
     assert first["recon_ll"]["recon_ll"] != second["recon_ll"]["recon_ll"]
     assert first["iwae"]["iwae"] != second["iwae"]["iwae"]
+
+
+def test_evaluation_encodes_in_ieee_float32_and_leaves_the_processs_tf32_flags_alone(trained_run):
+    # torch's default convolves float32 in TF32 on a GPU, which would make a metric depend on the GPU
+    from tests.test_stack import TF32AtEachConvolution
+
+    torch.backends.cuda.matmul.allow_tf32 = True  # as a user's script may have set it
+    try:
+        with TF32AtEachConvolution() as flags:
+            results(trained_run, seed=0)
+        assert flags.seen == {(False, False)}
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False

@@ -218,6 +218,36 @@ def test_a_stack_trains_in_bfloat16_where_asked(data):
     assert any(not torch.equal(finals["float32"][name], finals["bfloat16"][name]) for name in finals["float32"])
 
 
+class TF32AtEachConvolution(TorchDispatchMode):
+    """The set of (cuDNN, matrix product) allow_tf32 flags seen by every convolution and matrix
+    product, forward and backward: the flags a GPU would have computed them under."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.convolution, torch.ops.aten.convolution_backward,
+                                   torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm):
+            self.seen.add((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["alone", "stacked"])
+@pytest.mark.parametrize("precision, allowed", [("float32", False), ("tf32", True), ("bfloat16", False)])
+def test_tf32_is_used_where_the_precision_says_and_nowhere_else(precision, allowed, stacked, data):
+    # torch's own default (TF32 convolutions, IEEE matrix products) would make a float32 run on a GPU
+    # neither; the trainer sets both flags for its steps and gives the process's back after
+    runs = METHODS["beta_vae"][1][:2]
+    specs = [spec_of("beta_vae", [f"train.precision = '{precision}'"], seed, own) for seed, own in runs]
+    trainer = StackedTrainer(specs, data, torch.device("cpu")) if stacked else Trainer(specs[0], data, torch.device("cpu"))
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    with TF32AtEachConvolution() as flags:
+        trainer.run(3, 10**9, lambda *_: None)
+    assert flags.seen == {(allowed, allowed)}
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+
+
 def compiled_and_eager_losses(data, device, method="beta_vae"):
     """{compile: (a stack's losses over three steps (3, 2), a run's alone (3,))}; by default for
     beta-VAE (the method with the fewest operations: compiling costs seconds per operation on a

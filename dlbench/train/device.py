@@ -1,4 +1,6 @@
-"""Choosing the device: CUDA when present, CPU otherwise."""
+"""Choosing the device (CUDA when present, CPU otherwise), and how a GPU does float32 arithmetic."""
+
+from contextlib import contextmanager
 
 import torch
 
@@ -20,3 +22,22 @@ def resolve_device(name="auto"):
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but CUDA is not available here; use --device cpu or auto")
     return torch.device(name)
+
+
+@contextmanager
+def tf32(allowed):
+    """Within the block, float32 convolutions (cuDNN) and matrix products on a GPU run on the tensor
+    cores in TF32, a 10-bit mantissa (allowed), or in IEEE float32 (not allowed); the settings
+    from before come back after. torch's own default is neither: TF32 for convolutions, IEEE for
+    matrix products. The CPU computes in IEEE float32 either way."""
+    # the allow_tf32 flags, which every torch since 1.7 reads (2.9's fp32_precision settings must
+    # not be mixed with them, and dlbench sets only these)
+    flags = (torch.backends.cudnn, torch.backends.cuda.matmul)
+    before = [each.allow_tf32 for each in flags]
+    for each in flags:
+        each.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        for each, value in zip(flags, before):
+            each.allow_tf32 = value

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from dlbench.nn import VAE
+from dlbench.train.device import tf32
 
 
 class NonFiniteLoss(Exception):
@@ -58,6 +59,13 @@ def autocast(spec, device):
     train.precision asks for it, else nothing."""
     enabled = spec.train.get("precision", "float32") == "bfloat16"
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def float32_arithmetic(spec):
+    """The context of a whole training loop, backward passes included: a GPU's float32 convolutions
+    and matrix products in TF32 where train.precision is 'tf32', else in IEEE float32 (torch's own
+    default would run the convolutions of a 'float32' run in TF32)."""
+    return tf32(spec.train.get("precision", "float32") == "tf32")
 
 
 def compiled(fn, spec, device):
@@ -138,6 +146,10 @@ class Trainer:
         """Train up to step `until`, calling on_log(step, means, images_per_second) at each log
         step and after_step(step) after every update; training stops early when after_step returns
         True (an interruption). Raises NonFiniteLoss."""
+        with float32_arithmetic(self.spec):
+            self._train(until, log_every, on_log, after_step)
+
+    def _train(self, until, log_every, on_log, after_step):
         self.model.train()
         batch_size = self.spec.train["batch_size"]
         names, sums, window = None, None, 0

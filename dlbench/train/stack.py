@@ -32,7 +32,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from dlbench.methods.base import Method
 from dlbench.methods.factor_vae import discriminator_loss_and_accuracy
-from dlbench.train.loop import Trainer, autocast, build_optimizer, compiled
+from dlbench.train.loop import Trainer, autocast, build_optimizer, compiled, float32_arithmetic
 
 
 def stack_problem(specs):
@@ -192,6 +192,10 @@ class StackedTrainer:
         """Train up to step `until`; on_log(step, [means of run k], images_per_second) at log steps,
         with None for a run that has failed (its step: failed_steps()); after_step(step) after every
         update, training stopping early when it returns True (an interruption)."""
+        with float32_arithmetic(self.specs[0]):
+            self._train(until, log_every, on_log, after_step)
+
+    def _train(self, until, log_every, on_log, after_step):
         batch_size = self.specs[0].train["batch_size"]
         names, sums, window, tick = None, None, 0, time.perf_counter()
         while self.step < until:
