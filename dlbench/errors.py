@@ -50,6 +50,12 @@ def describe_os_error(err):
     return f"cannot use{where}: {reason}; {advice}"
 
 
+class OutOfDeviceMemory(Exception):
+    """The GPU had not the memory a step asked for. The machine's state (memory other processes
+    hold, a batch or stack too large for it) is at fault, not the run, which is never marked failed
+    for it; like a full disk it stops a study. The message says what was kept and what to change."""
+
+
 class Interrupted(Exception):
     """Work stopped by a signal (Ctrl-C, SIGTERM from a scheduler, SIGHUP) after keeping what it
     had; the message says what was kept and how to go on. The exit status is 128 + the signal

@@ -16,9 +16,11 @@ from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
 from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, numpy_representation_fn,
                                  postprocess)
 from dlbench.train import load_trained_model
-from dlbench.train.device import tf32
+from dlbench.train.device import out_of_memory_said, tf32
 
 DEFAULT_METRICS = ("mig", "factor_vae", "recon_ll")
+LESS_EVALUATION = ("free its memory (another process may hold it), or evaluate on the CPU (--device cpu); the metrics "
+                   "computed are kept, and the same command computes the others")
 
 
 def requested_protocol(metric, params, seed):
@@ -110,7 +112,8 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     # moving torch's global generators, so evaluating inside a training script changes nothing there.
     # A GPU encodes in IEEE float32, as the CPU does (torch's default would convolve in TF32).
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), tf32(False), rundir.hold_run(run_dir, "evaluated"):
+    with torch.random.fork_rng(devices=cuda), tf32(False), rundir.hold_run(run_dir, "evaluated"), \
+            out_of_memory_said(run_dir, LESS_EVALUATION):
         data = dlbench.data.dataset_from_record(record)  # before postprocess: a bad record writes nothing
         postprocess(run_dir, mode)  # skips a representation that is already complete
         representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
@@ -229,7 +232,8 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     if encoder:
         encode_fn = external.numpy_encode_fn(external.load_callable(encoder, "--encoder"), device, batch_size)
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), tf32(False), rundir.hold_run(out, "evaluated"):
+    with torch.random.fork_rng(devices=cuda), tf32(False), rundir.hold_run(out, "evaluated"), \
+            out_of_memory_said(representation, LESS_EVALUATION):
         external.probe(representation_fn, data)
         if encode_fn is not None:
             external.probe(encode_fn, data)

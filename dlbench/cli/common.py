@@ -7,7 +7,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from dlbench.errors import Interrupted, StopSignal, UserError, describe_os_error
+from dlbench.errors import Interrupted, OutOfDeviceMemory, StopSignal, UserError, describe_os_error
 
 USER_ERROR_EXIT = 2
 
@@ -35,7 +35,7 @@ def run_main(prog, body, argv=None):
     try:
         with _stopping_on_signals():
             return body(sys.argv[1:] if argv is None else argv) or 0
-    except UserError as err:
+    except (UserError, OutOfDeviceMemory) as err:
         print(f"{prog}: error: {_one_line(str(err))}", file=sys.stderr)
         return USER_ERROR_EXIT
     except BrokenPipeError:  # the reader of our output left (`| head`): nothing is wrong, stop quietly

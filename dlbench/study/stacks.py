@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from dlbench import rundir
-from dlbench.errors import Interrupted, UserError
-from dlbench.study.unit import DONE, FAILED, HELD, recorded_status, evaluate_unit, run_unit
+from dlbench.errors import UserError
+from dlbench.study.unit import FAILED, HELD, STOPS_THE_STUDY, evaluate_unit, recorded_status, run_unit
 
 
 AUTO = "auto"
@@ -124,7 +124,7 @@ def run_item(item, device, retry_failed=False, progress=False, log=print):
     specs, configs = zip(*[resolved(unit) for unit in item])
     try:
         trained = train_stack([unit.run_dir for unit in item], specs, device, configs, progress, log)
-    except (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError):
+    except STOPS_THE_STUDY:
         raise
     except Exception as err:  # noqa: BLE001  (a bug in one stack must not stop the study)
         log(f"a stack of {len(item)} runs failed: {type(err).__name__}: {err}")
@@ -140,7 +140,7 @@ def run_item(item, device, retry_failed=False, progress=False, log=print):
                 statuses[unit.run_dir] = evaluate_unit(unit, device, log)
         except rundir.RunHeld:
             statuses[unit.run_dir] = HELD
-        except (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError):
+        except STOPS_THE_STUDY:
             raise
         except Exception as err:  # noqa: BLE001  (as in run_unit: one run's bug must not stop the study)
             log(f"{unit.run_dir}: evaluation failed: {type(err).__name__}: {err}")

@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from dlbench import rundir
-from dlbench.errors import Interrupted, UserError
+from dlbench.errors import Interrupted, OutOfDeviceMemory, UserError
 
 DONE, FAILED = "done", "failed"
 HELD = rundir.HELD  # another worker has the run now
@@ -36,10 +36,14 @@ def units_of(study, runs, runs_root):
                  tuple(study.metrics), study.metric_params) for spec in runs]
 
 
+# what every later run would meet too (an interruption, a claim taken over, a full disk, a full
+# GPU): it stops the study, where a run's own failure only fails that run
+STOPS_THE_STUDY = (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError, OutOfDeviceMemory)
+
+
 def run_unit(unit, device, retry_failed=False, progress=False, log=print):
     """DONE, FAILED (with the reason in run.json) or HELD. A run that fails does not stop the
-    study; an interruption, a lost claim and a filesystem fault (which every later run would meet
-    too) do."""
+    study; what STOPS_THE_STUDY does."""
     import torch
 
     from dlbench.train.run import train_from_gin
@@ -57,7 +61,7 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
     except rundir.ConfigMismatch as err:  # another config's run: not this unit's to mark failed
         log(f"{unit.run_dir}: failed: {err}")
         return FAILED
-    except (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError):
+    except STOPS_THE_STUDY:
         raise
     except Exception as err:  # noqa: BLE001  (a bug in one run's training must not stop a 1280-run study)
         log(f"{unit.run_dir}: failed: {type(err).__name__}: {err}")

@@ -1,10 +1,11 @@
 """Choosing the device (CUDA when present, CPU otherwise), and how a GPU does float32 arithmetic."""
 
+import re
 from contextlib import contextmanager
 
 import torch
 
-from dlbench.errors import UserError
+from dlbench.errors import OutOfDeviceMemory, UserError
 
 
 def check_device_name(name):
@@ -41,3 +42,21 @@ def tf32(allowed):
     finally:
         for each, value in zip(flags, before):
             each.allow_tf32 = value
+
+
+# what to do when training ran out of GPU memory
+LESS_TRAINING = ("free its memory (another process may hold it) or ask for less: a smaller train.batch_size, or fewer "
+                 "runs on the GPU at once (dlb_study's --stack and --workers); the runs keep their last checkpoint "
+                 "and the same command resumes them")
+
+
+@contextmanager
+def out_of_memory_said(where, fix=LESS_TRAINING):
+    """torch's CUDA out-of-memory error (a page of allocator figures) becomes OutOfDeviceMemory:
+    one line naming `where`, how much was asked, and the fix."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as err:
+        asked = re.search(r"Tried to allocate [\d.]+ \w+", str(err))
+        raise OutOfDeviceMemory(f"{where}: the GPU ran out of memory{f' ({asked.group(0)})' if asked else ''}; "
+                                f"{fix}") from None

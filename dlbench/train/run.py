@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 import dlbench
@@ -18,6 +19,7 @@ import dlbench.data
 from dlbench.errors import CorruptFile, Interrupted, UserError, describe_os_error
 from dlbench.nn import build_vae
 from dlbench.train import checkpoints
+from dlbench.train.device import out_of_memory_said
 from dlbench.train.loop import NonFiniteLoss, Trainer
 from dlbench.train.samples import write_samples
 
@@ -31,7 +33,7 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
     signal (SIGINT, SIGTERM, SIGHUP) ends the current step, writes a checkpoint, marks the run
     interrupted and raises Interrupted."""
     run_dir = Path(run_dir)
-    with StopOnSignals() as stop, rundir.hold_run(run_dir, "trained") as claim:
+    with StopOnSignals() as stop, rundir.hold_run(run_dir, "trained") as claim, out_of_memory_said(run_dir):
         action = rundir.prepare(run_dir, spec.identity(), overwrite)
         if action is Prepare.SKIP:
             return left_alone(run_dir, log)
@@ -132,6 +134,9 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
         raise  # the first already marked the run; after the second the run is another process's
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, the last checkpoint is kept
         mark_stopped(run_dir, Status.INTERRUPTED, "stopped by a second interruption", log)
+        raise
+    except torch.cuda.OutOfMemoryError:  # the GPU's state, not the run's fault: it resumes once there is room
+        mark_stopped(run_dir, Status.INTERRUPTED, f"the GPU ran out of memory after step {trainer.step}", log)
         raise
     except SystemExit:  # a scheduler's own handler exiting (submitit's requeue on preemption)
         mark_stopped(run_dir, Status.INTERRUPTED, "the process exited mid-run (preempted or requeued)", log)

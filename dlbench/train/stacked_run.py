@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from dlbench import rundir
@@ -17,6 +18,7 @@ import dlbench.data
 from dlbench.errors import CorruptFile, Interrupted, UserError
 from dlbench.rundir import HELD, Prepare, Status
 from dlbench.train import checkpoints
+from dlbench.train.device import out_of_memory_said
 from dlbench.train.run import (CheckpointSchedule, LogWriter, StopOnSignals, finish_training, left_alone, mark_stopped,
                                start_training, truncate_log)
 from dlbench.train.stack import StackedTrainer
@@ -28,7 +30,8 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
     checkpoint, marks them interrupted and raises Interrupted."""
     run_dirs = [Path(d) for d in run_dirs]
     statuses = {}
-    with StopOnSignals() as stop, contextlib.ExitStack() as holds:
+    with StopOnSignals() as stop, contextlib.ExitStack() as holds, \
+            out_of_memory_said(f"a stack of {len(run_dirs)} runs"):
         claims = {}
         for run_dir in run_dirs:
             try:
@@ -158,10 +161,13 @@ def _train_group(group, claims, stop, progress, log):
             ended[run_dirs[k]] = Status.DONE
     except (Interrupted, rundir.ClaimLost):
         raise
-    except BaseException as err:  # an error, a second Ctrl-C, a full disk: every unfinished run says why
-        status = Status.FAILED if not isinstance(err, (KeyboardInterrupt, SystemExit, OSError)) else Status.INTERRUPTED
+    except BaseException as err:  # an error, a second Ctrl-C, a full disk, a full GPU: every unfinished run says why
+        stopped = isinstance(err, (KeyboardInterrupt, SystemExit, OSError, torch.cuda.OutOfMemoryError))
+        status = Status.INTERRUPTED if stopped else Status.FAILED
+        reason = f"the GPU ran out of memory after step {stack.step}" if isinstance(
+            err, torch.cuda.OutOfMemoryError) else f"{type(err).__name__}: {err}"
         for k in live():
-            mark_stopped(run_dirs[k], status, f"{type(err).__name__}: {err}", log)
+            mark_stopped(run_dirs[k], status, reason, log)
         raise
     finally:
         bar.close()
