@@ -279,6 +279,33 @@ def test_a_runs_own_config_changed_by_hand_is_said_so(trained_run, capsys):
                       f"'{config}' was changed since the run started (beta_vae.beta: 4.0 -> 8.0)", "--overwrite")
 
 
+def test_a_run_trained_on_a_gpu_does_not_resume_on_the_cpu(tiny_dsprites, tmp_path, capsys, monkeypatch):
+    # its generator's state does not load into a CPU generator: every checkpoint had been called
+    # unreadable, and --overwrite advised, which throws away the GPU's hours
+    from dlbench import rundir
+    from dlbench.train.loop import Trainer
+
+    run_dir = tmp_path / "run"
+    sample_batch, calls = Trainer.sample_batch, []
+
+    def stopped_at_step_13(self, *args):
+        calls.append(1)
+        if len(calls) == 13:
+            raise KeyboardInterrupt
+        return sample_batch(self, *args)
+
+    monkeypatch.setattr(Trainer, "sample_batch", stopped_at_step_13)
+    assert train.main(tiny_train_args(run_dir)) == 130
+    monkeypatch.undo()
+    rundir.update_run(run_dir, device="cuda:0")  # as a GPU's session records it
+    assert rundir.checkpoint_paths(run_dir)
+    before = files_of(run_dir)
+    capsys.readouterr()
+    assert_user_error(capsys, train.main(["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]),
+                      "was trained on the cuda: resume it there (--device cuda)", "cannot go on on the cpu")
+    assert files_of(run_dir) == before
+
+
 def test_an_architecture_the_data_does_not_fit_is_refused_before_a_study_starts(tiny_dsprites, tmp_path, capsys):
     # dcgan on 64x64 dSprites had failed at training time, after the study's other runs, with no run.json
     from tests.test_study import write_study

@@ -59,6 +59,8 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
     from its newest checkpoint, with run.json marked running (with `recorded` fields too);
     trainer.started is when this session started."""
     identity = spec.identity()
+    if action is Prepare.RESUME:
+        check_resumable_on(run_dir, device)
     # built first: a model the data or the seed cannot make is refused before the old run is removed
     trainer = Trainer(spec, data, device)
     if action is Prepare.RESTART:
@@ -83,6 +85,22 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
                         checkpoint_minutes=spec.train["checkpoint_minutes"])
     trainer.started = started  # this session's start (run.json keeps the first session's)
     return trainer
+
+
+class OtherDevice(rundir.ConfigMismatch):
+    """The run's checkpoints were written on another kind of device (CPU or GPU)."""
+
+
+def check_resumable_on(run_dir, device):
+    """OtherDevice when the run's checkpoints were written on another kind of device: a CPU's
+    random generator (a Mersenne twister) and a GPU's (counter-based Philox) have different states,
+    so the run's random numbers cannot go on there, and it would be another run."""
+    trained_on = rundir.read_run(run_dir).get("device")
+    if not trained_on or torch.device(trained_on).type == torch.device(device).type:
+        return
+    kind = torch.device(trained_on).type
+    raise OtherDevice(f"'{run_dir}' was trained on the {kind}: resume it there (--device {kind}); its random numbers "
+                      f"cannot go on on the {torch.device(device).type} (--overwrite trains it again from step 0 here)")
 
 
 def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, session):
@@ -311,7 +329,7 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     try:
         return run_dir, train_run(run_dir, spec, device, operative_config(), overwrite, progress)
     except rundir.ConfigMismatch as err:
-        if not own:
+        if not own or isinstance(err, OtherDevice):
             raise
         # the run's own config.gin no longer says what run.json does: someone edited it
         changed = ", ".join(err.differences)
