@@ -4,10 +4,9 @@ import argparse
 import os
 import signal
 import sys
-import threading
-from contextlib import contextmanager
 
 from dlbench.errors import Interrupted, OutOfDeviceMemory, StopSignal, UserError, describe_os_error
+from dlbench.signals import STOPS, handling
 
 USER_ERROR_EXIT = 2
 
@@ -53,30 +52,16 @@ def run_main(prog, body, argv=None):
         return 128 + signum
 
 
-# what a scheduler sends to stop a job (SIGTERM) and what a closed terminal sends (SIGHUP)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-@contextmanager
 def _stopping_on_signals():
     """While a command works, SIGTERM and SIGHUP stop it as Ctrl-C does (by default they would end
     the process at once, leaving its claims and temporary files behind). Training installs its own
     handlers over these: it stops at the end of the step, with a checkpoint."""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-
     def stop(signum, frame):
-        for each in STOP_SIGNALS:  # one stop: a repeat (a scheduler signals again) must not cut the cleanup short
+        for each in STOPS:  # one stop: a repeat (a scheduler signals again) must not cut the cleanup short
             signal.signal(each, signal.SIG_IGN)
         raise StopSignal(signum)
 
-    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    return handling(STOPS, stop)
 
 
 def _one_line(text):

@@ -14,6 +14,7 @@ import signal
 from tqdm import tqdm
 
 from dlbench.errors import Interrupted, UserError
+from dlbench.signals import STOPS, handling
 from dlbench.study.stacks import run_item, work_items
 from dlbench.study.unit import DONE, FAILED, HELD, quiet, units_of
 
@@ -46,7 +47,7 @@ def worker_gpus(workers, gpu_count, visible=None):
 # what a scheduler sends (SIGTERM) or a closed terminal (SIGHUP): the study's process passes it on to
 # its workers, and they ignore it but while a run trains (which stops at its next checkpoint), so a
 # signal that reaches them twice (sent to the whole process group, and passed on) stops a run once
-FORWARDED = (signal.SIGTERM, signal.SIGHUP)
+FORWARDED = STOPS
 
 
 def _start_worker(threads, gpu_queue):
@@ -186,9 +187,5 @@ def _forwarding_stops():
         raise Interrupted(f"stopped by {signal.Signals(signum).name}: every run keeps its last checkpoint; "
                           f"the same command continues the study", signum)
 
-    previous = {signum: signal.signal(signum, stop) for signum in FORWARDED}
-    try:
+    with handling(FORWARDED, stop):
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
