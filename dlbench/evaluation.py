@@ -210,8 +210,9 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
                             params=None, overwrite=False, encoder=None, log=print):
     """Metrics of a representation dlbench did not train (dlbench.external: a TorchScript file or
     module.path:function) on a registered dataset, written to OUT/metrics/mean/<metric>/results.json
-    like a run's. Everything is checked first, the module on a few observations; the results are
-    written only once every metric has been computed. Returns {metric: results dict}."""
+    like a run's, each as it is computed. Everything is checked first, the module on a few
+    observations. A stored result is reused only for the same representation, encoder and dataset,
+    their files unchanged. Returns {metric: results dict} of the metrics computed."""
     from dlbench import external
 
     params = params or {}
@@ -219,6 +220,8 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     check_request(metric_names, "mean", params, seed)
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out '{out}' is a file, not a folder; choose another --out")
+    if rundir.is_run(out):  # its metrics are its own model's: another representation's would pass for them
+        raise UserError(f"--out '{out}' is a run directory of dlb_train; choose another --out for the representation")
     for name in metric_names:
         if needs_model(name) and not (name in ENCODER_METRICS and encoder):
             needed = "--encoder (a module giving (mean, logvar))" if name in ENCODER_METRICS else \
@@ -237,18 +240,31 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
         external.probe(representation_fn, data)
         if encode_fn is not None:
             external.probe(encode_fn, data)
+        described = {"representation": str(representation), "representation_sha256": external.source_digest(
+            representation), "encoder": encoder, "encoder_sha256": encoder and external.source_digest(encoder),
+            "dataset": dataset}
         todo = [name for name in metric_names
-                if overwrite or stored_result(out, "mean", name, params.get(name, {}), seed) is None]
-        described = {"representation": str(representation), "encoder": encoder, "dataset": dataset}
+                if overwrite or not _stored_for(stored_result(out, "mean", name, params.get(name, {}), seed), described)]
+        if len(todo) < len(metric_names):
+            log(f"{representation}: kept the results stored for it of {', '.join(sorted(set(metric_names) - set(todo)))} "
+                f"(--overwrite computes them again)")
         model_fns = lambda name: {"encode_fn": encode_fn, **({"device": str(device)} if "device" in
                                                               metrics.metric_params(name) else {})}
         # a user's module may draw at random: its codes are not assumed to be a function of the image
-        computed = dict(compute_metrics(todo, data, representation_fn, seed, params, False, model_fns, log,
-                                        str(representation)))
-        for name, result in computed.items():
+        computed = {}
+        for name, result in compute_metrics(todo, data, representation_fn, seed, params, False, model_fns, log,
+                                            str(representation)):
             result.update(described, mode="mean")
             rundir.write_json(metric_result_path(out, "mean", name, params.get(name, {}), seed), result)
+            computed[name] = result
     return computed
+
+
+def _stored_for(result, described):
+    """Whether a stored result is of the representation `described` (its files unchanged since)."""
+    return (result is not None and described["representation_sha256"] is not None
+            and (described["encoder"] is None or described["encoder_sha256"] is not None)
+            and all(result.get(key) == value for key, value in described.items()))
 
 
 def library_versions():

@@ -7,6 +7,7 @@ module of the wrong shape or dtype, one that raises, returns NaN or a wrong batc
 clear line before anything is computed or written.
 """
 
+import hashlib
 import importlib
 import sys
 import warnings
@@ -40,6 +41,19 @@ def load_callable(spec, role="--representation"):
     if not callable(fn):
         raise UserError(f"{role} '{spec}': {module_name} has no callable {attribute!r}")
     return fn
+
+
+def source_digest(spec):
+    """The sha256 of what `spec` names, so that a result stored for it is reused only while it is
+    unchanged: a TorchScript file's bytes, or the file of module.path:function's module (loaded
+    first by load_callable); None for a module without a file, whose results are never reused."""
+    path = Path(spec)
+    if not path.is_file():
+        module = sys.modules.get(spec.partition(":")[0])
+        path = Path(getattr(module, "__file__", None) or "")
+        if not path.is_file():
+            return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _load_torchscript(path, role):

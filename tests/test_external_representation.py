@@ -138,3 +138,59 @@ def test_the_readmes_pooled_pixels_example_runs_as_written(tmp_path):
     assert result.returncode == 0, result.stderr
     codes = torch.jit.load(str(tmp_path / "pool.pt"))(torch.rand(5, 1, 64, 64))
     assert codes.shape == (5, 16)
+
+
+class ZeroCodes(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 3)
+
+
+def evaluate_in_process(script, out, dataset="dsprites", *extra):
+    from dlbench.cli import evaluate as evaluate_cli
+
+    return evaluate_cli.main(["--representation", str(script), "--dataset", dataset, "--out", str(out), "--device",
+                              "cpu", "--metrics", "mig", "--metric_param", "mig.num_train=300", *extra])
+
+
+def test_a_stored_result_is_reused_only_for_the_same_representation_unchanged(tiny_dsprites, tmp_path, capsys):
+    # the file behind the same path changed, or another dataset: the stored MIG had been handed back
+    script, out = save_script(PoolCodes(), tmp_path / "codes.pt"), tmp_path / "out"
+    assert evaluate_in_process(script, out) == 0
+    pooled = results_of(out, "mig", {"num_train": 300})
+    assert pooled["discrete_mig"] > 0
+    capsys.readouterr()
+    assert evaluate_in_process(script, out) == 0  # unchanged: kept, and said so
+    assert "kept the results stored for it of mig" in capsys.readouterr().out
+    assert results_of(out, "mig", {"num_train": 300}) == pooled
+
+    save_script(ZeroCodes(), script)  # another module at the same path
+    assert evaluate_in_process(script, out) == 0
+    assert results_of(out, "mig", {"num_train": 300})["discrete_mig"] == 0  # constant codes carry no information
+    assert evaluate_in_process(script, out, "noisy_dsprites") == 0
+    assert results_of(out, "mig", {"num_train": 300})["dataset"] == "noisy_dsprites"
+
+
+def test_a_run_directory_is_refused_as_out(trained_run, tmp_path, capsys):
+    # the representation's results would have passed for the run's own model's
+    from dlbench.evaluation import metric_result_path
+
+    script = save_script(PoolCodes(), tmp_path / "codes.pt")
+    assert evaluate_in_process(script, trained_run) == 2
+    assert "is a run directory of dlb_train" in capsys.readouterr().err
+    assert not metric_result_path(trained_run, "mean", "mig", {"num_train": 300}).exists()
+
+
+def test_an_interruption_keeps_the_metrics_computed(tiny_dsprites, tmp_path, monkeypatch):
+    from dlbench import evaluation
+
+    compute = evaluation.metrics.evaluate
+
+    def interrupted_at_sap(name, *args, **kwargs):
+        if name == "sap":
+            raise KeyboardInterrupt
+        return compute(name, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation.metrics, "evaluate", interrupted_at_sap)
+    script, out = save_script(PoolCodes(), tmp_path / "codes.pt"), tmp_path / "out"
+    assert evaluate_in_process(script, out, "dsprites", "--metrics", "sap") == 130
+    assert results_of(out, "mig", {"num_train": 300})["discrete_mig"] > 0
