@@ -165,6 +165,63 @@ def test_a_finished_copy_is_preferred_and_bookkeeping_does_not_make_runs_differ(
     assert any(f"{root / 'a' / 's0'} (same run as {root / 'b' / 's0'})" in line for line in stdout), stdout
 
 
+def test_the_studys_own_evaluated_copy_is_counted_and_copies_that_differ_are_said_so(tmp_path):
+    # a backup whose path sorted first had been counted instead: without its metrics, or with old ones
+    root = tmp_path / "runs"
+    runs = make_study(root, seeds=(0, 1))
+    write_json(root / "study.json", {"name": "s", "runs": [{"name": "s0"}, {"name": "s1"}]})
+    shutil.copytree(runs[0], root / "a_backup" / "s0")
+    shutil.rmtree(root / "a_backup" / "s0" / "metrics")
+    shutil.copytree(runs[1], root / "a_backup" / "s1")
+    old = root / "a_backup" / "s1" / "metrics" / "mean" / "mig" / "results.json"
+    write_json(old, {**json.loads(old.read_text()), "discrete_mig": 0.99})
+
+    results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert sorted(row["run_dir"] for row in results) == ["s0", "s1"]
+    assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean([MIG[0], MIG[1]]))
+    assert any(f"{root / 'a_backup' / 's1'} (same run as {root / 's1'}; its mig.discrete_mig differ)" in line
+               for line in stdout), stdout
+    assert any(line.startswith("1 of the duplicates hold other metric values") for line in stdout), stdout
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert {d["run_dir"]: d["results_differ"] for d in report["duplicates"]} == {
+        "a_backup/s0": [], "a_backup/s1": ["mig.discrete_mig"]}
+
+
+def test_the_evaluated_copy_is_counted_where_no_study_names_one(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root / "b" / "s0", 0)
+    shutil.copytree(root / "b" / "s0", root / "a" / "s0")
+    shutil.rmtree(root / "a" / "s0" / "metrics")
+
+    results, _, _ = aggregate_ok(tmp_path, root)
+
+    assert [row["run_dir"] for row in results] == ["b/s0"]
+
+
+@pytest.mark.parametrize("value", ["0.9", None, True, float("nan"), "absent"])
+def test_a_metric_result_without_a_number_is_left_out_and_said_so(tmp_path, value):
+    # the value had become an empty cell without a word
+    root = tmp_path / "runs"
+    runs = make_study(root)
+    path = runs[1] / "metrics" / "mean" / "mig[num_train=200]" / "results.json"
+    path.parent.mkdir()
+    result = {"metric": "mig", "mode": "mean", "num_train": 200, "num_bins": 20, "discrete_mig": value}
+    if value == "absent":
+        del result["discrete_mig"]
+    path.write_text(json.dumps(result))
+
+    results, _, stdout = aggregate_ok(tmp_path, root)
+
+    assert not any(row.get("mig[num_train=200].discrete_mig") for row in results)
+    [line] = lines_naming(stdout, path)
+    assert "its discrete_mig is" in line and "not a number" in line
+    # the command it gives computes that protocol again, not the default one
+    assert f"dlb_evaluate {runs[1]} --metrics mig --mode mean --metric_param mig.num_train=200 --overwrite" in line
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["counts"]["metric_results_left_out"] == 1
+
+
 def test_many_duplicates_make_one_short_line(tmp_path):
     root = tmp_path / "runs"
     make_run(root / "a", 0)

@@ -13,12 +13,14 @@ leaderboard counts them and keeps them out of its statistics.
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from dlbench import rundir
+from dlbench.aggregate.columns import HEADLINE_KEYS, parse_metric_column
 from dlbench.errors import CorruptFile, UserError, describe_os_error
 from dlbench.metrics import current_keys, protocol_tag, value_keys
 from dlbench.selection import matching
@@ -32,7 +34,8 @@ RETRAIN = "restore it from a copy, or train the run again with dlb_train --overw
 @dataclass
 class Collection:
     """The runs found under a root: results (one row per counted run), left_out (one line per file
-    that could not be used, naming it and the fix), duplicates ((left-out copy, counted run)),
+    that could not be used, naming it and the fix), duplicates ((left-out copy, counted run, metric
+    columns whose values differ)),
     found (how many run.json files there were) and details ({run_dir: {'step', 'error'}} from
     run.json, for listing runs that did not finish)."""
 
@@ -75,7 +78,7 @@ def collect(runs_root, only=None):
             unusable.append(problem)
     if not runs:  # nothing to report on: an error, not two empty tables
         raise UserError(f"none of the {len(run_jsons)} runs under '{runs_root}' can be used; the first: {unusable[0]}")
-    counted, duplicates = _drop_duplicates(runs)
+    counted, duplicates = _drop_duplicates(runs, _study_run_names(runs_root))
     results = typed_columns(_with_left_out_defaults(pd.DataFrame([run.row for run in counted])))
     details = {run.row["run_dir"]: run.details for run in counted}
     return Collection(results, left_out, duplicates, len(run_jsons), details)
@@ -172,13 +175,30 @@ def _train_results(run_dir):
 
 def _metric_values(run_dir, mode, folder, path):
     """{column: value} of one metrics/<mode>/<folder>/results.json."""
-    metric = folder.partition("[")[0]  # folders carry the protocol tag
-    result = rundir.read_json(path, fix=f"compute it again with dlb_evaluate {run_dir} --metrics {metric} "
-                                        f"--mode {mode} --overwrite")
-    result = current_keys(metric, result)
+    metric, _, tag = folder.partition("[")  # folders carry the protocol tag
+    fix = f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode}{_protocol_flags(metric, tag)} " \
+          f"--overwrite"
+    result = current_keys(metric, rundir.read_json(path, fix=fix))
+    headline = HEADLINE_KEYS.get(metric)
+    if headline and f"{headline}_missing_reason" not in result and not _finite_number(result.get(headline)):
+        raise CorruptFile(path, f"its {headline} is {result.get(headline, 'missing')!r}, not a number", fix)
     prefix = metric + protocol_tag(metric, result)
     prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
     return {f"{prefix}.{key}": result[key] for key in value_keys(metric, result)}
+
+
+def _protocol_flags(metric, tag):
+    """The dlb_evaluate flags of a protocol tag's text ('num_train=200,seed=1]'): the command that
+    computes that protocol again, not the default one."""
+    flags = ""
+    for item in filter(None, tag.rstrip("]").split(",")):
+        key, _, value = item.partition("=")
+        flags += f" --seed {value}" if key == "seed" else f" --metric_param {metric}.{key}={value}"
+    return flags
+
+
+def _finite_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _problem(err):
@@ -197,18 +217,40 @@ def _identity(record):
     return json.dumps(parts, sort_keys=True, default=str)
 
 
-def _drop_duplicates(runs):
-    """(runs counted, [(copy left out, run counted)]): of each set of copies of one run, the first by
-    path among those whose training finished (or the first by path when none did) is counted."""
+def _study_run_names(runs_root):
+    """The names of the runs study.json lists (their folders under runs_root), or none."""
+    study, _ = read_study(runs_root)
+    listed = (study or {}).get("runs")
+    return {run.get("name") for run in listed if isinstance(run, dict)} if isinstance(listed, list) else set()
+
+
+def _drop_duplicates(runs, study_runs=()):
+    """(runs counted, [(copy left out, run counted, [metric columns whose values differ])]): of each
+    set of copies of one run, one is counted: a finished one before others, then the one at its
+    place in the study (study_runs: folder names study.json lists), then the one with the most
+    metric values, then the first by path."""
     copies = {}
     for run in runs:
         copies.setdefault(run.identity, []).append(run)
     counted, duplicates = set(), []
     for group in copies.values():
-        kept = sorted(group, key=lambda run: (run.row["status"] != rundir.Status.DONE, run.path))[0]
+        kept = sorted(group, key=lambda run: (run.row["status"] != rundir.Status.DONE,
+                                              run.row["run_dir"] not in study_runs, -len(_metric_values_of(run)),
+                                              run.path))[0]
         counted.add(id(kept))
-        duplicates += [(run.path, kept.path) for run in group if run is not kept]
+        duplicates += [(run.path, kept.path, _differing(run, kept)) for run in group if run is not kept]
     return [run for run in runs if id(run) in counted], sorted(duplicates)
+
+
+def _metric_values_of(run):
+    return {column: value for column, value in run.row.items() if parse_metric_column(column)}
+
+
+def _differing(copy, kept):
+    """The metric columns both copies hold with different values."""
+    ours, theirs = _metric_values_of(copy), _metric_values_of(kept)
+    return sorted(column for column in set(ours) & set(theirs)
+                  if ours[column] != theirs[column] and not (ours[column] != ours[column] and theirs[column] != theirs[column]))
 
 
 def dataset_label(name, options):

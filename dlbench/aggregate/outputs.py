@@ -117,8 +117,8 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
         "unfinished": _listed(results[kinds == UNFINISHED], collection.details),
         "not_started": not_started,
         "left_out": list(collection.left_out),
-        "duplicates": [{"run_dir": str(Path(copy).relative_to(runs_root)), "same_as": str(Path(kept).relative_to(runs_root))}
-                       for copy, kept in collection.duplicates],
+        "duplicates": [{"run_dir": str(Path(copy).relative_to(runs_root)), "same_as": str(Path(kept).relative_to(runs_root)),
+                        "results_differ": differing} for copy, kept, differing in collection.duplicates],
         "unranked": [{"dataset": dataset, "method": method} for dataset, method in unranked],
     }
 

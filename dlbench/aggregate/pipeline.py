@@ -38,11 +38,16 @@ class Aggregation:
         one for failed and unfinished runs, one for a ranking that could not be made."""
         lines = list(self.left_out)
         if self.duplicates:
-            shown = [f"{copy} (same run as {kept})" for copy, kept in self.duplicates[:SHOWN_DUPLICATES]]
+            shown = [f"{copy} (same run as {kept}{_differ(differing)})"
+                     for copy, kept, differing in self.duplicates[:SHOWN_DUPLICATES]]
             more = len(self.duplicates) - len(shown)
             runs = "run" if len(self.duplicates) == 1 else "runs"
             lines.append(f"{len(self.duplicates)} duplicate {runs} not counted: {', '.join(shown)}"
                          + (f" and {more} more" if more else ""))
+            differ = sum(bool(differing) for _, _, differing in self.duplicates)
+            if differ:
+                lines.append(f"{differ} of the duplicates hold other metric values than the copy counted (an old or "
+                             f"edited copy?); report.json lists them under duplicates with results_differ")
         counts = self.report.get("counts", {})
         if counts.get("failed") or counts.get("unfinished"):
             lines.append(f"{counts['failed']} failed and {counts['unfinished']} unfinished runs counted but left out "
@@ -103,3 +108,7 @@ def aggregate(runs_root, out_dir, rank_by=None):
     """aggregate_runs, returning only the two DataFrames (results, leaderboard)."""
     aggregation = aggregate_runs(runs_root, out_dir, rank_by)
     return aggregation.results, aggregation.board
+
+
+def _differ(columns):
+    return f"; its {', '.join(columns)} differ" if columns else ""

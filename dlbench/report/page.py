@@ -293,7 +293,9 @@ def left_out_section(content):
         parts += ["<p>Files that could not be used:</p>", plain_list(report["left_out"])]
     if report.get("duplicates"):
         parts += ["<p>Copies of runs counted once:</p>",
-                  plain_list(f"{d['run_dir']} (same run as {d['same_as']})" for d in report["duplicates"])]
+                  plain_list(f"{d['run_dir']} (same run as {d['same_as']}"
+                             + (f"; its {', '.join(d['results_differ'])} differ" if d.get("results_differ") else "") + ")"
+                             for d in report["duplicates"])]
     if report.get("not_started"):
         parts += ["<p>Runs of the study not started (no run directory), not in the leaderboard:</p>",
                   plain_list(report["not_started"])]
