@@ -222,6 +222,23 @@ def test_a_metric_result_without_a_number_is_left_out_and_said_so(tmp_path, valu
     assert report["counts"]["metric_results_left_out"] == 1
 
 
+def test_settings_that_lack_the_rank_value_in_part_or_whole_are_said_so(tmp_path):
+    # one evaluated run of three had made its setting best.csv's pick, and the others had no word
+    root = tmp_path / "runs"
+    make_study(root / "b4")
+    eight = make_study(root / "b8", beta=8.0)
+    one = make_study(root / "b16", beta=16.0)
+    for run in (eight[0], eight[1], *one.values()):
+        shutil.rmtree(run / "metrics" / "mean" / "mig")
+
+    _, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert any("best.csv ranks by mig.discrete_mig, which not every finished run has: 1 settings have none "
+               "(not candidates) and 1 have it from some of their runs" in line for line in stdout), stdout
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["rank_by_short"] == {"settings_in_part": 1, "settings_without": 1}
+
+
 def test_many_duplicates_make_one_short_line(tmp_path):
     root = tmp_path / "runs"
     make_run(root / "a", 0)

@@ -94,3 +94,14 @@ def unranked_pairs(board, best):
     """[(dataset, method)] of the leaderboard with no row in best (no finished run has the value)."""
     ranked = set(zip(best["dataset"], best["method"]))
     return sorted({pair for pair in zip(board["dataset"], board["method"]) if pair not in ranked})
+
+
+def short_of_value(board, column):
+    """(settings whose finished runs lack `column` in part, those that lack it in all): the mean
+    best.csv ranks them by is over fewer runs than finished, or there is none (not a candidate).
+    Their runs were not all evaluated with the protocol that column is of."""
+    if column is None:
+        return 0, 0
+    count = board[f"{column}.count"] if f"{column}.count" in board.columns else 0
+    finished = board["num_done"] > 0
+    return int((finished & (count > 0) & (count < board["num_done"])).sum()), int((finished & (count == 0)).sum())

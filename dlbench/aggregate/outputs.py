@@ -11,7 +11,7 @@ import pandas as pd
 
 import dlbench
 from dlbench import rundir
-from dlbench.aggregate.leaderboard import DONE, FAILED, UNFINISHED, status_kind
+from dlbench.aggregate.leaderboard import DONE, FAILED, UNFINISHED, short_of_value, status_kind
 from dlbench.config import shown_gin_path
 from dlbench.errors import UserError
 from dlbench.selection import picked
@@ -120,6 +120,7 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
         "duplicates": [{"run_dir": str(Path(copy).relative_to(runs_root)), "same_as": str(Path(kept).relative_to(runs_root)),
                         "results_differ": differing} for copy, kept, differing in collection.duplicates],
         "unranked": [{"dataset": dataset, "method": method} for dataset, method in unranked],
+        "rank_by_short": dict(zip(("settings_in_part", "settings_without"), short_of_value(board, rank_column))),
     }
 
 

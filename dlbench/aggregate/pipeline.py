@@ -57,6 +57,12 @@ class Aggregation:
                          f"report.json lists them")
         if counts and not counts.get("done"):
             lines.append("no run has finished training: the leaderboard holds only the counts")
+        short = self.report.get("rank_by_short", {})
+        if short.get("settings_in_part") or short.get("settings_without"):
+            lines.append(f"best.csv ranks by {self.report['rank_by']}, which not every finished run has: "
+                         f"{short['settings_without']} settings have none (not candidates) and "
+                         f"{short['settings_in_part']} have it from some of their runs; evaluate their runs with "
+                         f"that protocol (dlb_evaluate), or rank by another --rank_by")
         if self.report.get("rank_by") is None and counts.get("done"):
             lines.append(f"best.csv is empty: no run has {DEFAULT_RANK_BY}; rank with --rank_by one of: "
                          f"{', '.join(rankable_names(self.results)) or 'none (no metric was evaluated)'}")

@@ -302,6 +302,11 @@ def left_out_section(content):
     if report.get("unranked"):
         parts += ["<p>Methods without a value to rank by (no row in best.csv):</p>",
                   plain_list(f"{u['method']} on {u['dataset']}" for u in report["unranked"])]
+    short = report.get("rank_by_short") or {}
+    if short.get("settings_in_part") or short.get("settings_without"):
+        parts += [f"<p>best.csv ranks by {esc(report['rank_by'])}, which not every finished run has: "
+                  f"{short['settings_without']} settings have none (not candidates), {short['settings_in_part']} "
+                  f"have it from some of their runs.</p>"]
     if content.problems:
         parts += ["<p>What this report could not draw:</p>", plain_list(content.problems)]
     return "\n".join(parts) or "<p>Nothing: every file was read and every figure drawn.</p>"
