@@ -239,6 +239,25 @@ def test_settings_that_lack_the_rank_value_in_part_or_whole_are_said_so(tmp_path
     assert report["rank_by_short"] == {"settings_in_part": 1, "settings_without": 1}
 
 
+def test_runs_linked_into_the_root_are_counted_once_and_a_link_back_up_ends(tmp_path):
+    # links to run folders had been skipped without a word ("no runs found" for a root of links)
+    kept = make_study(tmp_path / "elsewhere", seeds=(1, 2))
+    root = tmp_path / "runs"
+    make_run(root / "s0", 0)
+    (root / "linked").mkdir()
+    (root / "linked" / "s1").symlink_to(kept[1])
+    (root / "linked" / "s2").symlink_to(kept[2])
+    (root / "linked" / "again").symlink_to(kept[2])  # the same folder by a second link: one run
+    (root / "linked" / "up").symlink_to(root)  # a loop
+
+    results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert sorted(row["run_dir"] for row in results) == ["linked/again", "linked/s1", "s0"]
+    assert int(board[0]["num_done"]) == 3
+    assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean(MIG.values()))
+    assert not any("duplicate" in line for line in stdout), stdout
+
+
 def test_many_duplicates_make_one_short_line(tmp_path):
     root = tmp_path / "runs"
     make_run(root / "a", 0)

@@ -14,6 +14,7 @@ leaderboard counts them and keeps them out of its statistics.
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def collect(runs_root, only=None):
     names match one of the --only patterns: a Collection."""
     runs_root = Path(runs_root)
     check_runs_root(runs_root)
-    run_jsons = sorted(runs_root.rglob(rundir.RUN_JSON))
+    run_jsons = _run_jsons(runs_root)
     if not run_jsons:
         raise UserError(f"no runs (run.json files) found under '{runs_root}'; train some with dlb_train or dlb_study")
     if only:
@@ -82,6 +83,22 @@ def collect(runs_root, only=None):
     results = typed_columns(_with_left_out_defaults(pd.DataFrame([run.row for run in counted])))
     details = {run.row["run_dir"]: run.details for run in counted}
     return Collection(results, left_out, duplicates, len(run_jsons), details)
+
+
+def _run_jsons(runs_root):
+    """Every run.json under runs_root, sorted, following links to folders (a root may gather runs
+    kept elsewhere by links; they had been skipped without a word), each folder once."""
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(runs_root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up, or a second link to one folder
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders.sort()  # the same folder found by two paths is reported by the first, whatever the disk's order
+        if rundir.RUN_JSON in files:
+            found.append(Path(folder) / rundir.RUN_JSON)
+    return sorted(found)
 
 
 def read_study(runs_root):
