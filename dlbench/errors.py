@@ -50,6 +50,15 @@ def describe_os_error(err):
     return f"cannot use{where}: {reason}; {advice}"
 
 
+# faults every later write meets too (a full disk, a read-only one): work that writes many files
+# stops at the first, where a file it cannot read only leaves out what needed it
+DISK_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def is_disk_fault(err):
+    return isinstance(err, OSError) and err.errno in DISK_FAULTS
+
+
 class OutOfDeviceMemory(Exception):
     """The GPU had not the memory a step asked for. The machine's state (memory other processes
     hold, a batch or stack too large for it) is at fault, not the run, which is never marked failed

@@ -255,3 +255,12 @@ def test_the_committed_quickstart_report_is_the_one_the_readmes_main_command_mak
         if not url.startswith("#"):
             assert (out / unquote(urlparse(url).path)).is_file(), url
     assert len(pd.read_csv(out / "leaderboard.csv")) == 2  # beta 1 and 8
+
+
+def test_a_full_disk_stops_the_report_in_one_line(built, tmp_path):
+    # a figure that could not be written had been noted as "not drawn", and the command exited 0
+    report, _, _ = built
+    root = Path(report.aggregation.report["runs_root"])
+    result = run_command("dlb_report", root, "--out", tmp_path / "out", fault=f"ENOSPC:{tmp_path}/out/figures/.curves_*")
+    line = assert_one_line_error(result, "No space left on device", str(tmp_path / "out" / "figures" / "curves_"))
+    assert "free some space" in line

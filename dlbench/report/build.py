@@ -23,7 +23,7 @@ from dlbench import rundir
 from dlbench.aggregate import (aggregate_runs, check_output_folder, check_runs_root, read_study,
                                setting_columns)
 from dlbench.aggregate.columns import IDENTITY
-from dlbench.errors import UserError, describe_os_error
+from dlbench.errors import UserError, describe_os_error, is_disk_fault
 from dlbench.report import page
 from dlbench.report.figures.settings import figure_name, finished_runs, label_settings
 
@@ -160,6 +160,8 @@ def draw_curves(results, settings, runs_root, folder, study, problems, log):
             curves[setting.label] = training_curves(sorted(runs_of[setting.key]), folder, f"curves_{setting.name}",
                                                     setting.label, setting.dataset, study)
         except (UserError, OSError) as err:
+            if is_disk_fault(err):
+                raise
             note(problems, log, f"training curves of {setting.label} not drawn: {reason(err)}")
     return curves
 
@@ -189,6 +191,8 @@ def draw_representatives(chosen, settings, runs_root, folder, study, problems, l
         try:
             entry.pictures = model_pictures(require_weights(runs_root / row["run_dir"]), folder / setting.name, study)
         except (UserError, OSError) as err:
+            if is_disk_fault(err):
+                raise
             entry.problem = reason(err)
             note(problems, log, f"pictures of the representative of {setting.label} ({row['run_dir']}) "
                                 f"not drawn: {entry.problem}")

@@ -39,8 +39,8 @@ def atomic_path(path):
         os.replace(tmp, path)
     except OSError as err:
         _remove(tmp)
-        if isinstance(err.filename, str) and os.path.basename(err.filename).startswith(prefix):
-            raise OSError(err.errno, err.strerror, str(path)) from None  # the temporary file's fault
+        if err.filename is None or isinstance(err.filename, str) and os.path.basename(err.filename).startswith(prefix):
+            raise OSError(err.errno, err.strerror, str(path)) from None  # the temporary file's fault, or a write's
         raise
     except BaseException:
         _remove(tmp)

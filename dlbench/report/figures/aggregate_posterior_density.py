@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dlbench.errors import UserError, describe_os_error
+from dlbench.errors import UserError, describe_os_error, is_disk_fault
 from dlbench.report.figure_files import figure_title, plt, save_figure
 from dlbench.report.figures.settings import (dataset_method_pairs, figure_name, format_value, setting_label,
                                              short_name, strength_columns, varying_settings)
@@ -165,6 +165,8 @@ def fill_densities(grid, encodings_of):
         try:
             loaded[id(panel)] = encodings_of(panel.run_dir)
         except (UserError, OSError) as err:
+            if is_disk_fault(err):
+                raise
             panel.problem = " ".join((describe_os_error(err) if isinstance(err, OSError) else str(err)).split())
     if not loaded:
         return grid
