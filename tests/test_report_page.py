@@ -264,3 +264,22 @@ def test_a_full_disk_stops_the_report_in_one_line(built, tmp_path):
     result = run_command("dlb_report", root, "--out", tmp_path / "out", fault=f"ENOSPC:{tmp_path}/out/figures/.curves_*")
     line = assert_one_line_error(result, "No space left on device", str(tmp_path / "out" / "figures" / "curves_"))
     assert "free some space" in line
+
+
+def test_a_report_stopped_while_drawing_leaves_no_page_of_the_runs_before(built, tmp_path, monkeypatch):
+    # the old page had stayed beside the new tables, showing other numbers than they hold
+    from dlbench.report import build
+
+    report, _, _ = built
+    root, out = Path(report.aggregation.report["runs_root"]), tmp_path / "out"
+    build_report(root, out, log=lambda *_: None)
+    assert (out / "index.html").is_file()
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "draw_curves", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(root, out, only=["beta=1.0/*"], log=lambda *_: None)
+    assert not (out / "index.html").exists()
+    assert set(pd.read_csv(out / "results.csv")["run_dir"]) == {"beta=1.0/seed=0", "beta=1.0/seed=1"}

@@ -71,6 +71,9 @@ def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     check_report_paths(runs_root, out_dir)
     aggregation = aggregate_runs(runs_root, out_dir, rank_by, only)
+    # the page there describes the tables just replaced: stopped before its successor is written,
+    # the report has no page rather than one that contradicts its tables
+    (out_dir / page.INDEX).unlink(missing_ok=True)
     study_record, _ = read_study(runs_root)
     study = aggregation.report.get("study")
     figures_dir = out_dir / FIGURES
