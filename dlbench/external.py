@@ -32,6 +32,9 @@ def load_callable(spec, role="--representation"):
                         f"file (torch.jit.save) or a callable such as mypackage.models:encode")
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # modules in the current folder, as `python -m` finds them
+    if module_name.endswith(".py"):
+        raise UserError(f"{role} '{spec}' names a file, not a module: give {module_name[:-3]}:{attribute} (the "
+                        f"module's name, run from its folder)")
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # an import can fail in any way the user's code does
@@ -63,7 +66,8 @@ def _load_torchscript(path, role):
             return torch.jit.load(str(path), map_location="cpu")
         except Exception as err:  # a truncated file, a pickle, an eager-mode torch.save
             raise UserError(f"{role} '{path}' is not a TorchScript module ({type(err).__name__}); save one with "
-                            f"torch.jit.save(torch.jit.script(module), '{path}')") from None
+                            f"torch.jit.save(torch.jit.script(module), 'codes.pt') and give that file (for a run "
+                            f"of dlb_train, give its run directory instead)") from None
 
 
 def _first_line(err):

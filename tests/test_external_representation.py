@@ -95,6 +95,10 @@ def test_a_wrong_module_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_pa
     (["--representation", "nothing.pt", "--dataset", "dsprites", "--out", "o"], "neither a file nor module.path:function"),
     (["--representation", "nomodule_here:fn", "--dataset", "dsprites", "--out", "o"], "importing nomodule_here failed"),
     (["--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o"], "is not a TorchScript module"),
+    # the advice had been to save a module over the file given (a run's checkpoint.pt, say)
+    (["--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o"], "'codes.pt') and give that file"),
+    (["--representation", "garbage.py:fn", "--dataset", "dsprites", "--out", "o"],
+     "names a file, not a module: give garbage:fn"),
     (["--representation", "garbage.pt", "--out", "o"], "--dataset"),
     (["--representation", "garbage.pt", "--dataset", "dsprites"], "--out"),
     (["--representation", "garbage.pt", "--dataset", "nope", "--out", "o"], "unknown dataset"),

@@ -108,6 +108,7 @@ def test_a_damaged_run_is_left_out_and_reported_the_rest_aggregated(tmp_path, da
     assert float(board[0]["recon_ll.recon_ll.mean"]) == pytest.approx(mean([RECON[0], RECON[1]]))
     reported = lines_naming(stdout, damaged)
     assert len(reported) == 1 and problem in reported[0], stdout
+    assert f"dlb_train --run_dir {runs[2]} --overwrite" in reported[0]  # a command that names the run
 
 
 def test_a_corrupt_metric_file_loses_only_that_metric(tmp_path):

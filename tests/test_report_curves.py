@@ -97,11 +97,15 @@ def test_a_run_without_a_readable_log_is_left_out_and_named(three_seeds, tmp_pat
     emptied = tmp_path / "emptied"  # a resume from step 0 empties the log
     rundir.train_log_path(emptied).parent.mkdir(parents=True)
     rundir.train_log_path(emptied).write_text("")
-    data = curves.curve_data([*three_seeds, missing, damaged, emptied])
+    garbled = tmp_path / "garbled"  # had been drawn as an empty curve
+    rundir.train_log_path(garbled).parent.mkdir(parents=True)
+    rundir.train_log_path(garbled).write_text("step,loss\nfoo,bar\n")
+    data = curves.curve_data([*three_seeds, missing, damaged, emptied, garbled])
     assert data.runs == three_seeds
-    assert [run for run, _ in data.left_out] == [missing, damaged, emptied]
+    assert [run for run, _ in data.left_out] == [missing, damaged, emptied, garbled]
     assert "no model/train_log.csv" in data.left_out[0][1] and "step" in data.left_out[1][1]
     assert "does not read" in data.left_out[2][1]
+    assert "step column is empty or holds values that are not numbers" in data.left_out[3][1]
 
 
 def test_a_step_logged_twice_counts_once_with_its_last_values(tmp_path):

@@ -29,7 +29,8 @@ from dlbench.selection import matching
 REQUIRED_KEYS = ("method", "dataset", "seed")
 # The parts of run.json that must be JSON objects where present.
 SECTIONS = ("hyperparameters", "train", "model", "dataset_options")
-RETRAIN = "restore it from a copy, or train the run again with dlb_train --overwrite"
+def retrain(run_dir):
+    return f"restore it from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite"
 
 
 @dataclass
@@ -162,13 +163,13 @@ def _read_record(run_dir):
     missing = [key for key in REQUIRED_KEYS if key not in record]
     if missing:
         raise _LeftOut(f"'{path}' lacks {', '.join(missing)} (every run.json that dlb_train writes has "
-                       f"{', '.join(REQUIRED_KEYS)}); {RETRAIN}")
+                       f"{', '.join(REQUIRED_KEYS)}); {retrain(run_dir)}")
     for name in ("method", "dataset"):
         if not isinstance(record[name], str):
-            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not a name; {RETRAIN}")
+            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not a name; {retrain(run_dir)}")
     for name in SECTIONS:
         if not isinstance(record.get(name) or {}, dict):
-            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not an object; {RETRAIN}")
+            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not an object; {retrain(run_dir)}")
     return record
 
 
@@ -182,7 +183,7 @@ def _train_results(run_dir):
     if not path.is_file():
         return {}
     try:
-        results = rundir.read_json(path, fix=RETRAIN)
+        results = rundir.read_json(path, fix=retrain(run_dir))
     except (CorruptFile, OSError) as err:
         # written when training finished, just before status 'done': damaged, it casts doubt on the run
         raise _LeftOut(_problem(err)) from None

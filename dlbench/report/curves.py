@@ -53,6 +53,8 @@ def read_train_log(run_dir):
     if "step" not in table.columns:
         raise ValueError("it has no step column")
     table = table.apply(pd.to_numeric, errors="coerce")
+    if table.empty or table["step"].isna().any():
+        raise ValueError("its step column is empty or holds values that are not numbers")
     return table.drop_duplicates("step", keep="last").sort_values("step").set_index("step")
 
 

@@ -23,8 +23,8 @@ def is_run(run_dir):
 
 
 def read_run(run_dir):
-    return read_json(run_json_path(run_dir), fix="restore it from a copy, or train the run again with "
-                     "dlb_train --overwrite (its other files cannot be trusted without it)")
+    return read_json(run_json_path(run_dir), fix=f"restore it from a copy, or train the run again with "
+                     f"dlb_train --run_dir {run_dir} --overwrite (its other files cannot be trusted without it)")
 
 
 def update_run(run_dir, **fields):
