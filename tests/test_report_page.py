@@ -283,3 +283,14 @@ def test_a_report_stopped_while_drawing_leaves_no_page_of_the_runs_before(built,
         build_report(root, out, only=["beta=1.0/*"], log=lambda *_: None)
     assert not (out / "index.html").exists()
     assert set(pd.read_csv(out / "results.csv")["run_dir"]) == {"beta=1.0/seed=0", "beta=1.0/seed=1"}
+
+
+def test_a_representatives_values_name_the_columns_they_come_from(built):
+    # "reconstruction" is recon_ll where the setting has it, else the training loss term: the page
+    # had shown both under one name
+    report, _, _ = built
+    text = report.index.read_text(encoding="utf-8")
+    section = text[text.index('id="representatives"'):]
+    for entry in report.representatives:
+        assert f"({entry.values['reconstruction_column']})" in section
+        assert f"({entry.values['mig_column']})" in section

@@ -263,8 +263,10 @@ def representatives_section(content):
              'to their mean of (MIG, reconstruction): <a href="representatives.csv">representatives.csv</a>.</p>']
     for entry in content.representatives:
         parts.append(f"<h3>{esc(entry.label)}</h3>")
-        values = [(name, esc(format_value(entry.values[key]))) for key, name in REPRESENTATIVE_VALUES
-                  if key in entry.values]
+        # the column each value was taken from: reconstruction is recon_ll's, or the training loss term's
+        values = [(name, esc(format_value(entry.values[key]))
+                   + (f" ({esc(entry.values[f'{key}_column'])})" if entry.values.get(f"{key}_column") else ""))
+                  for key, name in REPRESENTATIVE_VALUES if key in entry.values]
         parts.append(definition_table([("run", f"<code>{esc(entry.run_dir)}</code>"), *values]))
         if entry.problem:
             parts.append(f'<p class="problem">Pictures not drawn: {esc(entry.problem)}</p>')
