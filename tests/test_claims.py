@@ -86,6 +86,18 @@ def test_a_live_holder_elsewhere_keeps_its_claim_until_the_lease_runs_out(tmp_pa
     Claim(run_dir, "trained").acquire().release()
 
 
+def test_an_unreadable_claim_is_said_so_and_expires_by_its_age(tmp_path):
+    # it had been reported as "process ? on ? since <now>"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    claim_path(run_dir).write_text("")
+    with pytest.raises(RunHeld, match=f"holds an unreadable claim.json.*remove '{claim_path(run_dir)}' if no process"):
+        Claim(run_dir, "trained", lease_seconds=60).acquire()
+    old = time.time() - 61
+    os.utime(claim_path(run_dir), (old, old))
+    Claim(run_dir, "trained", lease_seconds=60).acquire().release()
+
+
 def test_a_holder_renews_its_claim_and_one_that_could_not_finds_it_was_taken(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()

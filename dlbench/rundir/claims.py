@@ -236,6 +236,9 @@ def _break_stale(path, holder):
 
 
 def _held_message(run_dir, holder, lease_seconds):
+    if not holder:  # dlbench writes claims whole: this one was made or emptied by something else
+        return (f"'{run_dir}' holds an unreadable {CLAIM_JSON}, taken as another process's claim until it is "
+                f"{lease_seconds:.0f} s old; wait, or remove '{claim_path(run_dir)}' if no process uses the run")
     what = holder.get("purpose", "used")
     who = f"process {holder.get('pid', '?')} on {holder.get('host', '?')}"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("acquired", time.time())))
