@@ -56,7 +56,7 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
     assert report["unranked"] == []
     # the runs study.json lists without a run directory (a damaged run.json is a run that started)
     assert report["not_started"] == ["b4/s9", "c/s0"]
-    assert "2 of the study's runs have not started and are not in the leaderboard; report.json lists them" in lines
+    assert "2 of the study's runs have no run directory at their place (not started, or moved); report.json lists them" in lines
     aggregate_ok(tmp_path, "--only", "b4/*", "--out", "only_b4")
     assert json.loads((tmp_path / "only_b4" / "report.json").read_text())["not_started"] == ["b4/s9"]
 

@@ -53,8 +53,8 @@ class Aggregation:
             lines.append(f"{counts['failed']} failed and {counts['unfinished']} unfinished runs counted but left out "
                          f"of the statistics; report.json lists them with their status")
         if counts.get("not_started"):
-            lines.append(f"{counts['not_started']} of the study's runs have not started and are not in the leaderboard; "
-                         f"report.json lists them")
+            lines.append(f"{counts['not_started']} of the study's runs have no run directory at their place (not "
+                         f"started, or moved); report.json lists them")
         if counts and not counts.get("done"):
             lines.append("no run has finished training: the leaderboard holds only the counts")
         short = self.report.get("rank_by_short", {})

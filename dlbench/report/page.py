@@ -299,7 +299,7 @@ def left_out_section(content):
                              + (f"; its {', '.join(d['results_differ'])} differ" if d.get("results_differ") else "") + ")"
                              for d in report["duplicates"])]
     if report.get("not_started"):
-        parts += ["<p>Runs of the study not started (no run directory), not in the leaderboard:</p>",
+        parts += ["<p>Runs of the study without a run directory at their place (not started, or moved):</p>",
                   plain_list(report["not_started"])]
     if report.get("unranked"):
         parts += ["<p>Methods without a value to rank by (no row in best.csv):</p>",
