@@ -50,7 +50,14 @@ def worker_gpus(workers, gpu_count, visible=None):
 FORWARDED = STOPS
 
 
-def _start_worker(threads, gpu_queue):
+# in a worker: the pool's event, set once the study is stopping (by the study's process on a signal,
+# or by a worker whose run a signal stopped): a worker then starts no run of the items queued to it
+_stopping = None
+
+
+def _start_worker(threads, gpu_queue, stopping):
+    global _stopping
+    _stopping = stopping
     for signum in FORWARDED:
         signal.signal(signum, signal.SIG_IGN)
     if gpu_queue is not None:  # before torch starts CUDA: the worker then sees its own GPU as cuda:0
@@ -64,7 +71,15 @@ def _start_worker(threads, gpu_queue):
 
 
 def _run_in_worker(item, device, retry_failed):
-    return run_item(item, device, retry_failed, progress=False, log=quiet)
+    """The item's statuses, or None when the study is stopping (the item is not started: a run a
+    worker took after the stop had been trained to its end)."""
+    if _stopping.is_set():
+        return None
+    try:
+        return run_item(item, device, retry_failed, progress=False, log=quiet)
+    except (Interrupted, KeyboardInterrupt):
+        _stopping.set()
+        raise
 
 
 class StudyBar:
@@ -155,15 +170,18 @@ def _run_pool(pending, names, device, workers, retry_failed, statuses, bar):
         gpu_queue = context.Queue()
         for gpu in worker_gpus(workers, torch.cuda.device_count(), os.environ.get("CUDA_VISIBLE_DEVICES")):
             gpu_queue.put(gpu)
+    stopping = context.Event()
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                                initargs=(threads_per_worker(workers), gpu_queue)) as pool, \
-            _forwarding_stops():
+                                                initargs=(threads_per_worker(workers), gpu_queue, stopping)) as pool, \
+            _forwarding_stops(stopping):
         futures = {pool.submit(_run_in_worker, item, str(device), retry_failed): key for key, item in pending.items()}
         bar.show(running=min(workers, len(pending)))
         try:
             for future in concurrent.futures.as_completed(futures):
                 key = futures[future]
                 result = future.result()
+                if result is None:  # not started: the worker whose run was stopped raises Interrupted
+                    continue
                 del pending[key]
                 for run_dir, status in result.items():
                     statuses[names[run_dir]] = status
@@ -171,17 +189,23 @@ def _run_pool(pending, names, device, workers, retry_failed, statuses, bar):
         except concurrent.futures.process.BrokenProcessPool:
             return False
         except BaseException:
+            stopping.set()
             pool.shutdown(wait=True, cancel_futures=True)  # the workers checkpoint on the signal they got too
             raise
+    if pending:  # items not started, and no worker said why (cannot happen but by a stop)
+        raise Interrupted(f"stopped with {len(pending)} runs not started; the same command continues the study",
+                          signal.SIGTERM)
     return True
 
 
 @contextlib.contextmanager
-def _forwarding_stops():
+def _forwarding_stops(stopping):
     """While a pool runs, SIGTERM or SIGHUP to this process is passed on to the workers and ends the
     study as Interrupted (128 + the signal), after the workers have checkpointed their runs (the
-    pool waits for them). It had killed this process alone, leaving the workers behind."""
+    pool waits for them; `stopping` keeps them from starting others). It had killed this process
+    alone, leaving the workers behind."""
     def stop(signum, frame):
+        stopping.set()
         for child in multiprocessing.active_children():
             os.kill(child.pid, signum)
         raise Interrupted(f"stopped by {signal.Signals(signum).name}: every run keeps its last checkpoint; "
