@@ -58,11 +58,24 @@ def assert_same_weights(a, b):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_data_root, tmp_path_factory):
+def uninterrupted_run(tiny_data_root, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("alone") / "run"
     result = run_command("dlb_train", *train_args(run_dir), data_root=tiny_data_root)
     assert result.returncode == 0, result.stderr
-    return weights(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_run):
+    return weights(uninterrupted_run)
+
+
+def log_without_rates(run_dir):
+    """{step: the row's values but the images per second (a time)} of a run's train_log.csv."""
+    lines = (run_dir / "model" / "train_log.csv").read_text().splitlines()
+    names = lines[0].split(",")
+    rows = [dict(zip(names, line.split(","))) for line in lines[1:]]
+    return {row["step"]: {k: v for k, v in row.items() if k != "images_per_second"} for row in rows}
 
 
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
@@ -80,8 +93,8 @@ def test_each_stop_signal_is_caught_once_then_handled_as_before(signame):
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM"])
-def test_a_signal_checkpoints_and_the_run_resumes_to_the_same_weights(signame, uninterrupted, tiny_data_root,
-                                                                        tmp_path):
+def test_a_signal_checkpoints_and_the_run_resumes_to_the_same_weights(signame, uninterrupted, uninterrupted_run,
+                                                                        tiny_data_root, tmp_path):
     run_dir = tmp_path / "run"
     process = start_training(run_dir, tiny_data_root)
     signum = getattr(signal, signame)
@@ -107,6 +120,8 @@ def test_a_signal_checkpoints_and_the_run_resumes_to_the_same_weights(signame, u
     assert f"resuming from step {step}" in resumed.stdout
     assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
     assert_same_weights(weights(run_dir), uninterrupted)
+    # and the same log: the row whose steps span the stop had averaged only those after the resume
+    assert log_without_rates(run_dir) == log_without_rates(uninterrupted_run)
 
 
 def test_a_second_writer_is_refused_at_once_and_the_first_finishes_as_if_alone(uninterrupted, tiny_data_root,

@@ -218,6 +218,37 @@ def test_a_stack_trains_in_bfloat16_where_asked(data):
     assert any(not torch.equal(finals["float32"][name], finals["bfloat16"][name]) for name in finals["float32"])
 
 
+def logged(trainer, until, stop_after=None, log_every=5):
+    """The log rows of training to `until`, stopped after step stop_after as a signal stops it."""
+    rows = []
+    trainer.run(until, log_every, lambda step, means, _: rows.append((step, means)), lambda step: step == stop_after)
+    return rows
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["alone", "stacked"])
+def test_a_run_resumed_between_log_steps_logs_what_it_would_have_uninterrupted(stacked, data):
+    # the first log row after a resume had averaged only the steps after it (a stop is at any step)
+    shared, runs = METHODS["beta_tcvae"]
+    specs = [spec_of("beta_tcvae", shared, seed, own) for seed, own in runs]
+    cpu = torch.device("cpu")
+
+    def fresh(states=None):
+        trainers = [Trainer(spec, data, cpu) for spec in specs]
+        for trainer, state in zip(trainers, states or []):
+            trainer.load_state_dict(state)
+        return StackedTrainer(specs, trainers=trainers) if stacked else trainers[0]
+
+    def states_of(trainer):
+        return [trainer.run_state(k) for k in range(len(specs))] if stacked else [trainer.state_dict()]
+
+    straight = logged(fresh(), 15)
+    first = fresh()
+    before = logged(first, 15, stop_after=7)  # two steps past a log step
+    after = logged(fresh(states_of(first)), 15)
+    assert [step for step, _ in before + after] == [5, 10, 15]
+    assert before + after == straight  # bit for bit
+
+
 class TF32AtEachConvolution(TorchDispatchMode):
     """The set of (cuDNN, matrix product) allow_tf32 flags seen by every convolution and matrix
     product, forward and backward: the flags a GPU would have computed them under."""

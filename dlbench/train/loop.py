@@ -18,6 +18,13 @@ class NonFiniteLoss(Exception):
         self.step = step
 
 
+def open_window(log_window):
+    """(names, sums, steps) of a log window a checkpoint kept open, or of a new one."""
+    if log_window is None:
+        return None, None, 0
+    return log_window["names"], log_window["sums"], log_window["steps"]
+
+
 def shares_memory(tensor, array):
     """Whether a tensor is a view of a numpy array's memory (torch.as_tensor of a CPU array is)."""
     return tensor.device.type == "cpu" and np.shares_memory(tensor.numpy(), np.asarray(array))
@@ -100,6 +107,10 @@ class Trainer:
         self.generator.manual_seed(seed)
         self.pixel_scale = float(data.pixel_scale)
         self.step = 0
+        # the steps since the last log step: {"names", "sums" (on the device), "steps"}, or None. Kept
+        # in checkpoints, so that the first log row after a resume averages the steps an
+        # uninterrupted run's would (it had averaged only those after the resume)
+        self.log_window = None
 
     def shown_images(self, num=64, seed=0):
         """(images, pixel_scale) for the sample figures, taken from the trainer's copy: all of
@@ -114,7 +125,7 @@ class Trainer:
     def state_dict(self):
         return {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "method": self.method.state_dict(), "generator": self.generator.get_state(),
-                "model_config": self.model.config}
+                "model_config": self.model.config, "log_window": self.log_window}
 
     def load_state_dict(self, state):
         self.step = int(state["step"])
@@ -122,6 +133,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.method.load_state_dict(state["method"])
         self.generator.set_state(state["generator"].cpu())
+        window = state.get("log_window")  # none in checkpoints written before it was kept
+        self.log_window = window and {**window, "sums": window["sums"].to(self.device)}
 
     def sample_batch(self, batch_size):
         batch = self.images_at(self.sample_indices(batch_size))
@@ -152,7 +165,8 @@ class Trainer:
     def _train(self, until, log_every, on_log, after_step):
         self.model.train()
         batch_size = self.spec.train["batch_size"]
-        names, sums, window = None, None, 0
+        names, sums, window = open_window(self.log_window)
+        timed = 0  # the window's steps in this session: the rate is over these
         first_bad = torch.tensor(-1, device=self.device)
         tick = time.perf_counter()
         while self.step < until:
@@ -173,7 +187,8 @@ class Trainer:
             values = torch.stack([v.detach().float() for v in scalars.values()])
             names = names or list(scalars)
             sums = values if sums is None else sums + values
-            window += 1
+            window, timed = window + 1, timed + 1
+            self.log_window = {"names": names, "sums": sums, "steps": window}
             # the step as a Python number: a tensor made from it would be copied to the device,
             # which waits for the device (a synchronisation every step)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), self.step, first_bad)
@@ -181,8 +196,8 @@ class Trainer:
                 if int(first_bad) >= 0:
                     raise NonFiniteLoss(int(first_bad))
                 elapsed = time.perf_counter() - tick
-                on_log(self.step, dict(zip(names, (sums / window).tolist())), window * batch_size / elapsed)
-                sums, window, tick = None, 0, time.perf_counter()
+                on_log(self.step, dict(zip(names, (sums / window).tolist())), timed * batch_size / elapsed)
+                sums, window, timed, tick, self.log_window = None, 0, 0, time.perf_counter(), None
             if after_step is not None and after_step(self.step):
                 if int(first_bad) >= 0:  # never hand back (and checkpoint) weights that went non-finite
                     raise NonFiniteLoss(int(first_bad))

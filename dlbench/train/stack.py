@@ -32,7 +32,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from dlbench.methods.base import Method
 from dlbench.methods.factor_vae import discriminator_loss_and_accuracy
-from dlbench.train.loop import Trainer, autocast, build_optimizer, compiled, float32_arithmetic
+from dlbench.train.loop import Trainer, open_window, autocast, build_optimizer, compiled, float32_arithmetic
 
 
 def stack_problem(specs):
@@ -119,6 +119,7 @@ class StackedTrainer:
         self.alive = torch.ones(len(self.runs), dtype=torch.bool, device=device)
         self.failed_at = torch.full((len(self.runs),), -1, device=device)
         self.step = self.runs[0].step
+        self.log_window = _stacked_windows([run.log_window for run in self.runs])
         # the step as the objectives see it: a tensor on the device, counted there, so that a
         # compiled step is traced once (a Python number that changes makes torch.compile trace
         # it again as a symbol) and no host value is copied over at each step
@@ -197,20 +198,21 @@ class StackedTrainer:
 
     def _train(self, until, log_every, on_log, after_step):
         batch_size = self.specs[0].train["batch_size"]
-        names, sums, window, tick = None, None, 0, time.perf_counter()
+        (names, sums, window), timed, tick = open_window(self.log_window), 0, time.perf_counter()
         while self.step < until:
             _, scalars = self.train_step(batch_size)
             names = names or list(scalars)
             values = torch.stack([scalars[n].float() for n in names], dim=1)  # (K, scalars)
             sums = values if sums is None else sums + values
-            window += 1
+            window, timed = window + 1, timed + 1
+            self.log_window = {"names": names, "sums": sums, "steps": window}
             if self.step % log_every == 0 or self.step == until:
                 elapsed = time.perf_counter() - tick
                 alive = self.alive.tolist()
                 means = (sums / window).tolist()
                 on_log(self.step, [dict(zip(names, m)) if a else None for m, a in zip(means, alive)],
-                       window * batch_size / elapsed)
-                sums, window, tick = None, 0, time.perf_counter()
+                       timed * batch_size / elapsed)
+                sums, window, timed, tick, self.log_window = None, 0, 0, time.perf_counter(), None
             if after_step is not None and after_step(self.step):
                 return
 
@@ -225,6 +227,8 @@ class StackedTrainer:
         run = self.runs[k]
         self._load_run_state(k, run)
         run.step = self.step
+        window = self.log_window
+        run.log_window = window and {**window, "sums": window["sums"][k]}
         return run.state_dict()
 
     def _load_run_state(self, k, run):
@@ -235,6 +239,14 @@ class StackedTrainer:
         run.optimizer.load_state_dict(_run_adam_state(k, self.optimizer, self.params, run.optimizer))
         if self.discriminators:
             self.discriminators.load_run_state(k, run.method)
+
+
+def _stacked_windows(windows):
+    """The runs' open log windows as the stack's ((K, scalars) sums), where every run kept one of
+    the same steps (runs resumed at one step with one protocol do), else None."""
+    if any(window is None for window in windows) or len({window["steps"] for window in windows}) != 1:
+        return None
+    return {**windows[0], "sums": torch.stack([window["sums"] for window in windows])}
 
 
 def _stack_adam_state(optimizer, params, optimizers):
