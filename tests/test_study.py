@@ -72,17 +72,51 @@ def test_a_study_that_grows_keeps_the_names_of_its_runs(tiny_dsprites, tmp_path)
 
 def test_runs_that_would_share_a_name_get_a_hash(tiny_dsprites, tmp_path):
     study = load_study(str(write_study(tmp_path / "s.gin",
-                                       "[{'model.latent_dim': [4]}, {'model.latent_dim': [4], 'train.lr': [0.001]}]")))
+                                       "[{'model.latent_dim': [4]}, {'model.latent_dim': [4], 'train.lr': [0.002]}]")))
     names = [spec.name for spec in study.runs]
-    assert names == ["beta_vae/latent_dim=4/seed=0", "beta_vae/latent_dim=4,lr=0.001/seed=0"]  # no hash needed
-    # a tuple and a list of the same numbers are written differently but print alike: each gets a hash
-    study = load_study(str(write_study(tmp_path / "t.gin",
-                                       "[{'train.adam_betas': [(0.5, 0.9)]}, {'train.adam_betas': [[0.5, 0.9]]}]")))
-    first, second = (spec.name for spec in study.runs)
-    assert first != second and first.startswith("beta_vae/adam_betas=") and ",h" in first and ",h" in second
-    assert first.endswith("/seed=0") and second.endswith("/seed=0")
+    assert names == ["beta_vae/latent_dim=4/seed=0", "beta_vae/latent_dim=4,lr=0.002/seed=0"]  # no hash needed
+    # names that would clash get a hash of their bindings
+    from dlbench.study import _unique_names
+
+    specs = [type("Spec", (), {"gin_params": params}) for params in (["a = 'x y'"], ["a = 'xy'"])]
+    first, second = _unique_names(["m/a=xy/seed=0", "m/a=xy/seed=0"], specs)
+    assert first != second and first.startswith("m/a=xy,h") and first.endswith("/seed=0")
     with pytest.raises(UserError, match="same run more than once"):
         load_study(str(write_study(tmp_path / "u.gin", "[{'train.lr': [0.001]}, {'train.lr': [0.001]}]")))
+
+
+@pytest.mark.parametrize("sweep", [
+    "{'beta_vae.beta': [1, 1.0]}",  # written differently, the same number
+    "[{'train.adam_betas': [(0.5, 0.9)]}, {'train.adam_betas': [[0.5, 0.9]]}]",  # a tuple and a list
+    "[{'model.latent_dim': [4]}, {'model.latent_dim': [4], 'train.lr': [0.001]}]",  # the fixed value given again
+])
+def test_a_sweep_that_names_one_run_twice_in_other_words_is_refused(tiny_dsprites, tmp_path, sweep):
+    # the same model had been trained twice, and aggregated as a duplicate
+    with pytest.raises(UserError, match="are the same run .* remove the repeated value from study.sweep"):
+        load_study(str(write_study(tmp_path / "s.gin", sweep)))
+
+
+@pytest.mark.parametrize("dataset, metric, needle", [
+    ("dsprites", "inference_error", "needs a dataset with an exact posterior"),
+    ("linear_gaussian", "mig", "metric mig needs discrete factors"),
+])
+def test_a_metric_that_cannot_score_the_studys_data_is_refused_before_any_run(tiny_dsprites, tmp_path, dataset,
+                                                                               metric, needle):
+    # every run had trained, then failed its evaluation
+    file = write_study(tmp_path / "s.gin", f"{{'dataset.name': ['{dataset}']}}", metrics=f"['{metric}']")
+    result = run_command("dlb_study", file, "--runs_root", tmp_path / "runs", "--dry_run", data_root=tiny_dsprites)
+    assert_one_line_error(result, needle)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_metrics_said_to_need_discrete_factors_are_those_that_require_them():
+    import inspect
+
+    from dlbench import metrics
+
+    requiring = {name for name in metrics.available_metrics()
+                 if "require_discrete_factors(data" in inspect.getsource(inspect.getmodule(metrics.METRICS[name]))}
+    assert requiring == metrics.DISCRETE_FACTOR_METRICS | {"sap"}  # sap: unless continuous_factors
 
 
 def test_the_dry_run_prints_commands_a_shell_can_paste(tiny_dsprites, tmp_path):

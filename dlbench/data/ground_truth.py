@@ -129,6 +129,9 @@ def require_discrete_factors(data, metric):
     """A UserError if data's factors are continuous: for metrics that treat factor values as
     classes (MIG, FactorVAE, BetaVAE, DCI, modularity, discrete SAP)."""
     if getattr(data, "continuous_factors", False):
-        raise UserError(f"metric {metric} needs discrete factors; dataset {getattr(data, 'name', '?')} has "
-                        f"continuous ones; choose a metric for continuous factors (e.g. sap with "
-                        f"sap.continuous_factors=True, inference_error, recon_ll)")
+        raise UserError(continuous_factors_problem(metric, getattr(data, "name", "?")))
+
+
+def continuous_factors_problem(metric, dataset):
+    return (f"metric {metric} needs discrete factors; dataset {dataset} has continuous ones; choose a metric "
+            f"for continuous factors (e.g. sap with sap.continuous_factors=True, inference_error, recon_ll)")

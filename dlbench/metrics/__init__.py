@@ -169,6 +169,25 @@ def protocol_tag(name, values):
     return f"[{','.join(f'{key}={value}' for key, value in changed.items())}]" if changed else ""
 
 
+# the metrics that treat factor values as classes (each calls require_discrete_factors on its data;
+# sap only without continuous_factors)
+DISCRETE_FACTOR_METRICS = {"beta_vae", "dci", "factor_vae", "mig", "mig_chen", "modularity_explicitness", "rotation"}
+
+
+def dataset_problem(name, params, dataset_class):
+    """Why metric `name` with params cannot score models of a dataset of dataset_class (known from
+    the class, before any model is trained), or None. The metrics check it again on the data."""
+    from dlbench.data.ground_truth import continuous_factors_problem
+    from dlbench.metrics.inference_error import no_exact_posterior
+
+    discrete = name in DISCRETE_FACTOR_METRICS or (name == "sap" and not params.get("continuous_factors", False))
+    if discrete and getattr(dataset_class, "continuous_factors", False):
+        return continuous_factors_problem(name, dataset_class.name)
+    if name == "inference_error" and not hasattr(dataset_class, "exact_posterior"):
+        return no_exact_posterior(dataset_class.name)
+    return None
+
+
 def check_params(name, params):
     """Refuse unknown parameters of metric `name`, and values it would refuse (of another type
     than the default's, or out of range), before anything is computed."""

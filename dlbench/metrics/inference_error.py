@@ -54,6 +54,10 @@ def alignment_name(order, signs):
     return ",".join(f"s{j}={'+' if sign > 0 else '-'}z{i}" for j, (i, sign) in enumerate(zip(order, signs)))
 
 
+def no_exact_posterior(dataset):
+    return f"inference_error needs a dataset with an exact posterior (linear_gaussian); dataset {dataset!r} has none"
+
+
 def compute_inference_error(data, representation_fn, random_state, encode_fn=None, log_weights_fn=None,
                             num_points=1000, num_samples=1000, batch_size=256):
     """Keys: true_inference_error, true_inference_error_aligned and alignment (or
@@ -64,8 +68,7 @@ def compute_inference_error(data, representation_fn, random_state, encode_fn=Non
         raise UserError("inference_error needs the whole model: pass encode_fn and log_weights_fn; "
                         "dlb_evaluate passes the trained model's")
     if not hasattr(data, "exact_posterior"):
-        raise UserError(f"inference_error needs a dataset with an exact posterior (linear_gaussian); "
-                        f"dataset {getattr(data, 'name', '?')!r} has none")
+        raise UserError(no_exact_posterior(getattr(data, "name", "?")))
     num_points = utils.check_int("num_points", num_points, minimum=2)
     num_samples = utils.check_int("num_samples", num_samples)
     batch_size = utils.check_int("batch_size", batch_size)

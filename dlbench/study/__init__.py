@@ -111,7 +111,35 @@ def load_study(name_or_gin):
     names = _unique_names([name for name, _, _ in resolved], [spec for _, spec, _ in resolved])
     study.runs = [dataclasses.replace(spec, name=name) for name, (_, spec, _) in zip(names, resolved)]
     study.identities = {name: identity for name, (_, _, identity) in zip(names, resolved)}
+    _check_one_run_each(study)
+    _check_metrics_fit_data(study)
     return study
+
+
+def _check_one_run_each(study):
+    """Refuse a sweep that names one run twice in other words (beta 1 and 1.0, a default given
+    again): it had trained the same model twice."""
+    seen = {}
+    for name, identity in study.identities.items():
+        key = json.dumps(identity, sort_keys=True, default=str)
+        if key in seen:
+            raise UserError(f"study {study.name}: runs {seen[key]} and {name} are the same run (their settings "
+                            f"resolve alike); remove the repeated value from study.sweep")
+        seen[key] = name
+
+
+def _check_metrics_fit_data(study):
+    """Refuse a metric that cannot score a run's dataset before any run trains (it had failed
+    every run's evaluation after the whole study had trained)."""
+    import dlbench.data
+    from dlbench import metrics
+
+    for dataset in sorted({identity["dataset"] for identity in study.identities.values()}):
+        for name in study.metrics:
+            problem = metrics.dataset_problem(name, study.metric_params.get(name, {}),
+                                              dlbench.data.get_dataset_class(dataset))
+            if problem:
+                raise UserError(f"study {study.name}: study.metrics: {problem}")
 
 
 def _check_metrics(study):
