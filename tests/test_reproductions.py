@@ -40,6 +40,21 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_any_training(nam
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
 
 
+@pytest.mark.parametrize("name", ["mathieu_rotation", "stuehmer_isa_vae_beta1"])
+def test_a_study_that_is_refused_stops_run_sh_with_its_status_and_no_report(name, tmp_path):
+    # the report of whatever the runs root held had been drawn after the refusal, with a second error
+    import os
+
+    (tmp_path / "a_file").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{REPO / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "DLBENCH_DATA": str(tmp_path / "a_file" / "data")}  # under a file: dlb_study refuses it
+    result = subprocess.run(["bash", str(ROOT / name / "run.sh"), "--smoke", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("dlb_study: error:"), result.stderr
+    assert not (tmp_path / "out" / "report").exists() and "report in" not in result.stdout
+
+
 def test_the_readme_table_has_a_row_per_reproduction():
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Reproductions"):].split("\n## ", 1)[0]

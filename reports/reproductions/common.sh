@@ -11,7 +11,9 @@
 # --smoke: the same commands on a few runs of a few steps, everything into OUT (by default a new
 #          temporary folder): seconds, for the test suite; the committed files are left alone.
 #
-# The exit status is dlb_study's (0 only when every run finished); the report is written either way.
+# The exit status is dlb_study's (0 only when every run finished). The report is written when the
+# study ran to its end (0, or 1 with failed runs), not when it was refused (2) or stopped by a
+# signal (128 + it): the script then stops with that status.
 
 # reproduction_args NAME ARGS...: sets SCALE (full, cpu or smoke) and OUT (absolute, or empty for
 # the default), refusing anything else, then enters the repository root, so that the paths the
@@ -57,17 +59,22 @@ smoke_study() {
 }
 
 # study_and_report STUDY RUNS REPORT [dlb_study options] -- [dlb_report options]: trains and
-# evaluates the study's runs under RUNS, then draws the report of RUNS into REPORT whatever the
-# study's exit status, which it returns.
+# evaluates the study's runs under RUNS, then, when the study ran to its end (some runs may have
+# failed), draws the report of RUNS into REPORT; returns the study's exit status.
 study_and_report() {
-    local study=$1 runs=$2 report=$3 status=0
+    local study=$1 runs=$2 report=$3 status=0 made=
     shift 3
     local study_options=() report_options=()
     while [[ $# -gt 0 && $1 != -- ]]; do study_options+=("$1"); shift; done
     [[ $# -gt 0 ]] && shift
     report_options=("$@")
+    [[ -e $report ]] || made=yes
     writable_folder "$report"
     dlb_study "$study" --runs_root "$runs" --no_progress "${study_options[@]}" || status=$?
+    if (( status > 1 )); then  # refused, or stopped: dlb_study said why; a report would be of other runs
+        if [[ -n $made ]]; then rmdir "$report" 2>/dev/null || true; fi
+        return $status
+    fi
     dlb_report "$runs" --out "$report" "${report_options[@]}"
     echo "run.sh: report in $report; wall time ${SECONDS} s"
     return $status
