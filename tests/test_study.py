@@ -222,6 +222,20 @@ def assert_same_study(a, b):
 
 
 @pytest.mark.slow
+def test_a_run_held_by_another_process_counts_once_that_process_finished_and_let_go(trained_run):
+    # two dlb_study on one root had both exited 1, each counting the other's runs as held
+    from dlbench import rundir
+    from dlbench.cli.study import _finished_elsewhere
+
+    assert _finished_elsewhere(trained_run)
+    with rundir.hold_run(trained_run, "evaluated"):  # still being evaluated there
+        assert not _finished_elsewhere(trained_run)
+    rundir.update_run(trained_run, evaluation_error="mig: boom")
+    assert not _finished_elsewhere(trained_run)
+    rundir.mark_stopped(trained_run, rundir.Status.INTERRUPTED, "SIGTERM")
+    assert not _finished_elsewhere(trained_run)
+
+
 def test_a_pool_of_workers_and_two_processes_at_once_train_each_run_exactly_once(tiny_dsprites, tmp_path):
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0], 'train.seed': [0, 1]}")
     sequential, pool, twice = tmp_path / "sequential", tmp_path / "pool", tmp_path / "twice"

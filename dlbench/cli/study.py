@@ -108,6 +108,7 @@ def _body(argv):
 def _run(args, study, runs, runs_root):
     from dlbench.study import record_study
     from dlbench.study.local import run_local
+    from dlbench.rundir import study_run_dir
     from dlbench.study.unit import DONE, FAILED, HELD
     from dlbench.train import resolve_device
 
@@ -148,11 +149,27 @@ def _run(args, study, runs, runs_root):
                              retry_failed=args.retry_failed, progress=not args.no_progress)
     failed = [name for name, status in statuses.items() if status == FAILED]
     held = [name for name, status in statuses.items() if status == HELD]
+    # a run another process held may have been finished by it meanwhile (two dlb_study on one root)
+    elsewhere = [name for name in held if _finished_elsewhere(study_run_dir(runs_root, name))]
     done = sum(status == DONE for status in statuses.values())
-    print(f"study {study.name}: {done} runs finished, {len(failed)} failed"
+    print(f"study {study.name}: {done + len(elsewhere)} runs finished"
+          + (f" ({len(elsewhere)} by other processes)" if elsewhere else "") + f", {len(failed)} failed"
           + (f" ({', '.join(failed)})" if failed else "")
-          + (f", {len(held)} held by other processes" if held else ""))
-    return 0 if done == len(statuses) else 1
+          + (f", {len(held) - len(elsewhere)} held by other processes, still running there"
+             if len(held) > len(elsewhere) else ""))
+    return 0 if done + len(elsewhere) == len(statuses) else 1
+
+
+def _finished_elsewhere(run_dir):
+    """Whether a run another process held is now trained and evaluated, and let go."""
+    from dlbench import rundir
+
+    try:
+        record = rundir.read_run(run_dir)
+    except (UserError, OSError):
+        return False
+    return (record.get("status") == rundir.Status.DONE and "evaluation_error" not in record
+            and not rundir.claim_path(run_dir).exists())
 
 
 def _remote_device(args):
