@@ -247,7 +247,7 @@ def _call_problem(err):
     text = str(err)
     if "Required bindings for `train` not provided" in text and "'method'" in text:
         return ("no method given: bind train.method with a method's gin file (e.g. --gin beta_vae) or "
-                "--gin_param 'train.method = @beta_vae()'")
+                "--gin_param 'train.method = @beta_vae()' (a run's own config is --gin RUN_DIR/model/config.gin)")
     macro = re.search(r"configurable 'macro'.*in scope '([^']+)'", text, re.DOTALL)
     if macro:
         return f"the macro %{macro[1]} is used but never bound; bind it too, e.g. {macro[1]} = 4.0"
