@@ -228,7 +228,7 @@ class StackedTrainer:
         self._load_run_state(k, run)
         run.step = self.step
         window = self.log_window
-        run.log_window = window and {**window, "sums": window["sums"][k]}
+        run.log_window = window and {**window, "sums": window["sums"][k].clone()}  # its row alone
         return run.state_dict()
 
     def _load_run_state(self, k, run):
