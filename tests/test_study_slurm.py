@@ -112,3 +112,29 @@ def test_a_login_node_without_a_gpu_submits_jobs_with_the_device_as_given(tiny_d
     # --stack auto would measure a GPU this machine lacks
     assert study_cli.main([*base, "--device", "cuda"]) == 2
     assert "--stack auto measures the GPU's memory on this machine, which has none" in capsys.readouterr().err
+
+
+def test_a_job_that_ends_without_a_result_stops_its_runs_and_says_why(trained_run, tmp_path):
+    # its runs had been counted failed (run.json said interrupted, and a rerun resumed them), with
+    # the last line of submitit's log as the reason ("Loading pickle: ...")
+    import shutil
+    import types
+
+    from dlbench import rundir
+    from dlbench.study.slurm import ended_early
+    from dlbench.study.unit import FAILED, STOPPED
+
+    stopped, failed = trained_run, shutil.copytree(trained_run, tmp_path / "failed")
+    rundir.mark_stopped(stopped, rundir.Status.INTERRUPTED, "SIGKILL")
+    rundir.mark_stopped(failed, rundir.Status.FAILED, "the loss became non-finite at step 7")
+    units = [types.SimpleNamespace(run_dir=str(stopped)), types.SimpleNamespace(run_dir=str(failed))]
+    job = types.SimpleNamespace(job_id="8048", paths=types.SimpleNamespace(stderr="/logs/8048_0_log.err"))
+    killed = RuntimeError("Job 8048 has not produced any output\nsubmitit INFO (2026-12-01) - Loading pickle: x.pkl")
+    lines = []
+    statuses = ended_early(job, units, killed, {str(stopped): "a", str(failed): "b"}, lines.append)
+    assert statuses == {str(stopped): STOPPED, str(failed): FAILED}
+    assert lines[0] == ("a: job 8048 ended without a result (Job 8048 has not produced any output); the run keeps its "
+                        "last checkpoint and the same command resumes it (its log: /logs/8048_0_log.err)")
+    raised = RuntimeError("Traceback (most recent call last):\n  File x\nValueError: boom\nsubmitit INFO - Exiting")
+    assert ended_early(job, units[1:], raised, {str(failed): "b"}, lines.append) == {str(failed): FAILED}
+    assert lines[-1] == "b: job 8048 failed: ValueError: boom (its log: /logs/8048_0_log.err)"

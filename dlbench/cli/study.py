@@ -109,7 +109,7 @@ def _run(args, study, runs, runs_root):
     from dlbench.study import record_study
     from dlbench.study.local import run_local
     from dlbench.rundir import study_run_dir
-    from dlbench.study.unit import DONE, FAILED, HELD
+    from dlbench.study.unit import DONE, FAILED, HELD, STOPPED
     from dlbench.train import resolve_device
 
     # Slurm's jobs and Ray's workers resolve the device where they run: a login node or a driver
@@ -152,9 +152,11 @@ def _run(args, study, runs, runs_root):
     # a run another process held may have been finished by it meanwhile (two dlb_study on one root)
     elsewhere = [name for name in held if _finished_elsewhere(study_run_dir(runs_root, name))]
     done = sum(status == DONE for status in statuses.values())
+    stopped = sum(status == STOPPED for status in statuses.values())
     print(f"study {study.name}: {done + len(elsewhere)} runs finished"
           + (f" ({len(elsewhere)} by other processes)" if elsewhere else "") + f", {len(failed)} failed"
           + (f" ({', '.join(failed)})" if failed else "")
+          + (f", {stopped} stopped with their job (the same command resumes them)" if stopped else "")
           + (f", {len(held) - len(elsewhere)} held by other processes, still running there"
              if len(held) > len(elsewhere) else ""))
     return 0 if done + len(elsewhere) == len(statuses) else 1

@@ -4,11 +4,13 @@ run's last checkpoint (every train.checkpoint_minutes at most), its claim protec
 second job. On a machine without Slurm the same jobs run through submitit's local executor (that
 is how the tests run them). Install with `pip install -e '.[slurm]'`."""
 
+import re
 from pathlib import Path
 
+from dlbench import rundir
 from dlbench.errors import UserError
 from dlbench.study.stacks import run_item, work_items
-from dlbench.study.unit import FAILED, units_of
+from dlbench.study.unit import FAILED, STOPPED, recorded_status, units_of
 
 
 def _submitit():
@@ -88,8 +90,31 @@ def run_slurm(study, runs, runs_root, device, options, retry_failed=False, log=p
         try:
             statuses.update(job.result())
         except Exception as err:  # noqa: BLE001  (a job that died: its runs are recorded, the study goes on)
-            reason = str(err).strip().splitlines()[-1] if str(err).strip() else err
-            for unit in item:
-                log(f"{names[unit.run_dir]}: job {job.job_id} failed: {reason}")
-                statuses[unit.run_dir] = FAILED
+            statuses.update(ended_early(job, item, err, names, log))
     return {names[run_dir]: status for run_dir, status in statuses.items()}
+
+
+def ended_early(job, item, err, names, log):
+    """{run_dir: status} of the runs of a job that gave no result: FAILED where run.json says the
+    run failed, else STOPPED (killed, preempted or out of memory: the run keeps its checkpoint and
+    the same command resumes it); a line each saying why, with the job's log."""
+    log_file = getattr(getattr(job, "paths", None), "stderr", None)
+    where = f" (its log: {log_file})" if log_file else ""
+    statuses = {}
+    for unit in item:
+        if recorded_status(unit.run_dir) == rundir.Status.FAILED:
+            statuses[unit.run_dir] = FAILED
+            log(f"{names[unit.run_dir]}: job {job.job_id} failed: {_exception_line(err)}{where}")
+        else:
+            statuses[unit.run_dir] = STOPPED
+            log(f"{names[unit.run_dir]}: job {job.job_id} ended without a result ({_exception_line(err)}); the run "
+                f"keeps its last checkpoint and the same command resumes it{where}")
+    return statuses
+
+
+def _exception_line(err):
+    """The last line of a job's error that names a Python exception, or what submitit said first
+    (its message ends with lines of the job's log, which do not say why)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt|Interrupted|Exit)\b", line)]
+    return raised[-1] if raised else (lines[0] if lines else type(err).__name__)

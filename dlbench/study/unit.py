@@ -14,6 +14,7 @@ from dlbench.errors import Interrupted, OutOfDeviceMemory, UserError
 
 DONE, FAILED = "done", "failed"
 HELD = rundir.HELD  # another worker has the run now
+STOPPED = "stopped"  # its job ended without a result (killed, preempted): the same command resumes it
 
 
 @dataclasses.dataclass(frozen=True)
