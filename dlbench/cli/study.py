@@ -108,7 +108,6 @@ def _body(argv):
 def _run(args, study, runs, runs_root):
     from dlbench.study import record_study
     from dlbench.study.local import run_local
-    from dlbench.rundir import study_run_dir
     from dlbench.study.unit import DONE, FAILED, HELD, STOPPED
     from dlbench.train import resolve_device
 
@@ -150,7 +149,8 @@ def _run(args, study, runs, runs_root):
     failed = [name for name, status in statuses.items() if status == FAILED]
     held = [name for name, status in statuses.items() if status == HELD]
     # a run another process held may have been finished by it meanwhile (two dlb_study on one root)
-    elsewhere = [name for name in held if _finished_elsewhere(study_run_dir(runs_root, name))]
+    specs = {spec.name: spec for spec in runs}
+    elsewhere = [name for name in held if _finished_elsewhere(study, specs[name], runs_root)]
     done = sum(status == DONE for status in statuses.values())
     stopped = sum(status == STOPPED for status in statuses.values())
     print(f"study {study.name}: {done + len(elsewhere)} runs finished"
@@ -162,16 +162,14 @@ def _run(args, study, runs, runs_root):
     return 0 if done + len(elsewhere) == len(statuses) else 1
 
 
-def _finished_elsewhere(run_dir):
-    """Whether a run another process held is now trained and evaluated, and let go."""
+def _finished_elsewhere(study, spec, runs_root):
+    """Whether a run another process held is now done as --status says it (trained, every metric
+    of the study stored) and let go."""
     from dlbench import rundir
+    from dlbench.study import DONE, run_state
 
-    try:
-        record = rundir.read_run(run_dir)
-    except (UserError, OSError):
-        return False
-    return (record.get("status") == rundir.Status.DONE and "evaluation_error" not in record
-            and not rundir.claim_path(run_dir).exists())
+    return (run_state(study, spec, runs_root)[0] == DONE
+            and not rundir.claim_path(rundir.study_run_dir(runs_root, spec.name)).exists())
 
 
 def _remote_device(args):
