@@ -29,8 +29,6 @@ from dlbench.selection import matching
 REQUIRED_KEYS = ("method", "dataset", "seed")
 # The parts of run.json that must be JSON objects where present.
 SECTIONS = ("hyperparameters", "train", "model", "dataset_options")
-def retrain(run_dir):
-    return f"restore it from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite"
 
 
 @dataclass
@@ -160,16 +158,17 @@ def _read_record(run_dir):
         record = rundir.read_run(run_dir)
     except (CorruptFile, OSError) as err:
         raise _LeftOut(_problem(err)) from None
+    fix = rundir.retrain_fix(run_dir)
     missing = [key for key in REQUIRED_KEYS if key not in record]
     if missing:
         raise _LeftOut(f"'{path}' lacks {', '.join(missing)} (every run.json that dlb_train writes has "
-                       f"{', '.join(REQUIRED_KEYS)}); {retrain(run_dir)}")
+                       f"{', '.join(REQUIRED_KEYS)}); {fix}")
     for name in ("method", "dataset"):
         if not isinstance(record[name], str):
-            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not a name; {retrain(run_dir)}")
+            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not a name; {fix}")
     for name in SECTIONS:
         if not isinstance(record.get(name) or {}, dict):
-            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not an object; {retrain(run_dir)}")
+            raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not an object; {fix}")
     return record
 
 
@@ -183,7 +182,7 @@ def _train_results(run_dir):
     if not path.is_file():
         return {}
     try:
-        results = rundir.read_json(path, fix=retrain(run_dir))
+        results = rundir.read_json(path, fix=rundir.retrain_fix(run_dir))
     except (CorruptFile, OSError) as err:
         # written when training finished, just before status 'done': damaged, it casts doubt on the run
         raise _LeftOut(_problem(err)) from None
@@ -194,8 +193,8 @@ def _train_results(run_dir):
 def _metric_values(run_dir, mode, folder, path):
     """{column: value} of one metrics/<mode>/<folder>/results.json."""
     metric, _, tag = folder.partition("[")  # folders carry the protocol tag
-    fix = f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode}{_protocol_flags(metric, tag)} " \
-          f"--overwrite"
+    fix = (f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode}"
+           f"{_protocol_flags(metric, tag)} --overwrite")
     result = current_keys(metric, rundir.read_json(path, fix=fix))
     headline = HEADLINE_KEYS.get(metric)
     if headline and f"{headline}_missing_reason" not in result and not _finite_number(result.get(headline)):
@@ -267,8 +266,11 @@ def _metric_values_of(run):
 def _differing(copy, kept):
     """The metric columns both copies hold with different values."""
     ours, theirs = _metric_values_of(copy), _metric_values_of(kept)
-    return sorted(column for column in set(ours) & set(theirs)
-                  if ours[column] != theirs[column] and not (ours[column] != ours[column] and theirs[column] != theirs[column]))
+    return sorted(column for column in set(ours) & set(theirs) if not _same_value(ours[column], theirs[column]))
+
+
+def _same_value(a, b):
+    return a == b or (a != a and b != b)  # NaN in both: the same (missing) value
 
 
 def dataset_label(name, options):

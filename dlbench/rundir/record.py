@@ -22,9 +22,14 @@ def is_run(run_dir):
     return run_json_path(run_dir).is_file()
 
 
+def retrain_fix(run_dir):
+    """What to do about a damaged file of a run that only training writes."""
+    return f"restore it from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite"
+
+
 def read_run(run_dir):
-    return read_json(run_json_path(run_dir), fix=f"restore it from a copy, or train the run again with "
-                     f"dlb_train --run_dir {run_dir} --overwrite (its other files cannot be trusted without it)")
+    return read_json(run_json_path(run_dir),
+                     fix=f"{retrain_fix(run_dir)} (its other files cannot be trusted without it)")
 
 
 def update_run(run_dir, **fields):
