@@ -38,7 +38,7 @@ class Aggregation:
         one for failed and unfinished runs, one for a ranking that could not be made."""
         lines = list(self.left_out)
         if self.duplicates:
-            shown = [f"{copy} (same run as {kept}{_differ(differing)})"
+            shown = [f"{copy} (same run as {kept}{differ_note(differing)})"
                      for copy, kept, differing in self.duplicates[:SHOWN_DUPLICATES]]
             more = len(self.duplicates) - len(shown)
             runs = "run" if len(self.duplicates) == 1 else "runs"
@@ -59,10 +59,8 @@ class Aggregation:
             lines.append("no run has finished training: the leaderboard holds only the counts")
         short = self.report.get("rank_by_short", {})
         if short.get("settings_in_part") or short.get("settings_without"):
-            lines.append(f"best.csv ranks by {self.report['rank_by']}, which not every finished run has: "
-                         f"{short['settings_without']} settings have none (not candidates) and "
-                         f"{short['settings_in_part']} have it from some of their runs; evaluate their runs with "
-                         f"that protocol (dlb_evaluate), or rank by another --rank_by")
+            lines.append(f"{rank_short_note(self.report['rank_by'], short)}; evaluate their runs with that protocol "
+                         f"(dlb_evaluate), or rank by another --rank_by")
         if self.report.get("rank_by") is None and counts.get("done"):
             lines.append(f"best.csv is empty: no run has {DEFAULT_RANK_BY}; rank with --rank_by one of: "
                          f"{', '.join(rankable_names(self.results)) or 'none (no metric was evaluated)'}")
@@ -116,5 +114,12 @@ def aggregate(runs_root, out_dir, rank_by=None):
     return aggregation.results, aggregation.board
 
 
-def _differ(columns):
+def differ_note(columns):
+    """What follows a duplicate's 'same run as ...': the metric columns in which it differs."""
     return f"; its {', '.join(columns)} differ" if columns else ""
+
+
+def rank_short_note(rank_by, short):
+    """The line about settings short of best.csv's ranking value (report.json's rank_by_short)."""
+    return (f"best.csv ranks by {rank_by}, which not every finished run has: {short['settings_without']} settings "
+            f"have none (not candidates) and {short['settings_in_part']} have it from some of their runs")

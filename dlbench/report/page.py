@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dlbench.aggregate.leaderboard import COUNT_COLUMNS
+from dlbench.aggregate.pipeline import differ_note, rank_short_note
 from dlbench.config import shown_gin_path
 from dlbench.report.figures.metric_columns import board_columns, headline_columns
 from dlbench.report.figures.settings import format_value, varying_settings
@@ -295,8 +296,7 @@ def left_out_section(content):
         parts += ["<p>Files that could not be used:</p>", plain_list(report["left_out"])]
     if report.get("duplicates"):
         parts += ["<p>Copies of runs counted once:</p>",
-                  plain_list(f"{d['run_dir']} (same run as {d['same_as']}"
-                             + (f"; its {', '.join(d['results_differ'])} differ" if d.get("results_differ") else "") + ")"
+                  plain_list(f"{d['run_dir']} (same run as {d['same_as']}{differ_note(d.get('results_differ'))})"
                              for d in report["duplicates"])]
     if report.get("not_started"):
         parts += ["<p>Runs of the study without a run directory at their place (not started, or moved):</p>",
@@ -306,9 +306,7 @@ def left_out_section(content):
                   plain_list(f"{u['method']} on {u['dataset']}" for u in report["unranked"])]
     short = report.get("rank_by_short") or {}
     if short.get("settings_in_part") or short.get("settings_without"):
-        parts += [f"<p>best.csv ranks by {esc(report['rank_by'])}, which not every finished run has: "
-                  f"{short['settings_without']} settings have none (not candidates), {short['settings_in_part']} "
-                  f"have it from some of their runs.</p>"]
+        parts += [f"<p>{esc(rank_short_note(report['rank_by'], short))}.</p>"]
     if content.problems:
         parts += ["<p>What this report could not draw:</p>", plain_list(content.problems)]
     return "\n".join(parts) or "<p>Nothing: every file was read and every figure drawn.</p>"
