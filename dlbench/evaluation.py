@@ -1,6 +1,7 @@
 """The evaluation stage: metrics of one run directory, each written to
 RUN_DIR/metrics/<mode>/<metric>/results.json (atomically; a complete result is not recomputed)."""
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -108,12 +109,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     if not isinstance(record.get("dataset"), str):  # the one field of run.json the data needs without a default
         raise UserError(f"'{rundir.run_json_path(run_dir)}' does not name the dataset the run trained on; restore it "
                         f"from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite")
-    # Every metric draws from its own seeded streams; forking keeps model construction from
-    # moving torch's global generators, so evaluating inside a training script changes nothing there.
-    # A GPU encodes in IEEE float32, as the CPU does (torch's default would convolve in TF32).
-    cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), tf32(False), rundir.hold_run(run_dir, "evaluated"), \
-            out_of_memory_said(run_dir, LESS_EVALUATION):
+    with _evaluating(run_dir, device, run_dir):
         data = dlbench.data.dataset_from_record(record)  # before postprocess: a bad record writes nothing
         postprocess(run_dir, mode)  # skips a representation that is already complete
         representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
@@ -124,6 +120,19 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
             rundir.write_json(metric_result_path(run_dir, result["mode"], name, params.get(name, {}), seed), result)
             results[name] = result
     return results
+
+
+@contextlib.contextmanager
+def _evaluating(out, device, what):
+    """The context of computing metrics of `what` into folder `out` on device: the folder held.
+    Every metric draws from its own seeded streams; forking keeps model construction from moving
+    torch's global generators, so evaluating inside a training script changes nothing there. A GPU
+    encodes in IEEE float32, as the CPU does (torch's default would convolve in TF32), and running
+    out of its memory is one line."""
+    cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), tf32(False), rundir.hold_run(out, "evaluated"), \
+            out_of_memory_said(what, LESS_EVALUATION):
+        yield
 
 
 class _LazyModel:
@@ -234,9 +243,7 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     encode_fn = None
     if encoder:
         encode_fn = external.numpy_encode_fn(external.load_callable(encoder, "--encoder"), device, batch_size)
-    cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), tf32(False), rundir.hold_run(out, "evaluated"), \
-            out_of_memory_said(representation, LESS_EVALUATION):
+    with _evaluating(out, device, representation):
         external.probe(representation_fn, data)
         if encode_fn is not None:
             external.probe(encode_fn, data)

@@ -44,6 +44,11 @@ def tf32(allowed):
             each.allow_tf32 = value
 
 
+def out_of_memory_reason(step):
+    """run.json's reason for a run (or each run of a stack) the GPU's memory stopped."""
+    return f"the GPU ran out of memory after step {step}"
+
+
 # what to do when training ran out of GPU memory
 LESS_TRAINING = ("free its memory (another process may hold it) or ask for less: a smaller train.batch_size, or fewer "
                  "runs on the GPU at once (dlb_study's --stack and --workers); the runs keep their last checkpoint "

@@ -19,7 +19,7 @@ import dlbench.data
 from dlbench.errors import CorruptFile, Interrupted, UserError, describe_os_error
 from dlbench.nn import build_vae
 from dlbench.train import checkpoints
-from dlbench.train.device import out_of_memory_said
+from dlbench.train.device import out_of_memory_reason, out_of_memory_said
 from dlbench.train.loop import NonFiniteLoss, Trainer
 from dlbench.train.samples import write_samples
 
@@ -154,7 +154,7 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
         mark_stopped(run_dir, Status.INTERRUPTED, "stopped by a second interruption", log)
         raise
     except torch.cuda.OutOfMemoryError:  # the GPU's state, not the run's fault: it resumes once there is room
-        mark_stopped(run_dir, Status.INTERRUPTED, f"the GPU ran out of memory after step {trainer.step}", log)
+        mark_stopped(run_dir, Status.INTERRUPTED, out_of_memory_reason(trainer.step), log)
         raise
     except SystemExit:  # a scheduler's own handler exiting (submitit's requeue on preemption)
         mark_stopped(run_dir, Status.INTERRUPTED, "the process exited mid-run (preempted or requeued)", log)

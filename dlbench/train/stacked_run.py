@@ -18,7 +18,7 @@ import dlbench.data
 from dlbench.errors import CorruptFile, Interrupted, UserError
 from dlbench.rundir import HELD, Prepare, Status
 from dlbench.train import checkpoints
-from dlbench.train.device import out_of_memory_said
+from dlbench.train.device import out_of_memory_reason, out_of_memory_said
 from dlbench.train.run import (CheckpointSchedule, LogWriter, StopOnSignals, finish_training, left_alone, mark_stopped,
                                start_training, truncate_log)
 from dlbench.train.stack import StackedTrainer
@@ -164,8 +164,8 @@ def _train_group(group, claims, stop, progress, log):
     except BaseException as err:  # an error, a second Ctrl-C, a full disk, a full GPU: every unfinished run says why
         stopped = isinstance(err, (KeyboardInterrupt, SystemExit, OSError, torch.cuda.OutOfMemoryError))
         status = Status.INTERRUPTED if stopped else Status.FAILED
-        reason = f"the GPU ran out of memory after step {stack.step}" if isinstance(
-            err, torch.cuda.OutOfMemoryError) else f"{type(err).__name__}: {err}"
+        reason = out_of_memory_reason(stack.step) if isinstance(err, torch.cuda.OutOfMemoryError) else \
+            f"{type(err).__name__}: {err}"
         for k in live():
             mark_stopped(run_dirs[k], status, reason, log)
         raise
