@@ -120,3 +120,19 @@ def test_a_holder_renews_its_claim_and_one_that_could_not_finds_it_was_taken(tmp
     holder.release()  # does not remove the taker's claim
     assert json.loads(claim_path(run_dir).read_text())["token"] == taker.token
     taker.release()
+
+
+def test_another_processs_claim_in_the_making_does_not_make_a_run_folder_foreign(tmp_path):
+    # two dlb_study on one root: one prepared a run while the other's claim draft lay beside it, called
+    # the folder "not a run", and the run was trained by neither
+    from dlbench.errors import UserError
+    from dlbench.rundir import Prepare, prepare
+
+    run_dir = tmp_path / "run"
+    with hold_run(run_dir, "trained"):
+        for name in (".claim.json.0123abcd", "..claim.json.0123abcd.x8k2.tmp", ".claim.json.stale.99ff"):
+            (run_dir / name).write_text("")
+        assert prepare(run_dir, {}, overwrite=False) is Prepare.FRESH
+        (run_dir / "notes.txt").write_text("mine")
+        with pytest.raises(UserError, match="is not a run"):
+            prepare(run_dir, {}, overwrite=False)

@@ -16,7 +16,7 @@ A test that monkeypatches a module-level name must patch the submodule that read
 from dlbench.rundir.claims import HELD, LEASE_SECONDS, Claim, ClaimLost, RunHeld, check_not_held, hold_run
 from dlbench.rundir.files import (FILE_MODE, atomic_path, atomic_write_bytes, atomic_write_text, read_json,
                                   write_json)
-from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, checkpoint_path, checkpoint_paths,
+from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, is_claim_file, checkpoint_path, checkpoint_paths,
                                    checkpoints_dir, claim_path, config_gin_path, default_run_dir, metric_results,
                                    metric_results_path, model_dir, postprocess_results_path, postprocessed_dir,
                                    representation_path, run_json_path, samples_dir, study_run_dir, train_log_path,
@@ -30,7 +30,7 @@ __all__ = [
     # files
     "FILE_MODE", "atomic_path", "atomic_write_bytes", "atomic_write_text", "read_json", "write_json",
     # layout
-    "CLAIM_JSON", "RUN_JSON", "checkpoint_path", "checkpoint_paths", "checkpoints_dir",
+    "CLAIM_JSON", "RUN_JSON", "is_claim_file", "checkpoint_path", "checkpoint_paths", "checkpoints_dir",
     "claim_path", "config_gin_path", "default_run_dir", "metric_results", "metric_results_path", "model_dir",
     "postprocess_results_path", "postprocessed_dir", "representation_path", "run_json_path", "samples_dir",
     "study_run_dir",

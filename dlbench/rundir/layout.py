@@ -31,6 +31,12 @@ def claim_path(run_dir):
     return Path(run_dir) / CLAIM_JSON
 
 
+def is_claim_file(name):
+    """Whether a file of a run directory is a claim's: the claim, a claim being made (its draft and
+    the draft's temporary file) or one being broken. Another process's may appear at any moment."""
+    return name == CLAIM_JSON or name.lstrip(".").startswith(f"{CLAIM_JSON}.")
+
+
 # training: model/
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import dlbench
 from dlbench.errors import UserError
-from dlbench.rundir.layout import CLAIM_JSON, checkpoint_paths
+from dlbench.rundir.layout import CLAIM_JSON, checkpoint_paths, is_claim_file
 from dlbench.rundir.record import Status, git_revision, is_run, read_run, update_run
 
 # train.* settings that change how a run is logged and saved, not what it computes: they are not
@@ -54,7 +54,8 @@ def prepare(run_dir, identity, overwrite):
     """Decide, without writing, what to do with run_dir (which this process holds) to train
     `identity` in it; a UserError when the folder holds something else."""
     run_dir = Path(run_dir)
-    others = [p.name for p in run_dir.iterdir() if p.name != CLAIM_JSON]
+    # another process trying to claim the run leaves its draft here for a moment: no reason to refuse
+    others = [p.name for p in run_dir.iterdir() if not is_claim_file(p.name)]
     if others and not is_run(run_dir):
         raise UserError(f"'{run_dir}' exists, is not empty and is not a run; choose another --run_dir")
     if not others:

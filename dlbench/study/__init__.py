@@ -295,7 +295,7 @@ def run_state(study, spec, runs_root):
 
     run_dir = rundir.study_run_dir(runs_root, spec.name)
     if not rundir.is_run(run_dir):
-        if run_dir.is_dir() and any(p.name != rundir.CLAIM_JSON for p in run_dir.iterdir()):
+        if run_dir.is_dir() and any(not rundir.is_claim_file(p.name) for p in run_dir.iterdir()):
             return FAILED, f"'{run_dir}' holds files but no run; move them away"  # as training finds it
         return NOT_STARTED, None
     try:
