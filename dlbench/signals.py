@@ -21,3 +21,24 @@ def handling(signums, handler):
     finally:
         for signum, before in previous.items():
             signal.signal(signum, before)
+
+
+# checks that ask a training to stop as a SIGTERM would, without a signal: a Ray task cancelled by
+# the study's process (Ray cannot signal a task, only flag it; the flag reads in the task's thread)
+_stop_checks = []
+
+
+@contextmanager
+def stop_asked_by(check):
+    """Within the block, a training in this process stops at the end of its step, checkpointed, as
+    on SIGTERM, once check() is true; check is called once a step."""
+    _stop_checks.append(check)
+    try:
+        yield
+    finally:
+        _stop_checks.remove(check)
+
+
+def stop_asked():
+    """Whether a check given to stop_asked_by asks for a stop."""
+    return any(check() for check in _stop_checks)

@@ -92,6 +92,21 @@ def test_each_stop_signal_is_caught_once_then_handled_as_before(signame):
     assert signal.getsignal(signum) == before
 
 
+def test_a_stop_asked_without_a_signal_reads_as_sigterm_and_only_while_asked():
+    # how a Ray task cancelled by the study's process stops its training (dlbench.signals.stop_asked_by)
+    from dlbench.signals import stop_asked_by
+    from dlbench.train.run import StopOnSignals
+
+    asked = []
+    with StopOnSignals() as stop:
+        with stop_asked_by(lambda: bool(asked)):
+            assert stop.signum is None
+            asked.append(True)
+            assert stop.signum == signal.SIGTERM
+    with StopOnSignals() as stop:
+        assert stop.signum is None  # the check went with its block
+
+
 @pytest.mark.parametrize("signame", ["SIGTERM"])
 def test_a_signal_checkpoints_and_the_run_resumes_to_the_same_weights(signame, uninterrupted, uninterrupted_run,
                                                                         tiny_data_root, tmp_path):

@@ -83,33 +83,40 @@ def test_killed_workers_are_replaced_and_every_run_ends_done_exactly_once(undist
     assert_same_study(weights_and_results(runs), undisturbed)
 
 
+@pytest.mark.parametrize("executor", ["local", "ray"])
 @pytest.mark.parametrize("signame, whole_group, code", [("SIGTERM", False, 143), ("SIGINT", True, 130)])
-def test_a_signal_stops_a_pool_with_every_run_checkpointed_and_no_worker_left(tiny_data_root, tmp_path, signame,
-                                                                             whole_group, code):
-    # SIGTERM to the study's process alone had killed it and left the workers training, then hanging;
-    # Ctrl-C (the whole group) had broken the pool on an interruption that did not unpickle, killing a
-    # worker while it wrote its checkpoint; and a worker had then started the queued third run and
-    # trained it to its end, long past the signal
+def test_a_signal_stops_a_study_with_every_run_checkpointed_and_no_worker_left(tiny_data_root, tmp_path, signame,
+                                                                              whole_group, code, executor):
+    # local pool: SIGTERM to the study's process alone had killed it and left the workers training,
+    # then hanging; Ctrl-C (the whole group) had broken the pool on an interruption that did not
+    # unpickle, killing a worker while it wrote its checkpoint; and a worker had then started the
+    # queued third run and trained it to its end, long past the signal. Ray: ray.init had replaced
+    # the SIGTERM handler (the driver aborted with a stack dump), and either signal had left the
+    # runs 'running', their claims behind and their training since the last checkpoint lost
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0, 16.0]}")
     study.write_text(study.read_text().replace("'train.steps': 20", "'train.steps': 3000")
                      .replace("'train.checkpoint_every': 10", "'train.checkpoint_every': 100000"))
     runs = tmp_path / "runs"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DLBENCH_DATA": str(tiny_data_root)}
     process = subprocess.Popen([sys.executable, str(REPO / "bin" / "dlb_study"), str(study), "--runs_root", str(runs),
-                                "--workers", "2", "--device", "cpu", "--no_progress"], env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                "--executor", executor, "--workers", "2", "--device", "cpu", "--no_progress"],
+                               env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
     deadline = time.monotonic() + 120
     while len(list(runs.rglob("train_log.csv"))) < 2 and time.monotonic() < deadline:  # both runs training
         time.sleep(0.2)
-    workers = pool_workers(process.pid)
-    assert len(workers) == 2
+    workers = {json.loads(path.read_text())["pid"] for path in runs.rglob("claim.json")}  # the runs' holders
+    assert len(workers) == 2 and process.pid not in workers
     (os.killpg if whole_group else os.kill)(process.pid, getattr(signal, signame))
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and "SIGTERM received" not in stderr, stderr
+    assert stderr.splitlines()[-1] == (f"dlb_study: stopped by {signame}: every run keeps its last checkpoint; "
+                                       f"the same command continues the study"), stderr
     records = [json.loads(path.read_text()) for path in sorted(runs.rglob("run.json"))]
     assert len(records) == 2 and all(r["status"] == "interrupted" for r in records), records  # the third not started
     for record, run_json in zip(records, sorted(runs.rglob("run.json"))):
-        assert (run_json.parent / "model" / "checkpoints" / f"step_{record['step']:09d}.pt").is_file()
+        assert record["step"] > 0 and (run_json.parent / "model" / "checkpoints" / f"step_{record['step']:09d}.pt").is_file()
         assert not (run_json.parent / "claim.json").exists()
     time.sleep(1)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # no worker left behind

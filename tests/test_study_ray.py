@@ -145,3 +145,16 @@ def test_ray_workers_resolve_the_device_where_they_run(local_ray, tiny_dsprites,
     monkeypatch.setattr(dlbench.data, "keep_loaded", lambda *_: None)  # a worker's, not this process's, setting
     ray_executor.Worker(None).run([], "auto", False)
     assert ran == [torch.device("cpu")]
+
+
+def test_what_stops_a_workers_run_reaches_the_study_as_itself(local_ray, tiny_dsprites, tmp_path):
+    # a filesystem fault on the worker (here its runs root lies under a file) stops the study; Ray
+    # had handed it on wrapped with the worker's traceback, which the command printed as pages
+    study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    units = units_of(study, study.runs, blocker / "runs")
+    workers = ray_executor.make_workers(ray, 1, 1, 0, 1)
+    with pytest.raises(OSError) as caught:
+        ray_executor.run_items(workers, [[unit] for unit in units], "cpu", False)
+    assert not isinstance(caught.value, ray.exceptions.RayError) and "a_file" in str(caught.value)

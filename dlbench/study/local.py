@@ -16,7 +16,7 @@ from tqdm import tqdm
 from dlbench.errors import Interrupted, UserError
 from dlbench.signals import STOPS, handling
 from dlbench.study.stacks import run_item, work_items
-from dlbench.study.unit import DONE, FAILED, HELD, quiet, units_of
+from dlbench.study.unit import DONE, FAILED, HELD, quiet, study_stopped, units_of
 
 
 def default_workers(device):
@@ -188,9 +188,11 @@ def _run_pool(pending, names, device, workers, retry_failed, statuses, bar):
                     bar.ended(status, running=min(workers, len(pending)))
         except concurrent.futures.process.BrokenProcessPool:
             return False
-        except BaseException:
+        except BaseException as err:
             stopping.set()
             pool.shutdown(wait=True, cancel_futures=True)  # the workers checkpoint on the signal they got too
+            if type(err) is KeyboardInterrupt:  # Ctrl-C, which reached the workers too
+                raise study_stopped(signal.SIGINT) from None
             raise
     if pending:  # items not started, and no worker said why (cannot happen but by a stop)
         raise Interrupted(f"stopped with {len(pending)} runs not started; the same command continues the study",
@@ -208,8 +210,7 @@ def _forwarding_stops(stopping):
         stopping.set()
         for child in multiprocessing.active_children():
             os.kill(child.pid, signum)
-        raise Interrupted(f"stopped by {signal.Signals(signum).name}: every run keeps its last checkpoint; "
-                          f"the same command continues the study", signum)
+        raise study_stopped(signum)
 
     with handling(FORWARDED, stop):
         yield

@@ -5,11 +5,15 @@ dies and their task retried: Ray's retries are at-least-once, and the run's clai
 exactly-once (a retried run resumes from its checkpoint; a run another worker holds is left to
 it). Install with `pip install -e '.[ray]'`."""
 
+import contextlib
 import os
+import signal
+import threading
 
 from dlbench.errors import UserError
+from dlbench.signals import STOPS, handling, stop_asked_by
 from dlbench.study.stacks import run_item, work_items
-from dlbench.study.unit import quiet, units_of
+from dlbench.study.unit import STOPS_THE_STUDY, quiet, study_stopped, units_of
 
 
 def _ray():
@@ -28,15 +32,33 @@ def start(address=None, num_cpus=None):
     if address:
         _check_reachable(address)
     try:
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        with _keeping_signal_handlers():
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot connect to the Ray cluster at {address!r}: {first}; check --ray_address "
                         "(ray status on the head node shows it)") from None
     return ray
+
+
+@contextlib.contextmanager
+def _keeping_signal_handlers():
+    """ray.init replaces the process's SIGTERM handler with one that exits at once (its C++ core
+    then aborts with a stack dump), leaving the runs in flight 'running' and unsaved: the command's
+    own handlers (dlbench.cli.common) come back after it, so a stop is a stop (run_items)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, *STOPS)}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            if handler is not None:  # None: set outside Python, cannot be set back from here
+                signal.signal(signum, handler)
 
 
 def _check_reachable(address, timeout=10.0):
@@ -95,9 +117,13 @@ class Worker:
     def run(self, item, device, retry_failed):
         """{run_dir: status} of a work item: one run, or a stack (dlbench.study.stacks); device as
         --device gave it, resolved here, on the worker's node with the GPUs Ray gave it."""
+        import ray
+
         from dlbench.train import resolve_device
 
-        return run_item(item, resolve_device(device), retry_failed, progress=False, log=quiet)
+        # a cancelled task (run_items stopping) stops its training at the step, as SIGTERM would
+        with stop_asked_by(ray.get_runtime_context().is_canceled):
+            return run_item(item, resolve_device(device), retry_failed, progress=False, log=quiet)
 
 
 def make_workers(ray, count, cpus_per_worker, gpus_per_worker, threads):
@@ -106,16 +132,58 @@ def make_workers(ray, count, cpus_per_worker, gpus_per_worker, threads):
 
 
 def run_items(workers, items, device, retry_failed, on_done=None):
-    """{run_dir: status} of the work items, spread over the workers; on_done(count) as runs end."""
-    from ray.util import ActorPool
-
-    statuses = {}
-    pool = ActorPool(workers)
-    for result in pool.map_unordered(lambda worker, item: worker.run.remote(item, str(device), retry_failed), items):
-        statuses.update(result)
-        if on_done:
-            on_done(len(result))
+    """{run_dir: status} of the work items, spread over the workers; on_done(count) as runs end.
+    A stop (Ctrl-C, SIGTERM, SIGHUP) ends the study as in the local pool: the runs in flight stop
+    at their step, checkpointed and marked interrupted, before this raises Interrupted, and no
+    queued item starts. So does what stops a worker's run (STOPS_THE_STUDY), raised here as itself."""
+    ray = _ray()
+    statuses, queue, idle, in_flight = {}, list(items), list(workers), {}
+    # the handler only records: raised inside Ray's wait, a StopSignal comes out as a plain
+    # KeyboardInterrupt, the signal lost; a repeat while the runs wind down is ignored
+    stops = []
+    with handling((signal.SIGINT, *STOPS), lambda signum, frame: stops.append(signum)):
+        try:
+            while (queue or in_flight) and not stops:
+                while idle and queue:
+                    worker = idle.pop()
+                    in_flight[worker.run.remote(queue.pop(0), str(device), retry_failed)] = worker
+                ended, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                for ref in ended:
+                    idle.append(in_flight.pop(ref))
+                    result = _result(ray, ref)
+                    statuses.update(result)
+                    if on_done:
+                        on_done(len(result))
+        except BaseException:
+            _stop_in_flight(ray, in_flight)
+            raise
+        if stops:
+            _stop_in_flight(ray, in_flight)
+            raise study_stopped(stops[0])
     return statuses
+
+
+def _result(ray, ref):
+    """The task's {run_dir: status}; what stopped it on the worker is raised here as itself (Ray
+    wraps it with the worker's traceback, which would reach the user as pages of text)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        if isinstance(err.cause, STOPS_THE_STUDY):
+            raise err.cause from None
+        raise
+
+
+def _stop_in_flight(ray, in_flight):
+    """Cancel the tasks in flight and wait until each worker has wound its run down: a call queued
+    behind the cancelled one answers once it has (a worker's process exits with this one's)."""
+    for ref in in_flight:
+        ray.cancel(ref)
+    with contextlib.suppress(ray.exceptions.RayError):
+        ray.get([worker.pid.remote() for worker in in_flight.values()])
+    for ref in in_flight:  # read, so that Ray does not print each run's Interrupted as an unhandled error
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get(ref)
 
 
 def run_ray(study, runs, runs_root, device, workers, address=None, gpus_per_worker=0.0, retry_failed=False,

@@ -7,6 +7,7 @@ A Unit is plain data (picklable), so the local pool, Ray and Slurm can ship it a
 
 import contextlib
 import dataclasses
+import signal
 from pathlib import Path
 
 from dlbench import rundir
@@ -40,6 +41,12 @@ def units_of(study, runs, runs_root):
 # what every later run would meet too (an interruption, a claim taken over, a full disk, a full
 # GPU): it stops the study, where a run's own failure only fails that run
 STOPS_THE_STUDY = (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError, OutOfDeviceMemory)
+
+
+def study_stopped(signum):
+    """What a study's process raises once a signal has stopped its workers' runs."""
+    return Interrupted(f"stopped by {signal.Signals(signum).name}: every run keeps its last checkpoint; "
+                       f"the same command continues the study", signum)
 
 
 def run_unit(unit, device, retry_failed=False, progress=False, log=print):

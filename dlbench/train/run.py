@@ -18,6 +18,7 @@ from dlbench.rundir import Prepare, Status
 import dlbench.data
 from dlbench.errors import CorruptFile, Interrupted, UserError, describe_os_error
 from dlbench.nn import build_vae
+from dlbench.signals import stop_asked
 from dlbench.train import checkpoints
 from dlbench.train.device import out_of_memory_reason, out_of_memory_said
 from dlbench.train.loop import NonFiniteLoss, Trainer
@@ -208,7 +209,15 @@ class StopOnSignals:
     at once. Only the main thread can handle signals: elsewhere this does nothing."""
 
     def __init__(self):
-        self.signum, self.previous = None, {}
+        self._signum, self.previous = None, {}
+
+    @property
+    def signum(self):
+        """The signal that stopped training, or None; a stop asked without a signal
+        (dlbench.signals.stop_asked_by) reads as SIGTERM."""
+        if self._signum is None and stop_asked():
+            self._signum = signal.SIGTERM
+        return self._signum
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -216,7 +225,7 @@ class StopOnSignals:
         return self
 
     def _handle(self, signum, frame):
-        self.signum = signum
+        self._signum = signum
         self._restore()
 
     def _restore(self):
