@@ -23,22 +23,24 @@ def handling(signums, handler):
             signal.signal(signum, before)
 
 
-# checks that ask a training to stop as a SIGTERM would, without a signal: a Ray task cancelled by
-# the study's process (Ray cannot signal a task, only flag it; the flag reads in the task's thread)
+# checks that ask a training to stop as a signal would, without one reaching it: a Ray task
+# cancelled by the study's process (Ray can only flag a task, and the flag reads in the task's
+# thread), Slurm's warning to a job that submitit would answer by exiting mid-step
 _stop_checks = []
 
 
 @contextmanager
-def stop_asked_by(check):
+def stop_asked_by(check, signum=signal.SIGTERM):
     """Within the block, a training in this process stops at the end of its step, checkpointed, as
-    on SIGTERM, once check() is true; check is called once a step."""
-    _stop_checks.append(check)
+    if signum had reached it, once check() is true; check is called once a step."""
+    entry = (check, signum)
+    _stop_checks.append(entry)
     try:
         yield
     finally:
-        _stop_checks.remove(check)
+        _stop_checks.remove(entry)
 
 
 def stop_asked():
-    """Whether a check given to stop_asked_by asks for a stop."""
-    return any(check() for check in _stop_checks)
+    """The signal of the first check given to stop_asked_by that asks for a stop, or None."""
+    return next((signum for check, signum in _stop_checks if check()), None)

@@ -92,8 +92,9 @@ def test_each_stop_signal_is_caught_once_then_handled_as_before(signame):
     assert signal.getsignal(signum) == before
 
 
-def test_a_stop_asked_without_a_signal_reads_as_sigterm_and_only_while_asked():
-    # how a Ray task cancelled by the study's process stops its training (dlbench.signals.stop_asked_by)
+def test_a_stop_asked_without_a_signal_reads_as_its_signal_and_only_while_asked():
+    # how a Ray task cancelled by the study's process, or a Slurm job warned of its end, stops its
+    # training (dlbench.signals.stop_asked_by)
     from dlbench.signals import stop_asked_by
     from dlbench.train.run import StopOnSignals
 
@@ -105,6 +106,8 @@ def test_a_stop_asked_without_a_signal_reads_as_sigterm_and_only_while_asked():
             assert stop.signum == signal.SIGTERM
     with StopOnSignals() as stop:
         assert stop.signum is None  # the check went with its block
+        with stop_asked_by(lambda: True, signal.SIGUSR2):  # Slurm's warning to a job
+            assert stop.signum == signal.SIGUSR2
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM"])

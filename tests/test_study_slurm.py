@@ -35,10 +35,13 @@ def test_the_slurm_executor_gives_the_local_executors_results_also_for_stacks(lo
     assert stacked_sizes(slurm) == stacked_sizes(local) and sorted(stacked_sizes(slurm), key=str) == [2, 2, False]
 
 
-def test_a_preempted_job_is_requeued_and_its_run_resumes_to_the_same_weights(tiny_dsprites, tmp_path):
+def test_a_preempted_job_is_requeued_and_its_run_resumes_where_it_stopped_to_the_same_weights(tiny_dsprites,
+                                                                                               tmp_path):
+    # submitit's handler had requeued the job by exiting mid-step, the run then resuming from its
+    # last periodic checkpoint (every train.checkpoint_minutes): no step is lost now
     study_path = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")
     study_path.write_text(study_path.read_text().replace("'train.steps': 20", "'train.steps': 400").replace(
-        "'train.checkpoint_every': 10", "'train.checkpoint_every': 20"))
+        "'train.checkpoint_every': 10", "'train.checkpoint_every': 100000"))
     study = load_study(str(study_path))
     alone, preempted = tmp_path / "alone", tmp_path / "preempted"
     assert run_command("dlb_study", study_path, "--runs_root", alone, "--device", "cpu", "--no_progress",
@@ -47,18 +50,19 @@ def test_a_preempted_job_is_requeued_and_its_run_resumes_to_the_same_weights(tin
     (unit,) = units_of(study, study.runs, preempted)
     executor = make_executor(preempted / "slurm_logs", {}, log=lambda *_: None)
     (job,) = submit(executor, [[unit]], "cpu", False, threads=1)
-    checkpoints = preempted / study.runs[0].name / "model" / "checkpoints"
+    train_log = preempted / study.runs[0].name / "model" / "train_log.csv"
     deadline = time.monotonic() + 120
-    while not list(checkpoints.glob("step_*.pt")):
+    while not (train_log.is_file() and len(train_log.read_text().splitlines()) > 2):
         assert time.monotonic() < deadline and not job.done(), job.stderr()
         time.sleep(0.1)
-    # Slurm's preemption signal to the job's task (the process that holds the run's claim):
-    # submitit's handler requeues the job
+    # Slurm's warning to the job's task (the process that holds the run's claim): the run stops at
+    # its step with a checkpoint, then submitit's handler requeues the job
     task = json.loads((preempted / study.runs[0].name / "claim.json").read_text())["pid"]
     os.kill(task, signal.SIGUSR2)
     assert job.result() == {unit.run_dir: DONE}
     sessions = json.loads((preempted / study.runs[0].name / "run.json").read_text())["sessions"]
-    assert sessions[-1]["ended"] == "done" and sessions[-1]["from_step"] > 0, sessions  # resumed, not restarted
+    assert [s["ended"] for s in sessions] == ["interrupted by SIGUSR2", "done"], sessions
+    assert 0 < sessions[0]["to_step"] == sessions[1]["from_step"] < 400, sessions  # resumed where it stopped
     assert_same_study(weights_and_results(preempted, metrics=False), weights_and_results(alone, metrics=False))
 
 

@@ -4,11 +4,14 @@ run's last checkpoint (every train.checkpoint_minutes at most), its claim protec
 second job. On a machine without Slurm the same jobs run through submitit's local executor (that
 is how the tests run them). Install with `pip install -e '.[slurm]'`."""
 
+import contextlib
 import re
+import signal
 from pathlib import Path
 
 from dlbench import rundir
-from dlbench.errors import UserError
+from dlbench.errors import Interrupted, UserError
+from dlbench.signals import handling, stop_asked_by
 from dlbench.study.stacks import run_item, work_items
 from dlbench.study.unit import FAILED, STOPPED, recorded_status, units_of
 
@@ -36,11 +39,37 @@ class ItemJob:
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        return run_item(self.item, resolve_device(self.device), self.retry_failed, progress=False)
+        with _checkpointing_before_requeue():
+            return run_item(self.item, resolve_device(self.device), self.retry_failed, progress=False)
 
     def checkpoint(self, *args, **kwargs):
         # the run keeps its own checkpoints; the job is resubmitted as it is and resumes from them
         return _submitit().helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def _checkpointing_before_requeue():
+    """Slurm warns a job (submitit has it send SIGUSR2) before its time limit or a preemption ends
+    it, and submitit's handler then requeues the job and exits at once: mid-step, losing the
+    training since the run's last periodic checkpoint, each time (a job shorter than
+    train.checkpoint_minutes never got further). Within the block the warning stops the training
+    at the end of its step, checkpointed and marked interrupted by SIGUSR2, and only then is
+    submitit's handler called. A warning during evaluation waits for it to end (the job is then
+    done)."""
+    warning = _submitit().JobEnvironment._usr_sig()  # the signal submitit asked Slurm for
+    requeue = signal.getsignal(warning)
+    if not callable(requeue):  # not in a submitit job: nothing would requeue it
+        yield
+        return
+    warned = []
+    with handling([warning], lambda signum, frame: warned.append(signum)), \
+            stop_asked_by(lambda: bool(warned), warning):
+        try:
+            yield
+        except Interrupted:
+            if warned:
+                requeue(warning, None)  # requeues the job and exits
+            raise
 
 
 def make_executor(folder, options, log=print):

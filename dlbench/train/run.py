@@ -214,9 +214,9 @@ class StopOnSignals:
     @property
     def signum(self):
         """The signal that stopped training, or None; a stop asked without a signal
-        (dlbench.signals.stop_asked_by) reads as SIGTERM."""
-        if self._signum is None and stop_asked():
-            self._signum = signal.SIGTERM
+        (dlbench.signals.stop_asked_by) reads as the signal it stands for."""
+        if self._signum is None:
+            self._signum = stop_asked()
         return self._signum
 
     def __enter__(self):
