@@ -72,6 +72,9 @@ def test_a_preempted_job_is_requeued_and_its_run_resumes_where_it_stopped_to_the
     (["--slurm_time", "10"], "go with --executor slurm"),
     (["--executor", "slurm", "--slurm_option", "nokeyvalue"], "bad --slurm_option"),
     (["--executor", "kubernetes"], "invalid choice: 'kubernetes'"),
+    (["--executor", "slurm", "--slurm_option", "time=60"], "give it as --slurm_time"),
+    (["--executor", "slurm", "--slurm_option", "partition=gpu"], "give it as --slurm_partition"),
+    (["--status", "--dry_run"], "give one"),
     (["--ray_address", "127.0.0.1:6379"], "go with --executor ray"),
     (["--executor", "ray", "--device", "cuda"], "--device cuda on Ray needs --gpus_per_worker"),
 ])
@@ -142,3 +145,31 @@ def test_a_job_that_ends_without_a_result_stops_its_runs_and_says_why(trained_ru
     raised = RuntimeError("Traceback (most recent call last):\n  File x\nValueError: boom\nsubmitit INFO - Exiting")
     assert ended_early(job, units[1:], raised, {str(failed): "b"}, lines.append) == {str(failed): FAILED}
     assert lines[-1] == "b: job 8048 failed: ValueError: boom (its log: /logs/8048_0_log.err)"
+
+
+def test_each_job_gets_the_time_asked_for_and_no_local_job_submitits_two_minutes(tmp_path):
+    # submitit's local executor (no Slurm) had cut every job at 2 minutes, requeued it three times
+    # and then failed it; --slurm_time had not reached it
+    from dlbench.study.slurm import REQUEUES
+
+    unlimited = make_executor(tmp_path / "a", {}, log=lambda *_: None)
+    assert unlimited.cluster == "local" and unlimited.parameters["timeout_min"] >= 24 * 60
+    assert unlimited._executor.max_num_timeout == REQUEUES >= 10
+    assert make_executor(tmp_path / "b", {"time": 30}, log=lambda *_: None).parameters["timeout_min"] == 30
+
+
+def test_on_slurm_a_job_time_limit_is_asked_for_not_left_to_submitits_five_minutes(tiny_dsprites, tmp_path,
+                                                                                  monkeypatch, capsys):
+    # a Slurm cluster's commands, faked: submitit needs sbatch and srun on the path
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("sbatch", "srun"):
+        (bin_dir / name).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    runs = tmp_path / "runs"
+    assert study_cli.main([str(study), "--runs_root", str(runs), "--executor", "slurm", "--no_progress"]) == 2
+    assert "give --slurm_time MINUTES" in capsys.readouterr().err and not runs.exists()
+    executor = make_executor(tmp_path / "logs", {"time": 240, "partition": "gpu"})
+    assert executor.cluster == "slurm" and executor._executor.parameters["time"] == 240

@@ -40,7 +40,9 @@ def _body(argv):
     parser.add_argument("--gpus_per_worker", type=float, default=0.0,
                         help="ray: GPUs per worker actor, fractional to share a GPU (e.g. 0.25)")
     parser.add_argument("--slurm_partition", help="slurm: the partition")
-    parser.add_argument("--slurm_time", type=int, metavar="MINUTES", help="slurm: time limit of each job, in minutes")
+    parser.add_argument("--slurm_time", type=int, metavar="MINUTES",
+                        help="slurm: time limit of each job, in minutes (needed on Slurm; a job that reaches it is "
+                             "requeued and its run resumes from a checkpoint written at Slurm's warning)")
     parser.add_argument("--array_parallelism", type=int, metavar="N", help="slurm: jobs of the array running at once")
     parser.add_argument("--slurm_option", action="append", default=[], metavar="KEY=VALUE",
                         help="slurm: any other submitit Slurm parameter, e.g. gpus_per_node=1 (repeatable)")
@@ -69,6 +71,8 @@ def _body(argv):
     slurm_flags = (args.slurm_partition, args.slurm_time, args.array_parallelism, args.slurm_option or None)
     if any(flag is not None for flag in slurm_flags) and args.executor != "slurm":
         parser.error("the --slurm_* options and --array_parallelism go with --executor slurm")
+    if args.status and args.dry_run:
+        parser.error("--status and --dry_run are two different questions; give one")
     if args.executor == "slurm" and args.workers is not None:
         parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
 
@@ -186,6 +190,11 @@ def _remote_device(args):
     return args.device
 
 
+# the Slurm parameters that have a flag of their own
+_OWN_FLAGS = {"partition": "--slurm_partition", "time": "--slurm_time", "timeout_min": "--slurm_time",
+              "array_parallelism": "--array_parallelism"}
+
+
 def _slurm_options(args):
     import ast
 
@@ -195,6 +204,8 @@ def _slurm_options(args):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"bad --slurm_option {item!r}; write KEY=VALUE, e.g. gpus_per_node=1")
+        if key.strip() in _OWN_FLAGS:  # two places for one value: which one wins would be a guess
+            raise UserError(f"--slurm_option {item!r}: give it as {_OWN_FLAGS[key.strip()]}")
         try:
             options[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):

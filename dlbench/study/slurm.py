@@ -72,14 +72,30 @@ def _checkpointing_before_requeue():
             raise
 
 
+# a job that reaches its time limit is requeued this many times at most, each time resuming its
+# run from the checkpoint written at Slurm's warning (submitit's own limit, 3, ended long runs)
+REQUEUES = 20
+# without Slurm, no limit worth the name: submitit's local executor cut every job at 2 minutes
+LOCAL_JOB_MINUTES = 7 * 24 * 60
+
+
 def make_executor(folder, options, log=print):
     """A submitit AutoExecutor (Slurm where sbatch is found, else local, said so) with options
-    {'partition': ..., 'time': minutes, 'array_parallelism': n, other slurm parameters}."""
+    {'partition': ..., 'time': minutes, 'array_parallelism': n, other slurm parameters}. The time
+    limit is each job's, on Slurm and locally; Slurm needs one (submitit would ask for 5 minutes)."""
     submitit = _submitit()
-    executor = submitit.AutoExecutor(folder=str(folder))
+    executor = submitit.AutoExecutor(folder=str(folder), slurm_max_num_timeout=REQUEUES,
+                                     local_max_num_timeout=REQUEUES)
+    options = dict(options)
+    minutes = options.pop("time", None)
     if executor.cluster != "slurm":
         log("no Slurm on this machine (sbatch not found): running the jobs with submitit's local executor")
-    parameters = {f"slurm_{key}": value for key, value in options.items()}
+        minutes = LOCAL_JOB_MINUTES if minutes is None else minutes
+    elif minutes is None:
+        raise UserError(f"give --slurm_time MINUTES, each job's time limit on Slurm (submitit would ask for 5 "
+                        f"minutes); a job that reaches it is requeued, up to {REQUEUES} times, its run resuming "
+                        f"from a checkpoint written at Slurm's warning")
+    parameters = {"timeout_min": minutes, **{f"slurm_{key}": value for key, value in options.items()}}
     try:
         executor.update_parameters(**parameters)
     except (NameError, ValueError, TypeError, AssertionError) as err:
