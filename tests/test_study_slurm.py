@@ -173,3 +173,20 @@ def test_on_slurm_a_job_time_limit_is_asked_for_not_left_to_submitits_five_minut
     assert "give --slurm_time MINUTES" in capsys.readouterr().err and not runs.exists()
     executor = make_executor(tmp_path / "logs", {"time": 240, "partition": "gpu"})
     assert executor.cluster == "slurm" and executor._executor.parameters["time"] == 240
+
+
+def test_stopping_the_study_leaves_slurms_jobs_running_and_says_how_to_stop_them():
+    # a closed terminal (SIGHUP) or Ctrl-C ends only the waiting: the jobs are the cluster's
+    import types
+
+    from dlbench.errors import Interrupted
+    from dlbench.study.slurm import stopped_waiting
+
+    def job(job_id, done):
+        return types.SimpleNamespace(job_id=job_id, done=lambda: done)
+
+    jobs = [job("8048_0", True), job("8048_1", False), job("8048_2", False)]
+    stopped = stopped_waiting("slurm", jobs, signal.SIGHUP)
+    assert isinstance(stopped, Interrupted) and stopped.exit_code == 128 + signal.SIGHUP
+    assert str(stopped) == ("stopped waiting by SIGHUP: 2 jobs go on on Slurm (scancel 8048 stops them); "
+                            "dlb_study --status shows how far their runs are")

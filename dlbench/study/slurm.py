@@ -5,6 +5,7 @@ second job. On a machine without Slurm the same jobs run through submitit's loca
 is how the tests run them). Install with `pip install -e '.[slurm]'`."""
 
 import contextlib
+import os
 import re
 import signal
 from pathlib import Path
@@ -13,7 +14,7 @@ from dlbench import rundir
 from dlbench.errors import Interrupted, UserError
 from dlbench.signals import handling, stop_asked_by
 from dlbench.study.stacks import run_item, work_items
-from dlbench.study.unit import FAILED, STOPPED, recorded_status, units_of
+from dlbench.study.unit import FAILED, STOPPED, recorded_status, study_stopped, units_of
 
 
 def _submitit():
@@ -127,16 +128,42 @@ def run_slurm(study, runs, runs_root, device, options, retry_failed=False, log=p
     items = work_items(units, stack, log, device)  # device as --device gave it: "auto", "cpu" or "cuda"
     executor = make_executor(Path(runs_root) / "slurm_logs", options, log)
     threads = 1 if executor.cluster == "local" else None  # local jobs all run at once on this machine's cores
-    jobs = submit(executor, items, str(device), retry_failed, threads)  # each job resolves it on its node
+    # local jobs start ignoring Ctrl-C (a disposition their processes inherit): submitit's controller
+    # would die of it with a traceback on this terminal, its task given a second to checkpoint;
+    # stopped_waiting stops them instead, and a job's training still stops on Ctrl-C at its step
+    with handling([signal.SIGINT], signal.SIG_IGN) if executor.cluster == "local" else contextlib.nullcontext():
+        jobs = submit(executor, items, str(device), retry_failed, threads)  # each job resolves it on its node
     log(f"submitted {len(jobs)} job{'s' if len(jobs) != 1 else ''} for {len(units)} runs ({executor.cluster}); "
         f"logs in {Path(runs_root) / 'slurm_logs'}")
     statuses = {}
-    for item, job in zip(items, jobs):
-        try:
-            statuses.update(job.result())
-        except Exception as err:  # noqa: BLE001  (a job that died: its runs are recorded, the study goes on)
-            statuses.update(ended_early(job, item, err, names, log))
+    try:
+        for item, job in zip(items, jobs):
+            try:
+                statuses.update(job.result())
+            except Exception as err:  # noqa: BLE001  (a job that died: its runs are recorded, the study goes on)
+                statuses.update(ended_early(job, item, err, names, log))
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM or SIGHUP (a StopSignal)
+        raise stopped_waiting(executor.cluster, jobs, getattr(stop, "signum", signal.SIGINT)) from None
     return {names[run_dir]: status for run_dir, status in statuses.items()}
+
+
+def stopped_waiting(cluster, jobs, signum):
+    """The Interrupted that ends a study stopped while it waits on its jobs. Slurm's jobs go on:
+    they are the cluster's, and a study's process only waits on them (a closed terminal must not
+    end them). Local jobs (no Slurm) are this machine's processes: they stop as a local pool's runs
+    do, at the step, checkpointed (SIGTERM to each job's controller, which passes it on), and this
+    waits for them."""
+    running = [job for job in jobs if not job.done()]
+    if cluster != "local":
+        arrays = " ".join(sorted({str(job.job_id).split("_")[0] for job in running}))
+        return Interrupted(f"stopped waiting by {signal.Signals(signum).name}: {len(running)} jobs go on on Slurm "
+                           f"(scancel {arrays} stops them); dlb_study --status shows how far their runs are", signum)
+    for job in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(job.job_id), signal.SIGTERM)  # a local job's id is its controller's pid
+    for job in running:
+        job.wait()
+    return study_stopped(signum)
 
 
 def ended_early(job, item, err, names, log):
