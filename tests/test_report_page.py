@@ -294,3 +294,23 @@ def test_a_representatives_values_name_the_columns_they_come_from(built):
     for entry in report.representatives:
         assert f"({entry.values['reconstruction_column']})" in section
         assert f"({entry.values['mig_column']})" in section
+
+
+def test_a_report_into_an_earlier_ones_folder_keeps_none_of_its_figures_but_other_files(built, tmp_path):
+    # figures of settings the new report does not have (here another --only slice) had stayed in
+    # figures/, where they read as the new report's
+    report, _, _ = built
+    root, out = Path(report.aggregation.report["runs_root"]), tmp_path / "out"
+    build_report(root, out, log=lambda *_: None)
+    everything = {p.relative_to(out) for p in (out / "figures").rglob("*") if p.is_file()}
+    assert any("beta=8" in str(p) for p in everything)
+    notes = out / "figures" / "notes.txt"
+    notes.write_text("mine")
+    lines = []
+    sliced = build_report(root, out, only=["beta=1.0/*"], log=lines.append)
+    left = {p.relative_to(out) for p in (out / "figures").rglob("*") if p.is_file()}
+    assert left == {p.relative_to(out) for p in sliced.figure_files} | {notes.relative_to(out)}
+    assert not any("beta=8" in str(p) for p in left)
+    assert notes.read_text() == "mine"
+    assert any(line.startswith("removed ") and "of an earlier report" in line for line in lines), lines
+    assert not [d for d in (out / "figures").rglob("*") if d.is_dir() and not any(d.iterdir())]

@@ -89,12 +89,34 @@ def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
     report.curves = draw_curves(aggregation.results, settings, runs_root, figures_dir, study, report.problems, log)
     report.representatives = draw_representatives(aggregation.representatives, settings, runs_root,
                                                   figures_dir / REPRESENTATIVES, study, report.problems, log)
+    remove_earlier_figures(figures_dir, report.figure_files, log)
     content = page.PageContent(
         out_dir=out_dir, report=aggregation.report, board=aggregation.board, study=study_record,
         study_text=study_text(study_record), figures=report.figures, curves=report.curves,
         representatives=report.representatives, problems=report.problems)
     page.write_page(content)
     return report
+
+
+# what a report draws into figures/: other files there are left alone
+FIGURE_SUFFIXES = (".png", ".pdf", ".gif")
+
+
+def remove_earlier_figures(figures_dir, written, log):
+    """Remove the figures an earlier report drew into figures_dir that this one did not (another
+    --only slice, a setting gone): beside the new ones they read as this study's. Folders they
+    leave empty go too."""
+    keep = {Path(path).resolve() for path in written}
+    stale = [path for path in sorted(figures_dir.rglob("*")) if path.suffix in FIGURE_SUFFIXES
+             and path.is_file() and path.resolve() not in keep]
+    for path in stale:
+        path.unlink()
+    for folder in sorted((p for p in figures_dir.rglob("*") if p.is_dir()), reverse=True):  # deepest first
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if stale:
+        log(f"removed {len(stale)} figure file{'s' if len(stale) != 1 else ''} of an earlier report that this "
+            f"one does not draw")
 
 
 def check_report_paths(runs_root, out_dir):
