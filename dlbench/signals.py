@@ -1,5 +1,6 @@
 """Signal handlers set for the length of a block (layer 0: every layer may use it)."""
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -44,3 +45,41 @@ def stop_asked_by(check, signum=signal.SIGTERM):
 def stop_asked():
     """The signal of the first check given to stop_asked_by that asks for a stop, or None."""
     return next((signum for check, signum in _stop_checks if check()), None)
+
+
+def quit_while_starting(prog):
+    """Until a command's own handlers are in place (dlbench.cli.common.run_main), Ctrl-C, SIGTERM
+    and SIGHUP end it at once, with one line. Raised inside the imports of numpy or torch, a
+    KeyboardInterrupt had left them half imported, and the command ended in pages of errors
+    unrelated to the stop ("module 'numpy' has no attribute 'matrix'"); nothing is written yet."""
+    def quit_now(signum, frame):
+        os.write(2, f"{prog}: interrupted by {signal.Signals(signum).name} while starting\n".encode())
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGINT, *STOPS):
+        signal.signal(signum, quit_now)
+
+
+def after_imports(handler):
+    """handler, put off while the signalled thread is importing a module: raised inside numpy's or
+    torch's imports (commands import them lazily, when first needed), a KeyboardInterrupt had left
+    them half imported and the command ended in pages of errors unrelated to the stop. The signal
+    is sent again a moment later, until it arrives outside an import."""
+    def deferring(signum, frame):
+        if importing(frame):
+            timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+            timer.daemon = True
+            timer.start()
+            return
+        handler(signum, frame)
+
+    return deferring
+
+
+def importing(frame):
+    """Whether Python's import machinery is on the stack of frame."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False

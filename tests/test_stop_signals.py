@@ -53,3 +53,59 @@ def test_a_repeated_signal_does_not_cut_the_unwinding_short():
 
     assert run_main("dlb_test", body, []) == 128 + signal.SIGTERM
     assert unwound == [True]
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_an_import_stops_the_command_after_it_not_inside_it(signame, tmp_path, monkeypatch,
+                                                                           capsys):
+    # commands import numpy and torch when first needed: a KeyboardInterrupt raised inside their
+    # imports had left them half imported, and dlb_train ended in 40 lines about numpy.matrix
+    import importlib
+    import sys
+    import time
+
+    signum = getattr(signal, signame)
+    (tmp_path / "slow_module.py").write_text(
+        "import os, signal, time\n"
+        f"os.kill(os.getpid(), {int(signum)})\n"
+        "time.sleep(0.3)\n"  # the signal's handler runs here, inside the import
+        "finished = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen = {}
+
+    def body(argv):
+        module = importlib.import_module("slow_module")
+        seen["imported"] = module.finished
+        time.sleep(5)  # the stop arrives here, just after the import
+        seen["slept"] = True
+
+    try:
+        assert run_main("dlb_test", body, []) == 128 + signum
+    finally:
+        sys.modules.pop("slow_module", None)
+    assert seen == {"imported": True}
+    assert capsys.readouterr().err == f"dlb_test: interrupted by {signame}\n"
+
+
+def test_a_signal_before_a_commands_handlers_are_set_ends_it_in_one_line(tmp_path):
+    # the bin scripts' first lines: Python's own KeyboardInterrupt there is a traceback
+    import subprocess
+    import sys
+
+    from tests.commands import REPO
+
+    code = ("from dlbench.signals import quit_while_starting\n"
+            "quit_while_starting('dlb_test')\n"
+            "import os, signal, time\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "time.sleep(5)\n"
+            "print('went on')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 130 and result.stdout == ""
+    assert result.stderr == "dlb_test: interrupted by SIGINT while starting\n"
+    for script in sorted((REPO / "bin").glob("dlb_*")):
+        if script.name == "dlb_gpu_check":  # no run_main: it runs other commands
+            continue
+        text = script.read_text()
+        assert text.index(f'quit_while_starting("{script.name}")') < text.index("from dlbench.cli."), script

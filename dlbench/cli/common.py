@@ -6,7 +6,7 @@ import signal
 import sys
 
 from dlbench.errors import Interrupted, OutOfDeviceMemory, StopSignal, UserError, describe_os_error
-from dlbench.signals import STOPS, handling
+from dlbench.signals import STOPS, after_imports, handling
 
 USER_ERROR_EXIT = 2
 
@@ -32,7 +32,8 @@ def make_parser(prog, description):
 def run_main(prog, body, argv=None):
     """Run body(argv); a UserError becomes one line on stderr and exit status 2."""
     try:
-        with _stopping_on_signals():
+        # Ctrl-C raises KeyboardInterrupt again (the bin scripts quit at once while they import)
+        with _stopping_on_signals(), handling([signal.SIGINT], after_imports(signal.default_int_handler)):
             return body(sys.argv[1:] if argv is None else argv) or 0
     except (UserError, OutOfDeviceMemory) as err:
         print(f"{prog}: error: {_one_line(str(err))}", file=sys.stderr)
@@ -61,7 +62,7 @@ def _stopping_on_signals():
             signal.signal(each, signal.SIG_IGN)
         raise StopSignal(signum)
 
-    return handling(STOPS, stop)
+    return handling(STOPS, after_imports(stop))
 
 
 def _one_line(text):
