@@ -56,7 +56,9 @@ def number(binding, value, minimum=None, maximum=None, positive=False):
         out = float(value)
     except (TypeError, ValueError):
         _refuse(binding, kind, value)
-    if not math.isfinite(out) or not _in_range(out, minimum, maximum, positive):
+    if not math.isfinite(out):  # 1e309 reads as inf
+        _refuse(binding, "a finite number" + _range_text(minimum, maximum, positive), value)
+    if not _in_range(out, minimum, maximum, positive):
         _refuse(binding, kind, value)
     return out
 

@@ -212,6 +212,7 @@ def test_bench_stacking_measures_each_k_and_projects_the_study(tiny_dsprites, tm
                              other_precisions=("bfloat16",))
     (study,) = figures["studies"].values()
     assert set(study["stacks"]) == {"K=1", "K=2"} and study["protocol"]["batch_size"] == 16
+    assert study["protocol"]["method"] == "beta_vae"  # the method the K are measured on, as the table says
     alone = study["stacks"]["K=1"]["alone_images_per_second"]
     assert study["stacks"]["K=2"]["alone_images_per_second"] == alone  # one run at a time: one rate for every K
     effective = {1: alone, 2: study["stacks"]["K=2"]["stacked_images_per_second"]}

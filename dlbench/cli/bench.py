@@ -237,7 +237,7 @@ def _stacking(args):
     for name, study in figures["studies"].items():
         protocol = study["protocol"]
         print(f"{name} ({protocol['architecture']}, batch {protocol['batch_size']}, {protocol['steps']} steps a run), "
-              f"beta-VAE:")
+              f"stacks of {protocol.get('method', 'beta_vae')}:")  # figures written before 'method' were beta-VAE's
         print(f"  {'K':>4} {'img/s stacked':>14} {'img/s alone':>12} {'ratio':>6} {'runs/h stacked':>15} "
               f"{'runs/h alone':>13} {'peak GiB':>9}")
         for k, row in study["stacks"].items():

@@ -124,7 +124,7 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=prin
     if other_precisions is None:
         other_precisions = ("bfloat16",) if device.type == "cuda" else ()
     for study in studies:
-        log(f"{study.name}: {len(study.runs)} runs; beta-VAE stacks of {', '.join(map(str, stacks))} ...")
+        log(f"{study.name}: {len(study.runs)} runs; stacks of {', '.join(map(str, stacks))} ...")
         first = _first_run_of_each_method(study)
         figures["studies"][study.name] = study_figures = _study_stacking(study, first, device, stacks, steps, log)
         # the precision of the study's runs (one for all: their protocol)
@@ -188,7 +188,8 @@ def _study_stacking(study, first, device, stacks, steps, log):
     one run trained alone (the rate of K runs one after another), the ratio, runs per hour both
     ways and the peak device memory (CUDA); then each method's stacked rate at the best K and the
     projected hours of the whole study's training. first: each method's first run."""
-    reference = first.get("beta_vae") or next(iter(first.values()))
+    measured_method = "beta_vae" if "beta_vae" in first else next(iter(first))  # the stacks' K are measured on it
+    reference = first[measured_method]
     for stacked in (False, True):  # untimed: the process's first steps (allocator, kernels chosen) are not measured
         _images_per_second(reference, 1, device, WARM_UP_STEPS, stacked)
     alone = _images_per_second(reference, 1, device, steps, stacked=False)["images_per_second"]
@@ -224,7 +225,7 @@ def _study_stacking(study, first, device, stacks, steps, log):
     hours = projected_hours(_runs_per_method(study), {m: first[m].train for m in first}, rates)
     log(f"  {study.name}: {hours:.1f} h of training at K={best} (each method at its own measured rate)")
     return {"protocol": {key: reference.train[key] for key in ("steps", "batch_size")}
-            | {"architecture": reference.model["architecture"]},
+            | {"architecture": reference.model["architecture"], "method": measured_method},
             "stacks": rows, "best_k": best, "method_images_per_second": rates, "method_stack_sizes": method_stacks,
             "projected_training_hours": hours}
 
