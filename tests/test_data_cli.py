@@ -176,6 +176,12 @@ def test_parse_keep():
     for bad in (["scale"], ["=1"], ["scale="], ["posX=1:2:3:4"], ["posX=3:"], ["scale=1", "scale=2"]):
         with pytest.raises(UserError):
             parse_keep(bad)
+    # indices no factor has: refused at once (a traceback of OverflowError, or minutes and gigabytes
+    # spent listing a range before the dataset refused it)
+    for bad in ("posX=0:99999999999999999999", "posX=99999999999999999999", "posX=0:50000000",
+                "posX=-99999999999999999999:0:-1", "posX=1,2,123456789"):
+        with pytest.raises(UserError, match="far beyond any factor's classes"):
+            parse_keep([bad])
 
 
 def test_help_exits_0(capsys):

@@ -81,9 +81,12 @@ def parse_keep(items):
                 start, stop, step = (parts + [None, None])[:3]
                 if stop is None or step == 0:
                     raise ValueError
-                indices = list(range(start or 0, stop, 1 if step is None else step))
+                span = range(start or 0, stop, 1 if step is None else step)
+                _check_count(item, span)
+                indices = list(span)
             else:
                 indices = [int(p) for p in spec.split(",")]
+                _check_count(item, indices)
         except ValueError:
             raise UserError(f"bad --keep {item!r}: indices must be integers, a comma list or start:stop[:step] "
                             f"(step not 0)") from None
@@ -91,6 +94,21 @@ def parse_keep(items):
             raise UserError(f"--keep given twice for factor {factor!r}")
         result[factor] = indices
     return result
+
+
+# far more classes than a factor has (dSprites' largest has 40): a range beyond it is a mistake,
+# which would take minutes and gigabytes to list before the dataset refused it
+MOST_INDICES = 100_000
+
+
+def _check_count(item, indices):
+    """Refuse a list or range with more indices, or larger ones, than any factor has classes."""
+    count = indices.stop - indices.start if isinstance(indices, range) else len(indices)  # len() overflows
+    largest = max(abs(indices.start), abs(indices.stop)) if isinstance(indices, range) else \
+        max(map(abs, indices), default=0)
+    if abs(count) > MOST_INDICES or largest > MOST_INDICES:
+        raise UserError(f"bad --keep {item!r}: indices far beyond any factor's classes (a factor has at most a "
+                        f"few dozen; `{PROG} info NAME` lists them)")
 
 
 def _method(cls, name):
