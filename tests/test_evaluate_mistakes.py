@@ -71,9 +71,11 @@ def test_a_default_result_written_before_the_request_was_recorded_is_still_reuse
 
 @pytest.mark.parametrize("metric, binding, needle", [
     ("dci", "dci.classifier=foo", "dci.classifier must be one of 'gbt', 'logistic', got 'foo'"),
-    ("aggregate_kl", "aggregate_kl.num_points=abc", "aggregate_kl.num_points must be an integer >= 2, got 'abc'"),
-    ("total_correlation", "total_correlation.num_points=0", "total_correlation.num_points must be an integer >= 2"),
-    ("mig", "mig.num_train=1", "mig.num_train must be an integer >= 2, got 1"),
+    ("aggregate_kl", "aggregate_kl.num_points=abc",
+     "aggregate_kl.num_points must be an integer in [2, 1000000000], got 'abc'"),
+    ("total_correlation", "total_correlation.num_points=0",
+     "total_correlation.num_points must be an integer in [2, 1000000000]"),
+    ("mig", "mig.num_train=1", "mig.num_train must be an integer in [2, 1000000000], got 1"),
 ])
 def test_every_value_is_refused_before_anything_is_computed(trained_run, capsys, metric, binding, needle):
     # they had been refused by the metric itself, after postprocessing and the metrics before it
@@ -148,3 +150,13 @@ def test_an_out_that_is_a_file(tiny_dsprites, tmp_path, capsys):
 def test_a_run_dir_that_is_a_file(tiny_dsprites, tmp_path, capsys):
     (tmp_path / "afile").write_text("mine")
     assert_one_line_error(evaluate(capsys, tmp_path / "afile"), "is a file, not a run directory")
+
+
+@pytest.mark.parametrize("binding", ["mig.num_train", "factor_vae.batch_size", "recon_ll.num_points"])
+def test_a_count_no_metric_is_computed_on_is_refused_before_numpy_asks_for_petabytes(binding):
+    # numpy had answered with a traceback: 'Maximum allowed dimension exceeded', or 7 TiB asked for
+    name, key = binding.split(".")
+    for huge in (10**12, 10**23):
+        with pytest.raises(UserError, match=f"^{binding} must be an integer in"):
+            metrics.check_params(name, {key: huge})
+    metrics.check_params(name, {key: 10_000})

@@ -109,3 +109,26 @@ def test_a_signal_before_a_commands_handlers_are_set_ends_it_in_one_line(tmp_pat
             continue
         text = script.read_text()
         assert text.index(f'quit_while_starting("{script.name}")') < text.index("from dlbench.cli."), script
+
+
+def test_this_machines_memory_running_out_is_one_line_naming_what_to_lower(capsys):
+    # numpy's MemoryError and torch's CPU allocator's RuntimeError had been tracebacks
+    import numpy as np
+
+    def numpy_body(argv):
+        np.empty((2**40, 2**20), dtype=np.float32)  # 4 EiB: refused at once, whatever the machine
+
+    def torch_body(argv):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                           "memory: you tried to allocate 65536 bytes. Error code 12 (Cannot allocate memory)")
+
+    for body in (numpy_body, torch_body):
+        assert run_main("dlb_test", body, []) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith("dlb_test: error: out of this machine's memory (") and "--stack" in line
+
+    def bug(argv):
+        raise RuntimeError("a bug is not the machine's memory")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_main("dlb_test", bug, [])

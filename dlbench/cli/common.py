@@ -47,10 +47,21 @@ def run_main(prog, body, argv=None):
     except Interrupted as err:
         print(f"{prog}: {_one_line(str(err))}", file=sys.stderr)
         return err.exit_code
+    except (MemoryError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not _host_out_of_memory(err):
+            raise
+        print(f"{prog}: error: out of this machine's memory ({_one_line(str(err)) or 'MemoryError'}); ask for less: "
+              f"train.batch_size, --stack, --workers, a metric's num_train or num_points", file=sys.stderr)
+        return USER_ERROR_EXIT
     except KeyboardInterrupt as err:  # Ctrl-C, or a signal _stopping_on_signals turned into one
         signum = getattr(err, "signum", signal.SIGINT)
         print(f"{prog}: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
+
+
+def _host_out_of_memory(err):
+    """torch's CPU allocator says so with a RuntimeError (numpy's is a MemoryError)."""
+    return "DefaultCPUAllocator: can't allocate memory" in str(err)
 
 
 def _stopping_on_signals():

@@ -206,11 +206,16 @@ def check_params(name, params):
             _check_like_default(binding, value, accepted[key])
 
 
+# more points, samples or repeats than any metric is computed on (a 10^9-point mean needs 40 GB):
+# a larger count is a mistake, which numpy would meet with a traceback or petabytes asked for
+MOST_COUNT = 10**9
+
+
 def _check_like_default(binding, value, default):
     if isinstance(default, bool):
         checks.flag(binding, value)
     elif isinstance(default, int):
-        checks.integer(binding, value, minimum=1 if default > 0 else 0)
+        checks.integer(binding, value, minimum=1 if default > 0 else 0, maximum=MOST_COUNT)
     elif isinstance(default, float):
         checks.number(binding, value, minimum=0)
     elif isinstance(default, str):
@@ -218,7 +223,7 @@ def _check_like_default(binding, value, default):
 
 
 def _at_least_two(binding, value):
-    checks.integer(binding, value, minimum=2)
+    checks.integer(binding, value, minimum=2, maximum=MOST_COUNT)
 
 
 # Values narrower than "like the default": counts a metric needs two of (a variance, a split, a
