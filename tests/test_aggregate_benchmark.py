@@ -53,7 +53,7 @@ def test_dlb_bench_aggregate_prints_its_figures(tmp_path):
     assert lines[2] == f"aggregating (every file):    {figures['seconds_to_aggregate']:6.2f} s"
 
 
-@pytest.mark.parametrize("args, needle", [(["--scratch", "missing"], "--scratch missing is not a folder"),
+@pytest.mark.parametrize("args, needle", [(["--scratch", "missing"], "--scratch 'missing' is not an existing folder"),
                                           (["--runs", "0"], "--runs must be at least 1")])
 def test_dlb_bench_aggregate_refuses_bad_options_in_one_line(tmp_path, args, needle):
     assert_one_line_error(bench(*args), "dlb_bench aggregate", needle)

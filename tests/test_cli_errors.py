@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlbench.cli import aggregate, evaluate, postprocess, study, train
+from dlbench.cli import aggregate, data, evaluate, postprocess, study, train
 
 from dlbench.study import load_study
 from tests.conftest import TINY_PARAMS
@@ -239,7 +239,8 @@ def test_a_reader_that_leaves_early_is_not_called_a_disk_fault(tmp_path):
 
 @pytest.mark.parametrize("command, args", [
     (train.main, ["--run_dir", ""]), (postprocess.main, [""]), (evaluate.main, [""]), (aggregate.main, [""]),
-    (aggregate.main, ["runs", "--out", " "]), (study.main, ["quickstart", "--runs_root", ""])])
+    (aggregate.main, ["runs", "--out", " "]), (study.main, ["quickstart", "--runs_root", ""]),
+    (data.main, ["make", "dsprites", "--path", ""]), (data.main, ["verify", "dsprites", "--path", ""])])
 def test_an_empty_path_is_refused(tmp_path, monkeypatch, capsys, command, args):
     # Path('') is the current folder: dlb_train had trained into runs/ there, dlb_postprocess read '.'
     monkeypatch.chdir(tmp_path)

@@ -37,7 +37,9 @@ def test_a_real_file_is_measured_in_place(root, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [
     (["memory", "--datasets", "nope"], "unknown dataset nope"),
-    (["memory", "--datasets", "fashion_mnist", "--scratch", "/no/such/folder"], "is not a folder"),
+    (["memory", "--datasets", "fashion_mnist", "--scratch", "/no/such/folder"], "is not an existing folder"),
+    (["memory", "--datasets", "fashion_mnist", "--scratch", __file__], "is a file; give an existing folder"),
+    (["memory", "--datasets", "fashion_mnist", "--scratch", ""], "an empty path"),
 ])
 def test_bad_arguments_are_one_line(argv, message, capsys):
     assert bench_cli.main(argv) == 2

@@ -231,7 +231,8 @@ def test_bench_stacking_measures_each_k_and_projects_the_study(tiny_dsprites, tm
     (["--workers", "two"], "bad --workers 'two'"),
     (["--runs", "0"], "--runs must be at least 1"),
     (["--stack", "1,x"], "bad --stack '1,x'"),
-    (["--scratch", "/nonexistent/x"], "--scratch /nonexistent/x is not a folder"),
+    (["--scratch", "/nonexistent/x"], "--scratch '/nonexistent/x' is not an existing folder"),
+    (["--scratch", ""], "--scratch: an empty path"),  # had written its runs into the current folder
 ])
 def test_bench_study_mistakes_are_one_line(args, needle):
     assert_one_line_error(run_command("dlb_bench", "study", *args), needle)

@@ -121,8 +121,6 @@ def main(args):
     runs = RUNS if args.runs is None else args.runs
     if runs < 1:
         raise UserError(f"dlb_bench aggregate: --runs must be at least 1, got {runs}")
-    if args.scratch is not None and not Path(args.scratch).is_dir():
-        raise UserError(f"dlb_bench aggregate: --scratch {args.scratch} is not a folder; create it or leave --scratch out")
     figures = bench_aggregate(runs, args.scratch)
     print(json.dumps(figures) if args.json else "\n".join(format_figures(figures)))
 

@@ -1,9 +1,8 @@
 """dlb_bench: benchmarks that print figures (not pass/fail)."""
 
 import json
-from pathlib import Path
 
-from dlbench.cli.common import make_parser, run_main
+from dlbench.cli.common import check_scratch, make_parser, path, run_main
 from dlbench.errors import UserError
 
 
@@ -47,7 +46,7 @@ def parser():
     parser.add_argument("--datasets", help="memory: comma-separated names (default: "
                         "dsprites,shapes3d,mpi3d,cars3d,smallnorb,fashion_mnist; mpi3d needs 13 GB of disk and 26 GB "
                         "of memory while writing then loading, shapes3d 6 GB of memory)")
-    parser.add_argument("--scratch", help="memory: folder for the full-size files; study without --stack: for the runs (default: the system's temp folder)")
+    parser.add_argument("--scratch", type=path, help="memory: folder for the full-size files; study without --stack: for the runs (default: the system's temp folder)")
     parser.add_argument("--workers", help="study without --stack: comma-separated worker counts to time (default 1,2)")
     parser.add_argument("--stack", help="study: instead, the training throughput of K runs stacked against one run "
                         "at a time, for each K of a comma-separated list, e.g. 1,4,16,64, with runs per hour, peak "
@@ -115,6 +114,7 @@ def _body(argv):
         return _study(args)
     if args.what == "aggregate":
         from dlbench.aggregate.benchmark import main as bench_aggregate
+        check_scratch("dlb_bench aggregate", args.scratch)
         return bench_aggregate(args)
 
     from dlbench.bench import bench_metrics, bench_per_run, bench_train
@@ -164,8 +164,7 @@ def _memory(args):
     if unknown:
         raise UserError(f"dlb_bench memory: unknown dataset {', '.join(unknown)}; choose from "
                         f"{', '.join(memory_benchmark.DATASETS)}")
-    if args.scratch is not None and not Path(args.scratch).is_dir():
-        raise UserError(f"dlb_bench memory: --scratch {args.scratch} is not a folder; create it or leave --scratch out")
+    check_scratch("dlb_bench memory", args.scratch)
     rows = []
     for name in names:
         rows.append(memory_benchmark.measure(name, scratch=args.scratch))
@@ -202,8 +201,7 @@ def _study(args):
         return _stacking(args)
     workers = _counts(args.workers, "--workers", "worker counts", "1,2") if args.workers is not None else None
     _at_least_one(args.runs, "--runs", "study")
-    if args.scratch is not None and not Path(args.scratch).is_dir():
-        raise UserError(f"dlb_bench study: --scratch {args.scratch} is not a folder; create it or leave --scratch out")
+    check_scratch("dlb_bench study", args.scratch)
     from dlbench.study.benchmark import bench_study
     from dlbench.train import resolve_device
 

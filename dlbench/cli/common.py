@@ -4,6 +4,7 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 
 from dlbench.errors import Interrupted, OutOfDeviceMemory, StopSignal, UserError, describe_os_error
 from dlbench.signals import STOPS, after_imports, handling
@@ -21,8 +22,16 @@ class _Parser(argparse.ArgumentParser):
 def path(text):
     """An argparse type for a path: an empty one is a mistake (Path('') is the current folder)."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path; give a folder's path")
+        raise argparse.ArgumentTypeError("an empty path; give a path (. for this folder)")
     return text
+
+
+def check_scratch(command, scratch):
+    """A --scratch folder must exist: benchmarks write and delete their files inside it."""
+    if scratch is not None and not Path(scratch).is_dir():
+        what = "a file" if Path(scratch).is_file() else "not an existing folder"
+        raise UserError(f"{command}: --scratch '{scratch}' is {what}; give an existing folder or leave --scratch out "
+                        f"(the system's temporary folder)")
 
 
 def make_parser(prog, description):

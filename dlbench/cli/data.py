@@ -20,7 +20,7 @@ import shlex
 import time
 from pathlib import Path
 
-from dlbench.cli.common import make_parser, run_main
+from dlbench.cli.common import make_parser, path, run_main
 from dlbench.data import available_datasets, data_root, files, get_dataset_class
 from dlbench.errors import UserError
 
@@ -55,7 +55,7 @@ def _parser():
         sub.add_argument("name", metavar="NAME", help=f"the dataset {what}; one of: {names}")
     for name, sub in commands.choices.items():
         if name != "list":
-            sub.add_argument("--path", type=Path,
+            sub.add_argument("--path", type=lambda text: Path(path(text)),
                              help=f"the dataset's file, or for {folders} its folder of files (default: its "
                                   f"place in the data root)")
     return parser
