@@ -154,6 +154,22 @@ def test_evaluating_an_unfinished_run(tmp_path, capsys, command):
     assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]
 
 
+@pytest.mark.parametrize("command", [evaluate.main, postprocess.main])
+def test_a_run_still_training_names_the_process_training_it(tmp_path, capsys, command):
+    # it had said to finish it with dlb_train, which the claim refuses while the run trains
+    import os
+    import socket
+    import time
+
+    run_dir = make_unfinished_run(tmp_path / "run")
+    trainer = os.getppid()  # a live process that is not this one
+    (run_dir / "claim.json").write_text(json.dumps({
+        "token": "t", "purpose": "trained", "host": socket.gethostname(), "pid": trainer, "acquired": time.time(),
+        "lease_seconds": 600}))
+    line = assert_user_error(capsys, command([str(run_dir)]), f"is being trained by process {trainer}")
+    assert "dlb_train" not in line
+
+
 def test_unknown_metric(tmp_path, capsys):
     run_dir = make_unfinished_run(tmp_path / "run")
     code = evaluate.main([str(run_dir), "--metrics", "mig,sap_scor"])

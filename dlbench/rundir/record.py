@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from dlbench.errors import UserError
+from dlbench.rundir.claims import check_not_held
 from dlbench.rundir.files import read_json, write_json
 from dlbench.rundir.layout import run_json_path
 
@@ -54,6 +55,7 @@ def require_finished_run(run_dir):
         raise UserError(f"training of '{run_dir}' failed ({record.get('error')}); there is no model to use: train it "
                         f"again from step 0 with `dlb_train --run_dir {run_dir} --overwrite`")
     if record.get("status") != Status.DONE:
+        check_not_held(run_dir)  # still training: name the process, whose run a dlb_train would be refused
         raise UserError(f"training of '{run_dir}' has not finished (status: {record.get('status')}); "
                         f"finish it with `dlb_train --run_dir {run_dir}` first (it resumes from the run's own config)")
     return record
