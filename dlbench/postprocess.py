@@ -56,9 +56,10 @@ def postprocess(run_dir, mode="mean", overwrite=False):
     if results.is_file() and representation.is_file() and not overwrite:
         try:
             load_representation(run_dir, mode)
+            rundir.read_json(results)  # the mark of a complete representation: a damaged one marks nothing
             return out
         except CorruptFile as err:  # derived from the weights: made again rather than refused
-            print(f"{run_dir}: {representation} does not load ({err.__cause__ or 'damaged'}); writing it again")
+            print(f"{run_dir}: {err.path} does not load ({err.__cause__ or 'damaged'}); writing it again")
     with rundir.hold_run(run_dir, "postprocessed"):
         tick = time.perf_counter()
         model = load_trained_model(run_dir, "cpu")

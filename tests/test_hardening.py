@@ -393,20 +393,26 @@ def test_damaged_final_weights(tiny_trained_run, tiny_data_root, tmp_path, comma
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.parametrize("damaged", ["representation.pt", "results.json"])
 @pytest.mark.parametrize("command", ["dlb_evaluate", "dlb_postprocess"])
-def test_a_truncated_representation_is_made_again_from_the_weights(evaluated_run, tiny_data_root, tmp_path, command):
-    """representation.pt is derived from the run's weights: a damaged one is written again, and
-    said so, rather than refused (or, as before, taken for complete)."""
+def test_a_truncated_representation_is_made_again_from_the_weights(evaluated_run, tiny_data_root, tmp_path, command,
+                                                                   damaged):
+    """representation.pt and the results.json that marks it complete are derived from the run's
+    weights: a damaged one is written again, and said so, rather than refused (or, as before,
+    taken for complete: a results.json holding '{' had passed)."""
+    import json
+
     import torch
 
     run_dir = copy_run(evaluated_run, tmp_path)
-    representation = run_dir / "postprocessed" / "mean" / "representation.pt"
-    truncate(representation)
+    folder = run_dir / "postprocessed" / "mean"
+    truncate(folder / damaged)
     extra = ["--metrics", "active_units"] if command == "dlb_evaluate" else []
     result = run_command(command, run_dir, *extra, data_root=tiny_data_root)
     assert result.returncode == 0, result.stderr
-    assert "does not load" in result.stdout and "writing it again" in result.stdout
-    torch.jit.load(str(representation))  # whole again
+    assert f"{damaged} does not load" in result.stdout and "writing it again" in result.stdout
+    torch.jit.load(str(folder / "representation.pt"))  # whole again
+    assert json.loads((folder / "results.json").read_text())["mode"] == "mean"
 
 
 def test_evaluate_with_a_damaged_result_of_another_protocol(evaluated_run, tiny_data_root, tmp_path):
