@@ -191,6 +191,30 @@ def test_bench_study_times_each_executor_on_the_same_slice(tiny_dsprites, tmp_pa
     assert not list(tmp_path.glob("dlb_bench_study.*"))  # its runs are removed
 
 
+@pytest.mark.parametrize("stop, signame", [("Interrupted", "SIGTERM"), ("KeyboardInterrupt", "SIGINT")])
+def test_a_stopped_bench_study_does_not_point_to_the_runs_it_removed(tmp_path, monkeypatch, stop, signame):
+    # the run's line ("checkpoint written; `dlb_train --run_dir <scratch>/...` resumes") named a
+    # folder the benchmark's scratch took with it
+    import signal
+
+    from dlbench.errors import Interrupted
+    from dlbench.study import benchmark
+
+    def stopped(study, runs, runs_root, device, workers):
+        (runs_root / "run").mkdir(parents=True)
+        if stop == "Interrupted":
+            raise Interrupted(f"{runs_root}/run: interrupted by SIGTERM at step 3; `dlb_train --run_dir "
+                              f"{runs_root}/run` resumes from step 3", signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmark, "time_executor", stopped)
+    with pytest.raises(Interrupted) as caught:
+        benchmark.bench_study("cpu", workers=[1], runs=2, scratch=tmp_path, project=False, log=lambda *_: None)
+    assert str(caught.value) == (f"the benchmark was stopped by {signame}; its runs, in a scratch folder, are "
+                                 f"removed, and the same command starts it over")
+    assert caught.value.signum == getattr(signal, signame) and list(tmp_path.iterdir()) == []
+
+
 def test_projected_hours_sum_each_methods_images_over_its_rate():
     from dlbench.study.benchmark import projected_hours, stack_figures
 

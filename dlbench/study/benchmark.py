@@ -7,11 +7,12 @@ like on the same machine in the same minutes. Every run of both must end done.
 """
 
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
 
-from dlbench.errors import UserError
+from dlbench.errors import Interrupted, UserError
 
 SLICE_STUDY = "study_v1_cpu"
 SLICE_EVERY = 10
@@ -62,6 +63,11 @@ def bench_study(device, workers=None, runs=None, scratch=None, project=True, log
                 figures["executors"][f"workers={count}"] = {"seconds": seconds,
                                                             "runs_per_hour": 3600 * len(chosen) / seconds}
                 log(f"  {seconds:.0f} s, {3600 * len(chosen) / seconds:.1f} runs/hour")
+    except (Interrupted, KeyboardInterrupt) as stop:
+        # the runs' own lines would point to checkpoints in the scratch folder, removed by now
+        signum = getattr(stop, "signum", signal.SIGINT)
+        raise Interrupted(f"the benchmark was stopped by {signal.Signals(signum).name}; its runs, in a scratch "
+                          f"folder, are removed, and the same command starts it over", signum) from None
     finally:
         dlbench.data.keep_loaded(previous)
     rates = {name: row["runs_per_hour"] for name, row in figures["executors"].items()}
