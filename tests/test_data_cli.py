@@ -111,6 +111,15 @@ def test_verify(capsys, target, monkeypatch):
     assert code == 0 and "OK, real" in out and f"md5 {D.MD5} matches the published file" in out
     target.write_bytes(target.read_bytes()[:1000])
     assert str(target) in user_error(capsys, "verify", "dsprites")
+    # damaged inside (a zip member's CRC): the line had said what was wrong but not what to do
+    run(capsys, "make", "dsprites", "--force", *KEEP)
+    data = bytearray(target.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 100] = bytes(255 - b for b in data[middle:middle + 100])
+    target.write_bytes(bytes(data))
+    message = user_error(capsys, "verify", "dsprites")
+    assert str(target) in message and message.endswith(
+        "; delete it; run `dlb_data make dsprites` (synthetic) or `dlb_data download dsprites`")
 
 
 def test_info(capsys, target):
@@ -300,7 +309,8 @@ def test_verify_real_only_datasets_suggest_download_and_print_their_checksum(cap
     assert "(no published checksum to compare with)" in run(capsys, "verify", "fake_real")[1]
     monkeypatch.setattr(FakeRealOnly, "report", {"status": "corrupt", "problems": ["labels\n are wrong", "x"]})
     message = user_error(capsys, "verify", "fake_real")
-    assert message.endswith(f"fake_real: {FakeRealOnly.default_path()}: labels are wrong; x")
+    assert message.endswith(f"fake_real: {FakeRealOnly.default_path()}: labels are wrong; x; delete it; run "
+                            f"`dlb_data download fake_real`")
     path.write_bytes(path.read_bytes()[:5000])
     assert str(path) in user_error(capsys, "verify", "shapes3d")
 
