@@ -32,9 +32,9 @@ _OS_ADVICE = {
     errno.EACCES: "choose a folder you may write to, or change its permissions",
     errno.EPERM: "choose a folder you may write to, or change its permissions",
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
-    errno.EISDIR: "that path is a folder; give a file path",
+    errno.EISDIR: "a folder is where a file goes; move it away, or give a file's path",
     errno.ENOENT: "check the path",
-    errno.EEXIST: "that path already exists; choose another",
+    errno.EEXIST: "something is in the way there (a file where a folder goes); move it away, or choose another path",
     errno.ENAMETOOLONG: "choose a shorter path",
     errno.EIO: "the disk reported an input/output error; check it and run the command again",
 }

@@ -654,3 +654,22 @@ def test_no_arguments_at_all(tmp_path, command, needle):
     result = run_command(command, cwd=tmp_path)
     assert_one_line_error(result, f"{command}: error:", needle)
     assert tree(tmp_path) == []
+
+
+@pytest.mark.parametrize("in_the_way, advice", [
+    ("postprocessed/mean", "File exists; something is in the way there (a file where a folder goes); move it away"),
+    ("postprocessed/mean/representation.pt", "Is a directory; a folder is where a file goes; move it away"),
+])
+def test_something_in_the_way_of_a_file_the_command_writes_is_to_be_moved_away(evaluated_run, tiny_data_root,
+                                                                               tmp_path, in_the_way, advice):
+    # the lines had said "choose another" path, which the run's own layout does not allow
+    run_dir = copy_run(evaluated_run, tmp_path)
+    shutil.rmtree(run_dir / "postprocessed")
+    blocker = run_dir / in_the_way
+    if blocker.name == "mean":
+        blocker.parent.mkdir()
+        blocker.write_text("")
+    else:
+        blocker.mkdir(parents=True)
+    result = run_command("dlb_postprocess", run_dir, data_root=tiny_data_root)
+    assert_one_line_error(result, f"'{blocker}'", advice)
