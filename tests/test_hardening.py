@@ -673,3 +673,15 @@ def test_something_in_the_way_of_a_file_the_command_writes_is_to_be_moved_away(e
         blocker.mkdir(parents=True)
     result = run_command("dlb_postprocess", run_dir, data_root=tiny_data_root)
     assert_one_line_error(result, f"'{blocker}'", advice)
+
+
+@pytest.mark.parametrize("command", ["dlb_postprocess", "dlb_evaluate"])
+def test_a_finished_runs_missing_weights_are_named_with_the_fix(evaluated_run, tiny_data_root, tmp_path, command):
+    # "No such file or directory; check the path" had been all: the path was dlbench's own
+    run_dir = copy_run(evaluated_run, tmp_path)
+    shutil.rmtree(run_dir / "postprocessed")
+    (run_dir / "model" / "checkpoint.pt").unlink()
+    result = run_command(command, run_dir, data_root=tiny_data_root)
+    assert_one_line_error(result, f"'{run_dir / 'model' / 'checkpoint.pt'}', the weights of the finished run, is "
+                                  f"missing; restore it, or train the run again with `dlb_train --run_dir {run_dir} "
+                                  f"--overwrite`")

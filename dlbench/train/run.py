@@ -306,6 +306,8 @@ def load_trained_model(run_dir, device="cpu"):
     read back."""
     path = rundir.weights_path(run_dir)
     fix = f"train the run again with `dlb_train --run_dir {run_dir} --overwrite`"
+    if not path.is_file():  # run.json says done: the file was removed or moved since
+        raise UserError(f"'{path}', the weights of the finished run, is missing; restore it, or {fix}")
     state = checkpoints.load(path, device, fix=fix)
     try:
         model = build_vae(state["model_config"]).to(device)
