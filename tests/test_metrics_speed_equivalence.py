@@ -166,3 +166,20 @@ def test_the_per_run_benchmark_times_both_ways_and_finds_the_same_results(tiny_d
     assert row["same_results"] is True
     assert set(row["once_metric_seconds"]) == set(row["per_draw_metric_seconds"]) == {"mig", "recon_ll"}
     assert row["speedup"] == row["per_draw_seconds"] / row["once_seconds"] and row["encode_once_seconds"] >= 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["metrics", "--dataset", "pinwheel", "--metrics", "mig"], "on 64x64 images, which pinwheel has not; give"),
+    (["encoding", "--dataset", "linear_gaussian", "--images", "16", "--stack", "1"],
+     "a fixed array of 64x64 images, which linear_gaussian has not"),
+    (["encoding", "--dataset", "noisy_dsprites", "--images", "16", "--stack", "1"],
+     "a fixed array of 64x64 images, which noisy_dsprites has not"),
+])
+def test_dlb_bench_names_the_datasets_its_conv_encoder_can_time(capsys, argv, message):
+    # the lines had given a training's advice ("use model.architecture = 'mlp'", internal function
+    # names), which dlb_bench has no way to follow
+    from dlbench.cli.bench import main
+
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert message in line and "--dataset dsprites" in line and "architecture" not in line

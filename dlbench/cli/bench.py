@@ -128,6 +128,8 @@ def _body(argv):
     if args.what == "encoding":
         return _encoding(args)
     device = resolve_device(args.device)
+    if args.what == "metrics" and not args.lookup_only:
+        _check_conv_dataset(args.dataset, "metrics", "; --lookup-only times the metrics alone, on any dataset")
     if args.what == "train":
         figures = bench_train(device, steps=args.steps)
     elif args.per_run:
@@ -281,6 +283,25 @@ def _layers(args):
                         ("batched/vmap", "batched_over_vmap", ".2f")])
 
 
+def _check_conv_dataset(name, command, hint="", fixed_images=False):
+    """These benchmarks encode a dataset's images with disentanglement_lib's conv encoder, which
+    dlb_bench cannot swap: a dataset of other observations, or (encoding) without a fixed array of
+    them, is refused naming the datasets that fit, not with the advice a training would get."""
+    import dlbench.data
+    from dlbench.nn.architectures import check_fits
+
+    cls = dlbench.data.get_dataset_class(name)  # an unknown name is one line here
+    try:
+        check_fits("conv", cls.observation_shape)
+        fits = not (fixed_images and getattr(cls, "randomness", ""))
+    except UserError:
+        fits = False
+    if not fits:
+        what = "a fixed array of 64x64 images" if fixed_images else "64x64 images"
+        raise UserError(f"dlb_bench {command} times disentanglement_lib's conv encoder on {what}, which {name} "
+                        f"has not; give --dataset dsprites (the default), shapes3d, mpi3d_toy or cars3d{hint}")
+
+
 def _encoding(args):
     import dlbench.data
     from dlbench.stack_benchmark import bench_encoding
@@ -288,6 +309,7 @@ def _encoding(args):
 
     _at_least_one(args.images, "--images", "encoding")
     stacks = _stack_sizes(args, "encoding")  # checked before the dataset loads
+    _check_conv_dataset(args.dataset, "encoding", fixed_images=True)
     figures = bench_encoding(resolve_device(args.device), dlbench.data.get_dataset(args.dataset), stacks, args.images)
     if args.json:
         print(json.dumps(figures))
