@@ -61,19 +61,29 @@ def postprocess(run_dir, mode="mean", overwrite=False):
         except CorruptFile as err:  # derived from the weights: made again rather than refused
             print(f"{run_dir}: {err.path} does not load ({err.__cause__ or 'damaged'}); writing it again")
     with rundir.hold_run(run_dir, "postprocessed"):
-        tick = time.perf_counter()
-        model = load_trained_model(run_dir, "cpu")
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the contract here
-            torch.jit.save(torch.jit.script(REPRESENTATIONS[mode](model.encoder)), buffer)
-        # results.json last: it marks the representation complete
-        rundir.atomic_write_bytes(representation, buffer.getvalue())
-        rundir.write_json(results, {
-            "mode": mode, "representation_dim": model.config["latent_dim"],
-            "observation_shape": model.config["observation_shape"], "file": representation.name,
-            "elapsed_seconds": time.perf_counter() - tick, "dlbench_version": dlbench.__version__})
+        created = rundir.make_folders(out)
+        try:
+            _write_representation(run_dir, mode, representation, results)
+        except BaseException:  # a full disk, a stop: no empty folders left behind
+            if created:
+                rundir.remove_empty_folders(out, created)
+            raise
     return out
+
+
+def _write_representation(run_dir, mode, representation, results):
+    """representation.pt, then results.json: last, it marks the representation complete."""
+    tick = time.perf_counter()
+    model = load_trained_model(run_dir, "cpu")
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the contract here
+        torch.jit.save(torch.jit.script(REPRESENTATIONS[mode](model.encoder)), buffer)
+    rundir.atomic_write_bytes(representation, buffer.getvalue())
+    rundir.write_json(results, {
+        "mode": mode, "representation_dim": model.config["latent_dim"],
+        "observation_shape": model.config["observation_shape"], "file": representation.name,
+        "elapsed_seconds": time.perf_counter() - tick, "dlbench_version": dlbench.__version__})
 
 
 def load_representation(run_dir, mode="mean", device="cpu"):

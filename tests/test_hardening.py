@@ -280,6 +280,7 @@ def test_postprocess_full_disk_writes_no_representation(tiny_trained_run, tiny_d
                          fault=fault("ENOSPC", run_dir / "postprocessed" / "mean", ".representation.pt*"))
     assert_one_line_error(result, "No space left on device", str(run_dir / "postprocessed" / "mean"))
     assert files_under(run_dir) == before
+    assert not (run_dir / "postprocessed").exists()  # the folders made for it had stayed, empty
 
 
 def write_study(path, sweep="{'beta_vae.beta': [1.0, 4.0]}", metrics="['mig']", metric_params="{}"):

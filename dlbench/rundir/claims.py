@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dlbench.errors import UserError
-from dlbench.rundir.files import atomic_path
+from dlbench.rundir.files import atomic_path, make_folders, remove_empty_folders
 from dlbench.rundir.layout import CLAIM_JSON, claim_path
 
 LEASE_SECONDS = 60.0
@@ -137,12 +137,12 @@ def hold_run(run_dir, purpose, lease_seconds=LEASE_SECONDS):
         return
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"'{run_dir}' exists and is not a directory; choose another --run_dir")
-    created = _make_folder(run_dir)
+    created = make_folders(run_dir)
     try:
         claim = Claim(run_dir, purpose, lease_seconds).acquire()
     except BaseException:
         if created:
-            _remove_empty_folders(run_dir, created)
+            remove_empty_folders(run_dir, created)
         raise
     _HELD[key] = claim
     try:
@@ -151,7 +151,7 @@ def hold_run(run_dir, purpose, lease_seconds=LEASE_SECONDS):
         del _HELD[key]
         claim.release()
         if created:
-            _remove_empty_folders(run_dir, created)
+            remove_empty_folders(run_dir, created)
 
 
 def check_not_held(run_dir):
@@ -161,28 +161,6 @@ def check_not_held(run_dir):
     holder = _read_claim(path)
     if holder and os.path.abspath(run_dir) not in _HELD and not _is_stale(path, holder):
         raise RunHeld(_held_message(run_dir, holder, float(holder.get("lease_seconds", LEASE_SECONDS))))
-
-
-def _make_folder(path):
-    """mkdir -p path; returns the topmost folder it created (None when path existed)."""
-    missing = []
-    for folder in [path, *path.parents]:
-        if folder.exists():
-            break
-        missing.append(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    return missing[-1] if missing else None
-
-
-def _remove_empty_folders(path, top):
-    """Remove path and its parents up to `top` (inclusive) while they are empty."""
-    for folder in [path, *path.parents]:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (work was kept), or gone
-            return
-        if folder == top:
-            return
 
 
 def _read_claim(path):

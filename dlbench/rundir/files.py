@@ -52,6 +52,29 @@ def _remove(tmp):
         os.unlink(tmp)
 
 
+def make_folders(path):
+    """mkdir -p path; returns the topmost folder it made (None when path existed), for
+    remove_empty_folders to undo."""
+    missing = []
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing.append(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return missing[-1] if missing else None
+
+
+def remove_empty_folders(path, top):
+    """Remove path and its parents up to `top` (inclusive) while they are empty."""
+    for folder in [path, *path.parents]:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (work was kept), or gone
+            return
+        if folder == top:
+            return
+
+
 def atomic_write_bytes(path, data):
     """Write data to path through a temporary file in the same folder and a rename."""
     with atomic_path(path) as tmp:
