@@ -133,6 +133,7 @@ def test_workers_default_to_one_per_gpu_or_one_per_core(monkeypatch):
     from dlbench.study.local import default_workers, threads_per_worker
 
     monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)  # what torch takes on 8 cores, OMP_NUM_THREADS unset
     assert default_workers("cpu") == 8 and threads_per_worker(8) == 1 and threads_per_worker(3) == 2
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     assert default_workers("cuda") == 3

@@ -31,7 +31,11 @@ def default_workers(device):
 
 
 def threads_per_worker(workers):
-    return max(1, (os.cpu_count() or 1) // workers)
+    """The threads this process may use (OMP_NUM_THREADS, else one per core), shared out: at least
+    one a worker."""
+    import torch
+
+    return max(1, torch.get_num_threads() // workers)
 
 
 def worker_gpus(workers, gpu_count, visible=None):
@@ -119,19 +123,26 @@ def run_local(study, runs, runs_root, device, workers=1, retry_failed=False, pro
     log = bar.write if progress else log
     try:
         items = work_items(units, stack, log, device)
+        # a run's CPU threads decide the order of its float sums, so its weights: each run gets the
+        # threads of the --workers asked for, whether the study, a slice or a rerun of it is run
+        threads = threads_per_worker(workers)
         workers = max(1, min(workers, len(items)))  # no idle processes (and one item is run here)
         if workers == 1:
-            return _run_sequentially(items, names, device, retry_failed, bar, progress, log)
-        return _run_in_pools(items, names, device, workers, retry_failed, bar, log)
+            return _run_sequentially(items, names, device, retry_failed, bar, progress, log, threads)
+        return _run_in_pools(items, names, device, workers, retry_failed, bar, log, threads)
     finally:
         bar.close()
 
 
-def _run_sequentially(items, names, device, retry_failed, bar, progress, log):
+def _run_sequentially(items, names, device, retry_failed, bar, progress, log, threads):
+    import torch
+
     import dlbench.data
 
     statuses, done = {}, 0
     previous = dlbench.data.keep_loaded()  # the study's runs share one load of the dataset
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         for item in items:
             if not progress:
@@ -145,21 +156,22 @@ def _run_sequentially(items, names, device, retry_failed, bar, progress, log):
                 bar.ended(status, running=0)
     finally:
         dlbench.data.keep_loaded(previous)
+        torch.set_num_threads(previous_threads)
     return statuses
 
 
-def _run_in_pools(items, names, device, workers, retry_failed, bar, log):
+def _run_in_pools(items, names, device, workers, retry_failed, bar, log, threads):
     statuses, pending = {}, {tuple(unit.run_dir for unit in item): item for item in items}
     for restart in range(len(items) + 1):
         if restart:
             log(f"a worker process died (killed, or out of memory); a new pool takes the "
                 f"{sum(map(len, pending.values()))} runs left, each resuming from its last checkpoint")
-        if _run_pool(pending, names, device, workers, retry_failed, statuses, bar):
+        if _run_pool(pending, names, device, workers, retry_failed, statuses, bar, threads):
             return statuses
     raise UserError("worker processes kept dying; see the runs left with dlb_study --status")
 
 
-def _run_pool(pending, names, device, workers, retry_failed, statuses, bar):
+def _run_pool(pending, names, device, workers, retry_failed, statuses, bar, threads):
     """Run the pending items (removing each as it ends) in one pool; False when a worker died (the
     runs it held are claimed by a dead process, which the next pool's claims break at once)."""
     context = multiprocessing.get_context("spawn")  # fresh processes: no forked torch or CUDA state
@@ -172,7 +184,7 @@ def _run_pool(pending, names, device, workers, retry_failed, statuses, bar):
             gpu_queue.put(gpu)
     stopping = context.Event()
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                                initargs=(threads_per_worker(workers), gpu_queue, stopping)) as pool, \
+                                                initargs=(threads, gpu_queue, stopping)) as pool, \
             _forwarding_stops(stopping):
         futures = {pool.submit(_run_in_worker, item, str(device), retry_failed): key for key, item in pending.items()}
         bar.show(running=min(workers, len(pending)))

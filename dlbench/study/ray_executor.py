@@ -12,6 +12,7 @@ import threading
 
 from dlbench.errors import UserError
 from dlbench.signals import STOPS, handling, stop_asked_by
+from dlbench.study.local import threads_per_worker
 from dlbench.study.stacks import run_item, work_items
 from dlbench.study.unit import STOPS_THE_STUDY, quiet, study_stopped, units_of
 
@@ -199,7 +200,9 @@ def run_ray(study, runs, runs_root, device, workers, address=None, gpus_per_work
     cpus = ray.cluster_resources().get("CPU", 1)
     count = workers or max(1, int(ray.cluster_resources().get("GPU", 0) / gpus_per_worker) if gpus_per_worker
                            else int(cpus))
-    threads = max(1, int(cpus // count)) if not address else None
+    # as the local pool shares them out (a run's CPU threads decide its weights, bit for bit); a
+    # cluster's nodes are theirs to set
+    threads = threads_per_worker(count) if not address else None
     log(f"Ray: {count} workers on {ray.cluster_resources()}")
     pool = make_workers(ray, count, 1, gpus_per_worker, threads)
     with tqdm(total=len(units), desc=study.name, unit="run", disable=not progress) as bar:

@@ -41,8 +41,13 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
         data = dlbench.data.dataset_from_record(spec.identity())  # a bad dataset stops us before anything is removed
         trainer = start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log,
                                  stacked=False)
-        session = rundir.new_session(from_step=trainer.step)
+        session = rundir.new_session(from_step=trainer.step, cpu_threads=cpu_threads(device))
         return _train_to_end(run_dir, trainer, spec, progress, trainer.started, claim, stop, log, session)
+
+
+def cpu_threads(device):
+    """The threads training on the CPU uses (None on a GPU): run.json records them per session."""
+    return torch.get_num_threads() if torch.device(device).type == "cpu" else None
 
 
 def left_alone(run_dir, log):

@@ -19,8 +19,8 @@ from dlbench.errors import CorruptFile, Interrupted, UserError
 from dlbench.rundir import HELD, Prepare, Status
 from dlbench.train import checkpoints
 from dlbench.train.device import out_of_memory_reason, out_of_memory_said
-from dlbench.train.run import (CheckpointSchedule, LogWriter, StopOnSignals, finish_training, left_alone, mark_stopped,
-                               start_training, truncate_log)
+from dlbench.train.run import (CheckpointSchedule, LogWriter, StopOnSignals, cpu_threads, finish_training, left_alone,
+                               mark_stopped, start_training, truncate_log)
 from dlbench.train.stack import StackedTrainer
 
 
@@ -97,7 +97,8 @@ def _train_group(group, claims, stop, progress, log):
     spec, trainers = group[0][1], [trainer for _, _, trainer in group]
     stack = StackedTrainer([s for _, s, _ in group], trainers=trainers)
     t = spec.train
-    sessions = [rundir.new_session(from_step=stack.step, stacked=len(group)) for _ in group]
+    threads = cpu_threads(trainers[0].device)
+    sessions = [rundir.new_session(from_step=stack.step, stacked=len(group), cpu_threads=threads) for _ in group]
     for run_dir in run_dirs:  # runs that resume at different steps train in groups, not as one stack
         rundir.update_run(run_dir, stacked=len(group))
     log_files = [LogWriter(rundir.train_log_path(run_dir)) for run_dir in run_dirs]
