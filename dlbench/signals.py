@@ -57,7 +57,10 @@ def quit_while_starting(prog):
         os._exit(128 + signum)
 
     for signum in (signal.SIGINT, *STOPS):
-        signal.signal(signum, quit_now)
+        # one started ignoring it keeps ignoring it: nohup's SIGHUP, a study's workers' SIGINT
+        # (spawned, they run this script again as they start)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, quit_now)
 
 
 def after_imports(handler):

@@ -104,6 +104,12 @@ def test_a_signal_before_a_commands_handlers_are_set_ends_it_in_one_line(tmp_pat
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 130 and result.stdout == ""
     assert result.stderr == "dlb_test: interrupted by SIGINT while starting\n"
+    # started ignoring SIGINT (a study's spawned worker runs the script again as it starts): it keeps
+    # ignoring it, where it had printed this line for each worker on a Ctrl-C
+    ignoring = subprocess.run([sys.executable, "-c", code.replace("time.sleep(5)", "time.sleep(0.5)")],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert ignoring.returncode == 0 and ignoring.stdout == "went on\n", ignoring.stderr
     for script in sorted((REPO / "bin").glob("dlb_*")):
         if script.name == "dlb_gpu_check":  # no run_main: it runs other commands
             continue

@@ -84,7 +84,8 @@ def test_killed_workers_are_replaced_and_every_run_ends_done_exactly_once(undist
 
 
 @pytest.mark.parametrize("executor", ["local", "ray", "slurm"])
-@pytest.mark.parametrize("signame, whole_group, code", [("SIGTERM", False, 143), ("SIGINT", True, 130)])
+@pytest.mark.parametrize("signame, whole_group, code", [("SIGTERM", False, 143), ("SIGINT", True, 130),
+                                                        ("SIGINT", False, 130)])
 def test_a_signal_stops_a_study_with_every_run_checkpointed_and_no_worker_left(tiny_data_root, tmp_path, signame,
                                                                               whole_group, code, executor):
     # local pool: SIGTERM to the study's process alone had killed it and left the workers training,
@@ -95,7 +96,8 @@ def test_a_signal_stops_a_study_with_every_run_checkpointed_and_no_worker_left(t
     # runs 'running', their claims behind and their training since the last checkpoint lost. Slurm
     # without Slurm (submitit's local jobs): SIGTERM had left the jobs training on, requeued every
     # two minutes; Ctrl-C had printed a traceback per job and given each a second to checkpoint
-    # (all start at once, so no third run waits queued: two runs)
+    # (all start at once, so no third run waits queued: two runs). `kill -INT` to the local pool's
+    # process alone had said the runs were stopped while its workers trained them to their end
     betas = "[1.0, 8.0]" if executor == "slurm" else "[1.0, 8.0, 16.0]"
     study = write_study(tmp_path / "s.gin", f"{{'beta_vae.beta': {betas}}}")
     study.write_text(study.read_text().replace("'train.steps': 20", "'train.steps': 3000")

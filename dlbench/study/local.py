@@ -48,10 +48,11 @@ def worker_gpus(workers, gpu_count, visible=None):
     return [gpus[worker % len(gpus)] for worker in range(workers)]
 
 
-# what a scheduler sends (SIGTERM) or a closed terminal (SIGHUP): the study's process passes it on to
-# its workers, and they ignore it but while a run trains (which stops at its next checkpoint), so a
-# signal that reaches them twice (sent to the whole process group, and passed on) stops a run once
-FORWARDED = STOPS
+# what a scheduler sends (SIGTERM), a closed terminal (SIGHUP) or Ctrl-C (SIGINT, to the study's
+# process alone by `kill -INT`): the study's process passes it on to its workers, and they ignore it
+# but while a run trains (which stops at its next checkpoint), so a signal that reaches them twice
+# (sent to the whole process group, and passed on) stops a run once
+FORWARDED = (signal.SIGINT, *STOPS)
 
 
 # in a worker: the pool's event, set once the study is stopping (by the study's process on a signal,
@@ -186,7 +187,11 @@ def _run_pool(pending, names, device, workers, retry_failed, statuses, bar, thre
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                                 initargs=(threads, gpu_queue, stopping)) as pool, \
             _forwarding_stops(stopping):
-        futures = {pool.submit(_run_in_worker, item, str(device), retry_failed): key for key, item in pending.items()}
+        # the workers start while SIGINT is ignored, which they inherit: a Ctrl-C while they import
+        # torch had ended each in a traceback
+        with handling([signal.SIGINT], signal.SIG_IGN):
+            futures = {pool.submit(_run_in_worker, item, str(device), retry_failed): key
+                       for key, item in pending.items()}
         bar.show(running=min(workers, len(pending)))
         try:
             for future in concurrent.futures.as_completed(futures):
