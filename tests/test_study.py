@@ -318,3 +318,17 @@ def test_a_slice_of_a_study_trains_its_runs_with_the_threads_the_whole_study_giv
     for root in ("whole", "slice"):
         record = json.loads((tmp_path / root / "beta_vae" / "beta=1.0" / "seed=0" / "run.json").read_text())
         assert [s["cpu_threads"] for s in record["sessions"]] == [1]
+
+
+def test_a_file_where_a_runs_folder_goes_is_found_before_the_first_run(tiny_dsprites, tmp_path):
+    # reached in turn, it had stopped the study after the runs before it, advising another path
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    runs = tmp_path / "runs"
+    (runs / "beta_vae").mkdir(parents=True)
+    (runs / "beta_vae" / "beta=8.0").write_text("hi")
+    before = tree(runs)
+    result = run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress",
+                         data_root=tiny_dsprites)
+    assert_one_line_error(result, f"'{runs / 'beta_vae' / 'beta=8.0'}' is a file, where the folder of the study's run "
+                                  f"beta_vae/beta=8.0/seed=0 goes; move it away")
+    assert tree(runs) == before  # no run trained

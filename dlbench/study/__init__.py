@@ -217,6 +217,7 @@ def check_runs_root(study, runs, runs_root):
             raise UserError(f"--runs_root '{runs_root}' is inside '{parent}', {what}; its runs would be taken "
                             f"for that folder's; give a --runs_root outside it")
     _check_held_study(study, runs_root)
+    _check_run_places(runs, runs_root)
     changed = {}
     for spec in runs:
         differences = _changed_config(study, spec, runs_root)
@@ -227,6 +228,17 @@ def check_runs_root(study, runs, runs_root):
         raise UserError(f"'{runs_root}' holds {len(changed)} of these runs trained with another config ({shown}"
                         f"{'; ...' if len(changed) > 2 else ''}): the study file changed since they ran; give the "
                         f"changed study another --runs_root, or restore the file")
+
+
+def _check_run_places(runs, runs_root):
+    """A file where a run's folder (or a folder above it, under runs_root) goes is found before the
+    first run: reached in turn, it had stopped the study halfway, with advice to choose another path."""
+    for spec in runs:
+        run_dir = rundir.study_run_dir(runs_root, spec.name)
+        for place in [run_dir, *(parent for parent in run_dir.parents if runs_root in parent.parents)]:
+            if place.exists() and not place.is_dir():
+                raise UserError(f"'{place}' is a file, where the folder of the study's run {spec.name} goes; move it "
+                                f"away (or give another --runs_root)")
 
 
 def _check_held_study(study, runs_root):
