@@ -2,6 +2,7 @@
 RUN_DIR/metrics/<mode>/<metric>/results.json (atomically; a complete result is not recomputed)."""
 
 import contextlib
+import signal
 import time
 from pathlib import Path
 
@@ -11,11 +12,12 @@ import torch
 import dlbench
 import dlbench.data
 from dlbench import checks, metrics, rundir
-from dlbench.errors import CorruptFile, UserError
+from dlbench.errors import CorruptFile, Interrupted, UserError
 from dlbench.encode_once import ONCE, PER_DRAW, encoded, observations_are_grid_images, worth_encoding_once
 from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
 from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, numpy_representation_fn,
                                  postprocess)
+from dlbench.signals import stop_asked
 from dlbench.train import load_trained_model
 from dlbench.train.device import out_of_memory_said, tf32
 
@@ -114,12 +116,26 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
         postprocess(run_dir, mode)  # skips a representation that is already complete
         representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
         model = _LazyModel(run_dir, device, seed)
-        for name, result in compute_metrics(todo, data, representation_fn, seed, params, mode == "mean",
-                                            model.params, log, str(run_dir), encode_once):
+        _stop_if_asked(run_dir, 0, len(todo))
+        for done, (name, result) in enumerate(compute_metrics(todo, data, representation_fn, seed, params,
+                                                              mode == "mean", model.params, log, str(run_dir),
+                                                              encode_once), start=1):
             result["mode"] = result_mode(name, mode)
             rundir.write_json(metric_result_path(run_dir, result["mode"], name, params.get(name, {}), seed), result)
             results[name] = result
+            if done < len(todo):
+                _stop_if_asked(run_dir, done, len(todo))
     return results
+
+
+def _stop_if_asked(run_dir, done, count):
+    """Interrupted, between two metrics, when a stop was asked without a signal reaching this
+    thread (dlbench.signals.stop_asked_by: a pool's worker, a cancelled Ray task, a Slurm job
+    warned of its end); the metrics done are kept."""
+    signum = stop_asked()
+    if signum:
+        raise Interrupted(f"{run_dir}: evaluation stopped by {signal.Signals(signum).name} after {done} of {count} "
+                          f"metrics (kept); the same command computes the others", signum)
 
 
 @contextlib.contextmanager

@@ -24,27 +24,28 @@ def handling(signums, handler):
             signal.signal(signum, before)
 
 
-# checks that ask a training to stop as a signal would, without one reaching it: a Ray task
-# cancelled by the study's process (Ray can only flag a task, and the flag reads in the task's
-# thread), Slurm's warning to a job that submitit would answer by exiting mid-step
+# checks that ask a training or an evaluation to stop as a signal would, without one reaching
+# it: a Ray task cancelled by the study's process (Ray can only flag a task, and the flag reads in
+# the task's thread), Slurm's warning to a job that submitit would answer by exiting mid-step, a
+# signal a pool's worker took note of outside training
 _stop_checks = []
 
 
 @contextmanager
-def stop_asked_by(check, signum=signal.SIGTERM):
-    """Within the block, a training in this process stops at the end of its step, checkpointed, as
-    if signum had reached it, once check() is true; check is called once a step."""
-    entry = (check, signum)
-    _stop_checks.append(entry)
+def stop_asked_by(check):
+    """Within the block, check() returns the signal a stop stands for, or None: once it returns
+    one, a training in this process stops at the end of its step, checkpointed, and an evaluation
+    before its next metric, as if that signal had reached them. check is called once a step."""
+    _stop_checks.append(check)
     try:
         yield
     finally:
-        _stop_checks.remove(entry)
+        _stop_checks.remove(check)
 
 
 def stop_asked():
     """The signal of the first check given to stop_asked_by that asks for a stop, or None."""
-    return next((signum for check, signum in _stop_checks if check()), None)
+    return next((signum for signum in (check() for check in _stop_checks) if signum), None)
 
 
 def quit_while_starting(prog):

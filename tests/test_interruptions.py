@@ -92,7 +92,7 @@ def test_each_stop_signal_is_caught_once_then_handled_as_before(signame):
     assert signal.getsignal(signum) == before
 
 
-def test_a_stop_asked_without_a_signal_reads_as_its_signal_and_only_while_asked():
+def test_a_stop_asked_without_a_signal_reads_as_the_signal_it_stands_for_and_only_while_asked():
     # how a Ray task cancelled by the study's process, or a Slurm job warned of its end, stops its
     # training (dlbench.signals.stop_asked_by)
     from dlbench.signals import stop_asked_by
@@ -100,13 +100,13 @@ def test_a_stop_asked_without_a_signal_reads_as_its_signal_and_only_while_asked(
 
     asked = []
     with StopOnSignals() as stop:
-        with stop_asked_by(lambda: bool(asked)):
+        with stop_asked_by(lambda: signal.SIGTERM if asked else None):
             assert stop.signum is None
             asked.append(True)
             assert stop.signum == signal.SIGTERM
     with StopOnSignals() as stop:
         assert stop.signum is None  # the check went with its block
-        with stop_asked_by(lambda: True, signal.SIGUSR2):  # Slurm's warning to a job
+        with stop_asked_by(lambda: signal.SIGUSR2):  # Slurm's warning to a job
             assert stop.signum == signal.SIGUSR2
 
 

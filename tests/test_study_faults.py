@@ -127,3 +127,28 @@ def test_a_signal_stops_a_study_with_every_run_checkpointed_and_no_worker_left(t
         assert not (run_json.parent / "claim.json").exists()
     time.sleep(1)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # no worker left behind
+
+
+def test_a_signal_while_workers_evaluate_stops_them_before_their_next_metric(tiny_data_root, tmp_path):
+    # a pool's workers ignore signals outside training: each run's evaluation had gone on to its
+    # last metric, past a scheduler's grace period on real data
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}", metrics="['mig', 'dci', 'recon_ll']")
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DLBENCH_DATA": str(tiny_data_root)}
+    process = subprocess.Popen([sys.executable, str(REPO / "bin" / "dlb_study"), str(study), "--runs_root", str(runs),
+                                "--workers", "2", "--device", "cpu", "--no_progress"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(runs.rglob("metrics/*/*/results.json")) and time.monotonic() < deadline:  # the first metric
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert stderr.splitlines()[-1].startswith("dlb_study: stopped by SIGTERM"), stderr
+    assert "Traceback" not in stderr, stderr
+    assert len(list(runs.rglob("metrics/*/*/results.json"))) < 6  # not every metric of both runs
+    assert not list(runs.rglob("claim.json"))
+    # the same command computes the others
+    assert run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress",
+                       data_root=tiny_data_root).returncode == 0
+    assert len(list(runs.rglob("metrics/*/*/results.json"))) == 6

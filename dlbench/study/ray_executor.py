@@ -122,8 +122,10 @@ class Worker:
 
         from dlbench.train import resolve_device
 
-        # a cancelled task (run_items stopping) stops its training at the step, as SIGTERM would
-        with stop_asked_by(ray.get_runtime_context().is_canceled):
+        # a cancelled task (run_items stopping) stops its training at the step, and its evaluation
+        # before the next metric, as SIGTERM would
+        context = ray.get_runtime_context()
+        with stop_asked_by(lambda: signal.SIGTERM if context.is_canceled() else None):
             return run_item(item, resolve_device(device), retry_failed, progress=False, log=quiet)
 
 

@@ -55,8 +55,7 @@ def _checkpointing_before_requeue():
     training since the run's last periodic checkpoint, each time (a job shorter than
     train.checkpoint_minutes never got further). Within the block the warning stops the training
     at the end of its step, checkpointed and marked interrupted by SIGUSR2, and only then is
-    submitit's handler called. A warning during evaluation waits for it to end (the job is then
-    done)."""
+    submitit's handler called; an evaluation stops before its next metric, keeping those done."""
     warning = _submitit().JobEnvironment._usr_sig()  # the signal submitit asked Slurm for
     requeue = signal.getsignal(warning)
     if not callable(requeue):  # not in a submitit job: nothing would requeue it
@@ -64,7 +63,7 @@ def _checkpointing_before_requeue():
         return
     warned = []
     with handling([warning], lambda signum, frame: warned.append(signum)), \
-            stop_asked_by(lambda: bool(warned), warning):
+            stop_asked_by(lambda: warning if warned else None):
         try:
             yield
         except Interrupted:
