@@ -177,3 +177,30 @@ def test_a_killed_run_leaves_no_claim_in_the_way_and_a_rerun_says_it_starts_agai
     assert rerun.returncode == 0, rerun.stderr
     assert "no checkpoint to resume from; training starts again from step 0" in rerun.stdout
     assert_same_weights(weights(run_dir), uninterrupted)
+
+
+def test_a_run_stopped_at_once_records_the_session_up_to_its_last_checkpoint(tiny_data_root, tmp_path, monkeypatch):
+    # a second Ctrl-C (or a full disk, a full GPU, a bug) had left the session out of run.json's
+    # `sessions`: the resumed run then listed only its own, as if steps 0 to 5 had trained nowhere
+    from dlbench.cli import train
+    from dlbench.train import checkpoints
+
+    monkeypatch.setenv("DLBENCH_DATA", str(tiny_data_root))
+    saved = []
+    save = checkpoints.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):
+        saved.append(True)
+        if len(saved) == 2:
+            raise KeyboardInterrupt  # a second Ctrl-C while the second checkpoint is written
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_stop)
+    run_dir = tmp_path / "run"
+    params = [*TINY_PARAMS, "train.steps = 20", "train.checkpoint_every = 5"]
+    argv = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress",
+            *[arg for param in params for arg in ("--gin_param", param)]]
+    assert train.main(argv) == 130
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["step"] == 5
+    assert [(s["from_step"], s["to_step"], s["ended"]) for s in record["sessions"]] == [(0, 5, "interrupted")]

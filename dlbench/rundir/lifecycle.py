@@ -151,11 +151,12 @@ def mark_done(run_dir, session, step, started):
                error=None, **_ended(run_dir, session, step, Status.DONE))
 
 
-def mark_stopped(run_dir, status, reason):
+def mark_stopped(run_dir, status, reason, session=None):
     """Record why an exception stopped the run: Status.INTERRUPTED when it can resume once the
-    cause is fixed (a full disk, a preemption), Status.FAILED when it cannot. `sessions` is left
-    as it is."""
-    update_run(run_dir, status=status, error=reason)
+    cause is fixed (a full disk, a preemption), Status.FAILED when it cannot. A training session
+    given ends at the run's last checkpoint (what it kept; a resume starts there)."""
+    ended = _ended(run_dir, session, read_run(run_dir).get("step", session["from_step"]), status) if session else {}
+    update_run(run_dir, status=status, error=reason, **ended)
 
 
 def _ended(run_dir, session, step, ending):

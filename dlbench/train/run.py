@@ -157,20 +157,20 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
     except (Interrupted, rundir.ClaimLost):
         raise  # the first already marked the run; after the second the run is another process's
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, the last checkpoint is kept
-        mark_stopped(run_dir, Status.INTERRUPTED, "stopped by a second interruption", log)
+        mark_stopped(run_dir, Status.INTERRUPTED, "stopped by a second interruption", log, session)
         raise
     except torch.cuda.OutOfMemoryError:  # the GPU's state, not the run's fault: it resumes once there is room
-        mark_stopped(run_dir, Status.INTERRUPTED, out_of_memory_reason(trainer.step), log)
+        mark_stopped(run_dir, Status.INTERRUPTED, out_of_memory_reason(trainer.step), log, session)
         raise
     except SystemExit:  # a scheduler's own handler exiting (submitit's requeue on preemption)
-        mark_stopped(run_dir, Status.INTERRUPTED, "the process exited mid-run (preempted or requeued)", log)
+        mark_stopped(run_dir, Status.INTERRUPTED, "the process exited mid-run (preempted or requeued)", log, session)
         raise
     except OSError as err:  # a full disk, a lost mount: the run can resume once that is fixed
         err.filename = err.filename or str(run_dir)  # torch.save's own error names no file: say where
-        mark_stopped(run_dir, Status.INTERRUPTED, describe_os_error(err), log)
+        mark_stopped(run_dir, Status.INTERRUPTED, describe_os_error(err), log, session)
         raise
     except BaseException as err:
-        mark_stopped(run_dir, Status.FAILED, f"{type(err).__name__}: {err}", log)
+        mark_stopped(run_dir, Status.FAILED, f"{type(err).__name__}: {err}", log, session)
         raise
     finally:
         bar.close()
@@ -184,11 +184,12 @@ def _interrupted(run_dir, step, signum, session):
                        f"`dlb_train --run_dir {run_dir}` resumes from step {step}", signum)
 
 
-def mark_stopped(run_dir, status, reason, log):
-    """Record why the run stopped; if even run.json cannot be written (the disk is full), say so:
-    its 'running' status then belongs to no process, and its claim lets the next dlb_train in."""
+def mark_stopped(run_dir, status, reason, log, session=None):
+    """Record why the run stopped (and the training session that stopped); if even run.json cannot
+    be written (the disk is full), say so: its 'running' status then belongs to no process, and its
+    claim lets the next dlb_train in."""
     try:
-        rundir.mark_stopped(run_dir, status, reason)
+        rundir.mark_stopped(run_dir, status, reason, session)
     except OSError as err:
         log(f"{run_dir}: could not mark the run {status} ({describe_os_error(err)})")
 

@@ -168,7 +168,7 @@ def _train_group(group, claims, stop, progress, log):
         reason = out_of_memory_reason(stack.step) if isinstance(err, torch.cuda.OutOfMemoryError) else \
             f"{type(err).__name__}: {err}"
         for k in live():
-            mark_stopped(run_dirs[k], status, reason, log)
+            mark_stopped(run_dirs[k], status, reason, log, sessions[k])
         raise
     finally:
         bar.close()
