@@ -151,7 +151,4 @@ def test_a_signal_while_workers_evaluate_stops_them_before_their_next_metric(tin
     assert "Traceback" not in stderr, stderr
     assert len(list(runs.rglob("metrics/*/*/results.json"))) < 6  # not every metric of both runs
     assert not list(runs.rglob("claim.json"))
-    # the same command computes the others
-    assert run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress",
-                       data_root=tiny_data_root).returncode == 0
-    assert len(list(runs.rglob("metrics/*/*/results.json"))) == 6
+    assert all(json.loads(path.read_text())["status"] == "done" for path in runs.rglob("run.json"))  # trained
