@@ -48,6 +48,17 @@ def stop_asked():
     return next((signum for signum in (check() for check in _stop_checks) if signum), None)
 
 
+@contextmanager
+def noting(signums):
+    """Within the block, each of signums is noted rather than acted on where it lands, and stands
+    for a stop asked (stop_asked): a training stops at the end of its step, an evaluation before
+    its next metric. Yields the list of the signals noted, in order."""
+    noted = []
+    with handling(signums, lambda signum, frame: noted.append(signum)), \
+            stop_asked_by(lambda: noted[0] if noted else None):
+        yield noted
+
+
 def quit_while_starting(prog):
     """Until a command's own handlers are in place (dlbench.cli.common.run_main), Ctrl-C, SIGTERM
     and SIGHUP end it at once, with one line. Raised inside the imports of numpy or torch, a

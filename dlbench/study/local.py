@@ -14,7 +14,7 @@ import signal
 from tqdm import tqdm
 
 from dlbench.errors import Interrupted, UserError
-from dlbench.signals import STOPS, handling, stop_asked_by
+from dlbench.signals import STOPS, handling, noting
 from dlbench.study.stacks import run_item, work_items
 from dlbench.study.unit import DONE, FAILED, HELD, quiet, study_stopped, units_of
 
@@ -80,11 +80,10 @@ def _run_in_worker(item, device, retry_failed):
     worker took after the stop had been trained to its end)."""
     if _stopping.is_set():
         return None
-    stops = []  # outside training (which has handlers of its own), a signal is noted: the run's
-    # evaluation stops before its next metric (raised there, a second one would cut the unwinding)
     try:
-        with handling(FORWARDED, lambda signum, frame: stops.append(signum)), \
-                stop_asked_by(lambda: stops[0] if stops else None):
+        # outside training (which has handlers of its own), a signal is noted: the run's evaluation
+        # stops before its next metric (raised there, a second one would cut the unwinding)
+        with noting(FORWARDED):
             return run_item(item, device, retry_failed, progress=False, log=quiet)
     except (Interrupted, KeyboardInterrupt):
         _stopping.set()

@@ -11,7 +11,7 @@ import signal
 import threading
 
 from dlbench.errors import UserError
-from dlbench.signals import STOPS, handling, stop_asked_by
+from dlbench.signals import STOPS, noting, stop_asked_by
 from dlbench.study.local import threads_per_worker
 from dlbench.study.stacks import run_item, work_items
 from dlbench.study.unit import STOPS_THE_STUDY, quiet, study_stopped, units_of
@@ -141,10 +141,9 @@ def run_items(workers, items, device, retry_failed, on_done=None):
     queued item starts. So does what stops a worker's run (STOPS_THE_STUDY), raised here as itself."""
     ray = _ray()
     statuses, queue, idle, in_flight = {}, list(items), list(workers), {}
-    # the handler only records: raised inside Ray's wait, a StopSignal comes out as a plain
+    # signals are only noted: raised inside Ray's wait, a StopSignal comes out as a plain
     # KeyboardInterrupt, the signal lost; a repeat while the runs wind down is ignored
-    stops = []
-    with handling((signal.SIGINT, *STOPS), lambda signum, frame: stops.append(signum)):
+    with noting((signal.SIGINT, *STOPS)) as stops:
         try:
             while (queue or in_flight) and not stops:
                 while idle and queue:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dlbench import rundir
 from dlbench.errors import Interrupted, UserError
-from dlbench.signals import handling, stop_asked_by
+from dlbench.signals import handling, noting
 from dlbench.study.stacks import run_item, work_items
 from dlbench.study.unit import FAILED, STOPPED, recorded_status, study_stopped, units_of
 
@@ -61,9 +61,7 @@ def _checkpointing_before_requeue():
     if not callable(requeue):  # not in a submitit job: nothing would requeue it
         yield
         return
-    warned = []
-    with handling([warning], lambda signum, frame: warned.append(signum)), \
-            stop_asked_by(lambda: warning if warned else None):
+    with noting([warning]) as warned:
         try:
             yield
         except Interrupted:
