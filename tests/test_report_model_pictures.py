@@ -2,6 +2,7 @@
 traversal codes and the factor map checked on constructed cases against hand computations, and a
 real tiny trained run drawing every picture (PNG, PDF and a GIF of the expected frames)."""
 
+import io
 import math
 import os
 
@@ -159,6 +160,81 @@ def test_a_trained_run_gets_every_picture(pictures):
         assert image.format == "GIF"
         assert image.n_frames == 2 * len(mp.GIF_VALUES) - 2  # up the sweep and back down
     assert not list(gif.parent.glob("*.tmp*")) and not list(gif.parent.glob(".*"))
+
+
+def small_figure(picture, zorder=None):
+    """(figure, image, title): one image with tick labels, axis labels and a two-line title."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2.5, 3.0), dpi=80)
+    ax.imshow(picture, interpolation="nearest", zorder=zorder)
+    ax.set_yticks([3, 20, 35], ["z0, KL 1.20 nats", "z1", "z2"], fontsize="small")
+    ax.set_xticks([5, 20], ["1", "2"])
+    ax.set_xlabel("base image")
+    return fig, ax.images[0], fig.suptitle("", fontsize="small")
+
+
+def test_each_frame_of_an_animation_is_its_figure_drawn_whole():
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    pictures = [rng.random((40, 30, 3)) for _ in range(3)]
+    titles = ["first", "second\nof two lines", "third, a longer one"]
+    fig, picture, title = small_figure(pictures[0])
+    frames = mp.animation_frames(fig, picture, title, pictures, titles)
+    plt.close(fig)
+    assert len(frames) == 3
+    for data, text, frame in zip(pictures, titles, frames):
+        # the reference: a whole draw, the image above the ticks as animation_frames puts it
+        whole, _, whole_title = small_figure(data, zorder=2.1)
+        whole_title.set_text(text)
+        whole.canvas.draw()
+        np.testing.assert_array_equal(frame, np.asarray(whole.canvas.buffer_rgba())[..., :3])
+        plt.close(whole)
+
+
+def gif_frames(data):
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.info["loop"] == 0 and image.info["duration"] == mp.GIF_FRAME_MS
+        frames = []
+        for k in range(image.n_frames):
+            image.seek(k)
+            frames.append(np.asarray(image.convert("RGB")).astype(np.int64))
+    return frames
+
+
+def pillows_gif(frames):
+    """The GIF Pillow writes by itself: a palette cut for each frame."""
+    images = [Image.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=mp.GIF_FRAME_MS, loop=0)
+    return buffer.getvalue()
+
+
+def test_a_gif_of_a_few_colours_holds_every_frame_exactly():
+    rng = np.random.default_rng(1)
+    palette = rng.integers(0, 256, (40, 3))  # a grey dataset's frames: background, text and the images' greys
+    frames = [palette[rng.integers(0, 40, (60, 50))].astype(np.uint8) for _ in range(5)]
+    decoded = gif_frames(mp.gif_bytes(frames))
+    assert len(decoded) == 5
+    for frame, source in zip(decoded, frames):
+        np.testing.assert_array_equal(frame, source)
+
+
+def test_a_gif_of_a_colour_traversal_is_as_close_as_pillows_own_in_order():
+    from scipy.ndimage import zoom
+
+    # a colour dataset's traversal: smooth images of thousands of colours, one row changing
+    rng = np.random.default_rng(2)
+    smooth = lambda: (zoom(rng.random((4, 4, 3)), (10, 10, 1), order=1) * 255).astype(np.uint8)  # noqa: E731
+    still = np.concatenate([smooth() for _ in range(3)])
+    frames = [np.concatenate([still, smooth()]) for _ in range(6)]
+    ours, pillows = gif_frames(mp.gif_bytes(frames)), gif_frames(pillows_gif(frames))
+    assert len(ours) == len(pillows) == 6
+    for k, (frame, reference) in enumerate(zip(ours, pillows)):
+        errors = [np.abs(frame - source).mean() for source in frames]
+        assert np.argmin(errors) == k, errors
+        assert errors[k] <= np.abs(reference - frames[k]).mean() + 1.0  # of 255
 
 
 FIGURES = ("reconstruction_figure", "traversal_figure", "traversal_gif", "factor_map_figure")
