@@ -296,6 +296,34 @@ def test_a_representatives_values_name_the_columns_they_come_from(built):
         assert f"({entry.values['mig_column']})" in section
 
 
+def test_a_report_removes_no_figure_it_did_not_draw(built, tmp_path):
+    # a first report into a folder of the user's figures had removed them all as "an earlier
+    # report's"; only what drawn.json lists is a report's
+    report, _, _ = built
+    root, out = Path(report.aggregation.report["runs_root"]), tmp_path / "out"
+    mine = [out / "figures" / "my_plot.png", out / "figures" / "thesis.pdf",
+            out / "figures" / "representatives" / "x" / "pic.gif"]
+    for path in mine:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("mine")
+    (out / "figures" / "empty").mkdir()
+    lines = []
+    first = build_report(root, out, log=lines.append)
+    assert all(path.read_text() == "mine" for path in mine) and (out / "figures" / "empty").is_dir()
+    assert not any("of an earlier report" in line for line in lines), lines
+    listed = json.loads((out / "figures" / "drawn.json").read_text())["figures"]
+    assert sorted(listed) == sorted(str(p.relative_to(out / "figures")) for p in first.figure_files)
+    # a list edited to name the user's files, or files outside figures/, removes none of them
+    outside = tmp_path / "outside.png"
+    outside.write_text("mine")
+    (out / "figures" / "drawn.json").write_text(json.dumps({"figures": [*listed, "../../outside.png", 3]}))
+    build_report(root, out, only=["beta=1.0/*"], log=lines.append)
+    assert outside.read_text() == "mine" and all(path.read_text() == "mine" for path in mine)
+    (out / "figures" / "drawn.json").write_text("garbage")
+    build_report(root, out, log=lines.append)
+    assert all(path.read_text() == "mine" for path in mine)
+
+
 def test_a_report_into_an_earlier_ones_folder_keeps_none_of_its_figures_but_other_files(built, tmp_path):
     # figures of settings the new report does not have (here another --only slice) had stayed in
     # figures/, where they read as the new report's
@@ -309,7 +337,8 @@ def test_a_report_into_an_earlier_ones_folder_keeps_none_of_its_figures_but_othe
     lines = []
     sliced = build_report(root, out, only=["beta=1.0/*"], log=lines.append)
     left = {p.relative_to(out) for p in (out / "figures").rglob("*") if p.is_file()}
-    assert left == {p.relative_to(out) for p in sliced.figure_files} | {notes.relative_to(out)}
+    assert left == {p.relative_to(out) for p in sliced.figure_files} | {notes.relative_to(out),
+                                                                         Path("figures/drawn.json")}
     assert not any("beta=8" in str(p) for p in left)
     assert notes.read_text() == "mine"
     assert any(line.startswith("removed ") and "of an earlier report" in line for line in lines), lines

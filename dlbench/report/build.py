@@ -2,7 +2,8 @@
 
 OUT/ receives the aggregation's files (results.csv, leaderboard.csv, ..., report.json), then
 - figures/: the study figures (dlbench.report.figures, names starting with their kind) and the
-  training curves of each method and setting (curves_<dataset>_<method>_<setting>), PNG and PDF;
+  training curves of each method and setting (curves_<dataset>_<method>_<setting>), PNG and PDF,
+  and drawn.json, the list of the figures drawn (a later report into OUT removes only those);
 - figures/representatives/<dataset>_<method>_<setting>/: the pictures of the setting's
   representative run (representatives.csv; dlbench.report.model_pictures);
 - index.html, the page (dlbench.report.page).
@@ -14,6 +15,7 @@ gone or whose dataset is missing, a setting whose runs have no training log) is 
 log and on the page, not the end of the report.
 """
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,14 +84,17 @@ def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
     log(f"drawing the study figures into {figures_dir}")
     from dlbench.report.figures import study_figures
 
+    drawn = DrawnFigures(figures_dir)
     report.figures = study_figures(aggregation.results, aggregation.board, figures_dir, study)
     report.figures.update(draw_posterior_densities(aggregation.representatives, runs_root, figures_dir, study,
                                                    report.problems, log))
+    drawn.add(report.figure_files)
     settings = leaderboard_settings(aggregation.board)
     report.curves = draw_curves(aggregation.results, settings, runs_root, figures_dir, study, report.problems, log)
+    drawn.add(report.figure_files)
     report.representatives = draw_representatives(aggregation.representatives, settings, runs_root,
                                                   figures_dir / REPRESENTATIVES, study, report.problems, log)
-    remove_earlier_figures(figures_dir, report.figure_files, log)
+    drawn.finish(report.figure_files, log)
     content = page.PageContent(
         out_dir=out_dir, report=aggregation.report, board=aggregation.board, study=study_record,
         study_text=study_text(study_record), figures=report.figures, curves=report.curves,
@@ -100,23 +105,53 @@ def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
 
 # what a report draws into figures/: other files there are left alone
 FIGURE_SUFFIXES = (".png", ".pdf", ".gif")
+DRAWN = "drawn.json"
 
 
-def remove_earlier_figures(figures_dir, written, log):
-    """Remove the figures an earlier report drew into figures_dir that this one did not (another
-    --only slice, a setting gone): beside the new ones they read as this study's. Folders they
-    leave empty go too."""
-    keep = {Path(path).resolve() for path in written}
-    stale = [path for path in sorted(figures_dir.rglob("*")) if path.suffix in FIGURE_SUFFIXES
-             and path.is_file() and path.resolve() not in keep]
-    for path in stale:
-        path.unlink()
-    for folder in sorted((p for p in figures_dir.rglob("*") if p.is_dir()), reverse=True):  # deepest first
-        if not any(folder.iterdir()):
-            folder.rmdir()
-    if stale:
-        log(f"removed {len(stale)} figure file{'s' if len(stale) != 1 else ''} of an earlier report that this "
-            f"one does not draw")
+class DrawnFigures:
+    """figures/drawn.json: the figure files the reports into a folder drew. A report removes those
+    of an earlier one that it does not draw again (another --only slice, a setting gone: beside
+    the new ones they would read as this study's), and nothing else: a figure the list does not
+    name is the user's (the list is missing or unreadable: nothing is removed). The list grows as
+    each stage draws, so that a report stopped midway leaves none of its figures unlisted."""
+
+    def __init__(self, figures_dir):
+        self.folder = Path(figures_dir)
+        self.earlier = self._listed()
+
+    def _listed(self):
+        try:
+            names = json.loads((self.folder / DRAWN).read_text(encoding="utf-8"))["figures"]
+            listed = {(self.folder / name).resolve() for name in names if isinstance(name, str)}
+        except (OSError, ValueError, KeyError, TypeError):
+            return set()
+        inside = self.folder.resolve()
+        return {path for path in listed if path.suffix in FIGURE_SUFFIXES and path.is_relative_to(inside)}
+
+    def add(self, written):
+        """Record the figures written so far, with the earlier ones not yet removed."""
+        self._write(self.earlier | {Path(path).resolve() for path in written})
+
+    def finish(self, written, log):
+        """Remove the earlier figures not written again (and the folders that leaves empty); the
+        list becomes what was written."""
+        inside = self.folder.resolve()
+        keep = {Path(path).resolve() for path in written}
+        stale = sorted(path for path in self.earlier - keep if path.is_file())
+        for path in stale:
+            path.unlink()
+            folders = path.relative_to(inside).parts[:-1]
+            if folders:  # figures/ itself stays: the list is written there
+                rundir.remove_empty_folders(path.parent, top=inside / folders[0])
+        self._write(keep)
+        if stale:
+            log(f"removed {len(stale)} figure file{'s' if len(stale) != 1 else ''} of an earlier report that this "
+                f"one does not draw")
+
+    def _write(self, paths):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        inside = self.folder.resolve()
+        rundir.write_json(self.folder / DRAWN, {"figures": sorted(str(path.relative_to(inside)) for path in paths)})
 
 
 def check_report_paths(runs_root, out_dir):
