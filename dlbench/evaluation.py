@@ -197,6 +197,9 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
             encoding = ONCE
         else:
             metric_data, metric_fn = data, _CountingRepresentation(representation_fn, name, extra, progress)
+        # the sampled representation (or a user's callable) draws from torch's global generator:
+        # seeded for each metric, a result is a function of its protocol, whatever came before it
+        torch.manual_seed(seed)
         tick = time.perf_counter()
         values = metrics.evaluate(name, metric_data, metric_fn, seed=seed, **extra)
         getattr(metric_fn, "close", lambda: None)()
