@@ -86,11 +86,17 @@ def test_a_live_holder_elsewhere_keeps_its_claim_until_the_lease_runs_out(tmp_pa
     Claim(run_dir, "trained").acquire().release()
 
 
-def test_an_unreadable_claim_is_said_so_and_expires_by_its_age(tmp_path):
-    # it had been reported as "process ? on ? since <now>"
+@pytest.mark.parametrize("content", [
+    "",  # it had been reported as "process ? on ? since <now>"
+    # JSON that is no claim of dlbench's had ended in a traceback (AttributeError, ValueError,
+    # TypeError, OverflowError)
+    "[1]", '"x"', '{"lease_seconds": "x"}', '{"lease_seconds": null, "pid": 1}', '{"lease_seconds": true}',
+    '{"pid": 1, "host": "vm", "acquired": "yesterday"}', '{"acquired": 1e20}', '{"pid": "12"}'])
+def test_an_unreadable_claim_is_said_so_and_expires_by_its_age(tmp_path, content):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    claim_path(run_dir).write_text("")
+    claim_path(run_dir).write_text(content)
+    rundir.check_not_held(run_dir)  # the cheap first look leaves an unreadable claim to the claim itself
     with pytest.raises(RunHeld, match=f"holds an unreadable claim.json.*remove '{claim_path(run_dir)}' if no process"):
         Claim(run_dir, "trained", lease_seconds=60).acquire()
     old = time.time() - 61

@@ -164,13 +164,38 @@ def check_not_held(run_dir):
 
 
 def _read_claim(path):
+    """The claim's record; None where there is none; {} where it is unreadable or not a claim
+    dlbench writes (judged by its age alone)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            holder = json.load(f)
     except FileNotFoundError:
         return None
     except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        return {}  # unreadable: judged by its age alone
+        return {}
+    return holder if _is_claim_record(holder) else {}
+
+
+# the fields of a claim and what each must be; a claim need not have them all (an older one)
+_CLAIM_FIELDS = {"token": str, "purpose": str, "host": str, "pid": int, "acquired": float, "lease_seconds": float}
+_LATEST_TIME = 1e11  # seconds since 1970 (the year 5138): far beyond any real claim, short of localtime's limit
+
+
+def _is_claim_record(holder):
+    """Whether holder has only fields of their kinds: a JSON list, a string or null lease or an
+    acquired time of 1e20 s had ended a command in a traceback."""
+    if not isinstance(holder, dict):
+        return False
+    for key, kind in _CLAIM_FIELDS.items():
+        if key not in holder:
+            continue
+        value = holder[key]
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _LATEST_TIME:
+                return False
+        elif isinstance(value, bool) or not isinstance(value, kind):
+            return False
+    return True
 
 
 def _is_stale(path, holder):
