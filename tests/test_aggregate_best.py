@@ -48,6 +48,20 @@ def test_rank_by_another_metric_and_lower_is_better(tmp_path):
     assert set(by_tc["rank_direction"]) == {"lower"}
     by_column = aggregate_runs(root, tmp_path / "c", rank_by="recon_ll.recon_ll_stderr").best
     assert set(by_column["rank_by"]) == {"recon_ll.recon_ll_stderr"}
+    assert set(by_column["rank_direction"]) == {"lower"}  # the setting of the largest error had been best
+
+
+@pytest.mark.parametrize("column, lower", [
+    ("recon_ll.recon_ll", False), ("recon_ll.recon_ll_stderr", True), ("elbo.elbo", False), ("elbo.kl", True),
+    ("train_result.kl", True), ("sampled.mig[num_train=500].discrete_mig", False),
+    ("rotation.objective_change_stderr_r1", True), ("rotation.objective_change_r1", False),
+    ("rotation.mig_max_abs_change", True), ("rotation.mig_max", False), ("rotation.max_abs_objective_change", True),
+    ("rotation.max_abs_objective_change_over_stderr", True), ("unsupervised.mutual_info_score", True),
+    ("aggregate_kl.kl_qz_pz_stderr", True), ("hp.beta", False)])
+def test_errors_and_changes_under_rotation_rank_lowest_first(column, lower):
+    from dlbench.aggregate.columns import lower_is_better
+
+    assert lower_is_better(column) is lower
 
 
 def test_a_tie_goes_to_the_first_setting_in_the_leaderboard(tmp_path):

@@ -29,7 +29,12 @@ LOWER_IS_BETTER_KEYS = {
     "total_correlation", "gaussian_total_correlation", "gaussian_wasserstein_correlation",
     "gaussian_wasserstein_correlation_norm", "mutual_info_score", "true_inference_error",
     "true_inference_error_aligned", "model_inference_error", "kl_qz_pz", "kl_pz_qz",
+    "kl",  # elbo's KL term, as the training loss's
+    "max_abs_objective_change", "max_abs_objective_change_over_stderr",  # rotation: Theorem 2 says 0
 }
+# and keys of these forms: a standard error (objective_stderr, objective_change_stderr_r1), how far
+# a rotation moved a score (mig_max_abs_change); ranked the other way, the worst had come first
+_LOWER_IS_BETTER_FORMS = re.compile(r"_stderr(_r\d+)?$|_max_abs_change$")
 LOWER_IS_BETTER_TRAIN_RESULTS = {"loss", "reconstruction", "kl"}
 
 _METRIC_COLUMN = re.compile(r"^(?:(?P<mode>\w+)\.)?(?P<metric>\w+)(?P<tag>\[[^\]]*\])?\.(?P<key>[^.\[\]]+)$")
@@ -82,7 +87,8 @@ def lower_is_better(column):
     if column.startswith(TRAIN_RESULT_PREFIX):
         return column[len(TRAIN_RESULT_PREFIX):] in LOWER_IS_BETTER_TRAIN_RESULTS
     parsed = parse_metric_column(column)
-    return parsed is not None and parsed.key in LOWER_IS_BETTER_KEYS
+    return parsed is not None and (parsed.key in LOWER_IS_BETTER_KEYS
+                                   or _LOWER_IS_BETTER_FORMS.search(parsed.key) is not None)
 
 
 def resolve_metric_column(results, name):
