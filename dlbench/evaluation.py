@@ -355,5 +355,9 @@ def parse_metric_params(bindings):
             parsed = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
             parsed = value.strip()
-        params.setdefault(metric, {})[param.strip()] = parsed
+        given = params.setdefault(metric, {})
+        if param.strip() in given and given[param.strip()] != parsed:  # which one was meant is a guess
+            raise UserError(f"--metric_param gives {metric}.{param.strip()} twice ({given[param.strip()]!r} and "
+                            f"{parsed!r}); give it once")
+        given[param.strip()] = parsed
     return params

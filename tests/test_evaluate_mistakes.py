@@ -85,6 +85,18 @@ def test_every_value_is_refused_before_anything_is_computed(trained_run, capsys,
     assert "computing" not in result.stdout and tree(trained_run) == before
 
 
+def test_a_parameter_given_twice_with_two_values_is_refused(trained_run, capsys):
+    # the last had won without a word; the same value twice is one value
+    before = tree(trained_run)
+    result = evaluate(capsys, trained_run, "--metrics", "mig", "--metric_param", "mig.num_train=200",
+                      "--metric_param", "mig.num_train=300")
+    assert_one_line_error(result, "--metric_param gives mig.num_train twice (200 and 300); give it once")
+    assert tree(trained_run) == before
+    from dlbench.evaluation import parse_metric_params
+
+    assert parse_metric_params(["mig.num_train=200", "mig.num_train = 200"]) == {"mig": {"num_train": 200}}
+
+
 def test_the_value_checks_name_parameters_that_exist():
     for binding in metrics._VALUE_CHECKS:
         name, key = binding.split(".")
