@@ -373,3 +373,16 @@ def test_scream_download_verify_info(capsys, catalogue, monkeypatch):
     assert code == 0 and "no checksum" in out and str(target) in out
     fields = dict(line.split(": ", 1) for line in run(capsys, "info", "scream_dsprites")[1].strip().splitlines())
     assert fields["image_size_after_shrinking"] == "350 x 274" and "not there yet" in fields["dsprites_path"]
+
+
+def test_a_damaged_file_elsewhere_is_made_again_where_it_is(capsys, target, tmp_path):
+    # the advice had named the default place: following it left the damaged file where it was
+    elsewhere = tmp_path / "mine" / "g.npz"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"not a zip file" * 100)
+    message = user_error(capsys, "verify", "dsprites", "--path", str(elsewhere))
+    assert f"run `dlb_data make dsprites --path {elsewhere}` (synthetic)" in message
+    assert f"`dlb_data download dsprites --path {elsewhere}`" in message
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"not a zip file" * 100)  # the default place needs no --path
+    assert "run `dlb_data make dsprites` (synthetic)" in user_error(capsys, "verify", "dsprites")

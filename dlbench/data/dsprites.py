@@ -22,6 +22,7 @@ their description and title.
 
 import contextlib
 import datetime
+import shlex
 import struct
 import sys
 import queue
@@ -363,8 +364,10 @@ def _stream_images(f, classes, chunk, progress):
 
 
 def _fix(path):
-    return (f"delete {path} and run `dlb_data make dsprites` (synthetic) or `dlb_data download dsprites`, "
-            f"or place the DeepMind {FILENAME} there")
+    # a file elsewhere than $DLBENCH_DATA's is made again where it is (the command had named the default place)
+    where = "" if Path(path).resolve() == default_path().resolve() else f" --path {shlex.quote(str(path))}"
+    return (f"delete {path} and run `dlb_data make dsprites{where}` (synthetic) or "
+            f"`dlb_data download dsprites{where}`, or place the DeepMind {FILENAME} there")
 
 
 def _member_headers(path):
