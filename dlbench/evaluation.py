@@ -248,8 +248,10 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     check_request(metric_names, "mean", params, seed)
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out '{out}' is a file, not a folder; choose another --out")
-    if rundir.is_run(out):  # its metrics are its own model's: another representation's would pass for them
-        raise UserError(f"--out '{out}' is a run directory of dlb_train; choose another --out for the representation")
+    run = rundir.enclosing_run(out)  # its metrics are its own model's: another representation's would pass for them
+    if run is not None:
+        where = "is a run directory" if run == Path(out).absolute() else f"is inside '{run}', a run directory"
+        raise UserError(f"--out '{out}' {where} of dlb_train; choose another --out for the representation")
     for name in metric_names:
         if needs_model(name) and not (name in ENCODER_METRICS and encoder):
             needed = "--encoder (a module giving (mean, logvar))" if name in ENCODER_METRICS else \

@@ -182,6 +182,11 @@ def test_a_run_directory_is_refused_as_out(trained_run, tmp_path, capsys):
     assert evaluate_in_process(script, trained_run) == 2
     assert "is a run directory of dlb_train" in capsys.readouterr().err
     assert not metric_result_path(trained_run, "mean", "mig", {"num_train": 300}).exists()
+    # nor a folder inside one (results under RUN/metrics/metrics/ had been written)
+    before = sorted(p for p in trained_run.rglob("*"))
+    assert evaluate_in_process(script, trained_run / "metrics") == 2
+    assert f"is inside '{trained_run.absolute()}', a run directory of dlb_train" in capsys.readouterr().err
+    assert sorted(p for p in trained_run.rglob("*")) == before
 
 
 def test_an_interruption_keeps_the_metrics_computed(tiny_dsprites, tmp_path, monkeypatch):

@@ -24,10 +24,10 @@ def check_output_folder(out_dir):
     under a file, or a place where no folder can be made (read-only, no permission, /proc); and
     one in a run directory, whose files are its stages' (a report there would go with the run)."""
     out_dir = Path(out_dir)
-    for folder in (out_dir.absolute(), *out_dir.absolute().parents):
-        if rundir.is_run(folder):
-            raise UserError(f"--out '{out_dir}' is inside the run directory '{folder}', whose files are its stages'; "
-                            f"choose a folder outside the run")
+    run = rundir.enclosing_run(out_dir)
+    if run is not None:
+        raise UserError(f"--out '{out_dir}' is inside the run directory '{run}', whose files are its stages'; "
+                        f"choose a folder outside the run")
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out '{out_dir}' is a file, not a folder; choose a folder for the aggregation's "
                         f"files ({', '.join(FILES)})")

@@ -24,7 +24,7 @@ from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, is_claim_file, checkpoi
 from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS_LEFT_OUT, ConfigMismatch, Prepare,
                                       clear, config_differences, mark_checkpoint, mark_done, mark_failed,
                                       mark_interrupted, mark_running, mark_stopped, new_session, prepare)
-from dlbench.rundir.record import Status, git_revision, is_run, read_run, require_finished_run, retrain_fix, update_run
+from dlbench.rundir.record import Status, enclosing_run, git_revision, is_run, read_run, require_finished_run, retrain_fix, update_run
 
 __all__ = [
     # files
@@ -37,7 +37,7 @@ __all__ = [
     "study_run_dir",
     "train_log_path", "train_results_path", "weights_path",
     # record
-    "Status", "git_revision", "is_run", "read_run", "require_finished_run", "retrain_fix", "update_run",
+    "Status", "enclosing_run", "git_revision", "is_run", "read_run", "require_finished_run", "retrain_fix", "update_run",
     # claims
     "HELD", "LEASE_SECONDS", "Claim", "ClaimLost", "RunHeld", "check_not_held", "hold_run",
     # lifecycle

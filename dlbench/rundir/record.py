@@ -23,6 +23,13 @@ def is_run(run_dir):
     return run_json_path(run_dir).is_file()
 
 
+def enclosing_run(path):
+    """The run directory path is, or lies in (the nearest), or None: a folder whose files are its
+    stages', where other outputs would pass for the run's."""
+    path = Path(path).absolute()
+    return next((folder for folder in (path, *path.parents) if is_run(folder)), None)
+
+
 def retrain_fix(run_dir):
     """What to do about a damaged file of a run that only training writes."""
     return f"restore it from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite"
