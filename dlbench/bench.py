@@ -304,7 +304,10 @@ def bench_metrics(device, names=None, dataset="dsprites", lookup_only=False, par
     # as dlb_evaluate: settings of a metric not timed, or not of its protocol, are refused before any timing
     check_request(names, "mean", params)
     data = data if data is not None else dlbench.data.get_dataset(dataset)
-    figures = {"device": device_name(device), "dataset": dataset, "cpu_threads": torch.get_num_threads()}
+    # how many observations the file holds: a reduced grid's figures (dlb_data make --keep) read as the
+    # whole dataset's otherwise
+    figures = {"device": device_name(device), "dataset": dataset, "observations": len(data),
+               "cpu_threads": torch.get_num_threads()}
     if not lookup_only:
         figures["conv_seconds"] = bench_metrics_conv(data, names, device, params)
     figures["lookup"] = bench_metrics_lookup(data, names, params, repeats)

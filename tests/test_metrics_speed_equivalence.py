@@ -129,6 +129,7 @@ def test_dlb_bench_metrics_lookup_only_runs_mig(toy_dataset, capsys):
                  "--repeats", "2", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert "conv_seconds" not in figures and set(figures["lookup"]) == {"mig"}
+    assert figures["observations"] == int(np.prod(SIZES))  # a reduced grid's figures say that they are
     row = figures["lookup"]["mig"]
     assert row["same_result"] is True
     assert row["seconds"] > 0 and row["baseline_seconds"] > 0
