@@ -148,4 +148,33 @@ def dataset_from_record(record):
         if changed:
             raise UserError(f"dataset {name!r} rebuilt from run.json differs from the one the run trained on "
                             f"in {', '.join(changed)}; evaluate with the dlbench version that trained it")
+    check_dataset_shape(record, data)
     return data
+
+
+def dataset_shape(data):
+    """What a run records of the data it trains on (run.json's dataset_shape), for every later
+    stage to find again: how many observations there are and, for discrete factors, their grid.
+    Two files of one dataset's name can differ: a reduced grid (dlb_data make --keep), a
+    DLBENCH_DATA pointed elsewhere."""
+    shape = {"observations": int(len(data))}
+    if not getattr(data, "continuous_factors", False):
+        shape["factor_sizes"] = [int(n) for n in data.factors_num_values]
+    return shape
+
+
+def check_dataset_shape(record, data, error=UserError):
+    """An `error` when data is not the shape of the data the run of `record` trained on (runs
+    trained before runs recorded it pass): its metrics, or the rest of its training, would be of
+    other data."""
+    recorded = record.get("dataset_shape")
+    found = dataset_shape(data)
+    if recorded is None or recorded == found:
+        return
+
+    def described(shape):
+        grid = shape.get("factor_sizes")
+        return f"{shape['observations']:,} observations" + (f" (factor sizes {grid})" if grid else "")
+
+    raise error(f"the run trained on {record['dataset']} of {described(recorded)}, but the {record['dataset']} found "
+                f"under {data_root()} has {described(found)}; point DLBENCH_DATA at the data it trained on")

@@ -67,6 +67,7 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
     identity = spec.identity()
     if action is Prepare.RESUME:
         check_resumable_on(run_dir, device)
+        dlbench.data.check_dataset_shape(rundir.read_run(run_dir), data, error=OtherData)
     # built first: a model the data or the seed cannot make is refused before the old run is removed
     trainer = Trainer(spec, data, device)
     if action is Prepare.RESTART:
@@ -81,7 +82,7 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
     started = time.time()
     # Settings that follow from the identity, recorded but not compared on resume: those the prior
     # took from the data (PCA values), and everything the dataset resolved to (a drawn mixing matrix).
-    prepared = {}
+    prepared = {"dataset_shape": dlbench.data.dataset_shape(data)}
     if trainer.model.config["prior"] != spec.model["prior"]:
         prepared["prepared_prior"] = trainer.model.config["prior"]
     if hasattr(data, "settings"):
@@ -95,6 +96,10 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
 
 class OtherDevice(rundir.ConfigMismatch):
     """The run's checkpoints were written on another kind of device (CPU or GPU)."""
+
+
+class OtherData(rundir.ConfigMismatch):
+    """The dataset found is not the one the run trained on (dlbench.data.check_dataset_shape)."""
 
 
 def check_resumable_on(run_dir, device):
@@ -346,7 +351,7 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     try:
         return run_dir, train_run(run_dir, spec, device, operative_config(), overwrite, progress)
     except rundir.ConfigMismatch as err:
-        if not own or isinstance(err, OtherDevice):
+        if not own or isinstance(err, (OtherDevice, OtherData)):
             raise
         # the run's own config.gin no longer says what run.json does: someone edited it
         changed = ", ".join(err.differences)

@@ -1,0 +1,67 @@
+"""A run records the shape of the data it trained on (run.json's dataset_shape), and every later
+stage refuses other data of the same name: a reduced grid (dlb_data make --keep) or DLBENCH_DATA
+pointed elsewhere had been evaluated, or trained on further, without a word, its results stored
+as the run's."""
+
+import json
+import signal
+
+import pytest
+
+from dlbench.cli import evaluate as evaluate_cli
+from dlbench.cli import train as train_cli
+from dlbench.data.dsprites import FILENAME, generate_npz
+from tests.commands import tree
+from tests.conftest import TINY_GRID, TINY_PARAMS
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# one scale fewer than the tiny grid: 192 images
+OTHER_GRID = {**TINY_GRID, "scale": [0]}
+NEEDLE = "point DLBENCH_DATA at the data it trained on"
+
+
+@pytest.fixture(scope="module")
+def other_data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("other_data")
+    generate_npz(root / "dsprites" / FILENAME, class_indices=OTHER_GRID)
+    return root
+
+
+def test_a_run_records_the_grid_it_trained_on(trained_run):
+    # the tiny grid: 3 shapes, 2 scales, 4 orientations, 4 x 4 positions (colour has one value, and no factor)
+    shape = json.loads((trained_run / "run.json").read_text())["dataset_shape"]
+    assert shape == {"observations": 3 * 2 * 4 * 4 * 4, "factor_sizes": [3, 2, 4, 4, 4]}
+
+
+def test_evaluation_on_other_data_is_refused_with_nothing_written(trained_run, other_data_root, monkeypatch,
+                                                                  capsys):
+    monkeypatch.setenv("DLBENCH_DATA", str(other_data_root))
+    before = tree(trained_run)
+    assert evaluate_cli.main([str(trained_run), "--metrics", "mig", "--metric_param", "mig.num_train=200"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and NEEDLE in err[0], err
+    assert "of 384 observations (factor sizes [3, 2, 4, 4, 4])" in err[0] and "has 192 observations" in err[0]
+    assert tree(trained_run) == before
+
+
+def test_a_resume_on_other_data_is_refused_and_the_run_left_as_it_was(tiny_dsprites, other_data_root, tmp_path,
+                                                                      monkeypatch, capsys):
+    from dlbench.signals import stop_asked_by
+
+    run_dir = tmp_path / "run"
+    args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
+    for binding in TINY_PARAMS:
+        args += ["--gin_param", binding]
+    with stop_asked_by(lambda: signal.SIGTERM):  # stopped at its first step, checkpointed
+        assert train_cli.main(args) == 128 + signal.SIGTERM
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    capsys.readouterr()
+    files = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    monkeypatch.setenv("DLBENCH_DATA", str(other_data_root))
+    assert train_cli.main(["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and NEEDLE in err[0], err
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == files
+    monkeypatch.setenv("DLBENCH_DATA", str(tiny_dsprites))  # its own data: it resumes
+    assert train_cli.main(["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]) == 0
