@@ -43,7 +43,7 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
     assert report["rank_by"] == "mig.discrete_mig"
     assert sorted(report["files"]) == FILES
     assert report["counts"] == {"run_json_found": 7, "runs": 5, "done": 3, "failed": 1, "unfinished": 1,
-                                "not_started": 2, "runs_left_out": 1, "metric_results_left_out": 1, "duplicates": 1, "settings": 1,
+                                "not_started": 2, "not_in_study": 4, "runs_left_out": 1, "metric_results_left_out": 1, "duplicates": 1, "settings": 1,
                                 "representatives": 1}
     assert report["failed"] == [{"run_dir": "b4/s2", "dataset": "dsprites", "method": "beta_vae", "seed": 2,
                                  "status": "failed", "step": 20, "error": "the loss diverged at step 7"}]
@@ -57,6 +57,11 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
     # the runs study.json lists without a run directory (a damaged run.json is a run that started)
     assert report["not_started"] == ["b4/s9", "c/s0"]
     assert "2 of the study's runs have no run directory at their place (not started, or moved); report.json lists them" in lines
+    # the runs counted that study.json does not list: another study's, or trained there by hand (a
+    # study copied into another's root had been counted as that study's without a word)
+    assert report["not_in_study"] == ["b4/s1", "b4/s2", "b4/s3", "b4/s5"]
+    assert ("4 runs counted are not among the runs of study.json (another study's, or trained there by hand?): "
+            "b4/s1, b4/s2, b4/s3 and 1 more; move them out of the root if they are not this study's") in lines
     aggregate_ok(tmp_path, "--only", "b4/*", "--out", "only_b4")
     assert json.loads((tmp_path / "only_b4" / "report.json").read_text())["not_started"] == ["b4/s9"]
 

@@ -21,7 +21,8 @@
   (dlbench/aggregate/representatives.py).
 - report.json: runs root, study name (RUNS_ROOT/study.json), dlbench version, rank_by, counts,
   and the failed, unfinished, left-out and duplicate runs with their run_dir and status, and the
-  names of the runs study.json lists that have no run directory (not_started).
+  names of the runs study.json lists that have no run directory (not_started) and of the runs
+  counted that it does not list (not_in_study).
 
 Modules: collect.py reads the runs, columns.py names the columns, leaderboard.py holds the
 statistics and best.csv, representatives.py the representative runs, outputs.py the files,

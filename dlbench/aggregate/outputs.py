@@ -96,6 +96,7 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
     results = collection.results
     kinds = results["status"].map(status_kind)
     not_started = _not_started(runs_root, study, only)
+    not_in_study = _not_in_study(results, study)
     run_left_out = [line for line in collection.left_out if line.startswith("run left out")]
     metric_left_out = [line for line in collection.left_out if line.startswith("metric left out")]
     return {
@@ -109,13 +110,14 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
         "counts": {
             "run_json_found": collection.found, "runs": len(results), "done": int((kinds == DONE).sum()),
             "failed": int((kinds == FAILED).sum()), "unfinished": int((kinds == UNFINISHED).sum()),
-            "not_started": len(not_started),
+            "not_started": len(not_started), "not_in_study": len(not_in_study),
             "runs_left_out": len(run_left_out), "metric_results_left_out": len(metric_left_out),
             "duplicates": len(collection.duplicates), "settings": len(board),
             "representatives": len(representatives)},
         "failed": _listed(results[kinds == FAILED], collection.details),
         "unfinished": _listed(results[kinds == UNFINISHED], collection.details),
         "not_started": not_started,
+        "not_in_study": not_in_study,
         "left_out": list(collection.left_out),
         "duplicates": [{"run_dir": str(Path(copy).relative_to(runs_root)), "same_as": str(Path(kept).relative_to(runs_root)),
                         "results_differ": differing} for copy, kept, differing in collection.duplicates],
@@ -130,6 +132,16 @@ def _not_started(runs_root, study, only):
     names = [run.get("name") for run in (study or {}).get("runs", []) if isinstance(run, dict)]
     return [name for name in picked([n for n in names if isinstance(n, str)], only)
             if not rundir.is_run(rundir.study_run_dir(runs_root, name))]
+
+
+def _not_in_study(results, study):
+    """The runs counted that the root's study.json does not list (none without one): another
+    study's runs copied in, or runs trained there by hand, had been counted as the study's without
+    a word."""
+    names = {run.get("name") for run in (study or {}).get("runs", []) if isinstance(run, dict)}
+    if not names or "run_dir" not in results:
+        return []
+    return sorted(name for name in results["run_dir"] if name not in names)
 
 
 def _listed(runs, details):

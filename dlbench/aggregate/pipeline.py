@@ -15,7 +15,7 @@ from dlbench.aggregate.representatives import representatives
 from dlbench.errors import UserError
 
 DEFAULT_RANK_BY = "mig"
-SHOWN_DUPLICATES = 3  # a summary line names this many duplicates, then counts the rest
+SHOWN_DUPLICATES = 3  # a summary line names this many duplicates (or runs), then counts the rest
 
 
 @dataclass
@@ -55,6 +55,12 @@ class Aggregation:
         if counts.get("not_started"):
             lines.append(f"{counts['not_started']} of the study's runs have no run directory at their place (not "
                          f"started, or moved); report.json lists them")
+        if counts.get("not_in_study"):
+            shown = ", ".join(self.report["not_in_study"][:SHOWN_DUPLICATES])
+            more = counts["not_in_study"] - min(counts["not_in_study"], SHOWN_DUPLICATES)
+            lines.append(f"{counts['not_in_study']} runs counted are not among the runs of study.json (another "
+                         f"study's, or trained there by hand?): {shown}" + (f" and {more} more" if more else "")
+                         + "; move them out of the root if they are not this study's")
         if counts and not counts.get("done"):
             lines.append("no run has finished training: the leaderboard holds only the counts")
         short = self.report.get("rank_by_short", {})

@@ -50,6 +50,7 @@ REPRESENTATIVE_VALUES = (("mig", "MIG"), ("reconstruction", "reconstruction"), (
 RUN_FIELDS = ("run_dir", "dataset", "method", "seed", "status", "step", "error")
 COUNT_NAMES = {"run_json_found": "run.json files found", "runs": "runs counted", "done": "finished",
                "failed": "failed", "unfinished": "unfinished", "not_started": "not started (study.json lists them)",
+               "not_in_study": "counted, not in study.json",
                "runs_left_out": "runs left out (damaged)",
                "metric_results_left_out": "metric results left out (damaged)", "duplicates": "duplicate copies",
                "settings": "settings", "representatives": "representative models"}
@@ -301,6 +302,9 @@ def left_out_section(content):
     if report.get("not_started"):
         parts += ["<p>Runs of the study without a run directory at their place (not started, or moved):</p>",
                   plain_list(report["not_started"])]
+    if report.get("not_in_study"):
+        parts += ["<p>Runs counted that the study (study.json) does not list (another study's, or trained there by "
+                  "hand?):</p>", plain_list(report["not_in_study"])]
     if report.get("unranked"):
         parts += ["<p>Methods without a value to rank by (no row in best.csv):</p>",
                   plain_list(f"{u['method']} on {u['dataset']}" for u in report["unranked"])]
