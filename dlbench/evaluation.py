@@ -108,6 +108,11 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     todo = [m for m in metric_names if m not in results]
     if not todo:
         return results
+    for name in todo:  # found now, not once the metric is computed
+        path = metric_result_path(run_dir, result_mode(name, mode), name, params.get(name, {}), seed)
+        if path.exists() and not path.is_file():
+            raise UserError(f"'{path}' is not a file, where {name}'s result goes; move it away and run the command "
+                            f"again")
     if not isinstance(record.get("dataset"), str):  # the one field of run.json the data needs without a default
         raise UserError(f"'{rundir.run_json_path(run_dir)}' does not name the dataset the run trained on; restore it "
                         f"from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite")

@@ -172,3 +172,15 @@ def test_a_count_no_metric_is_computed_on_is_refused_before_numpy_asks_for_petab
         with pytest.raises(UserError, match=f"^{binding} must be an integer in"):
             metrics.check_params(name, {key: huge})
     metrics.check_params(name, {key: 10_000})
+
+
+def test_a_folder_where_a_result_goes_is_found_before_anything_is_computed(trained_run, capsys):
+    # it had been found once the metric was computed, its minutes lost
+    from dlbench.evaluation import metric_result_path
+
+    path = metric_result_path(trained_run, "mean", "mig", {"num_train": 200})
+    path.mkdir(parents=True)
+    before = tree(trained_run)
+    result = evaluate(capsys, trained_run, "--metrics", "active_units,mig", "--metric_param", "mig.num_train=200")
+    assert_one_line_error(result, f"'{path}' is not a file, where mig's result goes; move it away")
+    assert "computing" not in result.stdout and tree(trained_run) == before
