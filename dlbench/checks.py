@@ -47,6 +47,9 @@ def integer(binding, value, minimum=None, maximum=None):
     return value
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def number(binding, value, minimum=None, maximum=None, positive=False):
     """value as a finite float (ints accepted; not a bool, a string or a NaN)."""
     kind = "a number" + _range_text(minimum, maximum, positive)
@@ -56,8 +59,10 @@ def number(binding, value, minimum=None, maximum=None, positive=False):
         out = float(value)
     except (TypeError, ValueError):
         _refuse(binding, kind, value)
-    if not math.isfinite(out):  # 1e309 reads as inf
-        _refuse(binding, "a finite number" + _range_text(minimum, maximum, positive), value)
+    # 1e309 reads as inf; above FLOAT32_MAX a float32 tensor of it is inf (torch had refused it in a traceback)
+    if not math.isfinite(out) or abs(out) > FLOAT32_MAX:
+        _refuse(binding, "a finite number" + _range_text(minimum, maximum, positive) + " that float32 holds "
+                f"(at most {FLOAT32_MAX:.3g} in size)", value)
     if not _in_range(out, minimum, maximum, positive):
         _refuse(binding, kind, value)
     return out

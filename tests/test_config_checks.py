@@ -72,7 +72,10 @@ def test_a_value_of_the_wrong_type_names_its_binding(configurable, param, extra,
     ("beta_vae.beta = -1.0", "beta_vae.beta must be a number >= 0, got -1.0"),
     ("beta_vae.beta = 'abc'", "beta_vae.beta must be a number >= 0, got 'abc'"),
     ("beta_vae.beta = nan", None),
-    ("beta_vae.beta = 1e309", "beta_vae.beta must be a finite number >= 0, got inf"),  # had said "a number >= 0"
+    ("beta_vae.beta = 1e309", "beta_vae.beta must be a finite number >= 0 that float32 holds"),  # had said "a number >= 0"
+    # finite, but inf as a float32: torch had refused them in a traceback once training began
+    ("train.lr = 1e39", "train.lr must be a finite number > 0 that float32 holds (at most 3.4e+38 in size), got 1e+39"),
+    ("beta_vae.beta = -1e39", "beta_vae.beta must be a finite number >= 0 that float32 holds"),
 ])
 def test_ranges(binding, needle):
     if needle is None:  # gin has no NaN literal: float('nan') cannot be typed, so 'nan' is a reference error

@@ -286,8 +286,10 @@ def test_gin_bindings_reach_make_prior():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"latent_dim": 10}, r"model.latent_dim \(10\) must equal the sum of lp_nested_isa.subspace_sizes \(20"),
-    ({"p0": 0.0}, "p0 must be a positive number"),
-    ({"p0": float("nan")}, "p0 must be a positive number"),
+    ({"p0": 0.0}, "p0 must be a number > 0"),
+    ({"p0": float("nan")}, "p0 must be a finite number > 0"),
+    ({"p0": 1e300}, "p0 must be a finite number > 0 that float32 holds"),  # had overflowed in a traceback
+    ({"p": 1e39}, "p must be positive numbers that float32 holds"),
     ({"p": -1.0}, "p must be positive"),
     ({"p": [2.0, 2.0]}, "p has 2 exponents for 5 subspaces"),
     ({"p": [2.0, 0.0, 2.0, 2.0, 2.0]}, "p must be positive"),

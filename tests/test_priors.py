@@ -387,6 +387,12 @@ def test_learned_logits_get_gradients_and_load_from_a_state_dict():
     ("sparse_mixture", {"sigma0_sq": 0.0}),
     ("sparse_mixture", {"gamma": "0.5"}),
     ("gaussian_mixture", {"means": MEANS_3D, "variance": "1"}),
+    # strings and bools had been read as numbers, and values past float32 as finite ones
+    ("gaussian_mixture", {"means": [["0", 0.0, 0.0]]}),
+    ("gaussian_mixture", {"means": [[1e39, 0.0, 0.0]]}),
+    ("gaussian_mixture", {"means": MEANS_3D, "weights": [True, 1.0, 1.0]}),
+    ("anisotropic_gaussian", {"init": "given", "variances": ["1", 2.0, 3.0]}),
+    ("anisotropic_gaussian", {"init": "given", "variances": [1e39, 2.0, 3.0]}),
 ])
 def test_bad_settings_raise_user_errors(name, settings):
     with pytest.raises(UserError, match=name):

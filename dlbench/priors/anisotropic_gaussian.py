@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlbench.data.ground_truth import fixed_or_sampled_images
 from dlbench import checks
+from dlbench.data.ground_truth import fixed_or_sampled_images
 from dlbench.errors import UserError
 from dlbench.priors.base import Prior, log_normal_diag
 
@@ -125,15 +125,8 @@ def _check_init(init, variances, pca_singular_values, latent_dim):
 
 
 def _positive_list(values, latent_dim, setting):
-    try:
-        values = [float(v) for v in values]
-    except (TypeError, ValueError):
-        raise UserError(f"anisotropic_gaussian.{setting} must be a list of {latent_dim} positive numbers, "
-                        f"got {values!r}") from None
-    if len(values) != latent_dim or not all(math.isfinite(v) and v > 0 for v in values):
-        raise UserError(f"anisotropic_gaussian.{setting} must be a list of {latent_dim} positive numbers "
-                        f"(one per latent dimension), got {values}")
-    return values
+    """One positive number per latent dimension (checks.numbers: not strings or bools, within float32)."""
+    return checks.numbers(f"anisotropic_gaussian.{setting}", values, length=latent_dim, positive=True)
 
 
 def pca_singular_values(images, pixel_scale, count, max_images=PCA_MAX_IMAGES, seed=PCA_SEED):

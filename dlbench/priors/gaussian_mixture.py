@@ -68,24 +68,25 @@ def _check_means(means, latent_dim):
                             f"latent_dim = 2; with latent_dim = {latent_dim} set gaussian_mixture.means to a list "
                             f"of C lists of {latent_dim} numbers")
         return None
-    try:
-        means = [[float(m) for m in row] for row in means]
-    except (TypeError, ValueError):
-        means = None
-    if not means or any(len(row) != latent_dim or not all(map(math.isfinite, row)) for row in means):
+    try:  # checks.numbers: not strings or bools, finite within float32
+        rows = [checks.numbers("gaussian_mixture.means", row, length=latent_dim)
+                for row in (means if isinstance(means, (list, tuple)) else [])]
+    except UserError:  # said of the whole setting
+        rows = []
+    if not rows:
         raise UserError(f"gaussian_mixture.means must be a non-empty list of lists of {latent_dim} finite numbers "
                         "(one list per component)")
-    return means
+    return rows
 
 
 def _check_weights(weights, num_components):
     if weights is None:
         return None
     try:
-        weights = [float(w) for w in weights]
-    except (TypeError, ValueError):
+        weights = checks.numbers("gaussian_mixture.weights", weights, length=num_components, minimum=0)
+    except UserError:
         weights = []
-    if len(weights) != num_components or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+    if not weights or sum(weights) <= 0:
         raise UserError(f"gaussian_mixture.weights must be {num_components} non-negative numbers "
                         "(one per component, not all zero)")
     return weights

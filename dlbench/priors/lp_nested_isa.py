@@ -49,6 +49,7 @@ import gin
 import torch
 from torch import nn
 
+from dlbench import checks
 from dlbench.errors import UserError
 from dlbench.priors.base import Prior
 
@@ -100,20 +101,18 @@ def _check_subspace_sizes(subspace_sizes):
     return [int(k) for k in sizes]
 
 
-def _is_positive_number(x):
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) and x > 0
-
-
 def _check_exponents(p0, p, num_subspaces):
-    if not _is_positive_number(p0):
-        raise UserError(f"lp_nested_isa.p0 must be a positive number (e.g. 2.1), got {p0!r}")
+    p0 = checks.number("lp_nested_isa.p0", p0, positive=True)
     exponents = list(p) if isinstance(p, (list, tuple)) else [p] * num_subspaces
     if len(exponents) != num_subspaces:
         raise UserError(f"lp_nested_isa.p has {len(exponents)} exponents for {num_subspaces} subspaces; "
                         f"give one number or one per subspace")
-    if not all(_is_positive_number(x) for x in exponents):
-        raise UserError(f"lp_nested_isa.p must be positive numbers (one, or one per subspace), got {p!r}")
-    return float(p0), [float(x) for x in exponents]
+    try:
+        exponents = [checks.number("lp_nested_isa.p", x, positive=True) for x in exponents]
+    except UserError:  # said of what was given: one number, or one per subspace
+        raise UserError(f"lp_nested_isa.p must be positive numbers that float32 holds (one, or one per subspace), "
+                        f"got {p!r}") from None
+    return p0, exponents
 
 
 @gin.configurable("lp_nested_isa")
