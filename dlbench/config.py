@@ -19,7 +19,7 @@ import dlbench.data
 import dlbench.methods  # noqa: F401  (registers the methods with gin)
 from dlbench.errors import UserError
 from dlbench.nn.architectures import ARCHITECTURES, check_fits
-from dlbench.nn.likelihoods import LIKELIHOODS
+from dlbench.nn.likelihoods import LIKELIHOODS, get_likelihood
 from dlbench.priors import DEFAULT_PRIOR, PRIORS, make_prior
 
 
@@ -225,6 +225,7 @@ def resolve_run_spec():
     shape = dlbench.data.get_dataset_class(dataset["name"]).observation_shape
     if shape:  # known before the data loads (a linear Gaussian's depends on its options: checked at build)
         check_fits(model["architecture"], shape)
+        get_likelihood(model["likelihood"], shape)
     return RunSpec(method=train["method"], train=train, dataset=dataset, model=model)
 
 

@@ -337,3 +337,22 @@ def test_an_architecture_the_data_does_not_fit_is_refused_before_a_study_starts(
     code = study.main([str(path), "--runs_root", str(tmp_path / "runs"), "--device", "cpu"])
     assert_user_error(capsys, code, "run with model.architecture = 'dcgan'", "needs 32x32 images")
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("dataset, shape", [("pinwheel", "(2,)"), ("linear_gaussian", "(10,)")])
+def test_a_likelihood_the_data_does_not_fit_is_refused_before_anything_is_written(tmp_path, capsys, dataset, shape):
+    # the bernoulli default on real-valued vectors had ended training in an IndexError, the run marked failed
+    from tests.test_study import write_study
+
+    run_dir = tmp_path / "run"
+    code = train.main([*tiny_train_args(run_dir), "--gin_param", f"dataset.name = '{dataset}'",
+                       "--gin_param", "model.architecture = 'mlp'"])
+    assert_user_error(capsys, code, "the bernoulli likelihood (model.likelihood) is for images",
+                      f"vectors of shape {shape}: use model.likelihood = 'gaussian'")
+    assert not run_dir.exists()
+    if dataset == "pinwheel":  # a study is refused before its first run (a linear Gaussian's shape needs the data)
+        path = write_study(tmp_path / "s.gin", "{'dataset.name': ['pinwheel'], 'model.architecture': ['mlp']}",
+                           metrics="['recon_ll']")
+        code = study.main([str(path), "--runs_root", str(tmp_path / "runs"), "--device", "cpu"])
+        assert_user_error(capsys, code, "the bernoulli likelihood (model.likelihood) is for images")
+        assert not (tmp_path / "runs").exists()

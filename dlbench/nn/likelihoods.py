@@ -121,7 +121,14 @@ LOG_2PI = math.log(2 * math.pi)
 LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": Gaussian, "gaussian_unit": UnitGaussian, "laplace": Laplace}
 
 
-def get_likelihood(name):
+def get_likelihood(name, observation_shape=None):
+    """The likelihood class of that name; given the observations' shape, one that can score them:
+    Bernoulli's are pixel values in [0, 1], of images (C, H, W). Real-valued vectors (pinwheel,
+    linear_gaussian) had ended training in an IndexError."""
+    if name == Bernoulli.name and observation_shape is not None and len(observation_shape) != 3:
+        raise UserError(f"the bernoulli likelihood (model.likelihood) is for images of values in [0, 1]; these "
+                        f"observations are vectors of shape {tuple(observation_shape)}: use model.likelihood = "
+                        f"'gaussian'")
     if name not in LIKELIHOODS:
         raise UserError(
             f"unknown likelihood '{name}' (model.likelihood); available: {', '.join(sorted(LIKELIHOODS))}")

@@ -32,7 +32,7 @@ class VAE(nn.Module):
             "architecture": architecture, "observation_shape": list(observation_shape),
             "latent_dim": int(latent_dim), "likelihood": likelihood,
         }
-        self.likelihood = get_likelihood(likelihood)
+        self.likelihood = get_likelihood(likelihood, observation_shape)
         self.encoder = build_encoder(architecture, observation_shape, latent_dim)
         self.decoder = build_decoder(architecture, observation_shape, latent_dim, self.likelihood.params_per_value)
         if not isinstance(prior, Prior):
