@@ -149,6 +149,9 @@ def quiet_gin_includes():
         gin_logger.setLevel(level)
 
 
+INCLUDE_CYCLE = "a file includes itself, directly or through the files it includes; remove the include that closes it"
+
+
 def parse_gin(gin_files=(), gin_params=()):
     """Clear gin and parse the files and bindings; any mistake becomes a one-line UserError."""
     gin.clear_config()
@@ -162,6 +165,8 @@ def parse_gin(gin_files=(), gin_params=()):
         try:
             with quiet_gin_includes():
                 parse()
+        except RecursionError:  # gin follows includes without looking for cycles; its message recurses too
+            raise UserError(f"bad gin config in {source}: {INCLUDE_CYCLE}") from None
         except Exception as err:  # gin reports with ValueError, SyntaxError, TokenError, ...
             raise UserError(f"bad gin config in {source}: {gin_problem(err)}") from None
 

@@ -356,3 +356,22 @@ def test_a_likelihood_the_data_does_not_fit_is_refused_before_anything_is_writte
         code = study.main([str(path), "--runs_root", str(tmp_path / "runs"), "--device", "cpu"])
         assert_user_error(capsys, code, "the bernoulli likelihood (model.likelihood) is for images")
         assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("cycle", [["self.gin"], ["a.gin", "b.gin"]])
+def test_a_gin_file_that_includes_itself_is_one_line(tmp_path, capsys, cycle):
+    # gin follows includes round the cycle: dlb_train and dlb_study had printed 3,000 lines of RecursionError
+    from tests.test_study import write_study
+
+    for name, included in zip(cycle, cycle[1:] + cycle[:1]):
+        (tmp_path / name).write_text(f"include '{included}'\n")
+    code = train.main(tiny_train_args(tmp_path / "run") + ["--gin", str(tmp_path / cycle[0])])
+    assert_user_error(capsys, code, f"gin file '{tmp_path / cycle[0]}'", "a file includes itself")
+    study_path = write_study(tmp_path / "s.gin", "{'train.seed': [0]}")
+    study_path.write_text(study_path.read_text().replace("['beta_vae.gin']", f"['beta_vae.gin', '{tmp_path / cycle[0]}']"))
+    assert_user_error(capsys, study.main([str(study_path), "--runs_root", str(tmp_path / "runs"), "--dry_run"]),
+                      "a file includes itself")
+    (tmp_path / "itself.gin").write_text("include 'itself.gin'\n")  # the study file itself
+    assert_user_error(capsys, study.main([str(tmp_path / "itself.gin"), "--runs_root", str(tmp_path / "runs")]),
+                      f"bad study file '{tmp_path / 'itself.gin'}': a file includes itself")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()

@@ -24,7 +24,7 @@ import gin
 
 import dlbench
 from dlbench import rundir
-from dlbench.config import gin_dir, quiet_gin_includes
+from dlbench.config import INCLUDE_CYCLE, gin_dir, quiet_gin_includes
 from dlbench.errors import UserError
 from dlbench.selection import matching
 from dlbench.study.sweep import binding, expand
@@ -97,6 +97,8 @@ def load_study(name_or_gin):
         settings = study_settings()
     except UserError as err:
         raise UserError(f"bad study file '{path}': {str(err).splitlines()[0]}") from None
+    except RecursionError:
+        raise UserError(f"bad study file '{path}': {INCLUDE_CYCLE}") from None
     except Exception as err:  # gin's parse errors come as several exception types
         raise UserError(f"bad study file '{path}': {str(err).splitlines()[0]}") from None
     finally:
