@@ -368,7 +368,8 @@ def test_a_gin_file_that_includes_itself_is_one_line(tmp_path, capsys, cycle):
     code = train.main(tiny_train_args(tmp_path / "run") + ["--gin", str(tmp_path / cycle[0])])
     assert_user_error(capsys, code, f"gin file '{tmp_path / cycle[0]}'", "a file includes itself")
     study_path = write_study(tmp_path / "s.gin", "{'train.seed': [0]}")
-    study_path.write_text(study_path.read_text().replace("['beta_vae.gin']", f"['beta_vae.gin', '{tmp_path / cycle[0]}']"))
+    bases = f"['beta_vae.gin', '{tmp_path / cycle[0]}']"
+    study_path.write_text(study_path.read_text().replace("['beta_vae.gin']", bases))
     assert_user_error(capsys, study.main([str(study_path), "--runs_root", str(tmp_path / "runs"), "--dry_run"]),
                       "a file includes itself")
     (tmp_path / "itself.gin").write_text("include 'itself.gin'\n")  # the study file itself
