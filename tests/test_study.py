@@ -96,6 +96,21 @@ def test_a_sweep_that_names_one_run_twice_in_other_words_is_refused(tiny_dsprite
         load_study(str(write_study(tmp_path / "s.gin", sweep)))
 
 
+@pytest.mark.parametrize("sweep", [
+    "{'beta_tcvae.beta': [2.0]}",  # had named the run beta_vae/beta=2.0/seed=0, trained at beta_vae's beta 4
+    "{'beta_tcvae.beta': [1.0, 2.0]}",  # had been called two runs "the same", with no repeated value
+    "[{'beta_vae.beta': [1.0]}, {'student_t.nu': [3.0]}]",  # a prior the run does not have
+])
+def test_a_swept_value_the_run_does_not_read_is_refused(tiny_dsprites, tmp_path, sweep):
+    with pytest.raises(UserError, match=r"study.sweep sets \S+ = \S+, which this beta_vae run does not read \(a "
+                                        r"method or prior it does not call\); sweep it with the method or prior"):
+        load_study(str(write_study(tmp_path / "s.gin", sweep)))
+    # a fixed one may go unread: a study fixes every method's settings for all its runs
+    study = write_study(tmp_path / "f.gin", "{'beta_vae.beta': [1.0]}")
+    study.write_text(study.read_text().replace("study.fixed = {", "study.fixed = {'beta_tcvae.beta': 2.0, "))
+    assert [spec.name for spec in load_study(str(study)).runs] == ["beta_vae/beta=1.0/seed=0"]
+
+
 @pytest.mark.parametrize("dataset, metric, needle", [
     ("dsprites", "inference_error", "needs a dataset with an exact posterior"),
     ("linear_gaussian", "mig", "metric mig needs discrete factors"),

@@ -161,13 +161,19 @@ def _check_metrics(study):
 
 def _resolve(study, base, fixed, assignment):
     """(readable name, RunSpec, identity) of one assignment, its config resolved and checked."""
-    from dlbench.config import parse_gin, resolve_run_spec
+    from dlbench.config import parse_gin, resolve_run_spec, unused_bindings
 
     params = fixed + [binding(k, v) for k, v in assignment.items()]
     label = ", ".join(params[len(fixed):]) or "its fixed bindings"
     try:
         parse_gin(base, params)
         spec = resolve_run_spec()
+        # a swept value the run never reads had named it, and several had been "the same run"
+        # (fixed bindings may go unused: studies fix every method's settings for all their runs)
+        unused = unused_bindings(params[len(fixed):])
+        if unused:
+            raise UserError(f"study.sweep sets {', '.join(unused)}, which this {spec.method.name} run does not read "
+                            f"(a method or prior it does not call); sweep it with the method or prior that reads it")
     except UserError as err:
         raise UserError(f"study {study.name}, run with {label}: {err}") from None
     finally:
