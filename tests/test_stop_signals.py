@@ -132,6 +132,7 @@ def test_this_machines_memory_running_out_is_one_line_naming_what_to_lower(capsy
         assert run_main("dlb_test", body, []) == 2
         (line,) = capsys.readouterr().err.splitlines()
         assert line.startswith("dlb_test: error: out of this machine's memory (") and "--stack" in line
+        assert "model.latent_dim" in line  # a model too large had been left out of the advice
 
     def bug(argv):
         raise RuntimeError("a bug is not the machine's memory")

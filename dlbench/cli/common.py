@@ -60,7 +60,8 @@ def run_main(prog, body, argv=None):
         if isinstance(err, RuntimeError) and not _host_out_of_memory(err):
             raise
         print(f"{prog}: error: out of this machine's memory ({_one_line(str(err)) or 'MemoryError'}); ask for less: "
-              f"train.batch_size, --stack, --workers, a metric's num_train or num_points", file=sys.stderr)
+              f"train.batch_size, --stack, --workers, a smaller model (model.latent_dim, a method's network "
+              f"width), a metric's num_train or num_points", file=sys.stderr)
         return USER_ERROR_EXIT
     except KeyboardInterrupt as err:  # Ctrl-C, or a signal _stopping_on_signals turned into one
         signum = getattr(err, "signum", signal.SIGINT)
