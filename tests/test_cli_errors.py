@@ -317,9 +317,9 @@ def test_a_run_trained_on_a_gpu_does_not_resume_on_the_cpu(tiny_dsprites, tmp_pa
             raise KeyboardInterrupt
         return sample_batch(self, *args)
 
-    monkeypatch.setattr(Trainer, "sample_batch", stopped_at_step_13)
-    assert train.main(tiny_train_args(run_dir)) == 130
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:  # for this command only: $DLBENCH_DATA stays at the tiny grid
+        patch.setattr(Trainer, "sample_batch", stopped_at_step_13)
+        assert train.main(tiny_train_args(run_dir)) == 130
     rundir.update_run(run_dir, device="cuda:0")  # as a GPU's session records it
     assert rundir.checkpoint_paths(run_dir)
     before = files_of(run_dir)

@@ -40,15 +40,16 @@ def status_of(run_dir):
 def test_a_run_out_of_gpu_memory_is_interrupted_with_its_checkpoint_and_resumes(tiny_dsprites, tmp_path, capsys,
                                                                                  monkeypatch):
     run_dir = tmp_path / "run"
-    monkeypatch.setattr(Trainer, "sample_batch", out_of_memory_at(Trainer, "sample_batch", 13))  # step 13
-    line = assert_user_error(capsys, train.main(tiny_train_args(run_dir)), str(run_dir),
-                             "the GPU ran out of memory (Tried to allocate 2.00 GiB)", "train.batch_size", "--stack")
+    with monkeypatch.context() as patch:  # for this command only: $DLBENCH_DATA stays at the tiny grid
+        patch.setattr(Trainer, "sample_batch", out_of_memory_at(Trainer, "sample_batch", 13))  # step 13
+        line = assert_user_error(capsys, train.main(tiny_train_args(run_dir)), str(run_dir),
+                                 "the GPU ran out of memory (Tried to allocate 2.00 GiB)", "train.batch_size",
+                                 "--stack")
     assert "Including non-PyTorch memory" not in line  # not the allocator's page of figures
     record = status_of(run_dir)
     assert record["status"] == "interrupted" and "the GPU ran out of memory after step 12" in record["error"]
     assert rundir.checkpoint_paths(run_dir) and not rundir.claim_path(run_dir).exists()
 
-    monkeypatch.undo()
     assert train.main(["--run_dir", str(run_dir), "--no_progress"]) == 0
     assert "resuming from step 10" in capsys.readouterr().out and status_of(run_dir)["status"] == "done"
 
@@ -58,16 +59,16 @@ def test_a_stack_out_of_gpu_memory_marks_its_runs_interrupted_and_stops_the_stud
     file = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
     runs = tmp_path / "runs"
     options = ["--runs_root", str(runs), "--device", "cpu", "--no_progress", "--stack", "2", "--workers", "1"]
-    monkeypatch.setattr(StackedTrainer, "train_step", out_of_memory_at(StackedTrainer, "train_step", 13))
-    assert_user_error(capsys, study.main([str(file), *options]), "a stack of 2 runs: the GPU ran out of memory",
-                      "--stack")
+    with monkeypatch.context() as patch:  # for this command only: $DLBENCH_DATA stays at the tiny grid
+        patch.setattr(StackedTrainer, "train_step", out_of_memory_at(StackedTrainer, "train_step", 13))
+        assert_user_error(capsys, study.main([str(file), *options]), "a stack of 2 runs: the GPU ran out of memory",
+                          "--stack")
     run_dirs = sorted(path.parent for path in runs.rglob("run.json"))
     assert len(run_dirs) == 2
     for run_dir in run_dirs:
         record = status_of(run_dir)
         assert record["status"] == "interrupted" and "the GPU ran out of memory after step 12" in record["error"]
 
-    monkeypatch.undo()
     assert study.main([str(file), *options]) == 0
     assert [status_of(run_dir)["status"] for run_dir in run_dirs] == ["done", "done"]
 
