@@ -29,6 +29,25 @@ TINY_PARAMS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_data_at_home(tmp_path_factory):
+    """An empty $DLBENCH_DATA for every test that does not set its own, which must stay empty: a
+    test that reached for the default data folder had written a 3 GB synthetic dSprites to
+    ~/.cache (a minute of CI), and others had resumed tiny-grid runs on it."""
+    import os
+
+    folder = tmp_path_factory.mktemp("no_data_at_home")
+    previous = os.environ.get("DLBENCH_DATA")
+    os.environ["DLBENCH_DATA"] = str(folder)
+    yield
+    if previous is None:
+        del os.environ["DLBENCH_DATA"]
+    else:
+        os.environ["DLBENCH_DATA"] = previous
+    written = sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+    assert not written, f"a test used the default data folder (give it tiny_dsprites): it wrote {written}"
+
+
 @pytest.fixture
 def one_torch_thread():
     """For modules of tiny networks: they gain nothing from intra-op threads and lose much to

@@ -395,7 +395,9 @@ def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_pa
 
 
 
-def test_bench_stacking_goes_on_past_a_stack_that_does_not_fit_the_gpu(monkeypatch):
+def test_bench_stacking_goes_on_past_a_stack_that_does_not_fit_the_gpu(tiny_dsprites, monkeypatch):
+    # (tiny_dsprites: the benchmark loads the study's data; without it, a 3 GB synthetic dSprites had
+    # been written to ~/.cache by the test suite)
     # on a GPU the largest stacks may not fit, and beta-TCVAE's (B, B, D) terms take more memory
     # than the others': the figures say so, and each method is timed at the largest K that fits.
     # Measured rates faked (100 img/s per beta-VAE run, 50 for the others): only the choices count.
