@@ -141,8 +141,15 @@ def test_a_signal_while_workers_evaluate_stops_them_before_their_next_metric(tin
     process = subprocess.Popen([sys.executable, str(REPO / "bin" / "dlb_study"), str(study), "--runs_root", str(runs),
                                 "--workers", "2", "--device", "cpu", "--no_progress"], env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    def both_trained_and_one_metric_done():  # the other worker may still be training at the first metric
+        try:
+            trained = [json.loads(path.read_text())["status"] for path in runs.rglob("run.json")] == ["done"] * 2
+        except (OSError, ValueError):  # a run.json being replaced at this moment
+            return False
+        return trained and bool(list(runs.rglob("metrics/*/*/results.json")))
+
     deadline = time.monotonic() + 120
-    while not list(runs.rglob("metrics/*/*/results.json")) and time.monotonic() < deadline:  # the first metric
+    while not both_trained_and_one_metric_done() and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
