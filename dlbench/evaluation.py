@@ -362,9 +362,9 @@ def parse_metric_params(bindings):
             parsed = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
             parsed = value.strip()
-        given = params.setdefault(metric, {})
-        if param.strip() in given and given[param.strip()] != parsed:  # which one was meant is a guess
-            raise UserError(f"--metric_param gives {metric}.{param.strip()} twice ({given[param.strip()]!r} and "
-                            f"{parsed!r}); give it once")
-        given[param.strip()] = parsed
+        given, param = params.setdefault(metric, {}), param.strip()
+        if param in given and given[param] != parsed:  # which one was meant is a guess
+            raise UserError(f"--metric_param gives {metric}.{param} twice ({given[param]!r} and {parsed!r}); "
+                            f"give it once")
+        given[param] = parsed
     return params

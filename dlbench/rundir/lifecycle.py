@@ -136,30 +136,33 @@ def mark_checkpoint(run_dir, step):
 def mark_interrupted(run_dir, session, step, signal_name):
     """Stopped by a signal at step, its checkpoint written: training resumes from it."""
     update_run(run_dir, status=Status.INTERRUPTED, step=step, interrupted_by=signal_name, error=None,
-               **_ended(run_dir, session, step, f"interrupted by {signal_name}"))
+               **_ended(read_run(run_dir), session, step, f"interrupted by {signal_name}"))
 
 
 def mark_failed(run_dir, session, step, error):
     """Training failed at step (its loss diverged): the run is left alone until --overwrite."""
     update_run(run_dir, status=Status.FAILED, error=error, failed_step=step,
-               **_ended(run_dir, session, step, Status.FAILED))
+               **_ended(read_run(run_dir), session, step, Status.FAILED))
 
 
 def mark_done(run_dir, session, step, started):
     """Training finished at step (weights, config, results and samples written)."""
     update_run(run_dir, status=Status.DONE, step=step, finished=time.time(), elapsed_seconds=time.time() - started,
-               error=None, **_ended(run_dir, session, step, Status.DONE))
+               error=None, **_ended(read_run(run_dir), session, step, Status.DONE))
 
 
 def mark_stopped(run_dir, status, reason, session=None):
     """Record why an exception stopped the run: Status.INTERRUPTED when it can resume once the
     cause is fixed (a full disk, a preemption), Status.FAILED when it cannot. A training session
     given ends at the run's last checkpoint (what it kept; a resume starts there)."""
-    ended = _ended(run_dir, session, read_run(run_dir).get("step", session["from_step"]), status) if session else {}
+    ended = {}
+    if session:
+        record = read_run(run_dir)
+        ended = _ended(record, session, record.get("step", session["from_step"]), status)
     update_run(run_dir, status=status, error=reason, **ended)
 
 
-def _ended(run_dir, session, step, ending):
-    """run.json's `sessions` with this one appended: which process trained which steps."""
-    earlier = read_run(run_dir).get("sessions", [])
+def _ended(record, session, step, ending):
+    """run.json's `sessions` (from its record) with this one appended: which process trained which steps."""
+    earlier = record.get("sessions", [])
     return {"sessions": [*earlier, {**session, "to_step": step, "ended": ending}]}

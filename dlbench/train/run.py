@@ -66,8 +66,9 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
     trainer.started is when this session started."""
     identity = spec.identity()
     if action is Prepare.RESUME:
-        check_resumable_on(run_dir, device)
-        dlbench.data.check_dataset_shape(rundir.read_run(run_dir), data, error=OtherData)
+        record = rundir.read_run(run_dir)
+        check_resumable_on(record, run_dir, device)
+        dlbench.data.check_dataset_shape(record, data, error=OtherData)
     # built first: a model the data or the seed cannot make is refused before the old run is removed
     trainer = Trainer(spec, data, device)
     if action is Prepare.RESTART:
@@ -102,11 +103,11 @@ class OtherData(rundir.ConfigMismatch):
     """The dataset found is not the one the run trained on (dlbench.data.check_dataset_shape)."""
 
 
-def check_resumable_on(run_dir, device):
+def check_resumable_on(record, run_dir, device):
     """OtherDevice when the run's checkpoints were written on another kind of device: a CPU's
     random generator (a Mersenne twister) and a GPU's (counter-based Philox) have different states,
     so the run's random numbers cannot go on there, and it would be another run."""
-    trained_on = rundir.read_run(run_dir).get("device")
+    trained_on = record.get("device")
     if not trained_on or torch.device(trained_on).type == torch.device(device).type:
         return
     kind = torch.device(trained_on).type
