@@ -10,6 +10,7 @@ its traceback.
 import errno
 import os
 import signal
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -47,7 +48,20 @@ def describe_os_error(err):
     if err.filename2:
         where += f" -> '{err.filename2}'"
     advice = _OS_ADVICE.get(err.errno, "check the path and the disk, then run the command again")
+    blocker = file_in_the_way(err)
+    if blocker:
+        advice = f"'{blocker}' is a file, not a folder; move it away, or choose another path"
     return f"cannot use{where}: {reason}; {advice}"
+
+
+def file_in_the_way(err):
+    """For a path under a file (ENOTDIR), that file: the system names only the path asked for."""
+    if err.errno != errno.ENOTDIR or not isinstance(err.filename, str):
+        return None
+    for folder in Path(err.filename).parents:
+        if folder.exists():
+            return folder if not folder.is_dir() else None
+    return None
 
 
 # faults every later write meets too (a full disk, a read-only one): work that writes many files

@@ -376,3 +376,10 @@ def test_a_gin_file_that_includes_itself_is_one_line(tmp_path, capsys, cycle):
     assert_user_error(capsys, study.main([str(tmp_path / "itself.gin"), "--runs_root", str(tmp_path / "runs")]),
                       f"bad study file '{tmp_path / 'itself.gin'}': a file includes itself")
     assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_run_dir_under_a_file_names_that_file(tiny_dsprites, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    run_dir = tmp_path / "a_file" / "x" / "run"
+    code = train.main(["--gin", str(REPO / "gin" / "beta_vae.gin"), *tiny_train_args(run_dir)])
+    assert_user_error(capsys, code, f"'{run_dir}': Not a directory", f"'{tmp_path / 'a_file'}' is a file, not a folder")

@@ -62,6 +62,15 @@ def test_path_under_an_existing_file(place, command):
     assert tree(place) == before
 
 
+def test_a_data_root_under_a_file_names_that_file(place):
+    before = tree(place)
+    root = place / "afile" / "root"
+    line = assert_one_line_error(dlb_data("make", "dsprites", *KEEP, data_root=root),
+                                 f"{place / 'afile'} is a file, not a folder", f"DLBENCH_DATA to a writable folder (now {root})")
+    assert f"at {root}" not in line  # the system's error names the path asked for, which is not at fault
+    assert tree(place) == before
+
+
 @pytest.mark.parametrize("command", ("make", "download"))
 def test_writing_under_proc_names_the_path_and_asks_for_another(place, command):
     target = "/proc/dlbench_test/x.npz"

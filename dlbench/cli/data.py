@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dlbench.cli.common import make_parser, path, run_main
 from dlbench.data import available_datasets, data_root, files, get_dataset_class
-from dlbench.errors import UserError
+from dlbench.errors import UserError, file_in_the_way
 
 PROG = "dlb_data"
 
@@ -186,7 +186,11 @@ def _write_error(err, path, path_given):
     else:
         fix = ("free some space, or set DLBENCH_DATA to a folder on another disk" if full
                else "set DLBENCH_DATA to a writable folder") + f" (now {data_root()})"
-    at = f" at {err.filename}" if err.filename and Path(err.filename) != Path(path) else ""
+    blocker = file_in_the_way(err)
+    if blocker:
+        at = f": {blocker} is a file, not a folder"
+    else:
+        at = f" at {err.filename}" if err.filename and Path(err.filename) != Path(path) else ""
     return UserError(f"cannot write {path} ({err.strerror or files.one_line(err)}{at}); {fix}")
 
 
