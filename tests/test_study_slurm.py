@@ -190,3 +190,30 @@ def test_stopping_the_study_leaves_slurms_jobs_running_and_says_how_to_stop_them
     assert isinstance(stopped, Interrupted) and stopped.exit_code == 128 + signal.SIGHUP
     assert str(stopped) == ("stopped waiting by SIGHUP: 2 jobs go on on Slurm (scancel 8048 stops them); "
                             "dlb_study --status shows how far their runs are")
+
+
+def test_a_stop_during_the_submission_stops_the_jobs_submitted(tiny_dsprites, tmp_path, monkeypatch, capsys):
+    # SIGTERM raised inside the submission had left its local jobs unknown to the study: they
+    # trained on with nobody to stop them, after the study had said it was interrupted
+    from dlbench.study import slurm
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 4.0]}")
+    study.write_text(study.read_text().replace("'train.steps': 20", "'train.steps': 100000"))
+    submitted = []
+
+    def submit_then_stop(*args, **kwargs):
+        submitted.extend(real_submit(*args, **kwargs))
+        os.kill(os.getpid(), signal.SIGTERM)  # a scheduler's stop, as the submission ends
+        return submitted
+
+    real_submit = slurm.submit
+    monkeypatch.setattr(slurm, "submit", submit_then_stop)
+    code = study_cli.main([str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "slurm",
+                           "--device", "cpu", "--no_progress"])
+    assert code == 128 + signal.SIGTERM, capsys.readouterr()
+    assert "stopped by SIGTERM: every run keeps its last checkpoint" in capsys.readouterr().err
+    assert len(submitted) == 2 and all(job.done() for job in submitted)
+    for job in submitted:  # the controller has gone, and so has its task
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(job.job_id), 0)
+    assert not list((tmp_path / "runs").rglob("claim.json"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dlbench import rundir
 from dlbench.errors import Interrupted, UserError
-from dlbench.signals import handling, noting
+from dlbench.signals import STOPS, handling, noting
 from dlbench.study.stacks import run_item, work_items
 from dlbench.study.unit import FAILED, STOPPED, recorded_status, study_stopped, units_of
 
@@ -128,8 +128,14 @@ def run_slurm(study, runs, runs_root, device, options, retry_failed=False, log=p
     # local jobs start ignoring Ctrl-C (a disposition their processes inherit): submitit's controller
     # would die of it with a traceback on this terminal, its task given a second to checkpoint;
     # stopped_waiting stops them instead, and a job's training still stops on Ctrl-C at its step
-    with handling([signal.SIGINT], signal.SIG_IGN) if executor.cluster == "local" else contextlib.nullcontext():
+    local = executor.cluster == "local"
+    # a stop while the jobs are submitted waits for the submission: raised inside it, it had left
+    # the jobs submitted so far unknown to this process, training on with nobody to stop them
+    with handling([signal.SIGINT], signal.SIG_IGN) if local else contextlib.nullcontext(), \
+            noting(STOPS if local else (signal.SIGINT, *STOPS)) as stops:
         jobs = submit(executor, items, str(device), retry_failed, threads)  # each job resolves it on its node
+    if stops:
+        raise stopped_waiting(executor.cluster, jobs, stops[0])
     log(f"submitted {len(jobs)} job{'s' if len(jobs) != 1 else ''} for {len(units)} runs ({executor.cluster}); "
         f"logs in {Path(runs_root) / 'slurm_logs'}")
     statuses = {}
