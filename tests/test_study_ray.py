@@ -94,6 +94,61 @@ def test_an_unreachable_cluster_is_one_line_and_nothing_is_written(tiny_dsprites
     assert tree(tmp_path) == before
 
 
+# dlb_study with a stop arriving while ray.init starts Ray's processes (once its node has started
+# them, before the driver has connected): the window of a stop in the first seconds of a study
+STOP_WHILE_RAY_STARTS = """
+import os, signal, sys
+import ray._private.node
+from dlbench.cli import study
+
+starts = ray._private.node.Node.__init__
+def start_then_stop(self, *args, **kwargs):
+    starts(self, *args, **kwargs)
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+ray._private.node.Node.__init__ = start_then_stop
+sys.exit(study.main(sys.argv[2:]))
+"""
+
+
+def processes_with(marker):
+    """The pids of the live processes whose environment holds marker (each inherits it)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and marker.encode() in open(f"/proc/{entry}/environ", "rb").read():
+                pids.append(int(entry))
+        except OSError:  # gone, or not ours to read
+            pass
+    return pids
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_stop_while_ray_starts_leaves_none_of_its_processes(tiny_dsprites, tmp_path, stop):
+    # ray.init's own SIGTERM handler ended the study with exit status 15, and a KeyboardInterrupt
+    # raised inside ray.init left it half started: either way its dashboard and runtime-env agents
+    # ran on for good
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.commands import REPO
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    marker = f"DLBENCH_TEST_RAY_{uuid.uuid4().hex}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DLBENCH_DATA": str(tiny_dsprites), marker: "1"}
+    result = subprocess.run([sys.executable, "-c", STOP_WHILE_RAY_STARTS, stop, str(study), "--runs_root",
+                             str(tmp_path / "runs"), "--executor", "ray", "--no_progress"],
+                            capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10  # ray.shutdown has signalled them: give them a moment to go
+    while (left := processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "Ray's processes left running"
+    assert result.returncode == 128 + getattr(signal, stop), result.stderr[-3000:]
+    assert f"dlb_study: stopped by {stop}: every run keeps its last checkpoint" in result.stderr
+
+
 def test_what_answers_at_the_address_is_asked_whether_it_speaks_grpc_as_rays_head(local_ray):
     # an HTTP server at --ray_address had kept ray.init waiting for minutes
     import http.server

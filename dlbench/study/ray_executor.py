@@ -33,7 +33,7 @@ def start(address=None, num_cpus=None):
     if address:
         _check_reachable(address)
     try:
-        with _keeping_signal_handlers():
+        with _keeping_signal_handlers(), _stops_put_off(ray) as stops:
             if address:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
             else:
@@ -42,7 +42,28 @@ def start(address=None, num_cpus=None):
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot connect to the Ray cluster at {address!r}: {first}; check --ray_address "
                         "(ray status on the head node shows it)") from None
+    if stops:
+        ray.shutdown()
+        raise study_stopped(stops[0])
     return ray
+
+
+@contextlib.contextmanager
+def _stops_put_off(ray):
+    """Within the block a stop (Ctrl-C, SIGTERM, SIGHUP) is only noted (the list yielded): raised
+    inside ray.init, or ending the process through the SIGTERM handler ray.init sets (its hook is
+    disabled here), it had left Ray's dashboard and runtime-env agents running for good. Once
+    ray.init has returned, ray.shutdown ends every process it started."""
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    sets_handler = getattr(utils, "set_sigterm_handler", None)
+    with noting((signal.SIGINT, *STOPS)) as stops:
+        if sets_handler is not None:
+            utils.set_sigterm_handler = lambda handler: None
+        try:
+            yield stops
+        finally:
+            if sets_handler is not None:
+                utils.set_sigterm_handler = sets_handler
 
 
 @contextlib.contextmanager
