@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from dlbench.data.color_dsprites import ColorDSprites
 from dlbench.data.noisy_dsprites import NoisyDSprites
@@ -110,9 +111,11 @@ def test_a_trained_run_gives_the_same_results_both_ways(trained_run, tmp_path):
     per_draw = evaluate_run(twin, names, "mean", "cpu", 0, params, log=lambda *_: None, encode_once=False)
     for name in names:
         assert once[name]["encoding"] == "once" and per_draw[name]["encoding"] == "per_draw"
-        # the conv encoder on the CPU gives each image the same code whatever batch it is in, so
-        # the two paths agree bit for bit here (within float rounding is all that is promised)
-        assert values(once[name]) == values(per_draw[name]), name
+        # the conv encoder's code for an image may depend on the size of the batch it is in, in
+        # float32's last bits (on a CPU with AVX-512, oneDNN rounds batches of 1, 7 or 200 other
+        # than batches of 64: codes apart by 1e-8), and the two paths encode other batches: equal
+        # within float32 rounding of the codes (the toy representation above checks bit for bit)
+        assert values(once[name]) == pytest.approx(values(per_draw[name]), rel=1e-5, abs=1e-9), name
     stored = json.loads(metric_result_path(trained_run, "mean", "mig", params["mig"]).read_text())
     assert stored["encoding"] == "once"
 
