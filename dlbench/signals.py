@@ -59,12 +59,28 @@ def noting(signums):
         yield noted
 
 
+_finished = False
+
+
+def finished():
+    """Said by a command once its work is done (dlbench.cli.common.run_main), before its own
+    handlers go: a signal then, while it prints its last lines and Python exits, had ended it
+    at once as "interrupted while starting", with 128 + the signal, its pool's shutdown cut short."""
+    global _finished
+    _finished = True
+
+
 def quit_while_starting(prog):
     """Until a command's own handlers are in place (dlbench.cli.common.run_main), Ctrl-C, SIGTERM
     and SIGHUP end it at once, with one line. Raised inside the imports of numpy or torch, a
     KeyboardInterrupt had left them half imported, and the command ended in pages of errors
     unrelated to the stop ("module 'numpy' has no attribute 'matrix'"); nothing is written yet."""
+    global _finished
+    _finished = False
+
     def quit_now(signum, frame):
+        if _finished:  # the command's work is done and it is exiting: a stop changes nothing now
+            return
         os.write(2, f"{prog}: interrupted by {signal.Signals(signum).name} while starting\n".encode())
         os._exit(128 + signum)
 

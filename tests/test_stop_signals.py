@@ -117,6 +117,50 @@ def test_a_signal_before_a_commands_handlers_are_set_ends_it_in_one_line(tmp_pat
         assert text.index(f'quit_while_starting("{script.name}")') < text.index("from dlbench.cli."), script
 
 
+def test_a_signal_after_a_command_has_finished_changes_nothing(tmp_path):
+    # it had ended the finished command as "interrupted by SIGTERM while starting", exit 143 (the
+    # bin script's first handler back in place), cutting short what Python does as it exits
+    import subprocess
+    import sys
+
+    from tests.commands import REPO
+
+    code = ("from dlbench.signals import quit_while_starting\n"
+            "quit_while_starting('dlb_test')\n"
+            "import os, signal, sys\n"
+            "from dlbench.cli.common import run_main\n"
+            "code = run_main('dlb_test', lambda argv: print('done'), [])\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "print('exiting')\n"
+            "sys.exit(code)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "done\nexiting\n", "")
+
+
+def test_a_pools_stop_ignores_repeats_while_its_workers_wind_down():
+    # a repeat raised inside the pool's shutdown had cut it short: workers, which ignore signals,
+    # were left running for good once the study's process had exited
+    import multiprocessing
+
+    from dlbench.errors import Interrupted
+    from dlbench.study.local import FORWARDED, _forwarding_stops
+
+    before = {each: signal.getsignal(each) for each in FORWARDED}
+    stopping = multiprocessing.get_context("spawn").Event()
+    with pytest.raises(Interrupted) as stopped:
+        with _forwarding_stops(stopping):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+            finally:  # where the pool shuts down, waiting for its workers
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)
+                winding_down = [signal.getsignal(each) for each in FORWARDED]
+    assert stopped.value.signum == signal.SIGTERM and stopping.is_set()
+    assert winding_down == [signal.SIG_IGN] * len(FORWARDED)
+    assert {each: signal.getsignal(each) for each in FORWARDED} == before
+
+
 def test_this_machines_memory_running_out_is_one_line_naming_what_to_lower(capsys):
     # numpy's MemoryError and torch's CPU allocator's RuntimeError had been tracebacks
     import numpy as np

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from dlbench.errors import Interrupted, OutOfDeviceMemory, StopSignal, UserError, describe_os_error
-from dlbench.signals import STOPS, after_imports, handling
+from dlbench.signals import STOPS, after_imports, finished, handling
 
 USER_ERROR_EXIT = 2
 
@@ -43,7 +43,10 @@ def run_main(prog, body, argv=None):
     try:
         # Ctrl-C raises KeyboardInterrupt again (the bin scripts quit at once while they import)
         with _stopping_on_signals(), handling([signal.SIGINT], after_imports(signal.default_int_handler)):
-            return body(sys.argv[1:] if argv is None else argv) or 0
+            try:
+                return body(sys.argv[1:] if argv is None else argv) or 0
+            finally:
+                finished()
     except (UserError, OutOfDeviceMemory) as err:
         print(f"{prog}: error: {_one_line(str(err))}", file=sys.stderr)
         return USER_ERROR_EXIT

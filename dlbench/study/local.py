@@ -227,6 +227,10 @@ def _forwarding_stops(stopping):
     pool waits for them; `stopping` keeps them from starting others). It had killed this process
     alone, leaving the workers behind."""
     def stop(signum, frame):
+        # one stop: a repeat (a scheduler signalling again, Ctrl-C to the process group) had cut
+        # the pool's shutdown short, leaving workers that ignore signals running for good
+        for each in FORWARDED:
+            signal.signal(each, signal.SIG_IGN)
         stopping.set()
         for child in multiprocessing.active_children():
             os.kill(child.pid, signum)
