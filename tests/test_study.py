@@ -347,3 +347,21 @@ def test_a_file_where_a_runs_folder_goes_is_found_before_the_first_run(tiny_dspr
     assert_one_line_error(result, f"'{runs / 'beta_vae' / 'beta=8.0'}' is a file, where the folder of the study's run "
                                   f"beta_vae/beta=8.0/seed=0 goes; move it away")
     assert tree(runs) == before  # no run trained
+
+
+def test_an_evaluation_that_failed_and_was_mended_counts_as_done(trained_run, tmp_path):
+    # the failure's record stayed in run.json: the study's rerun said "0 failed", --status "failed"
+    import shutil
+
+    from dlbench import rundir
+    from dlbench.study import run_state
+    from dlbench.study.unit import DONE, evaluate_unit, units_of
+
+    study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")))
+    [spec] = study.runs
+    [unit] = units_of(study, study.runs, tmp_path / "runs")
+    shutil.copytree(trained_run, unit.run_dir)
+    rundir.update_run(unit.run_dir, evaluation_error="'results.json' is unreadable (not valid JSON)")
+    assert run_state(study, spec, tmp_path / "runs")[0] == "failed"
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
+    assert run_state(study, spec, tmp_path / "runs") == ("done", None)

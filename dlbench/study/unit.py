@@ -91,6 +91,10 @@ def evaluate_unit(unit, device, log=print):
         rundir.update_run(unit.run_dir, evaluation_error=str(err))
         log(f"{unit.run_dir}: evaluation failed: {err}")
         return FAILED
+    # an earlier evaluation's failure, now mended (its file restored, the result recomputed): left
+    # in run.json, --status had called the run failed for good
+    if "evaluation_error" in rundir.read_run(unit.run_dir):
+        rundir.update_run(unit.run_dir, evaluation_error=None)
     return DONE
 
 
