@@ -382,6 +382,37 @@ def test_resume_with_every_checkpoint_damaged(two_checkpoints, tiny_data_root, t
     assert snapshot(run_dir) == before
 
 
+def damage_log(path, damage):
+    """train_log.csv of a run checkpointed at step 20 (log rows every 5 steps), damaged."""
+    header, first, *_ = path.read_text().splitlines()
+    if damage == "missing":
+        path.unlink()
+    elif damage == "not text":
+        path.write_bytes(b"\xff\xfe\x00garbage" * 10)
+    elif damage == "a row cut short":
+        path.write_text(f"{header}\n{first[: len(first) // 2]}\n")
+    elif damage == "a step not a number":
+        path.write_text(f"{header}\nfive{first[first.index(','):]}\n")
+    elif damage == "no row":
+        path.write_text(f"{header}\n")
+
+
+@pytest.mark.parametrize("damage, said", [("missing", "is missing"), ("not text", "not a table of text"),
+                                          ("a row cut short", "line 2 has fewer values than the header"),
+                                          ("a step not a number", "the step 'five'"),
+                                          ("no row", "no row up to step 20")])
+def test_resume_with_a_damaged_training_log(two_checkpoints, tiny_data_root, tmp_path, damage, said):
+    """A resume keeps the log's rows up to its checkpoint: a log that does not read back had ended
+    in a traceback, and a missing one was started afresh at step 20 without a word."""
+    run_dir = copy_run(two_checkpoints[1], tmp_path)
+    log = run_dir / "model" / "train_log.csv"
+    damage_log(log, damage)
+    before = snapshot(run_dir)
+    result = run_command("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
+    assert_one_line_error(result, str(log), said, "restore it", f"dlb_train --run_dir {run_dir} --overwrite")
+    assert snapshot(run_dir) == before
+
+
 @pytest.mark.parametrize("command, damage", [("dlb_postprocess", "truncated"), ("dlb_evaluate", "unsafe pickle")])
 def test_damaged_final_weights(tiny_trained_run, tiny_data_root, tmp_path, command, damage):
     run_dir = copy_run(tiny_trained_run, tmp_path)

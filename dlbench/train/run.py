@@ -77,7 +77,7 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
         rundir.clear(run_dir)
     if action is Prepare.RESUME:
         resume_from_newest_checkpoint(run_dir, trainer, device, log)
-        truncate_log(run_dir, trainer.step)
+        truncate_log(run_dir, trainer.step, record.get("train", {}).get("log_every"))
     else:
         rundir.atomic_write_text(rundir.config_gin_path(run_dir), config_text)
     started = time.time()
@@ -281,19 +281,47 @@ def resume_from_newest_checkpoint(run_dir, trainer, device, log):
                     f"`dlb_train --run_dir {run_dir} --overwrite` restarts the run from step 0")
 
 
-def truncate_log(run_dir, step):
-    """Drop log rows written after the checkpoint a resumed run restarts from."""
+def truncate_log(run_dir, step, logged_every=None):
+    """Drop log rows written after the checkpoint a resumed run restarts from. A UserError when the
+    log does not read back as rows of steps, or (given the run's `logged_every`, run.json's
+    train.log_every) holds no row up to the checkpoint's step though one was written: the resumed
+    log would lack the start of the run's curves without a word."""
     path = rundir.train_log_path(run_dir)
+    fix = f"restore it from a copy, or train the run again from step 0 with `dlb_train --run_dir {run_dir} --overwrite`"
+    fields, rows = read_log_rows(path, fix)
+    kept = [row for row in rows if int(row["step"]) <= step]
+    if not kept and isinstance(logged_every, int) and 0 < logged_every <= step:
+        if not path.is_file():
+            raise UserError(f"'{path}', the training log of the run up to step {step}, is missing; {fix}")
+        raise CorruptFile(path, f"it holds no row up to step {step}, where the run resumes", fix)
     if not path.is_file():
         return
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-        fields = rows[0].keys() if rows else []
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields))
+    writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
-    writer.writerows(row for row in rows if int(row["step"]) <= step)
-    rundir.atomic_write_text(path, buffer.getvalue() if rows else "")
+    writer.writerows(kept)
+    rundir.atomic_write_text(path, buffer.getvalue() if fields else "")
+
+
+def read_log_rows(path, fix):
+    """The field names and rows of a train_log.csv (none when it is missing or empty); a
+    CorruptFile when it is not a table of whole rows with a whole-number step."""
+    if not path.is_file():
+        return [], []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows, fields = list(reader), reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise CorruptFile(path, f"not a table of text: {err}", fix) from None
+    if fields and "step" not in fields:
+        raise CorruptFile(path, "it has no step column", fix)
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise CorruptFile(path, f"line {line} has {'more' if None in row else 'fewer'} values than the header", fix)
+        if not row["step"].isdigit():
+            raise CorruptFile(path, f"line {line} has the step {row['step']!r}, not a whole number", fix)
+    return fields, rows
 
 
 class LogWriter:
