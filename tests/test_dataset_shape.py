@@ -65,3 +65,16 @@ def test_a_resume_on_other_data_is_refused_and_the_run_left_as_it_was(tiny_dspri
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == files
     monkeypatch.setenv("DLBENCH_DATA", str(tiny_dsprites))  # its own data: it resumes
     assert train_cli.main(["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]) == 0
+
+
+@pytest.mark.parametrize("shape", [[384], {"observations": "384"}, {"observations": 384, "factor_sizes": 5}])
+def test_a_damaged_recorded_shape_is_refused_in_one_line(trained_run, capsys, shape):
+    """A run.json whose dataset_shape is not one dataset_shape writes had ended in a traceback."""
+    run_dir = trained_run
+    record = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**record, "dataset_shape": shape}))
+    before = tree(run_dir)
+    assert evaluate_cli.main([str(run_dir), "--metrics", "mig", "--metric_param", "mig.num_train=200"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dataset_shape" in err[0] and "damaged" in err[0] and "restore run.json" in err[0], err
+    assert tree(run_dir) == before

@@ -163,6 +163,18 @@ def dataset_shape(data):
     return shape
 
 
+def is_dataset_shape(shape):
+    """Whether shape reads as dataset_shape wrote it."""
+    if not isinstance(shape, dict) or not _is_count(shape.get("observations")):
+        return False
+    sizes = shape.get("factor_sizes", [])
+    return isinstance(sizes, list) and all(_is_count(n) for n in sizes)
+
+
+def _is_count(value):
+    return type(value) is int and value >= 0
+
+
 def check_dataset_shape(record, data, error=UserError):
     """An `error` when data is not the shape of the data the run of `record` trained on (runs
     trained before runs recorded it pass): its metrics, or the rest of its training, would be of
@@ -171,6 +183,10 @@ def check_dataset_shape(record, data, error=UserError):
     found = dataset_shape(data)
     if recorded is None or recorded == found:
         return
+    if not is_dataset_shape(recorded):
+        raise UserError(f"run.json's dataset_shape ({json.dumps(recorded)[:80]}) is damaged: not a count of observations "
+                        "and a list of factor sizes; restore run.json from a copy, or train the run again with "
+                        "dlb_train --overwrite")
 
     def described(shape):
         grid = shape.get("factor_sizes")
