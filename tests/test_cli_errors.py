@@ -50,9 +50,13 @@ def test_bad_bindings(tiny_dsprites, tmp_path, capsys, binding, needle):
 
 
 @pytest.mark.parametrize("method", [["train.method = @beta_tcvae()", "beta_tcvae.estimator = 'mss'"],
-                                    ["train.method = @ab_vae()"]])
+                                    ["train.method = @beta_tcvae()", "beta_tcvae.estimator = 'mws'"],
+                                    ["train.method = @ab_vae()"], ["train.method = @dip_vae()"],
+                                    ["train.method = @factor_vae()"]])
 def test_a_batch_too_small_for_the_objective_is_refused_with_the_config(tiny_dsprites, tmp_path, capsys, method):
-    # minibatch stratified sampling and the unbiased MMD need a second observation: it had failed at step 1
+    # minibatch stratified sampling and the unbiased MMD need a second observation: it had failed at
+    # step 1; with one, the minibatch-weighted total correlation is a constant, the DIP covariance
+    # zero and the FactorVAE permutation the identity: they had trained with a penalty that does nothing
     params = [p for p in TINY_PARAMS if not p.startswith(("train.method", "beta_vae."))] + method
     args = ["--run_dir", str(tmp_path / "run"), "--device", "cpu", "--no_progress"]
     for p in params + ["train.batch_size = 1"]:

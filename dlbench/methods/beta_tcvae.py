@@ -59,7 +59,10 @@ class BetaTCVAE(Method):
         self.dataset_size = int(num_observations)
 
     def min_batch_size(self):
-        return 2 if self.estimator == "mss" else 1  # stratified sampling weighs the other batch members
+        # both estimators weigh q(z | x) over the other batch members: with one, log q(z) and the
+        # product of its marginals are q(z | x) and its own marginals, and the total correlation a
+        # constant (stratified sampling is not even defined)
+        return 2
 
     def hyperparameters(self):
         return {"alpha": float(self.alpha), "beta": float(self.beta), "gamma": float(self.gamma),

@@ -84,6 +84,9 @@ class DipVAE(Method):
             lambda_d = default_lambda_d(self.lambda_od, dip_type)
         self.lambda_d = checks.hyperparameter("dip_vae.lambda_d", lambda_d, minimum=0)
 
+    def min_batch_size(self):
+        return 2  # over one observation the covariance of the encoder means is zero: the penalty would not see them
+
     def hyperparameters(self):
         return {"lambda_od": float(self.lambda_od), "lambda_d": float(self.lambda_d), "dip_type": self.dip_type}
 

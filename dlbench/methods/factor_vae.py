@@ -96,6 +96,9 @@ class FactorVAE(Method):
         self.discriminator_layers = checks.integer("factor_vae.discriminator_layers", discriminator_layers, minimum=1)
         self.discriminator = self.discriminator_optimizer = None
 
+    def min_batch_size(self):
+        return 2  # the discriminator tells codes from codes permuted across the batch: one is its own permutation
+
     def hyperparameters(self):
         return {"gamma": float(self.gamma), "discriminator_lr": self.discriminator_lr,
                 "discriminator_betas": list(self.discriminator_betas),
