@@ -77,6 +77,28 @@ def test_prepare_refuses_a_folder_that_is_not_a_run_but_overwrite_replaces_a_dam
     assert rundir.prepare(tmp_path, IDENTITY, overwrite=True) is rundir.Prepare.RESTART
 
 
+def test_a_different_config_names_what_the_run_is_first_and_its_seed_once():
+    """Sorted by name, a run of another method, dataset and seed was described by three of its
+    settings 'and 4 more', the seed among them twice (the identity holds it as seed and train.seed)."""
+    record = {**IDENTITY, "train": {**IDENTITY["train"], "seed": 0}}
+    other = {"method": "factor_vae", "dataset": "shapes3d", "seed": 1, "hyperparameters": {"gamma": 10.0},
+             "train": {"steps": 30, "checkpoint_every": 10, "seed": 1}, "model": {"latent_dim": 6}}
+    differences = rundir.config_differences(record, other)
+    assert differences[:3] == ["method: 'beta_vae' -> 'factor_vae'", "dataset: 'dsprites' -> 'shapes3d'",
+                               "train.seed: 0 -> 1"]
+    # beta_vae.beta, factor_vae.gamma, model.latent_dim and train.steps
+    assert differences[3:] == ["and 4 more"]
+
+
+def test_a_run_json_without_a_config_is_said_to_be_damaged(tmp_path):
+    """run.json '{}' had been described as a run of another config, each binding 'None -> ...'."""
+    from dlbench.errors import CorruptFile
+
+    rundir.update_run(tmp_path, status="running")
+    with pytest.raises(CorruptFile, match=r"run.json' is unreadable \(it records no run's config.*--overwrite"):
+        rundir.prepare(tmp_path, IDENTITY, overwrite=False)
+
+
 def test_the_marks_record_the_lifecycle_in_run_json(tmp_path):
     Status = rundir.Status
     rundir.mark_running(tmp_path, 100.0, method="beta_vae", step=0)

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import dlbench
-from dlbench.errors import UserError
-from dlbench.rundir.layout import CLAIM_JSON, checkpoint_paths, is_claim_file
-from dlbench.rundir.record import Status, git_revision, is_run, read_run, update_run
+from dlbench.errors import CorruptFile, UserError
+from dlbench.rundir.layout import CLAIM_JSON, checkpoint_paths, is_claim_file, run_json_path
+from dlbench.rundir.record import Status, git_revision, is_run, read_run, retrain_fix, update_run
 
 # train.* settings that change how a run is logged and saved, not what it computes: they are not
 # part of a setting (runs differing only in them are pooled in a leaderboard), and may change
@@ -63,6 +63,9 @@ def prepare(run_dir, identity, overwrite):
     if overwrite:
         return Prepare.RESTART  # run.json is not read: --overwrite is also the way out of a damaged one
     record = read_run(run_dir)
+    if "method" not in record or not isinstance(record.get("train"), dict):  # every run.json dlb_train writes has them
+        raise CorruptFile(run_json_path(run_dir), "it records no run's config (method, train settings)",
+                          retrain_fix(run_dir))
     differences = config_differences(record, identity)
     if differences:
         state = "a finished" if record.get("status") in Status.ENDED else "an unfinished"
@@ -103,10 +106,20 @@ def _comparable(record):
     return flat
 
 
+# what a run is shown before its settings, so that the first three differences name it
+_WHAT_THE_RUN_IS = ("method", "dataset", "dataset_options", "seed", "train.seed")
+
+
+def _shown_first(key):
+    return (_WHAT_THE_RUN_IS.index(key) if key in _WHAT_THE_RUN_IS else len(_WHAT_THE_RUN_IS), key)
+
+
 def config_differences(record, identity):
     """The bindings in which a recorded run and an identity differ, e.g. ['beta_vae.beta: 4.0 -> 8.0']."""
     old, new = _comparable(record), _comparable(identity)
-    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    keys = sorted((k for k in set(old) | set(new) if old.get(k) != new.get(k)), key=_shown_first)
+    if "train.seed" in keys and "seed" in keys:  # the identity holds the seed twice: said once
+        keys.remove("seed")
     shown = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3]]
     return shown + ([f"and {len(keys) - 3} more"] if len(keys) > 3 else [])
 
