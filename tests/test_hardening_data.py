@@ -54,6 +54,16 @@ def test_path_at_a_folder_where_a_file_is_expected(place, command):
     assert tree(place) == before
 
 
+@pytest.mark.parametrize("command", ["make", "download"])
+def test_a_path_with_a_trailing_slash_names_a_folder_not_a_file(place, command):
+    """`--path new/` had made (or downloaded) the dataset into a file called 'new'."""
+    before = tree(place)
+    line = assert_one_line_error(dlb_data(command, "dsprites", "--path", f"{place / 'new'}/", data_root=place / "root"),
+                                 str(place / "new"), "ends with a slash", f"e.g. --path {place / 'new' / D.FILENAME}")
+    assert "DLBENCH_DATA" not in line
+    assert tree(place) == before
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_path_under_an_existing_file(place, command):
     before = tree(place)

@@ -55,7 +55,7 @@ def _parser():
         sub.add_argument("name", metavar="NAME", help=f"the dataset {what}; one of: {names}")
     for name, sub in commands.choices.items():
         if name != "list":
-            sub.add_argument("--path", type=lambda text: Path(path(text)),
+            sub.add_argument("--path", type=path,
                              help=f"the dataset's file, or for {folders} its folder of files (default: its "
                                   f"place in the data root)")
     return parser
@@ -137,15 +137,16 @@ def _how_to_get(cls, path=None):
     return ""
 
 
-def _checked_path(cls, path, writing=False):
-    """--path as given (None when it was not), checked up front so that a wrong one gets one
+def _checked_path(cls, args, writing=False):
+    """args.path (None when --path was not given), checked up front so that a wrong one gets one
     line before any work: it must be able to name this dataset's file (or folder of files) and,
     for writing, lie where files can be written."""
+    path = args.path
     if path is None:
         return None
     if cls.default_path() is None:
         raise UserError(f"{cls.name} is generated in memory on use and has no file; drop --path {path}")
-    problem = _path_shape_problem(cls, path)
+    problem = _path_shape_problem(cls, path, args.path_names_folder)
     if problem is not None:
         raise problem
     if writing:
@@ -156,8 +157,9 @@ def _checked_path(cls, path, writing=False):
     return path
 
 
-def _path_shape_problem(cls, path):
-    """The UserError for a --path that cannot be this dataset's file (or folder of files), else None."""
+def _path_shape_problem(cls, path, names_folder=False):
+    """The UserError for a --path that cannot be this dataset's file (or folder of files), else None;
+    names_folder: the path was given with a trailing slash (which Path drops)."""
     through = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if through is not None:
         return files.file_problem(path, f"--path goes through {through}, which is a file, not a folder",
@@ -168,8 +170,8 @@ def _path_shape_problem(cls, path):
             return files.file_problem(path, f"--path is a file, but {cls.name} is a folder of files",
                                       f"give the folder that holds them (or is to hold them), e.g. "
                                       f"--path {path.parent / default_name}")
-    elif path.is_dir():
-        return files.file_problem(path, "--path is a folder",
+    elif path.is_dir() or names_folder:
+        return files.file_problem(path, "--path is a folder" if path.is_dir() else "--path ends with a slash, a folder's",
                                   f"give the {cls.name} file itself, e.g. --path {path / default_name}")
     elif path.exists() and not path.is_file():
         return files.file_problem(path, "--path is not a regular file", f"give the {cls.name} file itself")
@@ -252,7 +254,7 @@ def cmd_make(args):
                         if _method(cls, "convert") is not None else "")
         raise UserError(f"{args.name} cannot be generated here{_how_to_get(cls)}{from_archive}")
     keep = parse_keep(args.keep)
-    path = _checked_path(cls, args.path, writing=True) or cls.default_path()
+    path = _checked_path(cls, args, writing=True) or cls.default_path()
     start = time.time()
     try:
         written = make(path, class_indices=keep or None, force=args.force, progress=True, compress=args.compress)
@@ -274,7 +276,7 @@ def _make_from_archive(cls, args):
     if ignored:  # they shape a generated file; an archive is extracted as published
         raise UserError(f"{', '.join(ignored)} apply to generating a file, not to extracting --from {args.archive}; "
                         f"drop {'them' if len(ignored) > 1 else 'it'}")
-    path = _checked_path(cls, args.path, writing=True)
+    path = _checked_path(cls, args, writing=True)
     try:
         written = convert(args.archive, path)
     except OSError as err:
@@ -286,7 +288,7 @@ def _make_from_archive(cls, args):
 def cmd_verify(args):
     """Prints one OK line, or raises one UserError line (exit code 2) for a missing or bad file."""
     cls = get_dataset_class(args.name)
-    path, _ = _file_of(cls, _checked_path(cls, args.path))
+    path, _ = _file_of(cls, _checked_path(cls, args))
     if path is None:
         print(f"{args.name}: OK, generated in memory on use (no file to check)")
         return 0
@@ -316,7 +318,7 @@ def cmd_verify(args):
 def cmd_info(args):
     """describe()'s fields; for a missing or unusable file, what is known without it."""
     cls = get_dataset_class(args.name)
-    path, status = _file_of(cls, _checked_path(cls, args.path))
+    path, status = _file_of(cls, _checked_path(cls, args))
     try:
         info = _needs(cls, "describe", "info")(path)
     except UserError as err:
@@ -335,7 +337,7 @@ def cmd_download(args):
     if cls.default_path() is None:
         raise UserError(f"{args.name} is generated in memory on use; there is nothing to download")
     download = _needs(cls, "download", "download")
-    path = _checked_path(cls, args.path, writing=True)
+    path = _checked_path(cls, args, writing=True)
     try:
         written = download(path)  # None: the dataset's own place (it may keep a copy found elsewhere)
     except OSError as err:
@@ -349,6 +351,9 @@ COMMANDS = {"list": cmd_list, "make": cmd_make, "verify": cmd_verify, "info": cm
 
 def _body(argv):
     args = _parser().parse_args(argv)
+    text = getattr(args, "path", None)
+    args.path = None if text is None else Path(text)
+    args.path_names_folder = text is not None and text.endswith(("/", os.sep))
     return COMMANDS[args.command](args)
 
 
