@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,25 @@ def test_a_claim_whose_holder_died_on_this_host_is_broken_at_once(tmp_path):
     assert json.loads(claim_path(run_dir).read_text())["token"] == claim.token
     claim.release()
     assert sorted(os.listdir(run_dir)) == []  # the broken claim is not left lying around
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="zombies are found in Linux's /proc")
+def test_a_holder_that_exited_but_was_not_waited_for_is_dead(tmp_path):
+    """A dlb_train its parent has not waited for yet (a zombie) still answers signal 0: its claim had
+    held the run until its lease ran out."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.01)
+    try:
+        claim_path(run_dir).write_text(json.dumps({"token": "x", "pid": child.pid, "host": socket.gethostname(),
+                                                   "purpose": "trained", "lease_seconds": 3600}))
+        Claim(run_dir, "trained").acquire().release()
+    finally:
+        child.wait()
 
 
 def test_a_live_holder_elsewhere_keeps_its_claim_until_the_lease_runs_out(tmp_path):

@@ -218,7 +218,18 @@ def _process_alive(pid):
         return False
     except PermissionError:  # alive, another user's
         return True
-    return True
+    return not _exited_unreaped(pid)
+
+
+def _exited_unreaped(pid):
+    """Whether pid has exited but its parent has not waited for it yet (a zombie, as Linux's /proc
+    says): signal 0 still reaches it, though it holds nothing. Elsewhere, False."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rpartition(")")[2].split()[:1]  # the name in parentheses may hold spaces
+    return state in (["Z"], ["X"])
 
 
 def _break_stale(path, holder):
