@@ -206,12 +206,25 @@ def gin_problem(err):
         return f"{text}; methods: {', '.join('@' + m + '()' for m in sorted(dlbench.methods.METHODS))}"
     if "No configurable matching" in text:
         return f"{text}; configurables: {', '.join(configurables())}"
-    if "malformed node" in text:
-        return ("a value is not a Python literal; quote strings ('conv'), and write numbers, lists "
-                "and dicts as literals (1e-4, [1, 2], {'a': 1})")
+    if is_not_a_literal(err):
+        return not_a_literal(err)
     expression = " (values are not evaluated: write 200, not 100*2)" if "Expected newline" in text else ""
     return (f"{text}; a binding is NAME.PARAM = VALUE, VALUE a Python literal (1e-4, 'conv', [1, 2]) or a "
             f"@reference{expression}")
+
+
+def is_not_a_literal(err):
+    """Whether gin refused a value that ast.literal_eval cannot read (a bare word, an expression)."""
+    return "malformed node" in str(err)
+
+
+def not_a_literal(err):
+    """The line for is_not_a_literal: which value, on which line, and how to write it (Python's own
+    words, 'malformed node or string: <ast.Name object at 0x...>', name neither)."""
+    token = re.search(r"Failed to parse token '(.*)'", str(err))
+    line = getattr(err, "lineno", None)
+    return (f"{f'line {line}: ' if line else ''}{repr(token[1]) if token else 'a value'} is not a Python literal; "
+            "quote strings ('conv'), and write numbers, lists and dicts as literals (1e-4, [1, 2], {'a': 1})")
 
 
 def resolve_run_spec():

@@ -387,3 +387,19 @@ def test_a_run_dir_under_a_file_names_that_file(tiny_dsprites, tmp_path, capsys)
     run_dir = tmp_path / "a_file" / "x" / "run"
     code = train.main(["--gin", str(REPO / "gin" / "beta_vae.gin"), *tiny_train_args(run_dir)])
     assert_user_error(capsys, code, f"'{run_dir}': Not a directory", f"'{tmp_path / 'a_file'}' is a file, not a folder")
+
+
+def test_a_value_that_is_not_a_literal_is_named_with_its_line(tmp_path, capsys):
+    # Python's words had reached the user: "malformed node or string on line 1: <ast.Name object at 0x...>"
+    from tests.test_study import write_study
+
+    (tmp_path / "mine.gin").write_text("include 'beta_vae.gin'\n\nbeta_vae.beta = four\n")
+    line = assert_user_error(capsys, train.main(tiny_train_args(tmp_path / "run") + ["--gin", str(tmp_path / "mine.gin")]),
+                             f"gin file '{tmp_path / 'mine.gin'}': line 3: 'four' is not a Python literal", "quote strings")
+    assert "ast." not in line
+    study_path = write_study(tmp_path / "s.gin", "{\n    'train.seed': [0, one],\n}")
+    sweep_line = 1 + study_path.read_text().splitlines().index("    'train.seed': [0, one],")
+    line = assert_user_error(capsys, study.main([str(study_path), "--runs_root", str(tmp_path / "runs"), "--dry_run"]),
+                             f"bad study file '{study_path}': line {sweep_line}: 'one' is not a Python literal")
+    assert "ast." not in line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()

@@ -24,7 +24,7 @@ import gin
 
 import dlbench
 from dlbench import rundir
-from dlbench.config import INCLUDE_CYCLE, gin_dir, quiet_gin_includes
+from dlbench.config import INCLUDE_CYCLE, gin_dir, is_not_a_literal, not_a_literal, quiet_gin_includes
 from dlbench.errors import UserError
 from dlbench.selection import matching
 from dlbench.study.sweep import binding, expand
@@ -100,7 +100,8 @@ def load_study(name_or_gin):
     except RecursionError:
         raise UserError(f"bad study file '{path}': {INCLUDE_CYCLE}") from None
     except Exception as err:  # gin's parse errors come as several exception types
-        raise UserError(f"bad study file '{path}': {str(err).splitlines()[0]}") from None
+        problem = not_a_literal(err) if is_not_a_literal(err) else str(err).splitlines()[0]
+        raise UserError(f"bad study file '{path}': {problem}") from None
     finally:
         gin.clear_config()
     base = [str(_base_file(f, path)) for f in settings["base_gin"]]
