@@ -174,6 +174,31 @@ def test_status_and_study_json_and_another_study_in_the_same_root(tiny_dsprites,
                               "holds the study 's', not 'other'")
 
 
+def test_a_study_file_from_elsewhere_under_the_same_name_is_said_and_a_nameless_record_is_damaged(tiny_dsprites,
+                                                                                                    tmp_path):
+    """Another s.gin had replaced the runs root's record of s without a word, and a study.json
+    naming no study was said to hold 'the study None'."""
+    from dlbench.errors import CorruptFile
+    from dlbench.study import load_study, record_study
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = load_study(str(write_study(tmp_path / "a" / "s.gin", "{'beta_vae.beta': [1.0]}")))
+    second = load_study(str(write_study(tmp_path / "b" / "s.gin", "{'beta_vae.beta': [2.0]}")))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    said = []
+    record_study(first, runs, log=said.append)
+    record_study(first, runs, log=said.append)
+    assert said == []
+    record_study(second, runs, log=said.append)
+    assert said == [f"{runs}: the study 's' recorded there came from {first.file}; it now comes from {second.file}"]
+    assert json.loads((runs / "study.json").read_text())["file"] == second.file
+    (runs / "study.json").write_text(json.dumps({"runs": []}))
+    with pytest.raises(CorruptFile, match="study.json' is unreadable \\(it names no study\\); delete it"):
+        record_study(first, runs)
+
+
 def test_a_study_changed_since_its_runs_trained_is_refused_and_they_are_left_alone(tiny_dsprites, tmp_path):
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
     runs = tmp_path / "runs"

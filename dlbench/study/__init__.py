@@ -25,7 +25,7 @@ import gin
 import dlbench
 from dlbench import rundir
 from dlbench.config import INCLUDE_CYCLE, gin_dir, is_not_a_literal, not_a_literal, quiet_gin_includes
-from dlbench.errors import UserError
+from dlbench.errors import CorruptFile, UserError
 from dlbench.selection import matching
 from dlbench.study.sweep import binding, expand
 
@@ -251,11 +251,18 @@ def _check_run_places(runs, runs_root):
 
 
 def _check_held_study(study, runs_root):
+    """The runs root's study.json (None where there is none), which must be study's."""
     path = Path(runs_root) / STUDY_JSON
-    if path.is_file():
-        held = rundir.read_json(path, fix="delete it if the runs root holds only this study").get("name")
-        if held != study.name:
-            raise UserError(f"'{runs_root}' holds the study {held!r}, not {study.name!r}; give another --runs_root")
+    if not path.is_file():
+        return None
+    fix = "delete it if the runs root holds only this study"
+    record = rundir.read_json(path, fix=fix)
+    held = record.get("name")
+    if not isinstance(held, str):
+        raise CorruptFile(path, "it names no study", fix)
+    if held != study.name:
+        raise UserError(f"'{runs_root}' holds the study {held!r}, not {study.name!r}; give another --runs_root")
+    return record
 
 
 def _changed_config(study, spec, runs_root):
@@ -271,9 +278,13 @@ def _changed_config(study, spec, runs_root):
     return rundir.config_differences(record, study.identities[spec.name])
 
 
-def record_study(study, runs_root):
-    """Write RUNS_ROOT/study.json (atomically), refusing a root that holds another study."""
-    _check_held_study(study, runs_root)  # again: another study may have taken the root since the check
+def record_study(study, runs_root, log=print):
+    """Write RUNS_ROOT/study.json (atomically), refusing a root that holds another study, and saying
+    so where a study file of the same name elsewhere had been recorded there."""
+    held = _check_held_study(study, runs_root)  # again: another study may have taken the root since the check
+    if held is not None and held.get("file") != study.file:
+        log(f"{runs_root}: the study {study.name!r} recorded there came from {held.get('file')}; "
+            f"it now comes from {study.file}")
     rundir.write_json(Path(runs_root) / STUDY_JSON, {"name": study.name, "file": study.file, "dlbench_version": dlbench.__version__,
                              "metrics": study.metrics, "metric_params": study.metric_params,
                              "runs": [dataclasses.asdict(spec) for spec in study.runs]})
