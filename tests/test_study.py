@@ -81,7 +81,8 @@ def test_runs_that_would_share_a_name_get_a_hash(tiny_dsprites, tmp_path):
     specs = [type("Spec", (), {"gin_params": params}) for params in (["a = 'x y'"], ["a = 'xy'"])]
     first, second = _unique_names(["m/a=xy/seed=0", "m/a=xy/seed=0"], specs)
     assert first != second and first.startswith("m/a=xy,h") and first.endswith("/seed=0")
-    with pytest.raises(UserError, match="same run more than once"):
+    # the run given twice is named (it had been "the same run more than once")
+    with pytest.raises(UserError, match=r"gives the run beta_vae/lr=0.001/seed=0 more than once; remove the repeated"):
         load_study(str(write_study(tmp_path / "u.gin", "[{'train.lr': [0.001]}, {'train.lr': [0.001]}]")))
 
 

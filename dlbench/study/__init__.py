@@ -210,8 +210,9 @@ def _unique_names(names, specs):
             method, _, values = head.partition("/")
             name = f"{method}/{values + ',' if values else ''}{digest}/{seed}"
         unique.append(name)
-    if len(set(unique)) != len(unique):
-        raise UserError("the study's sweep gives the same run more than once; remove the repeated values")
+    repeated = next((i for i, name in enumerate(unique) if name in unique[:i]), None)
+    if repeated is not None:
+        raise UserError(f"the study's sweep gives the run {names[repeated]} more than once; remove the repeated value")
     return unique
 
 
