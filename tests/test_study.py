@@ -391,3 +391,22 @@ def test_an_evaluation_that_failed_and_was_mended_counts_as_done(trained_run, tm
     assert run_state(study, spec, tmp_path / "runs")[0] == "failed"
     assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
     assert run_state(study, spec, tmp_path / "runs") == ("done", None)
+
+
+def test_a_study_of_one_worker_stopped_says_how_the_study_goes_on(tiny_dsprites, tmp_path, capsys):
+    # run one at a time, a stopped study had ended with its run's line, "`dlb_train --run_dir RUN` resumes"
+    import signal
+
+    from dlbench.cli import study as study_cli
+    from dlbench.signals import stop_asked_by
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    runs = tmp_path / "runs"
+    args = [str(study), "--runs_root", str(runs), "--device", "cpu", "--workers", "1", "--no_progress"]
+    with stop_asked_by(lambda: signal.SIGTERM):
+        assert study_cli.main(args) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dlb_study: stopped by SIGTERM: every run keeps its last checkpoint; the same command continues "
+                   "the study"], err
+    [record] = [json.loads(path.read_text()) for path in runs.rglob("run.json")]  # the second not started
+    assert record["status"] == "interrupted" and record["step"] == 1

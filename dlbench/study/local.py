@@ -158,6 +158,8 @@ def _run_sequentially(items, names, device, retry_failed, bar, progress, log, th
             for run_dir, status in run_item(item, device, retry_failed, progress=progress, log=log).items():
                 statuses[names[run_dir]] = status
                 bar.ended(status, running=0)
+    except Interrupted as err:  # its line gave dlb_train's way on, for one run: the study goes on as a study
+        raise study_stopped(err.signum) from None
     finally:
         dlbench.data.keep_loaded(previous)
         torch.set_num_threads(previous_threads)
