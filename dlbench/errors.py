@@ -17,6 +17,12 @@ class UserError(Exception):
     """A problem in the user's input; the message names the problem and the fix."""
 
 
+def reason(err):
+    """What went wrong, for a log line or run.json: a user's mistake or a fault in its own words,
+    anything else (a bug) with its type, which is half of what it says."""
+    return str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+
+
 class CorruptFile(UserError):
     """A file dlbench wrote earlier cannot be read back (truncated, garbage, wrong shape)."""
 

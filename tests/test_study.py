@@ -241,6 +241,20 @@ def test_a_unit_does_not_mark_failed_a_run_of_another_config(trained_run):
     assert "train.steps: 20 -> 30" in lines[0] and (run_dir / "run.json").read_bytes() == before
 
 
+def test_a_units_failure_from_a_users_file_is_said_in_its_own_words(tmp_path, tiny_dsprites):
+    # the class name of the error had led the line and run.json's error: "failed: CorruptFile: '...' is unreadable"
+    from dlbench import rundir
+    from dlbench.study.unit import FAILED, Unit, run_unit
+
+    run_dir = tmp_path / "run"
+    rundir.update_run(run_dir, status="interrupted")  # a run.json that records no config
+    lines = []
+    assert run_unit(Unit(str(run_dir), (), tuple(TINY_PARAMS), ("mig",), {}), "cpu", log=lines.append) == FAILED
+    said = f"'{run_dir / 'run.json'}' is unreadable (it records no run's config"
+    assert lines[0].startswith(f"{run_dir}: failed: {said}"), lines
+    assert rundir.read_run(run_dir)["error"].startswith(said)
+
+
 def weights_and_results(runs, metrics=True):
     found = {}
     for run_json in sorted(runs.rglob("run.json")):

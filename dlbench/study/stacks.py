@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from dlbench import rundir
-from dlbench.errors import UserError
+from dlbench.errors import UserError, reason
 from dlbench.study.unit import FAILED, HELD, STOPS_THE_STUDY, evaluate_unit, recorded_status, run_unit
 
 
@@ -127,7 +127,7 @@ def run_item(item, device, retry_failed=False, progress=False, log=print):
     except STOPS_THE_STUDY:
         raise
     except Exception as err:  # noqa: BLE001  (a bug in one stack must not stop the study)
-        log(f"a stack of {len(item)} runs failed: {type(err).__name__}: {err}")
+        log(f"a stack of {len(item)} runs failed: {reason(err)}")
         return {unit.run_dir: FAILED for unit in item}
     statuses = {}
     for unit in item:
@@ -143,8 +143,8 @@ def run_item(item, device, retry_failed=False, progress=False, log=print):
         except STOPS_THE_STUDY:
             raise
         except Exception as err:  # noqa: BLE001  (as in run_unit: one run's bug must not stop the study)
-            log(f"{unit.run_dir}: evaluation failed: {type(err).__name__}: {err}")
-            rundir.update_run(unit.run_dir, evaluation_error=f"{type(err).__name__}: {err}")
+            log(f"{unit.run_dir}: evaluation failed: {reason(err)}")
+            rundir.update_run(unit.run_dir, evaluation_error=reason(err))
             statuses[unit.run_dir] = FAILED
     return statuses
 

@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 from dlbench import rundir
-from dlbench.errors import Interrupted, OutOfDeviceMemory, UserError
+from dlbench.errors import Interrupted, OutOfDeviceMemory, UserError, reason
 
 DONE, FAILED = "done", "failed"
 HELD = rundir.HELD  # another worker has the run now
@@ -72,11 +72,11 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
     except STOPS_THE_STUDY:
         raise
     except Exception as err:  # noqa: BLE001  (a bug in one run's training must not stop a 1280-run study)
-        log(f"{unit.run_dir}: failed: {type(err).__name__}: {err}")
+        log(f"{unit.run_dir}: failed: {reason(err)}")
         # a damaged run.json cannot take the mark: it is the run's own failure, not the study's
         with contextlib.suppress(UserError):
             if rundir.is_run(unit.run_dir):
-                rundir.mark_stopped(unit.run_dir, rundir.Status.FAILED, f"{type(err).__name__}: {err}")
+                rundir.mark_stopped(unit.run_dir, rundir.Status.FAILED, reason(err))
         return FAILED
 
 

@@ -16,7 +16,7 @@ import dlbench
 from dlbench import rundir
 from dlbench.rundir import Prepare, Status
 import dlbench.data
-from dlbench.errors import CorruptFile, Interrupted, UserError, describe_os_error
+from dlbench.errors import CorruptFile, Interrupted, UserError, describe_os_error, reason
 from dlbench.nn import build_vae
 from dlbench.signals import stop_asked
 from dlbench.train import checkpoints
@@ -176,7 +176,7 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
         mark_stopped(run_dir, Status.INTERRUPTED, describe_os_error(err), log, session)
         raise
     except BaseException as err:
-        mark_stopped(run_dir, Status.FAILED, f"{type(err).__name__}: {err}", log, session)
+        mark_stopped(run_dir, Status.FAILED, reason(err), log, session)
         raise
     finally:
         bar.close()

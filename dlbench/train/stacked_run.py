@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from dlbench import rundir
 import dlbench.data
-from dlbench.errors import CorruptFile, Interrupted, UserError
+from dlbench.errors import CorruptFile, Interrupted, UserError, reason
 from dlbench.rundir import HELD, Prepare, Status
 from dlbench.train import checkpoints
 from dlbench.train.device import out_of_memory_reason, out_of_memory_said
@@ -165,10 +165,9 @@ def _train_group(group, claims, stop, progress, log):
     except BaseException as err:  # an error, a second Ctrl-C, a full disk, a full GPU: every unfinished run says why
         stopped = isinstance(err, (KeyboardInterrupt, SystemExit, OSError, torch.cuda.OutOfMemoryError))
         status = Status.INTERRUPTED if stopped else Status.FAILED
-        reason = out_of_memory_reason(stack.step) if isinstance(err, torch.cuda.OutOfMemoryError) else \
-            f"{type(err).__name__}: {err}"
+        why = out_of_memory_reason(stack.step) if isinstance(err, torch.cuda.OutOfMemoryError) else reason(err)
         for k in live():
-            mark_stopped(run_dirs[k], status, reason, log, sessions[k])
+            mark_stopped(run_dirs[k], status, why, log, sessions[k])
         raise
     finally:
         bar.close()
