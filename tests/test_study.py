@@ -424,3 +424,24 @@ def test_a_study_of_one_worker_stopped_says_how_the_study_goes_on(tiny_dsprites,
                    "the study"], err
     [record] = [json.loads(path.read_text()) for path in runs.rglob("run.json")]  # the second not started
     assert record["status"] == "interrupted" and record["step"] == 1
+
+
+def test_a_pools_summary_says_why_runs_failed_and_who_holds_the_others(tiny_dsprites, tmp_path):
+    # its workers' lines are kept quiet: the summary had named the failed runs without a reason, and
+    # said of a run behind an unreadable claim.json only "1 held by other processes, still running there"
+    from dlbench import rundir
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    runs = tmp_path / "runs"
+    damaged, held = (rundir.study_run_dir(runs, f"beta_vae/beta={beta}/seed=0") for beta in ("1.0", "8.0"))
+    rundir.update_run(damaged, status="interrupted")  # a run.json that records no config
+    held.mkdir(parents=True)
+    rundir.claim_path(held).write_text("not a claim")
+    result = run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--workers", "2", "--no_progress",
+                         data_root=tiny_dsprites)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-3].startswith("study s: 0 runs finished, 1 failed (beta_vae/beta=1.0/seed=0), 1 held"), lines
+    assert lines[-2].startswith(f"  failed: beta_vae/beta=1.0/seed=0: '{damaged / 'run.json'}' is unreadable "
+                                "(it records no run's config"), lines
+    assert lines[-1].startswith(f"  held: beta_vae/beta=8.0/seed=0: '{held}' holds an unreadable claim.json"), lines

@@ -163,7 +163,24 @@ def _run(args, study, runs, runs_root):
           + (f", {stopped} stopped with their job (the same command resumes them)" if stopped else "")
           + (f", {len(held) - len(elsewhere)} held by other processes, still running there"
              if len(held) > len(elsewhere) else ""))
+    _print_why(study, specs, runs_root, failed, [name for name in held if name not in elsewhere])
     return 0 if done + len(elsewhere) == len(statuses) else 1
+
+
+def _print_why(study, specs, runs_root, failed, held):
+    """A line for each run that failed (its reason, as --status gives it) or is held by another
+    process (by whom): a pool's workers keep their lines to themselves."""
+    from dlbench import rundir
+    from dlbench.study import FAILED, run_state
+
+    for name in failed:
+        state, reason = run_state(study, specs[name], runs_root)
+        if state == FAILED and reason:
+            print(f"  failed: {name}: {reason}")
+    for name in held:
+        holder = rundir.held_by(rundir.study_run_dir(runs_root, name))
+        if holder:
+            print(f"  held: {name}: {holder}")
 
 
 def _finished_elsewhere(study, spec, runs_root):

@@ -13,7 +13,7 @@ A test that monkeypatches a module-level name must patch the submodule that read
 (dlbench.rundir.claims.LEASE_SECONDS), not this package.
 """
 
-from dlbench.rundir.claims import HELD, LEASE_SECONDS, Claim, ClaimLost, RunHeld, check_not_held, hold_run
+from dlbench.rundir.claims import HELD, LEASE_SECONDS, Claim, ClaimLost, RunHeld, check_not_held, held_by, hold_run
 from dlbench.rundir.files import (FILE_MODE, atomic_path, atomic_write_bytes, atomic_write_text, make_folders,
                                   read_json, remove_empty_folders, write_json)
 from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, is_claim_file, checkpoint_path, checkpoint_paths,
@@ -23,7 +23,8 @@ from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, is_claim_file, checkpoi
                                    train_results_path, weights_path)
 from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS_LEFT_OUT, ConfigMismatch, Prepare,
                                       clear, config_differences, mark_checkpoint, mark_done, mark_failed,
-                                      mark_interrupted, mark_running, mark_stopped, new_session, prepare)
+                                      mark_interrupted, mark_running, mark_stopped, new_session, prepare,
+                                      records_config)
 from dlbench.rundir.record import Status, enclosing_run, git_revision, is_run, read_run, require_finished_run, retrain_fix, update_run
 
 __all__ = [
@@ -39,9 +40,9 @@ __all__ = [
     # record
     "Status", "enclosing_run", "git_revision", "is_run", "read_run", "require_finished_run", "retrain_fix", "update_run",
     # claims
-    "HELD", "LEASE_SECONDS", "Claim", "ClaimLost", "RunHeld", "check_not_held", "hold_run",
+    "HELD", "LEASE_SECONDS", "Claim", "ClaimLost", "RunHeld", "check_not_held", "held_by", "hold_run",
     # lifecycle
     "BOOKKEEPING_TRAIN_SETTINGS", "TRAIN_DEFAULTS_LEFT_OUT", "ConfigMismatch", "Prepare", "clear",
     "config_differences", "mark_checkpoint", "mark_done",
-    "mark_failed", "mark_interrupted", "mark_running", "mark_stopped", "new_session", "prepare",
+    "mark_failed", "mark_interrupted", "mark_running", "mark_stopped", "new_session", "prepare", "records_config",
 ]

@@ -63,7 +63,7 @@ def prepare(run_dir, identity, overwrite):
     if overwrite:
         return Prepare.RESTART  # run.json is not read: --overwrite is also the way out of a damaged one
     record = read_run(run_dir)
-    if "method" not in record or not isinstance(record.get("train"), dict):  # every run.json dlb_train writes has them
+    if not records_config(record):
         raise CorruptFile(run_json_path(run_dir), "it records no run's config (method, train settings)",
                           retrain_fix(run_dir))
     differences = config_differences(record, identity)
@@ -75,6 +75,11 @@ def prepare(run_dir, identity, overwrite):
     if record.get("status") in Status.ENDED:
         return Prepare.SKIP
     return Prepare.RESUME if checkpoint_paths(run_dir) else Prepare.RESTART
+
+
+def records_config(record):
+    """Whether a run.json records the config of its run, as every one dlb_train writes does."""
+    return "method" in record and isinstance(record.get("train"), dict)
 
 
 def clear(run_dir):

@@ -276,6 +276,8 @@ def _changed_config(study, spec, runs_root):
         record = rundir.read_run(run_dir)
     except UserError:
         return []
+    if not rundir.records_config(record):
+        return []
     return rundir.config_differences(record, study.identities[spec.name])
 
 
