@@ -68,6 +68,25 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(tiny_dsprites, tmp_path,
     assert not (resumed_dir / "model" / "checkpoints").exists()  # resume state is dropped once done
 
 
+def test_a_resume_with_other_cpu_threads_says_its_weights_will_differ(tiny_dsprites, tmp_path, monkeypatch,
+                                                                         capsys):
+    # the threads decide the order of the float sums: the resumed run had gone on without a word
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        interrupt_at(monkeypatch, 12, TINY_PARAMS, tmp_path / "r")
+        capsys.readouterr()
+        interrupt_at(monkeypatch, 14, TINY_PARAMS, tmp_path / "r")
+        assert "CPU threads" not in capsys.readouterr().out  # the same count: nothing to say
+        torch.set_num_threads(2)
+        train_from_gin([], TINY_PARAMS, tmp_path / "r", "cpu", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert (f"{tmp_path / 'r'}: trained so far with 1 CPU threads, now with 2: its weights will differ in float "
+            "rounding from the run trained with 1 throughout (OMP_NUM_THREADS=1 resumes it alike)") in out, out
+
+
 def test_resume_refuses_a_different_config(tiny_dsprites, tmp_path, monkeypatch):
     interrupt_at(monkeypatch, 12, TINY_PARAMS, tmp_path / "r")
     with pytest.raises(UserError, match="different config"):

@@ -78,6 +78,7 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
     if action is Prepare.RESUME:
         resume_from_newest_checkpoint(run_dir, trainer, device, log)
         truncate_log(run_dir, trainer.step, record.get("train", {}).get("log_every"))
+        say_other_threads(record, run_dir, device, log)
     else:
         rundir.atomic_write_text(rundir.config_gin_path(run_dir), config_text)
     started = time.time()
@@ -93,6 +94,17 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
                         checkpoint_minutes=spec.train["checkpoint_minutes"])
     trainer.started = started  # this session's start (run.json keeps the first session's)
     return trainer
+
+
+def say_other_threads(record, run_dir, device, log):
+    """A line when a run trained on the CPU resumes with another number of threads than its last
+    session had: they decide the order of its float sums, so its weights from here on differ, in
+    float rounding, from those of the run trained with one number throughout."""
+    sessions = [s for s in record.get("sessions", []) if isinstance(s, dict)]
+    before, now = sessions[-1].get("cpu_threads") if sessions else None, cpu_threads(device)
+    if before and now and before != now:
+        log(f"{run_dir}: trained so far with {before} CPU threads, now with {now}: its weights will differ in float "
+            f"rounding from the run trained with {before} throughout (OMP_NUM_THREADS={before} resumes it alike)")
 
 
 class OtherDevice(rundir.ConfigMismatch):
