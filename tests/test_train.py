@@ -87,6 +87,17 @@ def test_a_resume_with_other_cpu_threads_says_its_weights_will_differ(tiny_dspri
             "rounding from the run trained with 1 throughout (OMP_NUM_THREADS=1 resumes it alike)") in out, out
 
 
+def test_a_resume_writes_a_missing_config_gin_again(tiny_dsprites, tmp_path, monkeypatch, capsys):
+    # resumed with the config given, the run had finished without the file that names its config
+    interrupt_at(monkeypatch, 12, TINY_PARAMS, tmp_path / "r")
+    config = tmp_path / "r" / "model" / "config.gin"
+    text = config.read_text()
+    config.unlink()
+    assert train_from_gin([], TINY_PARAMS, tmp_path / "r", "cpu", progress=False)[1] == "done"
+    assert f"{config} was missing; written again from the config given" in capsys.readouterr().out
+    assert config.read_text() == text
+
+
 def test_resume_refuses_a_different_config(tiny_dsprites, tmp_path, monkeypatch):
     interrupt_at(monkeypatch, 12, TINY_PARAMS, tmp_path / "r")
     with pytest.raises(UserError, match="different config"):

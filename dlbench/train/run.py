@@ -79,6 +79,9 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
         resume_from_newest_checkpoint(run_dir, trainer, device, log)
         truncate_log(run_dir, trainer.step, record.get("train", {}).get("log_every"))
         say_other_threads(record, run_dir, device, log)
+        if not rundir.config_gin_path(run_dir).is_file():  # the config given is the run's: prepare compared them
+            log(f"{run_dir}: {rundir.config_gin_path(run_dir)} was missing; written again from the config given")
+            rundir.atomic_write_text(rundir.config_gin_path(run_dir), config_text)
     else:
         rundir.atomic_write_text(rundir.config_gin_path(run_dir), config_text)
     started = time.time()
