@@ -157,22 +157,20 @@ def hold_run(run_dir, purpose, lease_seconds=LEASE_SECONDS):
 def check_not_held(run_dir):
     """Raise RunHeld at once when a live process holds run_dir: a cheap first look, before a
     command loads torch and the data (hold_run still decides, exclusively)."""
-    holder = _live_holder(claim_path(run_dir))
-    if holder and os.path.abspath(run_dir) not in _HELD:
+    path = claim_path(run_dir)
+    holder = _read_claim(path)
+    if holder and os.path.abspath(run_dir) not in _HELD and not _is_stale(path, holder):
         raise RunHeld(_held_message(run_dir, holder, float(holder.get("lease_seconds", LEASE_SECONDS))))
 
 
 def held_by(run_dir):
-    """The line saying who holds run_dir, an unreadable claim too (as acquire() judges it, by its
-    age), or None where no live claim does."""
-    holder = _live_holder(claim_path(run_dir))
-    return None if holder is None else _held_message(run_dir, holder, float(holder.get("lease_seconds", LEASE_SECONDS)))
-
-
-def _live_holder(path):
-    """The record of the claim at path ({} when unreadable), or None where there is none or it is stale."""
+    """The line saying who holds the folder run_dir, an unreadable claim too (as acquire() judges
+    it, by its age), or None where no live claim does."""
+    path = claim_path(run_dir)
     holder = _read_claim(path)
-    return None if holder is None or _is_stale(path, holder) else holder
+    if holder is None or _is_stale(path, holder):
+        return None
+    return _held_message(run_dir, holder, float(holder.get("lease_seconds", LEASE_SECONDS)))
 
 
 def _read_claim(path):
