@@ -87,6 +87,18 @@ def test_slurm_mistakes_are_one_line(tiny_dsprites, tmp_path, args, needle):
     assert tree(tmp_path) == before
 
 
+def test_without_slurm_more_jobs_than_cores_are_refused(tiny_dsprites, tmp_path, monkeypatch, capsys):
+    # submitit's local executor starts every job at once: a 1280-run study had started 1280 processes
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 4.0]}")
+    code = study_cli.main([str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "slurm", "--device", "cpu",
+                           "--no_progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "starts every job at once: 2 jobs on 1 cores; give --executor local" in err[0]
+    assert not list((tmp_path / "runs").glob("beta_vae*"))  # no job ran
+
+
 def test_without_submitit_the_line_says_which_extra_to_install(tiny_dsprites, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "submitit", None)  # as if not installed
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
