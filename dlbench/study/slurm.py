@@ -129,9 +129,10 @@ def run_slurm(study, runs, runs_root, device, options, retry_failed=False, log=p
     # would die of it with a traceback on this terminal, its task given a second to checkpoint;
     # stopped_waiting stops them instead, and a job's training still stops on Ctrl-C at its step
     local = executor.cluster == "local"
-    if local and len(items) > (os.cpu_count() or 1):
+    cores = os.cpu_count() or 1
+    if local and len(items) > cores:
         raise UserError(f"without Slurm, submitit's local executor starts every job at once: {len(items)} jobs on "
-                        f"{os.cpu_count() or 1} cores; give --executor local, which runs them --workers at a time")
+                        f"{cores} cores; give --executor local, which runs them --workers at a time")
     # a stop while the jobs are submitted waits for the submission: raised inside it, it had left
     # the jobs submitted so far unknown to this process, training on with nobody to stop them
     with handling([signal.SIGINT], signal.SIG_IGN) if local else contextlib.nullcontext(), \

@@ -75,15 +75,16 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
         if not overwrite:
             log(f"{run_dir}: the unfinished run has no checkpoint to resume from; training starts again from step 0")
         rundir.clear(run_dir)
+    config_gin = rundir.config_gin_path(run_dir)
     if action is Prepare.RESUME:
         resume_from_newest_checkpoint(run_dir, trainer, device, log)
         truncate_log(run_dir, trainer.step, record.get("train", {}).get("log_every"))
         say_other_threads(record, run_dir, device, log)
-        if not rundir.config_gin_path(run_dir).is_file():  # the config given is the run's: prepare compared them
-            log(f"{run_dir}: {rundir.config_gin_path(run_dir)} was missing; written again from the config given")
-            rundir.atomic_write_text(rundir.config_gin_path(run_dir), config_text)
+        if not config_gin.is_file():  # the config given is the run's: prepare compared them
+            log(f"{run_dir}: {config_gin} was missing; written again from the config given")
+            rundir.atomic_write_text(config_gin, config_text)
     else:
-        rundir.atomic_write_text(rundir.config_gin_path(run_dir), config_text)
+        rundir.atomic_write_text(config_gin, config_text)
     started = time.time()
     # Settings that follow from the identity, recorded but not compared on resume: those the prior
     # took from the data (PCA values), and everything the dataset resolved to (a drawn mixing matrix).
