@@ -45,18 +45,25 @@ def test_evaluation_on_other_data_is_refused_with_nothing_written(trained_run, o
     assert tree(trained_run) == before
 
 
-def test_a_resume_on_other_data_is_refused_and_the_run_left_as_it_was(tiny_dsprites, other_data_root, tmp_path,
-                                                                      monkeypatch, capsys):
+@pytest.fixture
+def interrupted_run(tiny_dsprites, tmp_path, capsys):
+    """A tiny-grid run stopped at its first step, checkpointed."""
     from dlbench.signals import stop_asked_by
 
     run_dir = tmp_path / "run"
     args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
     for binding in TINY_PARAMS:
         args += ["--gin_param", binding]
-    with stop_asked_by(lambda: signal.SIGTERM):  # stopped at its first step, checkpointed
+    with stop_asked_by(lambda: signal.SIGTERM):
         assert train_cli.main(args) == 128 + signal.SIGTERM
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
     capsys.readouterr()
+    return run_dir
+
+
+def test_a_resume_on_other_data_is_refused_and_the_run_left_as_it_was(interrupted_run, tiny_dsprites, other_data_root,
+                                                                      monkeypatch, capsys):
+    run_dir = interrupted_run
     files = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     monkeypatch.setenv("DLBENCH_DATA", str(other_data_root))
     assert train_cli.main(["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]) == 2
@@ -78,3 +85,39 @@ def test_a_damaged_recorded_shape_is_refused_in_one_line(trained_run, capsys, sh
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dataset_shape" in err[0] and "damaged" in err[0] and "restore run.json" in err[0], err
     assert tree(run_dir) == before
+
+
+# a missing dSprites is generated on first use, the published grid: resumed or evaluated with an
+# empty DLBENCH_DATA, a tiny-grid run had first generated all 737,280 images (3 GB), then been refused them
+
+def test_a_resume_with_an_empty_data_folder_is_refused_before_data_is_generated(interrupted_run, tmp_path,
+                                                                                 monkeypatch, capsys):
+    empty = empty_data_folder(tmp_path, monkeypatch)
+    before = tree(interrupted_run)
+    assert train_cli.main(["--run_dir", str(interrupted_run), "--device", "cpu", "--no_progress"]) == 2
+    assert_refused_before_generating(capsys, empty)
+    assert tree(interrupted_run) == before
+
+
+def test_an_evaluation_with_an_empty_data_folder_is_refused_before_data_is_generated(trained_run, tmp_path,
+                                                                                     monkeypatch, capsys):
+    empty = empty_data_folder(tmp_path, monkeypatch)
+    before = tree(trained_run)
+    assert evaluate_cli.main([str(trained_run), "--metrics", "mig"]) == 2
+    assert_refused_before_generating(capsys, empty)
+    assert tree(trained_run) == before
+
+
+def empty_data_folder(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("DLBENCH_DATA", str(empty))
+    return empty
+
+
+def assert_refused_before_generating(capsys, empty):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and NEEDLE in err[0], err
+    assert "of 384 observations" in err[0] and f"the synthetic dsprites that would be generated under {empty}" in err[0]
+    assert "has 737,280 observations (factor sizes [3, 6, 40, 32, 32])" in err[0]
+    assert tree(empty) == []

@@ -126,17 +126,21 @@ def keep_loaded(enabled=True):
     return previous
 
 
-def dataset_from_record(record):
+def dataset_from_record(record, error=UserError):
     """The dataset of a run, from its run.json (or its identity): the name, and the options,
     which runs written before options existed do not have. Where the record also holds the
     settings the dataset resolved to at training, the rebuilt one must match them (a changed
-    generator would otherwise evaluate a model on data it never saw)."""
+    generator would otherwise evaluate a model on data it never saw). Data of another shape than
+    the one recorded is an `error` (check_dataset_shape)."""
     name = record["dataset"]
     options = checked_dataset_options(name, record.get("dataset_options", {}))
     key = (name, json.dumps(options, sort_keys=True), str(data_root()))
     if _KEPT is not None and key in _KEPT:
         data = _KEPT[key]
     else:
+        generated = getattr(get_dataset_class(name), "shape_if_generated", lambda: None)()
+        if generated is not None:
+            check_shape(record, generated, f"the synthetic {name} that would be generated under {data_root()}", error)
         data = get_dataset(name, **options)
         if _KEPT is not None:
             _KEPT.clear()
@@ -148,7 +152,7 @@ def dataset_from_record(record):
         if changed:
             raise UserError(f"dataset {name!r} rebuilt from run.json differs from the one the run trained on "
                             f"in {', '.join(changed)}; evaluate with the dlbench version that trained it")
-    check_dataset_shape(record, data)
+    check_dataset_shape(record, data, error)
     return data
 
 
@@ -179,8 +183,12 @@ def check_dataset_shape(record, data, error=UserError):
     """An `error` when data is not the shape of the data the run of `record` trained on (runs
     trained before runs recorded it pass): its metrics, or the rest of its training, would be of
     other data."""
+    check_shape(record, dataset_shape(data), f"the {record['dataset']} found under {data_root()}", error)
+
+
+def check_shape(record, found, what, error=UserError):
+    """An `error` when the shape `found` of the data `what` describes is not the one `record` holds."""
     recorded = record.get("dataset_shape")
-    found = dataset_shape(data)
     if recorded is None or recorded == found:
         return
     if not is_dataset_shape(recorded):
@@ -192,5 +200,5 @@ def check_dataset_shape(record, data, error=UserError):
         grid = shape.get("factor_sizes")
         return f"{shape['observations']:,} observations" + (f" (factor sizes {grid})" if grid else "")
 
-    raise error(f"the run trained on {record['dataset']} of {described(recorded)}, but the {record['dataset']} found "
-                f"under {data_root()} has {described(found)}; point DLBENCH_DATA at the data it trained on")
+    raise error(f"the run trained on {record['dataset']} of {described(recorded)}, but {what} has {described(found)}; "
+                f"point DLBENCH_DATA at the data it trained on")

@@ -693,6 +693,15 @@ class DSprites(GroundTruthData):
         """The file's (N, 6) latents_classes (colour first); [:, 1:] are this dataset's factors."""
         return self.file.load("latents_classes")
 
+    @staticmethod
+    def shape_if_generated():
+        """The dataset_shape of the synthetic dSprites made on first use where the file is missing
+        (the published grid), None where a file is there: a run recorded on other data is refused
+        before gigabytes are generated for it."""
+        if file_status() != "missing":
+            return None
+        return {"observations": int(np.prod(LATENTS_SIZES)), "factor_sizes": list(LATENTS_SIZES[1:])}
+
     # what dlb_data needs (the registry's dataset protocol)
     default_path = staticmethod(default_path)
     file_status = staticmethod(file_status)

@@ -14,13 +14,12 @@ import torch
 from tqdm import tqdm
 
 from dlbench import rundir
-import dlbench.data
 from dlbench.errors import CorruptFile, Interrupted, UserError, reason
 from dlbench.rundir import HELD, Prepare, Status
 from dlbench.train import checkpoints
 from dlbench.train.device import out_of_memory_reason, out_of_memory_said
-from dlbench.train.run import (CheckpointSchedule, LogWriter, StopOnSignals, cpu_threads, finish_training, left_alone,
-                               mark_stopped, start_training, truncate_log)
+from dlbench.train.run import (CheckpointSchedule, LogWriter, StopOnSignals, cpu_threads, data_of, finish_training,
+                               left_alone, mark_stopped, start_training, truncate_log)
 from dlbench.train.stack import StackedTrainer
 
 
@@ -53,7 +52,9 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
                     members.append((run_dir, spec, text, action))
         if not members:
             return statuses
-        data = dlbench.data.dataset_from_record(specs[0].identity())
+        # a resumed run's recorded data is checked before any is generated (data_of)
+        first_dir, first_spec, _, first_action = next((m for m in members if m[3] is Prepare.RESUME), members[0])
+        data = data_of(first_dir, first_spec, first_action)
         trainers = [start_training(run_dir, spec, data, device, action, text, False, claims[run_dir], log,
                                    stacked=len(members)) for run_dir, spec, text, action in members]
         _resume_at_one_step([member[0] for member in members], trainers, device, log)
