@@ -37,5 +37,5 @@ setup(
         "pandas>=2.0", "h5py>=3.8", "tqdm>=4.60", "matplotlib>=3.8", "pillow>=9",
         "pyarrow>=10",
     ],
-    extras_require={"test": ["pytest>=7", "submitit>=1.5", "ray>=2.9", "selenium>=4.10"], "slurm": ["submitit>=1.5"], "ray": ["ray>=2.9"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3.2", "submitit>=1.5", "ray>=2.9", "selenium>=4.10"], "slurm": ["submitit>=1.5"], "ray": ["ray>=2.9"]},
 )

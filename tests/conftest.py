@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny reduced-grid dSprites file in the real format, in a private
 $DLBENCH_DATA, and tiny training configs."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:`torch.jit.:DeprecationWarning")
     # CI runs everything; `pytest -m 'not slow'` is the quick loop while working
     config.addinivalue_line("markers", "slow: fault injection, signals and other tests that start many processes")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # one core per worker (`-n 2` on 2 cores): torch's threads on top would oversubscribe them
+        os.environ["OMP_NUM_THREADS"] = "1"
 
 TINY_GRID = {"scale": [0, 5], "orientation": [0, 10, 20, 30], "posX": [0, 10, 21, 31], "posY": [0, 10, 21, 31]}
 
