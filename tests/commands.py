@@ -23,6 +23,36 @@ def run_command(name, *args, data_root=None, fault=None, cwd=None, timeout=300, 
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def run_in_process(name, *args, data_root=None, cwd=None):
+    """run_command's result for a command refused before it does any work (a mistake said in one
+    line): its main() called in this process, which spares the seconds a fresh Python spends
+    importing torch. The process-level parts (the bin script, signals, faults) need run_command."""
+    import contextlib
+    import importlib
+    import io
+
+    main = importlib.import_module(f"dlbench.cli.{name.removeprefix('dlb_')}").main
+    stdout, stderr = io.StringIO(), io.StringIO()
+    previous_root, previous_cwd = os.environ.get("DLBENCH_DATA"), os.getcwd()
+    try:
+        if data_root is not None:
+            os.environ["DLBENCH_DATA"] = str(data_root)
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main([str(arg) for arg in args])
+            except SystemExit as exit:  # argparse's own refusals
+                code = exit.code
+    finally:
+        os.chdir(previous_cwd)
+        if previous_root is None:
+            os.environ.pop("DLBENCH_DATA", None)
+        else:
+            os.environ["DLBENCH_DATA"] = previous_root
+    return subprocess.CompletedProcess([name, *map(str, args)], code, stdout.getvalue(), stderr.getvalue())
+
+
 def run_reproduction(folder, out, data_root=None, cwd=None):
     """`run.sh --smoke OUT` of a reproduction (reports/reproductions/<name>/), with this checkout's
     commands first on PATH; the completed process, its return code checked."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dlbench.metrics import evaluate
-from tests.commands import assert_one_line_error, run_command, tree
+from tests.commands import assert_one_line_error, run_command, run_in_process, tree
 
 FAST = ["--metrics", "mig,factor_vae", "--metric_param", "mig.num_train=300",
         "--metric_param", "factor_vae.num_train=50", "--metric_param", "factor_vae.num_eval=30",
@@ -111,7 +111,7 @@ def test_a_wrong_module_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_pa
 def test_mistakes_in_the_command_are_one_line(tiny_dsprites, tmp_path, args, needle):
     (tmp_path / "garbage.pt").write_bytes(b"not a module")
     before = tree(tmp_path)
-    result = run_command("dlb_evaluate", *args, data_root=tiny_dsprites, cwd=tmp_path)
+    result = run_in_process("dlb_evaluate", *args, data_root=tiny_dsprites, cwd=tmp_path)
     assert_one_line_error(result, needle)
     assert tree(tmp_path) == before
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.commands import REPO, assert_one_line_error, run_command, tree
+from tests.commands import REPO, assert_one_line_error, run_command, run_in_process, tree
 from tests.conftest import TINY_PARAMS
 
 pytestmark = pytest.mark.slow
@@ -32,11 +32,11 @@ def gin_args(*extra_params):
     return [arg for p in [*TINY_PARAMS, *extra_params] for arg in ("--gin_param", p)]
 
 
-def train(run_dir, *extra_params, data_root, progress=False, fault=None, cwd=None, extra_args=()):
+def train(run_dir, *extra_params, data_root, progress=False, fault=None, cwd=None, extra_args=(), run=run_command):
     args = ["--run_dir", run_dir, "--device", "cpu", *gin_args(*extra_params), *extra_args]
     if not progress:
         args.append("--no_progress")
-    return run_command("dlb_train", *args, data_root=data_root, fault=fault, cwd=cwd)
+    return run("dlb_train", *args, data_root=data_root, cwd=cwd, **({"fault": fault} if fault else {}))
 
 
 def fault(kind, folder, rest="*", after=None):
@@ -408,7 +408,7 @@ def test_resume_with_a_damaged_training_log(two_checkpoints, tiny_data_root, tmp
     log = run_dir / "model" / "train_log.csv"
     damage_log(log, damage)
     before = snapshot(run_dir)
-    result = run_command("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
+    result = run_in_process("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
     assert_one_line_error(result, str(log), said, "restore it", f"dlb_train --run_dir {run_dir} --overwrite")
     assert snapshot(run_dir) == before
 
@@ -479,7 +479,7 @@ GIN_MISTAKES = {
 @pytest.mark.parametrize("binding", GIN_MISTAKES, ids=list(GIN_MISTAKES))
 def test_bad_gin_value(tiny_data_root, tmp_path, binding):
     extra = ["train.method = @isa_vae()"] if binding.startswith("isa_vae") else []
-    result = train(tmp_path / "run", *extra, binding, data_root=tiny_data_root, cwd=tmp_path)
+    result = train(tmp_path / "run", *extra, binding, data_root=tiny_data_root, cwd=tmp_path, run=run_in_process)
     assert_one_line_error(result, *GIN_MISTAKES[binding])
     assert tree(tmp_path) == []  # neither --run_dir nor a default runs/ folder
 
@@ -536,7 +536,7 @@ def test_metric_parameters_refused_before_anything_is_computed(evaluated_run, ti
     run_dir = copy_run(evaluated_run, tmp_path)
     args, needles = METRIC_PARAM_MISTAKES[mistake]
     before = snapshot(run_dir)
-    result = run_command("dlb_evaluate", run_dir, *args, data_root=tiny_data_root)
+    result = run_in_process("dlb_evaluate", run_dir, *args, data_root=tiny_data_root)
     assert_one_line_error(result, *needles)
     assert "computing" not in result.stdout
     assert snapshot(run_dir) == before
@@ -579,8 +579,8 @@ STUDY_MISTAKES = {
 def test_study_mistake_found_before_the_first_run(tiny_data_root, tmp_path, mistake):
     settings, needles = STUDY_MISTAKES[mistake]
     study = write_study(tmp_path / "s.gin", **settings)
-    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--no_progress",
-                         data_root=tiny_data_root, cwd=tmp_path)
+    result = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--no_progress",
+                            data_root=tiny_data_root, cwd=tmp_path)
     assert_one_line_error(result, *needles)
     assert tree(tmp_path) == ["s.gin"]  # no run directory, not even --runs_root
 

@@ -14,7 +14,7 @@ from dlbench.cli import study as study_cli
 from dlbench.study import load_study
 from dlbench.study.slurm import make_executor, submit
 from dlbench.study.unit import DONE, units_of
-from tests.commands import assert_one_line_error, run_command, tree
+from tests.commands import assert_one_line_error, run_command, run_in_process, tree
 from tests.conftest import STACKED_STUDY_OPTIONS
 from tests.test_study import assert_same_study, weights_and_results, write_study
 from tests.test_study_ray import stacked_sizes
@@ -81,8 +81,8 @@ def test_a_preempted_job_is_requeued_and_its_run_resumes_where_it_stopped_to_the
 def test_slurm_mistakes_are_one_line(tiny_dsprites, tmp_path, args, needle):
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
     before = tree(tmp_path)
-    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--device", "cpu", *args,
-                         data_root=tiny_dsprites)
+    result = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--device", "cpu", *args,
+                            data_root=tiny_dsprites)
     assert_one_line_error(result, needle)
     assert tree(tmp_path) == before
 
