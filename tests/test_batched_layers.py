@@ -14,7 +14,7 @@ from dlbench.config import parse_gin, resolve_run_spec
 from dlbench.train.batched_layers import batched_loss_and_grads, batched_problem, batched_sequential
 from dlbench.train.loop import Trainer
 from dlbench.train.stack import StackedTrainer
-from tests.commands import assert_one_line_error, run_command
+from tests.commands import assert_one_line_error, run_command, run_in_process
 from tests.conftest import TINY_PARAMS
 
 BETAS = {0: 1.0, 1: 4.0, 2: 16.0}  # seed: beta
@@ -89,5 +89,6 @@ def test_dlb_bench_layers_times_both_ways_for_each_stack_size():
 @pytest.mark.parametrize("option, value, needle", [("--stack", "0", "bad --stack '0'"),
                                                    ("--steps", "0", "--steps must be at least 1")])
 def test_dlb_bench_layers_refuses_bad_counts_in_one_line(option, value, needle):
-    assert_one_line_error(run_command("dlb_bench", "layers", "--device", "cpu", option, value), "dlb_bench layers", needle)
+    result = run_in_process("dlb_bench", "layers", "--device", "cpu", option, value)
+    assert_one_line_error(result, "dlb_bench layers", needle)
 

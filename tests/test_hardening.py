@@ -296,16 +296,16 @@ def test_study_runs_root_is_a_file(tiny_data_root, tmp_path):
     study = write_study(tmp_path / "s.gin")
     (tmp_path / "afile").write_text("a file")
     before = tree(tmp_path)
-    result = run_command("dlb_study", study, "--runs_root", tmp_path / "afile", "--no_progress",
-                         data_root=tiny_data_root, cwd=tmp_path)
+    result = run_in_process("dlb_study", study, "--runs_root", tmp_path / "afile", "--no_progress",
+                            data_root=tiny_data_root, cwd=tmp_path)
     assert_one_line_error(result, "--runs_root", str(tmp_path / "afile"), "not a folder")
     assert tree(tmp_path) == before and (tmp_path / "afile").read_text() == "a file"
 
 
 def test_study_runs_root_under_proc(tiny_data_root, tmp_path):
     study = write_study(tmp_path / "s.gin")
-    result = run_command("dlb_study", study, "--runs_root", "/proc/dlbench_test/runs", "--no_progress",
-                         data_root=tiny_data_root, cwd=tmp_path)
+    result = run_in_process("dlb_study", study, "--runs_root", "/proc/dlbench_test/runs", "--no_progress",
+                            data_root=tiny_data_root, cwd=tmp_path)
     assert_one_line_error(result, "--runs_root", "/proc/dlbench_test")
     assert tree(tmp_path) == ["s.gin"]
 
@@ -326,7 +326,7 @@ def test_train_own_config_with_run_json_not_an_object(tiny_trained_run, tiny_dat
     run_dir = copy_run(tiny_trained_run, tmp_path)
     (run_dir / "run.json").write_text("[1, 2, 3]\n")
     before = snapshot(run_dir)
-    result = run_command("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
+    result = run_in_process("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
     assert_one_line_error(result, str(run_dir / "run.json"), "not an object")
     assert snapshot(run_dir) == before
 
@@ -335,7 +335,7 @@ def test_evaluate_with_truncated_run_json(evaluated_run, tiny_data_root, tmp_pat
     run_dir = copy_run(evaluated_run, tmp_path)
     truncate(run_dir / "run.json")
     before = snapshot(run_dir)
-    result = run_command("dlb_evaluate", run_dir, "--metrics", "active_units", data_root=tiny_data_root)
+    result = run_in_process("dlb_evaluate", run_dir, "--metrics", "active_units", data_root=tiny_data_root)
     assert_one_line_error(result, str(run_dir / "run.json"), "not valid JSON")
     assert snapshot(run_dir) == before
 
@@ -374,7 +374,7 @@ def test_resume_with_every_checkpoint_damaged(two_checkpoints, tiny_data_root, t
         else:
             unsafe_pickle(path, step=int(path.stem.split("_")[1]))
     before = snapshot(run_dir)
-    result = run_command("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
+    result = run_in_process("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
     line = assert_one_line_error(result, "no readable checkpoint", str(run_dir / CHECKPOINTS),
                                  f"dlb_train --run_dir {run_dir} --overwrite")
     # torch's own message would advise weights_only=False: loading code from a damaged file
@@ -419,7 +419,7 @@ def test_damaged_final_weights(tiny_trained_run, tiny_data_root, tmp_path, comma
     weights = run_dir / "model" / "checkpoint.pt"
     truncate(weights) if damage == "truncated" else unsafe_pickle(weights)
     before = snapshot(run_dir)
-    result = run_command(command, run_dir, data_root=tiny_data_root)
+    result = run_in_process(command, run_dir, data_root=tiny_data_root)
     assert_one_line_error(result, str(weights), "unreadable", f"dlb_train --run_dir {run_dir} --overwrite")
     assert "weights_only" not in result.stdout + result.stderr
     assert snapshot(run_dir) == before
@@ -487,7 +487,7 @@ def test_bad_gin_value(tiny_data_root, tmp_path, binding):
 def test_bad_value_in_a_gin_file_names_the_file(tiny_data_root, tmp_path):
     config = tmp_path / "mine.gin"
     config.write_text("train.method = @beta_vae()\ntrain.stepz = 20\n")
-    result = run_command("dlb_train", "--gin", config, "--no_progress", data_root=tiny_data_root, cwd=tmp_path)
+    result = run_in_process("dlb_train", "--gin", config, "--no_progress", data_root=tiny_data_root, cwd=tmp_path)
     assert_one_line_error(result, f"gin file '{config}'", "train has no parameter 'stepz'", "steps")
     assert tree(tmp_path) == ["mine.gin"]
 
@@ -672,7 +672,7 @@ def test_train_run_dir_alone_resumes_with_the_runs_own_config(resumed):
 
 
 def test_train_run_dir_alone_without_a_run(tiny_data_root, tmp_path):
-    result = run_command("dlb_train", "--run_dir", tmp_path / "nothing", data_root=tiny_data_root, cwd=tmp_path)
+    result = run_in_process("dlb_train", "--run_dir", tmp_path / "nothing", data_root=tiny_data_root, cwd=tmp_path)
     assert_one_line_error(result, str(tmp_path / "nothing"), "config.gin", "give --gin FILE")
     assert tree(tmp_path) == []
 
@@ -703,7 +703,7 @@ def test_something_in_the_way_of_a_file_the_command_writes_is_to_be_moved_away(e
         blocker.write_text("")
     else:
         blocker.mkdir(parents=True)
-    result = run_command("dlb_postprocess", run_dir, data_root=tiny_data_root)
+    result = run_in_process("dlb_postprocess", run_dir, data_root=tiny_data_root)
     assert_one_line_error(result, f"'{blocker}'", advice)
 
 
@@ -713,7 +713,7 @@ def test_a_finished_runs_missing_weights_are_named_with_the_fix(evaluated_run, t
     run_dir = copy_run(evaluated_run, tmp_path)
     shutil.rmtree(run_dir / "postprocessed")
     (run_dir / "model" / "checkpoint.pt").unlink()
-    result = run_command(command, run_dir, data_root=tiny_data_root)
+    result = run_in_process(command, run_dir, data_root=tiny_data_root)
     assert_one_line_error(result, f"'{run_dir / 'model' / 'checkpoint.pt'}', the weights of the finished run, is "
                                   f"missing; restore it, or train the run again with `dlb_train --run_dir {run_dir} "
                                   f"--overwrite`")

@@ -18,7 +18,7 @@ import pytest
 from dlbench import rundir
 from dlbench.report.build import build_report, leaderboard_settings
 from dlbench.train.run import LogWriter
-from tests.commands import assert_one_line_error, run_command, tree
+from tests.commands import assert_one_line_error, run_command, run_in_process, tree
 from tests.fake_runs import make_run, read_csv, run_aggregate
 
 EVIL_METHOD = "<script>alert('method')</script>"
@@ -198,7 +198,7 @@ def test_settings_get_labels_and_file_names_that_tell_them_apart():
 
 def test_an_empty_runs_root_is_one_line_and_nothing_is_written(tmp_path):
     (tmp_path / "runs").mkdir()
-    result = run_command("dlb_report", "runs", "--out", "out", cwd=tmp_path)
+    result = run_in_process("dlb_report", "runs", "--out", "out", cwd=tmp_path)
     assert_one_line_error(result, "dlb_report: error:", "no runs (run.json files) found under 'runs'")
     assert tree(tmp_path) == ["runs"]
 

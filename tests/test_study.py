@@ -13,7 +13,7 @@ import torch
 from dlbench.errors import UserError
 from dlbench.study import load_study, run_name
 from dlbench.study.sweep import binding, expand
-from tests.commands import REPO, assert_one_line_error, run_command, tree
+from tests.commands import REPO, assert_one_line_error, run_command, run_in_process, tree
 from tests.conftest import TINY_PARAMS
 
 
@@ -120,7 +120,7 @@ def test_a_metric_that_cannot_score_the_studys_data_is_refused_before_any_run(ti
                                                                                metric, needle):
     # every run had trained, then failed its evaluation
     file = write_study(tmp_path / "s.gin", f"{{'dataset.name': ['{dataset}']}}", metrics=f"['{metric}']")
-    result = run_command("dlb_study", file, "--runs_root", tmp_path / "runs", "--dry_run", data_root=tiny_dsprites)
+    result = run_in_process("dlb_study", file, "--runs_root", tmp_path / "runs", "--dry_run", data_root=tiny_dsprites)
     assert_one_line_error(result, needle)
     assert not (tmp_path / "runs").exists()
 
@@ -382,8 +382,8 @@ def test_a_file_where_a_runs_folder_goes_is_found_before_the_first_run(tiny_dspr
     (runs / "beta_vae").mkdir(parents=True)
     (runs / "beta_vae" / "beta=8.0").write_text("hi")
     before = tree(runs)
-    result = run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress",
-                         data_root=tiny_dsprites)
+    result = run_in_process("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress",
+                            data_root=tiny_dsprites)
     assert_one_line_error(result, f"'{runs / 'beta_vae' / 'beta=8.0'}' is a file, where the folder of the study's run "
                                   f"beta_vae/beta=8.0/seed=0 goes; move it away")
     assert tree(runs) == before  # no run trained

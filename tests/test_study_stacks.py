@@ -12,7 +12,7 @@ from dlbench.study import load_study
 from dlbench.study.local import run_local
 from dlbench.study.stacks import AUTO, largest_fitting, stack_size, work_items
 from dlbench.study.unit import DONE, units_of
-from tests.commands import assert_one_line_error, run_command, tree
+from tests.commands import assert_one_line_error, run_command, run_in_process, tree
 from tests.test_study import write_study
 
 
@@ -99,12 +99,12 @@ def test_a_stacked_study_gives_the_results_of_the_study_run_one_at_a_time(tiny_d
 
 def test_a_bad_stack_is_one_line_and_writes_nothing(tiny_dsprites, tmp_path):
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
-    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--stack", "0", "--device", "cpu",
-                         data_root=tiny_dsprites)
+    result = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--stack", "0", "--device", "cpu",
+                            data_root=tiny_dsprites)
     assert_one_line_error(result, "bad --stack '0'")
     assert tree(tmp_path) == ["s.gin"]
-    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--stack", "-1", "--executor", "slurm",
-                         data_root=tiny_dsprites)
+    result = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--stack", "-1",
+                            "--executor", "slurm", data_root=tiny_dsprites)
     assert_one_line_error(result, "bad --stack '-1'")
 
 
