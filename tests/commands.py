@@ -42,8 +42,8 @@ def run_in_process(name, *args, data_root=None, cwd=None):
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
                 code = main([str(arg) for arg in args])
-            except SystemExit as exit:  # argparse's own refusals
-                code = exit.code
+            except SystemExit as ended:  # argparse's own refusals
+                code = ended.code
     finally:
         os.chdir(previous_cwd)
         if previous_root is None:
