@@ -32,11 +32,14 @@ def gin_args(*extra_params):
     return [arg for p in [*TINY_PARAMS, *extra_params] for arg in ("--gin_param", p)]
 
 
-def train(run_dir, *extra_params, data_root, progress=False, fault=None, cwd=None, extra_args=(), run=run_command):
+def train_args(run_dir, *extra_params, progress=False, extra_args=()):
     args = ["--run_dir", run_dir, "--device", "cpu", *gin_args(*extra_params), *extra_args]
-    if not progress:
-        args.append("--no_progress")
-    return run("dlb_train", *args, data_root=data_root, cwd=cwd, **({"fault": fault} if fault else {}))
+    return args if progress else [*args, "--no_progress"]
+
+
+def train(run_dir, *extra_params, data_root, progress=False, fault=None, cwd=None, extra_args=()):
+    args = train_args(run_dir, *extra_params, progress=progress, extra_args=extra_args)
+    return run_command("dlb_train", *args, data_root=data_root, fault=fault, cwd=cwd)
 
 
 def fault(kind, folder, rest="*", after=None):
@@ -479,7 +482,8 @@ GIN_MISTAKES = {
 @pytest.mark.parametrize("binding", GIN_MISTAKES, ids=list(GIN_MISTAKES))
 def test_bad_gin_value(tiny_data_root, tmp_path, binding):
     extra = ["train.method = @isa_vae()"] if binding.startswith("isa_vae") else []
-    result = train(tmp_path / "run", *extra, binding, data_root=tiny_data_root, cwd=tmp_path, run=run_in_process)
+    result = run_in_process("dlb_train", *train_args(tmp_path / "run", *extra, binding), data_root=tiny_data_root,
+                            cwd=tmp_path)
     assert_one_line_error(result, *GIN_MISTAKES[binding])
     assert tree(tmp_path) == []  # neither --run_dir nor a default runs/ folder
 

@@ -138,7 +138,7 @@ def dataset_from_record(record, error=UserError):
     if _KEPT is not None and key in _KEPT:
         data = _KEPT[key]
     else:
-        generated = getattr(get_dataset_class(name), "shape_if_generated", lambda: None)()
+        generated = get_dataset_class(name).shape_if_generated()
         if generated is not None:
             check_shape(record, generated, f"the synthetic {name} that would be generated under {data_root()}", error)
         data = get_dataset(name, **options)

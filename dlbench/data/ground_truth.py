@@ -43,6 +43,12 @@ class GroundTruthData(ABC):
     # the constructor arguments users may set through gin's dataset.options (dlbench.data)
     options: tuple = ()
 
+    @staticmethod
+    def shape_if_generated():
+        """The dataset_shape (dlbench.data) of the file that would be generated on first use, where
+        a missing file is generated then; None otherwise."""
+        return None
+
     @property
     def num_factors(self):
         return len(self.factors_num_values)
