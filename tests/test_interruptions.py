@@ -18,9 +18,11 @@ from tests.conftest import TINY_PARAMS
 
 pytestmark = pytest.mark.slow
 
-STEPS = 240
-# the tiny config, long enough to be interrupted mid-way; no periodic checkpoint before the signal,
-# so the one resumed from is the one the signal wrote
+STEPS = 160
+# the tiny config, long enough to be interrupted mid-way: the signal comes at step 10, and while
+# the first writer trains on, three commands are refused (5 s in all here, dlb_evaluate importing
+# torch, against 150 steps of 60-120 ms); no periodic checkpoint before the signal, so the one
+# resumed from is the one the signal wrote
 PARAMS = [*TINY_PARAMS, f"train.steps = {STEPS}", "train.checkpoint_every = 100000", "train.log_every = 10"]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from dlbench.config import parse_gin, resolve_run_spec
 from dlbench.study import load_study
-from tests.commands import assert_one_line_error, run_command
+from tests.commands import assert_one_line_error, run_command, run_in_process
 from tests.test_study import write_study
 
 STUDY_V1_BETAS = [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0]  # ISA-VAE Table 1 without 3.5
@@ -118,7 +118,8 @@ def test_dlib_unsupervised_v1_is_disentanglement_libs_unsupervised_study():
 
 def test_every_named_study_dry_runs(tiny_dsprites, tmp_path):
     for name in ("quickstart", "study_v1_cpu"):  # (the GPU studies are loaded, and so checked, above)
-        result = run_command("dlb_study", name, "--runs_root", tmp_path / name, "--dry_run", data_root=tiny_dsprites)
+        result = run_in_process("dlb_study", name, "--runs_root", tmp_path / name, "--dry_run",
+                                data_root=tiny_dsprites)
         assert result.returncode == 0, result.stderr
         assert result.stdout.count("dlb_train") == len(load_study(name).runs)
         assert not (tmp_path / name).exists()

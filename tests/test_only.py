@@ -8,7 +8,7 @@ import pytest
 
 from dlbench.errors import UserError
 from dlbench.selection import matching
-from tests.commands import assert_one_line_error, run_command
+from tests.commands import assert_one_line_error, run_command, run_in_process
 from tests.fake_runs import make_run, read_csv, run_aggregate
 from tests.test_study import write_study
 
@@ -32,8 +32,8 @@ def test_a_pattern_matching_nothing_is_refused_even_beside_one_that_matches():
 def test_dlb_study_runs_and_dry_runs_only_the_slice(tiny_dsprites, tmp_path):
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 2.0, 8.0], 'train.seed': [0, 1]}")
     runs = tmp_path / "runs"
-    dry = run_command("dlb_study", study, "--runs_root", runs, "--dry_run", "--only", "*beta=1.0/*",
-                      "--only", "*/beta=8.0/seed=1", data_root=tiny_dsprites)
+    dry = run_in_process("dlb_study", study, "--runs_root", runs, "--dry_run", "--only", "*beta=1.0/*",
+                         "--only", "*/beta=8.0/seed=1", data_root=tiny_dsprites)
     assert dry.returncode == 0, dry.stderr
     assert [line.split(": ", 1)[0] for line in dry.stdout.splitlines()] == [
         str(runs / "beta_vae/beta=1.0/seed=0"), str(runs / "beta_vae/beta=1.0/seed=1"),
@@ -42,11 +42,11 @@ def test_dlb_study_runs_and_dry_runs_only_the_slice(tiny_dsprites, tmp_path):
                       "*/beta=2.0/seed=0", data_root=tiny_dsprites)
     assert ran.returncode == 0, ran.stderr
     assert sorted(p.parent.relative_to(runs).as_posix() for p in runs.rglob("run.json")) == ["beta_vae/beta=2.0/seed=0"]
-    status = run_command("dlb_study", study, "--runs_root", runs, "--status", "--only", "*/beta=2.0/*",
-                         data_root=tiny_dsprites)
+    status = run_in_process("dlb_study", study, "--runs_root", runs, "--status", "--only", "*/beta=2.0/*",
+                            data_root=tiny_dsprites)
     assert "2 runs: 1 done, 1 not started" in status.stdout
-    refused = run_command("dlb_study", study, "--runs_root", tmp_path / "other", "--only", "factor_vae/*",
-                          data_root=tiny_dsprites)
+    refused = run_in_process("dlb_study", study, "--runs_root", tmp_path / "other", "--only", "factor_vae/*",
+                             data_root=tiny_dsprites)
     assert_one_line_error(refused, "--only 'factor_vae/*' matches none of the study's 6 runs")
     assert not (tmp_path / "other").exists()
 

@@ -54,7 +54,7 @@ def stacked_sizes(runs_root):
 
 def test_a_killed_worker_is_replaced_and_its_run_resumes_exactly_once(local_ray, tiny_dsprites, tmp_path):
     study_path = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [2.0, 4.0]}")
-    study_path.write_text(study_path.read_text().replace("'train.steps': 20", "'train.steps': 150"))
+    study_path.write_text(study_path.read_text().replace("'train.steps': 20", "'train.steps': 80"))  # killed at step 10
     study = load_study(str(study_path))
     alone, killed = tmp_path / "alone", tmp_path / "killed"
     assert run_command("dlb_study", study_path, "--runs_root", alone, "--device", "cpu", "--no_progress",

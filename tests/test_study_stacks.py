@@ -144,10 +144,10 @@ def test_a_run_folders_own_problem_fails_that_run_alone_stacked_or_not(tiny_dspr
     result = run_command("dlb_study", study, *options, "--stack", "4", data_root=tiny_dsprites)
     assert result.returncode == 1 and "3 runs finished, 1 failed (beta_vae/beta=1.0/seed=0)" in result.stdout, \
         result.stdout + result.stderr
-    status = run_command("dlb_study", study, "--runs_root", runs, "--status", data_root=tiny_dsprites)
+    status = run_in_process("dlb_study", study, "--runs_root", runs, "--status", data_root=tiny_dsprites)
     assert "4 runs: 3 done, 1 failed" in status.stdout and "holds files but no run" in status.stdout, status.stdout
 
     damaged = runs / "beta_vae" / "beta=8.0" / "seed=0" / "run.json"
     damaged.write_text(damaged.read_text()[:50])
-    result = run_command("dlb_study", study, *options, "--stack", "1", data_root=tiny_dsprites)
+    result = run_in_process("dlb_study", study, *options, "--stack", "1", data_root=tiny_dsprites)  # trains none
     assert result.returncode == 1 and "2 runs finished, 2 failed" in result.stdout, result.stdout + result.stderr
