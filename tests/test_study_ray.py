@@ -35,13 +35,15 @@ def local_ray(tiny_data_root):
         os.environ["DLBENCH_DATA"] = previous
 
 
-def test_the_ray_executor_gives_the_local_executors_results_also_for_stacks(local_stacked_study, tiny_dsprites,
-                                                                          tmp_path):
-    # three runs in stacks of two: a stack and a run alone, each one Ray task
+def test_the_ray_executor_gives_the_local_executors_results_also_for_stacks(local_stacked_study, local_ray,
+                                                                          tiny_dsprites, tmp_path):
+    # three runs in stacks of two: a stack and a run alone, each one Ray task, on a running cluster
+    # (this module's instance: a study's own local instance is started in test_study_faults)
     study, local = local_stacked_study
     remote = tmp_path / "ray"
-    result = run_command("dlb_study", study, "--runs_root", remote, "--executor", "ray", "--workers", "2",
-                         *STACKED_STUDY_OPTIONS, data_root=tiny_dsprites)
+    address = local_ray.get_runtime_context().gcs_address
+    result = run_command("dlb_study", study, "--runs_root", remote, "--executor", "ray", "--ray_address", address,
+                         "--workers", "2", *STACKED_STUDY_OPTIONS, data_root=tiny_dsprites)
     assert result.returncode == 0, result.stdout + result.stderr
     assert_same_study(weights_and_results(remote), weights_and_results(local))
     assert stacked_sizes(remote) == stacked_sizes(local) and sorted(stacked_sizes(remote), key=str) == [2, 2, False]
