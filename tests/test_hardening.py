@@ -111,7 +111,7 @@ def two_checkpoints(tiny_data_root, tmp_path_factory):
 def evaluated_run(tiny_trained_run, tiny_data_root, tmp_path_factory):
     """A copy of the tiny run, postprocessed and evaluated with the default mig."""
     run_dir = copy_run(tiny_trained_run, tmp_path_factory.mktemp("evaluated"))
-    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig", "--device", "cpu", data_root=tiny_data_root)
+    result = run_in_process("dlb_evaluate", run_dir, "--metrics", "mig", "--device", "cpu", data_root=tiny_data_root)
     assert result.returncode == 0, result.stderr
     assert (run_dir / "metrics" / "mean" / "mig" / "results.json").is_file()
     return run_dir
@@ -443,7 +443,7 @@ def test_a_truncated_representation_is_made_again_from_the_weights(evaluated_run
     folder = run_dir / "postprocessed" / "mean"
     truncate(folder / damaged)
     extra = ["--metrics", "active_units"] if command == "dlb_evaluate" else []
-    result = run_command(command, run_dir, *extra, data_root=tiny_data_root)
+    result = run_in_process(command, run_dir, *extra, data_root=tiny_data_root)
     assert result.returncode == 0, result.stderr
     assert f"{damaged} does not load" in result.stdout and "writing it again" in result.stdout
     torch.jit.load(str(folder / "representation.pt"))  # whole again
@@ -457,8 +457,8 @@ def test_evaluate_with_a_damaged_result_of_another_protocol(evaluated_run, tiny_
     damaged.parent.mkdir()
     damaged.write_text('{"discrete_mig": 0.')
     before = snapshot(run_dir)
-    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig", "--metric_param", "mig.num_bins=10",
-                         data_root=tiny_data_root)
+    result = run_in_process("dlb_evaluate", run_dir, "--metrics", "mig", "--metric_param", "mig.num_bins=10",
+                            data_root=tiny_data_root)
     assert_one_line_error(result, str(damaged), "not valid JSON",
                           "--metrics mig --mode mean --metric_param mig.num_bins=10 --overwrite")
     assert snapshot(run_dir) == before
@@ -503,8 +503,8 @@ def test_other_metric_parameters_are_computed_beside_the_default(evaluated_run, 
     run_dir = copy_run(evaluated_run, tmp_path)
     default = run_dir / "metrics" / "mean" / "mig" / "results.json"
     before = default.read_bytes()
-    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig", "--metric_param", "mig.num_bins=10",
-                         "--device", "cpu", data_root=tiny_data_root)
+    result = run_in_process("dlb_evaluate", run_dir, "--metrics", "mig", "--metric_param", "mig.num_bins=10",
+                            "--device", "cpu", data_root=tiny_data_root)
     assert result.returncode == 0, result.stderr
     other = json.loads((run_dir / "metrics" / "mean" / "mig[num_bins=10]" / "results.json").read_text())
     assert other["num_bins"] == 10 and other["metric"] == "mig"
@@ -516,8 +516,8 @@ def test_a_damaged_default_result_does_not_block_another_protocol(evaluated_run,
     default = run_dir / "metrics" / "mean" / "mig" / "results.json"
     truncate(default)
     damaged = default.read_bytes()
-    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig", "--metric_param", "mig.num_bins=10",
-                         "--device", "cpu", data_root=tiny_data_root)
+    result = run_in_process("dlb_evaluate", run_dir, "--metrics", "mig", "--metric_param", "mig.num_bins=10",
+                            "--device", "cpu", data_root=tiny_data_root)
     assert result.returncode == 0, result.stderr
     assert json.loads((run_dir / "metrics" / "mean" / "mig[num_bins=10]" / "results.json").read_text())["num_bins"] == 10
     assert default.read_bytes() == damaged
@@ -594,8 +594,8 @@ def test_study_mistake_found_before_the_first_run(tiny_data_root, tmp_path, mist
 
 def test_evaluate_names_each_metric_before_computing_it(evaluated_run, tiny_data_root, tmp_path):
     run_dir = copy_run(evaluated_run, tmp_path)
-    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig,active_units,hoyer_sparsity", "--device", "cpu",
-                         data_root=tiny_data_root)
+    result = run_in_process("dlb_evaluate", run_dir, "--metrics", "mig,active_units,hoyer_sparsity", "--device",
+                            "cpu", data_root=tiny_data_root)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
 
@@ -636,7 +636,7 @@ def test_no_progress_keeps_stderr_empty(fallen_back):
 
 
 def help_text(command):
-    result = run_command(command, "--help")
+    result = run_in_process(command, "--help")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     return " ".join(result.stdout.split())
 
@@ -687,7 +687,7 @@ def test_train_run_dir_alone_without_a_run(tiny_data_root, tmp_path):
     ("dlb_study", "required: NAME_OR_GIN"),
 ])
 def test_no_arguments_at_all(tmp_path, command, needle):
-    result = run_command(command, cwd=tmp_path)
+    result = run_in_process(command, cwd=tmp_path)
     assert_one_line_error(result, f"{command}: error:", needle)
     assert tree(tmp_path) == []
 
