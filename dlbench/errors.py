@@ -47,9 +47,15 @@ _OS_ADVICE = {
 }
 
 
+# the file name of an OSError met writing to standard output (dlbench.cli.common)
+STANDARD_OUTPUT = "<stdout>"
+
+
 def describe_os_error(err):
     """One line for an OSError: what failed, on which path, and what to do."""
     reason = (err.strerror or os.strerror(err.errno)) if err.errno else str(err)
+    if err.filename == STANDARD_OUTPUT:
+        return f"cannot write to standard output: {reason}; {_OS_ADVICE.get(err.errno, 'check where it goes')}"
     where = f" '{err.filename}'" if err.filename else ""
     if err.filename2:
         where += f" -> '{err.filename2}'"

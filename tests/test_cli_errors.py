@@ -1,6 +1,7 @@
 """Every user mistake: one line on stderr naming the problem, exit status 2, no traceback,
 and nothing half-written."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -255,6 +256,35 @@ def test_a_reader_that_leaves_early_is_not_called_a_disk_fault(tmp_path):
     process.stdout.close()
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141 and stderr == "", stderr
+
+
+FULL = "No space left on device"
+
+
+@pytest.mark.parametrize("command, args", [
+    (train.main, ["--help"]), (evaluate.main, ["--help"]), (data.main, ["list"]),
+    (study.main, ["quickstart", "--runs_root", "runs", "--dry_run"])])
+def test_output_into_a_full_disk_is_said_in_one_line(tmp_path, monkeypatch, capsys, command, args):
+    # `dlb_data list > file` on a full disk had said "cannot use: No space left on device", naming
+    # nothing, and `--help > file` had exited 0 with nothing written (argparse drops the fault)
+    monkeypatch.chdir(tmp_path)
+    full = open("/dev/full", "w")  # every write to it fails as a full disk's
+    monkeypatch.setattr(sys, "stdout", full)
+    code = command(args)
+    monkeypatch.undo()
+    with contextlib.suppress(OSError):  # closing flushes what is still held, in vain
+        full.close()
+    assert_user_error(capsys, code, "cannot write to standard output: " + FULL, "free some space")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_behind_the_output_of_an_installed_script_is_one_line_and_status_2():
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, str(REPO / "bin" / "dlb_train"), "--help"], stdout=full,
+                                stderr=subprocess.PIPE, text=True, env={"PYTHONPATH": str(REPO)}, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"dlb_train: error: cannot write to standard output: {FULL}; free some space (or choose " \
+                            f"a folder on another disk) and run the command again\n"
 
 
 @pytest.mark.parametrize("command, args", [

@@ -1,12 +1,13 @@
 """What every command shares: the user-error convention and the argument parser."""
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 from pathlib import Path
 
-from dlbench.errors import Interrupted, OutOfDeviceMemory, StopSignal, UserError, describe_os_error
+from dlbench.errors import STANDARD_OUTPUT, Interrupted, OutOfDeviceMemory, StopSignal, UserError, describe_os_error
 from dlbench.signals import STOPS, after_imports, finished, handling
 
 USER_ERROR_EXIT = 2
@@ -17,6 +18,11 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UserError(f"{message} (see {self.prog} --help)")
+
+    def _print_message(self, message, file=None):
+        # argparse's own drops a failed write: --help into a full disk had exited 0 with nothing written
+        if message:
+            (file or sys.stderr).write(message)
 
 
 def path(text):
@@ -42,19 +48,22 @@ def run_main(prog, body, argv=None):
     """Run body(argv); a UserError becomes one line on stderr and exit status 2."""
     try:
         # Ctrl-C raises KeyboardInterrupt again (the bin scripts quit at once while they import)
-        with _stopping_on_signals(), handling([signal.SIGINT], after_imports(signal.default_int_handler)):
+        with _stopping_on_signals(), handling([signal.SIGINT], after_imports(signal.default_int_handler)), \
+                _naming_standard_output():
             try:
-                return body(sys.argv[1:] if argv is None else argv) or 0
+                return _output_flushed(body, sys.argv[1:] if argv is None else argv)
             finally:
                 finished()
     except (UserError, OutOfDeviceMemory) as err:
         print(f"{prog}: error: {_one_line(str(err))}", file=sys.stderr)
         return USER_ERROR_EXIT
     except BrokenPipeError:  # the reader of our output left (`| head`): nothing is wrong, stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit fails no more
+        _discard_pending_output()
         return 128 + signal.SIGPIPE  # what a shell shows for a writer the closed pipe ended
     except OSError as err:  # a filesystem fault (full disk, read-only folder, a path under a file)
         print(f"{prog}: error: {_one_line(describe_os_error(err))}", file=sys.stderr)
+        if err.filename == STANDARD_OUTPUT:
+            _discard_pending_output()
         return USER_ERROR_EXIT
     except Interrupted as err:
         print(f"{prog}: {_one_line(str(err))}", file=sys.stderr)
@@ -70,6 +79,63 @@ def run_main(prog, body, argv=None):
         signum = getattr(err, "signum", signal.SIGINT)
         print(f"{prog}: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
+
+
+def _output_flushed(body, args):
+    """body(args) or 0, once what it printed has reached standard output: a full disk behind
+    `> file` is said here, in one line, rather than at the exit or not at all."""
+    try:
+        code = body(args) or 0
+    except SystemExit:  # argparse's --help: the text must reach the output too
+        sys.stdout.flush()
+        raise
+    sys.stdout.flush()
+    return code
+
+
+class _NamedOutput:
+    """sys.stdout whose write faults name it (an OSError from a print has no file name)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def write(self, text):
+        with _naming_faults():
+            return self._stream.write(text)
+
+    def flush(self):
+        with _naming_faults():
+            return self._stream.flush()
+
+
+@contextlib.contextmanager
+def _naming_faults():
+    try:
+        yield
+    except BrokenPipeError:  # the reader left: run_main stops quietly
+        raise
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, STANDARD_OUTPUT) from None
+
+
+@contextlib.contextmanager
+def _naming_standard_output():
+    stream = sys.stdout
+    sys.stdout = _NamedOutput(stream)
+    try:
+        yield
+    finally:
+        sys.stdout = stream
+
+
+def _discard_pending_output():
+    """What standard output still holds would fail again at the exit's flush (Python then adds its
+    own message and exits 120): it goes nowhere instead."""
+    with contextlib.suppress(OSError, ValueError):  # (io.UnsupportedOperation, for a stream without a file, is both)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _host_out_of_memory(err):
