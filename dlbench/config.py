@@ -178,8 +178,15 @@ def unused_bindings(gin_params):
     def called(text):
         return set(re.findall(r"^# Parameters for ([^:]+):", text, re.MULTILINE))
 
-    unused = called(gin.config_str()) - called(operative_config())
-    return [b for b in gin_params if b.partition("=")[0].strip().rpartition(".")[0] in unused]
+    def configurable(binding):
+        return binding.partition("=")[0].strip().rpartition(".")[0]
+
+    operative = called(operative_config())
+    maybe = [b for b in gin_params if configurable(b) not in operative]
+    if not maybe:  # as for nearly every run of a study: the whole config's text (slow to write) is not needed
+        return []
+    unused = called(gin.config_str()) - operative
+    return [b for b in maybe if configurable(b) in unused]
 
 
 def configurables():
