@@ -61,6 +61,23 @@ def write_study(path, sweep, metrics="['mig']", name=None):
     return path
 
 
+def test_a_binding_given_twice_in_a_study_file_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_path):
+    # gin keeps the last binding without a word: the first sweep's values had been dropped unseen
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    study.write_text(study.read_text() + "\nstudy.sweep = {'beta_vae.beta': [4.0]}\n")
+    result = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--dry_run", data_root=tiny_dsprites)
+    assert_one_line_error(result, f"bad study file '{study}'", "study.sweep is bound twice, on lines 3 and 6",
+                          "keep one")
+    assert tree(tmp_path) == ["s.gin"]
+
+
+def test_a_study_file_may_bind_again_what_the_study_it_includes_binds(tiny_dsprites, tmp_path):
+    # how a smoke run shrinks a named study (reports/reproductions/common.sh), and a study varies another
+    base = write_study(tmp_path / "base.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    (tmp_path / "narrow.gin").write_text(f"include '{base}'\nstudy.sweep = {{'beta_vae.beta': [4.0]}}\n")
+    assert [spec.name for spec in load_study(str(tmp_path / "narrow.gin")).runs] == ["beta_vae/beta=4.0/seed=0"]
+
+
 def test_a_study_that_grows_keeps_the_names_of_its_runs(tiny_dsprites, tmp_path):
     small = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0], 'train.seed': [0]}")))
     grown = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 4.0, 8.0], 'train.seed': [0, 1]}")))

@@ -94,6 +94,7 @@ def load_study(name_or_gin):
     try:
         with quiet_gin_includes():
             gin.parse_config_file(str(path))
+        _check_each_binding_once(path)
         settings = study_settings()
     except UserError as err:
         raise UserError(f"bad study file '{path}': {str(err).splitlines()[0]}") from None
@@ -117,6 +118,26 @@ def load_study(name_or_gin):
     _check_one_run_each(study)
     _check_metrics_fit_data(study)
     return study
+
+
+def _check_each_binding_once(path):
+    """Refuse a binding given twice in one study file: gin keeps the last without a word, which had
+    dropped a sweep's first values unseen. Binding again what an included file binds stays the way
+    one study shrinks or varies another."""
+    from gin import config_parser
+
+    first_line = {}
+    with open(path) as text:
+        for statement in config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True)):
+            if not isinstance(statement, config_parser.BindingStatement):
+                continue
+            name = ".".join(part for part in (statement.selector, statement.arg_name) if part)
+            name = f"{statement.scope}/{name}" if statement.scope else name
+            line = statement.location.line_num
+            if name in first_line:
+                raise UserError(f"{name} is bound twice, on lines {first_line[name]} and {line} (gin would keep "
+                                f"line {line} alone); keep one")
+            first_line[name] = line
 
 
 def _check_one_run_each(study):
