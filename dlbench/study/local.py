@@ -10,6 +10,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 
 from tqdm import tqdm
 
@@ -73,6 +74,10 @@ def _start_worker(threads, gpu_queue, stopping):
 
     torch.set_num_threads(threads)
     dlbench.data.keep_loaded()  # the worker's runs share one load of the dataset
+    # tqdm's default lock is a multiprocessing one, registered with the pool's resource tracker: a
+    # worker killed (SIGKILL, out of memory) never unregisters it, and the study ended in Python's
+    # "leaked semaphore objects" warning; a worker's bars are its own (and hidden), a thread lock does
+    tqdm.set_lock(threading.RLock())
 
 
 def _run_in_worker(item, device, retry_failed):
