@@ -99,6 +99,27 @@ def test_a_run_json_without_a_config_is_said_to_be_damaged(tmp_path):
         rundir.prepare(tmp_path, IDENTITY, overwrite=False)
 
 
+def test_a_session_that_ended_without_a_word_is_listed_as_lost_at_its_last_checkpoint(tmp_path):
+    # a session killed with SIGKILL records nothing: its steps had been missing from `sessions`
+    rundir.mark_running(tmp_path, 100.0, method="beta_vae", step=0)
+    first = rundir.new_session(from_step=0)
+    rundir.mark_session_started(tmp_path, first)
+    assert rundir.read_run(tmp_path)["sessions"] == [{**first, "to_step": None, "ended": None}]  # open while it trains
+    rundir.mark_checkpoint(tmp_path, 10)
+    rundir.mark_checkpoint(tmp_path, 20)  # ... then killed: nothing more is written
+
+    second = {**rundir.new_session(from_step=20), "pid": first["pid"] + 1}  # the process that resumes it
+    rundir.mark_session_started(tmp_path, second)
+    rundir.mark_checkpoint(tmp_path, 30)
+    rundir.mark_interrupted(tmp_path, second, 30, "SIGTERM")
+    third = rundir.new_session(from_step=30)
+    rundir.mark_session_started(tmp_path, third)
+    rundir.mark_done(tmp_path, third, 40, 100.0)
+    assert [(s["pid"], s["from_step"], s["to_step"], s["ended"]) for s in rundir.read_run(tmp_path)["sessions"]] == [
+        (first["pid"], 0, 20, "lost"), (first["pid"] + 1, 20, 30, "interrupted by SIGTERM"),
+        (first["pid"], 30, 40, "done")]
+
+
 def test_the_marks_record_the_lifecycle_in_run_json(tmp_path):
     Status = rundir.Status
     rundir.mark_running(tmp_path, 100.0, method="beta_vae", step=0)

@@ -124,7 +124,9 @@ def test_a_stack_killed_and_resumed_equals_a_stack_never_interrupted(tiny_dsprit
     assert run_stack_script(killed, tiny_dsprites).wait(timeout=300) == 0
     for k in range(len(RUNS)):
         record = json.loads((killed / f"run{k}" / "run.json").read_text())
-        assert record["status"] == "done" and record["sessions"][-1]["from_step"] > 0, record["sessions"]
+        sessions = record["sessions"]
+        assert record["status"] == "done" and [s["ended"] for s in sessions] == ["lost", "done"], sessions
+        assert 0 < sessions[0]["to_step"] == sessions[1]["from_step"], sessions  # lost at its last checkpoint
         a, b = weights(straight / f"run{k}"), weights(killed / f"run{k}")
         assert all(torch.equal(a[name], b[name]) for name in a), k  # bit for bit
         def scalars(root):  # the log without its timings

@@ -62,9 +62,12 @@ def test_killed_workers_are_replaced_and_every_run_ends_done_exactly_once(undist
     schedule = random.Random(seed)
     killed = 0
     deadline = time.monotonic() + 300
-    # the first kill lands in a worker that is training (past a checkpoint), not one still importing torch
-    while not any(runs.rglob("checkpoint.pt")) and study.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # the first kill lands in the worker training the first run past a checkpoint, not in one still
+    # importing torch
+    while not (first := next(runs.rglob("step_*.pt"), None)) and study.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(json.loads((first.parents[2] / "claim.json").read_text())["pid"], signal.SIGKILL)
+    killed += 1
     while killed < kills and study.poll() is None and time.monotonic() < deadline:
         time.sleep(schedule.uniform(1.0, 4.0))
         workers = pool_workers(study.pid)
@@ -77,13 +80,19 @@ def test_killed_workers_are_replaced_and_every_run_ends_done_exactly_once(undist
     assert "a worker process died" in stdout
     assert "leaked" not in stderr, stderr  # the resource tracker's warning on what a killed worker held
 
+    endings = []
     for run_json in runs.rglob("run.json"):
         record = json.loads(run_json.read_text())
         assert record["status"] == "done"
         sessions = record["sessions"]
+        endings += [s["ended"] for s in sessions]
         assert [s["ended"] for s in sessions].count("done") == 1 and sessions[-1]["ended"] == "done", sessions
-        # sessions recorded in order, none going back over steps another finished (killed ones record nothing)
-        assert all(a["to_step"] <= b["from_step"] for a, b in zip(sessions, sessions[1:])), sessions
+        # every step in one session, in order: a killed session is listed (lost) up to its last checkpoint,
+        # where the next resumed
+        steps = [(s["from_step"], s["to_step"]) for s in sessions]
+        assert steps[0][0] == 0 and steps[-1][1] == 80 and all(a[1] == b[0] for a, b in zip(steps, steps[1:])), sessions
+    # the killed runs' sessions lost; the pool broken, the other worker's run had stopped on its SIGTERM
+    assert "lost" in endings and set(endings) <= {"lost", "interrupted by SIGTERM", "done"}, endings
     assert_same_study(weights_and_results(runs), undisturbed)
 
 

@@ -81,7 +81,9 @@ def test_a_killed_worker_is_replaced_and_its_run_resumes_exactly_once(local_ray,
     killer.join()
     assert statuses == {unit.run_dir: DONE for unit in units}
     sessions = json.loads((killed / study.runs[0].name / "run.json").read_text())["sessions"]
-    assert [s["ended"] for s in sessions] == ["done"] and sessions[0]["from_step"] > 0, sessions  # resumed
+    # the killed session listed as lost at its last checkpoint, where the next one resumed
+    assert [s["ended"] for s in sessions] == ["lost", "done"], sessions
+    assert 0 < sessions[0]["to_step"] == sessions[1]["from_step"], sessions
     assert_same_study(weights_and_results(killed), weights_and_results(alone))
 
 

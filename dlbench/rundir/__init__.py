@@ -23,8 +23,8 @@ from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, is_claim_file, checkpoi
                                    train_results_path, weights_path)
 from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS_LEFT_OUT, ConfigMismatch, Prepare,
                                       clear, config_differences, mark_checkpoint, mark_done, mark_failed,
-                                      mark_interrupted, mark_running, mark_stopped, new_session, prepare,
-                                      records_config)
+                                      mark_interrupted, mark_running, mark_session_started, mark_stopped,
+                                      new_session, prepare, records_config)
 from dlbench.rundir.record import Status, enclosing_run, git_revision, is_run, read_run, require_finished_run, retrain_fix, update_run
 
 __all__ = [
@@ -44,5 +44,6 @@ __all__ = [
     # lifecycle
     "BOOKKEEPING_TRAIN_SETTINGS", "TRAIN_DEFAULTS_LEFT_OUT", "ConfigMismatch", "Prepare", "clear",
     "config_differences", "mark_checkpoint", "mark_done",
-    "mark_failed", "mark_interrupted", "mark_running", "mark_stopped", "new_session", "prepare", "records_config",
+    "mark_failed", "mark_interrupted", "mark_running", "mark_session_started", "mark_stopped", "new_session", "prepare",
+    "records_config",
 ]

@@ -132,10 +132,31 @@ def config_differences(record, identity):
 def new_session(from_step, stacked=False, cpu_threads=None):
     """This process's session of training, starting at from_step, alone (stacked False) or in a
     stack of `stacked` runs (a run's sessions may differ in it: run.json's own `stacked` is the
-    last one's); mark_interrupted, mark_failed or mark_done ends it. cpu_threads: the threads a
+    last one's); mark_session_started lists it, mark_interrupted, mark_failed, mark_stopped or
+    mark_done ends it. cpu_threads: the threads a
     CPU trains with, which decide the order of its float sums, so its weights, bit for bit."""
     session = {"host": socket.gethostname(), "pid": os.getpid(), "from_step": from_step, "stacked": stacked}
     return session | ({"cpu_threads": cpu_threads} if cpu_threads else {})
+
+
+# how a session ended that did not record it: killed (SIGKILL, out of host memory) or its machine lost
+LOST = "lost"
+
+
+def mark_session_started(run_dir, session, **fields):
+    """List the session in run.json's `sessions`, open (ended None) until a mark_* ends it (with
+    `fields` recorded too). One left open by an earlier process ended without a word: it is closed
+    as LOST at the run's last checkpoint (what it kept, where this session resumes), where it had
+    left a gap in the list."""
+    record = read_run(run_dir)
+    earlier = list(record.get("sessions", []))
+    if earlier and isinstance(earlier[-1], dict) and earlier[-1].get("ended") is None:
+        earlier[-1] = {**earlier[-1], "to_step": record.get("step"), "ended": LOST}
+    update_run(run_dir, sessions=[*earlier, _open(session)], **fields)
+
+
+def _open(session):
+    return {**session, "to_step": None, "ended": None}
 
 
 def mark_running(run_dir, started, **fields):
@@ -183,4 +204,6 @@ def mark_stopped(run_dir, status, reason, session=None):
 def _ended(record, session, step, ending):
     """run.json's `sessions` (from its record) with this one appended: which process trained which steps."""
     earlier = record.get("sessions", [])
+    if earlier and earlier[-1] == _open(session):  # listed open as it started
+        earlier = earlier[:-1]
     return {"sessions": [*earlier, {**session, "to_step": step, "ended": ending}]}

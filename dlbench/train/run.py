@@ -174,6 +174,7 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
     tick = time.perf_counter()
     first_step = trainer.step
     try:
+        rundir.mark_session_started(run_dir, session)
         trainer.run(t["steps"], t["log_every"], on_log, after_step)
         if trainer.step < t["steps"]:
             bar.close()

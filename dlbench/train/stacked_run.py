@@ -100,8 +100,8 @@ def _train_group(group, claims, stop, progress, log):
     t = spec.train
     threads = cpu_threads(trainers[0].device)
     sessions = [rundir.new_session(from_step=stack.step, stacked=len(group), cpu_threads=threads) for _ in group]
-    for run_dir in run_dirs:  # runs that resume at different steps train in groups, not as one stack
-        rundir.update_run(run_dir, stacked=len(group))
+    for run_dir, session in zip(run_dirs, sessions):  # runs that resume at different steps train in groups
+        rundir.mark_session_started(run_dir, session, stacked=len(group))
     log_files = [LogWriter(rundir.train_log_path(run_dir)) for run_dir in run_dirs]
     last = [{} for _ in group]
     ended = {}  # run_dir -> status, for runs that failed on the way
