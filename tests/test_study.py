@@ -444,6 +444,35 @@ def test_a_study_of_one_worker_stopped_says_how_the_study_goes_on(tiny_dsprites,
     assert record["status"] == "interrupted" and record["step"] == 1
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("stack", ["1", "2"])  # a run alone, and a stack: each clears its own way
+def test_retry_failed_trains_again_the_failed_runs_and_those_whose_run_json_is_damaged(tiny_dsprites, tmp_path, stack):
+    # a run.json that cannot be read is a failed run to --status, but --retry_failed had left it as it was
+    from dlbench import rundir
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    runs = tmp_path / "runs"
+    args = [study, "--runs_root", runs, "--device", "cpu", "--workers", "1", "--no_progress", "--stack", stack]
+    assert run_in_process("dlb_study", *args).returncode == 0
+    before = weights_and_results(runs)
+    failed, damaged = (rundir.study_run_dir(runs, f"beta_vae/beta={beta}/seed=0") for beta in ("1.0", "8.0"))
+    rundir.update_run(failed, status="failed", error="RuntimeError: a bug since mended")
+    rundir.run_json_path(damaged).write_text("{not json")
+    marked = rundir.read_run(failed)
+
+    again = run_in_process("dlb_study", *args)
+    assert again.returncode == 1 and "0 runs finished, 2 failed" in again.stdout, again.stdout  # left alone
+    assert rundir.read_run(failed) == marked and rundir.run_json_path(damaged).read_text() == "{not json"
+
+    retried = run_in_process("dlb_study", *args, "--retry_failed")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    for run_dir in (failed, damaged):
+        record = rundir.read_run(run_dir)
+        assert record["status"] == "done" and record.get("error") is None, record
+        assert [(s["from_step"], s["to_step"], s["ended"]) for s in record["sessions"]] == [(0, 20, "done")]
+    assert_same_study(weights_and_results(runs), before)
+
+
 def test_a_pools_summary_says_why_runs_failed_and_who_holds_the_others(tiny_dsprites, tmp_path):
     # its workers' lines are kept quiet: the summary had named the failed runs without a reason, and
     # said of a run behind an unreadable claim.json only "1 held by other processes, still running there"

@@ -152,9 +152,11 @@ def run_item(item, device, retry_failed=False, progress=False, log=print):
 def _clear_failed(item):
     """--retry_failed: the failed runs of a stack start again from step 0."""
     for unit in item:
-        if recorded_status(unit.run_dir) == rundir.Status.FAILED:
-            try:
-                with rundir.hold_run(unit.run_dir, "cleared for a retry"):
+        if recorded_status(unit.run_dir) != rundir.Status.FAILED:
+            continue
+        try:
+            with rundir.hold_run(unit.run_dir, "cleared for a retry"):
+                if recorded_status(unit.run_dir) == rundir.Status.FAILED:  # still, now that it is held here
                     rundir.clear(unit.run_dir)
-            except rundir.RunHeld:
-                pass  # another process has it: train_stack leaves it to that process
+        except rundir.RunHeld:
+            pass  # another process has it: train_stack leaves it to that process

@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 from dlbench import rundir
-from dlbench.errors import Interrupted, OutOfDeviceMemory, UserError, reason
+from dlbench.errors import CorruptFile, Interrupted, OutOfDeviceMemory, UserError, reason
 
 DONE, FAILED = "done", "failed"
 HELD = rundir.HELD  # another worker has the run now
@@ -99,7 +99,13 @@ def evaluate_unit(unit, device, log=print):
 
 
 def recorded_status(run_dir):
+    """run.json's status (None where there is none yet). A run.json that cannot be read, or that
+    records no run's config, is FAILED: the run's other files cannot be trusted without it, so
+    --status counts it failed, and --retry_failed had left it so for good."""
     try:
-        return rundir.read_run(run_dir).get("status") if rundir.is_run(run_dir) else None
-    except UserError:
+        record = rundir.read_run(run_dir) if rundir.is_run(run_dir) else None
+    except CorruptFile:
+        return rundir.Status.FAILED
+    if record is None:
         return None
+    return record.get("status") if rundir.records_config(record) else rundir.Status.FAILED
