@@ -162,6 +162,23 @@ def test_train_run_dir_that_is_a_file(tiny_data_root, tmp_path):
     assert tree(tmp_path) == ["afile"] and (tmp_path / "afile").read_text() == "a file"
 
 
+def test_a_run_inside_another_run_is_refused_and_overwrite_spares_a_run_copied_inside(tiny_trained_run, tiny_data_root,
+                                                                                        tmp_path):
+    # a run trained inside another's folder passed for part of it (an aggregation counted both), and
+    # the outer run's --overwrite removed it without a word
+    outer = copy_run(tiny_trained_run, tmp_path, "outer")
+    before = snapshot(outer)
+    result = run_in_process("dlb_train", *train_args(outer / "inner"), data_root=tiny_data_root)
+    assert_one_line_error(result, f"'{outer / 'inner'}' is inside the run directory '{outer}'", "outside it")
+    assert snapshot(outer) == before
+
+    copy_run(tiny_trained_run, outer, "copied")  # by hand
+    before = snapshot(outer)
+    result = run_in_process("dlb_train", *train_args(outer, extra_args=["--overwrite"]), data_root=tiny_data_root)
+    assert_one_line_error(result, f"'{outer}' holds another run, '{outer / 'copied'}'", "move that run out first")
+    assert snapshot(outer) == before
+
+
 def test_train_read_only_run_folder(tiny_data_root, tmp_path):
     run_dir = tmp_path / "disk" / "run"
     result = train(run_dir, data_root=tiny_data_root, cwd=tmp_path, fault=fault("EROFS", tmp_path / "disk", "*"))

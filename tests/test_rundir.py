@@ -77,6 +77,16 @@ def test_prepare_refuses_a_folder_that_is_not_a_run_but_overwrite_replaces_a_dam
     assert rundir.prepare(tmp_path, IDENTITY, overwrite=True) is rundir.Prepare.RESTART
 
 
+def test_a_restart_from_step_0_refuses_to_clear_a_folder_holding_another_run(tmp_path):
+    # an unfinished run with no checkpoint is cleared too, as --overwrite clears one
+    rundir.update_run(tmp_path, **IDENTITY, status=rundir.Status.RUNNING)
+    rundir.update_run(tmp_path / "copied", **IDENTITY, status=rundir.Status.DONE)
+    with pytest.raises(UserError, match=f"holds another run, '{tmp_path / 'copied'}'"):
+        rundir.prepare(tmp_path, IDENTITY, overwrite=False)
+    with pytest.raises(UserError, match="is inside the run directory"):
+        rundir.prepare(tmp_path / "copied" / "deeper", IDENTITY, overwrite=False)
+
+
 def test_a_different_config_names_what_the_run_is_first_and_its_seed_once():
     """Sorted by name, a run of another method, dataset and seed was described by three of its
     settings 'and 4 more', the seed among them twice (the identity holds it as seed and train.seed)."""

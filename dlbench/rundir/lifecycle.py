@@ -20,8 +20,8 @@ from pathlib import Path
 
 import dlbench
 from dlbench.errors import CorruptFile, UserError
-from dlbench.rundir.layout import CLAIM_JSON, checkpoint_paths, is_claim_file, run_json_path
-from dlbench.rundir.record import Status, git_revision, is_run, read_run, retrain_fix, update_run
+from dlbench.rundir.layout import CLAIM_JSON, RUN_JSON, checkpoint_paths, is_claim_file, run_json_path
+from dlbench.rundir.record import Status, enclosing_run, git_revision, is_run, read_run, retrain_fix, update_run
 
 # train.* settings that change how a run is logged and saved, not what it computes: they are not
 # part of a setting (runs differing only in them are pooled in a leaderboard), and may change
@@ -54,6 +54,7 @@ def prepare(run_dir, identity, overwrite):
     """Decide, without writing, what to do with run_dir (which this process holds) to train
     `identity` in it; a UserError when the folder holds something else."""
     run_dir = Path(run_dir)
+    _check_not_nested(run_dir)
     # another process trying to claim the run leaves its draft here for a moment: no reason to refuse
     others = [p.name for p in run_dir.iterdir() if not is_claim_file(p.name)]
     if others and not is_run(run_dir):
@@ -61,6 +62,7 @@ def prepare(run_dir, identity, overwrite):
     if not others:
         return Prepare.FRESH
     if overwrite:
+        _check_holds_no_other_run(run_dir)
         return Prepare.RESTART  # run.json is not read: --overwrite is also the way out of a damaged one
     record = read_run(run_dir)
     if not records_config(record):
@@ -74,7 +76,27 @@ def prepare(run_dir, identity, overwrite):
                         f"or choose another --run_dir", differences)
     if record.get("status") in Status.ENDED:
         return Prepare.SKIP
-    return Prepare.RESUME if checkpoint_paths(run_dir) else Prepare.RESTART
+    if checkpoint_paths(run_dir):
+        return Prepare.RESUME
+    _check_holds_no_other_run(run_dir)
+    return Prepare.RESTART
+
+
+def _check_not_nested(run_dir):
+    """A run inside another run's folder passed for part of it: an aggregation counted both, and
+    the outer run's --overwrite removed it without a word."""
+    outer = enclosing_run(Path(run_dir).absolute().parent)
+    if outer:
+        raise UserError(f"'{run_dir}' is inside the run directory '{outer}', where its files would pass for that "
+                        f"run's (and its --overwrite would remove them); give a --run_dir outside it")
+
+
+def _check_holds_no_other_run(run_dir):
+    """Before the folder is cleared: a run copied into it by hand goes with it otherwise."""
+    inner = next((path.parent for path in Path(run_dir).rglob(RUN_JSON) if path.parent != Path(run_dir)), None)
+    if inner:
+        raise UserError(f"'{run_dir}' holds another run, '{inner}', which training it again from step 0 would remove; "
+                        f"move that run out first")
 
 
 def records_config(record):
