@@ -76,6 +76,10 @@ def test_a_default_result_written_before_the_request_was_recorded_is_still_reuse
     ("total_correlation", "total_correlation.num_points=0",
      "total_correlation.num_points must be an integer in [2, 1000000000]"),
     ("mig", "mig.num_train=1", "mig.num_train must be an integer in [2, 1000000000], got 1"),
+    # one bin had given MIG 0 (every mutual information 0) and exit 0
+    ("mig", "mig.num_bins=1", "mig.num_bins must be an integer in [2, 1000000000], got 1"),
+    ("modularity_explicitness", "modularity_explicitness.num_bins=1", "num_bins must be an integer in [2,"),
+    ("unsupervised", "unsupervised.num_bins=1", "unsupervised.num_bins must be an integer in [2,"),
 ])
 def test_every_value_is_refused_before_anything_is_computed(trained_run, capsys, metric, binding, needle):
     # they had been refused by the metric itself, after postprocessing and the metrics before it

@@ -227,7 +227,7 @@ def _at_least_two(binding, value):
 
 
 # Values narrower than "like the default": counts a metric needs two of (a variance, a split, a
-# pair), a string's choices, and every parameter whose default is None (no type to go by). The
+# pair, histogram bins), a string's choices, and every parameter whose default is None (no type to go by). The
 # metrics check them again themselves; listed here so that a bad value is refused before any
 # metric is computed, not after the ones before it.
 _VALUE_CHECKS = {
@@ -235,6 +235,8 @@ _VALUE_CHECKS = {
                      "dci.num_train", "elbo.num_points", "factor_vae.batch_size", "factor_vae.num_variance_estimate",
                      "hoyer_sparsity.num_points", "inference_error.num_points", "iwae.num_points", "mig.num_train",
                      "modularity_explicitness.num_train", "modularity_explicitness.num_test", "recon_ll.num_points",
+                     # one bin puts every code in it: every mutual information, so the score, is 0 whatever the codes
+                     "mig.num_bins", "modularity_explicitness.num_bins", "unsupervised.num_bins",
                      "rotation.num_points", "rotation.mig_num_train", "rotation.factor_vae_num_variance_estimate",
                      "sap.num_train", "total_correlation.num_points", "total_correlation.num_samples",
                      "unsupervised.num_train"], _at_least_two),

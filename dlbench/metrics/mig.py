@@ -54,7 +54,7 @@ def compute_mig(data, representation_fn, random_state, num_train=10000, num_bins
     """
     require_discrete_factors(data, "mig")
     num_train = utils.check_int("num_train", num_train, minimum=2)
-    num_bins = utils.check_int("num_bins", num_bins, minimum=1)
+    num_bins = utils.check_int("num_bins", num_bins, minimum=2)
     batch_size = utils.check_int("batch_size", batch_size)
     factors = data.sample_factors(num_train, random_state)
     codes = utils.generate_codes(data, representation_fn, factors, random_state, batch_size)

@@ -113,7 +113,7 @@ def compute_modularity_explicitness(data, representation_fn, random_state, num_t
     require_discrete_factors(data, "modularity_explicitness")
     num_train = utils.check_int("num_train", num_train, minimum=2)
     num_test = utils.check_int("num_test", num_test, minimum=2)
-    num_bins = utils.check_int("num_bins", num_bins, minimum=1)
+    num_bins = utils.check_int("num_bins", num_bins, minimum=2)
     batch_size = utils.check_int("batch_size", batch_size)
     varying = utils.varying_factors(data)
     if len(varying) == 0:
