@@ -131,6 +131,8 @@ def resolve_gin_file(path):
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+    if Path(path).is_dir():  # "not found" had sent the user looking for a file that is there
+        raise UserError(f"'{path}' is a folder, not a gin file; give the path of a .gin file in it")
     raise UserError(f"gin file '{path}' not found; give a path to an existing .gin file "
                     f"or the name of one in {gin_dir()}")
 

@@ -101,6 +101,19 @@ def test_missing_gin_file(tmp_path, capsys):
     assert_user_error(capsys, code, "nope.gin", "not found")
 
 
+def test_a_folder_given_as_a_gin_file_or_study_file_is_said_to_be_a_folder(tmp_path, capsys):
+    # "not found" had sent the user looking for a folder that is there
+    from dlbench.cli import study
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "mine.gin").mkdir()
+    code = train.main(["--gin", str(tmp_path / "configs"), "--run_dir", str(tmp_path / "run")])
+    assert_user_error(capsys, code, f"'{tmp_path / 'configs'}' is a folder, not a gin file")
+    assert_user_error(capsys, study.main([str(tmp_path / "mine.gin"), "--status"]),
+                      f"'{tmp_path / 'mine.gin'}' is a folder, not a study file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "mine.gin"]
+
+
 def test_no_gin_at_all(capsys):
     assert_user_error(capsys, train.main([]), "--gin")
 

@@ -75,6 +75,8 @@ def test_a_preempted_job_is_requeued_and_its_run_resumes_where_it_stopped_to_the
     (["--executor", "slurm", "--slurm_option", "time=60"], "give it as --slurm_time"),
     (["--executor", "slurm", "--slurm_option", "partition=gpu"], "give it as --slurm_partition"),
     (["--status", "--dry_run"], "give one"),
+    (["--status", "--retry_failed"], "--retry_failed trains, which --status does not; leave one out"),
+    (["--dry_run", "--retry_failed"], "--retry_failed trains, which --dry_run does not; leave one out"),
     (["--ray_address", "127.0.0.1:6379"], "go with --executor ray"),
     (["--executor", "ray", "--device", "cuda"], "--device cuda on Ray needs --gpus_per_worker"),
 ])
@@ -93,10 +95,13 @@ def test_without_slurm_more_jobs_than_cores_are_refused(tiny_dsprites, tmp_path,
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 4.0]}")
     code = study_cli.main([str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "slurm", "--device", "cpu",
                            "--no_progress"])
-    err = capsys.readouterr().err.strip().splitlines()
+    said = capsys.readouterr()
+    err = said.err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "starts every job at once: 2 jobs on 1 cores; give --executor local" in err[0]
-    assert not list((tmp_path / "runs").glob("beta_vae*"))  # no job ran
+    # nothing written: the study's record and an empty slurm_logs/ had been, after a line saying the
+    # jobs would run locally
+    assert not (tmp_path / "runs").exists() and said.out == "", said.out
 
 
 def test_without_submitit_the_line_says_which_extra_to_install(tiny_dsprites, tmp_path, monkeypatch, capsys):

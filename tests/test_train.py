@@ -243,3 +243,15 @@ def test_train_compile_is_part_of_the_identity_only_when_set():
             resolve_run_spec()
     finally:
         gin.clear_config()
+
+
+def test_a_finished_run_left_alone_names_the_command_that_trains_it_again(tmp_path):
+    # "use --overwrite" had been said by dlb_study too, which has no --overwrite
+    from dlbench import rundir
+    from dlbench.train.run import SKIPPED, left_alone
+
+    rundir.update_run(tmp_path, status="done")
+    lines = []
+    assert left_alone(tmp_path, lines.append) == SKIPPED
+    assert lines == [f"{tmp_path}: training already finished; left alone (`dlb_train --run_dir {tmp_path} --overwrite` "
+                     "trains it again from step 0)"]

@@ -73,6 +73,9 @@ def _body(argv):
         parser.error("the --slurm_* options and --array_parallelism go with --executor slurm")
     if args.status and args.dry_run:
         parser.error("--status and --dry_run are two different questions; give one")
+    if args.retry_failed and (args.status or args.dry_run):  # it had been let through, doing nothing
+        parser.error(f"--retry_failed trains, which {'--status' if args.status else '--dry_run'} does not; "
+                     f"leave one out")
     if args.executor == "slurm" and args.workers is not None:
         parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
 
@@ -128,8 +131,11 @@ def _run(args, study, runs, runs_root):
         start(args.ray_address)
     elif args.executor == "slurm":
         from dlbench.study.slurm import check_options
+        from dlbench.study.stacks import work_items
+        from dlbench.study.unit import units_of
 
-        check_options(_slurm_options(args))
+        jobs = work_items(units_of(study, runs, runs_root), stack, lambda *_: None, device)  # a job a stack
+        check_options(_slurm_options(args), len(jobs))
     try:
         runs_root.mkdir(parents=True, exist_ok=True)  # an unwritable place is found now, before the first run
     except OSError as err:
@@ -157,14 +163,15 @@ def _run(args, study, runs, runs_root):
     elsewhere = [name for name in held if _finished_elsewhere(study, specs[name], runs_root)]
     done = sum(status == DONE for status in statuses.values())
     stopped = sum(status == STOPPED for status in statuses.values())
-    print(f"study {study.name}: {done + len(elsewhere)} runs finished"
+    finished = done + len(elsewhere)
+    print(f"study {study.name}: {finished} run{'' if finished == 1 else 's'} finished"
           + (f" ({len(elsewhere)} by other processes)" if elsewhere else "") + f", {len(failed)} failed"
           + (f" ({', '.join(failed)})" if failed else "")
           + (f", {stopped} stopped with their job (the same command resumes them)" if stopped else "")
           + (f", {len(held) - len(elsewhere)} held by other processes, still running there"
              if len(held) > len(elsewhere) else ""))
     _print_why(study, specs, runs_root, failed, [name for name in held if name not in elsewhere])
-    return 0 if done + len(elsewhere) == len(statuses) else 1
+    return 0 if finished == len(statuses) else 1
 
 
 def _print_why(study, specs, runs_root, failed, held):

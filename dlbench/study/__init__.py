@@ -73,6 +73,8 @@ def study_file(name_or_gin):
     """A study by name (gin/studies/NAME.gin) or by path."""
     path = Path(name_or_gin)
     if path.suffix == ".gin":
+        if path.is_dir():
+            raise UserError(f"'{path}' is a folder, not a study file; give the path of a study .gin file")
         if not path.is_file():
             raise UserError(f"study file '{path}' not found; give an existing .gin file or a study name")
         return path

@@ -102,12 +102,21 @@ def make_executor(folder, options, log=print):
     return executor
 
 
-def check_options(options):
-    """Refuse options submitit rejects now, before the runs root is written (a throwaway folder)."""
+def check_options(options, jobs):
+    """Refuse options submitit rejects, and more `jobs` than cores without Slurm, now, before the
+    runs root is written (a throwaway folder): the study's record and an empty slurm_logs/ had
+    been left behind, after a line saying the jobs would run locally."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        make_executor(folder, options, log=lambda *_: None)
+        check_local_jobs(make_executor(folder, options, log=lambda *_: None), jobs)
+
+
+def check_local_jobs(executor, jobs):
+    cores = os.cpu_count() or 1
+    if executor.cluster == "local" and jobs > cores:
+        raise UserError(f"without Slurm, submitit's local executor starts every job at once: {jobs} jobs on "
+                        f"{cores} cores; give --executor local, which runs them --workers at a time")
 
 
 def submit(executor, items, device, retry_failed, threads=None):
@@ -129,10 +138,7 @@ def run_slurm(study, runs, runs_root, device, options, retry_failed=False, log=p
     # would die of it with a traceback on this terminal, its task given a second to checkpoint;
     # stopped_waiting stops them instead, and a job's training still stops on Ctrl-C at its step
     local = executor.cluster == "local"
-    cores = os.cpu_count() or 1
-    if local and len(items) > cores:
-        raise UserError(f"without Slurm, submitit's local executor starts every job at once: {len(items)} jobs on "
-                        f"{cores} cores; give --executor local, which runs them --workers at a time")
+    check_local_jobs(executor, len(items))
     # a stop while the jobs are submitted waits for the submission: raised inside it, it had left
     # the jobs submitted so far unknown to this process, training on with nobody to stop them
     with handling([signal.SIGINT], signal.SIG_IGN) if local else contextlib.nullcontext(), \

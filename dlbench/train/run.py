@@ -66,7 +66,9 @@ def left_alone(run_dir, log):
     if record.get("status") == Status.FAILED:
         log(f"{run_dir}: the run failed ({record.get('error')}); left alone: --overwrite trains it again from step 0")
         return Status.FAILED
-    log(f"{run_dir}: training already finished; left alone (use --overwrite to train again)")
+    # the command that trains it again, not a flag: a study, which also says this, has no --overwrite
+    log(f"{run_dir}: training already finished; left alone (`dlb_train --run_dir {run_dir} --overwrite` trains it "
+        f"again from step 0)")
     return SKIPPED
 
 
