@@ -109,10 +109,8 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     if not todo:
         return results
     for name in todo:  # found now, not once the metric is computed
-        path = metric_result_path(run_dir, result_mode(name, mode), name, params.get(name, {}), seed)
-        if path.exists() and not path.is_file():
-            raise UserError(f"'{path}' is not a file, where {name}'s result goes; move it away and run the command "
-                            f"again")
+        _check_result_place(run_dir, name, metric_result_path(run_dir, result_mode(name, mode), name,
+                                                              params.get(name, {}), seed))
     if not isinstance(record.get("dataset"), str):  # the one field of run.json the data needs without a default
         raise UserError(f"'{rundir.run_json_path(run_dir)}' does not name the dataset the run trained on; restore it "
                         f"from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite")
@@ -131,6 +129,19 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
             if done < len(todo):
                 _stop_if_asked(run_dir, done, len(todo))
     return results
+
+
+def _check_result_place(run_dir, name, path):
+    """A folder where the result goes, or a file where a folder above it goes: found once the
+    metric had been computed (minutes on a whole dataset), it had been said only then."""
+    if path.exists() and not path.is_file():
+        raise UserError(f"'{path}' is not a file, where {name}'s result goes; move it away and run the command again")
+    for folder in path.parents:
+        if folder == Path(run_dir):
+            return
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"'{folder}' is a file, where the folder of {name}'s result goes; move it away and run "
+                            f"the command again")
 
 
 def _stop_if_asked(run_dir, done, count):

@@ -188,3 +188,16 @@ def test_a_folder_where_a_result_goes_is_found_before_anything_is_computed(train
     result = evaluate(capsys, trained_run, "--metrics", "active_units,mig", "--metric_param", "mig.num_train=200")
     assert_one_line_error(result, f"'{path}' is not a file, where mig's result goes; move it away")
     assert "computing" not in result.stdout and tree(trained_run) == before
+
+
+def test_a_file_where_the_folder_of_a_result_goes_is_found_before_anything_is_computed(trained_run, capsys):
+    # `metrics` a file: it had been found once the data was encoded and the metric computed
+    import shutil
+
+    run_dir = trained_run  # a copy of its own
+    shutil.rmtree(run_dir / "metrics", ignore_errors=True)
+    (run_dir / "metrics").write_text("notes")
+    before = tree(run_dir)
+    result = evaluate(capsys, run_dir, "--metrics", "active_units,mig", "--metric_param", "mig.num_train=200")
+    assert_one_line_error(result, f"'{run_dir / 'metrics'}' is a file, where the folder of active_units's result goes")
+    assert "computing" not in result.stdout and tree(run_dir) == before
