@@ -85,6 +85,12 @@ def is_disk_fault(err):
     return isinstance(err, OSError) and err.errno in DISK_FAULTS
 
 
+class OtherDataFound(UserError):
+    """The data found (under DLBENCH_DATA) is not the shape of the data a run trained on. Every run
+    of a study on that dataset would meet it too, so it stops a study, as a full disk does, rather
+    than failing run after run (each recording a reason that outlived the fix)."""
+
+
 class OutOfDeviceMemory(Exception):
     """The GPU had not the memory a step asked for. The machine's state (memory other processes
     hold, a batch or stack too large for it) is at fault, not the run, which is never marked failed

@@ -121,3 +121,23 @@ def assert_refused_before_generating(capsys, empty):
     assert "of 384 observations" in err[0] and f"the synthetic dsprites that would be generated under {empty}" in err[0]
     assert "has 737,280 observations (factor sizes [3, 6, 40, 32, 32])" in err[0]
     assert tree(empty) == []
+
+
+@pytest.mark.parametrize("workers", ["1", pytest.param("2", marks=pytest.mark.slow)])  # in this process, in a pool
+def test_a_study_on_other_data_stops_at_its_first_run_in_one_line(tiny_dsprites, other_data_root, tmp_path,
+                                                                  monkeypatch, workers):
+    # every run had failed in turn, each recording a reason that --status still gave once DLBENCH_DATA was mended
+    from tests.commands import assert_one_line_error, run_in_process
+    from tests.test_study import write_study
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    runs = tmp_path / "runs"
+    args = [study, "--runs_root", runs, "--device", "cpu", "--no_progress", "--workers", workers]
+    assert run_in_process("dlb_study", *args).returncode == 0
+    study.write_text(study.read_text().replace("study.metrics = ['mig']", "study.metrics = ['mig', 'active_units']"))
+    before = {p: p.read_bytes() for p in runs.rglob("*") if p.is_file() and p.name != "study.json"}
+    result = run_in_process("dlb_study", *args, data_root=other_data_root)
+    assert_one_line_error(result, NEEDLE, "has 192 observations")
+    assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file() and p.name != "study.json"} == before
+    status = run_in_process("dlb_study", study, "--runs_root", runs, "--status")
+    assert status.stdout.strip().endswith("2 runs: 2 trained, not evaluated"), status.stdout  # no reason recorded

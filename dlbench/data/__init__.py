@@ -32,7 +32,7 @@ from dlbench.data.pinwheel import Pinwheel
 from dlbench.data.scream_dsprites import ScreamDSprites
 from dlbench.data.shapes3d import Shapes3D
 from dlbench.data.smallnorb import SmallNorb
-from dlbench.errors import UserError
+from dlbench.errors import OtherDataFound, UserError
 
 DATASETS = {
     "cars3d": Cars3D,
@@ -126,7 +126,7 @@ def keep_loaded(enabled=True):
     return previous
 
 
-def dataset_from_record(record, error=UserError):
+def dataset_from_record(record, error=OtherDataFound):
     """The dataset of a run, from its run.json (or its identity): the name, and the options,
     which runs written before options existed do not have. Where the record also holds the
     settings the dataset resolved to at training, the rebuilt one must match them (a changed
@@ -179,14 +179,14 @@ def _is_count(value):
     return type(value) is int and value >= 0
 
 
-def check_dataset_shape(record, data, error=UserError):
+def check_dataset_shape(record, data, error=OtherDataFound):
     """An `error` when data is not the shape of the data the run of `record` trained on (runs
     trained before runs recorded it pass): its metrics, or the rest of its training, would be of
     other data."""
     check_shape(record, dataset_shape(data), f"the {record['dataset']} found under {data_root()}", error)
 
 
-def check_shape(record, found, what, error=UserError):
+def check_shape(record, found, what, error=OtherDataFound):
     """An `error` when the shape `found` of the data `what` describes is not the one `record` holds."""
     recorded = record.get("dataset_shape")
     if recorded is None or recorded == found:

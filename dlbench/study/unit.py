@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 from dlbench import rundir
-from dlbench.errors import CorruptFile, Interrupted, OutOfDeviceMemory, UserError, reason
+from dlbench.errors import CorruptFile, Interrupted, OtherDataFound, OutOfDeviceMemory, UserError, reason
 
 DONE, FAILED = "done", "failed"
 HELD = rundir.HELD  # another worker has the run now
@@ -39,8 +39,8 @@ def units_of(study, runs, runs_root):
 
 
 # what every later run would meet too (an interruption, a claim taken over, a full disk, a full
-# GPU): it stops the study, where a run's own failure only fails that run
-STOPS_THE_STUDY = (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError, OutOfDeviceMemory)
+# GPU, DLBENCH_DATA at other data): it stops the study, where a run's own failure only fails that run
+STOPS_THE_STUDY = (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError, OutOfDeviceMemory, OtherDataFound)
 
 
 def study_stopped(signum):
@@ -66,11 +66,11 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
             return evaluate_unit(unit, device, log)
     except rundir.RunHeld:
         return HELD
+    except STOPS_THE_STUDY:
+        raise
     except rundir.ConfigMismatch as err:  # another config's run: not this unit's to mark failed
         log(f"{unit.run_dir}: failed: {err}")
         return FAILED
-    except STOPS_THE_STUDY:
-        raise
     except Exception as err:  # noqa: BLE001  (a bug in one run's training must not stop a 1280-run study)
         log(f"{unit.run_dir}: failed: {reason(err)}")
         # a damaged run.json cannot take the mark: it is the run's own failure, not the study's
@@ -87,6 +87,8 @@ def evaluate_unit(unit, device, log=print):
 
     try:
         evaluate_run(unit.run_dir, list(unit.metrics), "mean", device, params=unit.metric_params, log=log)
+    except OtherDataFound:
+        raise
     except UserError as err:
         rundir.update_run(unit.run_dir, evaluation_error=str(err))
         log(f"{unit.run_dir}: evaluation failed: {err}")

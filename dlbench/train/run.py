@@ -16,7 +16,7 @@ import dlbench
 from dlbench import rundir
 from dlbench.rundir import Prepare, Status
 import dlbench.data
-from dlbench.errors import CorruptFile, Interrupted, UserError, describe_os_error, reason
+from dlbench.errors import CorruptFile, Interrupted, OtherDataFound, UserError, describe_os_error, reason
 from dlbench.nn import build_vae
 from dlbench.signals import stop_asked
 from dlbench.train import checkpoints
@@ -127,7 +127,7 @@ class OtherDevice(rundir.ConfigMismatch):
     """The run's checkpoints were written on another kind of device (CPU or GPU)."""
 
 
-class OtherData(rundir.ConfigMismatch):
+class OtherData(rundir.ConfigMismatch, OtherDataFound):
     """The dataset found is not the one the run trained on (dlbench.data.check_dataset_shape)."""
 
 
