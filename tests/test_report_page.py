@@ -320,8 +320,12 @@ def test_a_report_removes_no_figure_it_did_not_draw(built, tmp_path):
     build_report(root, out, only=["beta=1.0/*"], log=lines.append)
     assert outside.read_text() == "mine" and all(path.read_text() == "mine" for path in mine)
     (out / "figures" / "drawn.json").write_text("garbage")
+    lines.clear()
     build_report(root, out, log=lines.append)
     assert all(path.read_text() == "mine" for path in mine)
+    # said, not ignored: the earlier report's figures stay beside this one's
+    assert any(f"'{out / 'figures' / 'drawn.json'}' is unreadable" in line and "left in place" in line
+               for line in lines), lines
 
 
 def test_a_report_into_an_earlier_ones_folder_keeps_none_of_its_figures_but_other_files(built, tmp_path):

@@ -84,7 +84,7 @@ def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
     log(f"drawing the study figures into {figures_dir}")
     from dlbench.report.figures import study_figures
 
-    drawn = DrawnFigures(figures_dir)
+    drawn = DrawnFigures(figures_dir, log)
     report.figures = study_figures(aggregation.results, aggregation.board, figures_dir, study)
     report.figures.update(draw_posterior_densities(aggregation.representatives, runs_root, figures_dir, study,
                                                    report.problems, log))
@@ -115,15 +115,21 @@ class DrawnFigures:
     name is the user's (the list is missing or unreadable: nothing is removed). The list grows as
     each stage draws, so that a report stopped midway leaves none of its figures unlisted."""
 
-    def __init__(self, figures_dir):
+    def __init__(self, figures_dir, log=print):
         self.folder = Path(figures_dir)
-        self.earlier = self._listed()
+        self.earlier = self._listed(log)
 
-    def _listed(self):
+    def _listed(self, log):
+        path = self.folder / DRAWN
+        if not path.is_file():
+            return set()
         try:
-            names = json.loads((self.folder / DRAWN).read_text(encoding="utf-8"))["figures"]
+            names = json.loads(path.read_text(encoding="utf-8"))["figures"]
             listed = {(self.folder / name).resolve() for name in names if isinstance(name, str)}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            # said: the figures of the report before stay beside this one's without a word otherwise
+            log(f"'{path}' is unreadable ({type(err).__name__}), so the figures of earlier reports in {self.folder} are "
+                f"left in place; remove by hand those this report does not draw again")
             return set()
         inside = self.folder.resolve()
         return {path for path in listed if path.suffix in FIGURE_SUFFIXES and path.is_relative_to(inside)}
