@@ -66,6 +66,16 @@ def test_list_shows_missing_then_synthetic_then_corrupt(capsys, root, target):
     assert [l for l in out.splitlines() if l.startswith("dsprites")][0].split()[1] == "corrupt"
 
 
+def test_list_with_a_data_root_that_is_a_file_says_so(capsys, tmp_path, monkeypatch):
+    # it had listed every dataset as missing, and not why
+    (tmp_path / "afile").write_text("not a folder")
+    monkeypatch.setenv("DLBENCH_DATA", str(tmp_path / "afile"))
+    line = user_error(capsys, "list")
+    assert f"the data folder '{tmp_path / 'afile'}' (DLBENCH_DATA) is a file; set DLBENCH_DATA to a folder" in line
+    monkeypatch.setenv("DLBENCH_DATA", str(tmp_path / "nowhere" / "data"))  # not made yet: listed, all missing
+    assert run(capsys, "list")[0] == 0
+
+
 def test_make_writes_a_reduced_synthetic_grid(capsys, target):
     code, out, err = run(capsys, "make", "dsprites", *KEEP)
     assert code == 0 and "SYNTHETIC" in out and str(target) in out

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from dlbench.cli.common import make_parser, path, run_main
-from dlbench.data import available_datasets, data_root, files, get_dataset_class
+from dlbench.data import available_datasets, check_data_root, data_root, files, get_dataset_class
 from dlbench.errors import UserError, file_in_the_way
 
 PROG = "dlb_data"
@@ -225,6 +225,7 @@ def _factors_text(cls, info):
 
 
 def cmd_list(args):
+    check_data_root(writing=False)  # a file there had shown every dataset missing, and not why
     rows = []
     for name in available_datasets():
         cls = get_dataset_class(name)

@@ -57,15 +57,15 @@ def data_root():
     return Path(root).expanduser() if root else Path.home() / ".cache" / "dlbench"
 
 
-def check_data_root():
-    """A UserError when the data root cannot hold dataset files: found before a study starts, not
-    by each of its runs in turn."""
+def check_data_root(writing=True):
+    """A UserError when the data root cannot hold dataset files (is a file, or under one; or, when
+    `writing`, cannot be made): found before a study starts, not by each of its runs in turn."""
     root = data_root()
     existing = next(path for path in [root, *root.parents] if path.exists())
     if not existing.is_dir():
         where = "a file" if existing == root else f"under a file, '{existing}'"
         raise UserError(f"the data folder '{root}' (DLBENCH_DATA) is {where}; set DLBENCH_DATA to a folder")
-    if existing != root and not os.access(existing, os.W_OK | os.X_OK):
+    if writing and existing != root and not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"the data folder '{root}' (DLBENCH_DATA) cannot be made in '{existing}'; "
                         f"set DLBENCH_DATA to a folder you may write to")
 
