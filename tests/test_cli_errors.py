@@ -114,6 +114,14 @@ def test_a_folder_given_as_a_gin_file_or_study_file_is_said_to_be_a_folder(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "mine.gin"]
 
 
+def test_a_run_whose_config_gin_is_gone_is_said_to_be_a_run(trained_run, capsys):
+    # "holds no run with a config" had been said of a finished run
+    (trained_run / "model" / "config.gin").unlink()
+    assert_user_error(capsys, train.main(["--run_dir", str(trained_run)]),
+                      f"'{trained_run}' holds a done run whose own config ({trained_run / 'model' / 'config.gin'}) is "
+                      f"missing; restore it from a copy, or give the gin files it trained with")
+
+
 def test_no_gin_at_all(capsys):
     assert_user_error(capsys, train.main([]), "--gin")
 
