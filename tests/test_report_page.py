@@ -328,6 +328,26 @@ def test_a_report_removes_no_figure_it_did_not_draw(built, tmp_path):
                for line in lines), lines
 
 
+def test_a_report_stopped_while_drawing_lists_the_figures_it_drew(built, tmp_path, monkeypatch):
+    # stopped inside a stage, its figures had been left off drawn.json: the next report kept them as the user's
+    import dlbench.report.figures as figures
+
+    report, _, _ = built
+    root, out = Path(report.aggregation.report["runs_root"]), tmp_path / "out"
+    draw = figures.study_figures
+
+    def draw_then_stop(*args):
+        draw(*args)
+        raise KeyboardInterrupt  # Ctrl-C before the stage returned what it drew
+
+    monkeypatch.setattr(figures, "study_figures", draw_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(root, out, log=lambda *_: None)
+    drawn = {p.relative_to(out / "figures") for p in (out / "figures").rglob("*") if p.suffix in (".png", ".pdf")}
+    assert drawn and not (out / "index.html").exists()
+    assert {Path(name) for name in json.loads((out / "figures" / "drawn.json").read_text())["figures"]} == drawn
+
+
 def test_a_report_into_an_earlier_ones_folder_keeps_none_of_its_figures_but_other_files(built, tmp_path):
     # figures of settings the new report does not have (here another --only slice) had stayed in
     # figures/, where they read as the new report's

@@ -15,7 +15,9 @@ gone or whose dataset is missing, a setting whose runs have no training log) is 
 log and on the page, not the end of the report.
 """
 
+import contextlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,15 +87,21 @@ def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
     from dlbench.report.figures import study_figures
 
     drawn = DrawnFigures(figures_dir, log)
-    report.figures = study_figures(aggregation.results, aggregation.board, figures_dir, study)
-    report.figures.update(draw_posterior_densities(aggregation.representatives, runs_root, figures_dir, study,
-                                                   report.problems, log))
-    drawn.add(report.figure_files)
-    settings = leaderboard_settings(aggregation.board)
-    report.curves = draw_curves(aggregation.results, settings, runs_root, figures_dir, study, report.problems, log)
-    drawn.add(report.figure_files)
-    report.representatives = draw_representatives(aggregation.representatives, settings, runs_root,
-                                                  figures_dir / REPRESENTATIVES, study, report.problems, log)
+    try:
+        report.figures = study_figures(aggregation.results, aggregation.board, figures_dir, study)
+        report.figures.update(draw_posterior_densities(aggregation.representatives, runs_root, figures_dir, study,
+                                                       report.problems, log))
+        drawn.add(report.figure_files)
+        settings = leaderboard_settings(aggregation.board)
+        report.curves = draw_curves(aggregation.results, settings, runs_root, figures_dir, study, report.problems,
+                                    log)
+        drawn.add(report.figure_files)
+        report.representatives = draw_representatives(aggregation.representatives, settings, runs_root,
+                                                      figures_dir / REPRESENTATIVES, study, report.problems, log)
+    except BaseException:  # a stop midway (Ctrl-C, a full disk): what the stage drew before it is listed too
+        with contextlib.suppress(OSError):
+            drawn.add_written_since_start()
+        raise
     drawn.finish(report.figure_files, log)
     content = page.PageContent(
         out_dir=out_dir, report=aggregation.report, board=aggregation.board, study=study_record,
@@ -106,6 +114,9 @@ def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
 # what a report draws into figures/: other files there are left alone
 FIGURE_SUFFIXES = (".png", ".pdf", ".gif")
 DRAWN = "drawn.json"
+# file systems that keep modification times in whole seconds (or two) may date a file written just
+# after the report started before it
+MTIME_SLACK_SECONDS = 2.0
 
 
 class DrawnFigures:
@@ -118,6 +129,7 @@ class DrawnFigures:
     def __init__(self, figures_dir, log=print):
         self.folder = Path(figures_dir)
         self.earlier = self._listed(log)
+        self.started = time.time() - MTIME_SLACK_SECONDS
 
     def _listed(self, log):
         path = self.folder / DRAWN
@@ -133,6 +145,12 @@ class DrawnFigures:
             return set()
         inside = self.folder.resolve()
         return {path for path in listed if path.suffix in FIGURE_SUFFIXES and path.is_relative_to(inside)}
+
+    def add_written_since_start(self):
+        """List every figure file written since this report started: a stage stopped midway had
+        left the figures it drew unlisted, which the next report then kept as the user's."""
+        self.add(path for path in self.folder.rglob("*") if path.suffix in FIGURE_SUFFIXES and path.is_file()
+                 and path.stat().st_mtime >= self.started)
 
     def add(self, written):
         """Record the figures written so far, with the earlier ones not yet removed."""
