@@ -1,11 +1,14 @@
 """best.csv: the setting with the best mean per dataset and method, and what --rank_by names."""
 
+import json
+
 import pandas as pd
 import pytest
 
 from dlbench.aggregate import aggregate_runs, resolve_metric_column
 from dlbench.errors import UserError
-from tests.fake_runs import make_run, write_metric
+from tests.commands import assert_one_line_error
+from tests.fake_runs import make_run, run_aggregate, write_metric
 
 # (method, beta) -> MIG of its two seeds; the best beta per method is obvious
 MIG = {("beta_vae", 1.0): (0.1, 0.1), ("beta_vae", 4.0): (0.5, 0.6), ("beta_vae", 8.0): (0.3, 0.3),
@@ -108,3 +111,43 @@ def test_without_mig_the_default_ranking_is_empty_and_says_what_to_use(tmp_path)
     assert any("best.csv is empty: no run has mig; rank with --rank_by one of: recon_ll" in line
                for line in aggregation.notes())
     assert list(pd.read_csv(tmp_path / "report" / "best.csv").columns)[:3] == ["rank_by", "rank_direction", "dataset"]
+
+
+def make_other_protocol_study(root):
+    """Two settings whose runs have MIG and recon_ll of non-default protocols only (num_bins=10,
+    num_points=200); beta 4 has the higher MIG and beta 1 the higher recon_ll."""
+    for beta, mig, recon_ll in ((1.0, 0.1, -3.0), (4.0, 0.6, -9.0)):
+        run = make_run(root / str(beta), 0, hyperparameters={"beta": beta})
+        write_metric(run, "mig[num_bins=10]", {"discrete_mig": mig}, num_train=10000, num_bins=10)
+        write_metric(run, "recon_ll[num_points=200]", {"recon_ll": recon_ll, "recon_ll_stderr": 0.5}, num_points=200)
+    return root
+
+
+@pytest.mark.parametrize("metric, protocol", [("mig", "mig[num_bins=10]"), ("recon_ll", "recon_ll[num_points=200]")])
+def test_a_bare_metric_name_never_ranks_by_another_protocol(tmp_path, metric, protocol):
+    # `--rank_by mig` had ranked by mig[num_bins=10].discrete_mig where no run had the default protocol
+    make_other_protocol_study(tmp_path / "runs")
+    result = run_aggregate("runs", "--out", "report", "--rank_by", metric, cwd=tmp_path)
+    assert_one_line_error(result, "dlb_aggregate: error: ", f"--rank_by {metric}: no run has {metric}'s default "
+                          f"protocol", f"--rank_by '{protocol}'")
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_metric_name_with_its_protocol_ranks_by_that_protocol(tmp_path):
+    root = make_other_protocol_study(tmp_path / "runs")
+    by_mig = aggregate_runs(root, tmp_path / "a", rank_by="mig[num_bins=10]").best
+    assert best_betas(by_mig) == {"beta_vae": 4.0}
+    assert set(by_mig["rank_by"]) == {"mig[num_bins=10].discrete_mig"}
+    by_recon = aggregate_runs(root, tmp_path / "b", rank_by="recon_ll[num_points=200]").best
+    assert best_betas(by_recon) == {"beta_vae": 1.0}
+
+
+def test_the_default_ranking_never_takes_another_protocol_of_mig(tmp_path):
+    # without --rank_by the root of mig[num_bins=10] only had been ranked by it, as if it were mig's default
+    result = run_aggregate("runs", "--out", "report", cwd=make_other_protocol_study(tmp_path / "runs").parent)
+    assert result.returncode == 0, result.stderr
+    assert "ranked by" not in result.stdout
+    assert "best.csv is empty: no run has mig's default protocol; its results here are of mig[num_bins=10]" \
+           in result.stdout
+    assert pd.read_csv(tmp_path / "report" / "best.csv").empty
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["rank_by"] is None

@@ -1,5 +1,6 @@
 """The columns of results.csv and what they mean: which tell settings apart, which hold measured
-values, and which column a metric's name (as `--rank_by mig` gives it) stands for.
+values, and which column `--rank_by NAME` ranks by (a metric's name stands for its default
+protocol's headline value, never for another protocol's, which is named with its tag).
 
 A metric column is named `[<mode>.]<metric>[<protocol tag>].<key>`: `mig.discrete_mig` (the mean
 representation, default protocol), `sampled.mig.discrete_mig`, `mig[num_train=500].discrete_mig`.
@@ -98,7 +99,8 @@ def resolve_metric_column(results, name):
     optionally with its mode and protocol tag (`mig`, `sampled.mig`, `mig[num_train=500]`): then
     the column of its headline key (HEADLINE_KEYS; for a metric not listed there, its only key).
     Without a tag the default protocol's column is preferred; when only other protocols are
-    present, the one with the most values (then the first by name)."""
+    present, the one with the most values (then the first by name): what representatives and
+    figures show where a study evaluated another protocol only. A ranking takes ranking_column."""
     if name in value_columns(results):
         return name
     wanted = _METRIC_NAME.match(name)
@@ -118,6 +120,34 @@ def resolve_metric_column(results, name):
     return max(candidates, key=lambda c: results[c].notna().sum())  # max keeps the first of equals
 
 
+def ranking_column(results, name):
+    """The value column `--rank_by name` ranks by, or None when no run has it: resolve_metric_column's,
+    except that a metric's name without a protocol tag stands for its default protocol only. A
+    ranking by another protocol is asked for by its tag (`mig[num_bins=10]`): taken in silence, it
+    had been handed back as the default's."""
+    column = resolve_metric_column(results, name)
+    if column is None or column == name:
+        return column
+    return column if parse_metric_column(column).tag == (_METRIC_NAME.match(name)["tag"] or "") else None
+
+
+def other_protocols(results, name):
+    """The protocols other than the default of the metric `name` (without a tag, optionally with
+    its mode) that some run has, as the names that rank by them: ['mig[num_bins=10]']."""
+    wanted = _METRIC_NAME.match(name)
+    if not wanted or wanted["tag"]:
+        return []
+    mode, metric = wanted["mode"] or "mean", wanted["metric"]
+    parsed = filter(None, map(parse_metric_column, metric_columns(results)))
+    names = {metric_name(p) for p in parsed if p.mode == mode and p.metric == metric and p.tag}
+    return sorted(name for name in names if ranking_column(results, name) is not None)
+
+
+def metric_name(parsed):
+    """The name a MetricColumn's metric is given by: 'mig', 'sampled.mig', 'mig[num_bins=10]'."""
+    return ("" if parsed.mode == "mean" else f"{parsed.mode}.") + parsed.metric + parsed.tag
+
+
 def _headline_key(metric, keys):
     if metric in HEADLINE_KEYS:
         return HEADLINE_KEYS[metric]
@@ -125,13 +155,7 @@ def _headline_key(metric, keys):
 
 
 def rankable_names(results):
-    """The metric names `resolve_metric_column` resolves for these results, e.g. ['mig', 'sampled.mig']."""
-    names = set()
-    for column in metric_columns(results):
-        parsed = parse_metric_column(column)
-        if parsed is None:
-            continue
-        name = parsed.metric if parsed.mode == "mean" else f"{parsed.mode}.{parsed.metric}"
-        if resolve_metric_column(results, name) is not None:
-            names.add(name)
-    return sorted(names)
+    """The metric names `--rank_by` takes for these results (ranking_column resolves them), e.g.
+    ['mig', 'recon_ll[num_points=200]', 'sampled.mig']."""
+    parsed = filter(None, map(parse_metric_column, metric_columns(results)))
+    return sorted({name for name in map(metric_name, parsed) if ranking_column(results, name) is not None})

@@ -1,6 +1,7 @@
 """dlb_aggregate's work: check every input, read the runs, build every table, and only then write
 the files (each atomically), so a mistake leaves nothing half-written."""
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pandas as pd
 
 from dlbench.aggregate import outputs
 from dlbench.aggregate.collect import check_runs_root, collect, read_study
-from dlbench.aggregate.columns import rankable_names, resolve_metric_column, value_columns
+from dlbench.aggregate.columns import other_protocols, rankable_names, ranking_column, value_columns
 from dlbench.aggregate.leaderboard import best_settings, leaderboard, unranked_pairs
 from dlbench.aggregate.outputs import check_output_folder
 from dlbench.aggregate.representatives import representatives
@@ -68,23 +69,38 @@ class Aggregation:
             lines.append(f"{rank_short_note(self.report['rank_by'], short)}; evaluate their runs with that protocol "
                          f"(dlb_evaluate), or rank by another --rank_by")
         if self.report.get("rank_by") is None and counts.get("done"):
-            lines.append(f"best.csv is empty: no run has {DEFAULT_RANK_BY}; rank with --rank_by one of: "
-                         f"{', '.join(rankable_names(self.results)) or 'none (no metric was evaluated)'}")
+            protocols = other_protocols(self.results, DEFAULT_RANK_BY)
+            absent = no_default_note(DEFAULT_RANK_BY, protocols) if protocols else f"no run has {DEFAULT_RANK_BY}"
+            names = [shlex.quote(name) for name in rankable_names(self.results)]
+            lines.append(f"best.csv is empty: {absent}; rank with --rank_by one of: "
+                         f"{', '.join(names) or 'none (no metric was evaluated)'}")
         return lines
 
 
 def rank_column(results, rank_by):
     """The value column best.csv ranks by: the one rank_by names (a UserError listing those present
-    when no run has it), or for rank_by None the default metric's, or None when no run has it."""
-    column = resolve_metric_column(results, rank_by or DEFAULT_RANK_BY)
+    when no run has it), or for rank_by None the default metric's, or None when no run has it. A
+    metric's name without a protocol tag is its default protocol only (columns.ranking_column)."""
+    column = ranking_column(results, rank_by or DEFAULT_RANK_BY)
     if column is None and rank_by is not None:
         columns = value_columns(results)
         if not columns:
             raise UserError(f"unknown --rank_by {rank_by!r}: no run under the runs root has a metric result or "
                             f"training result yet; leave --rank_by out, or evaluate the runs with dlb_evaluate first")
+        protocols = other_protocols(results, rank_by)
+        if protocols:
+            raise UserError(f"--rank_by {rank_by}: {no_default_note(rank_by, protocols)} "
+                            f"({'give' if len(protocols) == 1 else 'give one of them, e.g.'} "
+                            f"--rank_by {shlex.quote(protocols[0])})")
+        names = [shlex.quote(name) for name in rankable_names(results)]
         raise UserError(f"unknown --rank_by {rank_by!r}: no run has it; give one of the metrics present: "
-                        f"{', '.join(rankable_names(results)) or 'none'} (or a column of results.csv, e.g. {columns[0]})")
+                        f"{', '.join(names) or 'none'} (or a column of results.csv, e.g. {shlex.quote(columns[0])})")
     return column
+
+
+def no_default_note(name, protocols):
+    """Why a metric's name ranks nothing where runs have only other protocols of it."""
+    return f"no run has {name}'s default protocol; its results here are of {', '.join(protocols)}"
 
 
 def aggregate_runs(runs_root, out_dir, rank_by=None, only=None):

@@ -2,9 +2,10 @@
 ISA-VAE paper (appendix A.5): among the runs in the upper half of MIG, the one nearest in
 Mahalanobis distance to their mean of (MIG, reconstruction).
 
-- MIG is the column `--rank_by mig` stands for (the mean representation's discrete_mig, the
-  default protocol where present); reconstruction is recon_ll's value (the column `recon_ll`
-  stands for) where any finished run of the setting has it, else the training reconstruction of
+- MIG is the column resolve_metric_column gives `mig` (the mean representation's discrete_mig,
+  the default protocol where present, else the protocol evaluated); reconstruction is recon_ll's
+  value (the column it gives `recon_ll`) where any finished run of the setting has it, else the
+  training reconstruction of
   model/results.json (`train_result.reconstruction`, minus the log-likelihood per image, the loss
   term). The columns mig_column and reconstruction_column say which were used.
 - The candidates are the finished runs (status 'done') of the setting that have both values; the

@@ -40,9 +40,10 @@ def add_arguments(parser):
                              "(default: runs/ in the current folder, where dlb_train and dlb_study write)")
     parser.add_argument("--out", type=path, help="output folder (default reports/<name of RUNS_ROOT>)")
     parser.add_argument("--rank_by", metavar="METRIC",
-                        help="what best.csv ranks settings by: a metric (its headline value, e.g. mig for "
-                             "mig.discrete_mig, factor_vae for its eval_accuracy; sampled.mig for the sampled "
-                             "representation) or a column of results.csv (default: mig)")
+                        help="what best.csv ranks settings by: a metric (its headline value under the default "
+                             "protocol, e.g. mig for mig.discrete_mig, factor_vae for its eval_accuracy; "
+                             "sampled.mig for the sampled representation; 'mig[num_bins=10]' for another protocol) "
+                             "or a column of results.csv (default: mig)")
     add_only_argument(parser)
 
 
