@@ -1,7 +1,9 @@
 """Aggregation of a study: dlb_aggregate RUNS_ROOT --out DIR writes into DIR
 
 - results.csv and results.parquet: one row per run (the representation modes are columns, see
-  below): run_dir (relative to RUNS_ROOT), dataset, method, seed, status, then hyperparameters
+  below): run_dir (relative to RUNS_ROOT), dataset (with its options, and its grid where runs of
+  it trained on several: collect.py), method, seed, status, dataset_shape (the grid: observations
+  and factor sizes; no column where no run.json has it), then hyperparameters
   `hp.<name>`, settings `train.<name>` and `model.<name>` (nested ones as `model.prior.name`), the
   final training scalars of model/results.json `train_result.<name>`, and every metric value
   `[<mode>.]<metric>[<protocol tag>].<key>`: `mig.discrete_mig` for the mean representation and the

@@ -7,6 +7,9 @@ A damaged run does not stop the aggregation; what could not be used is left out 
   other metrics are independent evaluations, and dlb_evaluate can recompute the one lost);
 - a copy of a run already counted (same dataset, method, hyperparameters, settings and seed, e.g.
   runs/a/... and runs/copy/...) is left out, so no seed is counted twice.
+Runs of one dataset trained on different grids (run.json's dataset_shape: a reduced grid of
+`dlb_data make --keep`, DLBENCH_DATA pointed elsewhere) are told apart by their dataset label,
+which then names the grid (_label_grids): they are different settings, and never copies.
 Failed and unfinished runs are rows like any other (their status says what they are); the
 leaderboard counts them and keeps them out of its statistics.
 """
@@ -22,6 +25,7 @@ import pandas as pd
 
 from dlbench import rundir
 from dlbench.aggregate.columns import HEADLINE_KEYS, parse_metric_column
+from dlbench.data import is_dataset_shape
 from dlbench.errors import CorruptFile, UserError, describe_os_error
 from dlbench.metrics import current_keys, protocol_tag, value_keys
 from dlbench.selection import matching
@@ -78,8 +82,11 @@ def collect(runs_root, only=None):
             unusable.append(problem)
     if not runs:  # nothing to report on: an error, not two empty tables
         raise UserError(f"none of the {len(run_jsons)} runs under '{runs_root}' can be used; the first: {unusable[0]}")
+    _label_grids(runs)  # before duplicates: the same seed on two grids is two runs
     counted, duplicates = _drop_duplicates(runs, _study_run_names(runs_root))
     results = typed_columns(_with_left_out_defaults(pd.DataFrame([run.row for run in counted])))
+    if results["dataset_shape"].isna().all():  # runs older than dataset_shape: their tables, as before
+        results = results.drop(columns="dataset_shape")
     details = {run.row["run_dir"]: run.details for run in counted}
     return Collection(results, left_out, duplicates, len(run_jsons), details)
 
@@ -116,9 +123,14 @@ def read_study(runs_root):
 @dataclass
 class _Run:
     path: Path      # the run directory, as the user names it (under RUNS_ROOT)
-    identity: str   # what makes two run directories the same run (see _identity)
+    record: dict    # its run.json
     row: dict       # its row of results.csv
     details: dict   # where training stopped and why, for runs that did not finish
+
+    @property
+    def identity(self):
+        """What makes two run directories the same run (see _identity)."""
+        return _identity(self.record, self.row["dataset"])
 
 
 def _read_run(run_dir, runs_root, left_out):
@@ -127,7 +139,8 @@ def _read_run(run_dir, runs_root, left_out):
     record = _read_record(run_dir)
     row = {"run_dir": str(run_dir.relative_to(runs_root)),
            "dataset": dataset_label(record["dataset"], record.get("dataset_options")),
-           "method": record["method"], "seed": record["seed"], "status": record.get("status")}
+           "method": record["method"], "seed": record["seed"], "status": record.get("status"),
+           "dataset_shape": shape_text(record.get("dataset_shape"))}
     row.update({f"hp.{k}": _cell(v) for k, v in _section(record, "hyperparameters").items()})
     row.update({f"train.{k}": _cell(v) for k, v in _section(record, "train").items() if k != "seed"})
     row.update({f"model.{k}": _cell(v) for k, v in _flatten(_section(record, "model")).items()})
@@ -138,7 +151,7 @@ def _read_run(run_dir, runs_root, left_out):
         except (CorruptFile, OSError) as err:
             left_out.append(f"metric left out: {_problem(err)}")
     details = {"step": record.get("step"), "error": record.get("error")}
-    return _Run(run_dir, _identity(record), row, details)
+    return _Run(run_dir, record, row, details)
 
 
 def _with_left_out_defaults(results):
@@ -169,6 +182,10 @@ def _read_record(run_dir):
     for name in SECTIONS:
         if not isinstance(record.get(name) or {}, dict):
             raise _LeftOut(f"'{path}' holds a {type(record[name]).__name__} as {name}, not an object; {fix}")
+    shape = record.get("dataset_shape")
+    if shape is not None and not is_dataset_shape(shape):  # a grid tells settings apart: a damaged one cannot
+        raise _LeftOut(f"'{path}' holds a damaged dataset_shape ({json.dumps(shape)[:80]}), not a count of "
+                       f"observations and a list of factor sizes; {fix}")
     return record
 
 
@@ -224,14 +241,30 @@ def _problem(err):
     return " ".join(text.splitlines())  # one summary line per file, whatever the message quotes
 
 
-def _identity(record):
-    """Two run directories with the same identity are the same run (a copy): same data, method,
-    hyperparameters, model and train settings and seed. Bookkeeping settings (how often it
-    checkpointed or logged) do not change the result, so they are not part of it."""
+def _identity(record, label):
+    """Two run directories with the same identity are the same run (a copy): same data (the dataset
+    label, with its options and, where the root holds several, its grid), method, hyperparameters,
+    model and train settings and seed. Bookkeeping settings (how often it checkpointed or logged)
+    do not change the result, so they are not part of it."""
     train = {k: v for k, v in _section(record, "train").items() if k not in rundir.BOOKKEEPING_TRAIN_SETTINGS}
-    parts = [dataset_label(record["dataset"], record.get("dataset_options")), record["method"],
-             _section(record, "hyperparameters"), train, _section(record, "model"), record["seed"]]
+    parts = [label, record["method"], _section(record, "hyperparameters"), train, _section(record, "model"),
+             record["seed"]]
     return json.dumps(parts, sort_keys=True, default=str)
+
+
+def _label_grids(runs):
+    """Name the grid in the dataset label of each run that recorded it, where the runs of that label
+    trained on more than one (a label holding one grid stays as it is, so a root of one grid reads
+    as before): runs on different grids are then different settings, never averaged together, and
+    the same seed on two grids is not a copy. A run that recorded none (trained before runs did)
+    keeps the bare label: its grid is unknown, so it is pooled with none of several."""
+    grids = {}
+    for run in runs:
+        grids.setdefault(run.row["dataset"], set()).add(run.row["dataset_shape"])
+    for run in runs:
+        if run.row["dataset_shape"] is not None and len(grids[run.row["dataset"]] - {None}) > 1:
+            run.row["dataset"] = dataset_label(run.record["dataset"], run.record.get("dataset_options"),
+                                               run.record["dataset_shape"])
 
 
 def _study_run_names(runs_root):
@@ -273,13 +306,22 @@ def _same_value(a, b):
     return a == b or (a != a and b != b)  # NaN in both: the same (missing) value
 
 
-def dataset_label(name, options):
+def dataset_label(name, options, shape=None):
     """The dataset's name, with its options where a run set any, as 'linear_gaussian[observed_dim=20,seed=3]'
-    (lists as a short hash): runs on differently built data are never pooled."""
-    if not options:
-        return name
-    shown = [f"{key}={_short_value(value)}" for key, value in sorted(options.items())]
-    return f"{name}[{','.join(shown)}]"
+    (lists as a short hash), and the shape when given (shape_text): runs on differently built data
+    are never pooled."""
+    shown = [f"{key}={_short_value(value)}" for key, value in sorted((options or {}).items())]
+    shown += [shape_text(shape)] if shape else []
+    return f"{name}[{','.join(shown)}]" if shown else name
+
+
+def shape_text(shape):
+    """run.json's dataset_shape as one word, 'observations=184320,factor_sizes=3x6x10x32x32' (None
+    for a run that recorded none)."""
+    if shape is None:
+        return None
+    grid = shape.get("factor_sizes")
+    return f"observations={shape['observations']}" + (f",factor_sizes={'x'.join(map(str, grid))}" if grid else "")
 
 
 def _short_value(value):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dlbench import rundir
 
 IDENTITY = ["dataset", "method"]
-RUN_COLUMNS = ("run_dir", "dataset", "method", "seed", "status")
+RUN_COLUMNS = ("run_dir", "dataset", "method", "seed", "status", "dataset_shape")
 SETTING_PREFIXES = ("hp.", "train.", "model.")
 TRAIN_RESULT_PREFIX = "train_result."
 BOOKKEEPING_COLUMNS = {f"train.{name}" for name in rundir.BOOKKEEPING_TRAIN_SETTINGS}
