@@ -9,6 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/../common.sh"
 reproduction_args sikka_linear_gaussian "$@"
 
+# best.csv ranks by the ELBO of the protocol evaluated (its tag: a bare elbo names the default protocol only)
 if [[ $SCALE == smoke ]]; then
     # 2 betas and 2 seeds (a correlation heatmap needs 3 runs), 5 steps, 50 points for elbo and iwae
     study=$(smoke_study repro_sikka_linear_gaussian <<'GIN'
@@ -18,8 +19,9 @@ BETAS = [0.5, 2.0]
 EVALUATION_POINTS = 50
 GIN
 )
-    study_and_report "$study" "$OUT/runs" "$OUT/report" --workers 1 --stack 45 --device cpu -- --rank_by elbo
+    study_and_report "$study" "$OUT/runs" "$OUT/report" --workers 1 --stack 45 --device cpu -- \
+        --rank_by 'elbo[num_points=50]'
 else
     study_and_report repro_sikka_linear_gaussian runs/repro_sikka_linear_gaussian "${OUT:-$HERE/report}" \
-        --workers 2 --stack 45 --device cpu -- --rank_by elbo
+        --workers 2 --stack 45 --device cpu -- --rank_by 'elbo[num_points=5000]'
 fi
