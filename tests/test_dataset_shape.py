@@ -141,3 +141,37 @@ def test_a_study_on_other_data_stops_at_its_first_run_in_one_line(tiny_dsprites,
     assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file() and p.name != "study.json"} == before
     status = run_in_process("dlb_study", study, "--runs_root", runs, "--status")
     assert status.stdout.strip().endswith("2 runs: 2 trained, not evaluated"), status.stdout  # no reason recorded
+
+
+def test_aggregation_keeps_runs_of_two_grids_apart(trained_run, tiny_dsprites, other_data_root, tmp_path,
+                                                   monkeypatch):
+    """The same config and seed trained on the tiny grid and on a grid with one scale fewer: two
+    settings, each with its own MIG, neither left out as a copy of the other (dlb_aggregate had
+    averaged the two grids' MIG, after dropping the second run as a duplicate)."""
+    from dlbench.aggregate import aggregate_runs
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    runs = {tiny_dsprites: trained_run.rename(root / "tiny"), other_data_root: root / "other"}
+    monkeypatch.setenv("DLBENCH_DATA", str(other_data_root))
+    args = ["--run_dir", str(runs[other_data_root]), "--device", "cpu", "--no_progress"]
+    for binding in TINY_PARAMS:
+        args += ["--gin_param", binding]
+    assert train_cli.main(args) == 0
+    mig = {}
+    for data_root, run_dir in runs.items():
+        monkeypatch.setenv("DLBENCH_DATA", str(data_root))
+        assert evaluate_cli.main([str(run_dir), "--metrics", "mig", "--metric_param", "mig.num_train=200"]) == 0
+        result = json.loads((run_dir / "metrics" / "mean" / "mig[num_train=200]" / "results.json").read_text())
+        mig[run_dir.name] = result["discrete_mig"]
+
+    aggregation = aggregate_runs(root, tmp_path / "report")
+
+    assert aggregation.duplicates == []
+    board = aggregation.board.set_index("dataset")
+    assert sorted(board.index) == ["dsprites[observations=192,factor_sizes=3x1x4x4x4]",
+                                   "dsprites[observations=384,factor_sizes=3x2x4x4x4]"]
+    assert board.loc["dsprites[observations=384,factor_sizes=3x2x4x4x4]",
+                     "mig[num_train=200].discrete_mig.mean"] == mig["tiny"]
+    assert board.loc["dsprites[observations=192,factor_sizes=3x1x4x4x4]",
+                     "mig[num_train=200].discrete_mig.mean"] == mig["other"]
