@@ -28,7 +28,7 @@ class CorruptFile(UserError):
 
     def __init__(self, path, problem, fix):
         super().__init__(f"'{path}' is unreadable ({problem}); {fix}")
-        self.path = path
+        self.path, self.problem = path, problem
 
 
 # What to do about the filesystem faults users meet, by errno.

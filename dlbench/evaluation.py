@@ -48,8 +48,10 @@ def follows_protocol(result, metric, params, seed):
 
 
 def stored_result(run_dir, mode, metric, params, seed):
-    """The stored result of exactly this protocol, or None. Results written before protocols were
-    part of the path sit under the plain metric name; they count when their parameters match."""
+    """The stored result of exactly this protocol, or None; a CorruptFile when its file is damaged
+    (unreadable, or without its headline value as a number: aggregation would leave it out).
+    Results written before protocols were part of the path sit under the plain metric name; they
+    count when their parameters match."""
     # the command that computes exactly this protocol again (the plain one would redo the default)
     fix = (f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode}"
            + "".join(f" --metric_param {metric}.{key}={value!r}" for key, value in params.items())
@@ -58,7 +60,7 @@ def stored_result(run_dir, mode, metric, params, seed):
     for path in dict.fromkeys([wanted, metric_result_path(run_dir, mode, metric)]):
         if path.is_file():
             try:
-                result = rundir.read_json(path, fix=fix)
+                result = _read_result(path, metric, fix)
             except CorruptFile:
                 if path == wanted:
                     raise
@@ -66,6 +68,25 @@ def stored_result(run_dir, mode, metric, params, seed):
             if follows_protocol(result, metric, params, seed):
                 return result
     return None
+
+
+def _read_result(path, metric, fix):
+    """The result in path, checked as aggregation checks it (metrics.result_problem)."""
+    result = rundir.read_json(path, fix=fix)
+    problem = metrics.result_problem(metric, metrics.current_keys(metric, result))
+    if problem:
+        raise CorruptFile(path, problem, fix)
+    return result
+
+
+def reusable_result(run_dir, mode, metric, params, seed, log):
+    """stored_result, where a damaged one is None (it is computed again, as the line logged says):
+    a result is derived from the run's weights, so nothing is lost by replacing it."""
+    try:
+        return stored_result(run_dir, mode, metric, params, seed)
+    except CorruptFile as err:
+        log(f"{run_dir}: '{err.path}' is damaged ({err.problem}); computing {metric} again")
+        return None
 
 
 def check_request(metric_names, mode, params, seed=0):
@@ -102,7 +123,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     results = {}
     if not overwrite:
         for name in metric_names:
-            stored = stored_result(run_dir, result_mode(name, mode), name, params.get(name, {}), seed)
+            stored = reusable_result(run_dir, result_mode(name, mode), name, params.get(name, {}), seed, log)
             if stored is not None:
                 results[name] = stored
     todo = [m for m in metric_names if m not in results]
@@ -288,7 +309,8 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
             representation), "encoder": encoder, "encoder_sha256": encoder and external.source_digest(encoder),
             "dataset": dataset}
         todo = [name for name in metric_names
-                if overwrite or not _stored_for(stored_result(out, "mean", name, params.get(name, {}), seed), described)]
+                if overwrite or not _stored_for(reusable_result(out, "mean", name, params.get(name, {}), seed, log),
+                                                described)]
         if len(todo) < len(metric_names):
             log(f"{representation}: kept the results stored for it of {', '.join(sorted(set(metric_names) - set(todo)))} "
                 f"(--overwrite computes them again)")

@@ -201,3 +201,26 @@ def test_a_file_where_the_folder_of_a_result_goes_is_found_before_anything_is_co
     result = evaluate(capsys, run_dir, "--metrics", "active_units,mig", "--metric_param", "mig.num_train=200")
     assert_one_line_error(result, f"'{run_dir / 'metrics'}' is a file, where the folder of active_units's result goes")
     assert "computing" not in result.stdout and tree(run_dir) == before
+
+
+DAMAGES = {
+    "headline not a number": lambda result: {**result, "discrete_mig": "abc"},
+    "headline missing": lambda result: {key: value for key, value in result.items() if key != "discrete_mig"},
+    "not an object": lambda result: [1, 2],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
+def test_a_damaged_stored_result_is_computed_again_and_said(trained_run, capsys, damage):
+    # a result whose discrete_mig was 'abc' had been reused without a word (dlb_aggregate then left it
+    # out as damaged), and one that was not an object had stopped the command, to be given --overwrite
+    args = [trained_run, "--metrics", "mig", "--metric_param", "mig.num_train=200", "--device", "cpu"]
+    assert evaluate(capsys, *args).returncode == 0
+    path = metric_result_path(trained_run, "mean", "mig", {"num_train": 200})
+    computed = json.loads(path.read_text())
+    path.write_text(json.dumps(DAMAGES[damage](computed)))
+    result = evaluate(capsys, *args)
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stdout.splitlines() if str(path) in line]
+    assert len(said) == 1 and "is damaged (" in said[0] and said[0].endswith("computing mig again"), result.stdout
+    assert json.loads(path.read_text())["discrete_mig"] == computed["discrete_mig"]

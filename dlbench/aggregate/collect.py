@@ -16,7 +16,6 @@ leaderboard counts them and keeps them out of its statistics.
 
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,10 @@ from pathlib import Path
 import pandas as pd
 
 from dlbench import rundir
-from dlbench.aggregate.columns import HEADLINE_KEYS, parse_metric_column
+from dlbench.aggregate.columns import parse_metric_column
 from dlbench.data import is_dataset_shape
 from dlbench.errors import CorruptFile, UserError, describe_os_error
-from dlbench.metrics import current_keys, protocol_tag, value_keys
+from dlbench.metrics import current_keys, protocol_tag, result_problem, value_keys
 from dlbench.selection import matching
 
 REQUIRED_KEYS = ("method", "dataset", "seed")
@@ -213,9 +212,9 @@ def _metric_values(run_dir, mode, folder, path):
     fix = (f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode}"
            f"{_protocol_flags(metric, tag)} --overwrite")
     result = current_keys(metric, rundir.read_json(path, fix=fix))
-    headline = HEADLINE_KEYS.get(metric)
-    if headline and f"{headline}_missing_reason" not in result and not _finite_number(result.get(headline)):
-        raise CorruptFile(path, f"its {headline} is {result.get(headline, 'missing')!r}, not a number", fix)
+    problem = result_problem(metric, result)
+    if problem:
+        raise CorruptFile(path, problem, fix)
     prefix = metric + protocol_tag(metric, result)
     prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
     return {f"{prefix}.{key}": result[key] for key in value_keys(metric, result)}
@@ -229,10 +228,6 @@ def _protocol_flags(metric, tag):
         key, _, value = item.partition("=")
         flags += f" --seed {value}" if key == "seed" else f" --metric_param {metric}.{key}={value}"
     return flags
-
-
-def _finite_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _problem(err):

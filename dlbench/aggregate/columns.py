@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from dlbench import rundir
+from dlbench.metrics import HEADLINE_KEYS  # noqa: F401  (callers have imported it from here)
 
 IDENTITY = ["dataset", "method"]
 RUN_COLUMNS = ("run_dir", "dataset", "method", "seed", "status", "dataset_shape")
@@ -17,14 +18,6 @@ SETTING_PREFIXES = ("hp.", "train.", "model.")
 TRAIN_RESULT_PREFIX = "train_result."
 BOOKKEEPING_COLUMNS = {f"train.{name}" for name in rundir.BOOKKEEPING_TRAIN_SETTINGS}
 
-# The value a metric is known by, where it reports several (what `--rank_by NAME` ranks by).
-HEADLINE_KEYS = {
-    "active_units": "active_units", "aggregate_kl": "kl_qz_pz", "beta_vae": "eval_accuracy", "dci": "disentanglement",
-    "elbo": "elbo", "factor_vae": "eval_accuracy", "hoyer_sparsity": "hoyer_sparsity",
-    "inference_error": "true_inference_error", "iwae": "iwae", "mig": "discrete_mig", "mig_chen": "mig_chen",
-    "modularity_explicitness": "modularity_score", "recon_ll": "recon_ll", "sap": "SAP_score",
-    "total_correlation": "total_correlation",
-}
 # Keys where a smaller value is the better one (dependence between codes, inference errors, losses).
 LOWER_IS_BETTER_KEYS = {
     "total_correlation", "gaussian_total_correlation", "gaussian_wasserstein_correlation",

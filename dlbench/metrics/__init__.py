@@ -256,6 +256,32 @@ def current_keys(name, result):
             for key, value in result.items()}
 
 
+# The value a metric is known by, where it reports several (what `--rank_by NAME` ranks by). A
+# stored result without it as a number is damaged: aggregation would leave it out, so evaluation
+# must not reuse it.
+HEADLINE_KEYS = {
+    "active_units": "active_units", "aggregate_kl": "kl_qz_pz", "beta_vae": "eval_accuracy", "dci": "disentanglement",
+    "elbo": "elbo", "factor_vae": "eval_accuracy", "hoyer_sparsity": "hoyer_sparsity",
+    "inference_error": "true_inference_error", "iwae": "iwae", "mig": "discrete_mig", "mig_chen": "mig_chen",
+    "modularity_explicitness": "modularity_score", "recon_ll": "recon_ll", "sap": "SAP_score",
+    "total_correlation": "total_correlation",
+}
+
+
+def result_problem(name, result):
+    """Why a stored result of metric `name` (its keys current) cannot be used, or None: its headline
+    value missing or not a finite number, where the result gives no reason for its absence."""
+    import math
+
+    headline = HEADLINE_KEYS.get(name)
+    if headline is None or f"{headline}_missing_reason" in result:
+        return None
+    value = result.get(headline)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return None
+    return f"its {headline} is {result.get(headline, 'missing')!r}, not a number"
+
+
 _BOOKKEEPING = {"seed", "elapsed_seconds", "dlbench_version", "metric", "mode"}
 
 
