@@ -425,6 +425,48 @@ def test_an_evaluation_that_failed_and_was_mended_counts_as_done(trained_run, tm
     assert run_state(study, spec, tmp_path / "runs") == ("done", None)
 
 
+def test_a_damaged_result_is_a_run_to_evaluate_again_and_the_studys_rerun_computes_it(trained_run, tmp_path):
+    # a result whose discrete_mig was 'abc' had counted done, and the study's rerun had kept it
+    import shutil
+
+    from dlbench.evaluation import metric_result_path
+    from dlbench.study import run_state
+    from dlbench.study.unit import DONE, evaluate_unit, units_of
+
+    study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")))
+    [spec] = study.runs
+    [unit] = units_of(study, study.runs, tmp_path / "runs")
+    shutil.copytree(trained_run, unit.run_dir)
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
+    path = metric_result_path(unit.run_dir, "mean", "mig", study.metric_params["mig"])
+    computed = json.loads(path.read_text())
+    path.write_text(json.dumps({**computed, "discrete_mig": "abc"}))
+    state, reason = run_state(study, spec, tmp_path / "runs")
+    assert state == "to evaluate again (a result damaged)", (state, reason)
+    assert reason.startswith(f"'{path}' is damaged (its discrete_mig is 'abc', not a number)"), reason
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
+    assert run_state(study, spec, tmp_path / "runs") == ("done", None)
+    assert json.loads(path.read_text())["discrete_mig"] == computed["discrete_mig"]
+
+
+def test_status_counts_a_run_with_a_damaged_result_and_the_others(tiny_dsprites, tmp_path):
+    # one result holding a JSON list had stopped --status: "error: '.../results.json' is unreadable", no counts
+    from dlbench import rundir
+    from dlbench.evaluation import metric_result_path
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    runs = tmp_path / "runs"
+    assert run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress", "--shard", "0/2",
+                       data_root=tiny_dsprites).returncode == 0
+    path = metric_result_path(rundir.study_run_dir(runs, "beta_vae/beta=1.0/seed=0"), "mean", "mig", {"num_train": 200})
+    path.write_text("[1,2]\n")
+    status = run_in_process("dlb_study", study, "--runs_root", runs, "--status", data_root=tiny_dsprites)
+    assert status.returncode == 1 and status.stderr == "", status.stderr
+    assert "2 runs: 1 not started, 1 to evaluate again (a result damaged)" in status.stdout, status.stdout
+    assert (f"  to evaluate again: beta_vae/beta=1.0/seed=0: '{path}' is damaged (a JSON list, not an object)"
+            in status.stdout), status.stdout
+
+
 def test_a_study_of_one_worker_stopped_says_how_the_study_goes_on(tiny_dsprites, tmp_path, capsys):
     # run one at a time, a stopped study had ended with its run's line, "`dlb_train --run_dir RUN` resumes"
     import signal

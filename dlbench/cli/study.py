@@ -238,13 +238,15 @@ def _slurm_options(args):
 
 
 def _print_status(study, runs, runs_root):
-    from dlbench.study import DONE, FAILED, study_status
+    from dlbench.study import DONE, FAILED, REEVALUATE, study_status
 
     states = study_status(study, runs, runs_root)
     print(f"study {study.name} in {runs_root}: {len(runs)} runs: "
           + ", ".join(f"{len(names)} {state}" for state, names in sorted(states.items())))
     for name, reason in states.get(FAILED, []):
         print(f"  failed: {name}: {reason}")
+    for name, reason in states.get(REEVALUATE, []):
+        print(f"  to evaluate again: {name}: {reason}")
     return 0 if len(states.get(DONE, [])) == len(runs) else 1
 
 

@@ -344,13 +344,13 @@ def _base_file(name, study_path):
 DONE, FAILED, RUNNING, INTERRUPTED = rundir.Status.DONE, rundir.Status.FAILED, rundir.Status.RUNNING, \
     rundir.Status.INTERRUPTED
 NOT_STARTED, UNEVALUATED = "not started", "trained, not evaluated"
+REEVALUATE = "to evaluate again (a result damaged)"
 
 
 def run_state(study, spec, runs_root):
     """(state, reason) of one run, from its directory alone: done, failed (with the reason),
-    running (a live claim), interrupted, trained but not evaluated, or not started."""
-    from dlbench.evaluation import result_mode, stored_result
-
+    running (a live claim), interrupted, trained but not evaluated, to evaluate again (naming its
+    damaged results), or not started."""
     run_dir = rundir.study_run_dir(runs_root, spec.name)
     if not rundir.is_run(run_dir):
         if run_dir.is_dir() and any(not rundir.is_claim_file(p.name) for p in run_dir.iterdir()):
@@ -364,14 +364,31 @@ def run_state(study, spec, runs_root):
     if status == FAILED or record.get("evaluation_error"):
         return FAILED, record.get("error") or record.get("evaluation_error")
     if status == DONE:
-        missing = [m for m in study.metrics
-                   if stored_result(run_dir, result_mode(m, "mean"), m, study.metric_params.get(m, {}), 0) is None]
-        return (UNEVALUATED, f"missing {', '.join(missing)}") if missing else (DONE, None)
+        return _evaluation_state(study, run_dir)
     try:
         rundir.check_not_held(run_dir)
     except rundir.RunHeld:
         return RUNNING, None
     return INTERRUPTED, record.get("error")
+
+
+def _evaluation_state(study, run_dir):
+    """(state, reason) of a trained run by its stored results: DONE, UNEVALUATED (naming the
+    metrics missing) or REEVALUATE (naming the damaged files, which evaluating the run computes
+    again; one of them had stopped --status for every run)."""
+    from dlbench.evaluation import result_mode, stored_result
+
+    missing, damaged = [], []
+    for metric in study.metrics:
+        try:
+            if stored_result(run_dir, result_mode(metric, "mean"), metric, study.metric_params.get(metric, {}),
+                             0) is None:
+                missing.append(metric)
+        except CorruptFile as err:
+            damaged.append(f"'{err.path}' is damaged ({err.problem})")
+    if damaged:
+        return REEVALUATE, "; ".join(damaged) + "; running the study again computes it again"
+    return (UNEVALUATED, f"missing {', '.join(missing)}") if missing else (DONE, None)
 
 
 def study_status(study, runs, runs_root):
