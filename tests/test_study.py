@@ -449,6 +449,36 @@ def test_a_damaged_result_is_a_run_to_evaluate_again_and_the_studys_rerun_comput
     assert json.loads(path.read_text())["discrete_mig"] == computed["discrete_mig"]
 
 
+def test_a_done_run_whose_training_results_are_damaged_is_failed_as_aggregation_leaves_it_out(trained_run, tmp_path):
+    # --status and the study's rerun had counted it done, while dlb_aggregate left the whole run out
+    import shutil
+
+    from dlbench import rundir
+    from dlbench.aggregate import collect
+    from dlbench.study import run_state
+    from dlbench.study.unit import DONE, FAILED, evaluate_unit, recorded_status, run_unit, units_of
+
+    study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")))
+    [spec] = study.runs
+    [unit] = units_of(study, study.runs, tmp_path / "runs")
+    shutil.copytree(trained_run, unit.run_dir)
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
+    path = rundir.train_results_path(unit.run_dir)
+    path.write_text("")
+    said = f"'{path}' is unreadable (not valid JSON"
+    with pytest.raises(UserError, match="none of the 1 runs"):
+        collect(tmp_path / "runs")
+    state, reason = run_state(study, spec, tmp_path / "runs")
+    assert state == "failed" and reason.startswith(said), (state, reason)
+    assert f"dlb_train --run_dir {unit.run_dir} --overwrite" in reason
+    lines = []
+    assert evaluate_unit(unit, "cpu", log=lines.append) == FAILED and said in lines[0], lines
+    assert recorded_status(unit.run_dir) == "failed"  # what --retry_failed trains again
+    assert run_unit(unit, "cpu", retry_failed=True, log=lambda *_: None) == DONE
+    assert run_state(study, spec, tmp_path / "runs") == ("done", None)
+    assert json.loads(path.read_text())["steps"] == 20
+
+
 def test_status_counts_a_run_with_a_damaged_result_and_the_others(tiny_dsprites, tmp_path):
     # one result holding a JSON list had stopped --status: "error: '.../results.json' is unreadable", no counts
     from dlbench import rundir

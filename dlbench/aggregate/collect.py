@@ -194,13 +194,9 @@ def _section(record, name):
 
 def _train_results(run_dir):
     """The final training scalars of model/results.json (none before training finished)."""
-    path = rundir.train_results_path(run_dir)
-    if not path.is_file():
-        return {}
     try:
-        results = rundir.read_json(path, fix=rundir.retrain_fix(run_dir))
+        results = rundir.read_train_results(run_dir)
     except (CorruptFile, OSError) as err:
-        # written when training finished, just before status 'done': damaged, it casts doubt on the run
         raise _LeftOut(_problem(err)) from None
     return {f"train_result.{k}": v for k, v in results.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "dlbench_version"}

@@ -5,7 +5,7 @@ from pathlib import Path
 from dlbench.errors import UserError
 from dlbench.rundir.claims import check_not_held
 from dlbench.rundir.files import read_json, write_json
-from dlbench.rundir.layout import run_json_path
+from dlbench.rundir.layout import run_json_path, train_results_path
 
 
 class Status:
@@ -38,6 +38,14 @@ def retrain_fix(run_dir):
 def read_run(run_dir):
     return read_json(run_json_path(run_dir),
                      fix=f"{retrain_fix(run_dir)} (its other files cannot be trusted without it)")
+
+
+def read_train_results(run_dir):
+    """model/results.json, the final training scalars ({} where training has not written it); a
+    CorruptFile when it cannot be read. Written just before status 'done', a damaged one casts
+    doubt on the whole run: dlb_aggregate leaves such a run out, and a study counts it failed."""
+    path = train_results_path(run_dir)
+    return read_json(path, fix=retrain_fix(run_dir)) if path.is_file() else {}
 
 
 def update_run(run_dir, **fields):

@@ -364,7 +364,10 @@ def run_state(study, spec, runs_root):
     if status == FAILED or record.get("evaluation_error"):
         return FAILED, record.get("error") or record.get("evaluation_error")
     if status == DONE:
-        return _evaluation_state(study, run_dir)
+        from dlbench.study.unit import damaged_training
+
+        damaged = damaged_training(run_dir)
+        return (FAILED, damaged) if damaged else _evaluation_state(study, run_dir)
     try:
         rundir.check_not_held(run_dir)
     except rundir.RunHeld:

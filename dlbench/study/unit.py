@@ -82,9 +82,13 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
 
 def evaluate_unit(unit, device, log=print):
     """DONE, or FAILED when a metric cannot score the model (recorded in run.json; the study goes
-    on). The caller holds the run."""
+    on) or the run's training results are damaged (damaged_training). The caller holds the run."""
     from dlbench.evaluation import evaluate_run
 
+    damaged = damaged_training(unit.run_dir)
+    if damaged:  # dlb_aggregate would leave the run out, whatever its metrics: not worth computing them
+        log(f"{unit.run_dir}: failed: {damaged}")
+        return FAILED
     try:
         evaluate_run(unit.run_dir, list(unit.metrics), "mean", device, params=unit.metric_params, log=log)
     except OtherDataFound:
@@ -103,11 +107,25 @@ def evaluate_unit(unit, device, log=print):
 def recorded_status(run_dir):
     """run.json's status (None where there is none yet). A run.json that cannot be read, or that
     records no run's config, is FAILED: the run's other files cannot be trusted without it, so
-    --status counts it failed, and --retry_failed had left it so for good."""
+    --status counts it failed, and --retry_failed had left it so for good; so is a done run whose
+    model/results.json is damaged (damaged_training)."""
     try:
         record = rundir.read_run(run_dir) if rundir.is_run(run_dir) else None
     except CorruptFile:
         return rundir.Status.FAILED
     if record is None:
         return None
-    return record.get("status") if rundir.records_config(record) else rundir.Status.FAILED
+    if not rundir.records_config(record) or record.get("status") == rundir.Status.DONE and damaged_training(run_dir):
+        return rundir.Status.FAILED
+    return record.get("status")
+
+
+def damaged_training(run_dir):
+    """What is wrong with a trained run's model/results.json (a line naming it and the fix), or
+    None. Damaged, dlb_aggregate leaves the whole run out, so a study counts the run failed (and
+    --retry_failed trains it again) rather than done."""
+    try:
+        rundir.read_train_results(run_dir)
+    except CorruptFile as err:
+        return str(err)
+    return None
