@@ -260,8 +260,9 @@ def test_train_full_disk_for_run_json_itself(tiny_data_root, tmp_path):
     """The disk fills after the first checkpoint, so even run.json cannot record why the run
     stopped: the command says so, and lets go of the run, so the next dlb_train resumes it."""
     run_dir = tmp_path / "run"
-    # an atomic write opens its file three times; the first run.json write (status running) succeeds
-    result = train(run_dir, data_root=tiny_data_root, fault=fault("ENOSPC", run_dir, ".run.json*", after=3))
+    # an atomic write opens its file three times; the first two run.json writes (status running, the
+    # session listed) succeed
+    result = train(run_dir, data_root=tiny_data_root, fault=fault("ENOSPC", run_dir, ".run.json*", after=6))
     assert_one_line_error(result, "No space left on device", str(run_dir))
     assert "could not mark the run interrupted" in result.stdout
     assert read_run(run_dir)["status"] == "running"

@@ -115,7 +115,7 @@ def recorded_status(run_dir):
         return rundir.Status.FAILED
     if record is None:
         return None
-    if not rundir.records_config(record) or record.get("status") == rundir.Status.DONE and damaged_training(run_dir):
+    if not rundir.records_config(record) or (record.get("status") == rundir.Status.DONE and damaged_training(run_dir)):
         return rundir.Status.FAILED
     return record.get("status")
 
