@@ -168,3 +168,27 @@ def test_rank_by_where_no_run_has_a_result_says_to_evaluate_first(tmp_path):
     make_run(tmp_path / "runs" / "a", 0, status="failed")
     bad_input(tmp_path, "runs", "--out", "report", "--rank_by", "mig",
               needles=("unknown --rank_by 'mig'", "no run under the runs root has a metric result", "dlb_evaluate"))
+
+
+def test_a_full_disk_midway_leaves_the_earlier_files_whole_as_a_set(tmp_path, monkeypatch):
+    # a full disk at results.parquet had left the new results.csv beside the earlier tables
+    import errno
+    import pathlib
+
+    root, out = tmp_path / "runs", tmp_path / "report"
+    make_run(root / "b4" / "s0", 0, mig=0.2, reconstruction=50.0)
+    aggregate_ok(tmp_path)
+    before = {name: (out / name).read_bytes() for name in FILES}
+    make_run(root / "b4" / "s1", 1, mig=0.4, reconstruction=60.0)
+    write = pathlib.Path.write_bytes
+
+    def full_at_parquet(self, data):
+        if self.name.startswith(".results.parquet."):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return write(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full_at_parquet)
+    result = run_aggregate("runs", "--out", "report", cwd=tmp_path)
+    assert_one_line_error(result, "No space left on device", "results.parquet")
+    assert {name: (out / name).read_bytes() for name in FILES} == before
+    assert sorted(p.name for p in out.iterdir()) == FILES  # no temporary file left

@@ -1,6 +1,7 @@
 """The files dlb_aggregate writes: the output folder checked before any work, each table turned
 into bytes, report.json's record, and every file written atomically."""
 
+import contextlib
 import io
 import json
 import os
@@ -80,11 +81,13 @@ def _plain(value):
 
 
 def write_files(out_dir, contents):
-    """Write {file name: bytes} into out_dir, each file atomically; returns their paths."""
-    paths = []
-    for name, data in contents.items():
-        rundir.atomic_write_bytes(Path(out_dir) / name, data)
-        paths.append(Path(out_dir) / name)
+    """Write {file name: bytes} into out_dir as one set: each file to a temporary name first, all of
+    them renamed into place only once every one is written, so a full disk midway leaves the
+    earlier set whole (it had left a new results.csv beside the earlier tables). Returns the paths."""
+    paths = [Path(out_dir) / name for name in contents]
+    with contextlib.ExitStack() as renamed_at_exit:
+        for path, data in zip(paths, contents.values()):
+            renamed_at_exit.enter_context(rundir.atomic_path(path)).write_bytes(data)
     return paths
 
 
