@@ -234,8 +234,8 @@ def test_settings_that_lack_the_rank_value_in_part_or_whole_are_said_so(tmp_path
 
     _, board, stdout = aggregate_ok(tmp_path, root)
 
-    assert any("best.csv ranks by mig.discrete_mig, which not every finished run has: 1 settings have none "
-               "(not candidates) and 1 have it from some of their runs" in line for line in stdout), stdout
+    assert any("best.csv ranks by mig.discrete_mig, which not every finished run has: 1 setting has none "
+               "(not candidates) and 1 has it from some of its runs" in line for line in stdout), stdout
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["rank_by_short"] == {"settings_in_part": 1, "settings_without": 1}
 

@@ -94,7 +94,7 @@ def rank_column(results, rank_by):
                             f"--rank_by {shlex.quote(protocols[0])})")
         names = [shlex.quote(name) for name in rankable_names(results)]
         raise UserError(f"unknown --rank_by {rank_by!r}: no run has it; give one of the metrics present: "
-                        f"{', '.join(names) or 'none'} (or a column of results.csv, e.g. {shlex.quote(columns[0])})")
+                        f"{', '.join(names) or 'none'} (or a column of results.csv holding measured values, e.g. {shlex.quote(columns[0])})")
     return column
 
 
@@ -143,5 +143,11 @@ def differ_note(columns):
 
 def rank_short_note(rank_by, short):
     """The line about settings short of best.csv's ranking value (report.json's rank_by_short)."""
-    return (f"best.csv ranks by {rank_by}, which not every finished run has: {short['settings_without']} settings "
-            f"have none (not candidates) and {short['settings_in_part']} have it from some of their runs")
+    without, in_part = short["settings_without"], short["settings_in_part"]
+    return (f"best.csv ranks by {rank_by}, which not every finished run has: {without} setting"
+            f"{'' if without == 1 else 's'} {_have(without)} none (not candidates) and {in_part} {_have(in_part)} it "
+            f"from some of {'its' if in_part == 1 else 'their'} runs")
+
+
+def _have(count):
+    return "has" if count == 1 else "have"

@@ -6,6 +6,7 @@ parameters and returns a flat dict of plain Python values.
 """
 
 import inspect
+import math
 
 import numpy as np
 
@@ -271,8 +272,6 @@ HEADLINE_KEYS = {
 def result_problem(name, result):
     """Why a stored result of metric `name` (its keys current) cannot be used, or None: its headline
     value missing or not a finite number, where the result gives no reason for its absence."""
-    import math
-
     headline = HEADLINE_KEYS.get(name)
     if headline is None or f"{headline}_missing_reason" in result:
         return None

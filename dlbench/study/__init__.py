@@ -390,7 +390,8 @@ def _evaluation_state(study, run_dir):
         except CorruptFile as err:
             damaged.append(f"'{err.path}' is damaged ({err.problem})")
     if damaged:
-        return REEVALUATE, "; ".join(damaged) + "; running the study again computes it again"
+        again = "it" if len(damaged) == 1 else "them"
+        return REEVALUATE, "; ".join(damaged) + f"; running the study again computes {again} again"
     return (UNEVALUATED, f"missing {', '.join(missing)}") if missing else (DONE, None)
 
 
