@@ -407,18 +407,26 @@ def test_a_file_where_a_runs_folder_goes_is_found_before_the_first_run(tiny_dspr
     assert tree(runs) == before  # no run trained
 
 
-def test_an_evaluation_that_failed_and_was_mended_counts_as_done(trained_run, tmp_path):
-    # the failure's record stayed in run.json: the study's rerun said "0 failed", --status "failed"
+def study_of_the_trained_run(trained_run, tmp_path):
+    """(study, its run's spec, its unit): a study of one run, a copy of trained_run."""
     import shutil
 
-    from dlbench import rundir
-    from dlbench.study import run_state
-    from dlbench.study.unit import DONE, evaluate_unit, units_of
+    from dlbench.study.unit import units_of
 
     study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")))
     [spec] = study.runs
     [unit] = units_of(study, study.runs, tmp_path / "runs")
     shutil.copytree(trained_run, unit.run_dir)
+    return study, spec, unit
+
+
+def test_an_evaluation_that_failed_and_was_mended_counts_as_done(trained_run, tmp_path):
+    # the failure's record stayed in run.json: the study's rerun said "0 failed", --status "failed"
+    from dlbench import rundir
+    from dlbench.study import run_state
+    from dlbench.study.unit import DONE, evaluate_unit
+
+    study, spec, unit = study_of_the_trained_run(trained_run, tmp_path)
     rundir.update_run(unit.run_dir, evaluation_error="'results.json' is unreadable (not valid JSON)")
     assert run_state(study, spec, tmp_path / "runs")[0] == "failed"
     assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
@@ -427,16 +435,11 @@ def test_an_evaluation_that_failed_and_was_mended_counts_as_done(trained_run, tm
 
 def test_a_damaged_result_is_a_run_to_evaluate_again_and_the_studys_rerun_computes_it(trained_run, tmp_path):
     # a result whose discrete_mig was 'abc' had counted done, and the study's rerun had kept it
-    import shutil
-
     from dlbench.evaluation import metric_result_path
     from dlbench.study import run_state
-    from dlbench.study.unit import DONE, evaluate_unit, units_of
+    from dlbench.study.unit import DONE, evaluate_unit
 
-    study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")))
-    [spec] = study.runs
-    [unit] = units_of(study, study.runs, tmp_path / "runs")
-    shutil.copytree(trained_run, unit.run_dir)
+    study, spec, unit = study_of_the_trained_run(trained_run, tmp_path)
     assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
     path = metric_result_path(unit.run_dir, "mean", "mig", study.metric_params["mig"])
     computed = json.loads(path.read_text())
@@ -451,17 +454,12 @@ def test_a_damaged_result_is_a_run_to_evaluate_again_and_the_studys_rerun_comput
 
 def test_a_done_run_whose_training_results_are_damaged_is_failed_as_aggregation_leaves_it_out(trained_run, tmp_path):
     # --status and the study's rerun had counted it done, while dlb_aggregate left the whole run out
-    import shutil
-
     from dlbench import rundir
     from dlbench.aggregate import collect
     from dlbench.study import run_state
-    from dlbench.study.unit import DONE, FAILED, evaluate_unit, recorded_status, run_unit, units_of
+    from dlbench.study.unit import DONE, FAILED, evaluate_unit, recorded_status, run_unit
 
-    study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")))
-    [spec] = study.runs
-    [unit] = units_of(study, study.runs, tmp_path / "runs")
-    shutil.copytree(trained_run, unit.run_dir)
+    study, spec, unit = study_of_the_trained_run(trained_run, tmp_path)
     assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
     path = rundir.train_results_path(unit.run_dir)
     path.write_text("")
