@@ -94,7 +94,8 @@ def rank_column(results, rank_by):
                             f"--rank_by {shlex.quote(protocols[0])})")
         names = [shlex.quote(name) for name in rankable_names(results)]
         raise UserError(f"unknown --rank_by {rank_by!r}: no run has it; give one of the metrics present: "
-                        f"{', '.join(names) or 'none'} (or a column of results.csv holding measured values, e.g. {shlex.quote(columns[0])})")
+                        f"{', '.join(names) or 'none'} (or a column of results.csv holding measured values, e.g. "
+                        f"{shlex.quote(columns[0])})")
     return column
 
 

@@ -53,7 +53,8 @@ def _body(argv):
                         help="check the study and print each run's directory and a dlb_train command for it; run nothing")
     parser.add_argument("--status", action="store_true",
                         help="print how many runs are done, running, interrupted, failed (with reasons) or not started")
-    parser.add_argument("--retry_failed", action="store_true", help="train the runs that failed again from step 0 (those whose run.json is damaged too)")
+    parser.add_argument("--retry_failed", action="store_true",
+                        help="train the runs that failed again from step 0 (those whose run.json is damaged too)")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:

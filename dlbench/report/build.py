@@ -140,8 +140,8 @@ class DrawnFigures:
             listed = {(self.folder / name).resolve() for name in names if isinstance(name, str)}
         except (OSError, ValueError, KeyError, TypeError) as err:
             # said: the figures of the report before stay beside this one's without a word otherwise
-            log(f"'{path}' is unreadable ({type(err).__name__}), so the figures of earlier reports in {self.folder} are "
-                f"left in place; remove by hand those this report does not draw again")
+            log(f"'{path}' is unreadable ({type(err).__name__}), so the figures of earlier reports in "
+                f"{self.folder} are left in place; remove by hand those this report does not draw again")
             return set()
         inside = self.folder.resolve()
         return {path for path in listed if path.suffix in FIGURE_SUFFIXES and path.is_relative_to(inside)}

@@ -155,8 +155,8 @@ def new_session(from_step, stacked=False, cpu_threads=None):
     """This process's session of training, starting at from_step, alone (stacked False) or in a
     stack of `stacked` runs (a run's sessions may differ in it: run.json's own `stacked` is the
     last one's); mark_session_started lists it, mark_interrupted, mark_failed, mark_stopped or
-    mark_done ends it. cpu_threads: the threads a
-    CPU trains with, which decide the order of its float sums, so its weights, bit for bit."""
+    mark_done ends it. cpu_threads: the threads a CPU trains with, which decide the order of its
+    float sums, so its weights, bit for bit."""
     session = {"host": socket.gethostname(), "pid": os.getpid(), "from_step": from_step, "stacked": stacked}
     return session | ({"cpu_threads": cpu_threads} if cpu_threads else {})
 
