@@ -127,6 +127,8 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
             if stored is not None:
                 results[name] = stored
     todo = [m for m in metric_names if m not in results]
+    if results:  # said, as for a --representation: a run evaluated already had printed nothing at all
+        log(f"{run_dir}: kept the stored results of {', '.join(results)} (--overwrite computes them again)")
     if not todo:
         return results
     for name in todo:  # found now, not once the metric is computed

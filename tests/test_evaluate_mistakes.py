@@ -49,7 +49,9 @@ def test_a_given_value_of_a_none_default_is_its_own_protocol(trained_run, name, 
 
     lines = []
     again = evaluate_run(trained_run, [name], device="cpu", params={name: given}, log=lines.append)[name]
-    assert not lines and again == sampled  # each protocol reused from its own folder
+    # each protocol reused from its own folder, and said so
+    assert lines == [f"{trained_run}: kept the stored results of {name} (--overwrite computes them again)"]
+    assert again == sampled
 
 
 def test_a_default_result_written_before_the_request_was_recorded_is_still_reused(trained_run):
@@ -62,7 +64,7 @@ def test_a_default_result_written_before_the_request_was_recorded_is_still_reuse
     lines = []
     assert evaluate_run(trained_run, ["total_correlation"], device="cpu", params=params,
                         log=lines.append)["total_correlation"] == old
-    assert not lines
+    assert lines == [f"{trained_run}: kept the stored results of total_correlation (--overwrite computes them again)"]
     assert metrics.protocol_tag("total_correlation", old) == "[num_samples=200]"
     asked = evaluate_run(trained_run, ["total_correlation"], device="cpu",
                          params={"total_correlation": {"num_samples": 200, "num_points": 384}}, log=quiet)
@@ -224,3 +226,15 @@ def test_a_damaged_stored_result_is_computed_again_and_said(trained_run, capsys,
     said = [line for line in result.stdout.splitlines() if str(path) in line]
     assert len(said) == 1 and "is damaged (" in said[0] and said[0].endswith("computing mig again"), result.stdout
     assert json.loads(path.read_text())["discrete_mig"] == computed["discrete_mig"]
+
+
+def test_a_run_evaluated_already_says_which_results_it_kept(trained_run, capsys):
+    # it had printed nothing at all (a --representation said "kept ..."); a run half evaluated says
+    # which it kept and which it computes
+    args = [trained_run, "--metrics", "mig", "--metric_param", "mig.num_train=200", "--device", "cpu"]
+    assert evaluate(capsys, *args).returncode == 0
+    again = evaluate(capsys, *args, "--metrics", "active_units")
+    assert again.returncode == 0, again.stderr
+    lines = again.stdout.splitlines()
+    assert lines[0] == f"{trained_run}: kept the stored results of mig (--overwrite computes them again)", lines
+    assert any("computing active_units" in line for line in lines[1:]), lines
