@@ -159,12 +159,10 @@ def _check_result_place(run_dir, name, path):
     metric had been computed (minutes on a whole dataset), it had been said only then."""
     if path.exists() and not path.is_file():
         raise UserError(f"'{path}' is not a file, where {name}'s result goes; move it away and run the command again")
-    for folder in path.parents:
-        if folder == Path(run_dir):
-            return
-        if folder.exists() and not folder.is_dir():
-            raise UserError(f"'{folder}' is a file, where the folder of {name}'s result goes; move it away and run "
-                            f"the command again")
+    blocker = rundir.file_in_place_of_folder(path.parent, run_dir)
+    if blocker:
+        raise UserError(f"'{blocker}' is a file, where the folder of {name}'s result goes; move it away and run "
+                        f"the command again")
 
 
 def _stop_if_asked(run_dir, done, count):

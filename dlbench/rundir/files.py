@@ -64,6 +64,18 @@ def make_folders(path):
     return missing[-1] if missing else None
 
 
+def file_in_place_of_folder(folder, top):
+    """The file standing where `folder`, or a folder between it and `top` (`top` left out), goes;
+    None when there is none: found before any work, not when the first write meets it."""
+    folder, top = Path(folder), Path(top)
+    for place in [folder, *folder.parents]:
+        if place == top:
+            return None
+        if place.exists() and not place.is_dir():
+            return place
+    return None
+
+
 def remove_empty_folders(path, top):
     """Remove path and its parents up to `top` (inclusive) while they are empty."""
     for folder in [path, *path.parents]:
