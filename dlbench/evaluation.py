@@ -289,6 +289,11 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     if run is not None:
         where = "is a run directory" if run == Path(out).absolute() else f"is inside '{run}', a run directory"
         raise UserError(f"--out '{out}' {where} of dlb_train; choose another --out for the representation")
+    study_root = _enclosing_study_root(out)  # where its results would be read by nothing, or clash with a run's
+    if study_root is not None:
+        where = "is the runs root" if study_root == Path(out).absolute() else f"is inside '{study_root}', the runs root"
+        raise UserError(f"--out '{out}' {where} of a study, which holds runs only; choose another --out for the "
+                        f"representation")
     for name in metric_names:
         if needs_model(name) and not (name in ENCODER_METRICS and encoder):
             needed = "--encoder (a module giving (mean, logvar))" if name in ENCODER_METRICS else \
@@ -324,6 +329,13 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
             rundir.write_json(metric_result_path(out, "mean", name, params.get(name, {}), seed), result)
             computed[name] = result
     return computed
+
+
+def _enclosing_study_root(path):
+    from dlbench.study import STUDY_JSON
+
+    path = Path(path).absolute()
+    return next((folder for folder in (path, *path.parents) if (folder / STUDY_JSON).is_file()), None)
 
 
 def _stored_for(result, described):

@@ -189,6 +189,20 @@ def test_a_run_directory_is_refused_as_out(trained_run, tmp_path, capsys):
     assert sorted(p for p in trained_run.rglob("*")) == before
 
 
+def test_a_study_root_is_refused_as_out(tiny_dsprites, tmp_path, capsys):
+    # a study's root holds its runs: results written there, or in a folder of it, are read by no
+    # aggregation (it reads run directories), and the folder may be a run's place later
+    root = tmp_path / "study"
+    root.mkdir()
+    (root / "study.json").write_text('{"name": "mine"}')
+    script = save_script(PoolCodes(), tmp_path / "codes.pt")
+    assert evaluate_in_process(script, root) == 2
+    assert "is the runs root of a study" in capsys.readouterr().err
+    assert evaluate_in_process(script, root / "mine") == 2
+    assert f"is inside '{root.absolute()}', the runs root of a study" in capsys.readouterr().err
+    assert sorted(p.name for p in root.rglob("*")) == ["study.json"]
+
+
 def test_an_interruption_keeps_the_metrics_computed(tiny_dsprites, tmp_path, monkeypatch):
     from dlbench import evaluation
 
