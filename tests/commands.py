@@ -9,6 +9,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def child_environment(**settings):
+    """os.environ with this checkout first on PYTHONPATH (what was there kept after it: on the GPU
+    machine bin/dlb_gpu_check puts gin-config there) and the given variables set."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **settings}
+
+
 def run_command(name, *args, data_root=None, fault=None, cwd=None, timeout=300, env=None):
     """Run bin/<name> with args in a fresh Python; returns the CompletedProcess (text output).
     `fault` is a spec for tests/faults.py, e.g. 'ENOSPC:*/checkpoints/*'."""
@@ -16,7 +23,7 @@ def run_command(name, *args, data_root=None, fault=None, cwd=None, timeout=300, 
     if fault:
         command += [str(REPO / "tests" / "faults.py"), fault]
     command += [str(REPO / "bin" / name), *map(str, args)]
-    environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
+    environment = child_environment(OMP_NUM_THREADS="1", **(env or {}))
     if data_root is not None:
         environment["DLBENCH_DATA"] = str(data_root)
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment,
@@ -56,8 +63,7 @@ def run_in_process(name, *args, data_root=None, cwd=None):
 def run_reproduction(folder, out, data_root=None, cwd=None):
     """`run.sh --smoke OUT` of a reproduction (reports/reproductions/<name>/), with this checkout's
     commands first on PATH; the completed process, its return code checked."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{REPO / 'bin'}{os.pathsep}{os.environ['PATH']}",
-           "OMP_NUM_THREADS": "1"}
+    env = child_environment(PATH=f"{REPO / 'bin'}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
     if data_root is not None:
         env["DLBENCH_DATA"] = str(data_root)
     result = subprocess.run(["bash", str(Path(folder) / "run.sh"), "--smoke", str(out)], capture_output=True,

@@ -371,6 +371,19 @@ def test_every_step_of_the_gpu_check_is_a_command_that_parses_and_it_fits_eight_
                 assert (REPO / path).is_file(), (name, path)
 
 
+def test_commands_a_test_starts_keep_the_path_the_gpu_check_gave(monkeypatch):
+    # on the GPU machine gin-config is importable only through the PYTHONPATH dlb_gpu_check sets:
+    # a test's dlb_bench that dropped it failed to import gin
+    import os
+
+    from tests.commands import REPO, child_environment
+
+    monkeypatch.setenv("PYTHONPATH", "/where/gin/is")
+    assert child_environment(OMP_NUM_THREADS="1")["PYTHONPATH"].split(os.pathsep) == [str(REPO), "/where/gin/is"]
+    monkeypatch.delenv("PYTHONPATH")
+    assert child_environment()["PYTHONPATH"] == str(REPO)
+
+
 def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_path):
     import json
 
