@@ -95,7 +95,7 @@ def load_representation(run_dir, mode="mean", device="cpu"):
         try:
             return torch.jit.load(str(path), map_location=device)
         except (RuntimeError, ValueError, OSError) as err:
-            if isinstance(err, FileNotFoundError):
+            if isinstance(err, (FileNotFoundError, torch.cuda.OutOfMemoryError)):  # the second: the GPU's state
                 raise
             raise CorruptFile(path, f"not a TorchScript module: {type(err).__name__}",
                               f"write it again with `dlb_postprocess {run_dir} --mode {mode} --overwrite`") from None

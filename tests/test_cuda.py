@@ -31,8 +31,9 @@ def test_a_run_trains_on_cuda_into_a_run_directory(tiny_dsprites, tmp_path):
     run_dir, status = train_from_gin([], TINY_PARAMS, tmp_path / "r", "cuda", progress=False)
     record = json.loads((run_dir / "run.json").read_text())
     assert status == "done" and record["device"].startswith("cuda")
+    # loaded as any user would, without map_location: on the host, so that it loads without a GPU too
     weights = torch.load(run_dir / "model" / "checkpoint.pt", weights_only=True)["model"]
-    assert all(torch.isfinite(w).all() for w in weights.values())
+    assert all(w.device.type == "cpu" and torch.isfinite(w).all() for w in weights.values())
 
 
 def test_a_run_resumed_on_cuda_ends_as_one_trained_at_once(data):
@@ -148,4 +149,25 @@ def test_training_steps_between_logs_never_wait_for_the_gpu(method, stacked, dat
     trainer = StackedTrainer(specs, data, torch.device("cuda")) if stacked else Trainer(specs[0], data, torch.device("cuda"))
     trainer.run(2, 10**9, lambda *_: None)  # first steps: Adam's state, the allocator, cached constants
     waits = [synchronisations(lambda: trainer.run(trainer.step + steps, 10**9, lambda *_: None)) for steps in (5, 10)]
+    assert waits[0] == waits[1], waits
+
+
+@pytest.mark.parametrize("method", ["beta_vae", "factor_vae"])
+def test_a_run_resumed_from_its_checkpoint_file_never_waits_for_the_gpu_between_logs(method, data, tmp_path):
+    # a checkpoint read onto the GPU puts Adam's step counts there (load_state_dict leaves them
+    # where they are), and Adam then reads them back to the host every step
+    from dlbench import rundir
+    from dlbench.train import checkpoints
+    from dlbench.train.run import resume_from_newest_checkpoint
+
+    shared, runs = METHODS[method]
+    first = Trainer(spec_of(method, shared, *runs[0]), data, torch.device("cuda"))
+    first.run(4, 10**9, lambda *_: None)
+    rundir.checkpoints_dir(tmp_path).mkdir(parents=True)
+    checkpoints.save_checkpoint(tmp_path, first.state_dict())
+    # a spec of its own: a spec's method object holds the FactorVAE discriminator its trainer built
+    resumed = Trainer(spec_of(method, shared, *runs[0]), data, torch.device("cuda"))
+    resume_from_newest_checkpoint(tmp_path, resumed, lambda *_: None)
+    resumed.run(6, 10**9, lambda *_: None)  # the allocator and cached constants, as a fresh run's first steps
+    waits = [synchronisations(lambda: resumed.run(resumed.step + steps, 10**9, lambda *_: None)) for steps in (5, 10)]
     assert waits[0] == waits[1], waits

@@ -403,6 +403,27 @@ def test_resume_with_every_checkpoint_damaged(two_checkpoints, tiny_data_root, t
     assert snapshot(run_dir) == before
 
 
+def test_a_gpu_out_of_memory_while_resuming_is_not_taken_for_damaged_checkpoints(two_checkpoints, tiny_data_root,
+                                                                                  tmp_path, monkeypatch):
+    # the GPU's state, not the files': "no readable checkpoint ... --overwrite" would throw the
+    # training away
+    import torch
+
+    run_dir = copy_run(two_checkpoints[1], tmp_path)
+    checkpoint_files = {path.name: path.read_bytes() for path in (run_dir / CHECKPOINTS).glob("step_*.pt")}
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(torch, "load", out_of_memory)
+    result = run_in_process("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
+    line = assert_one_line_error(result, "the GPU ran out of memory (Tried to allocate 2.00 GiB)",
+                                 "the same command resumes")
+    assert "no readable checkpoint" not in result.stdout + line and "--overwrite" not in line, line
+    assert {path.name: path.read_bytes() for path in (run_dir / CHECKPOINTS).glob("step_*.pt")} == checkpoint_files
+    assert read_run(run_dir)["status"] == "interrupted"
+
+
 def damage_log(path, damage):
     """train_log.csv of a run checkpointed at step 20 (log rows every 5 steps), damaged."""
     header, first, *_ = path.read_text().splitlines()

@@ -29,7 +29,7 @@ def load(path, device="cpu", fix="delete it and run the command again"):
     suggest loading with weights_only=False, which would run whatever code the file holds."""
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
+    except (FileNotFoundError, torch.cuda.OutOfMemoryError):  # the second is the GPU's state, not the file's
         raise
     except Exception as err:  # truncation and garbage surface as many types (zip, pickle, EOF, Runtime)
         raise CorruptFile(path, f"not a complete checkpoint: {type(err).__name__}", fix) from None

@@ -89,7 +89,7 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
         rundir.clear(run_dir)
     config_gin = rundir.config_gin_path(run_dir)
     if action is Prepare.RESUME:
-        resume_from_newest_checkpoint(run_dir, trainer, device, log)
+        resume_from_newest_checkpoint(run_dir, trainer, log)
         truncate_log(run_dir, trainer.step, record.get("train", {}).get("log_every"))
         say_other_threads(record, run_dir, device, log)
         if not config_gin.is_file():  # the config given is the run's: prepare compared them
@@ -280,8 +280,10 @@ class StopOnSignals:
 
 def finish_training(run_dir, trainer, last, train_seconds, steps_done, started, claim, session):
     claim.check()
-    checkpoints.save_atomic({"model": trainer.model.state_dict(), "model_config": trainer.model.config},
-                            rundir.weights_path(run_dir))
+    # host tensors: the weights of a run trained on a GPU load where there is none, as the final
+    # weights are meant to (torch.load without map_location restores each tensor on its device)
+    weights = {name: value.cpu() for name, value in trainer.model.state_dict().items()}
+    checkpoints.save_atomic({"model": weights, "model_config": trainer.model.config}, rundir.weights_path(run_dir))
     shown, scale = trainer.shown_images()
     write_samples(trainer.model, shown, scale, rundir.samples_dir(run_dir))
     images_per_second = steps_done * trainer.spec.train["batch_size"] / max(train_seconds, 1e-9)
@@ -292,15 +294,19 @@ def finish_training(run_dir, trainer, last, train_seconds, steps_done, started, 
     rundir.mark_done(run_dir, session, trainer.step, started)
 
 
-def resume_from_newest_checkpoint(run_dir, trainer, device, log):
+def resume_from_newest_checkpoint(run_dir, trainer, log):
     """Load the newest checkpoint that reads back whole (falling back to the one before when the
-    newest is damaged) and say so; a UserError when none does."""
+    newest is damaged) and say so; a UserError when none does. Read onto the host: load_state_dict
+    moves each tensor to the trainer's device, but Adam's step counts, which it leaves where they
+    are, then stay on the host as a fresh run's do (on a GPU, Adam would wait for them every step)."""
     for path in rundir.checkpoint_paths(run_dir):
         try:
-            trainer.load_state_dict(checkpoints.load(path, device, fix="trying the checkpoint before it"))
+            trainer.load_state_dict(checkpoints.load(path, fix="trying the checkpoint before it"))
         except CorruptFile as err:
             log(f"{run_dir}: {err}")
             continue
+        except torch.cuda.OutOfMemoryError:  # the GPU's state: the checkpoint is fine
+            raise
         except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a readable file of other contents
             log(f"{run_dir}: '{path}' is not a checkpoint of this run ({type(err).__name__}); trying the one before it")
             continue
@@ -381,6 +387,8 @@ def load_trained_model(run_dir, device="cpu"):
     try:
         model = build_vae(state["model_config"]).to(device)
         model.load_state_dict(state["model"])
+    except torch.cuda.OutOfMemoryError:  # the GPU's state: the weights are fine
+        raise
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CorruptFile(path, f"not the weights of this run: {type(err).__name__}", fix) from None
     return model.eval()

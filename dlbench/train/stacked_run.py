@@ -57,14 +57,14 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
         data = data_of(first_dir, first_spec, first_action)
         trainers = [start_training(run_dir, spec, data, device, action, text, False, claims[run_dir], log,
                                    stacked=len(members)) for run_dir, spec, text, action in members]
-        _resume_at_one_step([member[0] for member in members], trainers, device, log)
+        _resume_at_one_step([member[0] for member in members], trainers, log)
         for step in sorted({trainer.step for trainer in trainers}):
             group = [(member[0], member[1], trainer) for member, trainer in zip(members, trainers) if trainer.step == step]
             statuses.update(_train_group(group, claims, stop, progress, log))
     return statuses
 
 
-def _resume_at_one_step(run_dirs, trainers, device, log):
+def _resume_at_one_step(run_dirs, trainers, log):
     """A stack stopped while it wrote one round of checkpoints (a SIGKILL, a power cut) resumes with
     its runs at different steps. Runs trained in another stack compute in another order (batched
     kernels), so the runs ahead go back to the step of the runs behind, from their checkpoint of
@@ -75,7 +75,7 @@ def _resume_at_one_step(run_dirs, trainers, device, log):
     if not ahead or behind == 0:
         return
     try:
-        states = [checkpoints.load(rundir.checkpoint_path(run_dir, behind), device) for run_dir, _ in ahead]
+        states = [checkpoints.load(rundir.checkpoint_path(run_dir, behind)) for run_dir, _ in ahead]
     except (OSError, CorruptFile):
         log("the runs of the stack resume at different steps and not every run ahead has a checkpoint of the "
             f"step {behind}: they train in groups by step")
