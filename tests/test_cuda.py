@@ -122,6 +122,25 @@ def test_evaluation_on_cuda_equals_evaluation_on_the_cpu(trained_run, tmp_path):
     assert gpu["recon_ll"]["recon_ll"] == pytest.approx(cpu["recon_ll"]["recon_ll"], abs=3 * stderr)
 
 
+def test_stack_auto_counts_the_datasets_copy_as_no_runs_memory(data):
+    # the GPU copy of the data is every stack's: counted in the stack of one only, a dataset larger
+    # than a run made the bytes per run negative, and auto then took the limit (64) on any GPU
+    import copy
+
+    import numpy as np
+
+    from dlbench.study.stacks import stack_step_peaks
+
+    spec = spec_of("beta_vae", [], 0, [])
+    large = copy.copy(data)
+    large.__dict__.pop("_device_copies", None)
+    large._images = np.tile(data.images, (max(1, 2**29 // data.images.nbytes), 1, 1, 1))  # about 512 MiB
+    one, two = stack_step_peaks(spec, large, torch.device("cuda"))
+    parameters = sum(p.numel() * p.element_size() for p in Trainer(spec, data, torch.device("cpu")).model.parameters())
+    # the second run's weights, gradients and Adam's two moments at least; far less than the data
+    assert 4 * parameters <= two - one < 2**29, (one, two, parameters)
+
+
 def synchronisations(step):
     """How many times calling step() made the host wait for the GPU (torch's sync debug mode)."""
     import warnings

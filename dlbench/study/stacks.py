@@ -48,10 +48,25 @@ def fitting_stack_size(spec, device, log=print):
     import torch
 
     import dlbench.data
-    from dlbench.train.stack import StackedTrainer
 
     device = torch.device(device)  # Ray and Slurm pass --device as given ("cuda")
-    data = dlbench.data.dataset_from_record(spec.identity())
+    peak_one, peak_two = stack_step_peaks(spec, dlbench.data.dataset_from_record(spec.identity()), device)
+    free, _ = torch.cuda.mem_get_info(device)
+    k = largest_fitting(peak_one, peak_two, MEMORY_HEADROOM * free)
+    log(f"--stack auto: {k} runs per stack ({peak_two - peak_one:,} bytes per run, {free:,} bytes free)")
+    return k
+
+
+def stack_step_peaks(spec, data, device):
+    """The peak bytes one step of a stack of one and of two runs like spec took on the GPU, above
+    what was held before. The dataset's device copy is made first: every stack shares it, so it is
+    no run's, and made within the first measurement it made the bytes of a run come out negative."""
+    import torch
+
+    from dlbench.train.loop import device_images
+    from dlbench.train.stack import StackedTrainer
+
+    device_images(data, device)
     peaks = []
     for k in (1, 2):
         specs = [dataclasses.replace(spec, train={**spec.train, "seed": spec.train["seed"] + i}) for i in range(k)]
@@ -64,10 +79,7 @@ def fitting_stack_size(spec, device, log=print):
         peaks.append(torch.cuda.max_memory_allocated(device) - before)
         del stack
         torch.cuda.empty_cache()
-    free, _ = torch.cuda.mem_get_info(device)
-    k = largest_fitting(peaks[0], peaks[1], MEMORY_HEADROOM * free)
-    log(f"--stack auto: {k} runs per stack ({peaks[1] - peaks[0]:,} bytes per run, {free:,} bytes free)")
-    return k
+    return tuple(peaks)
 
 
 def resolved(run):
