@@ -3,6 +3,7 @@ papers' protocols say; the local executor's defaults and study-wide progress; dl
 
 import collections
 import re
+from pathlib import Path
 
 import pytest
 
@@ -338,6 +339,99 @@ def test_an_interrupted_gpu_check_keeps_its_report_and_removes_its_scratch(gpu_c
     report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     assert report["interrupted"] and not report["passed"] and list(report["steps"]) == ["cuda_tests"]
     assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_a_gpu_check_step_out_of_time_is_killed_with_what_it_started(tmp_path):
+    # a test's dlb_bench or a pool's workers, left running, would hold the GPU through later steps
+    import os
+    import sys
+    import time
+
+    check = gpu_check_module()
+    pid_file = tmp_path / "grandchild"
+    starts_a_sleeper = ("import subprocess, sys, time; child = subprocess.Popen([sys.executable, '-c', "
+                        "'import time; time.sleep(120)']); open(sys.argv[1], 'w').write(str(child.pid)); "
+                        "print('started', flush=True); time.sleep(120)")
+    check.DEADLINE = time.monotonic() + 60
+    with open(tmp_path / "log", "w") as log:
+        step = check._step("sleeper", 3, [sys.executable, "-c", starts_a_sleeper, str(pid_file)], os.environ, log)
+    assert step["returncode"] == "timeout" and "started" in step["tail"]
+    stat = Path(f"/proc/{pid_file.read_text()}/stat")
+    time.sleep(0.5)
+    # gone, or a zombie (killed, and not yet reaped by whoever adopted it)
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_gpu_check_step_with_too_little_time_left_is_not_started(tmp_path):
+    # started with a second or two, it could not import torch: its "timeout" said nothing true
+    import os
+    import sys
+    import time
+
+    check = gpu_check_module()
+    check.DEADLINE = time.monotonic() + check.MINIMUM_SECONDS - 1
+    with open(tmp_path / "log", "w") as log:
+        step = check._step("late", 60, [sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w')"], os.environ,
+                           log)
+    assert step["returncode"] == check.NOT_RUN and not (tmp_path / "ran").exists()
+    assert "late: not run" in (tmp_path / "log").read_text()
+
+
+def a_wheel_of_gin(folder):
+    """A wheel pip installs as gin-config's (a module of one line): the real one may not be at hand."""
+    import zipfile
+
+    folder.mkdir(exist_ok=True)
+    with zipfile.ZipFile(folder / "gin_config-0.5.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("gin/__init__.py", "")
+        info = "gin_config-0.5.0.dist-info"
+        wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: gin-config\nVersion: 0.5.0\n")
+        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: a test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{info}/RECORD", "")
+    return folder
+
+
+# each step and the data maker note when they start (and whether the data is there) and end, in a
+# file of their own (no braces: the check formats its steps' commands)
+NOTE_TIMES = ("import os, sys, time; data = os.environ['DLBENCH_DATA']; where = os.path.join(os.path.dirname(data), "
+              "'note_' + sys.argv[1]); open(where, 'w').write(str(time.time()) + ' ' + str(os.path.isdir(data)) + ' '); "
+              "time.sleep(float(sys.argv[2])); sys.argv[1] == 'data' and os.makedirs(data); "
+              "open(where, 'a').write(str(time.time())); sys.exit(int(sys.argv[3]))")
+
+
+@pytest.mark.parametrize("data_exit", [0, 1], ids=["data made", "data failed"])
+def test_the_gpu_check_makes_the_data_while_the_steps_that_need_none_run(gpu_check_on_a_pretend_gpu, tmp_path,
+                                                                         monkeypatch, capsys, data_exit):
+    # writing dSprites' 3 GB took minutes of the check's eight on a slow disk, before any step ran
+    import json
+
+    check, _ = gpu_check_on_a_pretend_gpu
+    scratch = tmp_path / "tmp"
+    monkeypatch.setattr(check, "DATA_COMMAND", ["-c", NOTE_TIMES, "data", "2", str(data_exit)])
+    monkeypatch.setattr(check, "STEPS", [(name, 30, ["-c", NOTE_TIMES, name, "0", "0"], None)
+                                         for name in ("early", "later", "late")])
+    monkeypatch.setattr(check, "WITHOUT_DSPRITES", ("early", "later"))
+    notes = {}
+    real_step = check._step
+
+    def step_keeping_notes(name, *args, **kwargs):
+        done = real_step(name, *args, **kwargs)
+        folder = next(scratch.iterdir())
+        notes.update({path.name.removeprefix("note_"): path.read_text().split() for path in folder.glob("note_*")})
+        return done
+
+    monkeypatch.setattr(check, "_step", step_keeping_notes)
+    status = check.main([str(a_wheel_of_gin(tmp_path / "wheels")), str(tmp_path / "out")])
+    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert [s["returncode"] for s in report["setup"]] == [0, data_exit]
+    assert notes["early"][1] == notes["later"][1] == "False"  # they ran before the data was there
+    if data_exit == 0:
+        assert status == 0 and list(report["steps"]) == ["early", "later", "late"]
+        assert notes["late"][1] == "True"  # it waited for the data
+    else:
+        assert status == 2 and list(report["steps"]) == ["early", "later"] and "late" not in notes
+        assert "making the synthetic dSprites failed" in capsys.readouterr().err
+    assert not list(scratch.iterdir())
 
 
 def gpu_check_module():

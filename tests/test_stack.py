@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import dlbench.data
 from dlbench.config import parse_gin, resolve_run_spec
-from dlbench.train.loop import Trainer
+from dlbench.train.loop import Trainer, float32_arithmetic
 from dlbench.train.stack import StackedTrainer, stack_problem
 from tests.conftest import TINY_PARAMS
 
@@ -289,7 +289,8 @@ def compiled_and_eager_losses(data, device, method="beta_vae"):
         specs = [spec_of(method, [*shared, f"train.compile = {compile}"], seed, own) for seed, own in runs]
         stack = StackedTrainer(specs, data, torch.device(device))
         alone = Trainer(specs[0], data, torch.device(device))
-        stacked_losses = [stack.train_step(4)[0].cpu() for _ in range(3)]
+        with float32_arithmetic(specs[0]):  # as stack.run steps: on a GPU, no TF32 convolutions
+            stacked_losses = [stack.train_step(4)[0].cpu() for _ in range(3)]
         alone_losses = []
         alone.run(3, 1, lambda step, means, _: alone_losses.append(means["loss"]))
         losses[compile] = torch.stack(stacked_losses), torch.tensor(alone_losses)
