@@ -224,6 +224,23 @@ def test_a_stack_is_freed_when_its_last_reference_goes(method, data):
         gc.enable()
 
 
+def test_the_runs_of_a_stack_share_one_pca_of_the_data_and_start_from_a_solo_runs_prior(tiny_dsprites, monkeypatch):
+    # each run's prior had computed the same PCA again: seconds a run, 64 of them at K = 64
+    from dlbench.priors import anisotropic_gaussian
+
+    calls = []
+    pca = anisotropic_gaussian.pca_singular_values
+    monkeypatch.setattr(anisotropic_gaussian, "pca_singular_values", lambda *a, **k: calls.append(1) or pca(*a, **k))
+    shared, runs = METHODS["ab_vae"]
+    specs = [spec_of("ab_vae", shared, seed, own) for seed, own in runs]
+    stack = StackedTrainer(specs, dlbench.data.get_dataset("dsprites"), torch.device("cpu"))
+    assert len(calls) == 1
+    alone = Trainer(specs[2], dlbench.data.get_dataset("dsprites"), torch.device("cpu"))  # data of its own
+    assert len(calls) == 2
+    assert stack.runs[2].model.prior.settings() == alone.model.prior.settings()
+    assert torch.equal(stack.params["prior.logits"][2], alone.model.prior.logits.detach())
+
+
 def test_a_stack_trains_in_bfloat16_where_asked(data):
     runs = METHODS["beta_vae"][1][:2]
     finals = {}
