@@ -26,7 +26,8 @@ from dlbench.config import RunSpec
 from dlbench.data.ground_truth import GroundTruthData
 from dlbench.errors import UserError
 from dlbench.methods import BetaVAE
-from dlbench.train.loop import Trainer, build_model, build_optimizer
+from dlbench.train.device import tf32
+from dlbench.train.loop import Trainer, build_model, build_optimizer, float32_arithmetic
 
 BENCH_IMAGES = 8192
 
@@ -87,7 +88,7 @@ class _DataLoaderLoop:
 
     def __init__(self, spec, data, device):
         torch.manual_seed(0)
-        self.device, self.method = device, spec.method
+        self.spec, self.device, self.method = spec, device, spec.method
         self.model = build_model(spec, data).to(device)
         self.optimizer = build_optimizer(spec, self.model)
         loader = torch.utils.data.DataLoader(_PerSampleDataset(data.images), batch_size=spec.train["batch_size"],
@@ -95,12 +96,15 @@ class _DataLoaderLoop:
         self.batches = (x for _ in iter(int, 1) for x in loader)
 
     def steps(self, n):
-        for _ in range(n):
-            loss, _ = self.method.loss(self.model, next(self.batches).to(self.device))
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            loss.item()
+        # in the arithmetic dlbench's loop trains in (IEEE float32 on a GPU too), so that the ratio
+        # compares the loops, not TF32 against float32
+        with float32_arithmetic(self.spec):
+            for _ in range(n):
+                loss, _ = self.method.loss(self.model, next(self.batches).to(self.device))
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                loss.item()
 
 
 def best_images_per_second(loops, device, steps, warmup, rounds, batch_size):
@@ -245,13 +249,14 @@ def bench_metrics_conv(data, names, device, params):
     from dlbench.evaluation import log_likelihood_params
     from dlbench.metrics import evaluate
 
-    model, representation_fn = conv_representation(data, device)
-    data.images  # read the file before the clock starts
-    seconds = {}
-    for name in names:
-        extra = log_likelihood_params(model, device, seed=0) if name == "recon_ll" else {}
-        seconds[name] = _seconds(evaluate, name, data, representation_fn, seed=0,
-                                 **extra, **params.get(name, {}))[0]
+    with tf32(False):  # as dlb_evaluate encodes: IEEE float32 on a GPU too
+        model, representation_fn = conv_representation(data, device)
+        data.images  # read the file before the clock starts
+        seconds = {}
+        for name in names:
+            extra = log_likelihood_params(model, device, seed=0) if name == "recon_ll" else {}
+            seconds[name] = _seconds(evaluate, name, data, representation_fn, seed=0,
+                                     **extra, **params.get(name, {}))[0]
     return seconds
 
 
@@ -327,11 +332,17 @@ def bench_per_run(device, dataset="dsprites", sets=None, data=None, log=print, p
     metrics do, and with the dataset encoded once; where the time goes; whether the results agree.
     params ({metric: {param: value}}) shrinks the protocols, for tests."""
     import dlbench.data
+
+    data = data if data is not None else dlbench.data.get_dataset(dataset)
+    with tf32(False):  # as dlb_evaluate encodes: IEEE float32 on a GPU too
+        return _per_run_figures(data, dataset, device, sets or EVALUATION_SETS, log, params)
+
+
+def _per_run_figures(data, dataset, device, sets, log, params):
+    """bench_per_run's figures, in the arithmetic of the caller's choosing."""
     from dlbench.evaluation import compute_metrics, log_likelihood_params, needs_model
     from dlbench.metrics import REPRESENTATION_METRICS, observations_encoded
 
-    data = data if data is not None else dlbench.data.get_dataset(dataset)
-    sets = sets or EVALUATION_SETS
     model, representation_fn = conv_representation(data, device)
     data.images  # read the file before the clock starts
     model_params_of = lambda name: log_likelihood_params(model, device, seed=0) if needs_model(name) else {}

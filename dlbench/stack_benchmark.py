@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dlbench.bench import BenchImages, bench_spec, best_images_per_second, device_name, sync
+from dlbench.train.device import tf32
 
 
 class _StackStepLoop:
@@ -33,18 +34,20 @@ class _StackStepLoop:
 
     def steps(self, n):
         from dlbench.train.batched_layers import batched_loss_and_grads
+        from dlbench.train.loop import float32_arithmetic
         from dlbench.train.stack import masked_step
 
         stack = self.stack
-        for _ in range(n):
-            params = {name: p.detach() for name, p in stack.params.items()}
-            if self.way == "vmap":
-                grads, _ = stack._loss_and_grads(params, stack.buffers, self.x, self.eps, stack.hyperparameters,
-                                                 self.draws, {}, stack.step_on_device)
-            else:
-                _, grads = batched_loss_and_grads(stack.runs[0].model, params, self.x, self.eps,
-                                                  stack.hyperparameters["beta"])
-            masked_step(stack.optimizer, stack.params, grads, stack.alive)
+        with float32_arithmetic(stack.specs[0]):  # the arithmetic a stack's own steps run in
+            for _ in range(n):
+                params = {name: p.detach() for name, p in stack.params.items()}
+                if self.way == "vmap":
+                    grads, _ = stack._loss_and_grads(params, stack.buffers, self.x, self.eps, stack.hyperparameters,
+                                                     self.draws, {}, stack.step_on_device)
+                else:
+                    _, grads = batched_loss_and_grads(stack.runs[0].model, params, self.x, self.eps,
+                                                      stack.hyperparameters["beta"])
+                masked_step(stack.optimizer, stack.params, grads, stack.alive)
 
 
 def bench_layers(device, stacks=None, steps=None, warmup=None, rounds=3, batch_size=64):
@@ -128,31 +131,37 @@ def bench_encoding(device, data, stacks=None, images=None):
     """Seconds per run to encode the whole of `data` for evaluation, for a stack of K runs
     encoded one run after another (dlb_evaluate's way) and all at once (encode_stacked), from
     the first `images` images; their ratio, and the largest difference between the codes."""
+    cpu = device.type == "cpu"
+    stacks = stacks or ((1, 2, 4) if cpu else (1, 4, 16, 32))
+    subset = _FirstImages(data, min(images or (2048 if cpu else 65536), len(data)))
+    figures = {"device": device_name(device), "dataset_images": len(data), "timed_images": len(subset), "stacks": {}}
+    with tf32(False):  # as dlb_evaluate encodes: IEEE float32 on a GPU too
+        for k in stacks:
+            figures["stacks"][f"K={k}"] = _encoding_figures(data, subset, k, device)
+    return figures
+
+
+def _encoding_figures(data, subset, k, device):
+    """bench_encoding's figures of a stack of k runs."""
     import time
 
     from dlbench.encode_once import encode_dataset
     from dlbench.postprocess import numpy_representation_fn
 
-    cpu = device.type == "cpu"
-    stacks = stacks or ((1, 2, 4) if cpu else (1, 4, 16, 32))
-    subset = _FirstImages(data, min(images or (2048 if cpu else 65536), len(data)))
     scale = len(data) / len(subset)  # to the whole dataset, as a run's evaluation encodes it
-    figures = {"device": device_name(device), "dataset_images": len(data), "timed_images": len(subset), "stacks": {}}
-    for k in stacks:
-        representations = [_conv_encoder(seed, data.observation_shape, device) for seed in range(k)]
-        warm_up = _FirstImages(data, min(len(subset), 4096))  # untimed: kernels chosen, memory allocated
-        encode_dataset(warm_up, numpy_representation_fn(representations[0], device))
-        encode_stacked(warm_up, representations, device)
-        sync(device)
-        tick = time.perf_counter()
-        alone = [encode_dataset(subset, numpy_representation_fn(r, device)) for r in representations]
-        sync(device)
-        alone_seconds = time.perf_counter() - tick
-        together = encode_stacked(subset, representations, device)
-        sync(device)
-        together_seconds = time.perf_counter() - alone_seconds - tick
-        figures["stacks"][f"K={k}"] = {
-            "alone_seconds_per_run": scale * alone_seconds / k, "stacked_seconds_per_run": scale * together_seconds / k,
-            "alone_over_stacked": alone_seconds / together_seconds,
-            "max_code_difference": float(np.abs(np.stack(alone) - together).max())}
-    return figures
+    representations = [_conv_encoder(seed, data.observation_shape, device) for seed in range(k)]
+    warm_up = _FirstImages(data, min(len(subset), 4096))  # untimed: kernels chosen, memory allocated
+    encode_dataset(warm_up, numpy_representation_fn(representations[0], device))
+    encode_stacked(warm_up, representations, device)
+    sync(device)
+    tick = time.perf_counter()
+    alone = [encode_dataset(subset, numpy_representation_fn(r, device)) for r in representations]
+    sync(device)
+    alone_seconds = time.perf_counter() - tick
+    together = encode_stacked(subset, representations, device)
+    sync(device)
+    together_seconds = time.perf_counter() - alone_seconds - tick
+    return {
+        "alone_seconds_per_run": scale * alone_seconds / k, "stacked_seconds_per_run": scale * together_seconds / k,
+        "alone_over_stacked": alone_seconds / together_seconds,
+        "max_code_difference": float(np.abs(np.stack(alone) - together).max())}

@@ -231,12 +231,16 @@ def test_projected_hours_sum_each_methods_images_over_its_rate():
                    "peak_memory_gib": 1.5}
 
 
-def test_bench_stacking_measures_each_k_and_projects_the_study(tiny_dsprites, tmp_path):
+def test_bench_stacking_measures_each_k_and_projects_the_study(tiny_dsprites, tmp_path, monkeypatch):
+    import dlbench.data
     from dlbench.study.benchmark import bench_stacking
 
+    loads = loads_counted(monkeypatch)
     study_file = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 2.0], 'train.seed': [0, 1]}")
     figures = bench_stacking("cpu", stacks=[1, 2], steps=2, study_names=[str(study_file)], log=lambda *_: None,
                              other_precisions=("bfloat16",))
+    # every measurement on one load of the data (and so one device copy): each had loaded and copied it again
+    assert loads == ["dsprites"] and not dlbench.data.keep_loaded(False)  # and the setting is restored
     (study,) = figures["studies"].values()
     assert set(study["stacks"]) == {"K=1", "K=2"} and study["protocol"]["batch_size"] == 16
     assert study["protocol"]["method"] == "beta_vae"  # the method the K are measured on, as the table says
@@ -501,6 +505,55 @@ def test_the_gpu_check_reads_the_issues_targets_from_the_figures_it_wrote(tmp_pa
     assert gpu_check_module().targets(tmp_path / "nothing") == {}  # no step wrote figures
     assert gpu_check_module().STUDY_V1_RUNS == len(load_study("study_v1").runs)
 
+
+
+def loads_counted(monkeypatch):
+    """The names of the datasets loaded from now on, in a list that grows."""
+    import dlbench.data
+
+    loads, real = [], dlbench.data.get_dataset
+    monkeypatch.setattr(dlbench.data, "get_dataset",
+                        lambda name, **options: loads.append(name) or real(name, **options))
+    return loads
+
+
+def test_bench_studys_projection_times_every_method_on_one_load_of_the_data(tiny_dsprites, monkeypatch):
+    import dlbench.data
+    import dlbench.study.benchmark as benchmark
+
+    def measured(spec, k, device, steps, stacked):
+        dlbench.data.dataset_from_record(spec.identity())
+        return {"images_per_second": 100.0}
+
+    monkeypatch.setattr(benchmark, "_images_per_second", measured)
+    loads = loads_counted(monkeypatch)
+    projected = benchmark._projections(load_study("study_v1_cpu"), 10.0, "cpu", log=lambda *_: None)
+    assert set(projected["study_v1"]["seconds_per_step"]) == set(STRENGTH)  # every method of study_v1
+    assert loads == ["dsprites"] and not dlbench.data.keep_loaded(False)
+
+
+def test_a_stack_out_of_memory_is_let_go_before_the_gpus_cache_is_emptied(monkeypatch):
+    # emptied inside the except block, the cache kept what the traceback's frames still held
+    import weakref
+
+    import torch
+
+    import dlbench.study.benchmark as benchmark
+
+    class Trainer:
+        pass
+
+    held, freed = [], []
+
+    def out_of_memory(spec, k, device, steps, stacked):
+        trainer = Trainer()
+        held.append(weakref.ref(trainer))
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(benchmark, "_images_per_second", out_of_memory)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: freed.append(held[0]() is None))
+    assert benchmark._measured_or_out_of_memory(None, 64, torch.device("cuda"), 1, True) is None
+    assert freed == [True]
 
 
 def test_bench_stacking_goes_on_past_a_stack_that_does_not_fit_the_gpu(tiny_dsprites, monkeypatch):

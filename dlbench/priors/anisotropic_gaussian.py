@@ -65,8 +65,7 @@ class AnisotropicGaussian(Prior):
         from a config that already holds the singular values keeps them."""
         if self.init != "pca" or self.pca_singular_values is not None:
             return
-        images, pixel_scale = fixed_or_sampled_images(data, PCA_MAX_IMAGES, PCA_SEED)
-        self._set_singular_values(pca_singular_values(images, pixel_scale, self.latent_dim))
+        self._set_singular_values(data_singular_values(data, self.latent_dim))
 
     def _set_singular_values(self, values):
         self.pca_singular_values = [float(s) for s in values]
@@ -127,6 +126,17 @@ def _check_init(init, variances, pca_singular_values, latent_dim):
 def _positive_list(values, latent_dim, setting):
     """One positive number per latent dimension (checks.numbers: not strings or bools, within float32)."""
     return checks.numbers(f"anisotropic_gaussian.{setting}", values, length=latent_dim, positive=True)
+
+
+def data_singular_values(data, count):
+    """pca_singular_values of the dataset, computed once per dataset object and count: the runs
+    of a stack, and a study worker's runs on its one loaded dataset, would each compute the same
+    values (seconds each, on a CPU thread) again."""
+    computed = data.__dict__.setdefault("_pca_singular_values", {})
+    if count not in computed:
+        images, pixel_scale = fixed_or_sampled_images(data, PCA_MAX_IMAGES, PCA_SEED)
+        computed[count] = pca_singular_values(images, pixel_scale, count)
+    return computed[count]
 
 
 def pca_singular_values(images, pixel_scale, count, max_images=PCA_MAX_IMAGES, seed=PCA_SEED):

@@ -6,6 +6,7 @@ runs it into a fresh runs root of its own, one after the other, so the ratio com
 like on the same machine in the same minutes. Every run of both must end done.
 """
 
+import contextlib
 import os
 import signal
 import tempfile
@@ -93,8 +94,10 @@ def _projections(slice_study, best_rate, device, log):
     full = load_study("study_v1")
     log(f"timing {TIMED_STEPS} training steps of each method at study_v1's protocol ...")
     first = _first_run_of_each_method(full)
-    rates = {method: _images_per_second(spec, 1, torch.device(device), TIMED_STEPS, stacked=False)["images_per_second"]
-             for method, spec in first.items()}
+    with one_load_of_the_data():
+        rates = {method: _images_per_second(spec, 1, torch.device(device), TIMED_STEPS,
+                                            stacked=False)["images_per_second"]
+                 for method, spec in first.items()}
     projected["study_v1"] = {"runs": len(full.runs),
                              "hours": projected_hours(_runs_per_method(full), {m: first[m].train for m in first}, rates),
                              "what": "training only, one run at a time (evaluation not included)",
@@ -129,18 +132,39 @@ def bench_stacking(device, stacks=(1, 4), steps=None, study_names=None, log=prin
     figures = {"device": device_name(device), "steps": steps, "matmul_peak_tflops": peaks, "studies": {}}
     if other_precisions is None:
         other_precisions = ("bfloat16",) if device.type == "cuda" else ()
-    for study in studies:
-        log(f"{study.name}: {len(study.runs)} runs; stacks of {', '.join(map(str, stacks))} ...")
-        first = _first_run_of_each_method(study)
-        figures["studies"][study.name] = study_figures = _study_stacking(study, first, device, stacks, steps, log)
-        # the precision of the study's runs (one for all: their protocol)
-        own = next(iter(first.values())).train.get("precision", "float32")
-        study_figures["projected_training_hours_by_precision"] = {
-            own: study_figures["projected_training_hours"],
-            **{precision: _projected_in_precision(study, first, study_figures, precision, device, steps, log)
-               for precision in other_precisions if precision != own}}
-        study_figures.update(_compute_floor(study, first, study_figures, device, peaks, log))
+    with one_load_of_the_data():
+        for study in studies:
+            figures["studies"][study.name] = _study_figures(study, device, stacks, steps, peaks, other_precisions, log)
     return figures
+
+
+@contextlib.contextmanager
+def one_load_of_the_data():
+    """Within the block a benchmark's measurements share one dataset object, and with it the one
+    device copy of its images (dlbench.train.loop.device_images): each measurement had loaded the
+    dataset anew and copied all of it (3 GB of dSprites) to the device again."""
+    import dlbench.data
+
+    previous = dlbench.data.keep_loaded()
+    try:
+        yield
+    finally:
+        dlbench.data.keep_loaded(previous)
+
+
+def _study_figures(study, device, stacks, steps, peaks, other_precisions, log):
+    """bench_stacking's figures of one study."""
+    log(f"{study.name}: {len(study.runs)} runs; stacks of {', '.join(map(str, stacks))} ...")
+    first = _first_run_of_each_method(study)
+    study_figures = _study_stacking(study, first, device, stacks, steps, log)
+    # the precision of the study's runs (one for all: their protocol)
+    own = next(iter(first.values())).train.get("precision", "float32")
+    study_figures["projected_training_hours_by_precision"] = {
+        own: study_figures["projected_training_hours"],
+        **{precision: _projected_in_precision(study, first, study_figures, precision, device, steps, log)
+           for precision in other_precisions if precision != own}}
+    study_figures.update(_compute_floor(study, first, study_figures, device, peaks, log))
+    return study_figures
 
 
 def _projected_in_precision(study, first, figures, precision, device, steps, log):
@@ -244,8 +268,11 @@ def _measured_or_out_of_memory(spec, k, device, steps, stacked):
     try:
         return _images_per_second(spec, k, device, steps, stacked)
     except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        return None
+        pass
+    # out of the except block: its traceback held the measurement's trainer, whose memory the
+    # cache could not release while it lived
+    torch.cuda.empty_cache()
+    return None
 
 
 def stack_figures(alone, stacked, images_per_run, peak_memory_gib=None):

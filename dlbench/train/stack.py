@@ -91,6 +91,21 @@ class _RunStep(nn.Module):
         return loss, scalars
 
 
+def _one_run(template_method, step_module):
+    """One run's (loss, scalars) from its slice of the stack's tensors, its hyperparameters and
+    its discriminator: the function the stack's step vmaps."""
+
+    def one_run(params, buffers, x, eps, hyperparameters, draws, discriminator, step):
+        method = copy.copy(template_method)
+        for name, value in hyperparameters.items():
+            setattr(method, name, value)
+        if discriminator:
+            method.discriminator_params = discriminator  # this run's, frozen (FactorVAE.frozen_logits)
+        return functional_call(step_module, _functional_state(params, buffers), (x, eps, method, step, draws))
+
+    return one_run
+
+
 class StackedTrainer:
     """K runs (RunSpecs accepted by stack_problem) on one device, trained together: new ones, or
     `trainers` already built (and resumed from their checkpoints: all at the same step)."""
@@ -128,21 +143,17 @@ class StackedTrainer:
         self.one_gather = (self.runs[0].finish_batch is None
                            and all(run.images is self.runs[0].images for run in self.runs))
         self.discriminators = _Discriminators(self) if hasattr(self.template_method, "discriminator") else None
-        self._loss_and_grads = compiled(vmap(grad_and_value(self._one_run, has_aux=True),
+        # a function of the template alone, not a bound method: the trainer holding a function that
+        # holds it back would make a cycle, kept (with the stack's device memory) until the cycle
+        # collector runs rather than freed when the last reference goes
+        self._loss_and_grads = compiled(vmap(grad_and_value(_one_run(self.template_method, self.step_module),
+                                                            has_aux=True),
                                              in_dims=(0, 0, 0, 0, 0, 0, 0, None)), self.specs[0], device)
 
     def __len__(self):
         return len(self.runs)
 
     # --- one step -------------------------------------------------------------------------------
-
-    def _one_run(self, params, buffers, x, eps, hyperparameters, draws, discriminator, step):
-        method = copy.copy(self.template_method)
-        for name, value in hyperparameters.items():
-            setattr(method, name, value)
-        if discriminator:
-            method.discriminator_params = discriminator  # this run's, frozen (FactorVAE.frozen_logits)
-        return functional_call(self.step_module, _functional_state(params, buffers), (x, eps, method, step, draws))
 
     def _draw(self, batch_size):
         """Each run's batch, encoder noise and method draws from its own generator, in a solo run's order."""
@@ -171,7 +182,7 @@ class StackedTrainer:
         x, eps, draws = self._draw(batch_size)
         # FactorVAE's second batch: a run alone draws it after its VAE update, but from its own
         # generator, so drawing it now gives each run the same numbers
-        second = self.discriminators.draw(batch_size) if self.discriminators else None
+        second = self.discriminators.draw(self, batch_size) if self.discriminators else None
         params = {name: p.detach() for name, p in self.params.items()}
         frozen = self.discriminators.frozen() if self.discriminators else {}
         with autocast(self.specs[0], self.device):
@@ -184,7 +195,7 @@ class StackedTrainer:
         masked_step(self.optimizer, self.params, grads, self.alive)
         scalars = {name: value.detach() for name, value in scalars.items()}
         if self.discriminators:
-            scalars.update(self.discriminators.step(scalars.pop("_z"), *second))
+            scalars.update(self.discriminators.step(self, scalars.pop("_z"), *second))
         self.step += 1
         self.step_on_device.add_(1)
         return losses.detach(), scalars
@@ -297,10 +308,10 @@ class _Encode(nn.Module):
 
 class _Discriminators:
     """The K FactorVAE discriminators of a stack, stacked, with their own Adam: each trained, after
-    its run's VAE update, on that run's codes against permuted codes of a second batch."""
+    its run's VAE update, on that run's codes against permuted codes of a second batch. The stack
+    is handed to each call rather than kept (a reference back to it would make a cycle)."""
 
     def __init__(self, stack):
-        self.stack = stack
         methods = [run.method for run in stack.runs]
         self.module = methods[0].discriminator
         self.params = {name: torch.stack([dict(m.discriminator.named_parameters())[name].detach() for m in methods])
@@ -309,20 +320,15 @@ class _Discriminators:
         self.optimizer = torch.optim.Adam(list(self.params.values()), lr=template.discriminator_lr,
                                           betas=template.discriminator_betas, eps=1e-8)
         _stack_adam_state(self.optimizer, self.params, [m.discriminator_optimizer for m in methods])
-        self.encode = _Encode(stack.runs[0].model)
+        encode, module = _Encode(stack.runs[0].model), self.module  # not self: no cycle through self._step
 
         def one_run(params, buffers, disc, z_joint, x, eps, noise):
             with torch.no_grad():  # the discriminator's update must never reach the encoder
-                z = functional_call(self.encode, _functional_state(params, buffers), (x, eps))
+                z = functional_call(encode, _functional_state(params, buffers), (x, eps))
                 z_permuted = torch.gather(z, 0, noise.argsort(dim=0))
-            return self._loss(disc, z_joint, z_permuted)
+            return _discriminator_loss(module, disc, z_joint, z_permuted)
 
         self._step = vmap(grad_and_value(one_run, argnums=2, has_aux=True))
-
-    def _loss(self, disc, z_joint, z_permuted):
-        logits = functional_call(self.module, disc, (torch.cat([z_joint, z_permuted]),))
-        loss, accuracy = discriminator_loss_and_accuracy(logits[:len(z_joint)], logits[len(z_joint):])
-        return loss, (loss, accuracy)
 
     def frozen(self):
         return {name: p.detach() for name, p in self.params.items()}
@@ -333,22 +339,29 @@ class _Discriminators:
         method.discriminator_optimizer.load_state_dict(
             _run_adam_state(k, self.optimizer, self.params, method.discriminator_optimizer))
 
-    def draw(self, batch_size):
+    def draw(self, stack, batch_size):
         """Each run's second batch, its encoder noise and the permutations' noise, from its own
         generator, in the order a run alone draws them (FactorVAE.after_step)."""
         picks, eps, noise = [], [], []
-        for run in self.stack.runs:
-            picks.append(self.stack.pick_batch(run, batch_size))
+        for run in stack.runs:
+            picks.append(stack.pick_batch(run, batch_size))
             eps.append(run.sample_noise(batch_size, run.dtype))
             noise.append(torch.rand(eps[-1].shape, generator=run.generator, device=run.device))
-        return self.stack.batches(picks), torch.stack(eps), torch.stack(noise)
+        return stack.batches(picks), torch.stack(eps), torch.stack(noise)
 
-    def step(self, z_joint, xs, eps, noise):
-        params = {name: p.detach() for name, p in self.stack.params.items()}
-        grads, (_, (loss, accuracy)) = self._step(params, self.stack.buffers, self.frozen(), z_joint.detach(),
+    def step(self, stack, z_joint, xs, eps, noise):
+        params = {name: p.detach() for name, p in stack.params.items()}
+        grads, (_, (loss, accuracy)) = self._step(params, stack.buffers, self.frozen(), z_joint.detach(),
                                                   xs, eps, noise)
-        masked_step(self.optimizer, self.params, grads, self.stack.alive)
+        masked_step(self.optimizer, self.params, grads, stack.alive)
         return {"discriminator_loss": loss.detach(), "discriminator_accuracy": accuracy.detach()}
+
+
+def _discriminator_loss(module, disc, z_joint, z_permuted):
+    """A discriminator's loss on codes against permuted codes, with (loss, accuracy) as aux."""
+    logits = functional_call(module, disc, (torch.cat([z_joint, z_permuted]),))
+    loss, accuracy = discriminator_loss_and_accuracy(logits[:len(z_joint)], logits[len(z_joint):])
+    return loss, (loss, accuracy)
 
 
 class _ParameterList:
