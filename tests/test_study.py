@@ -244,6 +244,11 @@ def test_a_study_changed_since_its_runs_trained_is_refused_and_they_are_left_alo
     for inside in (runs / "nested", runs / "beta_vae" / "beta=1.0" / "seed=0" / "nested"):
         result = run_in_process("dlb_study", study, "--runs_root", inside, "--device", "cpu", data_root=tiny_dsprites)
         assert_one_line_error(result, f"is inside '{inside.parent}'")
+    # nor be one of its runs (study.json had been written into the run, and each run marked failed)
+    run = runs / "beta_vae" / "beta=1.0" / "seed=0"
+    for mode in ([], ["--dry_run"], ["--status"]):
+        result = run_in_process("dlb_study", study, "--runs_root", run, "--device", "cpu", *mode, data_root=tiny_dsprites)
+        assert_one_line_error(result, f"--runs_root '{run}' is a run directory of dlb_train")
     assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()} == files
 
 

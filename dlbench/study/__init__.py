@@ -244,6 +244,8 @@ def check_runs_root(study, runs, runs_root):
     root or a run, holds no other study, and none of the runs there was trained with another config
     (the study file changed since). Reads only; every mode of dlb_study checks this first."""
     runs_root = Path(runs_root)
+    if rundir.is_run(runs_root):  # study.json would be written into the run, and its runs beside its files
+        raise UserError(f"--runs_root '{runs_root}' is a run directory of dlb_train; give a --runs_root outside it")
     for parent in runs_root.absolute().parents:
         if (parent / STUDY_JSON).is_file() or rundir.is_run(parent):
             what = "the runs root of a study" if (parent / STUDY_JSON).is_file() else "a run directory"
