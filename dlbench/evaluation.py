@@ -276,8 +276,8 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     """Metrics of a representation dlbench did not train (dlbench.external: a TorchScript file or
     module.path:function) on a registered dataset, written to OUT/metrics/mean/<metric>/results.json
     like a run's, each as it is computed. Everything is checked first, the module on a few
-    observations. A stored result is reused only for the same representation, encoder and dataset,
-    their files unchanged. Returns {metric: results dict} of the metrics computed."""
+    observations. A stored result is reused only for the same representation, encoder and dataset
+    (its grid too), their files unchanged. Returns {metric: results dict} of the metrics computed."""
     from dlbench import external
 
     params = params or {}
@@ -312,7 +312,7 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
             external.probe(encode_fn, data)
         described = {"representation": str(representation), "representation_sha256": external.source_digest(
             representation), "encoder": encoder, "encoder_sha256": encoder and external.source_digest(encoder),
-            "dataset": dataset}
+            "dataset": dataset, "dataset_shape": dlbench.data.dataset_shape(data)}  # another grid: other results
         todo = [name for name in metric_names
                 if overwrite or not _stored_for(reusable_result(out, "mean", name, params.get(name, {}), seed, log),
                                                 described)]

@@ -10,6 +10,7 @@ import torch
 
 from dlbench.metrics import evaluate
 from tests.commands import assert_one_line_error, run_command, run_in_process, tree
+from tests.conftest import TINY_GRID
 
 FAST = ["--metrics", "mig,factor_vae", "--metric_param", "mig.num_train=300",
         "--metric_param", "factor_vae.num_train=50", "--metric_param", "factor_vae.num_eval=30",
@@ -156,7 +157,8 @@ def evaluate_in_process(script, out, dataset="dsprites", *extra):
                               "cpu", "--metrics", "mig", "--metric_param", "mig.num_train=300", *extra])
 
 
-def test_a_stored_result_is_reused_only_for_the_same_representation_unchanged(tiny_dsprites, tmp_path, capsys):
+def test_a_stored_result_is_reused_only_for_the_same_representation_unchanged(tiny_dsprites, tmp_path, capsys,
+                                                                                 monkeypatch):
     # the file behind the same path changed, or another dataset: the stored MIG had been handed back
     script, out = save_script(PoolCodes(), tmp_path / "codes.pt"), tmp_path / "out"
     assert evaluate_in_process(script, out) == 0
@@ -172,6 +174,18 @@ def test_a_stored_result_is_reused_only_for_the_same_representation_unchanged(ti
     assert results_of(out, "mig", {"num_train": 300})["discrete_mig"] == 0  # constant codes carry no information
     assert evaluate_in_process(script, out, "noisy_dsprites") == 0
     assert results_of(out, "mig", {"num_train": 300})["dataset"] == "noisy_dsprites"
+
+    # another grid of the same dataset's name (a DLBENCH_DATA elsewhere): its MIG had been handed back
+    from dlbench.data.dsprites import FILENAME, generate_npz
+
+    other_root = tmp_path / "other_grid"
+    generate_npz(other_root / "dsprites" / FILENAME, class_indices={**TINY_GRID, "posX": [0, 8, 16, 24, 31]})
+    assert evaluate_in_process(script, out) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("DLBENCH_DATA", str(other_root))
+    assert evaluate_in_process(script, out) == 0
+    assert "kept the results" not in capsys.readouterr().out
+    assert results_of(out, "mig", {"num_train": 300})["dataset_shape"]["observations"] == 480
 
 
 def test_a_run_directory_is_refused_as_out(trained_run, tmp_path, capsys):
