@@ -2,6 +2,8 @@
 RUN_DIR/metrics/<mode>/<metric>/results.json (atomically; a complete result is not recomputed)."""
 
 import contextlib
+import errno
+import os
 import signal
 import time
 from pathlib import Path
@@ -155,13 +157,16 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
 
 
 def _check_result_place(run_dir, name, path):
-    """A folder where the result goes, or a file where a folder above it goes: found once the
-    metric had been computed (minutes on a whole dataset), it had been said only then."""
+    """A folder where the result goes, a file where a folder above it goes, or a folder it cannot
+    be written in: found once the metric had been computed (minutes on a whole dataset), it had
+    been said only then."""
     if path.exists() and not path.is_file():
         raise UserError(f"'{path}' is not a file, where {name}'s result goes; move it away and run the command again")
-    blocker = rundir.file_in_place_of_folder(path.parent, run_dir)
-    if blocker:
-        raise UserError(f"'{blocker}' is a file, where the folder of {name}'s result goes; move it away and run "
+    obstacle = rundir.obstacle_to_folder(path.parent, run_dir, writable=True)
+    if obstacle and obstacle.is_dir():  # what writing the result would have met, said the same way
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(obstacle))
+    if obstacle:
+        raise UserError(f"'{obstacle}' is a file, where the folder of {name}'s result goes; move it away and run "
                         f"the command again")
 
 

@@ -267,7 +267,7 @@ def _check_run_places(runs, runs_root):
     """A file where a run's folder (or a folder above it, under runs_root) goes is found before the
     first run: reached in turn, it had stopped the study halfway, with advice to choose another path."""
     for spec in runs:
-        place = rundir.file_in_place_of_folder(rundir.study_run_dir(runs_root, spec.name), runs_root)
+        place = rundir.obstacle_to_folder(rundir.study_run_dir(runs_root, spec.name), runs_root)
         if place:
             raise UserError(f"'{place}' is a file, where the folder of the study's run {spec.name} goes; move it "
                             f"away (or give another --runs_root)")
