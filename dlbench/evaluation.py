@@ -141,6 +141,8 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
                         f"from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite")
     with _evaluating(run_dir, device, run_dir):
         data = dlbench.data.dataset_from_record(record)  # before postprocess: a bad record writes nothing
+        model = record.get("model")
+        _check_metrics_fit(todo, params, data, model.get("latent_dim") if isinstance(model, dict) else None)
         postprocess(run_dir, mode)  # skips a representation that is already complete
         representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
         model = _LazyModel(run_dir, device, seed)
@@ -154,6 +156,15 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
             if done < len(todo):
                 _stop_if_asked(run_dir, done, len(todo))
     return results
+
+
+def _check_metrics_fit(names, params, data, latent_dim=None):
+    """Refuse a metric that cannot score a model of `latent_dim` latents on `data` before the first
+    is computed: each metric's own check had come after the ones before it were computed."""
+    for name in names:
+        problem = metrics.dataset_problem(name, params.get(name, {}), data, latent_dim, "pass --metric_param {}=N")
+        if problem:
+            raise UserError(problem)
 
 
 def _check_result_place(run_dir, name, path):
@@ -301,6 +312,7 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
             raise UserError(f"{name} needs the model ({needed}), which a --representation does not give; evaluate "
                             f"a dlbench run for it, or choose metrics of the representation alone")
     data = dlbench.data.get_dataset(dataset)
+    _check_metrics_fit(metric_names, params, data)
     batch_size = encode_batch_size(device)
     representation_fn = external.numpy_codes_fn(external.load_callable(representation), device, batch_size)
     encode_fn = None

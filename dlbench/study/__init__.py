@@ -157,15 +157,31 @@ def _check_one_run_each(study):
 def _check_metrics_fit_data(study):
     """Refuse a metric that cannot score a run's dataset before any run trains (it had failed
     every run's evaluation after the whole study had trained)."""
-    import dlbench.data
     from dlbench import metrics
 
-    for dataset in sorted({identity["dataset"] for identity in study.identities.values()}):
+    datasets = {}
+    for identity in study.identities.values():
+        key = (identity["dataset"], json.dumps(identity.get("dataset_options", {}), sort_keys=True))
+        if key not in datasets:
+            datasets[key] = _dataset_to_check(*key)
         for name in study.metrics:
-            problem = metrics.dataset_problem(name, study.metric_params.get(name, {}),
-                                              dlbench.data.get_dataset_class(dataset))
+            problem = metrics.dataset_problem(name, study.metric_params.get(name, {}), datasets[key],
+                                              identity["model"]["latent_dim"], "set {} in study.metric_params")
             if problem:
                 raise UserError(f"study {study.name}: study.metrics: {problem}")
+
+
+def _dataset_to_check(name, options):
+    """The data a study's runs train on where it is generated in memory (small, and its options
+    decide facts a metric needs, such as its number of sources), else its class: loading a file
+    up front would cost each study the time of one run."""
+    import dlbench.data
+    from dlbench.data.ground_truth import GeneratedInMemory
+
+    dataset_class = dlbench.data.get_dataset_class(name)
+    if issubclass(dataset_class, GeneratedInMemory):
+        return dataset_class(**json.loads(options))
+    return dataset_class
 
 
 def _check_metrics(study):
