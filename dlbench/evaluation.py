@@ -2,6 +2,8 @@
 RUN_DIR/metrics/<mode>/<metric>/results.json (atomically; a complete result is not recomputed)."""
 
 import contextlib
+import errno
+import os
 import signal
 import time
 from pathlib import Path
@@ -139,6 +141,8 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
                         f"from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite")
     with _evaluating(run_dir, device, run_dir):
         data = dlbench.data.dataset_from_record(record)  # before postprocess: a bad record writes nothing
+        model = record.get("model")
+        _check_metrics_fit(todo, params, data, model.get("latent_dim") if isinstance(model, dict) else None)
         postprocess(run_dir, mode)  # skips a representation that is already complete
         representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
         model = _LazyModel(run_dir, device, seed)
@@ -154,14 +158,26 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     return results
 
 
+def _check_metrics_fit(names, params, data, latent_dim=None):
+    """Refuse a metric that cannot score a model of `latent_dim` latents on `data` before the first
+    is computed: each metric's own check had come after the ones before it were computed."""
+    for name in names:
+        problem = metrics.dataset_problem(name, params.get(name, {}), data, latent_dim, "pass --metric_param {}=N")
+        if problem:
+            raise UserError(problem)
+
+
 def _check_result_place(run_dir, name, path):
-    """A folder where the result goes, or a file where a folder above it goes: found once the
-    metric had been computed (minutes on a whole dataset), it had been said only then."""
+    """A folder where the result goes, a file where a folder above it goes, or a folder it cannot
+    be written in: found once the metric had been computed (minutes on a whole dataset), it had
+    been said only then."""
     if path.exists() and not path.is_file():
         raise UserError(f"'{path}' is not a file, where {name}'s result goes; move it away and run the command again")
-    blocker = rundir.file_in_place_of_folder(path.parent, run_dir)
-    if blocker:
-        raise UserError(f"'{blocker}' is a file, where the folder of {name}'s result goes; move it away and run "
+    obstacle = rundir.obstacle_to_folder(path.parent, run_dir, writable=True)
+    if obstacle and obstacle.is_dir():  # what writing the result would have met, said the same way
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(obstacle))
+    if obstacle:
+        raise UserError(f"'{obstacle}' is a file, where the folder of {name}'s result goes; move it away and run "
                         f"the command again")
 
 
@@ -301,6 +317,7 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
             raise UserError(f"{name} needs the model ({needed}), which a --representation does not give; evaluate "
                             f"a dlbench run for it, or choose metrics of the representation alone")
     data = dlbench.data.get_dataset(dataset)
+    _check_metrics_fit(metric_names, params, data)
     batch_size = encode_batch_size(device)
     representation_fn = external.numpy_codes_fn(external.load_callable(representation), device, batch_size)
     encode_fn = None

@@ -4,9 +4,10 @@
 
 Every attempt to open for writing, create or make a folder at a path matching the fnmatch
 PATTERN raises OSError(ERRNO_NAME) (ENOSPC for a full disk, EROFS for a read-only folder,
-EACCES, EIO), after the first AFTER matching attempts succeed (default 0). As root, permission
-bits do not stop writes, and a real full disk cannot be made on CI, so this is how those faults
-are made testable.
+EACCES, EIO), after the first AFTER matching attempts succeed (default 0); with EACCES or EPERM,
+asking first whether one may write there (os.access with W_OK) is answered no. As root,
+permission bits do not stop writes, and a real full disk cannot be made on CI, so this is how
+those faults are made testable.
 """
 
 import builtins
@@ -38,7 +39,7 @@ def install(spec):
     def fault(path):
         raise OSError(code, os.strerror(code), os.fsdecode(path))
 
-    real_open, real_os_open, real_mkdir = io.open, os.open, os.mkdir
+    real_open, real_os_open, real_mkdir, real_access = io.open, os.open, os.mkdir, os.access
 
     def open_(file, mode="r", *args, **kwargs):
         if any(c in mode for c in "wax+") and fails(file):
@@ -55,8 +56,14 @@ def install(spec):
             fault(path)
         return real_mkdir(path, *args, **kwargs)
 
+    def access(path, mode, *args, **kwargs):
+        # a permission fault only: a full or failing disk still lets one ask
+        if code in (errno.EACCES, errno.EPERM) and mode & os.W_OK and fails(path):
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
     builtins.open = io.open = open_
-    os.open, os.mkdir = os_open, mkdir
+    os.open, os.mkdir, os.access = os_open, mkdir, access
 
 
 if __name__ == "__main__":

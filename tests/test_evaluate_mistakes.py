@@ -238,3 +238,38 @@ def test_a_run_evaluated_already_says_which_results_it_kept(trained_run, capsys)
     lines = again.stdout.splitlines()
     assert lines[0] == f"{trained_run}: kept the stored results of mig (--overwrite computes them again)", lines
     assert any("computing active_units" in line for line in lines[1:]), lines
+
+
+@pytest.fixture
+def linear_gaussian_run(tmp_path):
+    """A run on linear_gaussian (2 sources, no grid) with 3 latents."""
+    from dlbench.cli import train as train_cli
+
+    run_dir = tmp_path / "linear_gaussian"
+    bindings = ["train.method = @beta_vae()", "dataset.name = 'linear_gaussian'", "model.architecture = 'mlp'",
+                "model.likelihood = 'gaussian'", "model.latent_dim = 3", "train.steps = 2", "train.batch_size = 16"]
+    args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
+    assert train_cli.main(args + [arg for binding in bindings for arg in ("--gin_param", binding)]) == 0
+    return run_dir
+
+
+@pytest.mark.parametrize("metrics, needle", [
+    ("elbo,total_correlation", "no finite grid to average over; pass --metric_param total_correlation.num_points=N"),
+    ("elbo,inference_error",
+     "the model has 3 latent dimensions, the dataset 2 sources; train with model.latent_dim = 2"),
+])
+def test_a_metric_that_cannot_score_the_runs_data_is_refused_before_any_is_computed(linear_gaussian_run, capsys,
+                                                                                     metrics, needle):
+    # elbo had been computed first, and its minutes lost with the refusal that followed
+    capsys.readouterr()
+    before = tree(linear_gaussian_run)
+    result = evaluate(capsys, linear_gaussian_run, "--metrics", metrics, "--metric_param", "elbo.num_points=200")
+    assert_one_line_error(result, needle)
+    assert "computing" not in result.stdout and tree(linear_gaussian_run) == before
+
+
+def test_a_metric_that_cannot_score_the_data_of_a_representation_is_refused_before_it_loads(tmp_path, capsys):
+    result = evaluate(capsys, "--representation", tmp_path / "missing.pt", "--encoder", tmp_path / "missing.pt",
+                      "--dataset", "pinwheel", "--out", tmp_path / "out", "--metrics", "total_correlation")
+    assert_one_line_error(result, "pass --metric_param total_correlation.num_points=N")
+    assert not (tmp_path / "out").exists()

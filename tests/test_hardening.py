@@ -294,6 +294,18 @@ def test_evaluate_on_a_read_only_run(evaluated_run, tiny_data_root, tmp_path):
     assert snapshot(run_dir) == before
 
 
+def test_evaluate_into_a_folder_it_may_not_write_computes_nothing(tiny_trained_run, tiny_data_root, tmp_path):
+    # the metric had been computed (minutes on a whole dataset) before its result met the folder
+    run_dir = copy_run(tiny_trained_run, tmp_path)
+    (run_dir / "metrics" / "mean").mkdir(parents=True)
+    before = snapshot(run_dir)
+    result = run_command("dlb_evaluate", run_dir, "--metrics", "mig", "--metric_param", "mig.num_train=200",
+                         "--device", "cpu", data_root=tiny_data_root, fault=fault("EACCES", run_dir, "metrics/mean*"))
+    assert_one_line_error(result, f"cannot use '{run_dir / 'metrics' / 'mean'}': Permission denied; choose a folder "
+                                  f"you may write to")
+    assert "computing" not in result.stdout and snapshot(run_dir) == before
+
+
 def test_postprocess_full_disk_writes_no_representation(tiny_trained_run, tiny_data_root, tmp_path):
     run_dir = copy_run(tiny_trained_run, tmp_path)
     before = files_under(run_dir)

@@ -129,14 +129,25 @@ def test_a_swept_value_the_run_does_not_read_is_refused(tiny_dsprites, tmp_path,
     assert [spec.name for spec in load_study(str(study)).runs] == ["beta_vae/beta=1.0/seed=0"]
 
 
-@pytest.mark.parametrize("dataset, metric, needle", [
-    ("dsprites", "inference_error", "needs a dataset with an exact posterior"),
-    ("linear_gaussian", "mig", "metric mig needs discrete factors"),
+PINWHEEL = "'dataset.name': ['pinwheel'], 'model.architecture': ['mlp'], 'model.likelihood': ['gaussian']"
+
+
+@pytest.mark.parametrize("sweep, metrics, needle", [
+    ("'dataset.name': ['dsprites']", "['inference_error']", "needs a dataset with an exact posterior"),
+    ("'dataset.name': ['linear_gaussian']", "['mig']", "metric mig needs discrete factors"),
+    # elbo had been computed in every run before total_correlation was refused
+    ("'dataset.name': ['linear_gaussian']", "['elbo', 'total_correlation']",
+     "no finite grid to average over; set total_correlation.num_points in study.metric_params"),
+    (PINWHEEL, "['total_correlation']", "set total_correlation.num_points in study.metric_params"),
+    (PINWHEEL, "['mig_chen']", "mig_chen needs a full factor grid"),
+    # the study's model.latent_dim is 4; linear_gaussian has 2 sources (an option of the data, not its class)
+    ("'dataset.name': ['linear_gaussian']", "['inference_error']",
+     "the model has 4 latent dimensions, the dataset 2 sources; train with model.latent_dim = 2"),
 ])
-def test_a_metric_that_cannot_score_the_studys_data_is_refused_before_any_run(tiny_dsprites, tmp_path, dataset,
-                                                                               metric, needle):
+def test_a_metric_that_cannot_score_the_studys_data_is_refused_before_any_run(tiny_dsprites, tmp_path, sweep,
+                                                                               metrics, needle):
     # every run had trained, then failed its evaluation
-    file = write_study(tmp_path / "s.gin", f"{{'dataset.name': ['{dataset}']}}", metrics=f"['{metric}']")
+    file = write_study(tmp_path / "s.gin", f"{{{sweep}}}", metrics=metrics)
     result = run_in_process("dlb_study", file, "--runs_root", tmp_path / "runs", "--dry_run", data_root=tiny_dsprites)
     assert_one_line_error(result, needle)
     assert not (tmp_path / "runs").exists()

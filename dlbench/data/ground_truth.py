@@ -127,8 +127,11 @@ def require_full_grid(data, user):
     """A UserError unless data holds exactly one observation per factor combination; `user`
     names what needs that (a metric, or `index_of`)."""
     if not getattr(data, "full_grid", True):
-        raise UserError(f"{user} needs a full factor grid (one observation per factor combination); "
-                        f"dataset {getattr(data, 'name', '?')} has none")
+        raise UserError(full_grid_problem(user, getattr(data, "name", "?")))
+
+
+def full_grid_problem(user, dataset):
+    return f"{user} needs a full factor grid (one observation per factor combination); dataset {dataset} has none"
 
 
 def require_discrete_factors(data, metric):

@@ -113,6 +113,9 @@ def evaluate(name, data, representation_fn, seed=0, **params):
                         f"accepted: {', '.join(accepted)}")
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise UserError(f"seed must be an integer, got {seed!r}")
+    problem = dataset_problem(name, params, data)
+    if problem:
+        raise UserError(problem)
     result = fn(data, representation_fn, np.random.RandomState(seed), **params)
     return {str(key): _plain(value) for key, value in result.items()}
 
@@ -175,17 +178,29 @@ def protocol_tag(name, values):
 DISCRETE_FACTOR_METRICS = {"beta_vae", "dci", "factor_vae", "mig", "mig_chen", "modularity_explicitness", "rotation"}
 
 
-def dataset_problem(name, params, dataset_class):
-    """Why metric `name` with params cannot score models of a dataset of dataset_class (known from
-    the class, before any model is trained), or None. The metrics check it again on the data."""
-    from dlbench.data.ground_truth import continuous_factors_problem
-    from dlbench.metrics.inference_error import no_exact_posterior
+def dataset_problem(name, params, dataset, latent_dim=None, setting="set {}"):
+    """Why metric `name` with params cannot score models of `dataset` with latent_dim latents, or
+    None. `dataset` is the data, or before any model is trained its class (facts its options
+    decide, such as its number of sources, are then left out); `setting` says how to set a
+    parameter, e.g. "set {} in study.metric_params". evaluate() asks it too, so the check before
+    the work and the one at evaluation are the same rule."""
+    from dlbench.data.ground_truth import continuous_factors_problem, full_grid_problem
+    from dlbench.metrics.aggregate_posterior import no_grid_problem
+    from dlbench.metrics.inference_error import latent_dim_problem, no_exact_posterior
 
+    shown = getattr(dataset, "name", "?")
     discrete = name in DISCRETE_FACTOR_METRICS or (name == "sap" and not params.get("continuous_factors", False))
-    if discrete and getattr(dataset_class, "continuous_factors", False):
-        return continuous_factors_problem(name, dataset_class.name)
-    if name == "inference_error" and not hasattr(dataset_class, "exact_posterior"):
-        return no_exact_posterior(dataset_class.name)
+    if discrete and getattr(dataset, "continuous_factors", False):
+        return continuous_factors_problem(name, shown)
+    if name == "mig_chen" and not getattr(dataset, "full_grid", True):
+        return f"{full_grid_problem(name, shown)}; choose a metric that draws observations (e.g. mig)"
+    if name == "total_correlation":
+        return no_grid_problem(dataset, params.get("num_points"), setting.format(f"{name}.num_points"))
+    if name == "inference_error" and not hasattr(dataset, "exact_posterior"):
+        return no_exact_posterior(shown)
+    sources = getattr(dataset, "num_factors", None)  # a property of the class: known from the data only
+    if name == "inference_error" and isinstance(latent_dim, int) and isinstance(sources, int) and latent_dim != sources:
+        return latent_dim_problem(latent_dim, sources)
     return None
 
 

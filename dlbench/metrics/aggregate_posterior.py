@@ -42,10 +42,10 @@ def posterior_points(data, encode_fn, random_state, num_points, batch_size):
     """The points q(z) is built from: the whole grid when num_points is None and the dataset has
     one (so the estimate is over the dataset itself), else num_points drawn observations.
     Returns (factors, mean, logvar, description)."""
+    problem = no_grid_problem(data, num_points)
+    if problem:
+        raise UserError(problem)
     if num_points is None:
-        if not getattr(data, "full_grid", True):
-            raise UserError(f"dataset {getattr(data, 'name', '?')!r} has no finite grid to average over; "
-                            f"set num_points (observations drawn to build q(z))")
         factors = data.factors_of(np.arange(len(data)))
         description = "full_grid"
     else:
@@ -54,6 +54,15 @@ def posterior_points(data, encode_fn, random_state, num_points, batch_size):
         description = "sampled"
     mean, logvar = encode_factors(data, encode_fn, factors, random_state, batch_size)
     return factors, mean, logvar, description
+
+
+def no_grid_problem(data, num_points, setting="set num_points"):
+    """Why q(z) cannot be built over `data` (a dataset, or its class) from num_points, or None;
+    `setting` says how to set num_points where it is given."""
+    if num_points is None and not getattr(data, "full_grid", True):
+        return (f"dataset {getattr(data, 'name', '?')!r} has no finite grid to average over; {setting} "
+                f"(observations drawn to build q(z))")
+    return None
 
 
 def sample_posterior(mean, logvar, num_samples, random_state):

@@ -58,6 +58,12 @@ def no_exact_posterior(dataset):
     return f"inference_error needs a dataset with an exact posterior (linear_gaussian); dataset {dataset!r} has none"
 
 
+def latent_dim_problem(latent_dim, num_sources):
+    return (f"inference_error compares q(z|x) with the exact posterior over the sources: the model has {latent_dim} "
+            f"latent dimensions, the dataset {num_sources} sources; train with model.latent_dim = {num_sources}, or "
+            f"choose other metrics")
+
+
 def compute_inference_error(data, representation_fn, random_state, encode_fn=None, log_weights_fn=None,
                             num_points=1000, num_samples=1000, batch_size=256):
     """Keys: true_inference_error, true_inference_error_aligned and alignment (or
@@ -81,8 +87,7 @@ def compute_inference_error(data, representation_fn, random_state, encode_fn=Non
         mean_q, logvar_q = encode_gaussian(encode_fn, observations)
         mean_p, cov_p = data.exact_posterior(observations)
         if mean_q.shape != mean_p.shape:
-            raise UserError(f"inference_error compares q(z|x) with the exact posterior over the sources: the "
-                            f"model has {mean_q.shape[1]} latent dimensions, the dataset {mean_p.shape[1]} sources")
+            raise UserError(latent_dim_problem(mean_q.shape[1], mean_p.shape[1]))
         true_errors.append(gaussian_kl_diag_to_full(mean_q, logvar_q, mean_p, cov_p))
         for a, (order, signs) in enumerate(alignments):
             order = list(order)

@@ -15,7 +15,7 @@ A test that monkeypatches a module-level name must patch the submodule that read
 
 from dlbench.rundir.claims import HELD, LEASE_SECONDS, Claim, ClaimLost, RunHeld, check_not_held, held_by, hold_run
 from dlbench.rundir.files import (FILE_MODE, atomic_path, atomic_write_bytes, atomic_write_text,
-                                  file_in_place_of_folder, make_folders, read_json, remove_empty_folders, write_json)
+                                  make_folders, obstacle_to_folder, read_json, remove_empty_folders, write_json)
 from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, is_claim_file, checkpoint_path, checkpoint_paths,
                                    checkpoints_dir, claim_path, config_gin_path, default_run_dir, metric_results,
                                    metric_results_path, model_dir, postprocess_results_path, postprocessed_dir,
@@ -30,7 +30,7 @@ from dlbench.rundir.record import (Status, enclosing_run, git_revision, is_run, 
 
 __all__ = [
     # files
-    "FILE_MODE", "atomic_path", "atomic_write_bytes", "atomic_write_text", "file_in_place_of_folder", "make_folders",
+    "FILE_MODE", "atomic_path", "atomic_write_bytes", "atomic_write_text", "make_folders", "obstacle_to_folder",
     "read_json",
     "remove_empty_folders", "write_json",
     # layout

@@ -64,14 +64,18 @@ def make_folders(path):
     return missing[-1] if missing else None
 
 
-def file_in_place_of_folder(folder, top):
+def obstacle_to_folder(folder, top, writable=False):
     """The file standing where `folder`, or a folder between it and `top` (`top` left out), goes;
-    None when there is none: found before any work, not when the first write meets it."""
+    with `writable`, else the nearest existing folder on that path (`top` included) that this
+    process may not write in, where the missing folders or the file would be made. None when
+    there is none: found before any work, not when the first write meets it."""
     folder, top = Path(folder), Path(top)
     for place in [folder, *folder.parents]:
+        if place.is_dir():  # the folders above it are folders too
+            return place if writable and not os.access(place, os.W_OK | os.X_OK) else None
         if place == top:
             return None
-        if place.exists() and not place.is_dir():
+        if place.exists():
             return place
     return None
 

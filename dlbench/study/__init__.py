@@ -157,15 +157,31 @@ def _check_one_run_each(study):
 def _check_metrics_fit_data(study):
     """Refuse a metric that cannot score a run's dataset before any run trains (it had failed
     every run's evaluation after the whole study had trained)."""
-    import dlbench.data
     from dlbench import metrics
 
-    for dataset in sorted({identity["dataset"] for identity in study.identities.values()}):
+    datasets = {}
+    for identity in study.identities.values():
+        key = (identity["dataset"], json.dumps(identity.get("dataset_options", {}), sort_keys=True))
+        if key not in datasets:
+            datasets[key] = _dataset_to_check(*key)
         for name in study.metrics:
-            problem = metrics.dataset_problem(name, study.metric_params.get(name, {}),
-                                              dlbench.data.get_dataset_class(dataset))
+            problem = metrics.dataset_problem(name, study.metric_params.get(name, {}), datasets[key],
+                                              identity["model"]["latent_dim"], "set {} in study.metric_params")
             if problem:
                 raise UserError(f"study {study.name}: study.metrics: {problem}")
+
+
+def _dataset_to_check(name, options):
+    """The data a study's runs train on where it is generated in memory (small, and its options
+    decide facts a metric needs, such as its number of sources), else its class: loading a file
+    up front would cost each study the time of one run."""
+    import dlbench.data
+    from dlbench.data.ground_truth import GeneratedInMemory
+
+    dataset_class = dlbench.data.get_dataset_class(name)
+    if issubclass(dataset_class, GeneratedInMemory):
+        return dataset_class(**json.loads(options))
+    return dataset_class
 
 
 def _check_metrics(study):
@@ -269,7 +285,7 @@ def _check_run_places(runs, runs_root):
     """A file where a run's folder (or a folder above it, under runs_root) goes is found before the
     first run: reached in turn, it had stopped the study halfway, with advice to choose another path."""
     for spec in runs:
-        place = rundir.file_in_place_of_folder(rundir.study_run_dir(runs_root, spec.name), runs_root)
+        place = rundir.obstacle_to_folder(rundir.study_run_dir(runs_root, spec.name), runs_root)
         if place:
             raise UserError(f"'{place}' is a file, where the folder of the study's run {spec.name} goes; move it "
                             f"away (or give another --runs_root)")
