@@ -177,18 +177,26 @@ def unused_bindings(gin_params):
     """The bindings among gin_params of configurables the resolved run never called (a method or a
     prior it does not use, e.g. beta_tcvae.beta in a beta_vae run): gin ignores them silently.
     Call after resolve_run_spec, before gin is cleared."""
-    def called(text):
-        return set(re.findall(r"^# Parameters for ([^:]+):", text, re.MULTILINE))
-
-    def configurable(binding):
-        return binding.partition("=")[0].strip().rpartition(".")[0]
-
-    operative = called(operative_config())
-    maybe = [b for b in gin_params if configurable(b) not in operative]
+    operative = called_configurables()
+    maybe = [b for b in gin_params if bound_configurable(b) not in operative]
     if not maybe:  # as for nearly every run of a study: the whole config's text (slow to write) is not needed
         return []
-    unused = called(gin.config_str()) - operative
-    return [b for b in maybe if configurable(b) in unused]
+    unused = _sections(gin.config_str()) - operative
+    return [b for b in maybe if bound_configurable(b) in unused]
+
+
+def called_configurables():
+    """The configurables the resolved run called (with the parameters it read of each)."""
+    return _sections(operative_config())
+
+
+def bound_configurable(binding):
+    """'beta_vae' of 'beta_vae.beta = 4.0'."""
+    return binding.partition("=")[0].strip().rpartition(".")[0]
+
+
+def _sections(config_text):
+    return set(re.findall(r"^# Parameters for ([^:]+):", config_text, re.MULTILINE))
 
 
 def configurables():

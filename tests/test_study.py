@@ -123,10 +123,17 @@ def test_a_swept_value_the_run_does_not_read_is_refused(tiny_dsprites, tmp_path,
     with pytest.raises(UserError, match=r"study.sweep sets \S+ = \S+, which this beta_vae run does not read \(a "
                                         r"method or prior it does not call\); sweep it with the method or prior"):
         load_study(str(write_study(tmp_path / "s.gin", sweep)))
-    # a fixed one may go unread: a study fixes every method's settings for all its runs
-    study = write_study(tmp_path / "f.gin", "{'beta_vae.beta': [1.0]}")
+    # a fixed one may go unread by some runs: a study fixes every method's settings for all its runs
+    study = write_study(tmp_path / "f.gin", "[{'beta_vae.beta': [1.0]}, {'train.method': ['@beta_tcvae()']}]")
     study.write_text(study.read_text().replace("study.fixed = {", "study.fixed = {'beta_tcvae.beta': 2.0, "))
-    assert [spec.name for spec in load_study(str(study)).runs] == ["beta_vae/beta=1.0/seed=0"]
+    assert [spec.name for spec in load_study(str(study)).runs] == ["beta_vae/beta=1.0/seed=0", "beta_tcvae/seed=0"]
+    # but not by all of them (a misspelt method, a prior left out of the sweep): gin had ignored it
+    study = write_study(tmp_path / "g.gin", "{'beta_vae.beta': [1.0]}")
+    study.write_text(study.read_text().replace("study.fixed = {", "study.fixed = {'beta_tcvae.beta': 2.0, "
+                                                                    "'student_t.nu': 4.0, "))
+    with pytest.raises(UserError, match=r"study g: study.fixed sets beta_tcvae.beta = 2.0, student_t.nu = 4.0, "
+                                        r"which no run of the study reads"):
+        load_study(str(study))
 
 
 PINWHEEL = "'dataset.name': ['pinwheel'], 'model.architecture': ['mlp'], 'model.likelihood': ['gaussian']"

@@ -114,9 +114,10 @@ def load_study(name_or_gin):
                   metric_params=settings["metric_params"])
     _check_metrics(study)
     resolved = [_resolve(study, base, fixed, assignment) for assignment in assignments]
-    names = _unique_names([name for name, _, _ in resolved], [spec for _, spec, _ in resolved])
-    study.runs = [dataclasses.replace(spec, name=name) for name, (_, spec, _) in zip(names, resolved)]
-    study.identities = {name: identity for name, (_, _, identity) in zip(names, resolved)}
+    _check_fixed_bindings_read(study, fixed, [called for *_, called in resolved])
+    names = _unique_names([name for name, *_ in resolved], [spec for _, spec, *_ in resolved])
+    study.runs = [dataclasses.replace(spec, name=name) for name, (_, spec, *_) in zip(names, resolved)]
+    study.identities = {name: identity for name, (_, _, identity, _) in zip(names, resolved)}
     _check_one_run_each(study)
     _check_metrics_fit_data(study)
     return study
@@ -200,8 +201,9 @@ def _check_metrics(study):
 
 
 def _resolve(study, base, fixed, assignment):
-    """(readable name, RunSpec, identity) of one assignment, its config resolved and checked."""
-    from dlbench.config import parse_gin, resolve_run_spec, unused_bindings
+    """(readable name, RunSpec, identity, the configurables it calls) of one assignment, its config
+    resolved and checked."""
+    from dlbench.config import called_configurables, parse_gin, resolve_run_spec, unused_bindings
 
     params = fixed + [binding(k, v) for k, v in assignment.items()]
     label = ", ".join(params[len(fixed):]) or "its fixed bindings"
@@ -214,11 +216,26 @@ def _resolve(study, base, fixed, assignment):
         if unused:
             raise UserError(f"study.sweep sets {', '.join(unused)}, which this {spec.method.name} run does not read "
                             f"(a method or prior it does not call); sweep it with the method or prior that reads it")
+        called = called_configurables()
     except UserError as err:
         raise UserError(f"study {study.name}, run with {label}: {err}") from None
     finally:
         gin.clear_config()
-    return run_name(spec.method.name, assignment, spec.train["seed"]), RunSpec("", base, params), spec.identity()
+    return (run_name(spec.method.name, assignment, spec.train["seed"]), RunSpec("", base, params), spec.identity(),
+            called)
+
+
+def _check_fixed_bindings_read(study, fixed, called_by_runs):
+    """Refuse a fixed binding that no run of the study reads (of a method or prior none of them
+    calls: a misspelt method, a prior left out of the sweep): gin had ignored it without a word."""
+    from dlbench.config import bound_configurable
+
+    called = set().union(*called_by_runs)
+    unread = [b for b in fixed if bound_configurable(b) and bound_configurable(b) not in called]
+    if unread:
+        raise UserError(f"study {study.name}: study.fixed sets {', '.join(unread)}, which no run of the study reads "
+                        f"(a method or prior none of its runs calls); remove it, or sweep the method or prior that "
+                        f"reads it")
 
 
 def run_name(method, assignment, seed):
