@@ -71,6 +71,22 @@ def test_a_default_result_written_before_the_request_was_recorded_is_still_reuse
     assert asked["total_correlation"]["points"] == "sampled"  # 384 drawn points: not the grid's result
 
 
+def test_a_batch_size_that_only_chunks_the_encoding_is_no_protocol(trained_run):
+    # mig.batch_size=512 had been stored under mig[batch_size=512] and never reused by plain mig
+    chunked = evaluate_run(trained_run, ["mig"], params={"mig": {"num_train": 200, "batch_size": 64}}, log=quiet)
+    assert metric_result_path(trained_run, "mean", "mig", {"num_train": 200, "batch_size": 64}).parent.name == \
+        "mig[num_train=200]"
+    lines = []
+    again = evaluate_run(trained_run, ["mig"], params={"mig": {"num_train": 200}}, log=lines.append)
+    assert lines == [f"{trained_run}: kept the stored results of mig (--overwrite computes them again)"]
+    assert again == chunked
+    for name in metrics.CHUNKING_BATCH_SIZE:
+        assert metric_result_path(trained_run, "mean", name, {"batch_size": 8}).parent.name == name
+    # in factor_vae batch_size is the number of points per vote: its own protocol
+    assert metric_result_path(trained_run, "mean", "factor_vae", {"batch_size": 8}).parent.name == \
+        "factor_vae[batch_size=8]"
+
+
 @pytest.mark.parametrize("metric, binding, needle", [
     ("dci", "dci.classifier=foo", "dci.classifier must be one of 'gbt', 'logistic', got 'foo'"),
     ("aggregate_kl", "aggregate_kl.num_points=abc",
