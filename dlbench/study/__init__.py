@@ -126,15 +126,11 @@ def _check_each_binding_once(path):
     """Refuse a binding given twice in one study file: gin keeps the last without a word, which had
     dropped a sweep's first values unseen. Binding again what an included file binds stays the way
     one study shrinks or varies another."""
-    from gin import config_parser
+    from dlbench.config import bindings_in
 
     first_line = {}
     with open(path) as text:
-        for statement in config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True)):
-            if not isinstance(statement, config_parser.BindingStatement):
-                continue
-            name = ".".join(part for part in (statement.selector, statement.arg_name) if part)
-            name = f"{statement.scope}/{name}" if statement.scope else name
+        for name, statement in bindings_in(text):
             line = statement.location.line_num
             if name in first_line:
                 raise UserError(f"{name} is bound twice, on lines {first_line[name]} and {line} (gin would keep "
