@@ -71,6 +71,16 @@ def test_a_binding_given_twice_in_a_study_file_is_one_line_and_nothing_is_writte
     assert tree(tmp_path) == ["s.gin"]
 
 
+def test_a_swept_binding_replaces_the_fixed_one_of_its_name_in_the_run_commands(tiny_dsprites, tmp_path):
+    # both had been given, the fixed first: a --dry_run command that dlb_train refuses
+    study = write_study(tmp_path / "s.gin", "{'train.steps': [6]}")
+    result = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--dry_run", data_root=tiny_dsprites)
+    assert result.returncode == 0, result.stderr
+    command = shlex.split(result.stdout.strip().split(": ", 1)[1])
+    bindings = [command[i + 1] for i, arg in enumerate(command) if arg == "--gin_param"]
+    assert [b for b in bindings if b.startswith("train.steps")] == ["train.steps = 6"]
+
+
 def test_a_study_file_may_bind_again_what_the_study_it_includes_binds(tiny_dsprites, tmp_path):
     # how a smoke run shrinks a named study (reports/reproductions/common.sh), and a study varies another
     base = write_study(tmp_path / "base.gin", "{'beta_vae.beta': [1.0, 8.0]}")

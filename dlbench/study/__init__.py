@@ -56,7 +56,7 @@ def _require(ok, binding, expected, value):
 class RunSpec:
     name: str                 # the run directory's name under the runs root
     gin_files: list
-    gin_params: list          # bindings, fixed ones first, then this run's swept values
+    gin_params: list          # bindings, fixed ones first (those not swept), then this run's swept values
 
 
 @dataclasses.dataclass
@@ -108,7 +108,7 @@ def load_study(name_or_gin):
     finally:
         gin.clear_config()
     base = [str(_base_file(f, path)) for f in settings["base_gin"]]
-    fixed = [binding(k, v) for k, v in settings["fixed"].items()]
+    fixed = settings["fixed"]
     assignments = expand(settings["sweep"])
     study = Study(name=path.stem, file=str(path.resolve()), runs=[], metrics=settings["metrics"],
                   metric_params=settings["metric_params"])
@@ -183,14 +183,17 @@ def _resolve(study, base, fixed, assignment):
     """(readable name, RunSpec, identity) of one assignment, its config resolved and checked."""
     from dlbench.config import parse_gin, resolve_run_spec, unused_bindings
 
-    params = fixed + [binding(k, v) for k, v in assignment.items()]
-    label = ", ".join(params[len(fixed):]) or "its fixed bindings"
+    swept = [binding(k, v) for k, v in assignment.items()]
+    # a swept value replaces a fixed one of its name, given once: dlb_train (the --dry_run commands)
+    # refuses a binding --gin_param gives twice
+    params = [binding(k, v) for k, v in fixed.items() if k not in assignment] + swept
+    label = ", ".join(swept) or "its fixed bindings"
     try:
         parse_gin(base, params)
         spec = resolve_run_spec()
         # a swept value the run never reads had named it, and several had been "the same run"
         # (fixed bindings may go unused: studies fix every method's settings for all their runs)
-        unused = unused_bindings(params[len(fixed):])
+        unused = unused_bindings(swept)
         if unused:
             raise UserError(f"study.sweep sets {', '.join(unused)}, which this {spec.method.name} run does not read "
                             f"(a method or prior it does not call); sweep it with the method or prior that reads it")
