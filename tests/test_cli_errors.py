@@ -139,6 +139,16 @@ def test_a_run_whose_config_gin_is_gone_is_said_to_be_a_run(trained_run, capsys)
                       f"missing; restore it from a copy, or give the gin files it trained with")
 
 
+def test_gin_param_alone_on_a_run_says_it_needs_the_runs_own_config(trained_run):
+    # "no method given: bind train.method" had been said to a user changing the run's steps
+    before = files_of(trained_run)
+    config = trained_run / "model" / "config.gin"
+    result = run_in_process("dlb_train", "--run_dir", trained_run, "--gin_param", "train.steps = 190")
+    assert_one_line_error(result, "--gin_param needs --gin", f"'{trained_run}' holds a run whose own config is {config}",
+                          f"give --gin {config} with them", "--overwrite", "or --run_dir alone to resume it")
+    assert files_of(trained_run) == before
+
+
 def test_no_gin_at_all(capsys):
     assert_user_error(capsys, train.main([]), "--gin")
 
