@@ -61,6 +61,15 @@ def write_study(path, sweep, metrics="['mig']", name=None):
     return path
 
 
+def test_a_run_config_given_as_a_study_says_so(tiny_dsprites, tmp_path):
+    # gin's "Required bindings for `study` not provided in config: ['base_gin']" had been said
+    config = REPO / "gin" / "beta_vae.gin"
+    result = run_in_process("dlb_study", config, "--runs_root", tmp_path / "runs", "--dry_run", data_root=tiny_dsprites)
+    assert_one_line_error(result, f"'{config}' is a run config, not a study file (it binds no study.base_gin); train "
+                                  f"it with dlb_train --gin {config}, or see gin/studies/ for study files")
+    assert tree(tmp_path) == []
+
+
 def test_a_binding_given_twice_in_a_study_file_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_path):
     # gin keeps the last binding without a word: the first sweep's values had been dropped unseen
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")

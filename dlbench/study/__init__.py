@@ -16,6 +16,7 @@ names, and the results, of the runs it had. The runs root holds study.json, the 
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import re
 from pathlib import Path
@@ -97,7 +98,7 @@ def load_study(name_or_gin):
         with quiet_gin_includes():
             gin.parse_config_file(str(path))
         _check_each_binding_once(path)
-        settings = study_settings()
+        settings = study_settings() if _binds_study() else None
     except UserError as err:
         raise UserError(f"bad study file '{path}': {str(err).splitlines()[0]}") from None
     except RecursionError:
@@ -107,6 +108,9 @@ def load_study(name_or_gin):
         raise UserError(f"bad study file '{path}': {problem}") from None
     finally:
         gin.clear_config()
+    if settings is None:  # gin's "Required bindings for `study` not provided" did not say what the file is
+        raise UserError(f"'{path}' is a run config, not a study file (it binds no study.base_gin); train it with "
+                        f"dlb_train --gin {path}, or see gin/studies/ for study files")
     base = [str(_base_file(f, path)) for f in settings["base_gin"]]
     fixed = settings["fixed"]
     assignments = expand(settings["sweep"])
@@ -120,6 +124,17 @@ def load_study(name_or_gin):
     _check_one_run_each(study)
     _check_metrics_fit_data(study)
     return study
+
+
+def _binds_study():
+    """Whether the parsed config binds any study.* (its own or an included study's)."""
+    for name in inspect.signature(study_settings).parameters:
+        try:
+            gin.query_parameter(f"study.{name}")
+            return True
+        except ValueError:
+            continue
+    return False
 
 
 def _check_each_binding_once(path):
