@@ -183,6 +183,12 @@ def test_the_dry_run_prints_commands_a_shell_can_paste(tiny_dsprites, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_the_status_of_a_one_run_study_says_one_run(tiny_dsprites, tmp_path):
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    status = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--status", data_root=tiny_dsprites)
+    assert f"in {tmp_path / 'runs'}: 1 run: 1 not started" in status.stdout, status.stdout  # had been "1 runs"
+
+
 def test_status_and_study_json_and_another_study_in_the_same_root(tiny_dsprites, tmp_path):
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
     runs = tmp_path / "runs"
