@@ -144,8 +144,9 @@ def test_gin_param_alone_on_a_run_says_it_needs_the_runs_own_config(trained_run)
     before = files_of(trained_run)
     config = trained_run / "model" / "config.gin"
     result = run_in_process("dlb_train", "--run_dir", trained_run, "--gin_param", "train.steps = 190")
-    assert_one_line_error(result, "--gin_param needs --gin", f"'{trained_run}' holds a run whose own config is {config}",
-                          f"give --gin {config} with them", "--overwrite", "or --run_dir alone to resume it")
+    assert_one_line_error(result, "--gin_param needs --gin",
+                          f"'{trained_run}' holds a run whose own config is {config}", f"give --gin {config} with them",
+                          "--overwrite", "or --run_dir alone to resume it")
     assert files_of(trained_run) == before
 
 
