@@ -173,6 +173,37 @@ def parse_gin(gin_files=(), gin_params=()):
             raise UserError(f"bad gin config in {source}: {gin_problem(err)}") from None
 
 
+def bindings_in(text):
+    """(name, statement) of each binding in gin text (a string or an open file), the name as gin
+    keys it: 'train.steps', 'scope/train.steps', or a macro's."""
+    from gin import config_parser
+
+    for statement in config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True)):
+        if isinstance(statement, config_parser.BindingStatement):
+            name = ".".join(part for part in (statement.selector, statement.arg_name) if part)
+            yield (f"{statement.scope}/{name}" if statement.scope else name), statement
+
+
+def check_each_binding_once(gin_params):
+    """Refuse a binding that --gin_param gives twice with two values: gin keeps the last without a
+    word. Binding again what a --gin file binds stays the way to override it."""
+    given = {}
+    for text in gin_params:
+        try:
+            bindings = list(bindings_in(text))
+        except Exception:  # gin's parse errors come as several types; parse_gin words them
+            continue
+        for name, statement in bindings:
+            if name in given and not _same_binding(given[name], (text, statement.value)):
+                raise UserError(f"--gin_param gives {name} twice ('{given[name][0]}' and '{text}'); give it once")
+            given[name] = (text, statement.value)
+
+
+def _same_binding(first, second):
+    # references (@beta_vae()) are objects without equality: their texts tell
+    return first[1] == second[1] or "".join(first[0].split()) == "".join(second[0].split())
+
+
 def unused_bindings(gin_params):
     """The bindings among gin_params of configurables the resolved run never called (a method or a
     prior it does not use, e.g. beta_tcvae.beta in a beta_vae run): gin ignores them silently.

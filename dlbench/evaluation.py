@@ -417,14 +417,14 @@ def parse_metric_params(bindings):
     params = {}
     for binding in bindings:
         key, sep, value = binding.partition("=")
-        metric, dot, param = key.strip().partition(".")
-        if not sep or not dot or not param:
+        metric, dot, param = (part.strip() for part in key.partition("."))
+        if not sep or not dot or not metric or not param:
             raise UserError(f"bad --metric_param '{binding}'; write METRIC.PARAM=VALUE, e.g. factor_vae.num_train=1000")
         try:
             parsed = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
             parsed = value.strip()
-        given, param = params.setdefault(metric, {}), param.strip()
+        given = params.setdefault(metric, {})
         if param in given and given[param] != parsed:  # which one was meant is a guess
             raise UserError(f"--metric_param gives {metric}.{param} twice ({given[param]!r} and {parsed!r}); "
                             f"give it once")

@@ -33,6 +33,13 @@ TINY_PARAMS = [
 ]
 
 
+def tiny_params(*overrides):
+    """TINY_PARAMS with overrides in place of the bindings of the same names: dlb_train refuses a
+    binding that --gin_param gives twice with two values."""
+    names = {binding.partition("=")[0].strip() for binding in overrides}
+    return [p for p in TINY_PARAMS if p.partition("=")[0].strip() not in names] + list(overrides)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_data_at_home(tmp_path_factory):
     """An empty $DLBENCH_DATA for every test that does not set its own, which must stay empty: a

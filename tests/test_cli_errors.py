@@ -13,14 +13,15 @@ import torch
 from dlbench.cli import aggregate, data, evaluate, postprocess, study, train
 
 from dlbench.study import load_study
-from tests.conftest import TINY_PARAMS
+from tests.commands import assert_one_line_error, run_in_process, tree
+from tests.conftest import TINY_PARAMS, tiny_params
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def tiny_train_args(run_dir, *params):
     args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
-    for p in list(TINY_PARAMS) + list(params):
+    for p in tiny_params(*params):
         args += ["--gin_param", p]
     return args
 
@@ -50,6 +51,22 @@ def test_bad_bindings(tiny_dsprites, tmp_path, capsys, binding, needle):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_binding_given_twice_by_gin_param_is_refused(tiny_data_root, tmp_path):
+    # the last had won without a word (--metric_param refused the same)
+    args = [*tiny_train_args(tmp_path / "run"), "--gin_param", "train.steps=6"]
+    result = run_in_process("dlb_train", *args, data_root=tiny_data_root, cwd=tmp_path)
+    assert_one_line_error(result, "--gin_param gives train.steps twice ('train.steps = 20' and 'train.steps=6'); "
+                                  "give it once")
+    assert tree(tmp_path) == []
+
+
+def test_a_binding_given_twice_with_one_value_or_in_two_scopes_is_one_binding():
+    from dlbench.config import check_each_binding_once
+
+    check_each_binding_once(["train.steps = 5", "train.steps=5", "train.method = @beta_vae()",
+                             "train.method=@beta_vae()", "eval/train.steps = 6", "train.steps = ("])
+
+
 @pytest.mark.parametrize("method", [["train.method = @beta_tcvae()", "beta_tcvae.estimator = 'mss'"],
                                     ["train.method = @beta_tcvae()", "beta_tcvae.estimator = 'mws'"],
                                     ["train.method = @ab_vae()"], ["train.method = @dip_vae()"],
@@ -58,7 +75,7 @@ def test_a_batch_too_small_for_the_objective_is_refused_with_the_config(tiny_dsp
     # minibatch stratified sampling and the unbiased MMD need a second observation: it had failed at
     # step 1; with one, the minibatch-weighted total correlation is a constant, the DIP covariance
     # zero and the FactorVAE permutation the identity: they had trained with a penalty that does nothing
-    params = [p for p in TINY_PARAMS if not p.startswith(("train.method", "beta_vae."))] + method
+    params = [p for p in TINY_PARAMS if not p.startswith(("train.method", "beta_vae.", "train.batch_size"))] + method
     args = ["--run_dir", str(tmp_path / "run"), "--device", "cpu", "--no_progress"]
     for p in params + ["train.batch_size = 1"]:
         args += ["--gin_param", p]
@@ -120,6 +137,17 @@ def test_a_run_whose_config_gin_is_gone_is_said_to_be_a_run(trained_run, capsys)
     assert_user_error(capsys, train.main(["--run_dir", str(trained_run)]),
                       f"'{trained_run}' holds a done run whose own config ({trained_run / 'model' / 'config.gin'}) is "
                       f"missing; restore it from a copy, or give the gin files it trained with")
+
+
+def test_gin_param_alone_on_a_run_says_it_needs_the_runs_own_config(trained_run):
+    # "no method given: bind train.method" had been said to a user changing the run's steps
+    before = files_of(trained_run)
+    config = trained_run / "model" / "config.gin"
+    result = run_in_process("dlb_train", "--run_dir", trained_run, "--gin_param", "train.steps = 190")
+    assert_one_line_error(result, "--gin_param needs --gin",
+                          f"'{trained_run}' holds a run whose own config is {config}", f"give --gin {config} with them",
+                          "--overwrite", "or --run_dir alone to resume it")
+    assert files_of(trained_run) == before
 
 
 def test_no_gin_at_all(capsys):
@@ -400,8 +428,7 @@ def test_a_likelihood_the_data_does_not_fit_is_refused_before_anything_is_writte
     from tests.test_study import write_study
 
     run_dir = tmp_path / "run"
-    code = train.main([*tiny_train_args(run_dir), "--gin_param", f"dataset.name = '{dataset}'",
-                       "--gin_param", "model.architecture = 'mlp'"])
+    code = train.main(tiny_train_args(run_dir, f"dataset.name = '{dataset}'", "model.architecture = 'mlp'"))
     assert_user_error(capsys, code, "the bernoulli likelihood (model.likelihood) is for images",
                       f"vectors of shape {shape}: use model.likelihood = 'gaussian'")
     assert not run_dir.exists()

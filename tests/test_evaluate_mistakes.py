@@ -12,7 +12,7 @@ from dlbench.cli import evaluate as evaluate_cli
 from dlbench.errors import UserError
 from dlbench.evaluation import evaluate_run, metric_result_path
 from dlbench.study.unit import quiet
-from tests.commands import assert_one_line_error, run_command, tree
+from tests.commands import assert_one_line_error, run_command, run_in_process, tree
 from tests.test_external_representation import PoolCodes, save_script
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -71,6 +71,22 @@ def test_a_default_result_written_before_the_request_was_recorded_is_still_reuse
     assert asked["total_correlation"]["points"] == "sampled"  # 384 drawn points: not the grid's result
 
 
+def test_a_batch_size_that_only_chunks_the_encoding_is_no_protocol(trained_run):
+    # mig.batch_size=512 had been stored under mig[batch_size=512] and never reused by plain mig
+    chunked = evaluate_run(trained_run, ["mig"], params={"mig": {"num_train": 200, "batch_size": 64}}, log=quiet)
+    assert metric_result_path(trained_run, "mean", "mig", {"num_train": 200, "batch_size": 64}).parent.name == \
+        "mig[num_train=200]"
+    lines = []
+    again = evaluate_run(trained_run, ["mig"], params={"mig": {"num_train": 200}}, log=lines.append)
+    assert lines == [f"{trained_run}: kept the stored results of mig (--overwrite computes them again)"]
+    assert again == chunked
+    for name in metrics.CHUNKING_BATCH_SIZE:
+        assert metric_result_path(trained_run, "mean", name, {"batch_size": 8}).parent.name == name
+    # in factor_vae batch_size is the number of points per vote: its own protocol
+    assert metric_result_path(trained_run, "mean", "factor_vae", {"batch_size": 8}).parent.name == \
+        "factor_vae[batch_size=8]"
+
+
 @pytest.mark.parametrize("metric, binding, needle", [
     ("dci", "dci.classifier=foo", "dci.classifier must be one of 'gbt', 'logistic', got 'foo'"),
     ("aggregate_kl", "aggregate_kl.num_points=abc",
@@ -89,6 +105,15 @@ def test_every_value_is_refused_before_anything_is_computed(trained_run, capsys,
     result = evaluate(capsys, trained_run, "--metrics", f"active_units,{metric}", "--metric_param", binding)
     assert_one_line_error(result, needle)
     assert "computing" not in result.stdout and tree(trained_run) == before
+
+
+@pytest.mark.parametrize("binding", [".num_train=3", "mig.=3", "mig. =3", "mig.num_train", "=3", " .num_train=3"])
+def test_a_malformed_metric_param_is_said_to_be_malformed(trained_run, binding):
+    # ".num_train=3" had been taken for parameters of a metric named ''
+    before = tree(trained_run)
+    result = run_in_process("dlb_evaluate", trained_run, "--metrics", "mig", "--metric_param", binding)
+    assert_one_line_error(result, f"bad --metric_param '{binding}'; write METRIC.PARAM=VALUE")
+    assert tree(trained_run) == before
 
 
 def test_a_parameter_given_twice_with_two_values_is_refused(trained_run, capsys):

@@ -117,6 +117,18 @@ def test_mistakes_in_the_command_are_one_line(tiny_dsprites, tmp_path, args, nee
     assert tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("given, said", [
+    (["--out", "o"], "--representation needs --dataset (the dataset to evaluate on)"),
+    (["--dataset", "dsprites"], "--representation needs --out (the folder for results)"),
+    ([], "--representation needs --dataset (the dataset to evaluate on) and --out (the folder for results)"),
+])
+def test_a_missing_dataset_or_out_is_explained_alone(tmp_path, given, said):
+    # both had ended in "(the dataset to evaluate on, the folder for results)", whichever was missing
+    result = run_in_process("dlb_evaluate", "--representation", "codes.pt", *given, cwd=tmp_path)
+    assert assert_one_line_error(result, said).endswith(said)
+    assert tree(tmp_path) == []
+
+
 def test_what_a_metric_needs_of_the_model_is_named_from_the_functions_it_takes():
     from dlbench.evaluation import MODEL_PARTS, model_parts
     from dlbench.model_functions import MODEL_FUNCTIONS

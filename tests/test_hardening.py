@@ -22,14 +22,14 @@ import pytest
 import torch
 
 from tests.commands import REPO, assert_one_line_error, run_command, run_in_process, tree
-from tests.conftest import TINY_PARAMS
+from tests.conftest import tiny_params
 
 pytestmark = pytest.mark.slow
 
 
 def gin_args(*extra_params):
-    """--gin_param flags of TINY_PARAMS followed by extra_params."""
-    return [arg for p in [*TINY_PARAMS, *extra_params] for arg in ("--gin_param", p)]
+    """--gin_param flags of TINY_PARAMS, extra_params replacing those of the same names."""
+    return [arg for p in tiny_params(*extra_params) for arg in ("--gin_param", p)]
 
 
 def train_args(run_dir, *extra_params, progress=False, extra_args=()):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.commands import REPO, assert_one_line_error, run_command
-from tests.conftest import TINY_PARAMS
+from tests.conftest import tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ STEPS = 160
 # the first writer trains on, three commands are refused (5 s in all here, dlb_evaluate importing
 # torch, against 150 steps of 60-120 ms); no periodic checkpoint before the signal, so the one
 # resumed from is the one the signal wrote
-PARAMS = [*TINY_PARAMS, f"train.steps = {STEPS}", "train.checkpoint_every = 100000", "train.log_every = 10"]
+PARAMS = tiny_params(f"train.steps = {STEPS}", "train.checkpoint_every = 100000", "train.log_every = 10")
 
 
 def train_args(run_dir, *extra):
@@ -199,7 +199,7 @@ def test_a_run_stopped_at_once_records_the_session_up_to_its_last_checkpoint(tin
 
     monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_stop)
     run_dir = tmp_path / "run"
-    params = [*TINY_PARAMS, "train.steps = 20", "train.checkpoint_every = 5"]
+    params = tiny_params("train.steps = 20", "train.checkpoint_every = 5")
     argv = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress",
             *[arg for param in params for arg in ("--gin_param", param)]]
     assert train.main(argv) == 130

@@ -13,7 +13,7 @@ from dlbench.cli import postprocess as postprocess_cli
 from dlbench.cli import study as study_cli
 from dlbench.cli import train as train_cli
 
-from tests.conftest import TINY_PARAMS
+from tests.conftest import TINY_PARAMS, tiny_params
 
 FAST_METRICS = ["--metric_param", "factor_vae.num_train=200", "--metric_param", "factor_vae.num_eval=100",
                 "--metric_param", "factor_vae.num_variance_estimate=500", "--metric_param", "mig.num_train=500",
@@ -22,11 +22,11 @@ MIG, FVAE, RECON = "mig[num_train=500]", "factor_vae[num_train=200,num_eval=100,
     "recon_ll[num_points=300]"
 
 
-def train_args(run_dir, *extra):
+def train_args(run_dir, *params):
     args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
-    for p in TINY_PARAMS:
+    for p in tiny_params(*params):
         args += ["--gin_param", p]
-    return args + list(extra)
+    return args
 
 
 def test_cli_pipeline_writes_every_file_of_the_run_directory(tiny_dsprites, tmp_path):
@@ -34,7 +34,7 @@ def test_cli_pipeline_writes_every_file_of_the_run_directory(tiny_dsprites, tmp_
     for beta in ("1.0", "4.0"):
         for seed in ("0", "1"):
             run_dir = runs / f"b{beta}_s{seed}"
-            args = train_args(run_dir, "--gin_param", f"beta_vae.beta = {beta}", "--gin_param", f"train.seed = {seed}")
+            args = train_args(run_dir, f"beta_vae.beta = {beta}", f"train.seed = {seed}")
             assert train_cli.main(args) == 0
             assert evaluate_cli.main([str(run_dir), "--device", "cpu"] + FAST_METRICS) == 0
 

@@ -61,6 +61,15 @@ def write_study(path, sweep, metrics="['mig']", name=None):
     return path
 
 
+def test_a_run_config_given_as_a_study_says_so(tiny_dsprites, tmp_path):
+    # gin's "Required bindings for `study` not provided in config: ['base_gin']" had been said
+    config = REPO / "gin" / "beta_vae.gin"
+    result = run_in_process("dlb_study", config, "--runs_root", tmp_path / "runs", "--dry_run", data_root=tiny_dsprites)
+    assert_one_line_error(result, f"'{config}' is a run config, not a study file (it binds no study.base_gin); train "
+                                  f"it with dlb_train --gin {config}, or see gin/studies/ for study files")
+    assert tree(tmp_path) == []
+
+
 def test_a_binding_given_twice_in_a_study_file_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_path):
     # gin keeps the last binding without a word: the first sweep's values had been dropped unseen
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
@@ -69,6 +78,16 @@ def test_a_binding_given_twice_in_a_study_file_is_one_line_and_nothing_is_writte
     assert_one_line_error(result, f"bad study file '{study}'", "study.sweep is bound twice, on lines 3 and 6",
                           "keep one")
     assert tree(tmp_path) == ["s.gin"]
+
+
+def test_a_swept_binding_replaces_the_fixed_one_of_its_name_in_the_run_commands(tiny_dsprites, tmp_path):
+    # both had been given, the fixed first: a --dry_run command that dlb_train refuses
+    study = write_study(tmp_path / "s.gin", "{'train.steps': [6]}")
+    result = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--dry_run", data_root=tiny_dsprites)
+    assert result.returncode == 0, result.stderr
+    command = shlex.split(result.stdout.strip().split(": ", 1)[1])
+    bindings = [command[i + 1] for i, arg in enumerate(command) if arg == "--gin_param"]
+    assert [b for b in bindings if b.startswith("train.steps")] == ["train.steps = 6"]
 
 
 def test_a_study_file_may_bind_again_what_the_study_it_includes_binds(tiny_dsprites, tmp_path):
@@ -180,6 +199,12 @@ def test_the_dry_run_prints_commands_a_shell_can_paste(tiny_dsprites, tmp_path):
     assert args[0] == "dlb_train" and "dataset.name = 'dsprites'" in args and "beta_vae.beta = 4.0" in args
     assert args[-2:] == ["--run_dir", directory] and directory.endswith("beta_vae/beta=4.0,name=dsprites/seed=0")
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_status_of_a_one_run_study_says_one_run(tiny_dsprites, tmp_path):
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    status = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--status", data_root=tiny_dsprites)
+    assert f"in {tmp_path / 'runs'}: 1 run: 1 not started" in status.stdout, status.stdout  # had been "1 runs"
 
 
 def test_status_and_study_json_and_another_study_in_the_same_root(tiny_dsprites, tmp_path):

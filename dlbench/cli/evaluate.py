@@ -61,8 +61,10 @@ def _evaluate_representation(args, names):
     if args.run_dir:
         raise UserError("give either RUN_DIR or --representation, not both")
     if not args.dataset or not args.out:
-        missing = " and ".join(flag for flag, value in (("--dataset", args.dataset), ("--out", args.out)) if not value)
-        raise UserError(f"--representation needs {missing} (the dataset to evaluate on, the folder for results)")
+        flags = (("--dataset", args.dataset, "the dataset to evaluate on"),
+                 ("--out", args.out, "the folder for results"))
+        missing = [f"{flag} ({what})" for flag, value, what in flags if not value]
+        raise UserError(f"--representation needs {' and '.join(missing)}")
     if args.mode != "mean":
         raise UserError("--mode applies to runs; a --representation is evaluated as it is")
 

@@ -242,7 +242,7 @@ def _print_status(study, runs, runs_root):
     from dlbench.study import DONE, FAILED, REEVALUATE, study_status
 
     states = study_status(study, runs, runs_root)
-    print(f"study {study.name} in {runs_root}: {len(runs)} runs: "
+    print(f"study {study.name} in {runs_root}: {len(runs)} run{'s' if len(runs) != 1 else ''}: "
           + ", ".join(f"{len(names)} {state}" for state, names in sorted(states.items())))
     for name, reason in states.get(FAILED, []):
         print(f"  failed: {name}: {reason}")

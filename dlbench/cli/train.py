@@ -24,7 +24,10 @@ def _body(argv):
     if args.run_dir:
         rundir.check_not_held(args.run_dir)  # a second writer is told at once, before torch loads
 
+    from dlbench.config import check_each_binding_once
     from dlbench.train.run import train_from_gin
+
+    check_each_binding_once(args.gin_param)
 
     run_dir, status = train_from_gin(args.gin, args.gin_param, args.run_dir, args.device, args.overwrite,
                                      progress=not args.no_progress, note_unused=True)

@@ -123,14 +123,27 @@ def evaluate(name, data, representation_fn, seed=0, **params):
 # Parameters that say where or in what chunks a metric computes, not what: not part of its protocol.
 EXECUTION_PARAMS = ("device", "representation_batch_size")
 
+# The metrics whose batch_size only chunks the encoding (their docstrings say it does not change the
+# result; in beta_vae and factor_vae it is the protocol's points per vote): a user may set it, but
+# it is left out of the protocol, so a stored result is reused whatever batch_size computed it.
+CHUNKING_BATCH_SIZE = ("dci", "mig", "modularity_explicitness", "sap", "unsupervised")
 
-def protocol_params(name):
-    """{parameter: default} of the parameters that make metric `name`'s protocol: every parameter
-    but the functions of a model (defaults None, passed by the evaluation stage) and execution ones."""
+
+def settable_params(name):
+    """{parameter: default} of the parameters of metric `name` a user may set (--metric_param):
+    every parameter but the functions of a model (defaults None, passed by the evaluation stage)
+    and execution ones."""
     from dlbench.model_functions import MODEL_FUNCTIONS
 
     return {key: default for key, default in metric_params(name).items()
             if key not in MODEL_FUNCTIONS and key not in EXECUTION_PARAMS}
+
+
+def protocol_params(name):
+    """{parameter: default} of the parameters that make metric `name`'s protocol: the settable
+    ones but a batch_size that only chunks the encoding (CHUNKING_BATCH_SIZE)."""
+    neutral = ("batch_size",) if name in CHUNKING_BATCH_SIZE else ()
+    return {key: default for key, default in settable_params(name).items() if key not in neutral}
 
 
 # The key under which a result records what was asked for of the parameters whose default is
@@ -207,7 +220,7 @@ def dataset_problem(name, params, dataset, latent_dim=None, setting="set {}"):
 def check_params(name, params):
     """Refuse unknown parameters of metric `name`, and values it would refuse (of another type
     than the default's, or out of range), before anything is computed."""
-    accepted = protocol_params(name)
+    accepted = settable_params(name)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise UserError(f"unknown parameter(s) {', '.join(unknown)} for metric {name!r}; "

@@ -16,6 +16,7 @@ names, and the results, of the runs it had. The runs root holds study.json, the 
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import re
 from pathlib import Path
@@ -56,7 +57,7 @@ def _require(ok, binding, expected, value):
 class RunSpec:
     name: str                 # the run directory's name under the runs root
     gin_files: list
-    gin_params: list          # bindings, fixed ones first, then this run's swept values
+    gin_params: list          # bindings, fixed ones first (those not swept), then this run's swept values
 
 
 @dataclasses.dataclass
@@ -97,7 +98,7 @@ def load_study(name_or_gin):
         with quiet_gin_includes():
             gin.parse_config_file(str(path))
         _check_each_binding_once(path)
-        settings = study_settings()
+        settings = study_settings() if _binds_study() else None
     except UserError as err:
         raise UserError(f"bad study file '{path}': {str(err).splitlines()[0]}") from None
     except RecursionError:
@@ -107,8 +108,11 @@ def load_study(name_or_gin):
         raise UserError(f"bad study file '{path}': {problem}") from None
     finally:
         gin.clear_config()
+    if settings is None:  # gin's "Required bindings for `study` not provided" did not say what the file is
+        raise UserError(f"'{path}' is a run config, not a study file (it binds no study.base_gin); train it with "
+                        f"dlb_train --gin {path}, or see gin/studies/ for study files")
     base = [str(_base_file(f, path)) for f in settings["base_gin"]]
-    fixed = [binding(k, v) for k, v in settings["fixed"].items()]
+    fixed = settings["fixed"]
     assignments = expand(settings["sweep"])
     study = Study(name=path.stem, file=str(path.resolve()), runs=[], metrics=settings["metrics"],
                   metric_params=settings["metric_params"])
@@ -123,19 +127,26 @@ def load_study(name_or_gin):
     return study
 
 
+def _binds_study():
+    """Whether the parsed config binds any study.* (its own or an included study's)."""
+    for name in inspect.signature(study_settings).parameters:
+        try:
+            gin.query_parameter(f"study.{name}")
+            return True
+        except ValueError:
+            continue
+    return False
+
+
 def _check_each_binding_once(path):
     """Refuse a binding given twice in one study file: gin keeps the last without a word, which had
     dropped a sweep's first values unseen. Binding again what an included file binds stays the way
     one study shrinks or varies another."""
-    from gin import config_parser
+    from dlbench.config import bindings_in
 
     first_line = {}
     with open(path) as text:
-        for statement in config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True)):
-            if not isinstance(statement, config_parser.BindingStatement):
-                continue
-            name = ".".join(part for part in (statement.selector, statement.arg_name) if part)
-            name = f"{statement.scope}/{name}" if statement.scope else name
+        for name, statement in bindings_in(text):
             line = statement.location.line_num
             if name in first_line:
                 raise UserError(f"{name} is bound twice, on lines {first_line[name]} and {line} (gin would keep "
@@ -205,14 +216,17 @@ def _resolve(study, base, fixed, assignment):
     resolved and checked."""
     from dlbench.config import called_configurables, parse_gin, resolve_run_spec, unused_bindings
 
-    params = fixed + [binding(k, v) for k, v in assignment.items()]
-    label = ", ".join(params[len(fixed):]) or "its fixed bindings"
+    swept = [binding(k, v) for k, v in assignment.items()]
+    # a swept value replaces a fixed one of its name, given once: dlb_train (the --dry_run commands)
+    # refuses a binding --gin_param gives twice
+    params = [binding(k, v) for k, v in fixed.items() if k not in assignment] + swept
+    label = ", ".join(swept) or "its fixed bindings"
     try:
         parse_gin(base, params)
         spec = resolve_run_spec()
         # a swept value the run never reads had named it, and several had been "the same run"
         # (fixed bindings may go unused: studies fix every method's settings for all their runs)
-        unused = unused_bindings(params[len(fixed):])
+        unused = unused_bindings(swept)
         if unused:
             raise UserError(f"study.sweep sets {', '.join(unused)}, which this {spec.method.name} run does not read "
                             f"(a method or prior it does not call); sweep it with the method or prior that reads it")

@@ -407,6 +407,8 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     if own:
         gin_files = [own_config(run_dir)]
     parse_gin(gin_files, gin_params)
+    if not gin_files and run_dir is not None and rundir.is_run(run_dir):
+        check_bindings_give_a_config(run_dir)
     spec = resolve_run_spec()
     unused = unused_bindings(gin_params) if note_unused else []
     if unused:
@@ -424,6 +426,21 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
         raise rundir.ConfigMismatch(f"'{gin_files[0]}' was changed since the run started ({changed}); undo the "
                                     f"change, or add --overwrite to train again from step 0 with it",
                                     err.differences) from None
+
+
+def check_bindings_give_a_config(run_dir):
+    """Refuse --gin_param alone, binding no method, on the run in run_dir: they are taken for a new
+    run's whole config, not changes to the run's own (which "no method given" had not said)."""
+    import gin
+
+    try:
+        gin.query_parameter("train.method")
+    except ValueError:
+        config = rundir.config_gin_path(run_dir)
+        raise UserError(f"--gin_param needs --gin: alone they make a new run's whole config, and '{run_dir}' holds a "
+                        f"run whose own config is {config}; give --gin {config} with them (of a run only how often "
+                        f"it logs or checkpoints may change; another change needs --overwrite, which trains it "
+                        f"again from step 0), or --run_dir alone to resume it as it is") from None
 
 
 def own_config(run_dir):
