@@ -245,7 +245,7 @@ def _check_fixed_bindings_read(study, fixed, called_by_runs):
     from dlbench.config import bound_configurable
 
     called = set().union(*called_by_runs)
-    unread = [b for b in fixed if bound_configurable(b) and bound_configurable(b) not in called]
+    unread = [binding(k, v) for k, v in fixed.items() if bound_configurable(k) and bound_configurable(k) not in called]
     if unread:
         raise UserError(f"study {study.name}: study.fixed sets {', '.join(unread)}, which no run of the study reads "
                         f"(a method or prior none of its runs calls); remove it, or sweep the method or prior that "
