@@ -209,6 +209,38 @@ def test_stopping_the_study_leaves_slurms_jobs_running_and_says_how_to_stop_them
                             "dlb_study --status shows how far their runs are")
 
 
+# a job whose first SIGTERM is lost (sent while its controller had no task yet, or taken by
+# submitit's handler before training listened): it ends at the second
+DEAF_TO_ONE_SIGTERM = ("import signal, sys, time; heard = []; "
+                       "signal.signal(signal.SIGTERM, lambda *_: heard.append(1) or len(heard) > 1 and sys.exit(0)); "
+                       "print('ready', flush=True); time.sleep(60)")
+
+
+def test_a_local_job_that_lost_the_stop_is_sent_it_again(monkeypatch):
+    import subprocess
+
+    from dlbench.study import slurm
+
+    class LocalJob:  # submitit's local job as stopped_waiting uses it: its id is its controller's pid
+        def __init__(self):
+            self.process = subprocess.Popen([sys.executable, "-c", DEAF_TO_ONE_SIGTERM], stdout=subprocess.PIPE,
+                                            text=True)
+            assert self.process.stdout.readline() == "ready\n"
+            self.job_id = str(self.process.pid)
+
+        def done(self):
+            return self.process.poll() is not None
+
+        def wait(self):
+            self.process.wait(timeout=10)  # (sent once, the job had trained on and the study waited for good)
+
+    monkeypatch.setattr(slurm, "RESEND_SECONDS", 0.5)
+    jobs = [LocalJob(), LocalJob()]
+    stopped = slurm.stopped_waiting("local", jobs, signal.SIGTERM)
+    assert stopped.exit_code == 128 + signal.SIGTERM
+    assert [job.process.returncode for job in jobs] == [0, 0]
+
+
 def test_a_stop_during_the_submission_stops_the_jobs_submitted(tiny_dsprites, tmp_path, monkeypatch, capsys):
     # SIGTERM raised inside the submission had left its local jobs unknown to the study: they
     # trained on with nobody to stop them, after the study had said it was interrupted

@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
 from dlbench import rundir
@@ -171,12 +172,28 @@ def stopped_waiting(cluster, jobs, signum):
         arrays = " ".join(sorted({str(job.job_id).split("_")[0] for job in running}))
         return Interrupted(f"stopped waiting by {signal.Signals(signum).name}: {len(running)} jobs go on on Slurm "
                            f"(scancel {arrays} stops them); dlb_study --status shows how far their runs are", signum)
-    for job in running:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(job.job_id), signal.SIGTERM)  # a local job's id is its controller's pid
-    for job in running:
-        job.wait()
+    _stop_local_jobs(running)
     return study_stopped(signum)
+
+
+RESEND_SECONDS = 5
+
+
+def _stop_local_jobs(jobs):
+    """SIGTERM to each local job's controller (a local job's id is its pid), which passes it on to
+    its task, again every RESEND_SECONDS until the job has ended. One sent while the controller
+    starts has no task to be passed to yet, and one reaching the task before training listens is
+    only logged (submitit's handler): such a job had trained on for good, the study waiting on it.
+    A repeat is harmless: training stops at its step on the first, and gives the rest back to
+    submitit's handler, which logs them."""
+    while jobs:
+        for job in jobs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(job.job_id), signal.SIGTERM)
+        resend_at = time.monotonic() + RESEND_SECONDS
+        while time.monotonic() < resend_at and not all(job.done() for job in jobs):
+            time.sleep(0.1)
+        jobs = [job for job in jobs if not job.done()]
 
 
 def ended_early(job, item, err, names, log):
