@@ -358,12 +358,6 @@ def test_gins_internal_errors_are_said_in_words(tiny_dsprites, tmp_path, capsys,
     assert not (tmp_path / "run").exists()
 
 
-def test_bindings_alone_for_a_run_directory_name_its_own_config(tiny_dsprites, trained_run, capsys):
-    # `dlb_train --run_dir RUN --gin_param X` had been pointed at a method's gin file only
-    code = train.main(["--run_dir", str(trained_run), "--gin_param", "train.steps = 40", "--device", "cpu"])
-    assert_user_error(capsys, code, "no method given", "--gin RUN_DIR/model/config.gin")
-
-
 def test_a_binding_the_run_does_not_use_is_noted(tiny_dsprites, tmp_path, capsys):
     # gin ignores bindings of configurables never called: a beta_tcvae.beta in a beta_vae run trained with beta 4
     args = tiny_train_args(tmp_path / "run", "beta_tcvae.beta = 8.0", "train.steps = 2")
