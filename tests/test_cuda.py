@@ -68,6 +68,13 @@ def test_batched_layers_on_cuda_give_each_run_of_a_stack_its_own_loss_and_gradie
     assert_batched_layers_compute_runs_alone(architecture, data, "cuda")
 
 
+def test_building_a_run_leaves_the_processs_gpu_random_state_as_it_was(data):
+    # its weights are drawn in a forked RNG seeded with the run's seed, which seeds the GPU's too
+    before = torch.cuda.get_rng_state()
+    Trainer(spec_of("beta_vae", [], 0, []), data, torch.device("cuda"))
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+
+
 def test_float32_arithmetic_on_cuda_is_ieee_float32_unless_tf32_is_asked_for():
     # a 'float32' run's convolutions and matrix products, as its trainer sets them (torch's default
     # would convolve in TF32, a 10-bit mantissa: errors of 1e-3 where IEEE float32 gives 1e-6)

@@ -217,10 +217,13 @@ class LpNestedISA(Prior):
         # Root node: split the radius among the subspaces, Dirichlet(n_i / p0) ** (1 / p0).
         log_subspace_radius = log_radius + self._log_dirichlet_root(log_gamma(sizes.to(dtype) / self.p0), self.p0)
         # Subspace nodes: split each subspace radius among its leaves, Dirichlet(1 / p_i) ** (1 / p_i).
-        leaf_gammas = log_gamma(1.0 / torch.repeat_interleave(p, sizes)).split(self.subspace_sizes, dim=-1)
+        # output_size: with sizes on a GPU, repeat_interleave would otherwise wait for it to read them
+        leaf_gammas = log_gamma(1.0 / torch.repeat_interleave(p, sizes, output_size=self.latent_dim)).split(
+            self.subspace_sizes, dim=-1)
         log_directions = torch.cat([self._log_dirichlet_root(block, p_i)
                                     for block, p_i in zip(leaf_gammas, p.unbind())], dim=-1)
-        magnitude = (log_directions + torch.repeat_interleave(log_subspace_radius, sizes, dim=-1)).exp()
+        magnitude = (log_directions + torch.repeat_interleave(log_subspace_radius, sizes, dim=-1,
+                                                              output_size=self.latent_dim)).exp()
         # Random signs at the leaves.
         signs = torch.where(self._rand(n, self.latent_dim, generator=generator) < 0.5, -1.0, 1.0).to(dtype)
         return signs * magnitude

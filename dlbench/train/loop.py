@@ -94,8 +94,9 @@ class Trainer:
         # Initial weights (the model's, and those of auxiliary networks, built in method.prepare
         # below) are a function of the run's seed alone: drawn in a forked RNG seeded here, so
         # neither what the process drew before nor other runs built in it change them, and the
-        # process's own RNG is left as it was.
-        with torch.random.fork_rng(devices=[]):
+        # process's own RNG is left as it was (torch.manual_seed seeds a GPU's too: its state is
+        # kept and put back as well).
+        with torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []):
             torch.manual_seed(seed)
             self.model = build_model(spec, data).to(device)
             self.images, self.finish_batch = device_images(data, device)
