@@ -216,6 +216,13 @@ def unused_bindings(gin_params):
     return [b for b in maybe if bound_configurable(b) in unused]
 
 
+def unused_scopes():
+    """The scoped configurables ('scope/beta_vae') bound but never called, as in a gin file's
+    'scope/beta_vae.beta = 9.0' where no binding names that scope (train.method =
+    @scope/beta_vae()): gin ignores such bindings without a word. Call as unused_bindings."""
+    return sorted(name for name in _sections(gin.config_str()) - called_configurables() if "/" in name)
+
+
 def called_configurables():
     """The configurables the resolved run called (with the parameters it read of each)."""
     return _sections(operative_config())

@@ -368,6 +368,19 @@ def test_a_binding_the_run_does_not_use_is_noted(tiny_dsprites, tmp_path, capsys
     assert capsys.readouterr().err == ""
 
 
+def test_a_scope_the_run_does_not_call_is_noted(tiny_dsprites, tmp_path, capsys):
+    # 'foo/beta_vae.beta = 9.0' in a gin file: the run trained with beta 4 without a word
+    scoped = tmp_path / "scoped.gin"
+    scoped.write_text("foo/beta_vae.beta = 9.0\n")
+    assert train.main([*tiny_train_args(tmp_path / "run", "train.steps = 2"), "--gin", str(scoped)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dlb_train: note: this run calls no foo/beta_vae" in err, err
+    # the same through --gin_param is said once, by the note on bindings the run does not use
+    assert train.main(tiny_train_args(tmp_path / "param", "train.steps = 2", "foo/beta_vae.beta = 9.0")) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not use 'foo/beta_vae.beta = 9.0'" in err, err
+
+
 def test_a_runs_own_config_changed_by_hand_is_said_so(trained_run, capsys):
     # the message had advised `dlb_train --run_dir RUN` alone: the command that had just been run
     from dlbench import rundir

@@ -400,7 +400,8 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     nor bindings, an existing run_dir is trained on with its own config (model/config.gin).
     note_unused: say on stderr which of gin_params the run does not use (a study's runs share
     bindings of methods and priors each uses some of; a user's own are meant to count)."""
-    from dlbench.config import operative_config, parse_gin, resolve_run_spec, unused_bindings
+    from dlbench.config import (bound_configurable, operative_config, parse_gin, resolve_run_spec, unused_bindings,
+                                unused_scopes)
     from dlbench.train.device import resolve_device
 
     own = not gin_files and not gin_params
@@ -414,6 +415,11 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     if unused:
         print(f"dlb_train: note: this {spec.method.name} run does not use {', '.join(map(repr, unused))} "
               f"(a method or prior it does not call); check the name", file=sys.stderr)
+    scopes = [scope for scope in (unused_scopes() if note_unused else [])
+              if not any(bound_configurable(binding) == scope for binding in unused)]  # said just above
+    if scopes:
+        print(f"dlb_train: note: this run calls no {', '.join(scopes)}: gin ignores the bindings of a scope that "
+              f"no binding names (train.method = @scope/method()); bind them without the scope", file=sys.stderr)
     device = resolve_device(device)
     run_dir = Path(run_dir) if run_dir else rundir.default_run_dir(spec.identity())
     try:
