@@ -349,6 +349,7 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
 
 
 def _enclosing_study_root(path):
+    """The study runs root that path is, or lies in (the nearest), or None."""
     from dlbench.study import STUDY_JSON
 
     path = Path(path).absolute()
