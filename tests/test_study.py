@@ -155,6 +155,17 @@ def test_a_swept_value_the_run_does_not_read_is_refused(tiny_dsprites, tmp_path,
         load_study(str(study))
 
 
+def test_a_likelihood_that_cannot_score_data_generated_in_memory_is_refused_before_any_run(tmp_path):
+    # a linear Gaussian's shape is its options': its runs had each failed as they started
+    study = tmp_path / "lg.gin"
+    study.write_text("\n".join(["study.base_gin = ['linear_gaussian_beta_vae.gin']",
+                                 "study.fixed = {'model.likelihood': 'bernoulli'}",
+                                 "study.sweep = {'train.seed': [0, 1]}", "study.metrics = ['elbo']",
+                                 "study.metric_params = {'elbo': {'num_points': 100}}"]))
+    with pytest.raises(UserError, match=r"study lg, run beta_vae/seed=0: the bernoulli likelihood .* is for images"):
+        load_study(str(study))
+
+
 PINWHEEL = "'dataset.name': ['pinwheel'], 'model.architecture': ['mlp'], 'model.likelihood': ['gaussian']"
 
 

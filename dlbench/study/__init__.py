@@ -123,7 +123,7 @@ def load_study(name_or_gin):
     study.runs = [dataclasses.replace(spec, name=name) for name, (_, spec, *_) in zip(names, resolved)]
     study.identities = {name: identity for name, (_, _, identity, _) in zip(names, resolved)}
     _check_one_run_each(study)
-    _check_metrics_fit_data(study)
+    _check_runs_fit_data(study)
     return study
 
 
@@ -166,21 +166,32 @@ def _check_one_run_each(study):
         seen[key] = name
 
 
-def _check_metrics_fit_data(study):
-    """Refuse a metric that cannot score a run's dataset before any run trains (it had failed
-    every run's evaluation after the whole study had trained)."""
+def _check_runs_fit_data(study):
+    """Refuse a model or a metric that cannot take a run's dataset before any run trains: a
+    metric had failed every run's evaluation after the whole study had trained, and a likelihood
+    or architecture of a dataset generated in memory (whose shape its options decide) had failed
+    each run as it started."""
     from dlbench import metrics
+    from dlbench.nn.architectures import check_fits
+    from dlbench.nn.likelihoods import get_likelihood
 
     datasets = {}
-    for identity in study.identities.values():
+    for name_of_run, identity in study.identities.items():
         key = (identity["dataset"], json.dumps(identity.get("dataset_options", {}), sort_keys=True))
         if key not in datasets:
             datasets[key] = _dataset_to_check(*key)
+        shape, model = datasets[key].observation_shape, identity["model"]
         for name in study.metrics:
             problem = metrics.dataset_problem(name, study.metric_params.get(name, {}), datasets[key],
-                                              identity["model"]["latent_dim"], "set {} in study.metric_params")
+                                              model["latent_dim"], "set {} in study.metric_params")
             if problem:
                 raise UserError(f"study {study.name}: study.metrics: {problem}")
+        try:
+            if shape:
+                check_fits(model["architecture"], shape)
+                get_likelihood(model["likelihood"], shape)
+        except UserError as err:
+            raise UserError(f"study {study.name}, run {name_of_run}: {err}") from None
 
 
 def _dataset_to_check(name, options):
