@@ -167,13 +167,13 @@ def _check_metrics_fit(names, params, data, latent_dim=None):
             raise UserError(problem)
 
 
-def _check_result_place(run_dir, name, path):
-    """A folder where the result goes, a file where a folder above it goes, or a folder it cannot
-    be written in: found once the metric had been computed (minutes on a whole dataset), it had
-    been said only then."""
+def _check_result_place(top, name, path):
+    """A folder where the result goes, a file where a folder above it (up to `top`) goes, or a
+    folder it cannot be written in: found once the metric had been computed (minutes on a whole
+    dataset), it had been said only then."""
     if path.exists() and not path.is_file():
         raise UserError(f"'{path}' is not a file, where {name}'s result goes; move it away and run the command again")
-    obstacle = rundir.obstacle_to_folder(path.parent, run_dir, writable=True)
+    obstacle = rundir.obstacle_to_folder(path.parent, top, writable=True)
     if obstacle and obstacle.is_dir():  # what writing the result would have met, said the same way
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(obstacle))
     if obstacle:
@@ -316,6 +316,9 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
                 f"the model's {model_parts(name)}"
             raise UserError(f"{name} needs the model ({needed}), which a --representation does not give; evaluate "
                             f"a dlbench run for it, or choose metrics of the representation alone")
+    for name in metric_names:  # found now, not once the metric is computed
+        _check_result_place(Path(out).absolute().anchor, name, metric_result_path(out, "mean", name,
+                                                                                  params.get(name, {}), seed))
     data = dlbench.data.get_dataset(dataset)
     _check_metrics_fit(metric_names, params, data)
     batch_size = encode_batch_size(device)
