@@ -204,11 +204,12 @@ def _same_binding(first, second):
     return first[1] == second[1] or "".join(first[0].split()) == "".join(second[0].split())
 
 
-def unused_bindings(gin_params):
+def unused_bindings(gin_params, called=None):
     """The bindings among gin_params of configurables the resolved run never called (a method or a
     prior it does not use, e.g. beta_tcvae.beta in a beta_vae run): gin ignores them silently.
-    Call after resolve_run_spec, before gin is cleared."""
-    operative = called_configurables()
+    Call after resolve_run_spec, before gin is cleared; `called`: called_configurables(), where
+    the caller has it already."""
+    operative = called_configurables() if called is None else called
     maybe = [b for b in gin_params if bound_configurable(b) not in operative]
     if not maybe:  # as for nearly every run of a study: the whole config's text (slow to write) is not needed
         return []

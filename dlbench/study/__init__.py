@@ -237,11 +237,11 @@ def _resolve(study, base, fixed, assignment):
         spec = resolve_run_spec()
         # a swept value the run never reads had named it, and several had been "the same run"
         # (fixed bindings may go unused: studies fix every method's settings for all their runs)
-        unused = unused_bindings(swept)
+        called = called_configurables()
+        unused = unused_bindings(swept, called)
         if unused:
             raise UserError(f"study.sweep sets {', '.join(unused)}, which this {spec.method.name} run does not read "
                             f"(a method or prior it does not call); sweep it with the method or prior that reads it")
-        called = called_configurables()
     except UserError as err:
         raise UserError(f"study {study.name}, run with {label}: {err}") from None
     finally:
