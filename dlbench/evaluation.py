@@ -257,11 +257,21 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
         values = metrics.evaluate(name, metric_data, metric_fn, seed=seed, **extra)
         getattr(metric_fn, "close", lambda: None)()
         elapsed = time.perf_counter() - tick
-        log(f"{label}: {name} " + ", ".join(f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values))
-            + f" ({elapsed:.1f} s)")
+        log(f"{label}: {name} {_values_said(name, values)} ({elapsed:.1f} s)")
         yield name, {**values, **metrics.requested(name, params.get(name, {})), "metric": name, "seed": seed,
                      "encoding": encoding, "elapsed_seconds": elapsed,
                      "dlbench_version": dlbench.__version__, **library_versions()}
+
+
+MISSING = "_missing_reason"
+
+
+def _values_said(name, values):
+    """A result's numbers, then each value left out with its reason: a headline missing would
+    otherwise go unsaid."""
+    numbers = [f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values)]
+    missing = [f"{k[:-len(MISSING)]} missing ({v})" for k, v in values.items() if k.endswith(MISSING)]
+    return "; ".join(part for part in (", ".join(numbers), "; ".join(missing)) if part)
 
 
 class _CountingRepresentation:

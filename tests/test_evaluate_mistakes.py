@@ -298,3 +298,15 @@ def test_a_metric_that_cannot_score_the_data_of_a_representation_is_refused_befo
                       "--dataset", "pinwheel", "--out", tmp_path / "out", "--metrics", "total_correlation")
     assert_one_line_error(result, "pass --metric_param total_correlation.num_points=N")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_value_left_out_is_said_with_its_reason_in_the_line_of_its_metric():
+    # the line had shown the numbers alone: "hoyer_sparsity num_dims_used=1, num_points_used=0"
+    from dlbench.evaluation import _values_said
+
+    values = {"hoyer_sparsity_missing_reason": "fewer than two code dimensions vary over the data",
+              "num_dims_used": 1, "num_points_used": 0, "num_points": 10}
+    assert _values_said("hoyer_sparsity", values) == (
+        "num_dims_used=1, num_points_used=0; hoyer_sparsity missing (fewer than two code dimensions vary over the data)")
+    assert _values_said("dci", {"disentanglement_missing_reason": "one", "completeness_missing_reason": "two"}) == (
+        "disentanglement missing (one); completeness missing (two)")
