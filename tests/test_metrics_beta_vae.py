@@ -101,10 +101,27 @@ def test_same_seed_gives_identical_dict():
     assert run(data, fn, seed=11, **SMALL) != run(data, fn, seed=12, **SMALL)
 
 
-def test_a_single_varying_factor_is_always_the_label():
+def test_a_single_varying_factor_is_refused_before_any_work():
+    # every label would be that factor: a score of 1 for any model (disentanglement_lib's
+    # classifier refuses one class)
     data = ToyData((1, 5))
-    result = run(data, lambda f: f, num_train=20, num_eval=20)
-    assert result["train_accuracy"] == 1.0 and result["eval_accuracy"] == 1.0
+    with pytest.raises(UserError, match="two or more factors that vary.*has 1"):
+        run(data, lambda f: f, num_train=20, num_eval=20)
+    from dlbench.metrics import dataset_problem, evaluate
+    assert "two or more factors" in dataset_problem("beta_vae", {}, data)
+    assert dataset_problem("beta_vae", {}, ToyData((1, 5, 2))) is None
+    with pytest.raises(UserError, match="two or more factors"):   # asked before a code is computed
+        evaluate("beta_vae", data, lambda x: pytest.fail("encoded"), num_train=20, num_eval=20)
+
+
+def test_training_points_of_one_label_leave_the_score_undefined_with_a_reason():
+    rs = np.random.RandomState(0)
+    features = rs.uniform(size=(3, 2))
+    result = beta_vae.fit_and_score(features, np.array([1, 1, 1]), features, np.array([0, 1, 0]))
+    assert set(result) == {"train_accuracy_missing_reason", "eval_accuracy_missing_reason"}
+    assert "increase num_train" in result["eval_accuracy_missing_reason"]
+    from dlbench.metrics import result_problem
+    assert result_problem("beta_vae", result) is None        # stored and reused, not computed again
 
 
 def test_bad_settings_raise_user_errors():
@@ -113,5 +130,5 @@ def test_bad_settings_raise_user_errors():
         run(data, lambda f: f, batch_size=0)
     with pytest.raises(UserError, match="num_train"):
         run(data, lambda f: f, num_train=2.5)
-    with pytest.raises(UserError, match="varies"):
+    with pytest.raises(UserError, match="vary"):
         run(ToyData((1, 1)), lambda f: f, **SMALL)

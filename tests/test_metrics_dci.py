@@ -60,9 +60,16 @@ def test_zero_importance_codes_have_zero_weight_and_no_nan():
     assert dci.completeness(np.zeros((3, 2))) == 0.0
 
 
-def test_single_factor_or_single_code_is_fully_specific():
-    assert dci.disentanglement(np.array([[0.3], [0.7]])) == pytest.approx(1.0)
-    assert dci.completeness(np.array([[0.3, 0.7]])) == pytest.approx(1.0)
+def test_single_factor_or_single_code_leaves_its_score_undefined_with_a_reason():
+    # an entropy in base 1: scipy's, as disentanglement_lib computes it, is 0/0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert np.isnan(scipy.stats.entropy([0.3], base=1))
+    one_factor = dci.specificity_scores(np.array([[0.3], [0.7]]))
+    assert set(one_factor) == {"disentanglement_missing_reason", "completeness"}
+    one_code = dci.specificity_scores(np.array([[0.3, 0.7]]))
+    assert set(one_code) == {"disentanglement", "completeness_missing_reason"}
+    both = dci.specificity_scores(np.array([[1.0]]))
+    assert set(both) == {"disentanglement_missing_reason", "completeness_missing_reason"}
 
 
 def test_random_matrix_against_scipy_entropy():
@@ -185,3 +192,14 @@ def test_default_parameters_are_disentanglement_lib_ones():
     assert params["num_train"].default == 10000
     assert params["num_test"].default == 5000
     assert params["classifier"].default == "gbt"
+
+
+def test_one_varying_factor_or_one_code_end_to_end_gives_reasons_not_perfect_scores():
+    one_factor = run(lambda f: np.c_[f, -f].astype(float), data=ToyData((2,)))
+    assert "disentanglement" not in one_factor and "single factor" in one_factor["disentanglement_missing_reason"]
+    assert one_factor["informativeness_test"] == 1.0
+    one_code = run(lambda f: f[:, :1].astype(float))
+    assert "completeness" not in one_code and "single code" in one_code["completeness_missing_reason"]
+    assert 0 <= one_code["disentanglement"] <= 1
+    from dlbench.metrics import result_problem
+    assert result_problem("dci", one_factor) is None        # stored and reused, not computed again

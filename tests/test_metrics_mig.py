@@ -150,6 +150,16 @@ def test_single_valued_factor_is_skipped_without_nan():
     assert result["discrete_mig"] == pytest.approx(expected, abs=1e-10)
 
 
+def test_the_factors_recorded_are_those_the_sample_varies_in():
+    data = ToyData((3, 4, 5))
+    rep = Recorder(data, lambda f: f.astype(float))
+    result = evaluate("mig", data, rep, num_train=3)
+    varies = [k for k in range(3) if len(set(rep.all_factors[:, k])) > 1]
+    assert len(varies) < 3                           # this seed's 3 points hold a factor fixed
+    assert result["factors"] == ",".join(f"f{k}" for k in varies)
+    assert evaluate("mig", data, rep, num_train=2000)["factors"] == "f0,f1,f2"
+
+
 def test_single_code_dimension():
     factors = ToyData((3, 4)).sample_factors(2000, np.random.RandomState(0))
     score, per_factor = mig.mig_from_codes(factors[:, :1].astype(float), factors, 20)

@@ -94,21 +94,44 @@ def test_two_factors_in_one_dimension_and_duplicates_lower_sap(continuous):
     assert abs(duplicated - 2 / 3 * identity) < 0.03
 
 
-@pytest.mark.parametrize("continuous", [False, True])
-def test_dead_dimensions_score_zero_without_nan(continuous):
+def with_dead(f):
+    return np.concatenate([np.zeros((len(f), 1)), f, np.full((len(f), 1), 3.7)], axis=1)
+
+
+def test_dead_dimensions_score_zero_correlation_without_nan():
     data = ToyData((3, 4, 5))
-    with_dead = lambda f: np.concatenate([np.zeros((len(f), 1)), f, np.full((len(f), 1), 3.7)], axis=1)
-    result = run(data, with_dead, continuous_factors=continuous)
+    result = run(data, with_dead, continuous_factors=True)
     assert all(np.isfinite(v) for v in result.values() if not isinstance(v, (bool, str)))
     # the dead dimensions never beat an informative one: same score as without them
-    assert result["SAP_score"] == run(data, lambda f: f, continuous_factors=continuous)["SAP_score"]
+    assert result["SAP_score"] == run(data, lambda f: f, continuous_factors=True)["SAP_score"]
     codes = with_dead(np.random.RandomState(0).randint(3, size=(200, 3))).astype(float)
-    factors = codes[:, 1:4].astype(np.int64)
-    scores = (sap.continuous_score_matrix(codes, factors.astype(float)) if continuous
-              else sap.discrete_score_matrix(codes, factors, codes, factors))
+    scores = sap.continuous_score_matrix(codes, codes[:, 1:4])
     np.testing.assert_array_equal(scores[[0, 4]], 0.0)
     # all dimensions dead: SAP 0, not NaN
-    assert run(data, lambda f: np.zeros((len(f), 3)), continuous_factors=continuous)["SAP_score"] == 0.0
+    assert run(data, lambda f: np.zeros((len(f), 3)), continuous_factors=True)["SAP_score"] == 0.0
+
+
+def test_dead_dimension_scores_a_constant_predictors_accuracy_as_disentanglement_lib():
+    # disentanglement_lib fits the SVM on a constant code too: it predicts one class, so its
+    # score is that class's frequency among the test points, never 0
+    rs = np.random.RandomState(0)
+    factors, factors_test = rs.randint(3, size=(200, 3)), rs.randint(3, size=(200, 3))
+    scores = sap.discrete_score_matrix(with_dead(factors).astype(float), factors,
+                                       with_dead(factors_test).astype(float), factors_test)
+    for dead in (0, 4):
+        for k in range(3):
+            frequencies = np.bincount(factors_test[:, k], minlength=3) / len(factors_test)
+            assert np.isclose(frequencies, scores[dead, k]).any()
+    # so a collapsed dimension beside a noisy informative one scores about as a useless noisy one
+    # does (both near chance, 1/3), rather than 0, which had made the gap 0.58 and not ~0.25
+    data = ToyData((3,))
+    rng = np.random.RandomState(1)
+    informative = lambda f: f + rng.normal(0, 1, (len(f), 1))
+    collapsed = run(data, lambda f: np.c_[informative(f), np.zeros(len(f))])["SAP_score"]
+    useless = run(data, lambda f: np.c_[informative(f), rng.normal(0, 1, (len(f), 1))])["SAP_score"]
+    assert collapsed < 0.35 and abs(collapsed - useless) < 0.08
+    # all dimensions dead: every column the same constant predictor, SAP 0, not NaN
+    assert run(data, lambda f: np.zeros((len(f), 3)))["SAP_score"] == 0.0
 
 
 def test_single_valued_factor_is_left_out_of_the_mean():

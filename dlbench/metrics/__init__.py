@@ -211,6 +211,9 @@ def dataset_problem(name, params, dataset, latent_dim=None, setting="set {}"):
         return no_grid_problem(dataset, params.get("num_points"), setting.format(f"{name}.num_points"))
     if name == "inference_error" and not hasattr(dataset, "exact_posterior"):
         return no_exact_posterior(shown)
+    if name == "beta_vae" and not isinstance(dataset, type) and getattr(dataset, "factors_num_values", None):
+        from dlbench.metrics.beta_vae import too_few_factors_problem
+        return too_few_factors_problem(dataset)
     sources = getattr(dataset, "num_factors", None)  # a property of the class: known from the data only
     if name == "inference_error" and isinstance(latent_dim, int) and isinstance(sources, int) and latent_dim != sources:
         return latent_dim_problem(latent_dim, sources)

@@ -126,7 +126,7 @@ def mig(data, representation_fn, random_state, num_train, num_bins, batch_size):
             second = column[1] if len(column) > 1 else 0.0
             gaps.append((column[0] - second) / entropy)
     return {"discrete_mig": float(np.mean(gaps)), "num_train": num_train, "num_bins": num_bins, "estimator": "histogram",
-            "normalisation": "factor_entropy", "factors": utils.varying_factor_names(data)}
+            "normalisation": "factor_entropy", "factors": utils.sampled_factor_names(data, factors)}
 
 
 def sap(data, representation_fn, random_state, num_train, num_test, continuous_factors, batch_size):
@@ -150,8 +150,7 @@ def dci(data, representation_fn, random_state, num_train, num_test, classifier, 
     seed = int(random_state.randint(2**31 - 1))
     importance, train_acc, test_acc = dci_metric.importance_matrix(
         codes_train, factors_train, codes_test, factors_test, classifier, seed)
-    return {"disentanglement": dci_metric.disentanglement(importance),
-            "completeness": dci_metric.completeness(importance),
+    return {**dci_metric.specificity_scores(importance),
             "informativeness_train": float(train_acc.mean()), "informativeness_test": float(test_acc.mean()),
             "num_train": num_train, "num_test": num_test, "classifier": classifier,
             "classifier_settings": dci_metric.SETTINGS_TEXT[classifier]}

@@ -26,14 +26,25 @@ from dlbench.errors import UserError
 from dlbench.metrics import classifiers, utils
 
 
+def too_few_factors_problem(data):
+    """Why the score is undefined on data, or None: its classifier tells which factor a point
+    holds fixed, which needs two factors that vary (with one, every label is the same and the
+    score would be 1 for any model; disentanglement_lib's classifier refuses to fit)."""
+    varying = len(utils.varying_factors(data))
+    if varying >= 2:
+        return None
+    return (f"the BetaVAE score needs two or more factors that vary, to tell which one a point holds fixed; "
+            f"{getattr(data, 'name', 'the dataset')} has {varying}: choose another metric (e.g. mig)")
+
+
 def draw_pair_factors(data, random_state, num_points, batch_size):
     """(labels, factors1, factors2): labels (num_points,) the fixed factor of each point,
     factors1/factors2 (num_points, batch_size, num_factors) with factors2[p, :, labels[p]] ==
     factors1[p, :, labels[p]]."""
+    problem = too_few_factors_problem(data)
+    if problem:
+        raise UserError(problem)
     candidates = utils.varying_factors(data)
-    if len(candidates) == 0:
-        raise UserError("the BetaVAE score needs at least one factor that varies; every factor "
-                        "takes a single value")
     num_factors = data.num_factors
     labels = candidates[random_state.randint(len(candidates), size=num_points)]
     shape = (num_points, batch_size, num_factors)
@@ -116,11 +127,13 @@ def take_liblinear_seed(random_state):
 
 
 def fit_and_score(train_x, train_y, eval_x, eval_y):
-    """{train_accuracy, eval_accuracy} of the published classifier."""
+    """{train_accuracy, eval_accuracy} of the published classifier, or where the training points
+    all have one label (a tiny num_train) their <key>_missing_reason: no classifier can be fitted
+    to one class (disentanglement_lib's fit fails), and always predicting it scores a label's
+    frequency, not the representation."""
     if len(np.unique(train_y)) < 2:
-        # a single varying factor (or a tiny num_train): every label is the same, the
-        # classifier cannot be fitted and always predicts that label
-        return {"train_accuracy": 1.0, "eval_accuracy": float(np.mean(eval_y == train_y[0]))}
+        reason = f"all {len(train_y)} training points hold the same factor fixed: increase num_train"
+        return {"train_accuracy_missing_reason": reason, "eval_accuracy_missing_reason": reason}
     model = classifiers.published_logistic_regression().fit(train_x, train_y)
     return {"train_accuracy": float(np.mean(model.predict(train_x) == train_y)),
             "eval_accuracy": float(np.mean(model.predict(eval_x) == eval_y))}

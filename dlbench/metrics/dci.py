@@ -121,8 +121,8 @@ def compute_dci(data, representation_fn, random_state, num_train=10000, num_test
                 classifier="gbt", batch_size=1024):
     """DCI of representation_fn on data.
 
-    Keys: disentanglement, completeness, informativeness_train, informativeness_test, and the
-    parameters num_train, num_test, classifier. batch_size is the number of observations per
+    Keys: disentanglement, completeness (each, where undefined, <key>_missing_reason instead: see
+    specificity_scores), informativeness_train, informativeness_test, and the parameters num_train, num_test, classifier. batch_size is the number of observations per
     representation_fn call; it does not change the result. Factors with a single value (in the
     dataset, or by chance in a tiny training sample) are left out: nothing can be predicted.
     """
@@ -140,8 +140,7 @@ def compute_dci(data, representation_fn, random_state, num_train=10000, num_test
     importance, train_acc, test_acc = importance_matrix(
         codes_train, factors_train, codes_test, factors_test, classifier, seed)
     return {
-        "disentanglement": disentanglement(importance),
-        "completeness": completeness(importance),
+        **specificity_scores(importance),
         "informativeness_train": float(train_acc.mean()),
         "informativeness_test": float(test_acc.mean()),
         "num_train": num_train,
@@ -149,3 +148,22 @@ def compute_dci(data, representation_fn, random_state, num_train=10000, num_test
         "classifier": classifier,
         "classifier_settings": SETTINGS_TEXT[classifier],
     }
+
+
+def specificity_scores(importance):
+    """disentanglement and completeness of the importance matrix (codes x scored factors), each
+    or its <key>_missing_reason. Each is an entropy in base the number of the other axis's
+    entries: with a single factor scored (disentanglement) or a single code (completeness) that
+    is base 1, undefined (disentanglement_lib gives NaN there); 1 would claim a perfect score."""
+    codes, factors = importance.shape
+    scores = {}
+    if factors > 1:
+        scores["disentanglement"] = disentanglement(importance)
+    else:
+        scores["disentanglement_missing_reason"] = ("a single factor varies in the training sample: a code "
+                                                    "cannot be specific to one factor among one")
+    if codes > 1:
+        scores["completeness"] = completeness(importance)
+    else:
+        scores["completeness_missing_reason"] = "a single code dimension: a factor cannot be captured by one among one"
+    return scores

@@ -47,7 +47,7 @@ def observations_encoded(p):
 
 def compute_mig(data, representation_fn, random_state, num_train=10000, num_bins=20, batch_size=1024):
     """MIG of representation_fn on data. Keys: discrete_mig, num_train, num_bins, estimator
-    ('histogram', as against mig_chen's), normalisation and factors (the factor set averaged over).
+    ('histogram', as against mig_chen's), normalisation and factors (the factor set averaged over: those that vary in the sample).
 
     batch_size is the number of observations per representation_fn call; it does not change
     the result (the factors are drawn in one go before any observation is rendered).
@@ -60,4 +60,4 @@ def compute_mig(data, representation_fn, random_state, num_train=10000, num_bins
     codes = utils.generate_codes(data, representation_fn, factors, random_state, batch_size)
     score, _ = mig_from_codes(codes, factors, num_bins)
     return {"discrete_mig": score, "num_train": num_train, "num_bins": num_bins, "estimator": "histogram",
-            "normalisation": "factor_entropy", "factors": utils.varying_factor_names(data)}
+            "normalisation": "factor_entropy", "factors": utils.sampled_factor_names(data, factors)}

@@ -12,10 +12,12 @@ Per factor, the gap between the largest and second largest entry of its column; 
 mean of the gaps over the factors.
 
 Choices where the reference is silent or undefined:
-- a code dimension that is constant on the training points (variance <= 1e-12) scores 0 for
-  every factor: it predicts nothing, and its correlation is 0/0. (disentanglement_lib does this
-  in the continuous case; in the discrete case it fits the SVM anyway, which predicts a single
-  class.)
+- a code dimension that is constant on the training points: with discrete factors its SVM is
+  fitted like any other's, as disentanglement_lib does; it predicts a single class, so it scores
+  that class's frequency in the test points, about chance. Scoring it 0 instead would let a model
+  raise its SAP by collapsing a dimension that a noisy, useless one keeps at chance. With
+  continuous factors (variance <= 1e-12) it scores 0, as in disentanglement_lib: its correlation
+  is 0/0.
 - a factor that takes a single value on the training points has no classifier (one class) and a
   0/0 correlation; it is left out of the mean. disentanglement_lib's datasets have no such
   factor (dSprites leaves colour out).
@@ -34,14 +36,14 @@ CONSTANT_VARIANCE = 1e-12
 def discrete_score_matrix(codes, factors, codes_test, factors_test):
     """S (d, K): test accuracy of a 1-D linear SVM on code column i predicting factor column k.
 
-    Constant code columns and single-valued factor columns score 0. One fit per (i, k) pair:
-    each is a separate 1-D problem, with no shared work to vectorise.
+    Single-valued factor columns score 0 (no classifier has one class to tell from another); a
+    constant code column is fitted too (see the module's docstring). One fit per (i, k) pair: each
+    is a separate 1-D problem, with no shared work to vectorise.
     """
     dim, num_factors = codes.shape[1], factors.shape[1]
     scores = np.zeros((dim, num_factors))
-    active = np.var(codes, axis=0) > CONSTANT_VARIANCE
     varying = np.array([len(np.unique(factors[:, k])) > 1 for k in range(num_factors)], dtype=bool)
-    for i in np.flatnonzero(active):
+    for i in range(dim):
         for k in np.flatnonzero(varying):
             classifier = classifiers.sap_linear_svc()
             classifier.fit(codes[:, i:i + 1], factors[:, k])

@@ -42,11 +42,22 @@ def varying_factors(data):
     return np.array([k for k, n in enumerate(data.factors_num_values) if int(n) > 1], dtype=np.int64)
 
 
-def varying_factor_names(data):
-    """The names of the factors that take more than one value, comma-separated (recorded with
-    results so that the factor set a score averages over is explicit)."""
+def factor_names(data, indices):
+    """The names of the factors of data at indices, comma-separated (recorded with results so that
+    the factor set a score averages over is explicit)."""
     names = list(getattr(data, "factor_names", None) or [f"factor_{k}" for k in range(data.num_factors)])
-    return ",".join(names[k] for k in varying_factors(data))
+    return ",".join(names[k] for k in indices)
+
+
+def varying_factor_names(data):
+    """The names of the factors that take more than one value, comma-separated."""
+    return factor_names(data, varying_factors(data))
+
+
+def sampled_factor_names(data, factors):
+    """The names of the factors that take more than one value in the sample factors (n, K): those
+    a score computed on it averages over (a tiny sample may hold a varying factor fixed)."""
+    return factor_names(data, [k for k in range(factors.shape[1]) if len(np.unique(factors[:, k])) > 1])
 
 
 def _check_codes(codes, num_expected):
