@@ -4,6 +4,7 @@ RUN_DIR/metrics/<mode>/<metric>/results.json (atomically; a complete result is n
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -343,6 +344,11 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
         described = {"representation": str(representation), "representation_sha256": external.source_digest(
             representation), "encoder": encoder, "encoder_sha256": encoder and external.source_digest(encoder),
             "dataset": dataset, "dataset_shape": dlbench.data.dataset_shape(data)}  # another grid: other results
+        others = _results_of_others(out, described)
+        if others and not overwrite:
+            raise UserError(f"--out '{out}' holds results of {_whose(others[0][1], described)} "
+                            f"({_folders(others)}); pass --overwrite to replace them with "
+                            f"these, or choose another --out: one folder holds one representation's results")
         todo = [name for name in metric_names
                 if overwrite or not _stored_for(reusable_result(out, "mean", name, params.get(name, {}), seed, log),
                                                 described)]
@@ -358,7 +364,55 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
             result.update(described, mode="mean")
             rundir.write_json(metric_result_path(out, "mean", name, params.get(name, {}), seed), result)
             computed[name] = result
+        _remove_results_of_others(out, described, log)
     return computed
+
+
+# what a --representation result records of what it scored: a folder's results all share these
+_DESCRIBING = ("representation", "representation_sha256", "encoder", "encoder_sha256", "dataset", "dataset_shape")
+
+
+def _results_of_others(out, described):
+    """[(folder, result)] of the results under out/metrics/ of another representation, encoder or
+    dataset (or grid, or the same path's file since changed). Damaged ones are left to the reuse
+    check, which says so and computes them again."""
+    others = []
+    for _, _, path in rundir.metric_results(out):
+        try:
+            result = rundir.read_json(path)
+        except (CorruptFile, OSError):
+            continue
+        if any(key in result and result[key] != described[key] for key in _DESCRIBING):
+            others.append((path.parent, result))
+    return others
+
+
+def _folders(others):
+    return ", ".join(folder.name for folder, _ in others)
+
+
+def _whose(result, described):
+    """What a stored result scored, said against `described`."""
+    representation = result.get("representation")
+    if representation == described["representation"] and \
+            result.get("representation_sha256") != described["representation_sha256"]:
+        representation = f"an earlier {representation} (the file has changed since)"
+    grid = "" if result.get("dataset") != described["dataset"] or result.get("dataset_shape") in (
+        None, described["dataset_shape"]) else " (another grid of it)"
+    encoder = "" if (result.get("encoder"), result.get("encoder_sha256")) == (
+        described["encoder"], described["encoder_sha256"]) else f" with the encoder {result.get('encoder')}"
+    return f"{representation} on {result.get('dataset')}{grid}{encoder}"
+
+
+def _remove_results_of_others(out, described, log):
+    """After --overwrite: the results left of another representation go, so that the folder never
+    holds two representations' results side by side."""
+    others = _results_of_others(out, described)
+    for folder, _ in others:
+        shutil.rmtree(folder)
+    if others:
+        log(f"removed the results of {_whose(others[0][1], described)} that were not computed again: "
+            f"{_folders(others)}")
 
 
 def _enclosing_study_root(path):

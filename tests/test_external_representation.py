@@ -169,6 +169,16 @@ def evaluate_in_process(script, out, dataset="dsprites", *extra):
                               "cpu", "--metrics", "mig", "--metric_param", "mig.num_train=300", *extra])
 
 
+def evaluated(capsys, script, out, dataset="dsprites", *extra):
+    """evaluate_in_process as a CompletedProcess for assert_one_line_error."""
+    import subprocess
+
+    capsys.readouterr()
+    code = evaluate_in_process(script, out, dataset, *extra)
+    stdout, stderr = capsys.readouterr()
+    return subprocess.CompletedProcess([], code, stdout, stderr)
+
+
 def test_a_stored_result_is_reused_only_for_the_same_representation_unchanged(tiny_dsprites, tmp_path, capsys,
                                                                                  monkeypatch):
     # the file behind the same path changed, or another dataset: the stored MIG had been handed back
@@ -176,15 +186,18 @@ def test_a_stored_result_is_reused_only_for_the_same_representation_unchanged(ti
     assert evaluate_in_process(script, out) == 0
     pooled = results_of(out, "mig", {"num_train": 300})
     assert pooled["discrete_mig"] > 0
-    capsys.readouterr()
-    assert evaluate_in_process(script, out) == 0  # unchanged: kept, and said so
-    assert "kept the results stored for it of mig" in capsys.readouterr().out
+    result = evaluated(capsys, script, out)  # unchanged: kept, and said so
+    assert result.returncode == 0 and "kept the results stored for it of mig" in result.stdout
     assert results_of(out, "mig", {"num_train": 300}) == pooled
 
-    save_script(ZeroCodes(), script)  # another module at the same path
-    assert evaluate_in_process(script, out) == 0
+    save_script(ZeroCodes(), script)  # another module at the same path: its results are not the folder's
+    assert_one_line_error(evaluated(capsys, script, out), "holds results of an earlier", "(the file has changed since)",
+                          "pass --overwrite")
+    assert results_of(out, "mig", {"num_train": 300}) == pooled
+    assert evaluate_in_process(script, out, "dsprites", "--overwrite") == 0
     assert results_of(out, "mig", {"num_train": 300})["discrete_mig"] == 0  # constant codes carry no information
-    assert evaluate_in_process(script, out, "noisy_dsprites") == 0
+    assert_one_line_error(evaluated(capsys, script, out, "noisy_dsprites"), "on dsprites (mig[num_train=300])")
+    assert evaluate_in_process(script, out, "noisy_dsprites", "--overwrite") == 0
     assert results_of(out, "mig", {"num_train": 300})["dataset"] == "noisy_dsprites"
 
     # another grid of the same dataset's name (a DLBENCH_DATA elsewhere): its MIG had been handed back
@@ -192,12 +205,29 @@ def test_a_stored_result_is_reused_only_for_the_same_representation_unchanged(ti
 
     other_root = tmp_path / "other_grid"
     generate_npz(other_root / "dsprites" / FILENAME, class_indices={**TINY_GRID, "posX": [0, 8, 16, 24, 31]})
-    assert evaluate_in_process(script, out) == 0
-    capsys.readouterr()
+    assert evaluate_in_process(script, out, "dsprites", "--overwrite") == 0
     monkeypatch.setenv("DLBENCH_DATA", str(other_root))
-    assert evaluate_in_process(script, out) == 0
-    assert "kept the results" not in capsys.readouterr().out
+    assert_one_line_error(evaluated(capsys, script, out), "on dsprites (another grid of it)")
+    result = evaluated(capsys, script, out, "dsprites", "--overwrite")
+    assert result.returncode == 0 and "kept the results" not in result.stdout
     assert results_of(out, "mig", {"num_train": 300})["dataset_shape"]["observations"] == 480
+
+
+def test_an_out_never_mixes_two_representations_results(tiny_dsprites, tmp_path, capsys):
+    # the second dataset's mig had replaced the first's without a word, beside the first's sap
+    script, out = save_script(PoolCodes(), tmp_path / "codes.pt"), tmp_path / "out"
+    assert evaluate_in_process(script, out, "dsprites", "--metrics", "sap", "--metric_param", "sap.num_train=100",
+                               "--metric_param", "sap.num_test=100") == 0
+    before = tree(out)
+    assert_one_line_error(evaluated(capsys, script, out, "noisy_dsprites"),
+                          f"--out '{out}' holds results of {script} on dsprites (mig[num_train=300], sap[",
+                          "choose another --out")
+    assert tree(out) == before
+    result = evaluated(capsys, script, out, "noisy_dsprites", "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert f"removed the results of {script} on dsprites that were not computed again: sap[" in result.stdout
+    stored = [json.loads(path.read_text())["dataset"] for path in out.glob("metrics/mean/*/results.json")]
+    assert stored == ["noisy_dsprites"]
 
 
 def test_a_run_directory_is_refused_as_out(trained_run, tmp_path, capsys):
