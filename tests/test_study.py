@@ -6,6 +6,7 @@ import json
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -534,6 +535,29 @@ def test_a_done_run_whose_training_results_are_damaged_is_failed_as_aggregation_
     assert run_unit(unit, "cpu", retry_failed=True, log=lambda *_: None) == DONE
     assert run_state(study, spec, tmp_path / "runs") == ("done", None)
     assert json.loads(path.read_text())["steps"] == 20
+
+
+@pytest.mark.parametrize("removed", ["model/results.json", "model/checkpoint.pt", "model"])
+def test_a_done_run_missing_its_training_results_or_weights_is_failed_and_trained_again(trained_run, tmp_path,
+                                                                                        removed):
+    # counted done by --status while the study's evaluation failed on the missing weights, and
+    # --retry_failed, the fix it gave, left the run as it was
+    import shutil
+
+    from dlbench.study import run_state
+    from dlbench.study.unit import DONE, FAILED, evaluate_unit, recorded_status, run_unit
+
+    study, spec, unit = study_of_the_trained_run(trained_run, tmp_path)
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
+    path = Path(unit.run_dir) / removed
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+    state, reason = run_state(study, spec, tmp_path / "runs")
+    assert state == "failed" and "is missing, though run.json says the training finished" in reason, (state, reason)
+    assert f"dlb_train --run_dir {unit.run_dir} --overwrite" in reason
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == FAILED
+    assert recorded_status(unit.run_dir) == "failed"  # what --retry_failed trains again
+    assert run_unit(unit, "cpu", retry_failed=True, log=lambda *_: None) == DONE
+    assert run_state(study, spec, tmp_path / "runs") == ("done", None)
 
 
 def test_status_counts_a_run_with_a_damaged_result_and_the_others(tiny_dsprites, tmp_path):

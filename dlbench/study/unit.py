@@ -108,7 +108,7 @@ def recorded_status(run_dir):
     """run.json's status (None where there is none yet). A run.json that cannot be read, or that
     records no run's config, is FAILED: the run's other files cannot be trusted without it, so
     --status counts it failed, and --retry_failed had left it so for good; so is a done run whose
-    model/results.json is damaged (damaged_training)."""
+    model/results.json or final weights are damaged or missing (damaged_training)."""
     try:
         record = rundir.read_run(run_dir) if rundir.is_run(run_dir) else None
     except CorruptFile:
@@ -121,9 +121,13 @@ def recorded_status(run_dir):
 
 
 def damaged_training(run_dir):
-    """What is wrong with a trained run's model/results.json (a line naming it and the fix), or
-    None. Damaged, dlb_aggregate leaves the whole run out, so a study counts the run failed (and
-    --retry_failed trains it again) rather than done."""
+    """What is wrong with a trained run's model/results.json or final weights (a line naming it and
+    the fix), or None. Damaged or missing, dlb_aggregate leaves the whole run out and nothing can
+    evaluate it, so a study counts the run failed (and --retry_failed trains it again) rather than
+    done."""
+    for path in (rundir.train_results_path(run_dir), rundir.weights_path(run_dir)):
+        if not path.is_file():
+            return f"'{path}' is missing, though run.json says the training finished; {rundir.retrain_fix(run_dir)}"
     try:
         rundir.read_train_results(run_dir)
     except CorruptFile as err:
