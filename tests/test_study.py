@@ -560,6 +560,24 @@ def test_a_done_run_missing_its_training_results_or_weights_is_failed_and_traine
     assert run_state(study, spec, tmp_path / "runs") == ("done", None)
 
 
+@pytest.mark.parametrize("status", [5, "finished", None])
+def test_a_status_no_dlbench_writes_makes_run_json_damaged(trained_run, tmp_path, status):
+    # --status had called it interrupted, dlb_aggregate unfinished, and the study trained the
+    # finished run again from step 0
+    from dlbench import rundir
+    from dlbench.study import run_state
+    from dlbench.study.unit import DONE, evaluate_unit, recorded_status
+
+    study, spec, unit = study_of_the_trained_run(trained_run, tmp_path)
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
+    path = rundir.run_json_path(unit.run_dir)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "status": status}))
+    state, reason = run_state(study, spec, tmp_path / "runs")
+    assert state == "failed" and reason.startswith(f"'{path}' is unreadable (its status is {status!r}, not one of "
+                                                   "running, interrupted, done, failed)"), (state, reason)
+    assert recorded_status(unit.run_dir) == "failed"  # what --retry_failed trains again
+
+
 def test_status_counts_a_run_with_a_damaged_result_and_the_others(tiny_dsprites, tmp_path):
     # one result holding a JSON list had stopped --status: "error: '.../results.json' is unreadable", no counts
     from dlbench import rundir

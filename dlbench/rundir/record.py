@@ -17,6 +17,7 @@ class Status:
     DONE = "done"                # trained: weights, config, results and samples are complete
     FAILED = "failed"            # training cannot succeed (the loss diverged, a bug): left alone
     ENDED = (DONE, FAILED)       # training does not continue; --overwrite trains again
+    ALL = (RUNNING, INTERRUPTED, DONE, FAILED)
 
 
 def is_run(run_dir):
@@ -36,8 +37,15 @@ def retrain_fix(run_dir):
 
 
 def read_run(run_dir):
-    return read_json(run_json_path(run_dir),
-                     fix=f"{retrain_fix(run_dir)} (its other files cannot be trusted without it)")
+    """run.json; a CorruptFile when it cannot be read or records a status no dlbench writes (the
+    study had taken such a finished run for an interrupted one, and trained it again from 0)."""
+    path, fix = run_json_path(run_dir), f"{retrain_fix(run_dir)} (its other files cannot be trusted without it)"
+    record = read_json(path, fix=fix)
+    if "status" in record and record["status"] not in Status.ALL:
+        from dlbench.errors import CorruptFile
+
+        raise CorruptFile(path, f"its status is {record['status']!r}, not one of {', '.join(Status.ALL)}", fix)
+    return record
 
 
 def read_train_results(run_dir):
