@@ -217,6 +217,10 @@ def test_the_status_of_a_one_run_study_says_one_run(tiny_dsprites, tmp_path):
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
     status = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--status", data_root=tiny_dsprites)
     assert f"in {tmp_path / 'runs'}: 1 run: 1 not started" in status.stdout, status.stdout  # had been "1 runs"
+    # a mistyped root had read as a study not started, and nothing more
+    assert status.stdout.startswith(f"--runs_root '{tmp_path / 'runs'}' does not exist: no run of this study has "
+                                    "started there\n"), status.stdout
+    assert not (tmp_path / "runs").exists()
 
 
 def test_status_and_study_json_and_another_study_in_the_same_root(tiny_dsprites, tmp_path):

@@ -95,6 +95,8 @@ def _body(argv):
         raise UserError(f"--runs_root '{runs_root}' is a file, not a folder; choose a folder for the run directories")
     check_runs_root(study, runs, runs_root)
     if args.status:
+        if not runs_root.exists():  # a mistyped root had read as a study not started
+            print(f"--runs_root '{runs_root}' does not exist: no run of this study has started there")
         return _print_status(study, runs, runs_root)
     from dlbench.data import check_data_root
 
