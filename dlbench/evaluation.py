@@ -176,7 +176,8 @@ def _check_result_place(top, name, path):
         raise UserError(f"'{path}' is not a file, where {name}'s result goes; move it away and run the command again")
     obstacle = rundir.obstacle_to_folder(path.parent, top, writable=True)
     if obstacle and obstacle.is_dir():  # what writing the result would have met, said the same way
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(obstacle))
+        code = errno.EROFS if os.statvfs(obstacle).f_flag & os.ST_RDONLY else errno.EACCES
+        raise OSError(code, os.strerror(code), str(obstacle))
     if obstacle:
         raise UserError(f"'{obstacle}' is a file, where the folder of {name}'s result goes; move it away and run "
                         f"the command again")

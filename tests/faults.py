@@ -4,8 +4,9 @@
 
 Every attempt to open for writing, create or make a folder at a path matching the fnmatch
 PATTERN raises OSError(ERRNO_NAME) (ENOSPC for a full disk, EROFS for a read-only folder,
-EACCES, EIO), after the first AFTER matching attempts succeed (default 0); with EACCES or EPERM,
-asking first whether one may write there (os.access with W_OK) is answered no. As root,
+EACCES, EIO), after the first AFTER matching attempts succeed (default 0); with EACCES, EPERM or
+EROFS, asking first whether one may write there (os.access with W_OK) is answered no, and with
+EROFS os.statvfs says the file system is mounted read-only. As root,
 permission bits do not stop writes, and a real full disk cannot be made on CI, so this is how
 those faults are made testable.
 """
@@ -17,6 +18,7 @@ import io
 import os
 import runpy
 import sys
+import types
 
 
 def install(spec):
@@ -39,7 +41,7 @@ def install(spec):
     def fault(path):
         raise OSError(code, os.strerror(code), os.fsdecode(path))
 
-    real_open, real_os_open, real_mkdir, real_access = io.open, os.open, os.mkdir, os.access
+    real_open, real_os_open, real_mkdir, real_access, real_statvfs = io.open, os.open, os.mkdir, os.access, os.statvfs
 
     def open_(file, mode="r", *args, **kwargs):
         if any(c in mode for c in "wax+") and fails(file):
@@ -57,13 +59,20 @@ def install(spec):
         return real_mkdir(path, *args, **kwargs)
 
     def access(path, mode, *args, **kwargs):
-        # a permission fault only: a full or failing disk still lets one ask
-        if code in (errno.EACCES, errno.EPERM) and mode & os.W_OK and fails(path):
+        # a permission fault or a read-only disk only: a full or failing disk still lets one ask
+        if code in (errno.EACCES, errno.EPERM, errno.EROFS) and mode & os.W_OK and fails(path):
             return False
         return real_access(path, mode, *args, **kwargs)
 
+    def statvfs(path):
+        result = real_statvfs(path)
+        if code != errno.EROFS or not fails(path):
+            return result
+        fields = {name: getattr(result, name) for name in dir(result) if name.startswith("f_")}
+        return types.SimpleNamespace(**{**fields, "f_flag": result.f_flag | os.ST_RDONLY})
+
     builtins.open = io.open = open_
-    os.open, os.mkdir, os.access = os_open, mkdir, access
+    os.open, os.mkdir, os.access, os.statvfs = os_open, mkdir, access, statvfs
 
 
 if __name__ == "__main__":

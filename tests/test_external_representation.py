@@ -259,16 +259,18 @@ def test_a_study_root_is_refused_as_out(tiny_dsprites, tmp_path, capsys):
     assert sorted(p.name for p in root.rglob("*")) == ["study.json"]
 
 
-def test_an_out_it_may_not_write_in_is_found_before_anything_is_computed(tiny_dsprites, tmp_path):
-    # the metric had been computed before its result met the folder
+@pytest.mark.parametrize("kind, said", [("EACCES", "Permission denied"), ("EROFS", "Read-only file system")])
+def test_an_out_it_may_not_write_in_is_found_before_anything_is_computed(tiny_dsprites, tmp_path, kind, said):
+    # the metric had been computed before its result met the folder; a read-only disk had been
+    # said to deny permission, with the advice to change it
     from tests.test_hardening import fault
 
     script, out = save_script(PoolCodes(), tmp_path / "codes.pt"), tmp_path / "out"
     (out / "metrics" / "mean").mkdir(parents=True)
     result = run_command("dlb_evaluate", "--representation", script, "--dataset", "dsprites", "--out", out,
                          "--metrics", "mig", "--metric_param", "mig.num_train=300", data_root=tiny_dsprites,
-                         fault=fault("EACCES", out, "metrics/mean*"))
-    assert_one_line_error(result, f"cannot use '{out / 'metrics' / 'mean'}': Permission denied")
+                         fault=fault(kind, out, "metrics/mean*"))
+    assert_one_line_error(result, f"cannot use '{out / 'metrics' / 'mean'}': {said}")
     assert "mig" not in result.stdout and not list((out / "metrics" / "mean").iterdir())
 
 
