@@ -1,5 +1,6 @@
 """Training curves: the plotted median and quartiles over seeds equal numpy's over hand-written
-logs aligned on their shared steps; damaged or missing logs are left out and named."""
+logs aligned on their shared steps; damaged or missing logs, and logs that end before the others',
+are left out and named; rows cut short or not numbers are dropped and said."""
 
 import numpy as np
 import pytest
@@ -26,10 +27,11 @@ def log_rows(steps, loss, reconstruction, kl):
 
 @pytest.fixture
 def three_seeds(tmp_path):
-    """Three runs; the third logged step 5 too and not step 30, so the shared steps are 10, 20."""
+    """Three runs; the third logged step 5 too and the first two step 15, so the shared steps are
+    10, 20."""
     runs = [
-        write_log(tmp_path / "a", log_rows([10, 20, 30], [9.0, 4.0, 3.0], [8.0, 3.0, 2.0], [1.0, 1.0, 1.0])),
-        write_log(tmp_path / "b", log_rows([10, 20, 30], [7.0, 6.0, 1.0], [5.0, 4.0, 0.5], [2.0, 2.0, 0.5])),
+        write_log(tmp_path / "a", log_rows([10, 15, 20], [9.0, 3.0, 4.0], [8.0, 2.0, 3.0], [1.0, 1.0, 1.0])),
+        write_log(tmp_path / "b", log_rows([10, 15, 20], [7.0, 1.0, 6.0], [5.0, 0.5, 4.0], [2.0, 0.5, 2.0])),
         write_log(tmp_path / "c", log_rows([5, 10, 20], [99.0, 1.0, 2.0], [90.0, 0.5, 1.0], [9.0, 0.5, 1.0])),
     ]
     return runs
@@ -105,7 +107,7 @@ def test_a_run_without_a_readable_log_is_left_out_and_named(three_seeds, tmp_pat
     assert [run for run, _ in data.left_out] == [missing, damaged, emptied, garbled]
     assert "no model/train_log.csv" in data.left_out[0][1] and "step" in data.left_out[1][1]
     assert "does not read" in data.left_out[2][1]
-    assert "step column is empty or holds values that are not numbers" in data.left_out[3][1]
+    assert "no row whose step and values are numbers" in data.left_out[3][1]
 
 
 def test_a_step_logged_twice_counts_once_with_its_last_values(tmp_path):
@@ -121,17 +123,87 @@ def test_a_quantity_some_run_did_not_log_is_not_drawn(tmp_path):
     assert sorted(curves.curve_data([full, no_kl]).bands) == ["loss", "reconstruction"]
 
 
-def test_runs_without_logs_or_shared_steps_are_one_clear_error(tmp_path):
+def test_runs_without_logs_are_one_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no training log"):
         curves.curve_data([tmp_path / "empty"])
     with pytest.raises(UserError, match="no training log"):
         curves.curve_data([])
-    early = write_log(tmp_path / "a", log_rows([10], [5.0], [4.0], [1.0]))
-    late = write_log(tmp_path / "b", log_rows([20], [5.0], [4.0], [1.0]))
-    with pytest.raises(UserError, match="share no logged step"):
-        curves.curve_data([early, late])
     unrelated = write_log(tmp_path / "c", [{"step": 10, "accuracy": 0.5}])
     with pytest.raises(UserError, match="none of the columns"):
         curves.training_curves([unrelated], tmp_path / "out", "x", "label", "dsprites")
     assert not (tmp_path / "out" / "x.png").exists()
+
+
+def test_a_log_that_ends_early_is_left_out_rather_than_cutting_the_others_curves(three_seeds, tmp_path):
+    # a log cut down to its first rows (a truncated or restored file) had cut every run of the
+    # setting down to the steps it shares with the others: here to step 10 alone
+    short = write_log(tmp_path / "short", log_rows([10], [50.0], [40.0], [10.0]))
+    data = curves.curve_data([*three_seeds, short])
+    assert data.runs == three_seeds
+    assert data.left_out == [(short, "its model/train_log.csv ends at step 10, before step 20 that the "
+                                     "setting's other runs logged")]
+    np.testing.assert_array_equal(data.bands["loss"].steps, [10, 20])
+    np.testing.assert_allclose(data.bands["loss"].median, [7.0, 4.0])  # of 9, 7, 1 and of 4, 6, 2
+
+
+def cut_log(run_dir, keep_bytes):
+    """run_dir's train_log.csv cut to its first keep_bytes bytes, as a writer killed mid-row leaves it."""
+    path = rundir.train_log_path(run_dir)
+    path.write_bytes(path.read_bytes()[:keep_bytes])
+    return run_dir
+
+
+def test_a_row_cut_short_is_dropped_and_said(three_seeds, tmp_path):
+    rows = log_rows([10, 20], [7.0, 123456.0], [5.0, 123455.0], [2.0, 1.0])
+    cut = write_log(tmp_path / "cut", rows)
+    # the last row cut inside its loss: what is left of it reads as the number 12
+    cut_log(cut, rundir.train_log_path(cut).read_bytes().index(b"20,100.0,12") + len("20,100.0,12"))
+    table, dropped = curves.read_train_log(cut)
+    assert table.index.tolist() == [10]
+    assert dropped == ["a last row cut short, as a writer stopped mid-row leaves it"]
+    # it now ends before the others, so it is left out, the dropped row named in the reason
+    data = curves.curve_data([*three_seeds, cut])
+    assert data.runs == three_seeds and [run for run, _ in data.left_out] == [cut]
+    assert "ends at step 10" in data.left_out[0][1] and "a last row cut short" in data.left_out[0][1]
+    # cut inside its first row: no row is left
+    header_and_part = cut_log(write_log(tmp_path / "part", rows), 60)
+    data = curves.curve_data([*three_seeds, header_and_part])
+    assert data.runs == three_seeds and [run for run, _ in data.left_out] == [header_and_part]
+    assert "no row whose step and values are numbers (dropped: a last row cut short" in data.left_out[0][1]
+
+
+def test_rows_that_are_not_numbers_are_dropped_and_said(tmp_path):
+    # a row of NaNs had given the curve a gap at its step, or an empty plot where it was the only shared step
+    path = rundir.train_log_path(tmp_path / "a")
+    path.parent.mkdir(parents=True)
+    path.write_text("step,images_per_second,loss,reconstruction,kl\n10,1,5,4,1\n15,,,,\n20,1,nan,3,1\n"
+                    "25,1,2,1,1\n")
+    data = curves.curve_data([tmp_path / "a"])
+    np.testing.assert_array_equal(data.bands["loss"].steps, [10, 25])
+    np.testing.assert_array_equal(data.bands["loss"].median, [5.0, 2.0])
+    assert data.left_out == []
+    assert data.trimmed == [(tmp_path / "a", "dropped from its model/train_log.csv: 2 rows whose step is not a "
+                                             "whole number or whose loss, reconstruction or kl is not a number")]
+
+
+def test_the_figure_and_the_caller_hear_of_runs_left_out_and_rows_dropped(three_seeds, tmp_path, monkeypatch):
+    legends = []
+    save = curves.save_figure
+
+    def recording_save(fig, folder, name):
+        legends.extend(t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts())
+        return save(fig, folder, name)
+
+    monkeypatch.setattr(curves, "save_figure", recording_save)
+    (tmp_path / "never_logged").mkdir()
+    nan_row = write_log(tmp_path / "nan_row", log_rows([10, 15, 20], [1.0, float("nan"), 2.0], [1.0, 1.0, 1.0],
+                                                       [0.5, 0.5, 0.5]))
+    heard = []
+    curves.training_curves([*three_seeds, tmp_path / "never_logged", nan_row], tmp_path / "figures", "curves",
+                           "beta_vae, beta=4", "dsprites", note_run=lambda run, line: heard.append((run, line)))
+    assert heard == [(tmp_path / "never_logged", "left out: it has no model/train_log.csv"),
+                     (nan_row, "drawn, but dropped from its model/train_log.csv: 1 row whose step is not a whole "
+                               "number or whose loss, reconstruction or kl is not a number")]
+    # a figure seen without the page still says that it is short of a run
+    assert set(legends) == {"median of 4 of 5 runs", "25-75% of 4 of 5 runs"}

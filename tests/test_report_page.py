@@ -164,6 +164,32 @@ def test_what_cannot_be_drawn_is_one_line_in_the_log_and_the_page(built):
     assert all(html.escape(line) in text for line in [*missing, no_log])
 
 
+def test_runs_left_out_of_the_training_curves_are_named_in_the_log_and_the_page(tmp_path):
+    # a run without its log, and one whose log a killed writer cut inside its first row, had been
+    # left out of their settings' curves without a word (the cut one cut its setting to step 5)
+    root = tmp_path / "runs"
+    for beta, seed, mig, recon_ll in RUNS:
+        run_dir = make_run(root / f"beta={beta}" / f"seed={seed}", seed, mig=mig, recon_ll=recon_ll,
+                           hyperparameters={"beta": beta})
+        write_train_log(run_dir, 90.0 + seed)
+    rundir.train_log_path(root / "beta=8.0" / "seed=0").unlink()
+    cut = rundir.train_log_path(root / "beta=1.0" / "seed=0")
+    cut.write_bytes(cut.read_bytes()[:len("step,images_per_second,loss,reconstruction,kl\r\n5,100.0,1")])
+    result = run_in_process("dlb_report", root, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    curve_lines = [line for line in result.stdout.splitlines() if line.startswith("training curves")]
+    assert curve_lines == [
+        "training curves of beta_vae, beta=1: run beta=1.0/seed=0 left out: its model/train_log.csv does not read: "
+        "it holds no row whose step and values are numbers (dropped: a last row cut short, as a writer stopped "
+        "mid-row leaves it)",
+        "training curves of beta_vae, beta=8: run beta=8.0/seed=0 left out: it has no model/train_log.csv"]
+    assert "2 training curves" in result.stdout
+    # each is counted in the summary with the representatives' pictures (no weights: 2 settings)
+    assert "4 things not drawn, listed above and on the page" in result.stdout
+    text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert all(html.escape(line) in text for line in curve_lines)
+
+
 def test_the_study_file_is_shown_where_study_json_names_one(tmp_path):
     root = tmp_path / "runs"
     make_run(root / "seed=0", 0, status="failed", error="out of memory")

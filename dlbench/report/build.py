@@ -228,7 +228,8 @@ def unique_name(name, taken):
 
 def draw_curves(results, settings, runs_root, folder, study, problems, log):
     """The training curves of each setting's finished runs: {setting label: [png, pdf]}. A setting
-    without a finished run has none; one whose runs have no usable log is a line in problems."""
+    without a finished run has none; one whose runs have no usable log is a line in problems, and
+    so is each run left out of its setting's curves or drawn without some rows of its log."""
     from dlbench.report.curves import training_curves
 
     group = IDENTITY + setting_columns(results)
@@ -240,9 +241,12 @@ def draw_curves(results, settings, runs_root, folder, study, problems, log):
     log(f"drawing the training curves of {len(drawn)} setting{'s' if len(drawn) != 1 else ''}")
     curves = {}
     for setting in drawn:
+        def note_run(run_dir, line, label=setting.label):
+            note(problems, log, f"training curves of {label}: run {run_dir.relative_to(runs_root)} {line}")
+
         try:
             curves[setting.label] = training_curves(sorted(runs_of[setting.key]), folder, f"curves_{setting.name}",
-                                                    setting.label, setting.dataset, study)
+                                                    setting.label, setting.dataset, study, note_run)
         except (UserError, OSError) as err:
             if is_disk_fault(err):
                 raise
