@@ -189,6 +189,31 @@ def test_bad_input_is_one_line_and_exit_2(capsys, root):
     assert not (root / "dsprites" / D.FILENAME).exists()
 
 
+def refuse_to_render(*args, **kwargs):
+    raise AssertionError("rendering started: the full grid (3 GB) would have been written")
+
+
+@pytest.mark.parametrize("keep, named", [
+    (["color=0"], "every value of color (its 1 value), "),  # colour has one value: keeping it reduces nothing
+    (["posX=0:32"], "every value of posX (its 32 values), "),
+    (["color=0", "posX=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31"],
+     "every value of color (its 1 value) and posX (its 32 values), "),
+])
+def test_a_keep_that_reduces_nothing_is_refused_before_rendering(capsys, root, monkeypatch, keep, named):
+    # it had written the full 3 GB grid, though --keep is there for a reduced one
+    monkeypatch.setattr(D, "generate_npz", refuse_to_render)
+    argv = [arg for item in keep for arg in ("--keep", item)]
+    line = user_error(capsys, "make", "dsprites", *argv)
+    assert named in line and "keep fewer values of some factor" in line
+    assert list(root.iterdir()) == []
+
+
+def test_a_keep_of_every_value_beside_one_that_reduces_is_fine(capsys, root):
+    assert run(capsys, "make", "dsprites", "--keep", "posX=0:32", "--keep", "color=0", "--keep", "scale=0",
+               "--keep", "orientation=0", "--keep", "posY=3")[0] == 0
+    assert D.DSpritesFile(root / "dsprites" / D.FILENAME).latents_sizes.tolist() == [1, 3, 1, 1, 32, 1]
+
+
 def test_parse_keep():
     assert parse_keep(["scale=5", "posX=0:32:8", "shape=0,2", "posY=:3"]) == {
         "scale": [5], "posX": [0, 8, 16, 24], "shape": [0, 2], "posY": [0, 1, 2]}

@@ -217,19 +217,8 @@ def normalize_class_indices(class_indices=None):
     class_indices: None, a dict {factor name: indices} (factors left out keep every index), or a
     sequence of 6 entries (None or indices) in the file's factor order.
     """
-    if class_indices is None:
-        class_indices = {}
-    if isinstance(class_indices, dict):
-        unknown = set(class_indices) - set(LATENTS_NAMES)
-        if unknown:
-            raise UserError(f"unknown dSprites factor {sorted(unknown)[0]!r}; factors are {', '.join(LATENTS_NAMES)}")
-        entries = [class_indices.get(n) for n in LATENTS_NAMES]
-    else:
-        entries = list(class_indices)
-        if len(entries) != len(LATENTS_NAMES):
-            raise UserError(f"class_indices needs {len(LATENTS_NAMES)} entries, one per factor {LATENTS_NAMES}")
     result = []
-    for name, size, entry in zip(LATENTS_NAMES, LATENTS_SIZES, entries):
+    for name, size, entry in zip(LATENTS_NAMES, LATENTS_SIZES, _entries(class_indices)):
         if entry is None:
             result.append(np.arange(size))
             continue
@@ -240,6 +229,36 @@ def normalize_class_indices(class_indices=None):
             raise UserError(f"class index out of range for dSprites factor {name!r}: valid are 0..{size - 1}")
         result.append(idx)
     return result
+
+
+def _entries(class_indices):
+    """class_indices (as normalize_class_indices takes it) as one entry per factor, in the file's
+    order: the indices given, or None for every index."""
+    if class_indices is None:
+        class_indices = {}
+    if isinstance(class_indices, dict):
+        unknown = set(class_indices) - set(LATENTS_NAMES)
+        if unknown:
+            raise UserError(f"unknown dSprites factor {sorted(unknown)[0]!r}; factors are {', '.join(LATENTS_NAMES)}")
+        return [class_indices.get(n) for n in LATENTS_NAMES]
+    entries = list(class_indices)
+    if len(entries) != len(LATENTS_NAMES):
+        raise UserError(f"class_indices needs {len(LATENTS_NAMES)} entries, one per factor {LATENTS_NAMES}")
+    return entries
+
+
+def refuse_the_full_grid(class_indices, kept):
+    """A UserError when class_indices names factors to reduce but kept (its normalized form) keeps
+    every value of every factor: asked for a reduced grid, make would write the full one (3 GB
+    stored, minutes of rendering) without a word."""
+    if any(len(k) < size for k, size in zip(kept, LATENTS_SIZES)):
+        return
+    named = [f"{name} (its {size} value{'s' if size != 1 else ''})"
+             for name, size, entry in zip(LATENTS_NAMES, LATENTS_SIZES, _entries(class_indices)) if entry is not None]
+    if named:
+        raise UserError(f"--keep keeps every value of {' and '.join(named)}, so the file would hold the full grid "
+                        f"of {int(np.prod(LATENTS_SIZES)):,} images (about 3 GB), not a reduced one; keep fewer "
+                        f"values of some factor (e.g. --keep posX=0:32:8), or leave out --keep for the full grid")
 
 
 def grid_classes(class_indices=None):
@@ -710,7 +729,8 @@ class DSprites(GroundTruthData):
     @staticmethod
     def make(path=None, class_indices=None, force=False, progress=True, compress=False):
         path = Path(path) if path is not None else default_path()
-        class_indices = normalize_class_indices(class_indices)
+        kept = normalize_class_indices(class_indices)
+        refuse_the_full_grid(class_indices, kept)
         with _generating(path):  # the check and the write, with no other generator in between
             status = file_status(path)
             if status == "real":
@@ -720,7 +740,7 @@ class DSprites(GroundTruthData):
             if status == "corrupt" and not force:  # perhaps not a dSprites file at all: the user decides
                 raise UserError(f"{path} holds a file that is not a usable dSprites file; pass --force to replace "
                                 f"it with a synthetic one, or give another --path")
-            return generate_npz(path, class_indices=class_indices, progress=progress, compress=compress)
+            return generate_npz(path, class_indices=kept, progress=progress, compress=compress)
 
     @staticmethod
     def download(path=None, url=URL, timeout=60, progress=True):
