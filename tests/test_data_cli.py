@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import sys
 import urllib.error
 import urllib.request
 
@@ -83,12 +84,32 @@ def test_make_writes_a_reduced_synthetic_grid(capsys, target):
     assert handle.synthetic and not handle.compressed
     assert handle.latents_sizes.tolist() == [1, 3, 1, 2, 4, 1]
     np.testing.assert_allclose(handle.possible_values["posX"], np.array([0, 8, 16, 24]) / 31)
-    assert "rendering dSprites" in err  # the progress bar
+    assert "rendering dSprites" not in err  # no progress bar: standard error is not a terminal here
     # a second make refuses without --force, regenerates with it
     assert "--force" in user_error(capsys, "make", "dsprites", *KEEP)
     assert run(capsys, "make", "dsprites", "--force", "--compress", "--keep", "shape=2", *KEEP[2:])[0] == 0
     handle = D.DSpritesFile(target)
     assert handle.compressed and handle.latents_sizes.tolist() == [1, 1, 6, 2, 4, 1]
+
+
+@pytest.mark.parametrize("terminal, flags, bar", [(True, [], True), (True, ["--no_progress"], False),
+                                                  (False, [], False)])
+def test_make_draws_its_progress_bar_only_into_a_terminal(capsys, root, monkeypatch, terminal, flags, bar):
+    # it had drawn the bar into logs and pipes too, with no --no_progress to hide it
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    code, _, err = run(capsys, "make", "dsprites", *KEEP, *flags)
+    assert code == 0 and ("rendering dSprites" in err) == bar
+
+
+@pytest.mark.parametrize("flags, bar", [([], True), (["--no_progress"], False)])
+def test_download_draws_its_progress_bar_as_make_does(capsys, target, tmp_path, monkeypatch, flags, bar):
+    payload = _make_real_like(tmp_path / "served.npz").read_bytes()
+    monkeypatch.setattr(urllib.request, "urlopen", _served(payload))
+    monkeypatch.setattr(D, "MD5", hashlib.md5(payload).hexdigest())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run(capsys, "download", "dsprites", *flags)
+    assert code == 0 and target.read_bytes() == payload
+    assert (D.URL.rsplit("/", 1)[-1] in err) == bar, err  # the bar is named after the file it fetches
 
 
 def test_make_to_an_explicit_path(capsys, root, tmp_path):

@@ -40,6 +40,17 @@ def check_scratch(command, scratch):
                         f"(the system's temporary folder)")
 
 
+def add_progress_flag(parser):
+    parser.add_argument("--no_progress", action="store_true",
+                        help="hide the progress bar (shown only where standard error is a terminal)")
+
+
+def show_progress(args):
+    """Whether to draw a progress bar: not with --no_progress, and not into a file or a pipe, where
+    each redraw of the bar is one more line of a log."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
 def make_parser(prog, description):
     return _Parser(prog=prog, description=description)
 

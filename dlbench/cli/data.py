@@ -2,11 +2,11 @@
 
   dlb_data list                      every dataset: its file's state (real / synthetic / missing / corrupt,
                                      or generated in memory), observations, factors, where it looks
-  dlb_data make NAME [--force] [--compress] [--keep FACTOR=INDICES ...] [--path FILE]
+  dlb_data make NAME [--force] [--compress] [--keep FACTOR=INDICES ...] [--path FILE] [--no_progress]
   dlb_data make NAME --from ARCHIVE [--path FOLDER]   lay out a hand-downloaded archive (cars3d)
   dlb_data verify NAME [--path FILE]  exit code 2 with one line for a missing or unusable file
   dlb_data info NAME [--path FILE]
-  dlb_data download NAME [--path FILE]
+  dlb_data download NAME [--path FILE] [--no_progress]
 
 Files live in $DLBENCH_DATA (default ~/.cache/dlbench); --path names a dataset's file, or its
 folder of files for the datasets published as several (cars3d, fashion_mnist, smallnorb). A --path
@@ -20,7 +20,7 @@ import shlex
 import time
 from pathlib import Path
 
-from dlbench.cli.common import make_parser, path, run_main
+from dlbench.cli.common import add_progress_flag, make_parser, path, run_main, show_progress
 from dlbench.data import available_datasets, check_data_root, data_root, files, get_dataset_class
 from dlbench.errors import UserError, file_in_the_way
 
@@ -48,11 +48,14 @@ def _parser():
     make.add_argument("--keep", action="append", default=[], metavar="FACTOR=INDICES",
                       help="write a reduced grid: keep only these class indices of FACTOR, "
                            "as a comma list (0,5,10) or a range start:stop[:step]; repeatable")
+    add_progress_flag(make)
     for name, text, what in (("verify", "check a dataset file (format, and the md5 of a real file)", "to check"),
                              ("info", "factors, sizes, path and source of a dataset file", "to describe"),
                              ("download", "fetch the real dataset file", "to fetch")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("name", metavar="NAME", help=f"the dataset {what}; one of: {names}")
+        if name == "download":
+            add_progress_flag(sub)
     for name, sub in commands.choices.items():
         if name != "list":
             sub.add_argument("--path", type=path,
@@ -258,7 +261,8 @@ def cmd_make(args):
     path = _checked_path(cls, args, writing=True) or cls.default_path()
     start = time.time()
     try:
-        written = make(path, class_indices=keep or None, force=args.force, progress=True, compress=args.compress)
+        written = make(path, class_indices=keep or None, force=args.force, progress=show_progress(args),
+                       compress=args.compress)
     except OSError as err:
         raise _write_error(err, path, path_given=args.path is not None) from None
     info = cls.describe(written)
@@ -340,7 +344,8 @@ def cmd_download(args):
     download = _needs(cls, "download", "download")
     path = _checked_path(cls, args, writing=True)
     try:
-        written = download(path)  # None: the dataset's own place (it may keep a copy found elsewhere)
+        # path None: the dataset's own place (it may keep a copy found elsewhere)
+        written = download(path, progress=show_progress(args))
     except OSError as err:
         raise _write_error(err, path or cls.default_path(), path_given=path is not None) from None
     print(f"{args.name}: real file in place at {written}")
