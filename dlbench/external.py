@@ -81,11 +81,11 @@ def _to_device(fn, device):
     return fn
 
 
-def _as_array(value, role, what):
+def _as_array(value, role):
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if not isinstance(value, np.ndarray):
-        raise UserError(f"{role} returned a {type(value).__name__} {what}; return a tensor or a numpy array")
+        raise UserError(f"{role} returned a {type(value).__name__}; return a tensor or a numpy array")
     if not np.issubdtype(value.dtype, np.floating):
         raise UserError(f"{role} returned codes of dtype {value.dtype}; return floating-point codes")
     return value
@@ -141,7 +141,7 @@ def _call(fn, x, role):
 
 
 def _checked_codes(value, batch, role):
-    codes = _as_array(value, role, "")
+    codes = _as_array(value, role)
     if codes.ndim != 2:
         raise UserError(f"{role} returned shape {codes.shape} for {batch} observations; return (n, D) codes")
     if codes.shape[0] != batch:

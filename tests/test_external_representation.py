@@ -76,7 +76,7 @@ BAD_MODULES = {
     "batch": ("import torch\ndef encode(x):\n    return torch.zeros(8, 2)\n", "rows for a batch of 3"),
     "shape": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 2, 2)\n", "return (n, D) codes"),
     "dtype": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 2, dtype=torch.int64)\n", "dtype int64"),
-    "type": ("def encode(x):\n    return [1, 2]\n", "returned a list"),
+    "type": ("def encode(x):\n    return [1, 2]\n", "returned a list; return a tensor or a numpy array"),
 }
 
 
