@@ -6,6 +6,7 @@ one pattern picks the same slice at every stage. '*' also crosses '/': isa_vae/*
 isa_vae/prior=lp_nested_isa,beta=1.0/seed=0.
 """
 
+import argparse
 from fnmatch import fnmatchcase
 
 from dlbench.errors import UserError
@@ -33,8 +34,17 @@ def picked(names, patterns):
     return [name for name in names if not patterns or any(fnmatchcase(name, pattern) for pattern in patterns)]
 
 
+def only_pattern(text):
+    """An argparse type for an --only pattern. A run's name has no trailing '/', which shell
+    completion of its directory adds: it is dropped rather than making the pattern match nothing."""
+    pattern = text.rstrip("/")
+    if not pattern:
+        raise argparse.ArgumentTypeError(f"{text!r} is no run name pattern; give one such as beta_vae/beta=1.0/*")
+    return pattern
+
+
 def add_only_argument(parser):
-    parser.add_argument("--only", action="append", metavar="PATTERN",
+    parser.add_argument("--only", action="append", type=only_pattern, metavar="PATTERN",
                         help="only the runs whose name (their directory under the runs root, e.g. "
                              "beta_vae/beta=1.0/seed=3) matches the glob PATTERN ('*' also crosses '/'); "
                              "repeat for several (a run matching any is taken)")

@@ -68,6 +68,14 @@ def test_dlb_aggregate_counts_only_the_slice_and_says_so(tmp_path):
     whole = run_aggregate(root, "--out", tmp_path / "whole", cwd=tmp_path)
     assert json.loads((tmp_path / "whole/report.json").read_text())["only"] is None
 
+    # the trailing '/' of a directory's shell completion had made the pattern match no run
+    completed = run_aggregate(root, "--out", tmp_path / "completed", "--only", "beta_vae/beta=2.0/seed=1/",
+                              cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert [row["run_dir"] for row in read_csv(tmp_path / "completed/results.csv")] == ["beta_vae/beta=2.0/seed=1"]
+    assert_one_line_error(run_aggregate(root, "--out", tmp_path / "slash", "--only", "/", cwd=tmp_path),
+                          "--only", "'/' is no run name pattern")
+
     refused = run_aggregate(root, "--out", tmp_path / "none", "--only", "beta_vae/beta=3.0/*", cwd=tmp_path)
     assert_one_line_error(refused, "--only 'beta_vae/beta=3.0/*' matches none of the 4 runs under")
     assert not (tmp_path / "none").exists() and whole.returncode == 0
