@@ -345,3 +345,52 @@ def test_help_explains_runs_root(tmp_path):
     assert result.returncode == 0
     usage = " ".join(result.stdout.split())
     assert "RUNS_ROOT folder holding the run directories" in usage and "default: runs/" in usage
+
+
+
+STRAY_COPIES = {  # where under metrics/ a copy of s1's mig result lands (made by hand), what it records
+    "a backup beside the result": ("mean/mig_backup", {}),
+    "another protocol's folder": ("mean/mig[num_train=500]", {}),
+    "another metric's folder": ("mean/sap", {}),
+    "another mode's folder": ("sampled/mig", {}),
+}
+
+
+@pytest.mark.parametrize("stray", STRAY_COPIES, ids=list(STRAY_COPIES))
+def test_a_copy_of_a_result_in_another_folder_is_left_out_and_said_where_it_belongs(tmp_path, stray):
+    # a copy of a result folder had replaced the real value in results.csv, or added a column, without a word
+    root = tmp_path / "runs"
+    runs = make_study(root)
+    real = runs[1] / "metrics" / "mean" / "mig" / "results.json"
+    copy = runs[1] / "metrics" / STRAY_COPIES[stray][0] / "results.json"
+    write_json(copy, {**json.loads(real.read_text()), "discrete_mig": 0.777})
+
+    results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert {row["run_dir"]: float(row["mig.discrete_mig"]) for row in results} == {f"s{s}": MIG[s] for s in MIG}
+    assert not any("0.777" in value for row in results for value in row.values())
+    assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean(MIG.values()))
+    [line] = lines_naming(stdout, copy)
+    assert line.startswith("metric left out: ") and f"belongs in '{real}'" in line, line
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert line in report["left_out"] and report["counts"]["metric_results_left_out"] == 1
+
+
+def test_a_result_in_its_folder_counts_before_an_old_one_of_the_same_protocol_and_the_old_one_is_named(tmp_path):
+    # results written before protocols named folders sit under the metric's name (dlb_evaluate still
+    # reuses them); a second file of the same columns had been dropped without a word
+    root = tmp_path / "runs"
+    runs = make_study(root)
+    protocol = {"metric": "mig", "mode": "mean", "num_train": 200, "num_bins": 20}
+    old = runs[0] / "metrics" / "mean" / "mig" / "results.json"
+    write_json(old, {**protocol, "discrete_mig": 0.5})
+    tagged = runs[0] / "metrics" / "mean" / "mig[num_train=200]" / "results.json"
+    write_json(tagged, {**protocol, "discrete_mig": 0.6})
+    write_json(runs[1] / "metrics" / "mean" / "mig" / "results.json", {**protocol, "discrete_mig": 0.7})
+
+    results, _, stdout = aggregate_ok(tmp_path, root)
+
+    by_run = {row["run_dir"]: row["mig[num_train=200].discrete_mig"] for row in results}
+    assert by_run == {"s0": "0.6", "s1": "0.7", "s2": ""}  # an old file alone counts
+    [line] = lines_naming(stdout, old)
+    assert line.startswith("metric left out: ") and f"'{tagged}'" in line and "which counts" in line, line

@@ -5,6 +5,11 @@ A damaged run does not stop the aggregation; what could not be used is left out 
   whose model/results.json is unreadable, is left out whole (its record cannot be trusted);
 - an unreadable metrics/<mode>/<metric>/results.json loses only that metric of that run (the
   other metrics are independent evaluations, and dlb_evaluate can recompute the one lost);
+- a metric result counts only from the folder dlb_evaluate writes it to (metrics/<its mode>/<its
+  metric><its protocol tag>; a result of the default protocol's folder written before protocols
+  named folders too, where no result in its own folder has its columns): one anywhere else (a copy
+  made by hand, metrics/mean/mig_backup) is left out and listed with where it belongs, so no two
+  files ever fill one column;
 - a copy of a run already counted (same dataset, method, hyperparameters, settings and seed, e.g.
   runs/a/... and runs/copy/...) is left out, so no seed is counted twice.
 Runs of one dataset trained on different grids (run.json's dataset_shape: a reduced grid of
@@ -144,11 +149,7 @@ def _read_run(run_dir, runs_root, left_out):
     row.update({f"train.{k}": _cell(v) for k, v in _section(record, "train").items() if k != "seed"})
     row.update({f"model.{k}": _cell(v) for k, v in _flatten(_section(record, "model")).items()})
     row.update(_train_results(run_dir))
-    for mode, folder, path in rundir.metric_results(run_dir):
-        try:
-            row.update(_metric_values(run_dir, mode, folder, path))
-        except (CorruptFile, OSError) as err:
-            left_out.append(f"metric left out: {_problem(err)}")
+    row.update(_metric_row(run_dir, left_out))
     details = {"step": record.get("step"), "error": record.get("error")}
     return _Run(run_dir, record, row, details)
 
@@ -202,18 +203,74 @@ def _train_results(run_dir):
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "dlbench_version"}
 
 
-def _metric_values(run_dir, mode, folder, path):
-    """{column: value} of one metrics/<mode>/<folder>/results.json."""
+@dataclass
+class _MetricResult:
+    path: Path
+    prefix: str     # of its columns: '[<mode>.]<metric><protocol tag>'
+    values: dict    # {column: value}
+    canonical: bool  # in the folder dlb_evaluate writes it to (not a legacy one)
+
+
+class _Misplaced(Exception):
+    """A metric result in a folder dlb_evaluate does not write it to; the message says where it belongs."""
+
+
+def _metric_row(run_dir, left_out):
+    """{column: value} of the metric results of run_dir that count, and a line in left_out for each
+    that does not: damaged, in a folder dlb_evaluate does not write it to (a copy made by hand had
+    replaced the real value), or a second file of the same columns."""
+    counted = {}
+    for mode, folder, path in rundir.metric_results(run_dir):
+        try:
+            result = _read_metric_result(run_dir, mode, folder, path)
+        except (CorruptFile, OSError) as err:
+            left_out.append(f"metric left out: {_problem(err)}")
+            continue
+        except _Misplaced as problem:
+            left_out.append(f"metric left out: {problem}")
+            continue
+        other = counted.get(result.prefix)
+        if other is not None:
+            result, other = (result, other) if result.canonical else (other, result)
+            left_out.append(f"metric left out: '{other.path}' holds the result of {result.prefix} that "
+                            f"'{result.path}' holds, which counts; remove the folder of the one not wanted")
+        counted[result.prefix] = result
+    return {column: value for result in counted.values() for column, value in result.values.items()}
+
+
+def _read_metric_result(run_dir, mode, folder, path):
+    """The _MetricResult of one metrics/<mode>/<folder>/results.json."""
     metric, _, tag = folder.partition("[")  # folders carry the protocol tag
     fix = (f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode}"
            f"{_protocol_flags(metric, tag)} --overwrite")
-    result = current_keys(metric, rundir.read_json(path, fix=fix))
+    result = rundir.read_json(path, fix=fix)
+    metric = result.get("metric") if isinstance(result.get("metric"), str) else metric
+    result = current_keys(metric, result)
+    canonical = _check_place(run_dir, mode, folder, path, metric, result)
     problem = result_problem(metric, result)
     if problem:
         raise CorruptFile(path, problem, fix)
     prefix = metric + protocol_tag(metric, result)
     prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
-    return {f"{prefix}.{key}": result[key] for key in value_keys(metric, result)}
+    return _MetricResult(path, prefix, {f"{prefix}.{key}": result[key] for key in value_keys(metric, result)},
+                         canonical)
+
+
+def _check_place(run_dir, mode, folder, path, metric, result):
+    """Whether the result is in the folder dlb_evaluate writes it to (named after its metric and
+    protocol, under its mode); a result of the default protocol's folder written before protocols
+    named folders counts too (dlb_evaluate reuses it), but not as the canonical one. _Misplaced
+    for a result in any other folder (a backup copy beside the real one had replaced its value)."""
+    recorded_mode = result.get("mode") if isinstance(result.get("mode"), str) else mode
+    place = f"{metric}{protocol_tag(metric, result)}"
+    if recorded_mode == mode and folder == place:
+        return True
+    if recorded_mode == mode and folder == metric:
+        return False
+    belongs = rundir.metric_results_path(run_dir, recorded_mode, place)
+    raise _Misplaced(f"'{path}' is not where dlb_evaluate writes a result (a copy?): it is a {metric} result of "
+                     f"the {recorded_mode} representation that belongs in '{belongs}'; remove its folder "
+                     f"'{path.parent}', or move it there if that holds no result")
 
 
 def _protocol_flags(metric, tag):
