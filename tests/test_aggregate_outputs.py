@@ -192,3 +192,45 @@ def test_a_full_disk_midway_leaves_the_earlier_files_whole_as_a_set(tmp_path, mo
     assert_one_line_error(result, "No space left on device", "results.parquet")
     assert {name: (out / name).read_bytes() for name in FILES} == before
     assert sorted(p.name for p in out.iterdir()) == FILES  # no temporary file left
+
+
+def test_a_folder_where_a_file_goes_is_one_line_before_any_file_is_replaced(tmp_path):
+    # a folder at best.csv had been met at its rename, after report.json and representatives.csv were replaced
+    root, out = tmp_path / "runs", tmp_path / "report"
+    make_run(root / "b4" / "s0", 0, mig=0.2, reconstruction=50.0)
+    aggregate_ok(tmp_path)
+    (out / "best.csv").unlink()
+    (out / "best.csv").mkdir()
+    before = {name: (out / name).read_bytes() for name in FILES if name != "best.csv"}
+    make_run(root / "b4" / "s1", 1, mig=0.4, reconstruction=60.0)
+
+    bad_input(tmp_path, "runs", "--out", "report", needles=("'report/best.csv' is a folder", "move it away"))
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_a_rename_failing_after_others_leaves_no_file_of_the_earlier_aggregation(tmp_path, monkeypatch):
+    # the files renamed before the failure had stood beside the earlier aggregation's others, as one set
+    import errno
+    import os
+
+    root, out = tmp_path / "runs", tmp_path / "report"
+    make_run(root / "b4" / "s0", 0, mig=0.2, reconstruction=50.0)
+    aggregate_ok(tmp_path)
+    earlier = {name: (out / name).read_bytes() for name in FILES}
+    make_run(root / "b4" / "s1", 1, mig=0.4, reconstruction=60.0)
+    aggregate_ok(tmp_path, "--out", "reference")
+    replace = os.replace
+
+    def failing_at_best(source, target):
+        if os.fspath(target).endswith("best.csv"):
+            raise OSError(errno.EIO, "Input/output error", os.fspath(target))
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing_at_best)
+    line = assert_one_line_error(run_aggregate("runs", "--out", "report", cwd=tmp_path), "best.csv",
+                                 "Input/output error")
+    left = sorted(path.name for path in out.iterdir())
+    assert left and "best.csv" not in left  # the earlier best.csv went too: it would pass for this aggregation's
+    for name in left:
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes() != earlier[name], name
+    assert sorted(line.partition("written: ")[2].partition(";")[0].split(", ")) == left  # said which are new

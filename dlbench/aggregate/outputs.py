@@ -14,7 +14,7 @@ import dlbench
 from dlbench import rundir
 from dlbench.aggregate.leaderboard import DONE, FAILED, UNFINISHED, short_of_value, status_kind
 from dlbench.config import shown_gin_path
-from dlbench.errors import UserError
+from dlbench.errors import UserError, describe_os_error
 from dlbench.selection import picked
 
 FILES = ("results.csv", "results.parquet", "leaderboard.csv", "best.csv", "representatives.csv", "report.json")
@@ -43,6 +43,18 @@ def check_output_folder(out_dir):
         reason = err.strerror or os.strerror(err.errno)
         raise UserError(f"--out '{out_dir}' cannot be written: no folder can be made in '{existing}' "
                         f"({reason}); choose a folder you may write to") from None
+    check_file_places(out_dir)
+
+
+def check_file_places(out_dir):
+    """Refuse a folder (or anything but a file) standing where one of FILES goes: met at its rename,
+    it had stopped the set midway, with the files renamed before it already replaced."""
+    for name in FILES:
+        path = Path(out_dir) / name
+        if path.exists() and not path.is_file():
+            what = "a folder" if path.is_dir() else "not a file"
+            raise UserError(f"'{path}' is {what}, where dlb_aggregate writes its {name}; move it away and run the "
+                            f"command again")
 
 
 def _nearest_existing(path):
@@ -83,12 +95,46 @@ def _plain(value):
 def write_files(out_dir, contents):
     """Write {file name: bytes} into out_dir as one set: each file to a temporary name first, all of
     them renamed into place only once every one is written, so a full disk midway leaves the
-    earlier set whole (it had left a new results.csv beside the earlier tables). Returns the paths."""
+    earlier set whole (it had left a new results.csv beside the earlier tables). Should a rename fail
+    after others (a fault of the disk), the earlier files not yet replaced are removed and the line
+    says which files are this aggregation's. Returns the paths."""
     paths = [Path(out_dir) / name for name in contents]
-    with contextlib.ExitStack() as renamed_at_exit:
-        for path, data in zip(paths, contents.values()):
-            renamed_at_exit.enter_context(rundir.atomic_path(path)).write_bytes(data)
+    new_files = {}  # path: the inode of its new contents, which a rename keeps: how a new file is told from an old
+    try:
+        with contextlib.ExitStack() as renamed_at_exit:
+            for path, data in zip(paths, contents.values()):
+                temporary = renamed_at_exit.enter_context(rundir.atomic_path(path))
+                temporary.write_bytes(data)
+                new_files[path] = temporary.stat().st_ino
+    except OSError as err:
+        renamed = [path for path in paths if path in new_files and _inode(path) == new_files[path]]
+        if renamed:  # a rename failed after others: never leave the new files beside the earlier ones
+            raise UserError(f"{describe_os_error(err)} ({_unmixed(paths, renamed)})") from None
+        raise
     return paths
+
+
+def _inode(path):
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def _unmixed(paths, renamed):
+    """Remove the earlier aggregation's files that a failed rename left beside the new ones; what
+    the folder holds then, for the error's line."""
+    kept = []
+    for path in paths:
+        if path not in renamed:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                kept.append(path.name)
+    said = f"written: {', '.join(path.name for path in renamed)}; "
+    if kept:
+        return said + f"{', '.join(kept)} could not be removed and are the earlier aggregation's"
+    return said + "the earlier aggregation's other files were removed, so that no two aggregations are mixed"
 
 
 def report_record(runs_root, study, collection, board, representatives, rank_column, unranked, only=None):
