@@ -170,16 +170,24 @@ def test_rank_by_where_no_run_has_a_result_says_to_evaluate_first(tmp_path):
               needles=("unknown --rank_by 'mig'", "no run under the runs root has a metric result", "dlb_evaluate"))
 
 
+def aggregated_before_a_new_run(tmp_path):
+    """A root of one run aggregated into report/, then a second run added to it: the earlier
+    aggregation's files as {name: bytes}."""
+    root, out = tmp_path / "runs", tmp_path / "report"
+    make_run(root / "b4" / "s0", 0, mig=0.2, reconstruction=50.0)
+    aggregate_ok(tmp_path)
+    earlier = {name: (out / name).read_bytes() for name in FILES}
+    make_run(root / "b4" / "s1", 1, mig=0.4, reconstruction=60.0)
+    return earlier
+
+
 def test_a_full_disk_midway_leaves_the_earlier_files_whole_as_a_set(tmp_path, monkeypatch):
     # a full disk at results.parquet had left the new results.csv beside the earlier tables
     import errno
     import pathlib
 
-    root, out = tmp_path / "runs", tmp_path / "report"
-    make_run(root / "b4" / "s0", 0, mig=0.2, reconstruction=50.0)
-    aggregate_ok(tmp_path)
-    before = {name: (out / name).read_bytes() for name in FILES}
-    make_run(root / "b4" / "s1", 1, mig=0.4, reconstruction=60.0)
+    out = tmp_path / "report"
+    before = aggregated_before_a_new_run(tmp_path)
     write = pathlib.Path.write_bytes
 
     def full_at_parquet(self, data):
@@ -196,13 +204,11 @@ def test_a_full_disk_midway_leaves_the_earlier_files_whole_as_a_set(tmp_path, mo
 
 def test_a_folder_where_a_file_goes_is_one_line_before_any_file_is_replaced(tmp_path):
     # a folder at best.csv had been met at its rename, after report.json and representatives.csv were replaced
-    root, out = tmp_path / "runs", tmp_path / "report"
-    make_run(root / "b4" / "s0", 0, mig=0.2, reconstruction=50.0)
-    aggregate_ok(tmp_path)
+    out = tmp_path / "report"
+    before = aggregated_before_a_new_run(tmp_path)
+    del before["best.csv"]
     (out / "best.csv").unlink()
     (out / "best.csv").mkdir()
-    before = {name: (out / name).read_bytes() for name in FILES if name != "best.csv"}
-    make_run(root / "b4" / "s1", 1, mig=0.4, reconstruction=60.0)
 
     bad_input(tmp_path, "runs", "--out", "report", needles=("'report/best.csv' is a folder", "move it away"))
     assert {name: (out / name).read_bytes() for name in before} == before
@@ -213,11 +219,8 @@ def test_a_rename_failing_after_others_leaves_no_file_of_the_earlier_aggregation
     import errno
     import os
 
-    root, out = tmp_path / "runs", tmp_path / "report"
-    make_run(root / "b4" / "s0", 0, mig=0.2, reconstruction=50.0)
-    aggregate_ok(tmp_path)
-    earlier = {name: (out / name).read_bytes() for name in FILES}
-    make_run(root / "b4" / "s1", 1, mig=0.4, reconstruction=60.0)
+    out = tmp_path / "report"
+    earlier = aggregated_before_a_new_run(tmp_path)
     aggregate_ok(tmp_path, "--out", "reference")
     replace = os.replace
 
