@@ -49,7 +49,8 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
                                  "status": "failed", "step": 20, "error": "the loss diverged at step 7"}]
     assert report["unfinished"] == [{"run_dir": "b4/s3", "dataset": "dsprites", "method": "beta_vae", "seed": 3,
                                      "status": "running", "step": 10, "error": None}]
-    assert report["duplicates"] == [{"run_dir": "copy/s0", "same_as": "b4/s0", "results_differ": []}]
+    assert report["duplicates"] == [{"run_dir": "copy/s0", "same_as": "b4/s0", "results_differ": [],
+                                     "results_not_counted": []}]
     [run_line, metric_line] = report["left_out"]
     assert run_line.startswith("run left out: ") and "b4/s4/run.json" in run_line
     assert metric_line.startswith("metric left out: ") and "recon_ll/results.json" in metric_line

@@ -189,6 +189,25 @@ def test_the_studys_own_evaluated_copy_is_counted_and_copies_that_differ_are_sai
         "a_backup/s0": [], "a_backup/s1": ["mig.discrete_mig"]}
 
 
+
+def test_results_only_a_copy_left_out_holds_are_said_so(tmp_path):
+    # a metric evaluated in the copy left out alone had vanished from every table, and results_differ was []
+    root = tmp_path / "runs"
+    counted, other = make_run(root / "a", 0), make_run(root / "b", 0)
+    shutil.rmtree(other / "metrics" / "mean" / "mig")
+    write_json(other / "metrics" / "mean" / "sap" / "results.json", {"metric": "sap", "mode": "mean", "SAP_score": 0.3})
+
+    results, _, stdout = aggregate_ok(tmp_path, root)
+
+    assert [row["run_dir"] for row in results] == ["a"]  # not merged: the copies may be two trainings
+    assert f"{other} (same run as {counted}; only it holds sap.SAP_score, not counted)" \
+        in " ".join(stdout), stdout
+    assert any(line.startswith("1 of the duplicates hold results the copy counted lacks") for line in stdout), stdout
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    [duplicate] = report["duplicates"]
+    assert duplicate["results_not_counted"] == ["sap.SAP_score"]
+    assert duplicate["results_differ"] == []
+
 def test_the_evaluated_copy_is_counted_where_no_study_names_one(tmp_path):
     root = tmp_path / "runs"
     make_run(root / "b" / "s0", 0)

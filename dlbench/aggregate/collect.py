@@ -24,6 +24,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -42,8 +43,7 @@ SECTIONS = ("hyperparameters", "train", "model", "dataset_options")
 @dataclass
 class Collection:
     """The runs found under a root: results (one row per counted run), left_out (one line per file
-    that could not be used, naming it and the fix), duplicates ((left-out copy, counted run, metric
-    columns whose values differ)),
+    that could not be used, naming it and the fix), duplicates (a Duplicate per copy left out),
     found (how many run.json files there were) and details ({run_dir: {'step', 'error'}} from
     run.json, for listing runs that did not finish)."""
 
@@ -52,6 +52,16 @@ class Collection:
     duplicates: list
     found: int = 0
     details: dict = field(default_factory=dict)
+
+
+class Duplicate(NamedTuple):
+    """A copy of a run left out (copy), the run counted (kept), the metric columns both hold with
+    different values (differing) and those only the copy holds (not_counted)."""
+
+    copy: Path
+    kept: Path
+    differing: list
+    not_counted: list
 
 
 class _LeftOut(Exception):
@@ -323,10 +333,12 @@ def _study_run_names(runs_root):
 
 
 def _drop_duplicates(runs, study_runs=()):
-    """(runs counted, [(copy left out, run counted, [metric columns whose values differ])]): of each
-    set of copies of one run, one is counted: a finished one before others, then the one at its
-    place in the study (study_runs: folder names study.json lists), then the one with the most
-    metric values, then the first by path."""
+    """(runs counted, [Duplicate]): of each set of copies of one run, one is counted: a finished one
+    before others, then the one at its place in the study (study_runs: folder names study.json
+    lists), then the one with the most metric values, then the first by path. The copies' results
+    are not merged into the one counted: copies of one run may be two trainings (a rerun, a GPU's
+    nondeterminism), and a row mixing their results would pair values of two models; the results
+    only a copy holds are listed instead (Duplicate.not_counted)."""
     copies = {}
     for run in runs:
         copies.setdefault(run.identity, []).append(run)
@@ -336,7 +348,8 @@ def _drop_duplicates(runs, study_runs=()):
                                               run.row["run_dir"] not in study_runs, -len(_metric_values_of(run)),
                                               run.path))[0]
         counted.add(id(kept))
-        duplicates += [(run.path, kept.path, _differing(run, kept)) for run in group if run is not kept]
+        duplicates += [Duplicate(run.path, kept.path, _differing(run, kept), _only_in(run, kept))
+                       for run in group if run is not kept]
     return [run for run in runs if id(run) in counted], sorted(duplicates)
 
 
@@ -348,6 +361,13 @@ def _differing(copy, kept):
     """The metric columns both copies hold with different values."""
     ours, theirs = _metric_values_of(copy), _metric_values_of(kept)
     return sorted(column for column in set(ours) & set(theirs) if not _same_value(ours[column], theirs[column]))
+
+
+def _only_in(copy, kept):
+    """The metric columns the copy holds a value of and the run counted does not: results that
+    would otherwise go unsaid (a metric evaluated in the copy only)."""
+    ours, theirs = _metric_values_of(copy), _metric_values_of(kept)
+    return sorted(column for column in ours if theirs.get(column) is None and ours[column] is not None)
 
 
 def _same_value(a, b):

@@ -169,7 +169,8 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
         "not_in_study": not_in_study,
         "left_out": list(collection.left_out),
         "duplicates": [{"run_dir": str(Path(copy).relative_to(runs_root)), "same_as": str(Path(kept).relative_to(runs_root)),
-                        "results_differ": differing} for copy, kept, differing in collection.duplicates],
+                        "results_differ": differing, "results_not_counted": not_counted}
+                       for copy, kept, differing, not_counted in collection.duplicates],
         "unranked": [{"dataset": dataset, "method": method} for dataset, method in unranked],
         "rank_by_short": dict(zip(("settings_in_part", "settings_without"), short_of_value(board, rank_column))),
     }

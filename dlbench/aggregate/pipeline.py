@@ -39,16 +39,17 @@ class Aggregation:
         one for failed and unfinished runs, one for a ranking that could not be made."""
         lines = list(self.left_out)
         if self.duplicates:
-            shown = [f"{copy} (same run as {kept}{differ_note(differing)})"
-                     for copy, kept, differing in self.duplicates[:SHOWN_DUPLICATES]]
+            shown = [f"{copy} (same run as {kept}{differ_note(differing, not_counted)})"
+                     for copy, kept, differing, not_counted in self.duplicates[:SHOWN_DUPLICATES]]
             more = len(self.duplicates) - len(shown)
             runs = "run" if len(self.duplicates) == 1 else "runs"
             lines.append(f"{len(self.duplicates)} duplicate {runs} not counted: {', '.join(shown)}"
                          + (f" and {more} more" if more else ""))
-            differ = sum(bool(differing) for _, _, differing in self.duplicates)
+            differ = sum(bool(duplicate.differing) for duplicate in self.duplicates)
             if differ:
                 lines.append(f"{differ} of the duplicates hold other metric values than the copy counted (an old or "
                              f"edited copy?); report.json lists them under duplicates with results_differ")
+            lines += not_counted_notes(self.duplicates)
         counts = self.report.get("counts", {})
         if counts.get("failed") or counts.get("unfinished"):
             lines.append(f"{counts['failed']} failed and {counts['unfinished']} unfinished runs counted but left out "
@@ -137,9 +138,25 @@ def aggregate(runs_root, out_dir, rank_by=None):
     return aggregation.results, aggregation.board
 
 
-def differ_note(columns):
-    """What follows a duplicate's 'same run as ...': the metric columns in which it differs."""
-    return f"; its {', '.join(columns)} differ" if columns else ""
+def differ_note(columns, not_counted=()):
+    """What follows a duplicate's 'same run as ...': the metric columns in which it differs, and
+    those it alone holds (not counted)."""
+    note = f"; its {', '.join(columns)} differ" if columns else ""
+    return note + (f"; only it holds {', '.join(not_counted)}, not counted" if not_counted else "")
+
+
+def not_counted_notes(duplicates):
+    """The line about the results that only duplicates hold: none of them is counted, so a metric
+    evaluated in a copy alone had vanished from the tables without a word."""
+    holding = [duplicate for duplicate in duplicates if duplicate.not_counted]
+    if not holding:
+        return []
+    shown = "; ".join(f"{duplicate.copy}: {', '.join(duplicate.not_counted)}" for duplicate in holding[:SHOWN_DUPLICATES])
+    more = len(holding) - min(len(holding), SHOWN_DUPLICATES)
+    return [f"{len(holding)} of the duplicates hold results the copy counted lacks, which are not counted ({shown}"
+            + (f"; and {more} more" if more else "") + "); evaluate the copy counted with those metrics "
+            "(dlb_evaluate), or move the other copy out of the root; report.json lists them under duplicates "
+            "with results_not_counted"]
 
 
 def rank_short_note(rank_by, short):
