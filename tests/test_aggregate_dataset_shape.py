@@ -85,7 +85,7 @@ def test_a_run_without_a_recorded_grid_stays_with_a_copy_that_has_one(tmp_path):
     root = make_grids_study(tmp_path / "runs", grids=("full",), seeds=(0,))
     make_run(root / "older" / "s0", 0, mig=MIG["full", 0])
     aggregation = aggregate_runs(root, tmp_path / "report")
-    assert [(str(copy), str(kept)) for copy, kept, _ in aggregation.duplicates] == [
+    assert [(str(duplicate.copy), str(duplicate.kept)) for duplicate in aggregation.duplicates] == [
         (str(root / "older" / "s0"), str(root / "full" / "s0"))]
     assert list(aggregation.board["dataset"]) == ["dsprites"]
 
