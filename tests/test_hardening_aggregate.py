@@ -88,6 +88,9 @@ DAMAGES = {
     "run.json not an object": ("run.json", lambda p: p.write_text("[1, 2, 3]\n"), "not an object"),
     "run.json without identity": ("run.json", drop_identity, "lacks method, seed"),
     "truncated model/results.json": ("model/results.json", truncate, "not valid JSON"),
+    # a done run without them had been counted finished, with fewer values, without a word
+    "model/results.json missing": ("model/results.json", Path.unlink, "is missing, though"),
+    "model/ missing": ("model", shutil.rmtree, "is missing, though"),
 }
 
 

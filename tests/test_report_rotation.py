@@ -22,6 +22,8 @@ def write_runs(root, with_rotation=True):
             "method": "beta_vae", "dataset": "dsprites", "seed": seed, "status": status,
             "hyperparameters": {"beta": 4.0}, "train": {"steps": 10, "seed": seed, "batch_size": 64},
             "model": {"architecture": "conv", "latent_dim": 3, "likelihood": "bernoulli", "prior": {"name": prior}}})
+        if status == rundir.Status.DONE:  # a done run without them is left out as damaged
+            rundir.write_json(run_dir / "model" / "results.json", {"loss": 90.0, "steps": 10})
         result = {"metric": "rotation", "mode": "mean", "seed": 0, "num_rotations": 2, "objective": -100.0,
                   "objective_stderr": stderr, "mig": migs[0], "factor_vae": factor_vaes[0]}
         for r in (1, 2):

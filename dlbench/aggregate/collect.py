@@ -2,7 +2,8 @@
 
 A damaged run does not stop the aggregation; what could not be used is left out and listed:
 - a run whose run.json is unreadable, not an object, or lacks method, dataset or seed, and a run
-  whose model/results.json is unreadable, is left out whole (its record cannot be trusted);
+  whose model/results.json is unreadable, or missing though run.json says it is done, is left out
+  whole (its record cannot be trusted);
 - an unreadable metrics/<mode>/<metric>/results.json loses only that metric of that run (the
   other metrics are independent evaluations, and dlb_evaluate can recompute the one lost);
 - a metric result counts only from the folder dlb_evaluate writes it to (metrics/<its mode>/<its
@@ -158,7 +159,7 @@ def _read_run(run_dir, runs_root, left_out):
     row.update({f"hp.{k}": _cell(v) for k, v in _section(record, "hyperparameters").items()})
     row.update({f"train.{k}": _cell(v) for k, v in _section(record, "train").items() if k != "seed"})
     row.update({f"model.{k}": _cell(v) for k, v in _flatten(_section(record, "model")).items()})
-    row.update(_train_results(run_dir))
+    row.update(_train_results(run_dir, record, runs_root))
     row.update(_metric_row(run_dir, left_out))
     details = {"step": record.get("step"), "error": record.get("error")}
     return _Run(run_dir, record, row, details)
@@ -203,8 +204,14 @@ def _section(record, name):
     return record.get(name) or {}
 
 
-def _train_results(run_dir):
-    """The final training scalars of model/results.json (none before training finished)."""
+def _train_results(run_dir, record, runs_root):
+    """The final training scalars of model/results.json (none before training finished). A run
+    said done without them is damaged (it had been counted finished, with fewer values)."""
+    path = rundir.train_results_path(run_dir)
+    if record.get("status") == rundir.Status.DONE and not path.is_file():
+        raise _LeftOut(f"'{path}' is missing, though '{rundir.run_json_path(run_dir)}' says the run is done, so "
+                       f"its training cannot be trusted; train it again with dlb_study STUDY --runs_root "
+                       f"{runs_root} --retry_failed, or dlb_train --run_dir {run_dir} --overwrite")
     try:
         results = rundir.read_train_results(run_dir)
     except (CorruptFile, OSError) as err:
