@@ -43,7 +43,8 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
     assert report["rank_by"] == "mig.discrete_mig"
     assert sorted(report["files"]) == FILES
     assert report["counts"] == {"run_json_found": 7, "runs": 5, "done": 3, "failed": 1, "unfinished": 1,
-                                "not_started": 2, "not_in_study": 4, "runs_left_out": 1, "metric_results_left_out": 1, "duplicates": 1, "settings": 1,
+                                "not_started": 2, "not_in_study": 4, "runs_left_out": 1, "metric_results_left_out": 1,
+                                "results_with_values_left_out": 0, "duplicates": 1, "settings": 1,
                                 "representatives": 1}
     assert report["failed"] == [{"run_dir": "b4/s2", "dataset": "dsprites", "method": "beta_vae", "seed": 2,
                                  "status": "failed", "step": 20, "error": "the loss diverged at step 7"}]

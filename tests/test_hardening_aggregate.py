@@ -9,6 +9,7 @@ from the numbers written, never read from the command's output."""
 import csv
 import json
 import shutil
+import warnings
 from pathlib import Path
 from statistics import mean
 
@@ -416,3 +417,26 @@ def test_a_result_in_its_folder_counts_before_an_old_one_of_the_same_protocol_an
     assert by_run == {"s0": "0.6", "s1": "0.7", "s2": ""}  # an old file alone counts
     [line] = lines_naming(stdout, old)
     assert line.startswith("metric left out: ") and f"'{tagged}'" in line and "which counts" in line, line
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "0.5", "Infinity"], ids=repr)
+def test_a_measured_value_that_is_not_a_finite_number_is_left_out_and_said_so(tmp_path, value):
+    # an infinity had made the leaderboard's mean infinite, with numpy's two-line warning; NaN and text went unsaid
+    root = tmp_path / "runs"
+    runs = make_study(root)
+    for seed, run in runs.items():
+        path = run / "metrics" / "mean" / "recon_ll" / "results.json"
+        write_json(path, {**json.loads(path.read_text()), "recon_ll_stderr": value if seed == 1 else 0.5})
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # none may reach the user
+        results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert [row["recon_ll.recon_ll_stderr"] for row in results] == ["0.5", "", "0.5"]
+    assert float(board[0]["recon_ll.recon_ll_stderr.mean"]) == 0.5 and board[0]["recon_ll.recon_ll_stderr.count"] == "2"
+    assert float(board[0]["recon_ll.recon_ll.mean"]) == pytest.approx(mean(RECON.values()))  # its other values count
+    [line] = lines_naming(stdout, runs[1] / "metrics" / "mean" / "recon_ll" / "results.json")
+    assert line.startswith("value left out: ") and f"recon_ll_stderr = {json.dumps(value)}" in line, line
+    assert "dlb_evaluate" in line and "--overwrite" in line
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert line in report["left_out"] and report["counts"]["results_with_values_left_out"] == 1

@@ -22,6 +22,7 @@ leaderboard counts them and keeps them out of its statistics.
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,6 +227,7 @@ class _MetricResult:
     prefix: str     # of its columns: '[<mode>.]<metric><protocol tag>'
     values: dict    # {column: value}
     canonical: bool  # in the folder dlb_evaluate writes it to (not a legacy one)
+    unusable: str = None  # the line about its measured values that are not finite numbers, if any
 
 
 class _Misplaced(Exception):
@@ -252,6 +254,7 @@ def _metric_row(run_dir, left_out):
             left_out.append(f"metric left out: '{other.path}' holds the result of {result.prefix} that "
                             f"'{result.path}' holds, which counts; remove the folder of the one not wanted")
         counted[result.prefix] = result
+    left_out += [result.unusable for result in counted.values() if result.unusable]
     return {column: value for result in counted.values() for column, value in result.values.items()}
 
 
@@ -269,8 +272,31 @@ def _read_metric_result(run_dir, mode, folder, path):
         raise CorruptFile(path, problem, fix)
     prefix = metric + protocol_tag(metric, result)
     prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
-    return _MetricResult(path, prefix, {f"{prefix}.{key}": result[key] for key in value_keys(metric, result)},
-                         canonical)
+    unusable = _unusable_values(metric, result)
+    values = {f"{prefix}.{key}": result[key] for key in value_keys(metric, result) if key not in unusable}
+    held = ", ".join(f"{key} = {json.dumps(value)}" for key, value in unusable.items())
+    line = f"value left out: '{path}' holds {held}, not a finite number; its other values count; {fix}"
+    return _MetricResult(path, prefix, values, canonical, line if unusable else None)
+
+
+def _unusable_values(metric, result):
+    """{key: value} of the measured values of a result that are not finite numbers: infinite, NaN,
+    or a number written as text (an infinity had made a leaderboard mean infinite, with numpy's
+    warning; NaN and text had gone without a word). A headline's is result_problem's."""
+    measured = value_keys(metric, dict.fromkeys(result, 0.0))  # the keys a number would be a value of
+    return {key: result[key] for key in measured if not key.endswith("_version") and _not_finite(result[key])}
+
+
+def _not_finite(value):
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        try:
+            float(value)  # '0.5', 'inf', 'NaN': a number written as text; other text describes
+        except ValueError:
+            return False
+        return True
+    return isinstance(value, (int, float)) and not math.isfinite(value)
 
 
 def _check_place(run_dir, mode, folder, path, metric, result):

@@ -148,6 +148,7 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
     not_in_study = _not_in_study(results, study)
     run_left_out = [line for line in collection.left_out if line.startswith("run left out")]
     metric_left_out = [line for line in collection.left_out if line.startswith("metric left out")]
+    values_left_out = [line for line in collection.left_out if line.startswith("value left out")]
     return {
         "runs_root": str(runs_root),  # as given: a committed report names no machine's folders
         "only": list(only) if only else None,
@@ -161,6 +162,7 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
             "failed": int((kinds == FAILED).sum()), "unfinished": int((kinds == UNFINISHED).sum()),
             "not_started": len(not_started), "not_in_study": len(not_in_study),
             "runs_left_out": len(run_left_out), "metric_results_left_out": len(metric_left_out),
+            "results_with_values_left_out": len(values_left_out),
             "duplicates": len(collection.duplicates), "settings": len(board),
             "representatives": len(representatives)},
         "failed": _listed(results[kinds == FAILED], collection.details),
