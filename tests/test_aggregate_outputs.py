@@ -2,13 +2,14 @@
 the command line (in this process: tests/fake_runs.run_aggregate)."""
 
 import json
+import shlex
 
 import pandas as pd
 import pytest
 
 import dlbench
 from tests.commands import assert_one_line_error, tree
-from tests.fake_runs import make_run, read_csv, run_aggregate, write_json
+from tests.fake_runs import make_run, read_csv, run_aggregate, write_json, write_metric
 
 FILES = ["best.csv", "leaderboard.csv", "report.json", "representatives.csv", "results.csv", "results.parquet"]
 
@@ -149,10 +150,47 @@ def test_an_out_that_is_a_file_is_one_line(tmp_path):
     assert (tmp_path / "report").read_text() == "mine\n"
 
 
-@pytest.mark.parametrize("rank_by", ["hp.beta", "mig.nothing", "sampled.mig"])
-def test_rank_by_a_setting_or_an_absent_column_is_refused(tmp_path, rank_by):
+@pytest.mark.parametrize("rank_by", ["mig.nothing", "sampled.mig"])
+def test_rank_by_an_absent_column_is_refused(tmp_path, rank_by):
     make_run(tmp_path / "runs" / "a", 0, mig=0.2)
     bad_input(tmp_path, "runs", "--out", "report", "--rank_by", rank_by, needles=(f"unknown --rank_by '{rank_by}'",))
+
+
+@pytest.mark.parametrize("rank_by", ["hp.beta", "train.lr", "model.latent_dim", "seed"])
+def test_rank_by_a_setting_says_it_is_not_a_measured_value(tmp_path, rank_by):
+    # it had said "no run has it" of a setting every run has
+    make_run(tmp_path / "runs" / "a", 0, mig=0.2, recon_ll=-3.0)
+    bad_input(tmp_path, "runs", "--out", "report", "--rank_by", rank_by,
+              needles=(f"--rank_by {rank_by} is a setting, not a measured value", "one of: mig, recon_ll"))
+
+
+@pytest.mark.parametrize("metric", ["unsupervised", "rotation[num_rotations=2]"])
+def test_rank_by_a_metric_without_a_headline_names_its_values(tmp_path, metric):
+    # it had said "no run has it" of a metric every run has
+    keys = {"unsupervised": ("gaussian_total_correlation", "mutual_info_score"),
+            "rotation[num_rotations=2]": ("objective", "mig_r1")}[metric]
+    for seed in (0, 1):
+        run = make_run(tmp_path / "runs" / f"s{seed}", seed, mig=0.2)
+        write_metric(run, metric, {key: 0.1 * (seed + 1) for key in keys},
+                     **({"num_rotations": 2} if "rotation" in metric else {}))
+    bare = metric.partition("[")[0]
+    columns = [f"{metric}.{key}" for key in keys]
+    bad_input(tmp_path, "runs", "--out", "report", "--rank_by", bare,
+              needles=(f"--rank_by {bare}: its results hold several values and none is its headline",
+                       *(shlex.quote(column) for column in columns)))
+    aggregate_ok(tmp_path, "--rank_by", columns[1])  # as it says: METRIC.KEY ranks
+    [best] = read_csv(tmp_path / "report" / "best.csv")
+    assert best["rank_by"] == columns[1]
+
+
+def test_rank_by_a_metric_whose_every_result_is_damaged_says_so(tmp_path):
+    # it had said "no run has it", and not that they were left out as damaged
+    runs = [make_run(tmp_path / "runs" / f"s{seed}", seed, mig=0.2, recon_ll=-3.0) for seed in (0, 1)]
+    for run in runs:
+        (run / "metrics" / "mean" / "mig" / "results.json").write_text("{ cut")
+    bad_input(tmp_path, "runs", "--out", "report", "--rank_by", "mig",
+              needles=("--rank_by mig: no run has a usable result of it: 2 were left out as damaged",
+                       "'runs/s0/metrics/mean/mig/results.json' is unreadable", "dlb_evaluate runs/s0 --metrics mig"))
 
 
 def test_an_unreadable_study_json_is_reported_and_the_rest_aggregated(tmp_path):

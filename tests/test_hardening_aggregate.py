@@ -199,7 +199,8 @@ def test_results_only_a_copy_left_out_holds_are_said_so(tmp_path):
     root = tmp_path / "runs"
     counted, other = make_run(root / "a", 0), make_run(root / "b", 0)
     shutil.rmtree(other / "metrics" / "mean" / "mig")
-    write_json(other / "metrics" / "mean" / "sap" / "results.json", {"metric": "sap", "mode": "mean", "SAP_score": 0.3})
+    write_json(other / "metrics" / "mean" / "sap" / "results.json",
+               {"metric": "sap", "mode": "mean", "SAP_score": 0.3})
 
     results, _, stdout = aggregate_ok(tmp_path, root)
 
@@ -433,7 +434,8 @@ def test_a_measured_value_that_is_not_a_finite_number_is_left_out_and_said_so(tm
         results, board, stdout = aggregate_ok(tmp_path, root)
 
     assert [row["recon_ll.recon_ll_stderr"] for row in results] == ["0.5", "", "0.5"]
-    assert float(board[0]["recon_ll.recon_ll_stderr.mean"]) == 0.5 and board[0]["recon_ll.recon_ll_stderr.count"] == "2"
+    assert float(board[0]["recon_ll.recon_ll_stderr.mean"]) == 0.5
+    assert board[0]["recon_ll.recon_ll_stderr.count"] == "2"
     assert float(board[0]["recon_ll.recon_ll.mean"]) == pytest.approx(mean(RECON.values()))  # its other values count
     [line] = lines_naming(stdout, runs[1] / "metrics" / "mean" / "recon_ll" / "results.json")
     assert line.startswith("value left out: ") and f"recon_ll_stderr = {json.dumps(value)}" in line, line

@@ -46,14 +46,16 @@ SECTIONS = ("hyperparameters", "train", "model", "dataset_options")
 class Collection:
     """The runs found under a root: results (one row per counted run), left_out (one line per file
     that could not be used, naming it and the fix), duplicates (a Duplicate per copy left out),
-    found (how many run.json files there were) and details ({run_dir: {'step', 'error'}} from
-    run.json, for listing runs that did not finish)."""
+    found (how many run.json files there were), details ({run_dir: {'step', 'error'}} from
+    run.json, for listing runs that did not finish) and damaged_results ({metric name as --rank_by
+    gives it, 'mig[num_bins=10]': [the left_out lines of its results that could not be read]})."""
 
     results: pd.DataFrame
     left_out: list
     duplicates: list
     found: int = 0
     details: dict = field(default_factory=dict)
+    damaged_results: dict = field(default_factory=dict)
 
 
 class Duplicate(NamedTuple):
@@ -89,10 +91,10 @@ def collect(runs_root, only=None):
     if only:
         by_name = {path.parent.relative_to(runs_root).as_posix(): path for path in run_jsons}
         run_jsons = [by_name[name] for name in matching(by_name, only, f"the {len(by_name)} runs under '{runs_root}'")]
-    runs, left_out, unusable = [], [], []
+    runs, left_out, unusable, damaged = [], [], [], {}
     for path in run_jsons:
         try:
-            runs.append(_read_run(path.parent, runs_root, left_out))
+            runs.append(_read_run(path.parent, runs_root, left_out, damaged))
         except _LeftOut as problem:
             left_out.append(f"run left out: {problem}")
             unusable.append(problem)
@@ -104,7 +106,7 @@ def collect(runs_root, only=None):
     if results["dataset_shape"].isna().all():  # runs older than dataset_shape: their tables, as before
         results = results.drop(columns="dataset_shape")
     details = {run.row["run_dir"]: run.details for run in counted}
-    return Collection(results, left_out, duplicates, len(run_jsons), details)
+    return Collection(results, left_out, duplicates, len(run_jsons), details, damaged)
 
 
 def _run_jsons(runs_root):
@@ -149,9 +151,9 @@ class _Run:
         return _identity(self.record, self.row["dataset"])
 
 
-def _read_run(run_dir, runs_root, left_out):
+def _read_run(run_dir, runs_root, left_out, damaged):
     """One run as a _Run; raises _LeftOut when it cannot be used, and appends to left_out a line
-    for each metric result that cannot."""
+    for each metric result that cannot (the damaged ones also to damaged, under their name)."""
     record = _read_record(run_dir)
     row = {"run_dir": str(run_dir.relative_to(runs_root)),
            "dataset": dataset_label(record["dataset"], record.get("dataset_options")),
@@ -161,7 +163,7 @@ def _read_run(run_dir, runs_root, left_out):
     row.update({f"train.{k}": _cell(v) for k, v in _section(record, "train").items() if k != "seed"})
     row.update({f"model.{k}": _cell(v) for k, v in _flatten(_section(record, "model")).items()})
     row.update(_train_results(run_dir, record, runs_root))
-    row.update(_metric_row(run_dir, left_out))
+    row.update(_metric_row(run_dir, left_out, damaged))
     details = {"step": record.get("step"), "error": record.get("error")}
     return _Run(run_dir, record, row, details)
 
@@ -234,7 +236,7 @@ class _Misplaced(Exception):
     """A metric result in a folder dlb_evaluate does not write it to; the message says where it belongs."""
 
 
-def _metric_row(run_dir, left_out):
+def _metric_row(run_dir, left_out, damaged):
     """{column: value} of the metric results of run_dir that count, and a line in left_out for each
     that does not: damaged, in a folder dlb_evaluate does not write it to (a copy made by hand had
     replaced the real value), or a second file of the same columns."""
@@ -244,6 +246,7 @@ def _metric_row(run_dir, left_out):
             result = _read_metric_result(run_dir, mode, folder, path)
         except (CorruptFile, OSError) as err:
             left_out.append(f"metric left out: {_problem(err)}")
+            damaged.setdefault(folder if mode == "mean" else f"{mode}.{folder}", []).append(left_out[-1])
             continue
         except _Misplaced as problem:
             left_out.append(f"metric left out: {problem}")

@@ -100,9 +100,7 @@ def resolve_metric_column(results, name):
     if not wanted:
         return None
     mode, metric, tag = wanted["mode"] or "mean", wanted["metric"], wanted["tag"]
-    parsed = {c: parse_metric_column(c) for c in metric_columns(results)}
-    same_metric = {c: p for c, p in parsed.items()
-                   if p and p.mode == mode and p.metric == metric and (tag is None or p.tag == tag)}
+    same_metric = _parsed_columns_of(results, mode, metric, tag)
     key = _headline_key(metric, {p.key for p in same_metric.values()})
     candidates = sorted(c for c, p in same_metric.items() if p.key == key)
     if not candidates:
@@ -139,6 +137,37 @@ def other_protocols(results, name):
 def metric_name(parsed):
     """The name a MetricColumn's metric is given by: 'mig', 'sampled.mig', 'mig[num_bins=10]'."""
     return ("" if parsed.mode == "mean" else f"{parsed.mode}.") + parsed.metric + parsed.tag
+
+
+def named_metric(name):
+    """The metric name (metric_name's form: 'mig', 'sampled.mig', 'mig[num_bins=10]') that a
+    --rank_by value stands for, a metric's name or one of its value columns; None for another."""
+    parsed = parse_metric_column(name)
+    if parsed is None:
+        wanted = _METRIC_NAME.match(name)
+        parsed = wanted and MetricColumn(wanted["mode"] or "mean", wanted["metric"], wanted["tag"] or "", "")
+    return metric_name(parsed) if parsed else None
+
+
+def columns_of_metric(results, name):
+    """The value columns of the metric `name` (optionally with its mode; with its protocol tag,
+    that protocol's only)."""
+    wanted = _METRIC_NAME.match(name)
+    if not wanted:
+        return []
+    return list(_parsed_columns_of(results, wanted["mode"] or "mean", wanted["metric"], wanted["tag"]))
+
+
+def _parsed_columns_of(results, mode, metric, tag):
+    """{column: MetricColumn} of the value columns of metric in mode (of protocol tag; any for None)."""
+    parsed = {c: parse_metric_column(c) for c in metric_columns(results)}
+    return {c: p for c, p in parsed.items() if p and (p.mode, p.metric) == (mode, metric) and tag in (None, p.tag)}
+
+
+def is_setting(name):
+    """Whether name is a column that tells runs or settings apart (hp.beta, train.lr, seed), not one
+    holding measured values."""
+    return name in RUN_COLUMNS or name.startswith(SETTING_PREFIXES)
 
 
 def _headline_key(metric, keys):

@@ -9,7 +9,8 @@ import pandas as pd
 
 from dlbench.aggregate import outputs
 from dlbench.aggregate.collect import check_runs_root, collect, read_study
-from dlbench.aggregate.columns import other_protocols, rankable_names, ranking_column, value_columns
+from dlbench.aggregate.columns import (columns_of_metric, is_setting, named_metric, other_protocols, rankable_names,
+                                       ranking_column, value_columns)
 from dlbench.aggregate.leaderboard import best_settings, leaderboard, unranked_pairs
 from dlbench.aggregate.outputs import check_output_folder
 from dlbench.aggregate.representatives import representatives
@@ -78,26 +79,47 @@ class Aggregation:
         return lines
 
 
-def rank_column(results, rank_by):
-    """The value column best.csv ranks by: the one rank_by names (a UserError listing those present
-    when no run has it), or for rank_by None the default metric's, or None when no run has it. A
-    metric's name without a protocol tag is its default protocol only (columns.ranking_column)."""
+def rank_column(results, rank_by, damaged_results=None):
+    """The value column best.csv ranks by: the one rank_by names (a UserError saying why not and
+    what to give when no run has it), or for rank_by None the default metric's, or None when no
+    run has it. A metric's name without a protocol tag is its default protocol only
+    (columns.ranking_column). damaged_results: Collection.damaged_results, to say that the runs'
+    results of rank_by were left out as damaged, not absent."""
     column = ranking_column(results, rank_by or DEFAULT_RANK_BY)
     if column is None and rank_by is not None:
-        columns = value_columns(results)
-        if not columns:
-            raise UserError(f"unknown --rank_by {rank_by!r}: no run under the runs root has a metric result or "
-                            f"training result yet; leave --rank_by out, or evaluate the runs with dlb_evaluate first")
-        protocols = other_protocols(results, rank_by)
-        if protocols:
-            raise UserError(f"--rank_by {rank_by}: {no_default_note(rank_by, protocols)} "
-                            f"({'give' if len(protocols) == 1 else 'give one of them, e.g.'} "
-                            f"--rank_by {shlex.quote(protocols[0])})")
-        names = [shlex.quote(name) for name in rankable_names(results)]
-        raise UserError(f"unknown --rank_by {rank_by!r}: no run has it; give one of the metrics present: "
-                        f"{', '.join(names) or 'none'} (or a column of results.csv holding measured values, e.g. "
-                        f"{shlex.quote(columns[0])})")
+        _refuse_rank_by(results, rank_by, damaged_results or {})
     return column
+
+
+def _refuse_rank_by(results, rank_by, damaged_results):
+    """The UserError for a --rank_by no run has a value of, saying why: a setting, damaged results,
+    other protocols only, a metric of several values without a headline, or unknown."""
+    names = [shlex.quote(name) for name in rankable_names(results)]
+    if is_setting(rank_by):
+        raise UserError(f"--rank_by {rank_by} is a setting, not a measured value: best.csv ranks the settings of "
+                        f"each dataset and method by a value measured of their runs; give a metric, one of: "
+                        f"{', '.join(names) or 'none yet (evaluate the runs with dlb_evaluate)'}")
+    damaged = damaged_results.get(named_metric(rank_by), [])
+    if damaged:
+        raise UserError(f"--rank_by {rank_by}: no run has a usable result of it: {len(damaged)} "
+                        f"{'was' if len(damaged) == 1 else 'were'} left out as damaged, the first: "
+                        f"{damaged[0].removeprefix('metric left out: ')}")
+    columns = value_columns(results)
+    if not columns:
+        raise UserError(f"unknown --rank_by {rank_by!r}: no run under the runs root has a metric result or "
+                        f"training result yet; leave --rank_by out, or evaluate the runs with dlb_evaluate first")
+    protocols = other_protocols(results, rank_by)
+    if protocols:
+        raise UserError(f"--rank_by {rank_by}: {no_default_note(rank_by, protocols)} "
+                        f"({'give' if len(protocols) == 1 else 'give one of them, e.g.'} "
+                        f"--rank_by {shlex.quote(protocols[0])})")
+    several = columns_of_metric(results, rank_by)
+    if several:  # unsupervised, rotation: no value is the metric's headline
+        raise UserError(f"--rank_by {rank_by}: its results hold several values and none is its headline; "
+                        f"give one of them: {', '.join(map(shlex.quote, several))}")
+    raise UserError(f"unknown --rank_by {rank_by!r}: no run has it; give one of the metrics present: "
+                    f"{', '.join(names) or 'none'} (or a column of results.csv holding measured values, e.g. "
+                    f"{shlex.quote(columns[0])})")
 
 
 def no_default_note(name, protocols):
@@ -119,7 +141,7 @@ def aggregate_runs(runs_root, out_dir, rank_by=None, only=None):
     if study_note:
         collection.left_out.append(study_note)
     results = collection.results
-    column = rank_column(results, rank_by)
+    column = rank_column(results, rank_by, collection.damaged_results)
     board = leaderboard(results)
     best = best_settings(board, column or DEFAULT_RANK_BY)  # without the column: no rows, the same header
     chosen = representatives(results)
@@ -151,7 +173,8 @@ def not_counted_notes(duplicates):
     holding = [duplicate for duplicate in duplicates if duplicate.not_counted]
     if not holding:
         return []
-    shown = "; ".join(f"{duplicate.copy}: {', '.join(duplicate.not_counted)}" for duplicate in holding[:SHOWN_DUPLICATES])
+    shown = "; ".join(f"{duplicate.copy}: {', '.join(duplicate.not_counted)}"
+                      for duplicate in holding[:SHOWN_DUPLICATES])
     more = len(holding) - min(len(holding), SHOWN_DUPLICATES)
     return [f"{len(holding)} of the duplicates hold results the copy counted lacks, which are not counted ({shown}"
             + (f"; and {more} more" if more else "") + "); evaluate the copy counted with those metrics "

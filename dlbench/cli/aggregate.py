@@ -44,7 +44,8 @@ def add_arguments(parser):
                              "protocol, e.g. mig for mig.discrete_mig, factor_vae for its eval_accuracy; "
                              "sampled.mig for the sampled representation; 'mig[num_bins=10]' for another protocol) "
                              "or a column of results.csv holding measured values (a metric's, train_result.*; "
-                             "not a setting such as hp.beta) (default: mig)")
+                             "for a metric of several values without a headline, one of them, e.g. "
+                             "unsupervised.mutual_info_score; not a setting such as hp.beta) (default: mig)")
     add_only_argument(parser)
 
 
