@@ -393,3 +393,20 @@ def test_a_report_into_an_earlier_ones_folder_keeps_none_of_its_figures_but_othe
     assert notes.read_text() == "mine"
     assert any(line.startswith("removed ") and "of an earlier report" in line for line in lines), lines
     assert not [d for d in (out / "figures").rglob("*") if d.is_dir() and not any(d.iterdir())]
+
+
+def test_the_printed_summary_counts_one_thing_in_the_singular(tmp_path, monkeypatch, capsys):
+    # "1 training curves"
+    from types import SimpleNamespace
+
+    from dlbench.cli import report as report_cli
+
+    report = SimpleNamespace(aggregation=None, figure_files=["a.png"], figures={}, curves={"beta=1": []},
+                             representatives=[SimpleNamespace(pictures=["p.png"])], problems=["x"],
+                             index=tmp_path / "index.html")
+    monkeypatch.setattr("dlbench.report.build.build_report", lambda *args, **kwargs: report)
+    monkeypatch.setattr(report_cli, "print_aggregation", lambda aggregation: None)
+    report_cli.build_and_print(tmp_path, tmp_path, None)
+    out = capsys.readouterr().out
+    assert (f"wrote 1 figure file under {tmp_path / 'figures'}: 0 study figures, 1 training curve, pictures of 1 "
+            "representative model (PNG and PDF)\n1 thing not drawn") in out, out

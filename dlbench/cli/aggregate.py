@@ -62,8 +62,8 @@ def print_aggregation(aggregation):
     """What the aggregation counted and wrote, and what it did not count."""
     counts = aggregation.report["counts"]
     ranked = aggregation.report["rank_by"]
-    print(f"{_count(counts['runs'], 'run')} ({counts['done']} finished, {counts['failed']} failed, "
-          f"{counts['unfinished']} unfinished), {_count(counts['settings'], 'setting')}"
+    print(f"{count(counts['runs'], 'run')} ({counts['done']} finished, {counts['failed']} failed, "
+          f"{counts['unfinished']} unfinished), {count(counts['settings'], 'setting')}"
           + (f"; best.csv ranked by {ranked}" if ranked else ""))
     for written in aggregation.files:
         print(f"wrote {written}")
@@ -71,7 +71,8 @@ def print_aggregation(aggregation):
         print(line)
 
 
-def _count(number, thing):
+def count(number, thing):
+    """'1 run', '2 runs'."""
     return f"{number} {thing}" + ("" if number == 1 else "s")
 
 

@@ -1,7 +1,7 @@
 """dlb_report: a study's aggregation (as dlb_aggregate), its figures and index.html, the page that
 shows them."""
 
-from dlbench.cli.aggregate import add_arguments, paths, print_aggregation
+from dlbench.cli.aggregate import add_arguments, count, paths, print_aggregation
 from dlbench.cli.common import make_parser, run_main
 
 
@@ -27,12 +27,11 @@ def build_and_print(runs_root, out, rank_by, only=None):
     print_aggregation(report.aggregation)
     figures = report.figure_files
     drawn = sum(1 for entry in report.representatives if entry.pictures)
-    print(f"wrote {len(figures)} figure files under {out / 'figures'}: {len(report.figures)} study figures, "
-          f"{len(report.curves)} training curves, pictures of {drawn} representative "
-          f"model{'' if drawn == 1 else 's'} (PNG and PDF)")
+    print(f"wrote {count(len(figures), 'figure file')} under {out / 'figures'}: "
+          f"{count(len(report.figures), 'study figure')}, {count(len(report.curves), 'training curve')}, "
+          f"pictures of {count(drawn, 'representative model')} (PNG and PDF)")
     if report.problems:
-        print(f"{len(report.problems)} thing{'' if len(report.problems) == 1 else 's'} not drawn, "
-              f"listed above and on the page")
+        print(f"{count(len(report.problems), 'thing')} not drawn, listed above and on the page")
     print(f"wrote {report.index}: open it in a browser")
 
 
