@@ -147,15 +147,17 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
         postprocess(run_dir, mode)  # skips a representation that is already complete
         representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
         model = _LazyModel(run_dir, device, seed)
-        _stop_if_asked(run_dir, 0, len(todo))
-        for done, (name, result) in enumerate(compute_metrics(todo, data, representation_fn, seed, params,
-                                                              mode == "mean", model.params, log, str(run_dir),
-                                                              encode_once), start=1):
-            result["mode"] = result_mode(name, mode)
-            rundir.write_json(metric_result_path(run_dir, result["mode"], name, params.get(name, {}), seed), result)
-            results[name] = result
-            if done < len(todo):
-                _stop_if_asked(run_dir, done, len(todo))
+        _stop_if_asked(run_dir, results, len(todo))
+        with _saying_what_was_kept(run_dir, results, len(todo)):
+            for done, (name, result) in enumerate(compute_metrics(todo, data, representation_fn, seed, params,
+                                                                  mode == "mean", model.params, log, str(run_dir),
+                                                                  encode_once), start=1):
+                result["mode"] = result_mode(name, mode)
+                rundir.write_json(metric_result_path(run_dir, result["mode"], name, params.get(name, {}), seed),
+                                  result)
+                results[name] = result
+                if done < len(todo):
+                    _stop_if_asked(run_dir, results, len(todo))
     return results
 
 
@@ -183,14 +185,30 @@ def _check_result_place(top, name, path):
                         f"the command again")
 
 
-def _stop_if_asked(run_dir, done, count):
+def _stop_if_asked(run_dir, kept, count):
     """Interrupted, between two metrics, when a stop was asked without a signal reaching this
     thread (dlbench.signals.stop_asked_by: a pool's worker, a cancelled Ray task, a Slurm job
-    warned of its end); the metrics done are kept."""
+    warned of its end); the metrics done (kept) are kept."""
     signum = stop_asked()
     if signum:
-        raise Interrupted(f"{run_dir}: evaluation stopped by {signal.Signals(signum).name} after {done} of {count} "
-                          f"metrics (kept); the same command computes the others", signum)
+        raise _evaluation_stopped(run_dir, kept, count, signum)
+
+
+@contextlib.contextmanager
+def _saying_what_was_kept(where, kept, count):
+    """A Ctrl-C (or a signal turned into one) during the block ends it as Interrupted, saying which
+    of the count metrics were computed and kept (kept fills as they are): the line had said only
+    "interrupted by SIGINT"."""
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        raise _evaluation_stopped(where, kept, count, getattr(err, "signum", signal.SIGINT)) from None
+
+
+def _evaluation_stopped(where, kept, count, signum):
+    names = f" ({', '.join(kept)})" if kept else ""
+    return Interrupted(f"{where}: evaluation stopped by {signal.Signals(signum).name} after {len(kept)} of {count} "
+                       f"metrics{names}, kept; the same command computes the others", signum)
 
 
 @contextlib.contextmanager
@@ -360,11 +378,12 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
                                                               metrics.metric_params(name) else {})}
         # a user's module may draw at random: its codes are not assumed to be a function of the image
         computed = {}
-        for name, result in compute_metrics(todo, data, representation_fn, seed, params, False, model_fns, log,
-                                            str(representation)):
-            result.update(described, mode="mean")
-            rundir.write_json(metric_result_path(out, "mean", name, params.get(name, {}), seed), result)
-            computed[name] = result
+        with _saying_what_was_kept(out, computed, len(todo)):
+            for name, result in compute_metrics(todo, data, representation_fn, seed, params, False, model_fns, log,
+                                                str(representation)):
+                result.update(described, mode="mean")
+                rundir.write_json(metric_result_path(out, "mean", name, params.get(name, {}), seed), result)
+                computed[name] = result
         _remove_results_of_others(out, described, log)
     return computed
 

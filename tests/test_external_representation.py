@@ -274,7 +274,7 @@ def test_an_out_it_may_not_write_in_is_found_before_anything_is_computed(tiny_ds
     assert "mig" not in result.stdout and not list((out / "metrics" / "mean").iterdir())
 
 
-def test_an_interruption_keeps_the_metrics_computed(tiny_dsprites, tmp_path, monkeypatch):
+def test_an_interruption_keeps_the_metrics_computed(tiny_dsprites, tmp_path, monkeypatch, capsys):
     from dlbench import evaluation
 
     compute = evaluation.metrics.evaluate
@@ -286,5 +286,9 @@ def test_an_interruption_keeps_the_metrics_computed(tiny_dsprites, tmp_path, mon
 
     monkeypatch.setattr(evaluation.metrics, "evaluate", interrupted_at_sap)
     script, out = save_script(PoolCodes(), tmp_path / "codes.pt"), tmp_path / "out"
+    capsys.readouterr()
     assert evaluate_in_process(script, out, "dsprites", "--metrics", "sap") == 130
     assert results_of(out, "mig", {"num_train": 300})["discrete_mig"] > 0
+    # the line had said "interrupted by SIGINT" alone
+    assert capsys.readouterr().err == (f"dlb_evaluate: {out}: evaluation stopped by SIGINT after 1 of 2 metrics (mig), "
+                                       "kept; the same command computes the others\n")
