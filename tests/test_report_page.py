@@ -410,3 +410,18 @@ def test_the_printed_summary_counts_one_thing_in_the_singular(tmp_path, monkeypa
     out = capsys.readouterr().out
     assert (f"wrote 1 figure file under {tmp_path / 'figures'}: 0 study figures, 1 training curve, pictures of 1 "
             "representative model (PNG and PDF)\n1 thing not drawn") in out, out
+
+
+def test_the_page_says_what_only_a_duplicate_holds_and_names_every_count(built):
+    # the duplicate's results not counted were in report.json only, and a count showed its raw key
+    from types import SimpleNamespace
+
+    from dlbench.report.page import COUNT_NAMES, configuration_section, left_out_section
+
+    duplicate = {"run_dir": "b", "same_as": "a", "results_differ": [], "results_not_counted": ["sap.SAP_score"]}
+    report = {"duplicates": [duplicate], "counts": {"results_with_values_left_out": 1}, "only": None}
+    page = left_out_section(SimpleNamespace(report=report, problems=[]))
+    assert "b (same run as a; only it holds sap.SAP_score, not counted)" in page, page
+    assert "metric results with a value left out" in configuration_section(SimpleNamespace(report=report, study=None))
+    counts = built[0].aggregation.report["counts"]
+    assert set(counts) <= set(COUNT_NAMES), set(counts) - set(COUNT_NAMES)

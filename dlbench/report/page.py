@@ -52,7 +52,9 @@ COUNT_NAMES = {"run_json_found": "run.json files found", "runs": "runs counted",
                "failed": "failed", "unfinished": "unfinished", "not_started": "not started (study.json lists them)",
                "not_in_study": "counted, not in study.json",
                "runs_left_out": "runs left out (damaged)",
-               "metric_results_left_out": "metric results left out (damaged)", "duplicates": "duplicate copies",
+               "metric_results_left_out": "metric results left out (damaged)",
+               "results_with_values_left_out": "metric results with a value left out (not a finite number)",
+               "duplicates": "duplicate copies",
                "settings": "settings", "representatives": "representative models"}
 
 
@@ -296,9 +298,10 @@ def left_out_section(content):
     if report.get("left_out"):
         parts += ["<p>Files that could not be used:</p>", plain_list(report["left_out"])]
     if report.get("duplicates"):
+        notes = (differ_note(d.get("results_differ"), d.get("results_not_counted") or ()) for d in report["duplicates"])
         parts += ["<p>Copies of runs counted once:</p>",
-                  plain_list(f"{d['run_dir']} (same run as {d['same_as']}{differ_note(d.get('results_differ'))})"
-                             for d in report["duplicates"])]
+                  plain_list(f"{d['run_dir']} (same run as {d['same_as']}{note})"
+                             for d, note in zip(report["duplicates"], notes))]
     if report.get("not_started"):
         parts += ["<p>Runs of the study without a run directory at their place (not started, or moved):</p>",
                   plain_list(report["not_started"])]
