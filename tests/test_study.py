@@ -303,6 +303,12 @@ def test_a_study_changed_since_its_runs_trained_is_refused_and_they_are_left_alo
     for inside in (runs / "nested", runs / "beta_vae" / "beta=1.0" / "seed=0" / "nested"):
         result = run_in_process("dlb_study", study, "--runs_root", inside, "--device", "cpu", data_root=tiny_dsprites)
         assert_one_line_error(result, f"is inside '{inside.parent}'")
+    # nor hold it: the study inside had then been refused its own root, being inside another's
+    for mode in ([], ["--dry_run"], ["--status"]):
+        result = run_in_process("dlb_study", study, "--runs_root", tmp_path, "--device", "cpu", *mode,
+                                data_root=tiny_dsprites)
+        assert_one_line_error(result, f"holds '{runs}', the runs root of a study")
+    assert not (tmp_path / "study.json").exists()
     # nor be one of its runs (study.json had been written into the run, and each run marked failed)
     run = runs / "beta_vae" / "beta=1.0" / "seed=0"
     for mode in ([], ["--dry_run"], ["--status"]):

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import os
 import re
 from pathlib import Path
 
@@ -309,6 +310,10 @@ def check_runs_root(study, runs, runs_root):
             what = "the runs root of a study" if (parent / STUDY_JSON).is_file() else "a run directory"
             raise UserError(f"--runs_root '{runs_root}' is inside '{parent}', {what}; its runs would be taken "
                             f"for that folder's; give a --runs_root outside it")
+    held = _study_held_below(runs_root)
+    if held:
+        raise UserError(f"--runs_root '{runs_root}' holds '{held}', the runs root of a study, which could no "
+                        f"longer run once this one holds it; give a --runs_root beside it")
     _check_held_study(study, runs_root)
     _check_run_places(runs, runs_root)
     changed = {}
@@ -321,6 +326,16 @@ def check_runs_root(study, runs, runs_root):
         raise UserError(f"'{runs_root}' holds {len(changed)} of these runs trained with another config ({shown}"
                         f"{'; ...' if len(changed) > 2 else ''}): the study file changed since they ran; give the "
                         f"changed study another --runs_root, or restore the file")
+
+
+def _study_held_below(runs_root):
+    """The first folder under runs_root (not itself) that holds a study.json, or None. Runs are not
+    searched: a study's file never lies in one, and a large study's runs hold most of the tree."""
+    for folder, subfolders, files in os.walk(runs_root):
+        if folder != str(runs_root) and STUDY_JSON in files:
+            return Path(folder)
+        subfolders[:] = sorted(name for name in subfolders if not rundir.is_run(Path(folder) / name))
+    return None
 
 
 def _check_run_places(runs, runs_root):
