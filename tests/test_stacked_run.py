@@ -44,6 +44,13 @@ def files(run_dir):
     return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
 
 
+def training_scalars(run_dir):
+    """model/results.json without its timings."""
+    results = json.loads((run_dir / "model" / "results.json").read_text())
+    return {key: value for key, value in results.items()
+            if key not in ("train_seconds_this_session", "images_per_second", "dlbench_version")}
+
+
 def test_each_run_of_a_stack_ends_as_it_does_alone(tiny_dsprites, tmp_path, float64):
     specs, configs = zip(*[spec_and_config(seed, beta) for seed, beta in RUNS])
     stacked = [tmp_path / "stacked" / f"run{k}" for k in range(len(RUNS))]
@@ -60,6 +67,9 @@ def test_each_run_of_a_stack_ends_as_it_does_alone(tiny_dsprites, tmp_path, floa
         for row_s, row_a in zip(stacked_log, alone_log):
             assert row_s.keys() == row_a.keys()
             assert float(row_s["loss"]) == pytest.approx(float(row_a["loss"]), rel=1e-7)
+        results_s, results_a = (training_scalars(run_dir) for run_dir in (stacked[k], alone))
+        assert results_s.keys() == results_a.keys() and "loss" in results_s
+        assert all(results_s[key] == pytest.approx(results_a[key], rel=1e-7) for key in results_a)
         record = json.loads((stacked[k] / "run.json").read_text())
         assert json.loads((alone / "run.json").read_text())["stacked"] is False
         assert record["status"] == "done" and record["stacked"] == 3 and record["hyperparameters"]["beta"] == RUNS[k][1]

@@ -98,6 +98,39 @@ def test_a_resume_writes_a_missing_config_gin_again(tiny_dsprites, tmp_path, mon
     assert config.read_text() == text
 
 
+def training_scalars(run_dir):
+    """model/results.json without its timings."""
+    results = json.loads((run_dir / "model" / "results.json").read_text())
+    return {key: value for key, value in results.items()
+            if key not in ("train_seconds_this_session", "images_per_second", "dlbench_version")}
+
+
+def test_the_final_training_scalars_are_the_means_of_the_last_steps_whatever_the_log_every(tiny_dsprites, tmp_path,
+                                                                                            monkeypatch):
+    # they had been the last log row's: the means of the last log_every steps, a setting said not to
+    # change a result (runs differing in it are pooled in a leaderboard)
+    monkeypatch.setattr(loop, "RESULT_STEPS", 8)
+    every_step, _ = train_from_gin([], TINY_PARAMS + ["train.log_every = 1"], tmp_path / "every", "cpu",
+                                   progress=False)
+    rows = read_log(every_step)
+    assert len(rows) == 20
+    results = training_scalars(every_step)
+    for name in ("loss", "reconstruction", "kl"):  # the mean of the last 8 rows, each one step's value
+        assert results[name] == pytest.approx(sum(float(row[name]) for row in rows[-8:]) / 8, rel=1e-6)
+    assert results["steps"] == 20
+    seven, _ = train_from_gin([], TINY_PARAMS + ["train.log_every = 7"], tmp_path / "seven", "cpu", progress=False)
+    assert training_scalars(seven) == results
+    # a resume may change log_every: the result is the same, and config.gin says the setting now in force
+    # (from its checkpoint at step 14, within the last 8 steps)
+    interrupt_at(monkeypatch, 17, TINY_PARAMS + ["train.log_every = 5", "train.checkpoint_every = 7"],
+                 tmp_path / "resumed")
+    resumed, _ = train_from_gin([], TINY_PARAMS + ["train.log_every = 3"], tmp_path / "resumed", "cpu",
+                                progress=False)
+    assert [s["from_step"] for s in json.loads((resumed / "run.json").read_text())["sessions"]] == [0, 14]
+    assert training_scalars(resumed) == results
+    assert "train.log_every = 3" in (resumed / "model" / "config.gin").read_text()
+
+
 def test_resume_refuses_a_different_config(tiny_dsprites, tmp_path, monkeypatch):
     interrupt_at(monkeypatch, 12, TINY_PARAMS, tmp_path / "r")
     with pytest.raises(UserError, match="different config"):

@@ -25,6 +25,29 @@ def open_window(log_window):
     return log_window["names"], log_window["sums"], log_window["steps"]
 
 
+# model/results.json's training scalars are their means over the run's last RESULT_STEPS steps (all
+# of them in a shorter run): a count of its own, so that log_every, which closes the log's windows,
+# does not change a result. It is the default log_every: where steps are a multiple of it, the
+# results repeat the last log row.
+RESULT_STEPS = 100
+
+
+def grown_window(window, names, values):
+    """A window of step sums ({"names", "sums", "steps"}, or None for an empty one) with one more
+    step's values added."""
+    if window is None:
+        return {"names": names, "sums": values, "steps": 1}
+    return {"names": names, "sums": window["sums"] + values, "steps": window["steps"] + 1}
+
+
+def window_means(window):
+    """{name: mean} over a window's steps ({} for an empty one); for a stack's windows of (K,
+    scalars) sums, use a run's row."""
+    if window is None:
+        return {}
+    return dict(zip(window["names"], (window["sums"] / window["steps"]).tolist()))
+
+
 def shares_memory(tensor, array):
     """Whether a tensor is a view of a numpy array's memory (torch.as_tensor of a CPU array is)."""
     return tensor.device.type == "cpu" and np.shares_memory(tensor.numpy(), np.asarray(array))
@@ -112,6 +135,9 @@ class Trainer:
         # in checkpoints, so that the first log row after a resume averages the steps an
         # uninterrupted run's would (it had averaged only those after the resume)
         self.log_window = None
+        # the sums of the run's last RESULT_STEPS steps (so far), for model/results.json; kept in
+        # checkpoints as the log window is
+        self.result_window = None
 
     def shown_images(self, num=64, seed=0):
         """(images, pixel_scale) for the sample figures, taken from the trainer's copy: all of
@@ -126,7 +152,7 @@ class Trainer:
     def state_dict(self):
         return {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "method": self.method.state_dict(), "generator": self.generator.get_state(),
-                "model_config": self.model.config, "log_window": self.log_window}
+                "model_config": self.model.config, "log_window": self.log_window, "result_window": self.result_window}
 
     def load_state_dict(self, state):
         self.step = int(state["step"])
@@ -136,6 +162,8 @@ class Trainer:
         self.generator.set_state(state["generator"].cpu())
         window = state.get("log_window")  # none in checkpoints written before it was kept
         self.log_window = window and {**window, "sums": window["sums"].to(self.device)}
+        window = state.get("result_window")  # none in checkpoints written before it was kept
+        self.result_window = window and {**window, "sums": window["sums"].to(self.device)}
 
     def sample_batch(self, batch_size):
         batch = self.images_at(self.sample_indices(batch_size))
@@ -190,6 +218,8 @@ class Trainer:
             sums = values if sums is None else sums + values
             window, timed = window + 1, timed + 1
             self.log_window = {"names": names, "sums": sums, "steps": window}
+            if self.step > self.spec.train["steps"] - RESULT_STEPS:
+                self.result_window = grown_window(self.result_window, names, values)
             # the step as a Python number: a tensor made from it would be copied to the device,
             # which waits for the device (a synchronisation every step)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), self.step, first_bad)

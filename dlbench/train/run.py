@@ -21,7 +21,7 @@ from dlbench.nn import build_vae
 from dlbench.signals import stop_asked
 from dlbench.train import checkpoints
 from dlbench.train.device import out_of_memory_reason, out_of_memory_said
-from dlbench.train.loop import NonFiniteLoss, Trainer
+from dlbench.train.loop import NonFiniteLoss, Trainer, window_means
 from dlbench.train.samples import write_samples
 
 SKIPPED = "skipped"  # what train_run answers for a run it left alone (never a status in run.json)
@@ -92,8 +92,12 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
         resume_from_newest_checkpoint(run_dir, trainer, log)
         truncate_log(run_dir, trainer.step, record.get("train", {}).get("log_every"))
         say_other_threads(record, run_dir, device, log)
-        if not config_gin.is_file():  # the config given is the run's: prepare compared them
+        # the config given is the run's (prepare compared them), but may set other bookkeeping
+        # (train.log_every, checkpoint_every), which run.json records from this session on
+        if not config_gin.is_file():
             log(f"{run_dir}: {config_gin} was missing; written again from the config given")
+            rundir.atomic_write_text(config_gin, config_text)
+        elif config_gin.read_text(encoding="utf-8", errors="replace") != config_text:
             rundir.atomic_write_text(config_gin, config_text)
     else:
         rundir.atomic_write_text(config_gin, config_text)
@@ -149,11 +153,8 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
     # updated every step, so the rate and the ETA show from the first steps, not the first log step
     bar = tqdm(total=t["steps"], initial=trainer.step, disable=not progress, desc=run_dir.name, unit="step")
     schedule = CheckpointSchedule(t["checkpoint_every"], t["checkpoint_minutes"])
-    last = {}
 
     def on_log(step, means, images_per_second):
-        last.clear()
-        last.update(means)
         log_file.write({"step": step, "images_per_second": round(images_per_second, 1), **means})
         bar.set_postfix(loss=f"{means['loss']:.2f}", refresh=False)
 
@@ -184,7 +185,7 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
             raise _interrupted(run_dir, trainer.step, stop.signum, session)
         seconds = time.perf_counter() - tick
         save_checkpoint()  # kept until the run is done: a fault while finishing loses no training
-        finish_training(run_dir, trainer, last, seconds, trainer.step - first_step, started, claim, session)
+        finish_training(run_dir, trainer, seconds, trainer.step - first_step, started, claim, session)
     except NonFiniteLoss as err:
         rundir.mark_failed(run_dir, session, err.step, str(err))
         log(f"{run_dir}: {err}; run marked failed")
@@ -278,7 +279,9 @@ class StopOnSignals:
         self._restore()
 
 
-def finish_training(run_dir, trainer, last, train_seconds, steps_done, started, claim, session):
+def finish_training(run_dir, trainer, train_seconds, steps_done, started, claim, session):
+    """Write the run's final weights, sample figures and model/results.json (the means of its
+    training scalars over its last steps: loop.RESULT_STEPS), and mark it done."""
     claim.check()
     # host tensors: the weights of a run trained on a GPU load where there is none, as the final
     # weights are meant to (torch.load without map_location restores each tensor on its device)
@@ -288,7 +291,7 @@ def finish_training(run_dir, trainer, last, train_seconds, steps_done, started, 
     write_samples(trainer.model, shown, scale, rundir.samples_dir(run_dir))
     images_per_second = steps_done * trainer.spec.train["batch_size"] / max(train_seconds, 1e-9)
     rundir.write_json(rundir.train_results_path(run_dir), {
-        **last, "steps": trainer.step, "train_seconds_this_session": train_seconds,
+        **window_means(trainer.result_window), "steps": trainer.step, "train_seconds_this_session": train_seconds,
         "images_per_second": images_per_second, "dlbench_version": dlbench.__version__})
     shutil.rmtree(rundir.checkpoints_dir(run_dir), ignore_errors=True)  # only resume needs them
     rundir.mark_done(run_dir, session, trainer.step, started)

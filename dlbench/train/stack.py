@@ -32,7 +32,8 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from dlbench.methods.base import Method
 from dlbench.methods.factor_vae import discriminator_loss_and_accuracy
-from dlbench.train.loop import Trainer, open_window, autocast, build_optimizer, compiled, float32_arithmetic
+from dlbench.train.loop import (RESULT_STEPS, Trainer, autocast, build_optimizer, compiled, float32_arithmetic,
+                                grown_window, open_window)
 
 
 def stack_problem(specs):
@@ -135,6 +136,7 @@ class StackedTrainer:
         self.failed_at = torch.full((len(self.runs),), -1, device=device)
         self.step = self.runs[0].step
         self.log_window = _stacked_windows([run.log_window for run in self.runs])
+        self.result_window = _stacked_windows([run.result_window for run in self.runs])
         # the step as the objectives see it: a tensor on the device, counted there, so that a
         # compiled step is traced once (a Python number that changes makes torch.compile trace
         # it again as a symbol) and no host value is copied over at each step
@@ -217,6 +219,8 @@ class StackedTrainer:
             sums = values if sums is None else sums + values
             window, timed = window + 1, timed + 1
             self.log_window = {"names": names, "sums": sums, "steps": window}
+            if self.step > self.specs[0].train["steps"] - RESULT_STEPS:
+                self.result_window = grown_window(self.result_window, names, values)
             if self.step % log_every == 0 or self.step == until:
                 elapsed = time.perf_counter() - tick
                 alive = self.alive.tolist()
@@ -238,8 +242,8 @@ class StackedTrainer:
         run = self.runs[k]
         self._load_run_state(k, run)
         run.step = self.step
-        window = self.log_window
-        run.log_window = window and {**window, "sums": window["sums"][k].clone()}  # its row alone
+        run.log_window, run.result_window = (window and {**window, "sums": window["sums"][k].clone()}  # its row
+                                             for window in (self.log_window, self.result_window))
         return run.state_dict()
 
     def _load_run_state(self, k, run):

@@ -103,7 +103,6 @@ def _train_group(group, claims, stop, progress, log):
     for run_dir, session in zip(run_dirs, sessions):  # runs that resume at different steps train in groups
         rundir.mark_session_started(run_dir, session, stacked=len(group))
     log_files = [LogWriter(rundir.train_log_path(run_dir)) for run_dir in run_dirs]
-    last = [{} for _ in group]
     ended = {}  # run_dir -> status, for runs that failed on the way
     schedule = CheckpointSchedule(t["checkpoint_every"], t["checkpoint_minutes"])
     bar = tqdm(total=t["steps"], initial=stack.step, disable=not progress, unit="step",
@@ -123,7 +122,6 @@ def _train_group(group, claims, stop, progress, log):
     def on_log(step, means, images_per_second):
         for k, run_means in enumerate(means):
             if run_means is not None:
-                last[k] = run_means
                 log_files[k].write({"step": step, "images_per_second": round(images_per_second, 1), **run_means})
         mark_failures()
 
@@ -158,7 +156,7 @@ def _train_group(group, claims, stop, progress, log):
         save_checkpoints()  # kept until each run is done: a fault while finishing one loses no run's training
         for k in live():
             stack.run_state(k)  # the run's weights and step into its own trainer
-            finish_training(run_dirs[k], trainers[k], last[k], seconds, stack.step - first_step, trainers[k].started,
+            finish_training(run_dirs[k], trainers[k], seconds, stack.step - first_step, trainers[k].started,
                             claims[run_dirs[k]], sessions[k])
             ended[run_dirs[k]] = Status.DONE
     except (Interrupted, rundir.ClaimLost):
