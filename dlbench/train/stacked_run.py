@@ -54,7 +54,7 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
             return statuses
         # a resumed run's recorded data is checked before any is generated (data_of)
         first_dir, first_spec, _, first_action = next((m for m in members if m[3] is Prepare.RESUME), members[0])
-        data = data_of(first_dir, first_spec, first_action)
+        data = data_of(first_dir, first_spec, first_action, progress)
         trainers = [start_training(run_dir, spec, data, device, action, text, False, claims[run_dir], log,
                                    stacked=len(members)) for run_dir, spec, text, action in members]
         _resume_at_one_step([member[0] for member in members], trainers, log)
