@@ -245,7 +245,7 @@ def test_a_full_disk_without_a_path_is_said_with_the_run_directory(tiny_dsprites
     from dlbench.cli import train as train_cli
     from dlbench.train import run
 
-    def full(*_):
+    def full(*_, **__):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(run, "write_samples", full)

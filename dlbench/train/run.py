@@ -187,7 +187,7 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
             raise _interrupted(run_dir, trainer.step, stop.signum, session)
         seconds = time.perf_counter() - tick
         save_checkpoint()  # kept until the run is done: a fault while finishing loses no training
-        finish_training(run_dir, trainer, last, seconds, trainer.step - first_step, started, claim, session)
+        finish_training(run_dir, trainer, last, seconds, trainer.step - first_step, started, claim, session, log)
     except NonFiniteLoss as err:
         rundir.mark_failed(run_dir, session, err.step, str(err))
         log(f"{run_dir}: {err}; run marked failed")
@@ -281,14 +281,14 @@ class StopOnSignals:
         self._restore()
 
 
-def finish_training(run_dir, trainer, last, train_seconds, steps_done, started, claim, session):
+def finish_training(run_dir, trainer, last, train_seconds, steps_done, started, claim, session, log):
     claim.check()
     # host tensors: the weights of a run trained on a GPU load where there is none, as the final
     # weights are meant to (torch.load without map_location restores each tensor on its device)
     weights = {name: value.cpu() for name, value in trainer.model.state_dict().items()}
     checkpoints.save_atomic({"model": weights, "model_config": trainer.model.config}, rundir.weights_path(run_dir))
     shown, scale = trainer.shown_images()
-    write_samples(trainer.model, shown, scale, rundir.samples_dir(run_dir))
+    write_samples(trainer.model, shown, scale, rundir.samples_dir(run_dir), log=log)
     images_per_second = steps_done * trainer.spec.train["batch_size"] / max(train_seconds, 1e-9)
     rundir.write_json(rundir.train_results_path(run_dir), {
         **last, "steps": trainer.step, "train_seconds_this_session": train_seconds,

@@ -159,7 +159,7 @@ def _train_group(group, claims, stop, progress, log):
         for k in live():
             stack.run_state(k)  # the run's weights and step into its own trainer
             finish_training(run_dirs[k], trainers[k], last[k], seconds, stack.step - first_step, trainers[k].started,
-                            claims[run_dirs[k]], sessions[k])
+                            claims[run_dirs[k]], sessions[k], log)
             ended[run_dirs[k]] = Status.DONE
     except (Interrupted, rundir.ClaimLost):
         raise
