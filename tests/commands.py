@@ -16,9 +16,10 @@ def child_environment(**settings):
     return {**os.environ, "PYTHONPATH": path, **settings}
 
 
-def run_command(name, *args, data_root=None, fault=None, cwd=None, timeout=300, env=None):
+def run_command(name, *args, data_root=None, fault=None, cwd=None, timeout=300, env=None, terminal=False):
     """Run bin/<name> with args in a fresh Python; returns the CompletedProcess (text output).
-    `fault` is a spec for tests/faults.py, e.g. 'ENOSPC:*/checkpoints/*'."""
+    `fault` is a spec for tests/faults.py, e.g. 'ENOSPC:*/checkpoints/*'. `terminal`: its standard
+    error is a terminal (a pseudo-terminal), where progress bars are drawn, rather than a pipe."""
     command = [sys.executable]
     if fault:
         command += [str(REPO / "tests" / "faults.py"), fault]
@@ -26,8 +27,46 @@ def run_command(name, *args, data_root=None, fault=None, cwd=None, timeout=300, 
     environment = child_environment(OMP_NUM_THREADS="1", **(env or {}))
     if data_root is not None:
         environment["DLBENCH_DATA"] = str(data_root)
+    if terminal:
+        return _with_stderr_on_a_terminal(command, cwd=cwd, env=environment, timeout=timeout)
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment,
                           timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _with_stderr_on_a_terminal(command, **options):
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    reader, writer = pty.openpty()
+    # a terminal of no size gets tqdm's bar-less line: give it an ordinary one
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    chunks = []
+
+    def read():  # as it comes: a full pseudo-terminal would block the command
+        while True:
+            try:
+                chunk = os.read(reader, 1 << 16)
+            except OSError:  # EIO: every writer closed it
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    try:
+        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=writer, text=True,
+                                stdin=subprocess.DEVNULL, **options)
+    finally:
+        os.close(writer)
+        thread.join(timeout=10)
+        os.close(reader)
+    # the terminal writes each newline as \r\n
+    result.stderr = b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+    return result
 
 
 def run_in_process(name, *args, data_root=None, cwd=None):

@@ -37,9 +37,9 @@ def train_args(run_dir, *extra_params, progress=False, extra_args=()):
     return args if progress else [*args, "--no_progress"]
 
 
-def train(run_dir, *extra_params, data_root, progress=False, fault=None, cwd=None, extra_args=()):
+def train(run_dir, *extra_params, data_root, progress=False, fault=None, cwd=None, extra_args=(), terminal=False):
     args = train_args(run_dir, *extra_params, progress=progress, extra_args=extra_args)
-    return run_command("dlb_train", *args, data_root=data_root, fault=fault, cwd=cwd)
+    return run_command("dlb_train", *args, data_root=data_root, fault=fault, cwd=cwd, terminal=terminal)
 
 
 def fault(kind, folder, rest="*", after=None):
@@ -119,11 +119,11 @@ def evaluated_run(tiny_trained_run, tiny_data_root, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def resumed(two_checkpoints, tiny_data_root, tmp_path_factory):
-    """`dlb_train --run_dir RUN` alone (progress bar on) on a copy of two_checkpoints; returns the
-    result, the run and its config.gin from before."""
+    """`dlb_train --run_dir RUN` alone (its standard error a terminal: the bar drawn) on a copy of
+    two_checkpoints; returns the result, the run and its config.gin from before."""
     run_dir = copy_run(two_checkpoints[1], tmp_path_factory.mktemp("resumed"))
     config = (run_dir / "model" / "config.gin").read_text()
-    return run_command("dlb_train", "--run_dir", run_dir, data_root=tiny_data_root), run_dir, config
+    return run_command("dlb_train", "--run_dir", run_dir, data_root=tiny_data_root, terminal=True), run_dir, config
 
 
 def bar_frames(stderr):
@@ -245,7 +245,7 @@ def test_a_full_disk_without_a_path_is_said_with_the_run_directory(tiny_dsprites
     from dlbench.cli import train as train_cli
     from dlbench.train import run
 
-    def full(*_):
+    def full(*_, **__):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(run, "write_samples", full)
@@ -665,7 +665,7 @@ def test_evaluate_names_each_metric_before_computing_it(evaluated_run, tiny_data
 
 
 def test_train_progress_bar_shows_a_rate_before_the_first_log_step(tiny_data_root, tmp_path):
-    result = train(tmp_path / "run", "train.log_every = 1000", data_root=tiny_data_root, progress=True)
+    result = train(tmp_path / "run", "train.log_every = 1000", data_root=tiny_data_root, progress=True, terminal=True)
     assert result.returncode == 0, result.stderr
     frames = bar_frames(result.stderr)
     # the loss appears in the bar at the first log step (here only the last step): a rate before it
@@ -683,6 +683,12 @@ def test_a_resumed_runs_bar_starts_at_its_checkpoint(resumed):
 
 def test_no_progress_keeps_stderr_empty(fallen_back):
     result, _ = fallen_back  # a whole training (after a fallback) with --no_progress
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_train_draws_no_bar_into_a_pipe(tiny_data_root, tmp_path):
+    # each redraw of the bar had become one more line of the log its standard error went to
+    result = train(tmp_path / "run", data_root=tiny_data_root, progress=True)
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 

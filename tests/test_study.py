@@ -503,6 +503,20 @@ def test_an_evaluation_that_failed_and_was_mended_counts_as_done(trained_run, tm
     assert run_state(study, spec, tmp_path / "runs") == ("done", None)
 
 
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_study_draws_its_bar_only_into_a_terminal(trained_run, tmp_path, capsys, monkeypatch, terminal):
+    # it had drawn it into pipes and logs too, each redraw one more line there
+    from dlbench.cli import study as study_cli
+
+    study, _, unit = study_of_the_trained_run(trained_run, tmp_path)  # only its evaluation is left
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    assert study_cli.main([study.file, "--runs_root", str(tmp_path / "runs"), "--device", "cpu", "--workers", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert ("done=1, running=0, failed=0, left=0" in err) == terminal, err
+    if not terminal:  # the run is named in the log instead
+        assert err == "" and f"[1/1] {unit.run_dir}" in out, (out, err)
+
+
 def test_a_damaged_result_is_a_run_to_evaluate_again_and_the_studys_rerun_computes_it(trained_run, tmp_path):
     # a result whose discrete_mig was 'abc' had counted done, and the study's rerun had kept it
     from dlbench.evaluation import metric_result_path

@@ -1,6 +1,7 @@
 """Training: the loss falls, resume is bit-exact, NaN fails the run, finished runs are kept."""
 
 import json
+import sys
 
 import gin
 import numpy as np
@@ -11,7 +12,7 @@ import dlbench.train.loop as loop
 from dlbench.errors import UserError
 from dlbench.train.run import train_from_gin
 
-from tests.conftest import TINY_PARAMS
+from tests.conftest import TINY_GRID, TINY_PARAMS, tiny_params
 from tests.training import read_log
 
 
@@ -288,3 +289,21 @@ def test_a_finished_run_left_alone_names_the_command_that_trains_it_again(tmp_pa
     assert left_alone(tmp_path, lines.append) == SKIPPED
     assert lines == [f"{tmp_path}: training already finished; left alone (`dlb_train --run_dir {tmp_path} --overwrite` "
                      "trains it again from step 0)"]
+
+
+@pytest.mark.parametrize("terminal, flags, bar", [(True, [], True), (True, ["--no_progress"], False),
+                                                  (False, [], False)])
+def test_a_dsprites_generated_for_a_training_draws_its_bar_as_the_training_does(root, tmp_path, capsys, monkeypatch,
+                                                                                 terminal, flags, bar):
+    # generated on first use, it had drawn its bar into pipes, logs and --no_progress runs alike
+    from dlbench.cli import train as train_cli
+    from dlbench.data import dsprites as D
+
+    real = D.generate_npz
+    monkeypatch.setattr(D, "generate_npz", lambda path, **kw: real(path, class_indices=TINY_GRID, **kw))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    params = tiny_params("train.steps = 2", "train.checkpoint_every = 2", "train.log_every = 1")
+    args = ["--run_dir", str(tmp_path / "run"), "--device", "cpu", *flags]
+    assert train_cli.main(args + [arg for p in params for arg in ("--gin_param", p)]) == 0
+    err = capsys.readouterr().err
+    assert "SYNTHETIC" in err and ("rendering dSprites" in err) == bar, err

@@ -3,7 +3,7 @@
 import shlex
 from pathlib import Path
 
-from dlbench.cli.common import make_parser, path, run_main
+from dlbench.cli.common import add_progress_flag, make_parser, path, run_main, show_progress
 from dlbench.errors import UserError, describe_os_error
 from dlbench.selection import add_only_argument
 
@@ -55,7 +55,7 @@ def _body(argv):
                         help="print how many runs are done, running, interrupted, failed (with reasons) or not started")
     parser.add_argument("--retry_failed", action="store_true",
                         help="train the runs that failed again from step 0 (those whose run.json is damaged too)")
-    parser.add_argument("--no_progress", action="store_true", help="hide the progress bars")
+    add_progress_flag(parser)
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
@@ -152,13 +152,13 @@ def _run(args, study, runs, runs_root):
         from dlbench.study.ray_executor import run_ray
 
         statuses = run_ray(study, runs, runs_root, device, args.workers, args.ray_address, args.gpus_per_worker,
-                           args.retry_failed, progress=not args.no_progress, stack=stack)
+                           args.retry_failed, progress=show_progress(args), stack=stack)
     else:
         from dlbench.study.local import default_workers
 
         statuses = run_local(study, runs, runs_root, device, workers=args.workers or default_workers(device),
                              stack=stack,
-                             retry_failed=args.retry_failed, progress=not args.no_progress)
+                             retry_failed=args.retry_failed, progress=show_progress(args))
     failed = [name for name, status in statuses.items() if status == FAILED]
     held = [name for name, status in statuses.items() if status == HELD]
     # a run another process held may have been finished by it meanwhile (two dlb_study on one root)

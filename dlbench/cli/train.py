@@ -1,6 +1,6 @@
 """dlb_train: train one model from gin config into a run directory."""
 
-from dlbench.cli.common import make_parser, path, run_main
+from dlbench.cli.common import add_progress_flag, make_parser, path, run_main, show_progress
 
 
 def _body(argv):
@@ -17,7 +17,7 @@ def _body(argv):
                                           "alone, without --gin, resumes the run there with its own config")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in RUN_DIR")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    add_progress_flag(parser)
     args = parser.parse_args(argv)
     from dlbench import rundir
 
@@ -30,7 +30,7 @@ def _body(argv):
     check_each_binding_once(args.gin_param)
 
     run_dir, status = train_from_gin(args.gin, args.gin_param, args.run_dir, args.device, args.overwrite,
-                                     progress=not args.no_progress, note_unused=True)
+                                     progress=show_progress(args), note_unused=True)
     print(f"{run_dir}: {status}")
     return 1 if status == rundir.Status.FAILED else 0
 

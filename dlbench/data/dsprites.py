@@ -656,9 +656,28 @@ def _generating(path):
         yield
 
 
-def ensure_file(path=None, progress=True):
-    """The dSprites file, generated (synthetic, full grid) with a message on stderr if missing."""
+_GENERATION_BAR = None  # see generation_bar
+
+
+@contextlib.contextmanager
+def generation_bar(shown):
+    """Within the block a dSprites generated on first use draws its bar iff `shown`: the command
+    that needed the data decides (dlb_train follows its --no_progress and whether its standard error
+    is a terminal). Outside it the bar is drawn where standard error is a terminal."""
+    global _GENERATION_BAR
+    previous, _GENERATION_BAR = _GENERATION_BAR, shown
+    try:
+        yield
+    finally:
+        _GENERATION_BAR = previous
+
+
+def ensure_file(path=None, progress=None):
+    """The dSprites file, generated (synthetic, full grid) with a message on stderr if missing;
+    progress None: the bar is drawn as generation_bar says."""
     path = Path(path) if path is not None else default_path()
+    if progress is None:
+        progress = sys.stderr.isatty() if _GENERATION_BAR is None else _GENERATION_BAR
     if path.exists():
         return path
     try:
@@ -692,7 +711,7 @@ class DSprites(GroundTruthData):
 
     def __init__(self, path=None, generate=True):
         if path is None:
-            path = ensure_file(progress=True) if generate else default_path()
+            path = ensure_file() if generate else default_path()
         self.file = DSpritesFile(path)
         self.path = self.file.path
         self.source = self.file.source

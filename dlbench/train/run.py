@@ -16,6 +16,7 @@ import dlbench
 from dlbench import rundir
 from dlbench.rundir import Prepare, Status
 import dlbench.data
+from dlbench.data.dsprites import generation_bar
 from dlbench.errors import CorruptFile, Interrupted, OtherDataFound, UserError, describe_os_error, reason
 from dlbench.nn import build_vae
 from dlbench.signals import stop_asked
@@ -38,21 +39,23 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
         action = rundir.prepare(run_dir, spec.identity(), overwrite)
         if action is Prepare.SKIP:
             return left_alone(run_dir, log)
-        data = data_of(run_dir, spec, action)  # a bad dataset stops us before anything is removed
+        data = data_of(run_dir, spec, action, progress)  # a bad dataset stops us before anything is removed
         trainer = start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log,
                                  stacked=False)
         session = rundir.new_session(from_step=trainer.step, cpu_threads=cpu_threads(device))
         return _train_to_end(run_dir, trainer, spec, progress, trainer.started, claim, stop, log, session)
 
 
-def data_of(run_dir, spec, action):
+def data_of(run_dir, spec, action, progress):
     """The dataset of the run; one resumed is refused other data (OtherData) before any is generated
     for it: a run on a reduced grid resumed with an empty DLBENCH_DATA had first generated the
-    whole synthetic dSprites (3 GB), then been refused it."""
+    whole synthetic dSprites (3 GB), then been refused it. A dSprites generated for it draws its bar
+    as training does (`progress`)."""
     record = spec.identity()
     if action is Prepare.RESUME:
         record["dataset_shape"] = rundir.read_run(run_dir).get("dataset_shape")
-    return dlbench.data.dataset_from_record(record, error=OtherData)
+    with generation_bar(progress):
+        return dlbench.data.dataset_from_record(record, error=OtherData)
 
 
 def cpu_threads(device):
@@ -185,7 +188,7 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
             raise _interrupted(run_dir, trainer.step, stop.signum, session)
         seconds = time.perf_counter() - tick
         save_checkpoint()  # kept until the run is done: a fault while finishing loses no training
-        finish_training(run_dir, trainer, seconds, trainer.step - first_step, started, claim, session)
+        finish_training(run_dir, trainer, seconds, trainer.step - first_step, started, claim, session, log)
     except NonFiniteLoss as err:
         rundir.mark_failed(run_dir, session, err.step, str(err))
         log(f"{run_dir}: {err}; run marked failed")
@@ -279,7 +282,7 @@ class StopOnSignals:
         self._restore()
 
 
-def finish_training(run_dir, trainer, train_seconds, steps_done, started, claim, session):
+def finish_training(run_dir, trainer, train_seconds, steps_done, started, claim, session, log):
     """Write the run's final weights, sample figures and model/results.json (the means of its
     training scalars over its last steps: loop.RESULT_STEPS), and mark it done."""
     claim.check()
@@ -288,7 +291,7 @@ def finish_training(run_dir, trainer, train_seconds, steps_done, started, claim,
     weights = {name: value.cpu() for name, value in trainer.model.state_dict().items()}
     checkpoints.save_atomic({"model": weights, "model_config": trainer.model.config}, rundir.weights_path(run_dir))
     shown, scale = trainer.shown_images()
-    write_samples(trainer.model, shown, scale, rundir.samples_dir(run_dir))
+    write_samples(trainer.model, shown, scale, rundir.samples_dir(run_dir), log=log)
     images_per_second = steps_done * trainer.spec.train["batch_size"] / max(train_seconds, 1e-9)
     rundir.write_json(rundir.train_results_path(run_dir), {
         **window_means(trainer.result_window), "steps": trainer.step, "train_seconds_this_session": train_seconds,

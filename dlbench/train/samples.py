@@ -22,12 +22,35 @@ def _grid(tiles):
     return canvas
 
 
+# magenta (graphics' colour for what is missing): a pixel whose decoder mean is NaN or infinite,
+# which has no grey or colour to show (numpy had warned and cast it to an arbitrary byte)
+NOT_FINITE = (1.0, 0.0, 1.0)
+
+
 def save_png(path, picture):
     """An (H, W, 3) float picture in [0, 1] as an 8-bit PNG (with Pillow: matplotlib's import
-    would add a quarter of a second to every dlb_train)."""
+    would add a quarter of a second to every dlb_train): values beyond [0, 1] clipped, a pixel
+    with a channel that is not finite drawn NOT_FINITE."""
+    finite = np.isfinite(picture).all(axis=-1, keepdims=True)
+    shown = np.where(finite, np.clip(picture, 0, 1), np.asarray(NOT_FINITE, dtype=np.float32))
     buffer = io.BytesIO()
-    Image.fromarray((np.clip(picture, 0, 1) * 255).astype(np.uint8)).save(buffer, format="png")
+    Image.fromarray((shown * 255).astype(np.uint8)).save(buffer, format="png")
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def _say_not_finite(log, path, draws, decoded, shown):
+    """One line when some draws from the prior decode to values that are not finite: a prior as
+    heavy-tailed as a Student-t of small nu draws coordinates beyond the largest float, which no
+    decoder can turn into an image."""
+    bad = ~torch.isfinite(decoded.flatten(1)).all(1)
+    if not bad.any():
+        return
+    beyond = int((bad & ~torch.isfinite(draws).all(1)).sum())
+    why = (f"{beyond} of them drew a coordinate beyond the largest {str(draws.dtype).removeprefix('torch.')}, "
+           f"{torch.finfo(draws.dtype).max:.1e}: the prior's tails are that heavy" if beyond
+           else "the decoder overflowed on them")
+    log(f"{path}: {int(bad.sum())} of {len(bad)} draws from the prior decode to values that are not finite "
+        f"({why}); {shown}")
 
 
 # latent dimensions drawn in traversals.png, a row each: enough for any model of the field (they
@@ -36,13 +59,14 @@ MAX_TRAVERSED = 64
 
 
 @torch.no_grad()
-def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, steps=9):
+def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, steps=9, log=print):
     """reconstructions.png (top: data, bottom: mean reconstructions), traversals.png (one row
     per latent dimension, the first MAX_TRAVERSED, moved over [-span, span] from the first image's
-    mean code) and prior_samples.png (decoder means at draws from the model's prior)."""
+    mean code) and prior_samples.png (decoder means at draws from the model's prior; `log` says
+    how many of these are not finite)."""
     model.eval()
     if images.ndim == 2:
-        return _write_vector_samples(model, images, folder, seed, span, steps)
+        return _write_vector_samples(model, images, folder, seed, span, steps, log)
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     generator = torch.Generator().manual_seed(seed)
     index = torch.randint(len(images), (num,), generator=generator)
@@ -58,7 +82,10 @@ def write_samples(model, images, pixel_scale, folder, seed=0, num=8, span=2.0, s
     decoded = model.likelihood.mean(model.decode(codes.flatten(0, 1)))
     save_png(folder / "traversals.png", _grid(decoded.unflatten(0, (rows, steps)).cpu().numpy()))
     prior_generator = torch.Generator(device=device).manual_seed(seed)
-    drawn = model.likelihood.mean(model.decode(model.prior.sample(2 * num, prior_generator)))
+    draws = model.prior.sample(2 * num, prior_generator)
+    drawn = model.likelihood.mean(model.decode(draws))
+    _say_not_finite(log, folder / "prior_samples.png", draws, drawn,
+                    "their pixels that are not finite are drawn magenta")
     save_png(folder / "prior_samples.png", _grid(drawn.unflatten(0, (2, num)).cpu().numpy()))
 
 
@@ -84,7 +111,7 @@ def _save_figure(path, draw):
 
 
 @torch.no_grad()
-def _write_vector_samples(model, observations, folder, seed, span, steps):
+def _write_vector_samples(model, observations, folder, seed, span, steps, log):
     """The same three figures for (N, D) float data: data points (grey) with their mean
     reconstructions, the decoded path of each latent dimension moved over [-span, span] from the
     first point's mean code, and decoder means at draws from the prior over the data."""
@@ -114,7 +141,9 @@ def _write_vector_samples(model, observations, folder, seed, span, steps):
         axes.legend(loc="best", fontsize="small")
 
     prior_generator = torch.Generator(device=device).manual_seed(seed)
-    drawn = model.likelihood.mean(model.decode(model.prior.sample(len(x), prior_generator)))
+    draws = model.prior.sample(len(x), prior_generator)
+    drawn = model.likelihood.mean(model.decode(draws))
+    _say_not_finite(log, folder / "prior_samples.png", draws, drawn, "the plot leaves them out")
 
     def prior_samples(axes):
         data(axes)

@@ -54,7 +54,7 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
             return statuses
         # a resumed run's recorded data is checked before any is generated (data_of)
         first_dir, first_spec, _, first_action = next((m for m in members if m[3] is Prepare.RESUME), members[0])
-        data = data_of(first_dir, first_spec, first_action)
+        data = data_of(first_dir, first_spec, first_action, progress)
         trainers = [start_training(run_dir, spec, data, device, action, text, False, claims[run_dir], log,
                                    stacked=len(members)) for run_dir, spec, text, action in members]
         _resume_at_one_step([member[0] for member in members], trainers, log)
@@ -157,7 +157,7 @@ def _train_group(group, claims, stop, progress, log):
         for k in live():
             stack.run_state(k)  # the run's weights and step into its own trainer
             finish_training(run_dirs[k], trainers[k], seconds, stack.step - first_step, trainers[k].started,
-                            claims[run_dirs[k]], sessions[k])
+                            claims[run_dirs[k]], sessions[k], log)
             ended[run_dirs[k]] = Status.DONE
     except (Interrupted, rundir.ClaimLost):
         raise
