@@ -69,6 +69,9 @@ class Study:
     metrics: list
     metric_params: dict
     identities: dict = dataclasses.field(default_factory=dict, repr=False)  # run name -> what run.json records
+    # run name -> the fixed bindings that run does not read (another method's or prior's): its
+    # --dry_run command leaves them out, where dlb_train would note them as unused
+    unread: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
 def study_file(name_or_gin):
@@ -123,6 +126,8 @@ def load_study(name_or_gin):
     names = _unique_names([name for name, *_ in resolved], [spec for _, spec, *_ in resolved])
     study.runs = [dataclasses.replace(spec, name=name) for name, (_, spec, *_) in zip(names, resolved)]
     study.identities = {name: identity for name, (_, _, identity, _) in zip(names, resolved)}
+    study.unread = {name: _unread(fixed, assignment, called)
+                    for name, assignment, (*_, called) in zip(names, assignments, resolved)}
     _check_one_run_each(study)
     _check_runs_fit_data(study)
     return study
@@ -262,6 +267,15 @@ def _check_fixed_bindings_read(study, fixed, called_by_runs):
         raise UserError(f"study {study.name}: study.fixed sets {', '.join(unread)}, which no run of the study reads "
                         f"(a method or prior none of its runs calls); remove it, or sweep the method or prior that "
                         f"reads it")
+
+
+def _unread(fixed, assignment, called):
+    """The fixed bindings of a run (those its assignment does not replace) of configurables it does
+    not call; a macro's (no configurable) counts as read."""
+    from dlbench.config import bound_configurable
+
+    return [binding(k, v) for k, v in fixed.items()
+            if k not in assignment and bound_configurable(k) and bound_configurable(k) not in called]
 
 
 def run_name(method, assignment, seed):
