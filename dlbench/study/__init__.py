@@ -26,7 +26,7 @@ import gin
 
 import dlbench
 from dlbench import rundir
-from dlbench.config import INCLUDE_CYCLE, gin_dir, is_not_a_literal, not_a_literal, quiet_gin_includes
+from dlbench.config import INCLUDE_CYCLE, gin_dir, quiet_gin_includes
 from dlbench.errors import CorruptFile, UserError
 from dlbench.selection import matching
 from dlbench.study.sweep import binding, expand
@@ -108,8 +108,7 @@ def load_study(name_or_gin):
     except RecursionError:
         raise UserError(f"bad study file '{path}': {INCLUDE_CYCLE}") from None
     except Exception as err:  # gin's parse errors come as several exception types
-        problem = not_a_literal(err) if is_not_a_literal(err) else str(err).splitlines()[0]
-        raise UserError(f"bad study file '{path}': {problem}") from None
+        raise UserError(f"bad study file '{path}': {_study_problem(err, path)}") from None
     finally:
         gin.clear_config()
     if settings is None:  # gin's "Required bindings for `study` not provided" did not say what the file is
@@ -131,6 +130,17 @@ def load_study(name_or_gin):
     _check_one_run_each(study)
     _check_runs_fit_data(study)
     return study
+
+
+def _study_problem(err, path):
+    """One line for a study file gin refused, as for a run's config."""
+    from dlbench.config import gin_problem
+
+    try:
+        source = path.read_text(errors="replace")
+    except OSError:  # gin read it a moment ago; without it the message only lacks the open bracket
+        source = None
+    return gin_problem(err, source, str(path))
 
 
 def _binds_study():
