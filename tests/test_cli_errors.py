@@ -155,6 +155,21 @@ def test_a_study_file_that_does_not_parse_says_line_and_column(tmp_path, capsys,
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_misspelt_study_binding_names_the_study_bindings(tmp_path, capsys):
+    # "Configurable 'study' doesn't have a parameter named 'swep'" had named none of them
+    from tests.test_study import write_study
+
+    path = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    path.write_text(path.read_text().replace("study.sweep", "study.swep"))
+    assert_user_error(capsys, study.main([str(path), "--runs_root", str(tmp_path / "runs"), "--dry_run"]),
+                      f"bad study file '{path}': study has no parameter 'swep'; a study file binds study.base_gin, "
+                      f"study.fixed, study.sweep, study.metrics, study.metric_params")
+    path.write_text(path.read_text().replace("study.swep", "stduy.sweep"))
+    assert_user_error(capsys, study.main([str(path), "--runs_root", str(tmp_path / "runs"), "--dry_run"]),
+                      "No configurable matching 'stduy'; a study file binds study.base_gin, study.fixed, study.sweep")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_missing_gin_file(tmp_path, capsys):
     code = train.main(["--gin", str(tmp_path / "nope.gin"), "--run_dir", str(tmp_path / "run")])
     assert_user_error(capsys, code, "nope.gin", "not found")

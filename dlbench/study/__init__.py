@@ -133,9 +133,17 @@ def load_study(name_or_gin):
 
 
 def _study_problem(err, path):
-    """One line for a study file gin refused, as for a run's config."""
+    """One line for a study file gin refused: an unknown study.* (a typo of study.sweep had been
+    told without the names a study binds) or configurable, else as for a run's config."""
     from dlbench.config import gin_problem
 
+    text = next(iter(str(err).splitlines()), "")
+    names = ", ".join(f"study.{name}" for name in inspect.signature(study_settings).parameters)
+    unknown = re.search(r"Configurable 'study' doesn't have a parameter named '(\w+)'", text)
+    if unknown:
+        return f"study has no parameter '{unknown[1]}'; a study file binds {names}"
+    if "No configurable matching" in text:
+        return f"{text.rstrip('.')}; a study file binds {names} (a run's settings go in study.fixed or study.sweep)"
     try:
         source = path.read_text(errors="replace")
     except OSError:  # gin read it a moment ago; without it the message only lacks the open bracket
