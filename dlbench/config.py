@@ -162,15 +162,26 @@ def parse_gin(gin_files=(), gin_params=()):
     for f in files:
         gin.add_config_file_search_path(str(Path(f).parent))
     # one at a time, so that a mistake is reported with the file or binding it is in
-    for source, parse in [*((f"gin file '{f}'", lambda f=f: gin.parse_config_file(f)) for f in files),
-                          *((f"--gin_param '{b}'", lambda b=b: gin.parse_config(b)) for b in gin_params)]:
+    sources = [(f"gin file '{f}'", f, None) for f in files] + [(f"--gin_param '{b}'", None, b) for b in gin_params]
+    for source, file, text in sources:
         try:
             with quiet_gin_includes():
-                parse()
+                if file:
+                    gin.parse_config_file(file)
+                else:
+                    gin.parse_config(text)
         except RecursionError:  # gin follows includes without looking for cycles; its message recurses too
             raise UserError(f"bad gin config in {source}: {INCLUDE_CYCLE}") from None
         except Exception as err:  # gin reports with ValueError, SyntaxError, TokenError, ...
-            raise UserError(f"bad gin config in {source}: {gin_problem(err)}") from None
+            problem = gin_problem(err, _read_text(file) if file else text, file)
+            raise UserError(f"bad gin config in {source}: {problem}") from None
+
+
+def _read_text(path):
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:  # gin read it a moment ago; without it the message only lacks the open bracket
+        return None
 
 
 def bindings_in(text):
@@ -251,9 +262,12 @@ def _parameter_names(configurable):
     return [p for p in inspect.signature(inspect.unwrap(target)).parameters if p not in ("self", "latent_dim")]
 
 
-def gin_problem(err):
-    """What is wrong with a binding gin refused, and how to write it instead, in one line."""
-    text = _one_line(err)
+def gin_problem(err, source_text=None, source_file=None):
+    """What is wrong with a binding gin refused, and how to write it instead, in one line.
+    source_text, source_file: as for syntax_problem."""
+    text = syntax_problem(err, source_text, source_file) or _one_line(err)
+    if text.endswith("; close it"):  # a bracket or string left open: the advice below is not for it
+        return text
     unknown_param = re.search(r"Configurable '(\w+)' doesn't have a parameter named '(\w+)'", text)
     if unknown_param and unknown_param[1] in configurables():
         accepted = ", ".join(_parameter_names(configurables()[unknown_param[1]]))
@@ -267,6 +281,53 @@ def gin_problem(err):
     expression = " (values are not evaluated: write 200, not 100*2)" if "Expected newline" in text else ""
     return (f"{text}; a binding is NAME.PARAM = VALUE, VALUE a Python literal (1e-4, 'conv', [1, 2]) or a "
             f"@reference{expression}")
+
+
+_TOKEN_ERROR = re.compile(r"^\('(?P<message>[^']*)', \((?P<line>\d+), (?P<column>\d+)\)\)")
+_INCLUDE_LINE = re.compile(r'^In file "(?P<file>[^"]*)", line (?P<line>\d+)')
+
+
+def syntax_problem(err, source_text=None, source_file=None):
+    """Where text that gin cannot read goes wrong and what is wrong there, readably ('line 2, column
+    13: Expected newline'), or None for another error. Python's words had shown a raw tuple for the
+    tokenizer's errors ("('EOF in multi-line statement', (3, 0))") and no column for gin's own.
+    source_text: the text parsed, to find the bracket an unended statement left open; source_file:
+    the file parsed (the message names it already), to name only another (one it includes)."""
+    included = _include_line(err)
+    include = _INCLUDE_LINE.match(included or "")
+    of = f" of the file that line {include['line']} of {include['file']} includes" if include else ""
+    if isinstance(err, SyntaxError) and err.lineno and not is_not_a_literal(err):
+        column = f", column {err.offset + 1}" if err.offset is not None else ""  # gin counts columns from 0
+        if err.filename and err.filename != source_file:
+            of = f" of {err.filename}"
+        return f"line {err.lineno}{column}{of}: {err.msg.rstrip('.')}"
+    token = _TOKEN_ERROR.match(_one_line(err))
+    if token is None:
+        return None
+    if "string" in token["message"]:  # the tokenizer names where the string starts
+        return (f"line {token['line']}, column {int(token['column']) + 1}{of}: this string is never closed "
+                f"({token['message']}); close it")
+    opened = None if include or source_text is None else _open_bracket(source_text)
+    if opened:
+        return f"line {opened.start[0]}, column {opened.start[1] + 1}: this '{opened.string}' is never closed; close it"
+    return f"line {token['line']}{of}: the text ends inside a bracket left open ({token['message']}); close it"
+
+
+def _open_bracket(text):
+    """The token of the outermost bracket text leaves open, or None."""
+    import io
+    import tokenize
+
+    opened = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.exact_type in (tokenize.LPAR, tokenize.LSQB, tokenize.LBRACE):
+                opened.append(token)
+            elif token.exact_type in (tokenize.RPAR, tokenize.RSQB, tokenize.RBRACE) and opened:
+                opened.pop()
+    except tokenize.TokenError:
+        pass
+    return opened[0] if opened else None
 
 
 def is_not_a_literal(err):
@@ -332,5 +393,10 @@ def _call_problem(err):
 def _one_line(err):
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     text = lines[0] if lines else type(err).__name__
-    where = [line for line in lines[1:] if line.startswith("In ")]
-    return f"{text} ({where[0]})" if where else text
+    where = _include_line(err)
+    return f"{text} ({where})" if where else text
+
+
+def _include_line(err):
+    """The line gin adds to an error of a file another includes ('In file "a.gin", line 1'), or None."""
+    return next((line.strip() for line in str(err).splitlines()[1:] if line.strip().startswith("In ")), None)

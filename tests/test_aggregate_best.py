@@ -113,6 +113,35 @@ def test_without_mig_the_default_ranking_is_empty_and_says_what_to_use(tmp_path)
     assert list(pd.read_csv(tmp_path / "report" / "best.csv").columns)[:3] == ["rank_by", "rank_direction", "dataset"]
 
 
+@pytest.mark.parametrize("metrics, names, columns", [
+    ({"unsupervised": {"gaussian_total_correlation": 0.3, "mutual_info_score": 0.1}}, "unsupervised",
+     "unsupervised.gaussian_total_correlation"),
+    ({"rotation": {"mig": 0.2, "mig_max": 0.3}, "unsupervised": {"gaussian_total_correlation": 0.3,
+                                                                   "mutual_info_score": 0.1}},
+     "rotation, unsupervised", "rotation.mig, unsupervised.gaussian_total_correlation")])
+def test_metrics_without_a_headline_are_named_with_a_column_to_rank_by(tmp_path, metrics, names, columns):
+    # the note had said 'none (no metric was evaluated)' of runs evaluated with rotation or unsupervised only
+    root = tmp_path / "runs"
+    run = make_run(root / "a", 0)
+    for metric, values in metrics.items():
+        write_metric(run, metric, values)
+    notes = [line for line in aggregate_runs(root, tmp_path / "report").notes() if line.startswith("best.csv")]
+    assert notes == [f"best.csv is empty: no run has mig; the metrics evaluated ({names}) have no headline value to "
+                     f"rank by; rank with --rank_by one of their columns of results.csv, e.g. {columns}"]
+    first = columns.split(", ")[0]
+    assert set(aggregate_runs(root, tmp_path / "ranked", rank_by=first).best["rank_by"]) == {first}
+
+
+def test_without_any_metric_the_note_says_to_evaluate_or_rank_by_a_training_result(tmp_path):
+    make_run(tmp_path / "runs" / "a", 0)
+    notes = [line for line in aggregate_runs(tmp_path / "runs", tmp_path / "report").notes()
+             if line.startswith("best.csv")]
+    assert notes == ["best.csv is empty: no run has mig; no metric was evaluated; evaluate the runs with "
+                     "dlb_evaluate, or rank by a training result, e.g. --rank_by train_result.loss"]
+    ranked = aggregate_runs(tmp_path / "runs", tmp_path / "ranked", rank_by="train_result.loss").best
+    assert set(ranked["rank_by"]) == {"train_result.loss"}
+
+
 def make_other_protocol_study(root):
     """Two settings whose runs have MIG and recon_ll of non-default protocols only (num_bins=10,
     num_points=200); beta 4 has the higher MIG and beta 1 the higher recon_ll."""

@@ -113,6 +113,63 @@ def test_gin_file_that_does_not_parse(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("text, where", [
+    ("train.steps = 2\n\ntrain.lr = 1+2\n", "line 3, column 13: Expected newline; a binding is NAME.PARAM = VALUE"),
+    ("train.steps = 2\ntrain.lr = [1e-3,\n", "line 2, column 12: this '[' is never closed; close it"),
+    ('train.lr = """1e-3\n', "line 1, column 12: this string is never closed (EOF in multi-line string)"),
+])
+def test_a_gin_file_that_does_not_parse_says_line_and_column(tmp_path, capsys, text, where):
+    # Python's words had shown the tokenizer's raw tuple, ('EOF in multi-line statement', (3, 0)), or no column
+    bad = tmp_path / "bad.gin"
+    bad.write_text(text)
+    line = assert_user_error(capsys, train.main(["--gin", str(bad), "--run_dir", str(tmp_path / "run")]),
+                             f"bad gin config in gin file '{bad}': {where}")
+    assert "', (" not in line
+    (tmp_path / "top.gin").write_text(f"train.steps = 2\ninclude '{bad}'\n")  # the mistake is in the file it includes
+    assert_user_error(capsys, train.main(["--gin", str(tmp_path / "top.gin"), "--run_dir", str(tmp_path / "run")]),
+                      f"gin file '{tmp_path / 'top.gin'}': line ", f"of {bad}" if "Expected" in where
+                      else f"of the file that line 2 of {tmp_path / 'top.gin'} includes")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("binding, where", [
+    ("beta_vae.beta = (", "line 1, column 17: this '(' is never closed; close it"),
+    ("train.lr = 1e-3)", "line 1, column 16: Expected newline; a binding is"),
+])
+def test_a_gin_param_that_does_not_parse_says_its_column(tmp_path, capsys, binding, where):
+    code = train.main(["--gin", "beta_vae", "--gin_param", binding, "--run_dir", str(tmp_path / "run")])
+    assert "', (" not in assert_user_error(capsys, code, f"bad gin config in --gin_param '{binding}': {where}")
+
+
+@pytest.mark.parametrize("sweep, where", [
+    ("{'beta_vae.beta': [1.0]", "line 3, column 15: this '{' is never closed; close it"),
+    ("{'beta_vae.beta': [1.0]}}", "line 3, column 39: Expected newline"),
+    ("{'beta_vae.beta': [1.0]\nstudy.metrics = ['mig']", "line 4, column 1: Expected ',' or '}'"),
+])
+def test_a_study_file_that_does_not_parse_says_line_and_column(tmp_path, capsys, sweep, where):
+    path = tmp_path / "s.gin"
+    path.write_text(f"study.base_gin = ['beta_vae.gin']\nstudy.fixed = {{'train.steps': 2}}\nstudy.sweep = {sweep}\n")
+    line = assert_user_error(capsys, study.main([str(path), "--runs_root", str(tmp_path / "runs"), "--dry_run"]),
+                             f"bad study file '{path}': {where}")
+    assert "', (" not in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_misspelt_study_binding_names_the_study_bindings(tmp_path, capsys):
+    # "Configurable 'study' doesn't have a parameter named 'swep'" had named none of them
+    from tests.test_study import write_study
+
+    path = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    path.write_text(path.read_text().replace("study.sweep", "study.swep"))
+    assert_user_error(capsys, study.main([str(path), "--runs_root", str(tmp_path / "runs"), "--dry_run"]),
+                      f"bad study file '{path}': study has no parameter 'swep'; a study file binds study.base_gin, "
+                      f"study.fixed, study.sweep, study.metrics, study.metric_params")
+    path.write_text(path.read_text().replace("study.swep", "stduy.sweep"))
+    assert_user_error(capsys, study.main([str(path), "--runs_root", str(tmp_path / "runs"), "--dry_run"]),
+                      "No configurable matching 'stduy'; a study file binds study.base_gin, study.fixed, study.sweep")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_missing_gin_file(tmp_path, capsys):
     code = train.main(["--gin", str(tmp_path / "nope.gin"), "--run_dir", str(tmp_path / "run")])
     assert_user_error(capsys, code, "nope.gin", "not found")

@@ -213,6 +213,25 @@ def test_the_dry_run_prints_commands_a_shell_can_paste(tiny_dsprites, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_dry_run_command_leaves_out_the_fixed_bindings_its_run_does_not_read(tiny_dsprites, tmp_path):
+    # they had been pasted into dlb_train, which noted them as unused, "check the name", of a study that was right
+    study = write_study(tmp_path / "s.gin", "[{'beta_vae.beta': [4.0]}, "
+                                            "{'train.method': ['@beta_tcvae()'], 'beta_tcvae.beta': [6.0]}]")
+    study.write_text(study.read_text().replace("study.fixed = {", "study.fixed = {'beta_tcvae.alpha': 1.0, "))
+    runs = tmp_path / "runs"
+    result = run_in_process("dlb_study", study, "--runs_root", runs, "--dry_run", data_root=tiny_dsprites)
+    assert result.returncode == 0, result.stderr
+    commands = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    beta_vae, beta_tcvae = (shlex.split(commands[str(runs / name)]) for name in
+                            ("beta_vae/beta=4.0/seed=0", "beta_tcvae/beta=6.0/seed=0"))
+    assert "beta_tcvae.alpha = 1.0" not in beta_vae and "beta_tcvae.alpha = 1.0" in beta_tcvae
+    trained = run_in_process(*beta_vae, "--device", "cpu", "--no_progress", data_root=tiny_dsprites)
+    assert trained.returncode == 0 and "note" not in trained.stderr, trained.stderr
+    # the command trained the study's own run
+    status = run_in_process("dlb_study", study, "--runs_root", runs, "--status", data_root=tiny_dsprites)
+    assert "2 runs: 1 not started, 1 trained, not evaluated" in status.stdout, status.stdout
+
+
 def test_the_status_of_a_one_run_study_says_one_run(tiny_dsprites, tmp_path):
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
     status = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--status", data_root=tiny_dsprites)

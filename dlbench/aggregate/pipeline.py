@@ -9,8 +9,9 @@ import pandas as pd
 
 from dlbench.aggregate import outputs
 from dlbench.aggregate.collect import check_runs_root, collect, read_study
-from dlbench.aggregate.columns import (columns_of_metric, is_setting, named_metric, other_protocols, rankable_names,
-                                       ranking_column, value_columns)
+from dlbench.aggregate.columns import (columns_of_metric, is_setting, metric_columns, metric_name, named_metric,
+                                       other_protocols, parse_metric_column, rankable_names, ranking_column,
+                                       train_result_columns, value_columns)
 from dlbench.aggregate.leaderboard import best_settings, leaderboard, unranked_pairs
 from dlbench.aggregate.outputs import check_output_folder
 from dlbench.aggregate.representatives import representatives
@@ -74,9 +75,27 @@ class Aggregation:
             protocols = other_protocols(self.results, DEFAULT_RANK_BY)
             absent = no_default_note(DEFAULT_RANK_BY, protocols) if protocols else f"no run has {DEFAULT_RANK_BY}"
             names = [shlex.quote(name) for name in rankable_names(self.results)]
-            lines.append(f"best.csv is empty: {absent}; rank with --rank_by one of: "
-                         f"{', '.join(names) or 'none (no metric was evaluated)'}")
+            how = f"rank with --rank_by one of: {', '.join(names)}" if names else no_rankable_note(self.results)
+            lines.append(f"best.csv is empty: {absent}; {how}")
         return lines
+
+
+def no_rankable_note(results):
+    """What --rank_by can take where no metric evaluated has a headline value (rotation and
+    unsupervised have several values, none the headline): one of their columns, else a training
+    result ("no metric was evaluated" had been said of runs with such metrics too)."""
+    parsed = {}  # the first value column of each metric, by the name it has in results.csv
+    for column in metric_columns(results):
+        metric = parse_metric_column(column)
+        if metric is not None:
+            parsed.setdefault(metric_name(metric), column)
+    if parsed:
+        columns = ", ".join(shlex.quote(column) for column in parsed.values())
+        return (f"the metrics evaluated ({', '.join(parsed)}) have no headline value to rank by; rank with "
+                f"--rank_by one of their columns of results.csv, e.g. {columns}")
+    trained = train_result_columns(results)
+    return ("no metric was evaluated; evaluate the runs with dlb_evaluate"
+            + (f", or rank by a training result, e.g. --rank_by {shlex.quote(trained[0])}" if trained else ""))
 
 
 def rank_column(results, rank_by, damaged_results=None):

@@ -50,7 +50,8 @@ def _body(argv):
     add_only_argument(parser)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--dry_run", action="store_true",
-                        help="check the study and print each run's directory and a dlb_train command for it; run nothing")
+                        help="check the study and print each run's directory and a dlb_train command for it (with the "
+                             "bindings that run reads); run nothing")
     parser.add_argument("--status", action="store_true",
                         help="print how many runs are done, running, interrupted, failed (with reasons) or not started")
     parser.add_argument("--retry_failed", action="store_true",
@@ -107,8 +108,11 @@ def _body(argv):
         # the commands may be for other machines (a GPU cluster's nodes): the device is theirs to have
         device = [] if args.device == "auto" else ["--device", args.device]
         for spec in runs:
+            # without the fixed bindings this run does not read: the same run, and dlb_train had
+            # noted them as unused ("check the name") though nothing was misspelt
+            params = [p for p in spec.gin_params if p not in study.unread[spec.name]]
             command = ["dlb_train", *[a for f in spec.gin_files for a in ("--gin", f)],
-                       *[a for p in spec.gin_params for a in ("--gin_param", p)], *device,
+                       *[a for p in params for a in ("--gin_param", p)], *device,
                        "--run_dir", str(study_run_dir(runs_root, spec.name))]
             print(f"{study_run_dir(runs_root, spec.name)}: {shlex.join(command)}")
         return 0

@@ -26,7 +26,7 @@ import gin
 
 import dlbench
 from dlbench import rundir
-from dlbench.config import INCLUDE_CYCLE, gin_dir, is_not_a_literal, not_a_literal, quiet_gin_includes
+from dlbench.config import INCLUDE_CYCLE, gin_dir, quiet_gin_includes
 from dlbench.errors import CorruptFile, UserError
 from dlbench.selection import matching
 from dlbench.study.sweep import binding, expand
@@ -69,6 +69,9 @@ class Study:
     metrics: list
     metric_params: dict
     identities: dict = dataclasses.field(default_factory=dict, repr=False)  # run name -> what run.json records
+    # run name -> the fixed bindings that run does not read (another method's or prior's): its
+    # --dry_run command leaves them out, where dlb_train would note them as unused
+    unread: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
 def study_file(name_or_gin):
@@ -105,8 +108,7 @@ def load_study(name_or_gin):
     except RecursionError:
         raise UserError(f"bad study file '{path}': {INCLUDE_CYCLE}") from None
     except Exception as err:  # gin's parse errors come as several exception types
-        problem = not_a_literal(err) if is_not_a_literal(err) else str(err).splitlines()[0]
-        raise UserError(f"bad study file '{path}': {problem}") from None
+        raise UserError(f"bad study file '{path}': {_study_problem(err, path)}") from None
     finally:
         gin.clear_config()
     if settings is None:  # gin's "Required bindings for `study` not provided" did not say what the file is
@@ -123,9 +125,30 @@ def load_study(name_or_gin):
     names = _unique_names([name for name, *_ in resolved], [spec for _, spec, *_ in resolved])
     study.runs = [dataclasses.replace(spec, name=name) for name, (_, spec, *_) in zip(names, resolved)]
     study.identities = {name: identity for name, (_, _, identity, _) in zip(names, resolved)}
+    study.unread = {name: _unread(fixed, assignment, called)
+                    for name, assignment, (*_, called) in zip(names, assignments, resolved)}
     _check_one_run_each(study)
     _check_runs_fit_data(study)
     return study
+
+
+def _study_problem(err, path):
+    """One line for a study file gin refused: an unknown study.* (a typo of study.sweep had been
+    told without the names a study binds) or configurable, else as for a run's config."""
+    from dlbench.config import gin_problem
+
+    text = next(iter(str(err).splitlines()), "")
+    names = ", ".join(f"study.{name}" for name in inspect.signature(study_settings).parameters)
+    unknown = re.search(r"Configurable 'study' doesn't have a parameter named '(\w+)'", text)
+    if unknown:
+        return f"study has no parameter '{unknown[1]}'; a study file binds {names}"
+    if "No configurable matching" in text:
+        return f"{text.rstrip('.')}; a study file binds {names} (a run's settings go in study.fixed or study.sweep)"
+    try:
+        source = path.read_text(errors="replace")
+    except OSError:  # gin read it a moment ago; without it the message only lacks the open bracket
+        source = None
+    return gin_problem(err, source, str(path))
 
 
 def _binds_study():
@@ -262,6 +285,15 @@ def _check_fixed_bindings_read(study, fixed, called_by_runs):
         raise UserError(f"study {study.name}: study.fixed sets {', '.join(unread)}, which no run of the study reads "
                         f"(a method or prior none of its runs calls); remove it, or sweep the method or prior that "
                         f"reads it")
+
+
+def _unread(fixed, assignment, called):
+    """The fixed bindings of a run (those its assignment does not replace) of configurables it does
+    not call; a macro's (no configurable) counts as read."""
+    from dlbench.config import bound_configurable
+
+    return [binding(k, v) for k, v in fixed.items()
+            if k not in assignment and bound_configurable(k) and bound_configurable(k) not in called]
 
 
 def run_name(method, assignment, seed):
