@@ -170,6 +170,22 @@ def test_a_misspelt_study_binding_names_the_study_bindings(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("written, shown", [("train.steps = 3", "{'train.steps': 3, ...}"),
+                                             ("train.method = @beta_tcvae()", "{'train.method': '@beta_tcvae()', ...}")])
+def test_a_run_setting_bound_outside_study_fixed_is_refused(tmp_path, capsys, written, shown):
+    # gin took it and no run read it: the study trained with the setting of study.fixed, without a word
+    from tests.test_study import write_study
+
+    path = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, written, "STEPS = 3"]) + "\n")  # a macro is not a run's setting
+    setting = written.split(" = ")[0]
+    assert_user_error(capsys, study.main([str(path), "--runs_root", str(tmp_path / "runs"), "--dry_run"]),
+                      f"bad study file '{path}': line {len(lines) + 1} binds {setting}, which no run reads (a run's "
+                      f"settings come from study.fixed and study.sweep alone); give it there: study.fixed = {shown}")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_missing_gin_file(tmp_path, capsys):
     code = train.main(["--gin", str(tmp_path / "nope.gin"), "--run_dir", str(tmp_path / "run")])
     assert_user_error(capsys, code, "nope.gin", "not found")

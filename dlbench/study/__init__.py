@@ -165,7 +165,8 @@ def _binds_study():
 def _check_each_binding_once(path):
     """Refuse a binding given twice in one study file: gin keeps the last without a word, which had
     dropped a sweep's first values unseen. Binding again what an included file binds stays the way
-    one study shrinks or varies another."""
+    one study shrinks or varies another. Refuse too a run's setting bound outside study.fixed and
+    study.sweep (train.steps = 3): the runs are configured from those alone, and it was dropped."""
     from dlbench.config import bindings_in
 
     first_line = {}
@@ -176,6 +177,11 @@ def _check_each_binding_once(path):
                 raise UserError(f"{name} is bound twice, on lines {first_line[name]} and {line} (gin would keep "
                                 f"line {line} alone); keep one")
             first_line[name] = line
+            if "." in name and not name.startswith("study."):  # a macro (STEPS = 3000) has no '.'
+                value = statement.value
+                plain = value if isinstance(value, (bool, int, float, str, list, tuple, dict, type(None))) else str(value)
+                raise UserError(f"line {line} binds {name}, which no run reads (a run's settings come from study.fixed "
+                                f"and study.sweep alone); give it there: study.fixed = {{{name!r}: {plain!r}, ...}}")
 
 
 def _check_one_run_each(study):
