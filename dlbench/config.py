@@ -235,6 +235,16 @@ def unused_scopes():
     return sorted(name for name in _sections(gin.config_str()) - called_configurables() if "/" in name)
 
 
+def unused_macros():
+    """The macros bound but used by no binding the run read, as gin keys them: 'train/lr' of a
+    gin file's 'train/lr = 1' (a typo of train.lr, which gin takes for a macro and ignores). Call as
+    unused_bindings."""
+    def macros(text):
+        return {name for name, _ in bindings_in(text) if "." not in name}
+
+    return sorted(macros(gin.config_str()) - macros(operative_config()))
+
+
 def called_configurables():
     """The configurables the resolved run called (with the parameters it read of each)."""
     return _sections(operative_config())

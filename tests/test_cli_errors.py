@@ -454,6 +454,19 @@ def test_a_scope_the_run_does_not_call_is_noted(tiny_dsprites, tmp_path, capsys)
     assert err.count("\n") == 1 and "does not use 'foo/beta_vae.beta = 9.0'" in err, err
 
 
+def test_a_macro_the_run_does_not_use_is_noted(tiny_dsprites, tmp_path, capsys):
+    # 'train/lr = 1' (for train.lr) is a macro to gin, which ignored it: the run trained with its lr without a word
+    config = tmp_path / "typo.gin"
+    config.write_text("train/lr = 1\nEPS = 1e-7\ntrain.adam_eps = %EPS\n")  # EPS is used
+    assert train.main([*tiny_train_args(tmp_path / "run", "train.steps = 2"), "--gin", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert err == ("dlb_train: note: the run uses no macro train/lr: gin ignores its value; a setting is bound as "
+                   "NAME.PARAM = VALUE (train.lr = ...)\n"), err
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["train"]["adam_eps"] == 1e-7
+    assert train.main(tiny_train_args(tmp_path / "macro", "train.steps = 2", "UNUSED = 3")) == 0
+    assert capsys.readouterr().err == "dlb_train: note: the run uses no macro UNUSED: gin ignores its value\n"
+
+
 def test_a_runs_own_config_changed_by_hand_is_said_so(trained_run, capsys):
     # the message had advised `dlb_train --run_dir RUN` alone: the command that had just been run
     from dlbench import rundir

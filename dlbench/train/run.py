@@ -407,7 +407,7 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     note_unused: say on stderr which of gin_params the run does not use (a study's runs share
     bindings of methods and priors each uses some of; a user's own are meant to count)."""
     from dlbench.config import (bound_configurable, operative_config, parse_gin, resolve_run_spec, unused_bindings,
-                                unused_scopes)
+                                unused_macros, unused_scopes)
     from dlbench.train.device import resolve_device
 
     own = not gin_files and not gin_params
@@ -426,6 +426,12 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     if scopes:
         print(f"dlb_train: note: this run calls no {', '.join(scopes)}: gin ignores the bindings of a scope that "
               f"no binding names (train.method = @scope/method()); bind them without the scope", file=sys.stderr)
+    macros = unused_macros() if note_unused else []
+    if macros:
+        typo = next((name for name in macros if "/" in name), None)  # a scope needs a configurable: no macro has one
+        print(f"dlb_train: note: the run uses no macro {', '.join(macros)}: gin ignores its value"
+              + (f"; a setting is bound as NAME.PARAM = VALUE ({typo.replace('/', '.')} = ...)" if typo else ""),
+              file=sys.stderr)
     device = resolve_device(device)
     run_dir = Path(run_dir) if run_dir else rundir.default_run_dir(spec.identity())
     try:
