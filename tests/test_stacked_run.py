@@ -19,7 +19,7 @@ from dlbench.train.run import train_run
 from dlbench.train.stacked_run import train_stack
 from tests.commands import REPO
 from tests.conftest import TINY_PARAMS
-from tests.training import read_log
+from tests.training import read_log, training_scalars
 
 RUNS = [(0, 1.0), (1, 4.0), (2, 16.0)]
 # the tiny protocol at batch 4 (float64 convolutions are slow; four images a step are enough to compare)
@@ -42,13 +42,6 @@ def weights(run_dir):
 
 def files(run_dir):
     return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
-
-
-def training_scalars(run_dir):
-    """model/results.json without its timings."""
-    results = json.loads((run_dir / "model" / "results.json").read_text())
-    return {key: value for key, value in results.items()
-            if key not in ("train_seconds_this_session", "images_per_second", "dlbench_version")}
 
 
 def test_each_run_of_a_stack_ends_as_it_does_alone(tiny_dsprites, tmp_path, float64):

@@ -13,7 +13,7 @@ from dlbench.errors import UserError
 from dlbench.train.run import train_from_gin
 
 from tests.conftest import TINY_GRID, TINY_PARAMS, tiny_params
-from tests.training import read_log
+from tests.training import read_log, training_scalars
 
 
 def weights(run_dir):
@@ -97,13 +97,6 @@ def test_a_resume_writes_a_missing_config_gin_again(tiny_dsprites, tmp_path, mon
     assert train_from_gin([], TINY_PARAMS, tmp_path / "r", "cpu", progress=False)[1] == "done"
     assert f"{config} was missing; written again from the config given" in capsys.readouterr().out
     assert config.read_text() == text
-
-
-def training_scalars(run_dir):
-    """model/results.json without its timings."""
-    results = json.loads((run_dir / "model" / "results.json").read_text())
-    return {key: value for key, value in results.items()
-            if key not in ("train_seconds_this_session", "images_per_second", "dlbench_version")}
 
 
 def test_the_final_training_scalars_are_the_means_of_the_last_steps_whatever_the_log_every(tiny_dsprites, tmp_path,
