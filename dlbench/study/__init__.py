@@ -114,6 +114,7 @@ def load_study(name_or_gin):
     if settings is None:  # gin's "Required bindings for `study` not provided" did not say what the file is
         raise UserError(f"'{path}' is a run config, not a study file (it binds no study.base_gin); train it with "
                         f"dlb_train --gin {path}, or see gin/studies/ for study files")
+    _check_only_study_bindings(path)
     base = [str(_base_file(f, path)) for f in settings["base_gin"]]
     fixed = settings["fixed"]
     assignments = expand(settings["sweep"])
@@ -165,8 +166,7 @@ def _binds_study():
 def _check_each_binding_once(path):
     """Refuse a binding given twice in one study file: gin keeps the last without a word, which had
     dropped a sweep's first values unseen. Binding again what an included file binds stays the way
-    one study shrinks or varies another. Refuse too a run's setting bound outside study.fixed and
-    study.sweep (train.steps = 3): the runs are configured from those alone, and it was dropped."""
+    one study shrinks or varies another."""
     from dlbench.config import bindings_in
 
     first_line = {}
@@ -177,11 +177,21 @@ def _check_each_binding_once(path):
                 raise UserError(f"{name} is bound twice, on lines {first_line[name]} and {line} (gin would keep "
                                 f"line {line} alone); keep one")
             first_line[name] = line
+
+
+def _check_only_study_bindings(path):
+    """Refuse a run's setting bound outside study.fixed and study.sweep (train.steps = 3): the runs
+    are configured from those alone, and gin had taken it without a word."""
+    from dlbench.config import bindings_in
+
+    with open(path) as text:
+        for name, statement in bindings_in(text):
             if "." in name and not name.startswith("study."):  # a macro (STEPS = 3000) has no '.'
                 value = statement.value
                 plain = value if isinstance(value, (bool, int, float, str, list, tuple, dict, type(None))) else str(value)
-                raise UserError(f"line {line} binds {name}, which no run reads (a run's settings come from study.fixed "
-                                f"and study.sweep alone); give it there: study.fixed = {{{name!r}: {plain!r}, ...}}")
+                raise UserError(f"bad study file '{path}': line {statement.location.line_num} binds {name}, which no "
+                                f"run reads (a run's settings come from study.fixed and study.sweep alone); give it "
+                                f"there: study.fixed = {{{name!r}: {plain!r}, ...}}")
 
 
 def _check_one_run_each(study):
