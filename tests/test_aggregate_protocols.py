@@ -52,6 +52,29 @@ def test_results_of_other_seeds_get_their_own_columns_and_tagged_folders_are_rea
     assert row["mig.discrete_mig"] == 0.2 and row["mig[seed=3].discrete_mig"] == 0.7
 
 
+def test_a_whole_number_given_for_a_float_parameter_is_the_float_protocol(tiny_trained_run, tiny_dsprites, tmp_path):
+    # active_units.threshold=0 had been stored under [threshold=0], where aggregation, reading 0.0 from the
+    # result, found it misplaced and left it out; and threshold=0.0 was computed again into a second folder
+    from dlbench.evaluation import evaluate_run, metric_result_path
+
+    root = tmp_path / "runs"
+    run = shutil.copytree(tiny_trained_run, root / "a")
+    params = {"active_units": {"threshold": 0, "num_points": 100}}
+    assert metric_result_path(run, "mean", "active_units", params["active_units"]) == \
+        run / "metrics" / "mean" / "active_units[num_points=100,threshold=0.0]" / "results.json"
+    first = evaluate_run(run, ["active_units"], params=params, log=lambda *_: None)
+    assert first["active_units"]["threshold"] == 0.0
+    again = evaluate_run(run, ["active_units"], params={"active_units": {"threshold": 0.0, "num_points": 100}},
+                         log=lambda *_: None)
+    assert again == first  # the same protocol: kept, not computed again beside it
+    assert [p.name for p in (run / "metrics" / "mean").iterdir() if p.name.startswith("active_units")] == \
+        ["active_units[num_points=100,threshold=0.0]"]
+    results, _ = aggregate(root, tmp_path / "report")
+    column = "active_units[num_points=100,threshold=0.0].active_units"
+    assert results.set_index("run_dir").loc["a", column] == first["active_units"]["active_units"]
+    assert protocol_tag("active_units", {"threshold": 1}) == protocol_tag("active_units", {"threshold": 1.0})
+
+
 def test_elbo_results_written_with_the_old_key_name_still_aggregate(tiny_trained_run, tmp_path):
     root = tmp_path / "runs"
     old, new = (shutil.copytree(tiny_trained_run, root / name) for name in ("old", "new"))

@@ -170,12 +170,21 @@ def protocol_changes(name, values):
     asked = values.get(REQUESTED, {})
     changed = {}
     for key, default in protocol_params(name).items():
-        value = asked.get(key) if default is None else values.get(key, default)
+        value = asked.get(key) if default is None else _typed_like(values.get(key, default), default)
         if value != default:
             changed[key] = value
     if values.get("seed", 0) != 0:
         changed["seed"] = values["seed"]
     return changed
+
+
+def _typed_like(value, default):
+    """A whole number given for a float parameter as that float (0 as 0.0): the metric computes
+    with, and its result records, the float, so a tag made from the number given would name
+    another folder than the one aggregation finds from the result (which it had left out)."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def protocol_tag(name, values):
