@@ -82,6 +82,17 @@ def test_isotropic_prior_the_objective_is_unchanged_on_the_same_noise_while_mig_
     assert result["mig_max_abs_change"] == pytest.approx(result["mig"] - result["mig_min"], abs=1e-12)
 
 
+def test_with_a_single_factor_that_varies_the_factor_vae_scores_are_missing_with_their_reason():
+    # compute_factor_vae gives no eval_accuracy there (any representation would score 1): rotation had failed on it
+    one_factor = ToyData((1, 4, 1), pixel_scale=0.5)
+    result = evaluate("rotation", one_factor, None, seed=1, num_rotations=2, num_points=100, **SMALL_SCORES,
+                      **model_functions(axis_aligned_model()))
+    assert result["factor_vae_missing_reason"].startswith("a single factor varies")
+    assert not [key for key in result if key.startswith("factor_vae") and key != "factor_vae_missing_reason"
+                and not key.startswith("factor_vae_num")]
+    assert {"mig", "mig_r1", "mig_r2", "mig_min", "objective_change_r2"} <= set(result)
+
+
 def test_anisotropic_prior_change_of_the_prior_term_is_the_closed_form_on_sigma_points():
     model = axis_aligned_model()
     observations = DATA.sample_observations_from_factors(DATA.sample_factors(50, np.random.RandomState(0)), None)

@@ -46,6 +46,21 @@ def test_gaussian_noise_is_at_chance(sizes):
     assert 1 / k_varying - 1e-12 <= result["train_accuracy"] < 1 / k_varying + 0.12
 
 
+@pytest.mark.parametrize("sizes", [(6,), (1, 6, 1)])
+def test_with_a_single_factor_that_varies_the_score_is_undefined(sizes):
+    # every vote fixes that factor, so the majority vote is right for noise too: it had scored 1 (pinwheel's
+    # one factor, a dSprites grid kept to one factor) where the score says nothing
+    data = ToyData(sizes)
+    votes = factor_vae.generate_votes(data, Recorder(data, noise_representation(4, 1)), np.random.RandomState(0),
+                                      50, 64, np.ones(4), np.ones(4, bool), 4096)
+    assert (np.argmax(votes, axis=0) == sizes.index(6)).all()  # the trivially right classifier
+    result = evaluate("factor_vae", data, Recorder(data, noise_representation(4, 1)), **SMALL)
+    assert "train_accuracy" not in result and "eval_accuracy" not in result
+    assert result["eval_accuracy_missing_reason"] == result["train_accuracy_missing_reason"]
+    assert result["eval_accuracy_missing_reason"].startswith("a single factor varies")
+    assert result["num_active_dims"] == 4
+
+
 def test_single_valued_factor_never_voted():
     data = ToyData((1, 4, 5))
     rs = np.random.RandomState(0)

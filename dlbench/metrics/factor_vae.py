@@ -80,7 +80,8 @@ def compute_factor_vae(data, representation_fn, random_state, batch_size=64, num
                        representation_batch_size=4096):
     """FactorVAE score of representation_fn on data.
 
-    Keys: train_accuracy, eval_accuracy, num_active_dims, and the parameters batch_size,
+    Keys: train_accuracy, eval_accuracy (each <key>_missing_reason instead where a single factor
+    varies), num_active_dims, and the parameters batch_size,
     num_train, num_eval, num_variance_estimate, prune_threshold. batch_size is the protocol's
     number of points per vote; representation_batch_size the number of observations per
     representation_fn call (it does not change the result).
@@ -103,6 +104,14 @@ def compute_factor_vae(data, representation_fn, random_state, batch_size=64, num
     # disentanglement_lib reports len(active_dims), the number of all dimensions; this is the
     # number of active ones, which is what the name says.
     num_active = int(active_dims.sum())
+    if len(utils.varying_factors(data)) == 1:
+        # every vote then fixes the one factor, and the majority vote is right for any representation
+        # (a score of 1 that says nothing); disentanglement_lib reports that 1
+        reason = ("a single factor varies: every vote fixes it, so any representation would score 1; the score needs "
+                  "two or more factors that vary")
+        result.update(train_accuracy_missing_reason=reason, eval_accuracy_missing_reason=reason,
+                      num_active_dims=num_active)
+        return result
     if num_active == 0:
         result.update(train_accuracy=0.0, eval_accuracy=0.0, num_active_dims=0)
         return result

@@ -169,7 +169,7 @@ def rotated_scores(data, mean_fn, rotations, seed, mig_params, factor_vae_params
         mig = compute_mig(data, _rotated(encoders["mig"], rotation), np.random.RandomState(seed), **mig_params)
         factor_vae = compute_factor_vae(data, _rotated(encoders["factor_vae"], rotation), np.random.RandomState(seed),
                                         **factor_vae_params)
-        scores.append((mig["discrete_mig"], factor_vae["eval_accuracy"]))
+        scores.append((mig["discrete_mig"], factor_vae.get("eval_accuracy")))  # None where it is undefined
     return scores
 
 
@@ -243,7 +243,9 @@ def compute_rotation(data, representation_fn, random_state, encode_fn=None, deco
         result.update({f"objective_r{r}": float(objective[r].mean()), f"objective_change_r{r}": change,
                        f"objective_change_stderr_r{r}": change_stderr,
                        f"log_prior_change_r{r}": float((terms["log_prior"][r] - terms["log_prior"][0]).mean()),
-                       f"mig_r{r}": float(scores[r][0]), f"factor_vae_r{r}": float(scores[r][1])})
+                       f"mig_r{r}": float(scores[r][0])})
+        if scores[r][1] is not None:
+            result[f"factor_vae_r{r}"] = float(scores[r][1])
         if decode_every_rotation:
             result[f"recon_change_r{r}"] = float((terms["recon"][r] - terms["recon"][0]).mean())
     largest = float(np.abs(changes).max())
@@ -253,5 +255,8 @@ def compute_rotation(data, representation_fn, random_state, encode_fn=None, deco
     else:
         result["max_abs_objective_change_over_stderr_missing_reason"] = "the objective is the same for every observation"
     result.update(_summary("mig", [s[0] for s in scores]))
-    result.update(_summary("factor_vae", [s[1] for s in scores]))
+    if scores[0][1] is None:  # a single factor varies (compute_factor_vae says so)
+        result["factor_vae_missing_reason"] = "a single factor varies: any representation would score 1"
+    else:
+        result.update(_summary("factor_vae", [s[1] for s in scores]))
     return result
