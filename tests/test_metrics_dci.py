@@ -31,6 +31,14 @@ def test_uniform_importance_scores_zero():
     assert dci.completeness(r) == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(1, 10), (3, 10), (10, 3), (7, 7)])
+def test_a_uniform_row_or_column_scores_zero_never_below(shape):
+    # its entropy is 1 but for rounding, which had made a score of -2.2e-16 (one code, ten equal importances)
+    r = np.full(shape, 0.1)
+    for score in (dci.disentanglement(r) if shape[1] > 1 else 0.0, dci.completeness(r) if shape[0] > 1 else 0.0):
+        assert 0.0 <= score < 1e-12
+
+
 def test_one_code_explaining_two_factors_lowers_disentanglement_only():
     # code 0 explains factors 0 and 1 equally, code 1 factor 2: rows (1/2, 1/2, 0) and
     # (0, 0, 1), weights 2/3 and 1/3; every column has one non-zero entry
