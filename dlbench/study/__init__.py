@@ -188,7 +188,8 @@ def _check_only_study_bindings(path):
         for name, statement in bindings_in(text):
             if "." in name and not name.startswith("study."):  # a macro (STEPS = 3000) has no '.'
                 value = statement.value
-                plain = value if isinstance(value, (bool, int, float, str, list, tuple, dict, type(None))) else str(value)
+                literal = isinstance(value, (bool, int, float, str, list, tuple, dict, type(None)))
+                plain = value if literal else str(value)  # a reference (@beta_tcvae()) is a string in study.fixed
                 raise UserError(f"bad study file '{path}': line {statement.location.line_num} binds {name}, which no "
                                 f"run reads (a run's settings come from study.fixed and study.sweep alone); give it "
                                 f"there: study.fixed = {{{name!r}: {plain!r}, ...}}")
