@@ -18,7 +18,7 @@ from dlbench import checks, metrics, rundir
 from dlbench.errors import CorruptFile, Interrupted, UserError
 from dlbench.encode_once import ONCE, PER_DRAW, encoded, observations_are_grid_images, worth_encoding_once
 from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
-from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, numpy_representation_fn,
+from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, metrics_representation_fn,
                                  postprocess)
 from dlbench.signals import stop_asked
 from dlbench.train import load_trained_model
@@ -145,7 +145,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
         model = record.get("model")
         _check_metrics_fit(todo, params, data, model.get("latent_dim") if isinstance(model, dict) else None)
         postprocess(run_dir, mode)  # skips a representation that is already complete
-        representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
+        representation_fn = metrics_representation_fn(load_representation(run_dir, mode, device), mode, device)
         model = _LazyModel(run_dir, device, seed)
         _stop_if_asked(run_dir, results, len(todo))
         with _saying_what_was_kept(run_dir, results, len(todo)):
@@ -270,9 +270,11 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
             encoding = ONCE
         else:
             metric_data, metric_fn = data, _CountingRepresentation(representation_fn, name, extra, progress)
-        # the sampled representation (or a user's callable) draws from torch's global generator:
-        # seeded for each metric, a result is a function of its protocol, whatever came before it
+        # a user's callable may draw from torch's global generator, the sampled representation draws
+        # per observation from the seed (SampledCodes): both start afresh for each metric, so a
+        # result is a function of its protocol, whatever came before it
         torch.manual_seed(seed)
+        getattr(representation_fn, "restart", lambda seed: None)(seed)
         tick = time.perf_counter()
         values = metrics.evaluate(name, metric_data, metric_fn, seed=seed, **extra)
         getattr(metric_fn, "close", lambda: None)()
