@@ -376,6 +376,8 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
         if len(todo) < len(metric_names):
             log(f"{representation}: kept the results stored for it of {', '.join(sorted(set(metric_names) - set(todo)))} "
                 f"(--overwrite computes them again)")
+        if others:  # --overwrite, every check passed: gone before the first new result is written, not after
+            _remove_results_of_others(others, described, log)  # the last, so a stop had left both side by side
         model_fns = lambda name: {"encode_fn": encode_fn, **({"device": str(device)} if "device" in
                                                               metrics.metric_params(name) else {})}
         # a user's module may draw at random: its codes are not assumed to be a function of the image
@@ -386,7 +388,6 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
                 result.update(described, mode="mean")
                 rundir.write_json(metric_result_path(out, "mean", name, params.get(name, {}), seed), result)
                 computed[name] = result
-        _remove_results_of_others(out, described, log)
     return computed
 
 
@@ -426,15 +427,13 @@ def _whose(result, described):
     return f"{representation} on {result.get('dataset')}{grid}{encoder}"
 
 
-def _remove_results_of_others(out, described, log):
-    """After --overwrite: the results left of another representation go, so that the folder never
-    holds two representations' results side by side."""
-    others = _results_of_others(out, described)
+def _remove_results_of_others(others, described, log):
+    """With --overwrite: the results of another representation (_results_of_others) go before any
+    of this one's are written, so that the folder never holds two representations' results side by
+    side, however the evaluation ends."""
     for folder, _ in others:
         shutil.rmtree(folder)
-    if others:
-        log(f"removed the results of {_whose(others[0][1], described)} that were not computed again: "
-            f"{_folders(others)}")
+    log(f"removed the results of {_whose(others[0][1], described)}, which --overwrite replaces: {_folders(others)}")
 
 
 def _enclosing_study_root(path):
