@@ -75,6 +75,7 @@ BAD_MODULES = {
     "nan": ("import torch\ndef encode(x):\n    return torch.full((x.shape[0], 2), float('nan'))\n", "non-finite"),
     "batch": ("import torch\ndef encode(x):\n    return torch.zeros(8, 2)\n", "rows for a batch of 3"),
     "shape": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 2, 2)\n", "return (n, D) codes"),
+    "columns": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 0)\n", "no columns, for 3 observations"),
     "dtype": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 2, dtype=torch.int64)\n", "dtype int64"),
     "type": ("def encode(x):\n    return [1, 2]\n", "returned a list; return a tensor or a numpy array"),
 }
