@@ -35,6 +35,12 @@ def requested_protocol(metric, params, seed):
     return {**params, **metrics.requested(metric, params), "seed": seed}
 
 
+def protocol_name(metric, params, seed):
+    """The metric with the tag of the protocol asked for, as its folder is named: 'mig',
+    'mig[seed=1]', 'factor_vae[num_train=500]'."""
+    return f"{metric}{metrics.protocol_tag(metric, requested_protocol(metric, params, seed))}"
+
+
 def metric_result_path(run_dir, mode, metric, params=None, seed=0):
     """RUN_DIR/metrics/<mode>/<metric><tag>/results.json: the tag names the protocol parameters
     that differ from the metric's defaults (metrics.protocol_tag), so results of different
@@ -131,7 +137,9 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
                 results[name] = stored
     todo = [m for m in metric_names if m not in results]
     if results:  # said, as for a --representation: a run evaluated already had printed nothing at all
-        log(f"{run_dir}: kept the stored results of {', '.join(results)} (--overwrite computes them again)")
+        # of the protocols kept: a plain "mig" after --seed 1 read as the default protocol's
+        kept = ", ".join(protocol_name(name, params.get(name, {}), seed) for name in results)
+        log(f"{run_dir}: kept the stored results of {kept} (--overwrite computes them again)")
     if not todo:
         return results
     for name in todo:  # found now, not once the metric is computed
@@ -255,8 +263,7 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
     served = {}  # the representation metrics' (data, representation_fn), encoded on first use
     for number, name in enumerate(names, 1):
         extra = dict(params.get(name, {}))
-        protocol = requested_protocol(name, extra, seed)
-        log(f"{label}: [{number}/{len(names)}] computing {name}{metrics.protocol_tag(name, protocol)}...")
+        log(f"{label}: [{number}/{len(names)}] computing {protocol_name(name, extra, seed)}...")
         encoding = PER_DRAW
         if needs_model(name):
             metric_data, metric_fn = data, representation_fn
@@ -373,9 +380,10 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
         todo = [name for name in metric_names
                 if overwrite or not _stored_for(reusable_result(out, "mean", name, params.get(name, {}), seed, log),
                                                 described)]
-        if len(todo) < len(metric_names):
-            log(f"{representation}: kept the results stored for it of {', '.join(sorted(set(metric_names) - set(todo)))} "
-                f"(--overwrite computes them again)")
+        kept = [protocol_name(name, params.get(name, {}), seed) for name in metric_names if name not in todo]
+        if kept:
+            log(f"{representation}: kept the results stored for it of {', '.join(kept)} (--overwrite computes them "
+                f"again)")
         if others:  # --overwrite, every check passed: gone before the first new result is written, not after
             _remove_results_of_others(others, described, log)  # the last, so a stop had left both side by side
         model_fns = lambda name: {"encode_fn": encode_fn, **({"device": str(device)} if "device" in
