@@ -441,7 +441,8 @@ def _remove_results_of_others(others, described, log):
     side, however the evaluation ends."""
     for folder, _ in others:
         shutil.rmtree(folder)
-    log(f"removed the results of {_whose(others[0][1], described)}, which --overwrite replaces: {_folders(others)}")
+    log(f"removed the results of {_whose(others[0][1], described)} (--overwrite; one folder holds one "
+        f"representation's results): {_folders(others)}")
 
 
 def _enclosing_study_root(path):

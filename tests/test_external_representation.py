@@ -226,8 +226,8 @@ def test_an_out_never_mixes_two_representations_results(tiny_dsprites, tmp_path,
     assert tree(out) == before
     result = evaluated(capsys, script, out, "noisy_dsprites", "--overwrite")
     assert result.returncode == 0, result.stderr
-    assert f"removed the results of {script} on dsprites, which --overwrite replaces: mig[num_train=300], sap[" \
-        in result.stdout
+    assert f"removed the results of {script} on dsprites (--overwrite; one folder holds one representation's " \
+        "results): mig[num_train=300], sap[" in result.stdout
     stored = [json.loads(path.read_text())["dataset"] for path in out.glob("metrics/mean/*/results.json")]
     assert stored == ["noisy_dsprites"]
 
