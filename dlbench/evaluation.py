@@ -18,7 +18,7 @@ from dlbench import checks, metrics, rundir
 from dlbench.errors import CorruptFile, Interrupted, UserError
 from dlbench.encode_once import ONCE, PER_DRAW, encoded, observations_are_grid_images, worth_encoding_once
 from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
-from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, numpy_representation_fn,
+from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, metrics_representation_fn,
                                  postprocess)
 from dlbench.signals import stop_asked
 from dlbench.train import load_trained_model
@@ -33,6 +33,12 @@ def requested_protocol(metric, params, seed):
     """The protocol asked for (params overriding the metric's defaults, and the seed) in the form
     metrics.protocol_tag reads, as a result records it."""
     return {**params, **metrics.requested(metric, params), "seed": seed}
+
+
+def protocol_name(metric, params, seed):
+    """The metric with the tag of the protocol asked for, as its folder is named: 'mig',
+    'mig[seed=1]', 'factor_vae[num_train=500]'."""
+    return f"{metric}{metrics.protocol_tag(metric, requested_protocol(metric, params, seed))}"
 
 
 def metric_result_path(run_dir, mode, metric, params=None, seed=0):
@@ -131,7 +137,9 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
                 results[name] = stored
     todo = [m for m in metric_names if m not in results]
     if results:  # said, as for a --representation: a run evaluated already had printed nothing at all
-        log(f"{run_dir}: kept the stored results of {', '.join(results)} (--overwrite computes them again)")
+        # of the protocols kept: a plain "mig" after --seed 1 read as the default protocol's
+        kept = ", ".join(protocol_name(name, params.get(name, {}), seed) for name in results)
+        log(f"{run_dir}: kept the stored results of {kept} (--overwrite computes them again)")
     if not todo:
         return results
     for name in todo:  # found now, not once the metric is computed
@@ -145,7 +153,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
         model = record.get("model")
         _check_metrics_fit(todo, params, data, model.get("latent_dim") if isinstance(model, dict) else None)
         postprocess(run_dir, mode)  # skips a representation that is already complete
-        representation_fn = numpy_representation_fn(load_representation(run_dir, mode, device), device)
+        representation_fn = metrics_representation_fn(load_representation(run_dir, mode, device), mode, device)
         model = _LazyModel(run_dir, device, seed)
         _stop_if_asked(run_dir, results, len(todo))
         with _saying_what_was_kept(run_dir, results, len(todo)):
@@ -255,8 +263,7 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
     served = {}  # the representation metrics' (data, representation_fn), encoded on first use
     for number, name in enumerate(names, 1):
         extra = dict(params.get(name, {}))
-        protocol = requested_protocol(name, extra, seed)
-        log(f"{label}: [{number}/{len(names)}] computing {name}{metrics.protocol_tag(name, protocol)}...")
+        log(f"{label}: [{number}/{len(names)}] computing {protocol_name(name, extra, seed)}...")
         encoding = PER_DRAW
         if needs_model(name):
             metric_data, metric_fn = data, representation_fn
@@ -270,9 +277,11 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
             encoding = ONCE
         else:
             metric_data, metric_fn = data, _CountingRepresentation(representation_fn, name, extra, progress)
-        # the sampled representation (or a user's callable) draws from torch's global generator:
-        # seeded for each metric, a result is a function of its protocol, whatever came before it
+        # a user's callable may draw from torch's global generator, the sampled representation draws
+        # per observation from the seed (SampledCodes): both start afresh for each metric, so a
+        # result is a function of its protocol, whatever came before it
         torch.manual_seed(seed)
+        getattr(representation_fn, "restart", lambda seed: None)(seed)
         tick = time.perf_counter()
         values = metrics.evaluate(name, metric_data, metric_fn, seed=seed, **extra)
         getattr(metric_fn, "close", lambda: None)()
@@ -371,9 +380,12 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
         todo = [name for name in metric_names
                 if overwrite or not _stored_for(reusable_result(out, "mean", name, params.get(name, {}), seed, log),
                                                 described)]
-        if len(todo) < len(metric_names):
-            log(f"{representation}: kept the results stored for it of {', '.join(sorted(set(metric_names) - set(todo)))} "
-                f"(--overwrite computes them again)")
+        kept = [protocol_name(name, params.get(name, {}), seed) for name in metric_names if name not in todo]
+        if kept:
+            log(f"{representation}: kept the results stored for it of {', '.join(kept)} (--overwrite computes them "
+                f"again)")
+        if others:  # --overwrite, every check passed: gone before the first new result is written, not after
+            _remove_results_of_others(others, described, log)  # the last, so a stop had left both side by side
         model_fns = lambda name: {"encode_fn": encode_fn, **({"device": str(device)} if "device" in
                                                               metrics.metric_params(name) else {})}
         # a user's module may draw at random: its codes are not assumed to be a function of the image
@@ -384,7 +396,6 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
                 result.update(described, mode="mean")
                 rundir.write_json(metric_result_path(out, "mean", name, params.get(name, {}), seed), result)
                 computed[name] = result
-        _remove_results_of_others(out, described, log)
     return computed
 
 
@@ -424,15 +435,14 @@ def _whose(result, described):
     return f"{representation} on {result.get('dataset')}{grid}{encoder}"
 
 
-def _remove_results_of_others(out, described, log):
-    """After --overwrite: the results left of another representation go, so that the folder never
-    holds two representations' results side by side."""
-    others = _results_of_others(out, described)
+def _remove_results_of_others(others, described, log):
+    """With --overwrite: the results of another representation (_results_of_others) go before any
+    of this one's are written, so that the folder never holds two representations' results side by
+    side, however the evaluation ends."""
     for folder, _ in others:
         shutil.rmtree(folder)
-    if others:
-        log(f"removed the results of {_whose(others[0][1], described)} that were not computed again: "
-            f"{_folders(others)}")
+    log(f"removed the results of {_whose(others[0][1], described)} (--overwrite; one folder holds one "
+        f"representation's results): {_folders(others)}")
 
 
 def _enclosing_study_root(path):

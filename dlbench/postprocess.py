@@ -2,7 +2,8 @@
 float batch of observations (n, C, H, W) in [0, 1] to codes (n, D).
 
 Modes: `mean` (the encoder mean, the representation disentanglement_lib evaluates) and
-`sampled` (one draw from q(z|x) per call).
+`sampled` (one draw from q(z|x) per call; the evaluation stage draws its noise itself, see
+SampledCodes).
 """
 
 import io
@@ -122,3 +123,57 @@ def numpy_representation_fn(module, device, batch_size=None):
         return np.concatenate(codes) if codes else np.zeros((0, 0), np.float32)
 
     return representation_fn
+
+
+# observations per block of the sampled representation's noise (SampledCodes): one generator per block
+NOISE_BLOCK = 1024
+
+
+class SampledCodes:
+    """The sampled representation as the metrics' representation_fn: numpy observations -> codes
+    mean + exp(logvar / 2) * eps from the module's encoder, where the eps of the i-th observation
+    encoded since restart(seed) is row i % NOISE_BLOCK of a block drawn for (seed, i // NOISE_BLOCK).
+    The module's own draws come from torch's global generator call by call, and a call's draws
+    depend on its size: a metric's batch_size, which only chunks the encoding and is no protocol,
+    changed the codes and the result. These depend on the seed and the observation's place alone
+    (and are drawn on the CPU, so not on the device either)."""
+
+    def __init__(self, module, device, batch_size=None):
+        self.encoder, self.device = module.encoder, device
+        self.batch_size = batch_size or encode_batch_size(device)
+        self.restart(0)
+
+    def restart(self, seed):
+        """The next observation is the first of seed's noise stream (each metric starts afresh)."""
+        self.seed, self.position, self.block = seed, 0, (None, None)
+
+    def _noise(self, count, dim):
+        import numpy as np
+
+        rows, end = [], self.position + count
+        while self.position < end:
+            index, offset = divmod(self.position, NOISE_BLOCK)
+            if self.block[0] != index:  # kept: a metric calling with a few observations at a time draws it once
+                generator = np.random.default_rng([self.seed, index])
+                self.block = (index, generator.standard_normal((NOISE_BLOCK, dim), dtype=np.float32))
+            take = min(end - self.position, NOISE_BLOCK - offset)
+            rows.append(self.block[1][offset:offset + take])
+            self.position += take
+        return np.concatenate(rows)
+
+    @torch.no_grad()
+    def __call__(self, observations):
+        import numpy as np
+
+        codes = []
+        for start in range(0, len(observations), self.batch_size):
+            x = torch.as_tensor(observations[start:start + self.batch_size], device=self.device, dtype=torch.float32)
+            mean, logvar = self.encoder(x)
+            eps = torch.as_tensor(self._noise(len(x), mean.shape[1]), device=self.device)
+            codes.append((mean + torch.exp(0.5 * logvar) * eps).cpu().numpy())  # SampledRepresentation's formula
+        return np.concatenate(codes) if codes else np.zeros((0, 0), np.float32)
+
+
+def metrics_representation_fn(module, mode, device):
+    """The representation_fn the metrics get for a run's representation module of `mode`."""
+    return SampledCodes(module, device) if mode == "sampled" else numpy_representation_fn(module, device)

@@ -50,7 +50,8 @@ def test_a_given_value_of_a_none_default_is_its_own_protocol(trained_run, name, 
     lines = []
     again = evaluate_run(trained_run, [name], device="cpu", params={name: given}, log=lines.append)[name]
     # each protocol reused from its own folder, and said so
-    assert lines == [f"{trained_run}: kept the stored results of {name} (--overwrite computes them again)"]
+    assert lines == [f"{trained_run}: kept the stored results of {name}[num_samples=200,{key}=50] (--overwrite "
+                     "computes them again)"]
     assert again == sampled
 
 
@@ -64,7 +65,8 @@ def test_a_default_result_written_before_the_request_was_recorded_is_still_reuse
     lines = []
     assert evaluate_run(trained_run, ["total_correlation"], device="cpu", params=params,
                         log=lines.append)["total_correlation"] == old
-    assert lines == [f"{trained_run}: kept the stored results of total_correlation (--overwrite computes them again)"]
+    assert lines == [f"{trained_run}: kept the stored results of total_correlation[num_samples=200] (--overwrite "
+                     "computes them again)"]
     assert metrics.protocol_tag("total_correlation", old) == "[num_samples=200]"
     asked = evaluate_run(trained_run, ["total_correlation"], device="cpu",
                          params={"total_correlation": {"num_samples": 200, "num_points": 384}}, log=quiet)
@@ -78,7 +80,7 @@ def test_a_batch_size_that_only_chunks_the_encoding_is_no_protocol(trained_run):
         "mig[num_train=200]"
     lines = []
     again = evaluate_run(trained_run, ["mig"], params={"mig": {"num_train": 200}}, log=lines.append)
-    assert lines == [f"{trained_run}: kept the stored results of mig (--overwrite computes them again)"]
+    assert lines == [f"{trained_run}: kept the stored results of mig[num_train=200] (--overwrite computes them again)"]
     assert again == chunked
     for name in metrics.CHUNKING_BATCH_SIZE:
         assert metric_result_path(trained_run, "mean", name, {"batch_size": 8}).parent.name == name
@@ -261,8 +263,28 @@ def test_a_run_evaluated_already_says_which_results_it_kept(trained_run, capsys)
     again = evaluate(capsys, *args, "--metrics", "active_units")
     assert again.returncode == 0, again.stderr
     lines = again.stdout.splitlines()
-    assert lines[0] == f"{trained_run}: kept the stored results of mig (--overwrite computes them again)", lines
+    assert lines[0] == f"{trained_run}: kept the stored results of mig[num_train=200] (--overwrite computes them " \
+        "again)", lines
     assert any("computing active_units" in line for line in lines[1:]), lines
+
+
+def test_the_results_kept_are_named_by_their_protocol(trained_run, capsys):
+    # after --seed 1 the line said "kept the stored results of mig", which reads as the default protocol's
+    args = [trained_run, "--metrics", "mig,active_units", "--metric_param", "mig.num_train=200", "--device", "cpu"]
+    assert evaluate(capsys, *args, "--seed", "1").returncode == 0
+    assert evaluate(capsys, *args).returncode == 0
+    again = evaluate(capsys, *args, "--seed", "1")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [f"{trained_run}: kept the stored results of mig[num_train=200,seed=1], "
+                                         "active_units[seed=1] (--overwrite computes them again)"]
+    script = save_script(PoolCodes(), trained_run.parent / "codes.pt")
+    out = trained_run.parent / "out"
+    for _ in range(2):
+        kept = evaluate(capsys, "--representation", script, "--dataset", "dsprites", "--out", out, *args[1:],
+                        "--seed", "1")
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.splitlines() == [f"{script}: kept the results stored for it of mig[num_train=200,seed=1], "
+                                        "active_units[seed=1] (--overwrite computes them again)"]
 
 
 @pytest.fixture

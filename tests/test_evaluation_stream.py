@@ -1,6 +1,7 @@
 """The evaluation random stream: seeded, independent of training and of global random state."""
 
 import numpy as np
+import pytest
 import torch
 
 from dlbench.evaluation import evaluate_run
@@ -64,3 +65,47 @@ def test_the_sampled_representation_draws_from_the_metrics_seed(trained_run):
     assert sampled(["mig"], seed=1)["mig"]["discrete_mig"] != first["mig"]["discrete_mig"]
     mean = evaluate_run(trained_run, ["mig"], "mean", params={"mig": PARAMS["mig"]}, log=lambda *a: None)["mig"]
     assert mean["discrete_mig"] != first["mig"]["discrete_mig"]  # the codes are drawn, not the means
+
+
+CHUNKED = {"mig": {"num_train": 3000}, "unsupervised": {"num_train": 3000},
+           "sap": {"num_train": 300, "num_test": 200}}
+
+
+def test_a_sampled_result_does_not_depend_on_the_batch_size_that_chunks_the_encoding(trained_run):
+    # the noise came from torch's generator call by call, whose draws depend on a call's size: mig.batch_size=7
+    # gave another MIG than 1000, stored in the same folder (batch_size is no protocol) and reused for either
+    def evaluated(mode, batch_size):
+        params = {name: {**given, "batch_size": batch_size} for name, given in CHUNKED.items()}
+        out = evaluate_run(trained_run, list(CHUNKED), mode, params=params, overwrite=True, log=lambda *a: None)
+        return {m: {k: v for k, v in r.items() if k != "elapsed_seconds"} for m, r in out.items()}
+
+    for mode in ("sampled", "mean"):
+        small, large = evaluated(mode, 7), evaluated(mode, 1000)
+        for name in CHUNKED:  # the conv encoder rounds some batch sizes differently in float32: within that
+            assert small[name] == pytest.approx(large[name], rel=1e-6, abs=0), (mode, name)
+    assert evaluated("sampled", 7)["mig"]["discrete_mig"] != evaluated("mean", 7)["mig"]["discrete_mig"]
+
+
+def test_sampled_codes_are_draws_from_the_encoders_gaussian_that_depend_on_the_seed_and_place_alone(trained_run):
+    import dlbench.data
+    from dlbench import rundir
+    from dlbench.postprocess import SampledCodes, load_representation, postprocess
+    from dlbench.train import load_trained_model
+
+    postprocess(trained_run, "sampled")
+    codes = SampledCodes(load_representation(trained_run, "sampled"), "cpu", batch_size=50)
+    data = dlbench.data.dataset_from_record(rundir.read_json(rundir.run_json_path(trained_run)))
+    x = np.concatenate([data.observations_at(np.arange(len(data)))] * 6)  # 2304: three noise blocks
+    codes.restart(3)
+    whole = codes(x)
+    codes.restart(3)
+    pieces = np.concatenate([codes(x[start:stop]) for start, stop in [(0, 1), (1, 8), (8, 1500), (1500, len(x))]])
+    np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-6)  # the encoder's float32 rounding of a batch
+    codes.restart(4)
+    assert not np.allclose(codes(x[:100]), whole[:100])
+    with torch.no_grad():
+        mean, logvar = load_trained_model(trained_run).encode(torch.as_tensor(x, dtype=torch.float32))
+    eps = (whole - mean.numpy()) / np.exp(0.5 * logvar.numpy())  # standard normal, independent across draws
+    assert abs(eps.mean()) < 4 / np.sqrt(eps.size) and abs(eps.std() - 1) < 4 / np.sqrt(2 * eps.size)
+    same_image = eps.reshape(6, len(data), -1)  # the copies of an image get their own draws
+    assert abs(np.corrcoef(same_image[0].ravel(), same_image[1].ravel())[0, 1]) < 4 / np.sqrt(same_image[0].size)

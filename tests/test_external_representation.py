@@ -75,6 +75,7 @@ BAD_MODULES = {
     "nan": ("import torch\ndef encode(x):\n    return torch.full((x.shape[0], 2), float('nan'))\n", "non-finite"),
     "batch": ("import torch\ndef encode(x):\n    return torch.zeros(8, 2)\n", "rows for a batch of 3"),
     "shape": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 2, 2)\n", "return (n, D) codes"),
+    "columns": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 0)\n", "no columns, for 3 observations"),
     "dtype": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 2, dtype=torch.int64)\n", "dtype int64"),
     "type": ("def encode(x):\n    return [1, 2]\n", "returned a list; return a tensor or a numpy array"),
 }
@@ -225,9 +226,35 @@ def test_an_out_never_mixes_two_representations_results(tiny_dsprites, tmp_path,
     assert tree(out) == before
     result = evaluated(capsys, script, out, "noisy_dsprites", "--overwrite")
     assert result.returncode == 0, result.stderr
-    assert f"removed the results of {script} on dsprites that were not computed again: sap[" in result.stdout
+    assert f"removed the results of {script} on dsprites (--overwrite; one folder holds one representation's " \
+        "results): mig[num_train=300], sap[" in result.stdout
     stored = [json.loads(path.read_text())["dataset"] for path in out.glob("metrics/mean/*/results.json")]
     assert stored == ["noisy_dsprites"]
+
+
+@pytest.mark.parametrize("stopped_at", ["mig", "sap"])
+def test_an_overwrite_stopped_midway_leaves_the_new_representations_results_alone(tiny_dsprites, tmp_path,
+                                                                                   monkeypatch, stopped_at):
+    # the other representation's results were removed once every metric was computed: a stop after
+    # the new mig had kept it beside the old sap
+    from dlbench import evaluation
+
+    sap = ["--metric_param", "sap.num_train=100", "--metric_param", "sap.num_test=100"]
+    pooled, zeros, out = save_script(PoolCodes(), tmp_path / "pool.pt"), save_script(ZeroCodes(), tmp_path / "z.pt"), \
+        tmp_path / "out"
+    assert evaluate_in_process(pooled, out, "dsprites", "--metrics", "sap", *sap) == 0
+    compute = evaluation.metrics.evaluate
+
+    def stopped(name, *args, **kwargs):
+        if name == stopped_at:
+            raise KeyboardInterrupt
+        return compute(name, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation.metrics, "evaluate", stopped)
+    assert evaluate_in_process(zeros, out, "dsprites", "--metrics", "sap", *sap, "--overwrite") == 130
+    stored = {path.parent.name: json.loads(path.read_text())["representation"]
+              for path in out.glob("metrics/*/*/results.json")}
+    assert stored == ({} if stopped_at == "mig" else {"mig[num_train=300]": str(zeros)})
 
 
 def test_a_run_directory_is_refused_as_out(trained_run, tmp_path, capsys):
