@@ -70,6 +70,20 @@ def finished():
     _finished = True
 
 
+def exit_quietly(main):
+    """Exit with main()'s status, Ctrl-C, SIGTERM and SIGHUP ignored once main has returned (or
+    raised: argparse's --help exits inside it). The command's work is done and said; as Python
+    exits it puts back the default action of a signal it handles, and a stop in the half second it
+    then spends freeing modules (torch's) had ended the command with 128 + the signal and no word,
+    so a script took a finished command for a failed one."""
+    try:
+        code = main()
+    finally:
+        for signum in (signal.SIGINT, *STOPS):
+            signal.signal(signum, signal.SIG_IGN)
+    raise SystemExit(code)
+
+
 def quit_while_starting(prog):
     """Until a command's own handlers are in place (dlbench.cli.common.run_main), Ctrl-C, SIGTERM
     and SIGHUP end it at once, with one line. Raised inside the imports of numpy or torch, a

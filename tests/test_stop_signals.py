@@ -148,6 +148,37 @@ def test_a_signal_after_a_command_has_finished_changes_nothing(tmp_path):
     assert (result.returncode, result.stdout, result.stderr) == (0, "done\nexiting\n", "")
 
 
+# a bin script run with an object whose finaliser says when Python is freeing modules, and waits:
+# that is after Python has put back the default action of the signals it handled
+SLOW_TO_EXIT = ("import os, runpy, sys, time\n"
+                "class SlowToFree:\n"
+                "    def __del__(self):\n"
+                "        os.write(2, b'freeing\\n')\n"
+                "        time.sleep(3)\n"
+                "slow = SlowToFree()\n"
+                "sys.argv = [{script!r}, *{args!r}]\n"
+                "runpy.run_path({script!r}, run_name='__main__')\n")
+
+
+@pytest.mark.parametrize("args, status", [(["list"], 0), (["--help"], 0), (["nonsense"], 2)])
+def test_a_signal_while_python_exits_after_a_command_changes_nothing(args, status):
+    # a Ctrl-C in the half second Python spends freeing torch after the command had said everything had
+    # ended it silently with 130, which a script takes for a failure
+    import subprocess
+    import sys
+
+    from tests.commands import REPO
+
+    code = SLOW_TO_EXIT.format(script=str(REPO / "bin" / "dlb_data"), args=args)
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=as_a_shell_starts_it)
+    while (line := process.stderr.readline()) not in (b"freeing\n", b""):
+        pass
+    assert line == b"freeing\n"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == status
+
+
 def test_a_pools_stop_ignores_repeats_while_its_workers_wind_down():
     # a repeat raised inside the pool's shutdown had cut it short: workers, which ignore signals,
     # were left running for good once the study's process had exited
