@@ -204,6 +204,32 @@ def test_an_unreadable_study_json_is_reported_and_the_rest_aggregated(tmp_path):
     assert report["counts"]["metric_results_left_out"] == 0 and report["counts"]["runs_left_out"] == 0
 
 
+@pytest.mark.parametrize("study, problem", [
+    ({"name": "s", "file": 5}, "its file is 5, not a path"),
+    ({"name": None, "runs": None}, "its name is null, not text"),
+    ({"name": "s", "runs": None}, "its runs is null, not a list of the study's runs"),
+    ({"name": "s", "runs": {"a": {}}}, 'its runs is {"a": {}}, not a list'),
+    ({"name": "s", "runs": [{"name": "a"}, 5]}, "its runs[1] is 5, not an object naming a run"),
+    ({"name": "s", "runs": [{"name": ["a"]}]}, 'its runs[0].name is ["a"], not text'),
+    ({"name": "s", "runs": [{"gin_files": []}]}, "its runs[0] has no name"),
+    ({"name": 7}, "its name is 7, not text"),
+    ({"runs": [{"name": "a"}]}, "it names no study"),
+    ({"name": "s", "metrics": "mig"}, 'its metrics is "mig", not a list of metric names'),
+    ({"name": "s", "metric_params": [1]}, "its metric_params is [1], not an object"),
+])
+def test_a_study_json_of_wrong_types_is_left_out_as_unreadable_naming_the_field(tmp_path, study, problem):
+    # JSON of the wrong shape had ended dlb_aggregate in a TypeError (shown_gin_path, iterating None)
+    make_run(tmp_path / "runs" / "a", 0, mig=0.2)
+    write_json(tmp_path / "runs" / "study.json", study)
+    stdout = aggregate_ok(tmp_path)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert (report["study"], report["study_file"]) == (None, None)
+    assert report["not_started"] == report["not_in_study"] == []
+    [line] = report["left_out"]
+    assert line.startswith("study left out: 'runs/study.json' is unreadable (") and problem in line, line
+    assert line in stdout
+
+
 def test_rank_by_where_no_run_has_a_result_says_to_evaluate_first(tmp_path):
     make_run(tmp_path / "runs" / "a", 0, status="failed")
     bad_input(tmp_path, "runs", "--out", "report", "--rank_by", "mig",

@@ -210,6 +210,19 @@ def test_the_study_file_is_shown_where_study_json_names_one(tmp_path):
     assert result.stdout.splitlines()[-1] == f"wrote {Path('out') / 'index.html'}: open it in a browser"
 
 
+def test_a_study_json_of_wrong_types_is_left_out_of_the_page_in_one_line(tmp_path):
+    # a file given as a number had ended dlb_report in a TypeError (shown_gin_path) after the tables
+    root = tmp_path / "runs"
+    make_run(root / "seed=0", 0, mig=0.2)
+    (root / "study.json").write_text(json.dumps({"name": "s", "file": 5, "runs": [{"name": "seed=0"}]}))
+    result = run_aggregate("runs", "--out", "out", "--report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    line = "study left out: 'runs/study.json' is unreadable (its file is 5, not a path)"
+    assert any(printed.startswith(line) for printed in result.stdout.splitlines()), result.stdout
+    text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert html.escape(line) in text and "none recorded (study.json left out as unreadable, see below)" in text
+
+
 def test_settings_get_labels_and_file_names_that_tell_them_apart():
     # beta 0.1 and 0.1000000001 print alike; two datasets add the dataset to the label
     board = pd.DataFrame({"dataset": ["a", "a", "b"], "method": ["m", "m", "m"],

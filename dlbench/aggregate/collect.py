@@ -126,16 +126,57 @@ def _run_jsons(runs_root):
 
 
 def read_study(runs_root):
-    """(study.json of runs_root or None, a line saying why it was not read or None)."""
+    """(study.json of runs_root or None, a line saying why it was not read or None). One whose fields
+    are of the wrong type is left out as unreadable, as one that is not JSON is: its users trust them."""
     from dlbench.study import STUDY_JSON
 
     path = Path(runs_root) / STUDY_JSON
     if not path.is_file():
         return None, None
+    fix = "the study's name is left out of report.json"
     try:
-        return rundir.read_json(path, fix="the study's name is left out of report.json"), None
+        study = rundir.read_json(path, fix=fix)
+        problem = _study_problem(study)
+        if problem:
+            raise CorruptFile(path, problem, fix)
+        return study, None
     except (CorruptFile, OSError) as err:
         return None, f"study left out: {_problem(err)}"
+
+
+# The fields of study.json that aggregation and the report read, other than runs: (field, what it
+# must be, its test). Each may be absent but name (dlb_study's check of a root says "it names no study").
+_STUDY_FIELDS = (("file", "a path", lambda value: isinstance(value, str)),
+                 ("metrics", "a list of metric names", lambda value: isinstance(value, list)
+                  and all(isinstance(name, str) for name in value)),
+                 ("metric_params", "an object", lambda value: isinstance(value, dict)))
+
+
+def _study_problem(study):
+    """What makes a study.json that is JSON unusable (a field of the wrong type had ended
+    dlb_aggregate in a traceback), or None."""
+    if not isinstance(study.get("name"), str):
+        return "it names no study" if "name" not in study else f"its name is {_shown(study['name'])}, not text"
+    for name, expected, fits in _STUDY_FIELDS:
+        if name in study and not fits(study[name]):
+            return f"its {name} is {_shown(study[name])}, not {expected}"
+    runs = study.get("runs", [])
+    if not isinstance(runs, list):
+        return f"its runs is {_shown(runs)}, not a list of the study's runs"
+    for index, run in enumerate(runs):
+        if not isinstance(run, dict):
+            return f"its runs[{index}] is {_shown(run)}, not an object naming a run"
+        if "name" not in run:
+            return f"its runs[{index}] has no name"
+        if not isinstance(run["name"], str):
+            return f"its runs[{index}].name is {_shown(run['name'])}, not text"
+    return None
+
+
+def _shown(value):
+    """A value of a JSON file as it is written there, cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
