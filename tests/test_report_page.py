@@ -8,6 +8,7 @@ weights), so the representatives' pictures cannot be drawn: that is one line on 
 
 import html
 import json
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -221,6 +222,19 @@ def test_a_study_json_of_wrong_types_is_left_out_of_the_page_in_one_line(tmp_pat
     assert any(printed.startswith(line) for printed in result.stdout.splitlines()), result.stdout
     text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert html.escape(line) in text and "none recorded (study.json left out as unreadable, see below)" in text
+
+
+def test_a_run_named_in_bytes_that_are_not_utf8_is_drawn_and_named_with_escapes(tmp_path):
+    # pyarrow had ended the report in a UnicodeEncodeError; the tables name it bad\\xffname, and the
+    # report must still find its folder (its training log) from that name
+    root = tmp_path / "runs"
+    write_train_log(make_run(root / os.fsdecode(b"bad\xffname"), 0, mig=0.2, reconstruction=50.0), 90.0)
+    lines = []
+    report = build_report(root, tmp_path / "out", log=lines.append)
+    assert report.aggregation.results["run_dir"].tolist() == ["bad\\xffname"]
+    assert len(report.curves) == 1 and not [line for line in report.problems if "curves" in line], report.problems
+    text = report.index.read_text(encoding="utf-8")
+    assert "bad\\xffname" in text and not any("\udcff" in line for line in lines)
 
 
 def test_settings_get_labels_and_file_names_that_tell_them_apart():

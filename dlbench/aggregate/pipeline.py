@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlbench.aggregate import outputs
-from dlbench.aggregate.collect import check_runs_root, collect, read_study
+from dlbench.aggregate.collect import check_runs_root, collect, read_study, readable
 from dlbench.aggregate.columns import (columns_of_metric, is_setting, metric_columns, metric_name, named_metric,
                                        other_protocols, parse_metric_column, rankable_names, ranking_column,
                                        train_result_columns, value_columns)
@@ -41,7 +41,7 @@ class Aggregation:
         one for failed and unfinished runs, one for a ranking that could not be made."""
         lines = list(self.left_out)
         if self.duplicates:
-            shown = [f"{copy} (same run as {kept}{differ_note(differing, not_counted)})"
+            shown = [readable(f"{copy} (same run as {kept}{differ_note(differing, not_counted)})")
                      for copy, kept, differing, not_counted in self.duplicates[:SHOWN_DUPLICATES]]
             more = len(self.duplicates) - len(shown)
             runs = "run" if len(self.duplicates) == 1 else "runs"
@@ -192,7 +192,7 @@ def not_counted_notes(duplicates):
     holding = [duplicate for duplicate in duplicates if duplicate.not_counted]
     if not holding:
         return []
-    shown = "; ".join(f"{duplicate.copy}: {', '.join(duplicate.not_counted)}"
+    shown = "; ".join(f"{readable(duplicate.copy)}: {', '.join(duplicate.not_counted)}"
                       for duplicate in holding[:SHOWN_DUPLICATES])
     more = len(holding) - min(len(holding), SHOWN_DUPLICATES)
     return [f"{len(holding)} of the duplicates hold results the copy counted lacks, which are not counted ({shown}"

@@ -24,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from dlbench import rundir
-from dlbench.aggregate import (aggregate_runs, check_output_folder, check_runs_root, read_study,
-                               setting_columns)
+from dlbench.aggregate import (aggregate_runs, check_output_folder, check_runs_root, read_study, readable,
+                               run_folder, setting_columns)
 from dlbench.aggregate.columns import IDENTITY
 from dlbench.errors import UserError, describe_os_error, is_disk_fault
 from dlbench.report import page
@@ -236,7 +236,7 @@ def draw_curves(results, settings, runs_root, folder, study, problems, log):
     finished = finished_runs(results)
     runs_of = {}
     for _, run in finished.iterrows():
-        runs_of.setdefault(setting_key(run, group), []).append(runs_root / run["run_dir"])
+        runs_of.setdefault(setting_key(run, group), []).append(run_folder(runs_root, run["run_dir"]))
     drawn = [setting for setting in settings if setting.key in runs_of]
     log(f"drawing the training curves of {len(drawn)} setting{'s' if len(drawn) != 1 else ''}")
     curves = {}
@@ -277,7 +277,8 @@ def draw_representatives(chosen, settings, runs_root, folder, study, problems, l
         setting = by_key[setting_key(row, group)]
         entry = page.Representative(setting.label, row["run_dir"], row.to_dict())
         try:
-            entry.pictures = model_pictures(require_weights(runs_root / row["run_dir"]), folder / setting.name, study)
+            run_dir = require_weights(run_folder(runs_root, row["run_dir"]))
+            entry.pictures = model_pictures(run_dir, folder / setting.name, study)
         except (UserError, OSError) as err:
             if is_disk_fault(err):
                 raise
@@ -299,12 +300,13 @@ def require_weights(run_dir):
 
 def reason(err):
     text = describe_os_error(err) if isinstance(err, OSError) else str(err)
-    return " ".join(text.split())
+    return readable(" ".join(text.split()))
 
 
 def note(problems, log, line):
-    problems.append(line)
-    log(line)
+    """line, which may name a run's files, with their names as the tables show them (readable)."""
+    problems.append(readable(line))
+    log(problems[-1])
 
 
 def study_text(record):
