@@ -283,6 +283,48 @@ def test_a_figures_path_that_is_a_file_is_refused_before_the_aggregation_writes(
     assert tree(tmp_path) == ["out", "out/figures"]
 
 
+SETTING_PICTURES = "figures/representatives/dsprites_beta_vae_beta=1"
+
+
+@pytest.mark.parametrize("place, obstacle, said", [
+    ("figures/strength_dsprites_beta_vae.png", "folder", "is a folder, where the report writes its figure "
+                                                         "strength_dsprites_beta_vae.png"),
+    ("figures/curves_dsprites_beta_vae_beta=8.pdf", "folder", "is a folder, where the report writes its training "
+                                                              "curves curves_dsprites_beta_vae_beta=8.pdf"),
+    ("figures/drawn.json", "folder", "is a folder, where the report writes its list of the figures drawn"),
+    ("figures/representatives", "file", "is a file, where the report puts its folder of the representative models' "
+                                        "pictures"),
+    (SETTING_PICTURES, "file", "is a file, where the report puts its folder of the pictures of beta_vae, beta=1"),
+    (f"{SETTING_PICTURES}/traversals.gif", "folder", "is a folder, where the report writes its picture "
+                                                     "traversals.gif of beta_vae, beta=1"),
+])
+def test_what_stands_where_a_figure_goes_is_refused_before_anything_is_written(built, tmp_path, place, obstacle,
+                                                                                said):
+    # a folder where a figure goes had stopped the report after the tables and 20 figures, without a page;
+    # a file where the representatives' pictures go had left them out, "not drawn", with exit 0
+    report, _, _ = built
+    root = Path(report.aggregation.report["runs_root"])
+    path = tmp_path / "out" / place
+    if obstacle == "folder":
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir(parents=True)
+        path.write_text("mine")
+    before = tree(tmp_path)
+    result = run_aggregate(root, "--out", "out", "--report", cwd=tmp_path)
+    assert_one_line_error(result, f"'{Path('out') / place}' {said}; move it away and run the command again")
+    assert tree(tmp_path) == before
+
+
+def test_a_folder_named_like_a_figure_the_report_does_not_draw_is_left_alone(built, tmp_path):
+    report, _, _ = built
+    root = Path(report.aggregation.report["runs_root"])
+    (tmp_path / "out" / "figures" / "strength_mine.png").mkdir(parents=True)
+    result = run_aggregate(root, "--out", "out", "--report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "figures" / "strength_mine.png").is_dir() and (tmp_path / "out" / "index.html").is_file()
+
+
 def test_a_study_file_of_dlbenchs_checkout_is_shown_relative_to_it(tmp_path):
     from dlbench.config import gin_dir, shown_gin_path
 

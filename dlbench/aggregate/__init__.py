@@ -37,15 +37,16 @@ from dlbench.aggregate.columns import (lower_is_better, metric_columns, parse_me
                                        ranking_column, resolve_metric_column, setting_columns, value_columns)
 from dlbench.aggregate.leaderboard import STATISTICS, best_settings, leaderboard, summarise, upper_half
 from dlbench.aggregate.outputs import FILES, check_output_folder
-from dlbench.aggregate.pipeline import DEFAULT_RANK_BY, Aggregation, aggregate, aggregate_runs, rank_column
+from dlbench.aggregate.pipeline import (DEFAULT_RANK_BY, Aggregation, aggregate, aggregate_runs, prepare_aggregation,
+                                       rank_column, write_aggregation)
 from dlbench.aggregate.representatives import distances_to_mean, representative, representatives
 from dlbench.metrics import protocol_tag  # tests and callers have imported it from here
 
 __all__ = [
     "Aggregation", "Collection", "DEFAULT_RANK_BY", "FILES", "STATISTICS", "aggregate", "aggregate_runs",
     "best_settings", "check_output_folder", "check_runs_root", "collect", "dataset_label", "distances_to_mean",
-    "leaderboard", "lower_is_better", "metric_columns", "parse_metric_column", "protocol_tag", "rank_column",
-    "rankable_names", "ranking_column", "read_study", "readable", "representative", "representatives",
+    "leaderboard", "lower_is_better", "metric_columns", "parse_metric_column", "prepare_aggregation", "protocol_tag",
+    "rank_column", "rankable_names", "ranking_column", "read_study", "readable", "representative", "representatives",
     "resolve_metric_column", "run_folder", "setting_columns", "summarise", "typed_columns", "upper_half",
-    "value_columns",
+    "value_columns", "write_aggregation",
 ]

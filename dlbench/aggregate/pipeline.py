@@ -25,7 +25,7 @@ SHOWN_DUPLICATES = 3  # a summary line names this many duplicates (or runs), the
 class Aggregation:
     """What dlb_aggregate wrote (results, board, best, representatives and report: the contents of
     results.csv, leaderboard.csv, best.csv, representatives.csv and report.json; files: their
-    paths) and what it did not count (left_out and duplicates, as in Collection)."""
+    paths, once written) and what it did not count (left_out and duplicates, as in Collection)."""
 
     results: pd.DataFrame
     board: pd.DataFrame
@@ -35,6 +35,7 @@ class Aggregation:
     representatives: pd.DataFrame = None
     report: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
+    contents: dict = field(default_factory=dict, repr=False)  # {file name: bytes}, before they are written
 
     def notes(self):
         """The summary lines about what was not counted: one per damaged file, one for duplicates,
@@ -151,6 +152,13 @@ def aggregate_runs(runs_root, out_dir, rank_by=None, only=None):
     --only patterns, if given) to out_dir; returns an Aggregation. Every input (the runs root, the
     output folder, rank_by, the patterns) is checked and every table built before the first file
     is written."""
+    return write_aggregation(prepare_aggregation(runs_root, out_dir, rank_by, only), out_dir)
+
+
+def prepare_aggregation(runs_root, out_dir, rank_by=None, only=None):
+    """aggregate_runs' checks and tables, nothing written yet: an Aggregation whose contents are
+    the bytes of its files (dlb_report checks the places of its figures, which the tables name,
+    before anything is written)."""
     out_dir = Path(out_dir)
     check_runs_root(runs_root)
     check_output_folder(out_dir)
@@ -169,8 +177,14 @@ def aggregate_runs(runs_root, out_dir, rank_by=None, only=None):
     contents = {"results.csv": outputs.csv_bytes(results), "results.parquet": outputs.parquet_bytes(results),
                 "leaderboard.csv": outputs.csv_bytes(board), "best.csv": outputs.csv_bytes(best),
                 "representatives.csv": outputs.csv_bytes(chosen), "report.json": outputs.json_bytes(report)}
-    files = outputs.write_files(out_dir, contents)
-    return Aggregation(results, board, collection.left_out, collection.duplicates, best, chosen, report, files)
+    return Aggregation(results, board, collection.left_out, collection.duplicates, best, chosen, report,
+                       contents=contents)
+
+
+def write_aggregation(aggregation, out_dir):
+    """Write the files of a prepare_aggregation (as one set); returns it, with their paths."""
+    aggregation.files = outputs.write_files(Path(out_dir), aggregation.contents)
+    return aggregation
 
 
 def aggregate(runs_root, out_dir, rank_by=None):

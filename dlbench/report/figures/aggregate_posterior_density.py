@@ -229,6 +229,15 @@ def square_panels(num_rows, num_cols):
     return fig, axes, colour_axes
 
 
+def figure_names(representatives):
+    """The names draw_figures may give its figures (one per layout, drawn where a panel can be)."""
+    return [_name(grid) for grid in panel_layouts(representatives)]
+
+
+def _name(grid):
+    return figure_name(KIND, grid.dataset, grid.method, *([grid.series] if grid.series else []))
+
+
 def draw_figures(representatives, runs_root, folder, study=None, problem=print, encodings_of=None):
     """An aggregate-posterior figure per layout panel_layouts finds in representatives (a
     DataFrame of representatives.csv): {name: [png, pdf]}. problem receives a line per panel that
@@ -241,6 +250,5 @@ def draw_figures(representatives, runs_root, folder, study=None, problem=print, 
             if panel.problem:
                 problem(f"aggregate posterior of {panel.run_dir} not drawn: {panel.problem}")
         if any(panel.drawn for panel in grid.panels):
-            name = figure_name(KIND, grid.dataset, grid.method, *([grid.series] if grid.series else []))
-            written[name] = save_figure(plot_density_grid(grid, study), folder, name)
+            written[_name(grid)] = save_figure(plot_density_grid(grid, study), folder, _name(grid))
     return written
