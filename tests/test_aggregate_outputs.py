@@ -193,6 +193,25 @@ def test_rank_by_a_metric_whose_every_result_is_damaged_says_so(tmp_path):
                        "'runs/s0/metrics/mean/mig/results.json' is unreadable", "dlb_evaluate runs/s0 --metrics mig"))
 
 
+@pytest.mark.parametrize("other_protocol", [True, False])
+def test_without_rank_by_a_default_metric_whose_every_result_is_damaged_says_so(tmp_path, other_protocol):
+    # it had said "no run has mig's default protocol" (or "no metric was evaluated"), not that they were damaged
+    runs = [make_run(tmp_path / "runs" / f"s{seed}", seed) for seed in (0, 1)]
+    for run in runs:
+        write_metric(run, "mig", {"discrete_mig": "x"}, num_train=10000, num_bins=20)
+    if other_protocol:
+        write_metric(runs[0], "mig[seed=3]", {"discrete_mig": 0.3}, num_train=10000, num_bins=20, seed=3)
+    [line] = [line for line in aggregate_ok(tmp_path) if line.startswith("best.csv is empty")]
+    assert line.startswith("best.csv is empty: no run has a usable result of mig: 2 were left out as damaged, the "
+                           "first: 'runs/s0/metrics/mean/mig/results.json' is unreadable (its discrete_mig is 'x', "
+                           "not a number); compute it again with dlb_evaluate runs/s0 --metrics mig"), line
+    if other_protocol:
+        assert line.endswith("; its other protocols here: mig[seed=3]; rank with --rank_by one of: 'mig[seed=3]'")
+    else:
+        assert line.endswith("; no other metric has a usable result; evaluate the runs with dlb_evaluate, or rank by "
+                             "a training result, e.g. --rank_by train_result.loss")
+
+
 def test_an_unreadable_study_json_is_reported_and_the_rest_aggregated(tmp_path):
     make_run(tmp_path / "runs" / "a", 0, mig=0.2)
     (tmp_path / "runs" / "study.json").write_text("{ cut")

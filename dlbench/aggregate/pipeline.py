@@ -25,7 +25,8 @@ SHOWN_DUPLICATES = 3  # a summary line names this many duplicates (or runs), the
 class Aggregation:
     """What dlb_aggregate wrote (results, board, best, representatives and report: the contents of
     results.csv, leaderboard.csv, best.csv, representatives.csv and report.json; files: their
-    paths, once written) and what it did not count (left_out and duplicates, as in Collection)."""
+    paths, once written) and what it did not count (left_out, duplicates and damaged_results, as in
+    Collection)."""
 
     results: pd.DataFrame
     board: pd.DataFrame
@@ -36,6 +37,7 @@ class Aggregation:
     report: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
     contents: dict = field(default_factory=dict, repr=False)  # {file name: bytes}, before they are written
+    damaged_results: dict = field(default_factory=dict)  # as in Collection
 
     def notes(self):
         """The summary lines about what was not counted: one per damaged file, one for duplicates,
@@ -75,16 +77,22 @@ class Aggregation:
         if self.report.get("rank_by") is None and counts.get("done"):
             protocols = other_protocols(self.results, DEFAULT_RANK_BY)
             absent = no_default_note(DEFAULT_RANK_BY, protocols) if protocols else f"no run has {DEFAULT_RANK_BY}"
+            damaged = self.damaged_results.get(named_metric(DEFAULT_RANK_BY), [])
+            if damaged:  # "no run has mig" had been said of runs whose every mig result was left out as damaged
+                absent = (f"no run has a usable result of {DEFAULT_RANK_BY}: {damaged_note(damaged)}"
+                          + (f"; its other protocols here: {', '.join(protocols)}" if protocols else ""))
             names = [shlex.quote(name) for name in rankable_names(self.results)]
-            how = f"rank with --rank_by one of: {', '.join(names)}" if names else no_rankable_note(self.results)
+            how = (f"rank with --rank_by one of: {', '.join(names)}" if names
+                   else no_rankable_note(self.results, bool(damaged)))
             lines.append(f"best.csv is empty: {absent}; {how}")
         return lines
 
 
-def no_rankable_note(results):
+def no_rankable_note(results, damaged=False):
     """What --rank_by can take where no metric evaluated has a headline value (rotation and
     unsupervised have several values, none the headline): one of their columns, else a training
-    result ("no metric was evaluated" had been said of runs with such metrics too)."""
+    result ("no metric was evaluated" had been said of runs with such metrics too). damaged: the
+    default metric's results were left out as damaged (then it was evaluated, and is said so)."""
     parsed = {}  # the first value column of each metric, by the name it has in results.csv
     for column in metric_columns(results):
         metric = parse_metric_column(column)
@@ -95,7 +103,8 @@ def no_rankable_note(results):
         return (f"the metrics evaluated ({', '.join(parsed)}) have no headline value to rank by; rank with "
                 f"--rank_by one of their columns of results.csv, e.g. {columns}")
     trained = train_result_columns(results)
-    return ("no metric was evaluated; evaluate the runs with dlb_evaluate"
+    return (("no other metric has a usable result" if damaged else "no metric was evaluated")
+            + "; evaluate the runs with dlb_evaluate"
             + (f", or rank by a training result, e.g. --rank_by {shlex.quote(trained[0])}" if trained else ""))
 
 
@@ -121,9 +130,7 @@ def _refuse_rank_by(results, rank_by, damaged_results):
                         f"{', '.join(names) or 'none yet (evaluate the runs with dlb_evaluate)'}")
     damaged = damaged_results.get(named_metric(rank_by), [])
     if damaged:
-        raise UserError(f"--rank_by {rank_by}: no run has a usable result of it: {len(damaged)} "
-                        f"{'was' if len(damaged) == 1 else 'were'} left out as damaged, the first: "
-                        f"{damaged[0].removeprefix('metric left out: ')}")
+        raise UserError(f"--rank_by {rank_by}: no run has a usable result of it: {damaged_note(damaged)}")
     columns = value_columns(results)
     if not columns:
         raise UserError(f"unknown --rank_by {rank_by!r}: no run under the runs root has a metric result or "
@@ -140,6 +147,12 @@ def _refuse_rank_by(results, rank_by, damaged_results):
     raise UserError(f"unknown --rank_by {rank_by!r}: no run has it; give one of the metrics present: "
                     f"{', '.join(names) or 'none'} (or a column of results.csv holding measured values, e.g. "
                     f"{shlex.quote(columns[0])})")
+
+
+def damaged_note(damaged):
+    """How many results of a metric were left out as damaged (damaged: their left_out lines), and the first."""
+    return (f"{len(damaged)} {'was' if len(damaged) == 1 else 'were'} left out as damaged, the first: "
+            f"{damaged[0].removeprefix('metric left out: ')}")
 
 
 def no_default_note(name, protocols):
@@ -178,7 +191,7 @@ def prepare_aggregation(runs_root, out_dir, rank_by=None, only=None):
                 "leaderboard.csv": outputs.csv_bytes(board), "best.csv": outputs.csv_bytes(best),
                 "representatives.csv": outputs.csv_bytes(chosen), "report.json": outputs.json_bytes(report)}
     return Aggregation(results, board, collection.left_out, collection.duplicates, best, chosen, report,
-                       contents=contents)
+                       contents=contents, damaged_results=collection.damaged_results)
 
 
 def write_aggregation(aggregation, out_dir):
