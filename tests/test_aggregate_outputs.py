@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import dlbench
-from tests.commands import assert_one_line_error, tree
+from tests.commands import assert_one_line_error, run_in_process, tree
 from tests.fake_runs import make_run, read_csv, run_aggregate, write_json, write_metric
 
 FILES = ["best.csv", "leaderboard.csv", "report.json", "representatives.csv", "results.csv", "results.parquet"]
@@ -210,6 +210,18 @@ def test_without_rank_by_a_default_metric_whose_every_result_is_damaged_says_so(
     else:
         assert line.endswith("; no other metric has a usable result; evaluate the runs with dlb_evaluate, or rank by "
                              "a training result, e.g. --rank_by train_result.loss")
+
+
+@pytest.mark.parametrize("command", ["dlb_aggregate", "dlb_report"])
+@pytest.mark.parametrize("rank_by", ["", " "])
+def test_an_empty_rank_by_is_refused_in_one_line(tmp_path, command, rank_by):
+    # it had ranked by mig without a word
+    make_run(tmp_path / "runs" / "s0", 0, mig=0.2)
+    before = tree(tmp_path)
+    result = run_in_process(command, "runs", "--out", "report", "--rank_by", rank_by, cwd=tmp_path)
+    assert_one_line_error(result, f"{command}: error: argument --rank_by: an empty name; give a metric, e.g. mig, "
+                                  f"or leave --rank_by out to rank by mig")
+    assert tree(tmp_path) == before
 
 
 def test_an_unreadable_study_json_is_reported_and_the_rest_aggregated(tmp_path):

@@ -114,7 +114,7 @@ def rank_column(results, rank_by, damaged_results=None):
     run has it. A metric's name without a protocol tag is its default protocol only
     (columns.ranking_column). damaged_results: Collection.damaged_results, to say that the runs'
     results of rank_by were left out as damaged, not absent."""
-    column = ranking_column(results, rank_by or DEFAULT_RANK_BY)
+    column = ranking_column(results, DEFAULT_RANK_BY if rank_by is None else rank_by)  # '' is no metric, not mig
     if column is None and rank_by is not None:
         _refuse_rank_by(results, rank_by, damaged_results or {})
     return column
