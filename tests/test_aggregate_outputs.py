@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import dlbench
-from tests.commands import assert_one_line_error, tree
+from tests.commands import assert_one_line_error, run_in_process, tree
 from tests.fake_runs import make_run, read_csv, run_aggregate, write_json, write_metric
 
 FILES = ["best.csv", "leaderboard.csv", "report.json", "representatives.csv", "results.csv", "results.parquet"]
@@ -193,6 +193,37 @@ def test_rank_by_a_metric_whose_every_result_is_damaged_says_so(tmp_path):
                        "'runs/s0/metrics/mean/mig/results.json' is unreadable", "dlb_evaluate runs/s0 --metrics mig"))
 
 
+@pytest.mark.parametrize("other_protocol", [True, False])
+def test_without_rank_by_a_default_metric_whose_every_result_is_damaged_says_so(tmp_path, other_protocol):
+    # it had said "no run has mig's default protocol" (or "no metric was evaluated"), not that they were damaged
+    runs = [make_run(tmp_path / "runs" / f"s{seed}", seed) for seed in (0, 1)]
+    for run in runs:
+        write_metric(run, "mig", {"discrete_mig": "x"}, num_train=10000, num_bins=20)
+    if other_protocol:
+        write_metric(runs[0], "mig[seed=3]", {"discrete_mig": 0.3}, num_train=10000, num_bins=20, seed=3)
+    [line] = [line for line in aggregate_ok(tmp_path) if line.startswith("best.csv is empty")]
+    assert line.startswith("best.csv is empty: no run has a usable result of mig: 2 were left out as damaged, the "
+                           "first: 'runs/s0/metrics/mean/mig/results.json' is unreadable (its discrete_mig is 'x', "
+                           "not a number); compute it again with dlb_evaluate runs/s0 --metrics mig"), line
+    if other_protocol:
+        assert line.endswith("; its other protocols here: mig[seed=3]; rank with --rank_by one of: 'mig[seed=3]'")
+    else:
+        assert line.endswith("; no other metric has a usable result; evaluate the runs with dlb_evaluate, or rank by "
+                             "a training result, e.g. --rank_by train_result.loss")
+
+
+@pytest.mark.parametrize("command", ["dlb_aggregate", "dlb_report"])
+@pytest.mark.parametrize("rank_by", ["", " "])
+def test_an_empty_rank_by_is_refused_in_one_line(tmp_path, command, rank_by):
+    # it had ranked by mig without a word
+    make_run(tmp_path / "runs" / "s0", 0, mig=0.2)
+    before = tree(tmp_path)
+    result = run_in_process(command, "runs", "--out", "report", "--rank_by", rank_by, cwd=tmp_path)
+    assert_one_line_error(result, f"{command}: error: argument --rank_by: an empty name; give a metric, e.g. mig, "
+                                  f"or leave --rank_by out to rank by mig")
+    assert tree(tmp_path) == before
+
+
 def test_an_unreadable_study_json_is_reported_and_the_rest_aggregated(tmp_path):
     make_run(tmp_path / "runs" / "a", 0, mig=0.2)
     (tmp_path / "runs" / "study.json").write_text("{ cut")
@@ -202,6 +233,32 @@ def test_an_unreadable_study_json_is_reported_and_the_rest_aggregated(tmp_path):
     [line] = report["left_out"]
     assert line.startswith("study left out: ") and "study.json" in line and line in stdout
     assert report["counts"]["metric_results_left_out"] == 0 and report["counts"]["runs_left_out"] == 0
+
+
+@pytest.mark.parametrize("study, problem", [
+    ({"name": "s", "file": 5}, "its file is 5, not a path"),
+    ({"name": None, "runs": None}, "its name is null, not text"),
+    ({"name": "s", "runs": None}, "its runs is null, not a list of the study's runs"),
+    ({"name": "s", "runs": {"a": {}}}, 'its runs is {"a": {}}, not a list'),
+    ({"name": "s", "runs": [{"name": "a"}, 5]}, "its runs[1] is 5, not an object naming a run"),
+    ({"name": "s", "runs": [{"name": ["a"]}]}, 'its runs[0].name is ["a"], not text'),
+    ({"name": "s", "runs": [{"gin_files": []}]}, "its runs[0] has no name"),
+    ({"name": 7}, "its name is 7, not text"),
+    ({"runs": [{"name": "a"}]}, "it names no study"),
+    ({"name": "s", "metrics": "mig"}, 'its metrics is "mig", not a list of metric names'),
+    ({"name": "s", "metric_params": [1]}, "its metric_params is [1], not an object"),
+])
+def test_a_study_json_of_wrong_types_is_left_out_as_unreadable_naming_the_field(tmp_path, study, problem):
+    # JSON of the wrong shape had ended dlb_aggregate in a TypeError (shown_gin_path, iterating None)
+    make_run(tmp_path / "runs" / "a", 0, mig=0.2)
+    write_json(tmp_path / "runs" / "study.json", study)
+    stdout = aggregate_ok(tmp_path)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert (report["study"], report["study_file"]) == (None, None)
+    assert report["not_started"] == report["not_in_study"] == []
+    [line] = report["left_out"]
+    assert line.startswith("study left out: 'runs/study.json' is unreadable (") and problem in line, line
+    assert line in stdout
 
 
 def test_rank_by_where_no_run_has_a_result_says_to_evaluate_first(tmp_path):

@@ -8,11 +8,13 @@ from the numbers written, never read from the command's output."""
 
 import csv
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
 from statistics import mean
 
+import pandas as pd
 import pytest
 
 from tests.commands import assert_one_line_error, run_command, tree
@@ -442,3 +444,45 @@ def test_a_measured_value_that_is_not_a_finite_number_is_left_out_and_said_so(tm
     assert "dlb_evaluate" in line and "--overwrite" in line
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert line in report["left_out"] and report["counts"]["results_with_values_left_out"] == 1
+
+
+# a folder name holding the byte 0xff (not UTF-8) as Python reads it from the disk, and as the tables show it
+NOT_UTF8 = os.fsdecode(b"bad\xffname")
+SHOWN = "bad\\xffname"
+
+
+def test_a_run_named_in_bytes_that_are_not_utf8_is_counted_and_named_with_escapes_everywhere(tmp_path):
+    # pyarrow had ended the aggregation in a UnicodeEncodeError (surrogates not allowed)
+    root = tmp_path / "runs"
+    make_run(root / "s0", 0)
+    make_run(root / NOT_UTF8, 1)
+    make_run(root / "copies" / NOT_UTF8, 1)  # a copy: the duplicates line and report.json name it too
+    (root / "copies" / NOT_UTF8 / "metrics" / "mean" / "recon_ll" / "results.json").write_text("{ cut")
+
+    results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert [row["run_dir"] for row in results] == [SHOWN, "s0"]
+    assert pd.read_parquet(tmp_path / "report" / "results.parquet")["run_dir"].tolist() == [SHOWN, "s0"]
+    assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean([MIG[0], MIG[1]]))
+    [damaged] = [line for line in stdout if line.startswith("metric left out: ")]
+    assert f"'{root}/copies/{SHOWN}/metrics/mean/recon_ll/results.json' is unreadable" in damaged
+    [copies] = [line for line in stdout if "duplicate run not counted" in line]
+    assert f"{root}/copies/{SHOWN} (same run as {root}/{SHOWN})" in copies
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["duplicates"][0]["run_dir"] == f"copies/{SHOWN}" and report["left_out"] == [damaged]
+    assert not any("\udcff" in line for line in stdout)
+    # --only takes the name as the tables show it
+    picked = run_aggregate(root, "--out", tmp_path / "picked", "--only", SHOWN, cwd=tmp_path)
+    assert picked.returncode == 0, picked.stderr
+    assert [row["run_dir"] for row in read_csv(tmp_path / "picked" / "results.csv")] == [SHOWN]
+
+
+def test_a_run_whose_escaped_name_is_another_runs_name_is_left_out(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root / SHOWN, 0)     # a folder really named with a backslash
+    make_run(root / NOT_UTF8, 1)  # which the name of this one reads as
+    results, _, stdout = aggregate_ok(tmp_path, root)
+    assert [(row["run_dir"], row["seed"]) for row in results] == [(SHOWN, "0")]
+    [line] = [line for line in stdout if line.startswith("run left out: ")]
+    assert line == (f"run left out: '{root}/{SHOWN}' has a name that is not UTF-8, and '{SHOWN}', as the tables "
+                    f"would show it, names another folder under '{root}'; rename it")

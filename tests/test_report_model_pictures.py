@@ -149,6 +149,8 @@ def pictures(tiny_trained_run, tiny_data_root, tmp_path_factory):
 
 def test_a_trained_run_gets_every_picture(pictures):
     assert sorted(pictures) == ["factor_map", "reconstructions", "traversals", "traversals_gif"]
+    # the files dlb_report checks the places of before it writes anything
+    assert sorted(path.name for paths in pictures.values() for path in paths) == sorted(mp.PICTURE_FILES)
     for name in ("factor_map", "reconstructions", "traversals"):
         png, pdf = pictures[name]
         assert (png.name, pdf.name) == (f"{name}.png", f"{name}.pdf")

@@ -8,6 +8,7 @@ weights), so the representatives' pictures cannot be drawn: that is one line on 
 
 import html
 import json
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -210,6 +211,32 @@ def test_the_study_file_is_shown_where_study_json_names_one(tmp_path):
     assert result.stdout.splitlines()[-1] == f"wrote {Path('out') / 'index.html'}: open it in a browser"
 
 
+def test_a_study_json_of_wrong_types_is_left_out_of_the_page_in_one_line(tmp_path):
+    # a file given as a number had ended dlb_report in a TypeError (shown_gin_path) after the tables
+    root = tmp_path / "runs"
+    make_run(root / "seed=0", 0, mig=0.2)
+    (root / "study.json").write_text(json.dumps({"name": "s", "file": 5, "runs": [{"name": "seed=0"}]}))
+    result = run_aggregate("runs", "--out", "out", "--report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    line = "study left out: 'runs/study.json' is unreadable (its file is 5, not a path)"
+    assert any(printed.startswith(line) for printed in result.stdout.splitlines()), result.stdout
+    text = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert html.escape(line) in text and "none recorded (study.json left out as unreadable, see below)" in text
+
+
+def test_a_run_named_in_bytes_that_are_not_utf8_is_drawn_and_named_with_escapes(tmp_path):
+    # pyarrow had ended the report in a UnicodeEncodeError; the tables name it bad\\xffname, and the
+    # report must still find its folder (its training log) from that name
+    root = tmp_path / "runs"
+    write_train_log(make_run(root / os.fsdecode(b"bad\xffname"), 0, mig=0.2, reconstruction=50.0), 90.0)
+    lines = []
+    report = build_report(root, tmp_path / "out", log=lines.append)
+    assert report.aggregation.results["run_dir"].tolist() == ["bad\\xffname"]
+    assert len(report.curves) == 1 and not [line for line in report.problems if "curves" in line], report.problems
+    text = report.index.read_text(encoding="utf-8")
+    assert "bad\\xffname" in text and not any("\udcff" in line for line in lines)
+
+
 def test_settings_get_labels_and_file_names_that_tell_them_apart():
     # beta 0.1 and 0.1000000001 print alike; two datasets add the dataset to the label
     board = pd.DataFrame({"dataset": ["a", "a", "b"], "method": ["m", "m", "m"],
@@ -254,6 +281,48 @@ def test_a_figures_path_that_is_a_file_is_refused_before_the_aggregation_writes(
     result = run_aggregate(root, "--out", "out", "--report", cwd=tmp_path)
     assert_one_line_error(result, "'out/figures' is a file, where the report puts its figures folder")
     assert tree(tmp_path) == ["out", "out/figures"]
+
+
+SETTING_PICTURES = "figures/representatives/dsprites_beta_vae_beta=1"
+
+
+@pytest.mark.parametrize("place, obstacle, said", [
+    ("figures/strength_dsprites_beta_vae.png", "folder", "is a folder, where the report writes its figure "
+                                                         "strength_dsprites_beta_vae.png"),
+    ("figures/curves_dsprites_beta_vae_beta=8.pdf", "folder", "is a folder, where the report writes its training "
+                                                              "curves curves_dsprites_beta_vae_beta=8.pdf"),
+    ("figures/drawn.json", "folder", "is a folder, where the report writes its list of the figures drawn"),
+    ("figures/representatives", "file", "is a file, where the report puts its folder of the representative models' "
+                                        "pictures"),
+    (SETTING_PICTURES, "file", "is a file, where the report puts its folder of the pictures of beta_vae, beta=1"),
+    (f"{SETTING_PICTURES}/traversals.gif", "folder", "is a folder, where the report writes its picture "
+                                                     "traversals.gif of beta_vae, beta=1"),
+])
+def test_what_stands_where_a_figure_goes_is_refused_before_anything_is_written(built, tmp_path, place, obstacle,
+                                                                                said):
+    # a folder where a figure goes had stopped the report after the tables and 20 figures, without a page;
+    # a file where the representatives' pictures go had left them out, "not drawn", with exit 0
+    report, _, _ = built
+    root = Path(report.aggregation.report["runs_root"])
+    path = tmp_path / "out" / place
+    if obstacle == "folder":
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir(parents=True)
+        path.write_text("mine")
+    before = tree(tmp_path)
+    result = run_aggregate(root, "--out", "out", "--report", cwd=tmp_path)
+    assert_one_line_error(result, f"'{Path('out') / place}' {said}; move it away and run the command again")
+    assert tree(tmp_path) == before
+
+
+def test_a_folder_named_like_a_figure_the_report_does_not_draw_is_left_alone(built, tmp_path):
+    report, _, _ = built
+    root = Path(report.aggregation.report["runs_root"])
+    (tmp_path / "out" / "figures" / "strength_mine.png").mkdir(parents=True)
+    result = run_aggregate(root, "--out", "out", "--report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "figures" / "strength_mine.png").is_dir() and (tmp_path / "out" / "index.html").is_file()
 
 
 def test_a_study_file_of_dlbenchs_checkout_is_shown_relative_to_it(tmp_path):

@@ -31,19 +31,22 @@ statistics and best.csv, representatives.py the representative runs, outputs.py 
 pipeline.py puts them together, benchmark.py is dlb_bench aggregate.
 """
 
-from dlbench.aggregate.collect import Collection, check_runs_root, collect, dataset_label, read_study, typed_columns
+from dlbench.aggregate.collect import (Collection, check_runs_root, collect, dataset_label, read_study, readable,
+                                      run_folder, typed_columns)
 from dlbench.aggregate.columns import (lower_is_better, metric_columns, parse_metric_column, rankable_names,
                                        ranking_column, resolve_metric_column, setting_columns, value_columns)
 from dlbench.aggregate.leaderboard import STATISTICS, best_settings, leaderboard, summarise, upper_half
 from dlbench.aggregate.outputs import FILES, check_output_folder
-from dlbench.aggregate.pipeline import DEFAULT_RANK_BY, Aggregation, aggregate, aggregate_runs, rank_column
+from dlbench.aggregate.pipeline import (DEFAULT_RANK_BY, Aggregation, aggregate, aggregate_runs, prepare_aggregation,
+                                       rank_column, write_aggregation)
 from dlbench.aggregate.representatives import distances_to_mean, representative, representatives
 from dlbench.metrics import protocol_tag  # tests and callers have imported it from here
 
 __all__ = [
     "Aggregation", "Collection", "DEFAULT_RANK_BY", "FILES", "STATISTICS", "aggregate", "aggregate_runs",
     "best_settings", "check_output_folder", "check_runs_root", "collect", "dataset_label", "distances_to_mean",
-    "leaderboard", "lower_is_better", "metric_columns", "parse_metric_column", "protocol_tag", "rank_column",
-    "rankable_names", "ranking_column", "read_study", "representative", "representatives", "resolve_metric_column",
-    "setting_columns", "summarise", "typed_columns", "upper_half", "value_columns",
+    "leaderboard", "lower_is_better", "metric_columns", "parse_metric_column", "prepare_aggregation", "protocol_tag",
+    "rank_column", "rankable_names", "ranking_column", "read_study", "readable", "representative", "representatives",
+    "resolve_metric_column", "run_folder", "setting_columns", "summarise", "typed_columns", "upper_half",
+    "value_columns", "write_aggregation",
 ]

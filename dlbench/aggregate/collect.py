@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -88,18 +89,25 @@ def collect(runs_root, only=None):
     run_jsons = _run_jsons(runs_root)
     if not run_jsons:
         raise UserError(f"no runs (run.json files) found under '{runs_root}'; train some with dlb_train or dlb_study")
-    if only:
-        by_name = {path.parent.relative_to(runs_root).as_posix(): path for path in run_jsons}
+    run_jsons, unreadable_names = _named_runs(run_jsons, runs_root)
+    if only:  # the names the tables show, so a name copied from results.csv picks its run
+        by_name = {readable(path.parent.relative_to(runs_root).as_posix()): path for path in run_jsons}
         run_jsons = [by_name[name] for name in matching(by_name, only, f"the {len(by_name)} runs under '{runs_root}'")]
     runs, left_out, unusable, damaged = [], [], [], {}
+    for problem in unreadable_names:
+        left_out.append(f"run left out: {problem}")
+        unusable.append(problem)
     for path in run_jsons:
         try:
             runs.append(_read_run(path.parent, runs_root, left_out, damaged))
         except _LeftOut as problem:
             left_out.append(f"run left out: {problem}")
             unusable.append(problem)
+    left_out[:] = map(readable, left_out)
+    damaged = {name: [readable(line) for line in lines] for name, lines in damaged.items()}
     if not runs:  # nothing to report on: an error, not two empty tables
-        raise UserError(f"none of the {len(run_jsons)} runs under '{runs_root}' can be used; the first: {unusable[0]}")
+        raise UserError(readable(f"none of the {len(run_jsons) + len(unreadable_names)} runs under '{runs_root}' can "
+                                 f"be used; the first: {unusable[0]}"))
     _label_grids(runs)  # before duplicates: the same seed on two grids is two runs
     counted, duplicates = _drop_duplicates(runs, _study_run_names(runs_root))
     results = typed_columns(_with_left_out_defaults(pd.DataFrame([run.row for run in counted])))
@@ -125,17 +133,100 @@ def _run_jsons(runs_root):
     return sorted(found)
 
 
+def readable(text):
+    """text with each lone surrogate as a backslash escape. A file name that is not UTF-8 (copied
+    from a latin-1 machine) comes from the disk with its bytes as surrogates, which no CSV, parquet
+    file, page or terminal holds (pyarrow had ended the aggregation in a traceback): the byte 0xff
+    reads as \\xff, in the tables, the lines and the page alike, so its run is counted and named."""
+    return _SURROGATE.sub(_escaped, str(text))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")  # what readable makes of a byte of a file name
+
+
+def _escaped(match):
+    code = ord(match[0])
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def run_folder(runs_root, run_dir):
+    """The folder of the run that results.csv names run_dir (readable's text of its path under
+    runs_root): a name with escaped bytes is the folder of those bytes, unless a run is named so
+    (collect leaves out a run whose name reads as another's, so the two cannot both count)."""
+    folder = Path(runs_root) / run_dir
+    if rundir.is_run(folder) or not _ESCAPED_BYTE.search(run_dir):
+        return folder
+    return Path(runs_root) / _ESCAPED_BYTE.sub(lambda match: chr(0xDC00 + int(match[1], 16)), run_dir)
+
+
+def _named_runs(run_jsons, runs_root):
+    """(the run.json paths of the runs that the names the tables show lead back to, the problems of
+    the others): a name that is not UTF-8 whose escaped text names another folder (a run named
+    'bad\\xffname' beside one holding the byte 0xff) is left out rather than give two runs one name."""
+    kept, problems = [], []
+    for path in run_jsons:
+        name = path.parent.relative_to(runs_root).as_posix()
+        if readable(name) != name and run_folder(runs_root, readable(name)) != path.parent:
+            problems.append(f"'{readable(path.parent)}' has a name that is not UTF-8, and '{readable(name)}', as the "
+                            f"tables would show it, names another folder under '{readable(runs_root)}'; rename it")
+        else:
+            kept.append(path)
+    return kept, problems
+
+
 def read_study(runs_root):
-    """(study.json of runs_root or None, a line saying why it was not read or None)."""
+    """(study.json of runs_root or None, a line saying why it was not read or None). One whose fields
+    are of the wrong type is left out as unreadable, as one that is not JSON is: its users trust them."""
     from dlbench.study import STUDY_JSON
 
     path = Path(runs_root) / STUDY_JSON
     if not path.is_file():
         return None, None
+    fix = "the study's name is left out of report.json"
     try:
-        return rundir.read_json(path, fix="the study's name is left out of report.json"), None
+        study = rundir.read_json(path, fix=fix)
+        problem = _study_problem(study)
+        if problem:
+            raise CorruptFile(path, problem, fix)
+        return study, None
     except (CorruptFile, OSError) as err:
         return None, f"study left out: {_problem(err)}"
+
+
+# The fields of study.json that aggregation and the report read, other than runs: (field, what it
+# must be, its test). Each may be absent but name (dlb_study's check of a root says "it names no study").
+_STUDY_FIELDS = (("file", "a path", lambda value: isinstance(value, str)),
+                 ("metrics", "a list of metric names", lambda value: isinstance(value, list)
+                  and all(isinstance(name, str) for name in value)),
+                 ("metric_params", "an object", lambda value: isinstance(value, dict)))
+
+
+def _study_problem(study):
+    """What makes a study.json that is JSON unusable (a field of the wrong type had ended
+    dlb_aggregate in a traceback), or None."""
+    if not isinstance(study.get("name"), str):
+        return "it names no study" if "name" not in study else f"its name is {_shown(study['name'])}, not text"
+    for name, expected, fits in _STUDY_FIELDS:
+        if name in study and not fits(study[name]):
+            return f"its {name} is {_shown(study[name])}, not {expected}"
+    runs = study.get("runs", [])
+    if not isinstance(runs, list):
+        return f"its runs is {_shown(runs)}, not a list of the study's runs"
+    for index, run in enumerate(runs):
+        if not isinstance(run, dict):
+            return f"its runs[{index}] is {_shown(run)}, not an object naming a run"
+        if "name" not in run:
+            return f"its runs[{index}] has no name"
+        if not isinstance(run["name"], str):
+            return f"its runs[{index}].name is {_shown(run['name'])}, not text"
+    return None
+
+
+def _shown(value):
+    """A value of a JSON file as it is written there, cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -155,7 +246,7 @@ def _read_run(run_dir, runs_root, left_out, damaged):
     """One run as a _Run; raises _LeftOut when it cannot be used, and appends to left_out a line
     for each metric result that cannot (the damaged ones also to damaged, under their name)."""
     record = _read_record(run_dir)
-    row = {"run_dir": str(run_dir.relative_to(runs_root)),
+    row = {"run_dir": readable(run_dir.relative_to(runs_root)),
            "dataset": dataset_label(record["dataset"], record.get("dataset_options")),
            "method": record["method"], "seed": record["seed"], "status": record.get("status"),
            "dataset_shape": shape_text(record.get("dataset_shape"))}

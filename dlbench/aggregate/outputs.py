@@ -12,6 +12,7 @@ import pandas as pd
 
 import dlbench
 from dlbench import rundir
+from dlbench.aggregate.collect import readable
 from dlbench.aggregate.leaderboard import DONE, FAILED, UNFINISHED, short_of_value, status_kind
 from dlbench.config import shown_gin_path
 from dlbench.errors import UserError, describe_os_error
@@ -150,7 +151,7 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
     metric_left_out = [line for line in collection.left_out if line.startswith("metric left out")]
     values_left_out = [line for line in collection.left_out if line.startswith("value left out")]
     return {
-        "runs_root": str(runs_root),  # as given: a committed report names no machine's folders
+        "runs_root": readable(runs_root),  # as given: a committed report names no machine's folders
         "only": list(only) if only else None,
         "study": (study or {}).get("name"),
         "study_file": shown_gin_path((study or {}).get("file")) if (study or {}).get("file") else None,
@@ -170,7 +171,8 @@ def report_record(runs_root, study, collection, board, representatives, rank_col
         "not_started": not_started,
         "not_in_study": not_in_study,
         "left_out": list(collection.left_out),
-        "duplicates": [{"run_dir": str(Path(copy).relative_to(runs_root)), "same_as": str(Path(kept).relative_to(runs_root)),
+        "duplicates": [{"run_dir": readable(Path(copy).relative_to(runs_root)),
+                        "same_as": readable(Path(kept).relative_to(runs_root)),
                         "results_differ": differing, "results_not_counted": not_counted}
                        for copy, kept, differing, not_counted in collection.duplicates],
         "unranked": [{"dataset": dataset, "method": method} for dataset, method in unranked],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlbench.aggregate import outputs
-from dlbench.aggregate.collect import check_runs_root, collect, read_study
+from dlbench.aggregate.collect import check_runs_root, collect, read_study, readable
 from dlbench.aggregate.columns import (columns_of_metric, is_setting, metric_columns, metric_name, named_metric,
                                        other_protocols, parse_metric_column, rankable_names, ranking_column,
                                        train_result_columns, value_columns)
@@ -25,7 +25,8 @@ SHOWN_DUPLICATES = 3  # a summary line names this many duplicates (or runs), the
 class Aggregation:
     """What dlb_aggregate wrote (results, board, best, representatives and report: the contents of
     results.csv, leaderboard.csv, best.csv, representatives.csv and report.json; files: their
-    paths) and what it did not count (left_out and duplicates, as in Collection)."""
+    paths, once written) and what it did not count (left_out, duplicates and damaged_results, as in
+    Collection)."""
 
     results: pd.DataFrame
     board: pd.DataFrame
@@ -35,13 +36,15 @@ class Aggregation:
     representatives: pd.DataFrame = None
     report: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
+    contents: dict = field(default_factory=dict, repr=False)  # {file name: bytes}, before they are written
+    damaged_results: dict = field(default_factory=dict)  # as in Collection
 
     def notes(self):
         """The summary lines about what was not counted: one per damaged file, one for duplicates,
         one for failed and unfinished runs, one for a ranking that could not be made."""
         lines = list(self.left_out)
         if self.duplicates:
-            shown = [f"{copy} (same run as {kept}{differ_note(differing, not_counted)})"
+            shown = [readable(f"{copy} (same run as {kept}{differ_note(differing, not_counted)})")
                      for copy, kept, differing, not_counted in self.duplicates[:SHOWN_DUPLICATES]]
             more = len(self.duplicates) - len(shown)
             runs = "run" if len(self.duplicates) == 1 else "runs"
@@ -74,16 +77,22 @@ class Aggregation:
         if self.report.get("rank_by") is None and counts.get("done"):
             protocols = other_protocols(self.results, DEFAULT_RANK_BY)
             absent = no_default_note(DEFAULT_RANK_BY, protocols) if protocols else f"no run has {DEFAULT_RANK_BY}"
+            damaged = self.damaged_results.get(named_metric(DEFAULT_RANK_BY), [])
+            if damaged:  # "no run has mig" had been said of runs whose every mig result was left out as damaged
+                absent = (f"no run has a usable result of {DEFAULT_RANK_BY}: {damaged_note(damaged)}"
+                          + (f"; its other protocols here: {', '.join(protocols)}" if protocols else ""))
             names = [shlex.quote(name) for name in rankable_names(self.results)]
-            how = f"rank with --rank_by one of: {', '.join(names)}" if names else no_rankable_note(self.results)
+            how = (f"rank with --rank_by one of: {', '.join(names)}" if names
+                   else no_rankable_note(self.results, bool(damaged)))
             lines.append(f"best.csv is empty: {absent}; {how}")
         return lines
 
 
-def no_rankable_note(results):
+def no_rankable_note(results, damaged=False):
     """What --rank_by can take where no metric evaluated has a headline value (rotation and
     unsupervised have several values, none the headline): one of their columns, else a training
-    result ("no metric was evaluated" had been said of runs with such metrics too)."""
+    result ("no metric was evaluated" had been said of runs with such metrics too). damaged: the
+    default metric's results were left out as damaged (then it was evaluated, and is said so)."""
     parsed = {}  # the first value column of each metric, by the name it has in results.csv
     for column in metric_columns(results):
         metric = parse_metric_column(column)
@@ -94,7 +103,8 @@ def no_rankable_note(results):
         return (f"the metrics evaluated ({', '.join(parsed)}) have no headline value to rank by; rank with "
                 f"--rank_by one of their columns of results.csv, e.g. {columns}")
     trained = train_result_columns(results)
-    return ("no metric was evaluated; evaluate the runs with dlb_evaluate"
+    return (("no other metric has a usable result" if damaged else "no metric was evaluated")
+            + "; evaluate the runs with dlb_evaluate"
             + (f", or rank by a training result, e.g. --rank_by {shlex.quote(trained[0])}" if trained else ""))
 
 
@@ -104,7 +114,7 @@ def rank_column(results, rank_by, damaged_results=None):
     run has it. A metric's name without a protocol tag is its default protocol only
     (columns.ranking_column). damaged_results: Collection.damaged_results, to say that the runs'
     results of rank_by were left out as damaged, not absent."""
-    column = ranking_column(results, rank_by or DEFAULT_RANK_BY)
+    column = ranking_column(results, DEFAULT_RANK_BY if rank_by is None else rank_by)  # '' is no metric, not mig
     if column is None and rank_by is not None:
         _refuse_rank_by(results, rank_by, damaged_results or {})
     return column
@@ -120,9 +130,7 @@ def _refuse_rank_by(results, rank_by, damaged_results):
                         f"{', '.join(names) or 'none yet (evaluate the runs with dlb_evaluate)'}")
     damaged = damaged_results.get(named_metric(rank_by), [])
     if damaged:
-        raise UserError(f"--rank_by {rank_by}: no run has a usable result of it: {len(damaged)} "
-                        f"{'was' if len(damaged) == 1 else 'were'} left out as damaged, the first: "
-                        f"{damaged[0].removeprefix('metric left out: ')}")
+        raise UserError(f"--rank_by {rank_by}: no run has a usable result of it: {damaged_note(damaged)}")
     columns = value_columns(results)
     if not columns:
         raise UserError(f"unknown --rank_by {rank_by!r}: no run under the runs root has a metric result or "
@@ -141,6 +149,12 @@ def _refuse_rank_by(results, rank_by, damaged_results):
                     f"{shlex.quote(columns[0])})")
 
 
+def damaged_note(damaged):
+    """How many results of a metric were left out as damaged (damaged: their left_out lines), and the first."""
+    return (f"{len(damaged)} {'was' if len(damaged) == 1 else 'were'} left out as damaged, the first: "
+            f"{damaged[0].removeprefix('metric left out: ')}")
+
+
 def no_default_note(name, protocols):
     """Why a metric's name ranks nothing where runs have only other protocols of it."""
     return f"no run has {name}'s default protocol; its results here are of {', '.join(protocols)}"
@@ -151,6 +165,13 @@ def aggregate_runs(runs_root, out_dir, rank_by=None, only=None):
     --only patterns, if given) to out_dir; returns an Aggregation. Every input (the runs root, the
     output folder, rank_by, the patterns) is checked and every table built before the first file
     is written."""
+    return write_aggregation(prepare_aggregation(runs_root, out_dir, rank_by, only), out_dir)
+
+
+def prepare_aggregation(runs_root, out_dir, rank_by=None, only=None):
+    """aggregate_runs' checks and tables, nothing written yet: an Aggregation whose contents are
+    the bytes of its files (dlb_report checks the places of its figures, which the tables name,
+    before anything is written)."""
     out_dir = Path(out_dir)
     check_runs_root(runs_root)
     check_output_folder(out_dir)
@@ -169,8 +190,14 @@ def aggregate_runs(runs_root, out_dir, rank_by=None, only=None):
     contents = {"results.csv": outputs.csv_bytes(results), "results.parquet": outputs.parquet_bytes(results),
                 "leaderboard.csv": outputs.csv_bytes(board), "best.csv": outputs.csv_bytes(best),
                 "representatives.csv": outputs.csv_bytes(chosen), "report.json": outputs.json_bytes(report)}
-    files = outputs.write_files(out_dir, contents)
-    return Aggregation(results, board, collection.left_out, collection.duplicates, best, chosen, report, files)
+    return Aggregation(results, board, collection.left_out, collection.duplicates, best, chosen, report,
+                       contents=contents, damaged_results=collection.damaged_results)
+
+
+def write_aggregation(aggregation, out_dir):
+    """Write the files of a prepare_aggregation (as one set); returns it, with their paths."""
+    aggregation.files = outputs.write_files(Path(out_dir), aggregation.contents)
+    return aggregation
 
 
 def aggregate(runs_root, out_dir, rank_by=None):
@@ -192,7 +219,7 @@ def not_counted_notes(duplicates):
     holding = [duplicate for duplicate in duplicates if duplicate.not_counted]
     if not holding:
         return []
-    shown = "; ".join(f"{duplicate.copy}: {', '.join(duplicate.not_counted)}"
+    shown = "; ".join(f"{readable(duplicate.copy)}: {', '.join(duplicate.not_counted)}"
                       for duplicate in holding[:SHOWN_DUPLICATES])
     more = len(holding) - min(len(holding), SHOWN_DUPLICATES)
     return [f"{len(holding)} of the duplicates hold results the copy counted lacks, which are not counted ({shown}"

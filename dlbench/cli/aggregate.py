@@ -1,5 +1,6 @@
 """dlb_aggregate: a study's results, leaderboard, best settings, representative runs and report."""
 
+import argparse
 from pathlib import Path
 
 from dlbench.cli.common import make_parser, path, run_main
@@ -39,7 +40,7 @@ def add_arguments(parser):
                         help="folder holding the run directories, searched recursively for run.json "
                              "(default: runs/ in the current folder, where dlb_train and dlb_study write)")
     parser.add_argument("--out", type=path, help="output folder (default reports/<name of RUNS_ROOT>)")
-    parser.add_argument("--rank_by", metavar="METRIC",
+    parser.add_argument("--rank_by", metavar="METRIC", type=rank_by_name,
                         help="what best.csv ranks settings by: a metric (its headline value under the default "
                              "protocol, e.g. mig for mig.discrete_mig, factor_vae for its eval_accuracy; "
                              "sampled.mig for the sampled representation; 'mig[num_bins=10]' for another protocol) "
@@ -47,6 +48,14 @@ def add_arguments(parser):
                              "for a metric of several values without a headline, one of them, e.g. "
                              "unsupervised.mutual_info_score; not a setting such as hp.beta) (default: mig)")
     add_only_argument(parser)
+
+
+def rank_by_name(text):
+    """An argparse type for --rank_by: an empty one is a mistake (it had ranked by mig without a word)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name; give a metric, e.g. mig, or leave --rank_by out to rank by "
+                                         "mig")
+    return text
 
 
 def paths(args):

@@ -9,8 +9,9 @@ OUT/ receives the aggregation's files (results.csv, leaderboard.csv, ..., report
 - index.html, the page (dlbench.report.page).
 
 Every input is checked before the first file is written (the runs root, the output folder and
-rank_by by the aggregation, and here the two paths of OUT the report adds), so a mistake leaves
-nothing behind. What cannot be drawn once the tables exist (a representative whose checkpoint is
+rank_by by the aggregation; here the two paths of OUT the report adds, and, once the tables name
+them, the places of the figures and pictures: check_figure_places), so a mistake leaves nothing
+behind. What cannot be drawn once the tables exist (a representative whose checkpoint is
 gone or whose dataset is missing, a setting whose runs have no training log) is one line in the
 log and on the page, not the end of the report.
 """
@@ -24,11 +25,12 @@ from pathlib import Path
 import pandas as pd
 
 from dlbench import rundir
-from dlbench.aggregate import (aggregate_runs, check_output_folder, check_runs_root, read_study,
-                               setting_columns)
+from dlbench.aggregate import (check_output_folder, check_runs_root, prepare_aggregation, read_study, readable,
+                               run_folder, setting_columns, write_aggregation)
 from dlbench.aggregate.columns import IDENTITY
 from dlbench.errors import UserError, describe_os_error, is_disk_fault
 from dlbench.report import page
+from dlbench.report.figure_files import figure_files
 from dlbench.report.figures.settings import figure_name, finished_runs, label_settings
 
 FIGURES = "figures"
@@ -74,25 +76,30 @@ def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
     log receives a line per stage and per problem."""
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     check_report_paths(runs_root, out_dir)
-    aggregation = aggregate_runs(runs_root, out_dir, rank_by, only)
+    from dlbench.report.figures import planned_figures, study_figures
+
+    aggregation = prepare_aggregation(runs_root, out_dir, rank_by, only)
+    figures_dir = out_dir / FIGURES
+    settings = leaderboard_settings(aggregation.board)
+    planned = planned_figures(aggregation.results, aggregation.board)
+    # the figures' names are known only now, from the tables: a folder where one goes had stopped
+    # the report midway, after the tables and the figures before it
+    check_figure_places(figure_places(aggregation, settings, planned, figures_dir))
+    write_aggregation(aggregation, out_dir)
     # the page there describes the tables just replaced: stopped before its successor is written,
     # the report has no page rather than one that contradicts its tables
     (out_dir / page.INDEX).unlink(missing_ok=True)
     study_record, _ = read_study(runs_root)
     study = aggregation.report.get("study")
-    figures_dir = out_dir / FIGURES
     report = Report(aggregation, out_dir / page.INDEX)
 
     log(f"drawing the study figures into {figures_dir}")
-    from dlbench.report.figures import study_figures
-
     drawn = DrawnFigures(figures_dir, log)
     try:
-        report.figures = study_figures(aggregation.results, aggregation.board, figures_dir, study)
+        report.figures = study_figures(aggregation.results, aggregation.board, figures_dir, study, planned)
         report.figures.update(draw_posterior_densities(aggregation.representatives, runs_root, figures_dir, study,
                                                        report.problems, log))
         drawn.add(report.figure_files)
-        settings = leaderboard_settings(aggregation.board)
         report.curves = draw_curves(aggregation.results, settings, runs_root, figures_dir, study, report.problems,
                                     log)
         drawn.add(report.figure_files)
@@ -192,6 +199,43 @@ def check_report_paths(runs_root, out_dir):
                         f"another --out")
 
 
+def figure_places(aggregation, settings, planned, figures_dir):
+    """[(path, 'file' or 'folder', what the report puts there)] for every place the report may write
+    into figures_dir, given the aggregation, its leaderboard_settings and its planned study figures."""
+    from dlbench.report.figures import aggregate_posterior_density
+
+    names = [*planned, *aggregate_posterior_density.figure_names(aggregation.representatives)]
+    places = [(path, "file", f"figure {path.name}") for name in names for path in figure_files(figures_dir, name)]
+    curves = curve_settings(aggregation.results, settings)
+    places += [(path, "file", f"training curves {path.name}") for setting in curves
+               for path in figure_files(figures_dir, f"curves_{setting.name}")]
+    places.append((figures_dir / DRAWN, "file", "list of the figures drawn"))
+    chosen = representative_settings(aggregation.representatives, settings)
+    if chosen:
+        from dlbench.report.model_pictures import PICTURE_FILES
+
+        folder = figures_dir / REPRESENTATIVES
+        places.append((folder, "folder", "folder of the representative models' pictures"))
+        for setting in chosen:
+            places.append((folder / setting.name, "folder", f"folder of the pictures of {setting.label}"))
+            places += [(folder / setting.name / name, "file", f"picture {name} of {setting.label}")
+                       for name in PICTURE_FILES]
+    return places
+
+
+def check_figure_places(places):
+    """Refuse anything standing where one of places ((path, 'file' or 'folder', what)) goes: a
+    folder where a figure goes had stopped the report midway, and a file where a folder of pictures
+    goes had left those pictures out with exit 0."""
+    for path, kind, what in places:
+        if kind == "file" and path.exists() and not path.is_file():
+            raise UserError(f"'{path}' is {'a folder' if path.is_dir() else 'not a file'}, where the report writes "
+                            f"its {what}; move it away and run the command again")
+        if kind == "folder" and path.exists() and not path.is_dir():
+            raise UserError(f"'{path}' is a file, where the report puts its {what}; move it away and run the "
+                            f"command again")
+
+
 def leaderboard_settings(board):
     """A Setting per leaderboard row, in the board's order. Labels name a setting by the setting
     columns that vary within its dataset and method (and the dataset, where there are several);
@@ -226,18 +270,36 @@ def unique_name(name, taken):
     return candidate
 
 
+def finished_runs_of_settings(results):
+    """{setting key: [the run_dir of each of its finished runs]}."""
+    group = IDENTITY + setting_columns(results)
+    runs_of = {}
+    for _, run in finished_runs(results).iterrows():
+        runs_of.setdefault(setting_key(run, group), []).append(run["run_dir"])
+    return runs_of
+
+
+def curve_settings(results, settings):
+    """The settings whose training curves are drawn: those with a finished run."""
+    runs_of = finished_runs_of_settings(results)
+    return [setting for setting in settings if setting.key in runs_of]
+
+
+def representative_settings(chosen, settings):
+    """The Setting of each row of representatives.csv (chosen), in its order."""
+    by_key = {setting.key: setting for setting in settings}
+    group = IDENTITY + setting_columns(chosen)
+    return [by_key[setting_key(row, group)] for _, row in chosen.iterrows()]
+
+
 def draw_curves(results, settings, runs_root, folder, study, problems, log):
     """The training curves of each setting's finished runs: {setting label: [png, pdf]}. A setting
     without a finished run has none; one whose runs have no usable log is a line in problems, and
     so is each run left out of its setting's curves or drawn without some rows of its log."""
     from dlbench.report.curves import training_curves
 
-    group = IDENTITY + setting_columns(results)
-    finished = finished_runs(results)
-    runs_of = {}
-    for _, run in finished.iterrows():
-        runs_of.setdefault(setting_key(run, group), []).append(runs_root / run["run_dir"])
-    drawn = [setting for setting in settings if setting.key in runs_of]
+    runs_of = finished_runs_of_settings(results)
+    drawn = curve_settings(results, settings)
     log(f"drawing the training curves of {len(drawn)} setting{'s' if len(drawn) != 1 else ''}")
     curves = {}
     for setting in drawn:
@@ -245,8 +307,9 @@ def draw_curves(results, settings, runs_root, folder, study, problems, log):
             note(problems, log, f"training curves of {label}: run {run_dir.relative_to(runs_root)} {line}")
 
         try:
-            curves[setting.label] = training_curves(sorted(runs_of[setting.key]), folder, f"curves_{setting.name}",
-                                                    setting.label, setting.dataset, study, note_run)
+            run_dirs = sorted(run_folder(runs_root, name) for name in runs_of[setting.key])
+            curves[setting.label] = training_curves(run_dirs, folder, f"curves_{setting.name}", setting.label,
+                                                    setting.dataset, study, note_run)
         except (UserError, OSError) as err:
             if is_disk_fault(err):
                 raise
@@ -268,16 +331,14 @@ def draw_representatives(chosen, settings, runs_root, folder, study, problems, l
     name>/: a page.Representative per row, with its pictures or the reason there are none."""
     from dlbench.report.model_pictures import model_pictures
 
-    by_key = {setting.key: setting for setting in settings}
-    group = IDENTITY + setting_columns(chosen)
     entries = []
     if len(chosen):
         log(f"drawing the pictures of {len(chosen)} representative model{'s' if len(chosen) != 1 else ''}")
-    for _, row in chosen.iterrows():
-        setting = by_key[setting_key(row, group)]
+    for setting, (_, row) in zip(representative_settings(chosen, settings), chosen.iterrows()):
         entry = page.Representative(setting.label, row["run_dir"], row.to_dict())
         try:
-            entry.pictures = model_pictures(require_weights(runs_root / row["run_dir"]), folder / setting.name, study)
+            run_dir = require_weights(run_folder(runs_root, row["run_dir"]))
+            entry.pictures = model_pictures(run_dir, folder / setting.name, study)
         except (UserError, OSError) as err:
             if is_disk_fault(err):
                 raise
@@ -299,12 +360,13 @@ def require_weights(run_dir):
 
 def reason(err):
     text = describe_os_error(err) if isinstance(err, OSError) else str(err)
-    return " ".join(text.split())
+    return readable(" ".join(text.split()))
 
 
 def note(problems, log, line):
-    problems.append(line)
-    log(line)
+    """line, which may name a run's files, with their names as the tables show them (readable)."""
+    problems.append(readable(line))
+    log(problems[-1])
 
 
 def study_text(record):

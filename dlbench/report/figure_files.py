@@ -20,6 +20,17 @@ def figure_title(what, dataset, study=None):
     return f"{what}: {dataset}" + (f", study {study}" if study else "")
 
 
+def figure_files(folder, name):
+    """The paths save_figure writes for the figure name in folder."""
+    return [Path(folder) / f"{name}.{fmt}" for fmt in FORMATS]
+
+
+def save_planned(planned, folder, study=None):
+    """Draw and save each figure of planned ({name: a function of study= that gives its Figure}):
+    {name: [png, pdf]}."""
+    return {name: save_figure(make(study=study), folder, name) for name, make in planned.items()}
+
+
 def save_figure(fig, folder, name):
     """Write fig as folder/name.png and folder/name.pdf (each atomically), close it, and return the
     two paths."""

@@ -41,10 +41,13 @@ from dlbench import rundir
 from dlbench.errors import UserError
 from dlbench.model_functions import model_functions
 from dlbench.priors import AnisotropicGaussian, IsotropicGaussian
-from dlbench.report.figure_files import figure_title, save_figure
+from dlbench.report.figure_files import FORMATS, figure_title, save_figure
 from dlbench.train import load_trained_model
 from dlbench.train.samples import _grid as image_grid
 
+# every file model_pictures may write into its folder: dlb_report checks their places before it writes anything
+PICTURE_FILES = (*(f"{name}.{fmt}" for name in ("reconstructions", "traversals", "factor_map") for fmt in FORMATS),
+                 "traversals.gif")
 TRAVERSAL_VALUES = np.linspace(-2.0, 2.0, 9)  # the traversal figure's columns, in prior std
 GIF_VALUES = np.linspace(-2.0, 2.0, 17)  # the animation sweeps up, then back down
 GIF_FRAME_MS = 120

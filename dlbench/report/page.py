@@ -136,7 +136,10 @@ def plain_list(lines):
 
 def configuration_section(content):
     report, study = content.report, content.study
-    rows = [("study", esc(report.get("study") or "none recorded (no study.json in the runs root)")),
+    damaged = any(line.startswith("study left out") for line in report.get("left_out", []))
+    # "no study.json" had been said of a root whose study.json was there but left out as unreadable
+    none = "study.json left out as unreadable, see below" if damaged else "no study.json in the runs root"
+    rows = [("study", esc(report.get("study") or f"none recorded ({none})")),
             ("runs root", f"<code>{esc(report.get('runs_root'))}</code>"),
             ("runs taken", "those matching " + ", ".join(f"<code>{esc(p)}</code>" for p in report["only"])
              if report.get("only") else "all"),

@@ -20,11 +20,11 @@ of q(z)'s mass lies inside the window.
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from dlbench.aggregate import run_folder
 from dlbench.errors import UserError, describe_os_error, is_disk_fault
 from dlbench.report.figure_files import figure_title, plt, save_figure
 from dlbench.report.figures.settings import (dataset_method_pairs, figure_name, format_value, setting_label,
@@ -229,11 +229,20 @@ def square_panels(num_rows, num_cols):
     return fig, axes, colour_axes
 
 
+def figure_names(representatives):
+    """The names draw_figures may give its figures (one per layout, drawn where a panel can be)."""
+    return [_name(grid) for grid in panel_layouts(representatives)]
+
+
+def _name(grid):
+    return figure_name(KIND, grid.dataset, grid.method, *([grid.series] if grid.series else []))
+
+
 def draw_figures(representatives, runs_root, folder, study=None, problem=print, encodings_of=None):
     """An aggregate-posterior figure per layout panel_layouts finds in representatives (a
     DataFrame of representatives.csv): {name: [png, pdf]}. problem receives a line per panel that
     could not be drawn. encodings_of defaults to run_encodings under runs_root."""
-    encodings_of = encodings_of or (lambda run_dir: run_encodings(Path(runs_root) / run_dir))
+    encodings_of = encodings_of or (lambda run_dir: run_encodings(run_folder(runs_root, run_dir)))
     written = {}
     for grid in panel_layouts(representatives):
         fill_densities(grid, encodings_of)
@@ -241,6 +250,5 @@ def draw_figures(representatives, runs_root, folder, study=None, problem=print, 
             if panel.problem:
                 problem(f"aggregate posterior of {panel.run_dir} not drawn: {panel.problem}")
         if any(panel.drawn for panel in grid.panels):
-            name = figure_name(KIND, grid.dataset, grid.method, *([grid.series] if grid.series else []))
-            written[name] = save_figure(plot_density_grid(grid, study), folder, name)
+            written[_name(grid)] = save_figure(plot_density_grid(grid, study), folder, _name(grid))
     return written

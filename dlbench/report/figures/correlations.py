@@ -4,10 +4,12 @@ each cell. Each pair is ranked over the runs that hold both values; a pair with 
 MIN_RUNS such runs, or a constant column among them, has no coefficient (an empty cell, 'n/a').
 One figure per dataset."""
 
+import functools
+
 import numpy as np
 
 from dlbench.aggregate import metric_columns
-from dlbench.report.figure_files import figure_title, plt, save_figure
+from dlbench.report.figure_files import figure_title, plt, save_planned
 from dlbench.report.figures.metric_columns import parse, score_columns
 from dlbench.report.figures.settings import datasets, figure_name, finished_runs
 
@@ -49,15 +51,20 @@ def plot_correlations(matrix, dataset, study=None, num_runs=None):
     return fig
 
 
-def draw_figures(results, board, folder, study=None):
-    """A heatmap per dataset whose finished runs allow one: {name: [png, pdf]}."""
+def planned(results, board):
+    """A heatmap per dataset whose finished runs allow one: {name: a function of the study drawing it}."""
     del board  # ranks need every run's value, which only results holds
-    written = {}
+    figures = {}
     done = finished_runs(results)
     for dataset in datasets(results):
         matrix = correlation_data(results, dataset)
         if matrix is not None:
             num_runs = int((done["dataset"] == dataset).sum())
-            name = figure_name("correlations", dataset)
-            written[name] = save_figure(plot_correlations(matrix, dataset, study, num_runs), folder, name)
-    return written
+            figures[figure_name("correlations", dataset)] = functools.partial(plot_correlations, matrix, dataset,
+                                                                              num_runs=num_runs)
+    return figures
+
+
+def draw_figures(results, board, folder, study=None):
+    """Draw every figure of planned(results, board) into folder: {name: [png, pdf]}."""
+    return save_planned(planned(results, board), folder, study)

@@ -3,12 +3,14 @@ metric, one violin per method and setting over its finished runs, with every run
 on it. A setting with fewer than two distinct values has no spread to draw: only its points are.
 One figure per dataset and headline metric."""
 
+import functools
+
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from dlbench.aggregate import metric_columns, setting_columns
 from dlbench.aggregate.columns import IDENTITY
-from dlbench.report.figure_files import figure_title, plt, save_figure
+from dlbench.report.figure_files import figure_title, plt, save_planned
 from dlbench.report.figures.metric_columns import headline_columns
 from dlbench.report.figures.settings import datasets, figure_name, finished_metric_runs, method_colours
 
@@ -48,14 +50,20 @@ def plot_distribution(data, metric, dataset, study=None):
     return fig
 
 
-def draw_figures(results, board, folder, study=None):
-    """A distribution figure per dataset and headline metric with finished runs: {name: [png, pdf]}."""
+def planned(results, board):
+    """A distribution figure per dataset and headline metric with finished runs: {name: a function
+    of the study drawing it}."""
     del board  # the spread needs every seed's value, which only results holds
-    written = {}
+    figures = {}
     for dataset in datasets(results):
         for metric in headline_columns(metric_columns(results)):
             data = distribution_data(results, dataset, metric.column)
             if not data.empty:
-                name = figure_name("distribution", dataset, metric.column)
-                written[name] = save_figure(plot_distribution(data, metric, dataset, study), folder, name)
-    return written
+                figures[figure_name("distribution", dataset, metric.column)] = functools.partial(
+                    plot_distribution, data, metric, dataset)
+    return figures
+
+
+def draw_figures(results, board, folder, study=None):
+    """Draw every figure of planned(results, board) into folder: {name: [png, pdf]}."""
+    return save_planned(planned(results, board), folder, study)

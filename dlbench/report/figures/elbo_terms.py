@@ -16,12 +16,13 @@ Settings that differ in anything besides beta are separate lines, named in the l
 line marks beta = 1, the plain VAE.
 """
 
+import functools
 import textwrap
 
 import pandas as pd
 
 from dlbench.aggregate import parse_metric_column, resolve_metric_column, summarise
-from dlbench.report.figure_files import figure_title, plt, save_figure
+from dlbench.report.figure_files import figure_title, plt, save_planned
 from dlbench.report.figures.metric_columns import parse
 from dlbench.report.figures.settings import (dataset_method_pairs, figure_name, finished_runs, setting_label,
                                              short_name, varying_settings)
@@ -130,15 +131,20 @@ def plot_elbo_terms(data, method, dataset, hyperparameter="beta", study=None):
     return fig
 
 
-def draw_figures(results, board, folder, study=None):
-    """A figure per dataset and method the data allows (see elbo_terms_data): {name: [png, pdf]}.
-    The points are computed from results (the objective is no column of the leaderboard)."""
+def planned(results, board):
+    """A figure per dataset and method the data allows (see elbo_terms_data): {name: a function of
+    the study drawing it}. The points are computed from results (the objective is no column of the
+    leaderboard)."""
     del board
-    written = {}
+    figures = {}
     for dataset, method, _ in dataset_method_pairs(results):
         data = elbo_terms_data(results, dataset, method)
         if data is not None and not data.empty:
-            name = figure_name("elbo_terms", dataset, method)
-            figure = plot_elbo_terms(data, method, dataset, short_name(KL_WEIGHTED[method]), study)
-            written[name] = save_figure(figure, folder, name)
-    return written
+            figures[figure_name("elbo_terms", dataset, method)] = functools.partial(
+                plot_elbo_terms, data, method, dataset, short_name(KL_WEIGHTED[method]))
+    return figures
+
+
+def draw_figures(results, board, folder, study=None):
+    """Draw every figure of planned(results, board) into folder: {name: [png, pdf]}."""
+    return save_planned(planned(results, board), folder, study)

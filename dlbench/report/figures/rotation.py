@@ -4,6 +4,7 @@ standard error, and MIG and the FactorVAE score of the rotated representation, r
 the identity. One figure per dataset and rotation protocol; a study without the metric gets none.
 """
 
+import functools
 import re
 import textwrap
 
@@ -11,7 +12,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from dlbench.aggregate import metric_columns, parse_metric_column
-from dlbench.report.figure_files import figure_title, plt, save_figure
+from dlbench.report.figure_files import figure_title, plt, save_planned
 from dlbench.report.figures.settings import datasets, figure_name, finished_metric_runs
 
 METRIC = "rotation"
@@ -85,14 +86,20 @@ def plot_rotation(data, dataset, study=None, protocol=""):
     return fig
 
 
-def draw_figures(results, board, folder, study=None):
-    """A figure per dataset and rotation protocol: {name: [png, pdf]} (empty without the metric)."""
+def planned(results, board):
+    """A figure per dataset and rotation protocol: {name: a function of the study drawing it}
+    (empty without the metric)."""
     del board  # one line per run: results holds them
-    written = {}
+    figures = {}
     for prefix, num_rotations in rotation_protocols(metric_columns(results)).items():
         for dataset in datasets(results):
             data = rotation_data(results, dataset, prefix, num_rotations)
             if data is not None:
-                name = figure_name("rotation", dataset, prefix)
-                written[name] = save_figure(plot_rotation(data, dataset, study, prefix[len(METRIC):]), folder, name)
-    return written
+                figures[figure_name("rotation", dataset, prefix)] = functools.partial(
+                    plot_rotation, data, dataset, protocol=prefix[len(METRIC):])
+    return figures
+
+
+def draw_figures(results, board, folder, study=None):
+    """Draw every figure of planned(results, board) into folder: {name: [png, pdf]}."""
+    return save_planned(planned(results, board), folder, study)

@@ -4,11 +4,12 @@ method. The strength is the numeric hyperparameter that varies among the method'
 one with the most values when several do); settings that differ in anything else besides are
 drawn as separate lines, each in one colour in every panel, named in one legend below the panels."""
 
+import functools
 import textwrap
 
 import pandas as pd
 
-from dlbench.report.figure_files import figure_title, plt, save_figure
+from dlbench.report.figure_files import figure_title, plt, save_planned
 from dlbench.report.figures.metric_columns import board_columns, headline_columns, parse
 from dlbench.report.figures.settings import (dataset_method_pairs, figure_name, method_colours, setting_label,
                                              short_name, strength_columns, varying_settings)
@@ -77,14 +78,19 @@ def plot_strength(data, method, dataset, study=None):
     return fig
 
 
-def draw_figures(results, board, folder, study=None):
+def planned(results, board):
     """A strength figure per dataset and method whose settings vary a numeric hyperparameter:
-    {name: [png, pdf]}. results is not needed: the points are the leaderboard's."""
+    {name: a function of the study drawing it}. results is not needed: the points are the
+    leaderboard's."""
     del results
-    written = {}
+    figures = {}
     for dataset, method, _ in dataset_method_pairs(board):
         data = strength_data(board, dataset, method)
         if data is not None and not data.empty:
-            name = figure_name("strength", dataset, method)
-            written[name] = save_figure(plot_strength(data, method, dataset, study), folder, name)
-    return written
+            figures[figure_name("strength", dataset, method)] = functools.partial(plot_strength, data, method, dataset)
+    return figures
+
+
+def draw_figures(results, board, folder, study=None):
+    """Draw every figure of planned(results, board) into folder: {name: [png, pdf]}."""
+    return save_planned(planned(results, board), folder, study)

@@ -2,9 +2,11 @@
 q(z) buy disentanglement? One point per finished run that has both, coloured by method. One figure
 per dataset and MIG column; a study that did not evaluate total_correlation gets none."""
 
+import functools
+
 from dlbench.aggregate import metric_columns, setting_columns
 from dlbench.aggregate.columns import IDENTITY
-from dlbench.report.figure_files import figure_title, plt, save_figure
+from dlbench.report.figure_files import figure_title, plt, save_planned
 from dlbench.report.figures.metric_columns import headline_columns
 from dlbench.report.figures.settings import datasets, figure_name, finished_metric_runs, label_scatter, method_colours
 
@@ -46,20 +48,24 @@ def plot_tc_vs_mig(data, mig, total_correlation, dataset, study=None):
     return fig
 
 
-def draw_figures(results, board, folder, study=None):
-    """A figure per dataset and MIG column where total correlation was computed: {name: [png, pdf]}
-    (empty for a study without total correlation)."""
+def planned(results, board):
+    """A figure per dataset and MIG column where total correlation was computed: {name: a function
+    of the study drawing it} (empty for a study without total correlation)."""
     del board  # one point per run: results holds them
-    written = {}
+    figures = {}
     found = tc_vs_mig_columns(metric_columns(results))
     if found is None:
-        return written
+        return figures
     migs, total_correlation = found
     for dataset in datasets(results):
         for mig in migs:
             data = tc_vs_mig_data(results, dataset, mig.column, total_correlation.column)
             if data is not None:
-                name = figure_name("tc_vs_mig", dataset, mig.column)
-                written[name] = save_figure(plot_tc_vs_mig(data, mig, total_correlation, dataset, study),
-                                            folder, name)
-    return written
+                figures[figure_name("tc_vs_mig", dataset, mig.column)] = functools.partial(
+                    plot_tc_vs_mig, data, mig, total_correlation, dataset)
+    return figures
+
+
+def draw_figures(results, board, folder, study=None):
+    """Draw every figure of planned(results, board) into folder: {name: [png, pdf]}."""
+    return save_planned(planned(results, board), folder, study)

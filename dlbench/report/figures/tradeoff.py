@@ -5,11 +5,13 @@ directions, each point labelled by its setting (beta=4). A method whose settings
 something that is not a number (its prior) is drawn as one series per value, each point labelled
 by what varies within its series. One figure per dataset and score column."""
 
+import functools
+
 import pandas as pd
 
 from dlbench.aggregate import setting_columns
 from dlbench.aggregate.columns import IDENTITY
-from dlbench.report.figure_files import figure_title, plt, save_figure
+from dlbench.report.figure_files import figure_title, plt, save_planned
 from dlbench.report.figures.metric_columns import board_columns, headline_columns, score_columns
 from dlbench.report.figures.settings import datasets, figure_name, label_scatter, label_series, method_colours
 
@@ -63,19 +65,25 @@ def plot_tradeoff(data, score, reconstruction, dataset, study=None):
     return fig
 
 
-def draw_figures(results, board, folder, study=None):
-    """Every tradeoff figure the board allows: {name: [png, pdf]}, empty when no reconstruction
-    log-likelihood was evaluated. results is not needed: the points are the leaderboard's."""
+def planned(results, board):
+    """Every tradeoff figure the board allows: {name: a function of the study drawing it}, empty
+    when no reconstruction log-likelihood was evaluated. results is not needed: the points are the
+    leaderboard's."""
     del results
     columns = board_columns(board)
     reconstruction = reconstruction_column(columns)
-    written = {}
+    figures = {}
     if reconstruction is None:
-        return written
+        return figures
     for dataset in datasets(board):
         for score in tradeoff_scores(columns):
             data = tradeoff_data(board, dataset, score.column, reconstruction.column)
             if not data.empty:
-                name = figure_name("tradeoff", dataset, score.column)
-                written[name] = save_figure(plot_tradeoff(data, score, reconstruction, dataset, study), folder, name)
-    return written
+                figures[figure_name("tradeoff", dataset, score.column)] = functools.partial(
+                    plot_tradeoff, data, score, reconstruction, dataset)
+    return figures
+
+
+def draw_figures(results, board, folder, study=None):
+    """Draw every figure of planned(results, board) into folder: {name: [png, pdf]}."""
+    return save_planned(planned(results, board), folder, study)
