@@ -477,6 +477,21 @@ def test_a_run_named_in_bytes_that_are_not_utf8_is_counted_and_named_with_escape
     assert [row["run_dir"] for row in read_csv(tmp_path / "picked" / "results.csv")] == [SHOWN]
 
 
+def test_a_lone_surrogate_escaped_in_a_runs_json_files_is_shown_with_escapes(tmp_path):
+    # json.dumps writes a path that is not UTF-8 as "\\udcff": read back, pyarrow had refused it in a traceback
+    root = tmp_path / "runs"
+    make_run(root / "s0", 0)
+    run = make_run(root / "s1", 1)
+    written = record(1)
+    written["dataset_options"] = {"path": NOT_UTF8}
+    (run / "run.json").write_text(json.dumps(written))
+    assert "\\udcff" in (run / "run.json").read_text()
+    results, _, _ = aggregate_ok(tmp_path, root)
+    row = next(row for row in results if row["run_dir"] == "s1")
+    assert SHOWN in row["dataset"]
+    assert float(row["mig.discrete_mig"]) == MIG[1]
+
+
 def test_a_run_whose_escaped_name_is_another_runs_name_is_left_out(tmp_path):
     root = tmp_path / "runs"
     make_run(root / SHOWN, 0)     # a folder really named with a backslash

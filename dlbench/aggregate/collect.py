@@ -141,6 +141,19 @@ def readable(text):
     return _SURROGATE.sub(_escaped, str(text))
 
 
+def readable_values(value):
+    """A JSON value with readable() applied to its every text and key: run.json may hold a lone
+    surrogate as an escape ("\\udcff": a path that is not UTF-8, as json.dumps writes it), which
+    had ended dlb_aggregate in pyarrow's traceback as a run's name did."""
+    if isinstance(value, str):
+        return readable(value)
+    if isinstance(value, dict):
+        return {readable(key): readable_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [readable_values(item) for item in value]
+    return value
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")  # what readable makes of a byte of a file name
 
@@ -273,7 +286,7 @@ def _read_record(run_dir):
     """run.json of run_dir, checked to hold what aggregation needs."""
     path = rundir.run_json_path(run_dir)
     try:
-        record = rundir.read_run(run_dir)
+        record = readable_values(rundir.read_run(run_dir))
     except (CorruptFile, OSError) as err:
         raise _LeftOut(_problem(err)) from None
     fix = rundir.retrain_fix(run_dir)
