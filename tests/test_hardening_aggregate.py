@@ -501,3 +501,29 @@ def test_a_run_whose_escaped_name_is_another_runs_name_is_left_out(tmp_path):
     [line] = [line for line in stdout if line.startswith("run left out: ")]
     assert line == (f"run left out: '{root}/{SHOWN}' has a name that is not UTF-8, and '{SHOWN}', as the tables "
                     f"would show it, names another folder under '{root}'; rename it")
+
+
+@pytest.mark.parametrize("command", ["dlb_aggregate", "dlb_report"])
+def test_a_folder_another_process_writes_a_report_into_is_refused(tmp_path, capsys, command):
+    # two dlb_reports into one --out had each listed only its own figures in drawn.json, and the
+    # other's were then kept for good as the user's
+    import socket
+    import time
+
+    from dlbench.cli import aggregate, report
+
+    root = tmp_path / "runs"
+    make_study(root)
+    out = tmp_path / "out"
+    out.mkdir()
+    other = os.getppid()  # a live process that is not this one
+    write_json(out / "claim.json", {"token": "t", "purpose": "reported", "host": socket.gethostname(), "pid": other,
+                                    "acquired": time.time(), "lease_seconds": 600})
+    main = {"dlb_aggregate": aggregate.main, "dlb_report": report.main}[command]
+    assert main([str(root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"'{out}' is being reported by process {other}" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["claim.json"]
+    (out / "claim.json").unlink()  # that process is done: the folder is free, and the claim goes with the command
+    assert main([str(root), "--out", str(out)]) == 0
+    assert not (out / "claim.json").exists() and (out / "results.csv").is_file()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dlbench import rundir
 from dlbench.aggregate import outputs
 from dlbench.aggregate.collect import check_runs_root, collect, read_study, readable
 from dlbench.aggregate.columns import (columns_of_metric, is_setting, metric_columns, metric_name, named_metric,
@@ -164,8 +165,10 @@ def aggregate_runs(runs_root, out_dir, rank_by=None, only=None):
     """Write the files of outputs.FILES for the runs under runs_root (those matching one of the
     --only patterns, if given) to out_dir; returns an Aggregation. Every input (the runs root, the
     output folder, rank_by, the patterns) is checked and every table built before the first file
-    is written."""
-    return write_aggregation(prepare_aggregation(runs_root, out_dir, rank_by, only), out_dir)
+    is written. One aggregation at a time writes into a folder (another is told who holds it)."""
+    aggregation = prepare_aggregation(runs_root, out_dir, rank_by, only)
+    with rundir.hold_run(out_dir, "aggregated"):
+        return write_aggregation(aggregation, out_dir)
 
 
 def prepare_aggregation(runs_root, out_dir, rank_by=None, only=None):

@@ -76,6 +76,13 @@ def build_report(runs_root, out_dir, rank_by=None, log=print, only=None):
     log receives a line per stage and per problem."""
     runs_root, out_dir = Path(runs_root), Path(out_dir)
     check_report_paths(runs_root, out_dir)
+    # one report at a time into a folder: two at once had each listed only its own figures in
+    # drawn.json, and the other's were then kept for good as the user's
+    with rundir.hold_run(out_dir, "reported"):
+        return _build_report(runs_root, out_dir, rank_by, log, only)
+
+
+def _build_report(runs_root, out_dir, rank_by, log, only):
     from dlbench.report.figures import planned_figures, study_figures
 
     aggregation = prepare_aggregation(runs_root, out_dir, rank_by, only)
