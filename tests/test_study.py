@@ -603,7 +603,7 @@ def test_a_done_run_missing_its_training_results_or_weights_is_failed_and_traine
     assert run_state(study, spec, tmp_path / "runs") == ("done", None)
 
 
-@pytest.mark.parametrize("status", [5, "finished", None])
+@pytest.mark.parametrize("status", [5, "finished", None, "left out"])
 def test_a_status_no_dlbench_writes_makes_run_json_damaged(trained_run, tmp_path, status):
     # --status had called it interrupted, dlb_aggregate unfinished, and the study trained the
     # finished run again from step 0
@@ -614,10 +614,12 @@ def test_a_status_no_dlbench_writes_makes_run_json_damaged(trained_run, tmp_path
     study, spec, unit = study_of_the_trained_run(trained_run, tmp_path)
     assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
     path = rundir.run_json_path(unit.run_dir)
-    path.write_text(json.dumps({**json.loads(path.read_text()), "status": status}))
+    record = {key: value for key, value in json.loads(path.read_text()).items() if key != "status"}
+    path.write_text(json.dumps(record if status == "left out" else {**record, "status": status}))
     state, reason = run_state(study, spec, tmp_path / "runs")
-    assert state == "failed" and reason.startswith(f"'{path}' is unreadable (its status is {status!r}, not one of "
-                                                   "running, interrupted, done, failed)"), (state, reason)
+    said = "it has no status" if status == "left out" else (f"its status is {status!r}, not one of running, "
+                                                             f"interrupted, done, failed")
+    assert state == "failed" and reason.startswith(f"'{path}' is unreadable ({said})"), (state, reason)
     assert recorded_status(unit.run_dir) == "failed"  # what --retry_failed trains again
 
 

@@ -37,14 +37,16 @@ def retrain_fix(run_dir):
 
 
 def read_run(run_dir):
-    """run.json; a CorruptFile when it cannot be read or records a status no dlbench writes (the
-    study had taken such a finished run for an interrupted one, and trained it again from 0)."""
+    """run.json; a CorruptFile when it cannot be read or records no status or one no dlbench writes
+    (the study had taken such a finished run for an interrupted one, and trained it again from 0)."""
     path, fix = run_json_path(run_dir), f"{retrain_fix(run_dir)} (its other files cannot be trusted without it)"
     record = read_json(path, fix=fix)
-    if "status" in record and record["status"] not in Status.ALL:
+    if record.get("status") not in Status.ALL:  # dlb_train writes it first of all: without it, it was damaged
         from dlbench.errors import CorruptFile
 
-        raise CorruptFile(path, f"its status is {record['status']!r}, not one of {', '.join(Status.ALL)}", fix)
+        problem = (f"its status is {record['status']!r}, not one of {', '.join(Status.ALL)}" if "status" in record
+                   else "it has no status")
+        raise CorruptFile(path, problem, fix)
     return record
 
 
