@@ -64,3 +64,14 @@ def test_evaluating_without_the_file_is_one_line_and_writes_no_result(trained_ru
     code = evaluate.main([str(trained_run), "--metrics", "mig", "--device", "cpu"])
     assert_user_error(capsys, code, str(root / MISSING["shapes3d"]), "not found")
     assert not (trained_run / "metrics" / "mean" / "mig").exists()
+
+
+def test_a_run_json_naming_a_dataset_this_dlbench_lacks_says_it_is_the_runs(trained_run, capsys):
+    # 'unknown dataset' had read as a mistyped --dataset, though the command names none
+    record = json.loads((trained_run / "run.json").read_text())
+    (trained_run / "run.json").write_text(json.dumps({**record, "dataset": "foo"}))
+    shutil.rmtree(trained_run / "metrics", ignore_errors=True)
+    code = evaluate.main([str(trained_run), "--metrics", "mig", "--device", "cpu"])
+    assert_user_error(capsys, code, "the run's dataset 'foo' (its run.json) is none of this dlbench's: ",
+                      "use the dlbench version that trained it, or mend run.json")
+    assert not (trained_run / "metrics" / "mean" / "mig").exists()

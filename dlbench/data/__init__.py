@@ -133,6 +133,9 @@ def dataset_from_record(record, error=OtherDataFound):
     generator would otherwise evaluate a model on data it never saw). Data of another shape than
     the one recorded is an `error` (check_dataset_shape)."""
     name = record["dataset"]
+    if name not in available_datasets():  # a config's name is checked before: this is a run.json's
+        raise UserError(f"the run's dataset {name!r} (its run.json) is none of this dlbench's: "
+                        f"{', '.join(available_datasets())}; use the dlbench version that trained it, or mend run.json")
     options = checked_dataset_options(name, record.get("dataset_options", {}))
     key = (name, json.dumps(options, sort_keys=True), str(data_root()))
     if _KEPT is not None and key in _KEPT:
