@@ -18,8 +18,8 @@ from dlbench import checks, metrics, rundir
 from dlbench.errors import CorruptFile, Interrupted, UserError
 from dlbench.encode_once import ONCE, PER_DRAW, encoded, observations_are_grid_images, worth_encoding_once
 from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
-from dlbench.postprocess import (check_mode, encode_batch_size, load_representation, metrics_representation_fn,
-                                 postprocess)
+from dlbench.postprocess import (SAMPLED_NOISE, check_mode, encode_batch_size, load_representation,
+                                 metrics_representation_fn, postprocess)
 from dlbench.signals import stop_asked
 from dlbench.train import load_trained_model
 from dlbench.train.device import out_of_memory_said, tf32
@@ -133,7 +133,10 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     if not overwrite:
         for name in metric_names:
             stored = reusable_result(run_dir, result_mode(name, mode), name, params.get(name, {}), seed, log)
-            if stored is not None:
+            if stored is not None and result_mode(name, mode) == "sampled" and stored.get("noise") != SAMPLED_NOISE:
+                log(f"{run_dir}: the stored sampled result of {protocol_name(name, params.get(name, {}), seed)} drew "
+                    f"its noise call by call, which made it depend on the batch size; computing it again")
+            elif stored is not None:
                 results[name] = stored
     todo = [m for m in metric_names if m not in results]
     if results:  # said, as for a --representation: a run evaluated already had printed nothing at all
@@ -161,6 +164,8 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
                                                                   mode == "mean", model.params, log, str(run_dir),
                                                                   encode_once), start=1):
                 result["mode"] = result_mode(name, mode)
+                if result["mode"] == "sampled":
+                    result["noise"] = SAMPLED_NOISE
                 rundir.write_json(metric_result_path(run_dir, result["mode"], name, params.get(name, {}), seed),
                                   result)
                 results[name] = result

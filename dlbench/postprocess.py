@@ -127,6 +127,9 @@ def numpy_representation_fn(module, device, batch_size=None):
 
 # observations per block of the sampled representation's noise (SampledCodes): one generator per block
 NOISE_BLOCK = 1024
+# what a sampled result records of its noise: one stored without it drew it call by call, and its
+# value depended on the metric's batch_size, so it is computed again rather than reused
+SAMPLED_NOISE = f"per observation from the seed, in blocks of {NOISE_BLOCK}"
 
 
 class SampledCodes:

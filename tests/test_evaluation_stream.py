@@ -86,6 +86,30 @@ def test_a_sampled_result_does_not_depend_on_the_batch_size_that_chunks_the_enco
     assert evaluated("sampled", 7)["mig"]["discrete_mig"] != evaluated("mean", 7)["mig"]["discrete_mig"]
 
 
+def test_a_sampled_result_stored_before_its_noise_was_drawn_per_observation_is_computed_again(trained_run):
+    import json
+
+    from dlbench.evaluation import metric_result_path
+
+    params = {"mig": {"num_train": 300}}
+    first = evaluate_run(trained_run, ["mig"], "sampled", params=params, log=lambda *a: None)["mig"]
+    assert first["noise"] == "per observation from the seed, in blocks of 1024"
+    lines = []
+    assert evaluate_run(trained_run, ["mig"], "sampled", params=params, log=lines.append)["mig"] == first
+    assert lines and "kept the stored results of mig[num_train=300]" in lines[0]
+    path = metric_result_path(trained_run, "sampled", "mig", params["mig"])
+    older = {key: value for key, value in first.items() if key != "noise"}
+    path.write_text(json.dumps({**older, "discrete_mig": 0.123}))  # as one written before the noise was recorded
+    lines.clear()
+    again = evaluate_run(trained_run, ["mig"], "sampled", params=params, log=lines.append)["mig"]
+    assert again["discrete_mig"] == first["discrete_mig"] and json.loads(path.read_text())["noise"]
+    assert lines[0] == (f"{trained_run}: the stored sampled result of mig[num_train=300] drew its noise call by call, "
+                        f"which made it depend on the batch size; computing it again")
+    # the mean representation has no noise: its results are reused as before
+    evaluate_run(trained_run, ["mig"], "mean", params=params, log=lambda *a: None)
+    assert "noise" not in json.loads(metric_result_path(trained_run, "mean", "mig", params["mig"]).read_text())
+
+
 def test_sampled_codes_are_draws_from_the_encoders_gaussian_that_depend_on_the_seed_and_place_alone(trained_run):
     import dlbench.data
     from dlbench import rundir
