@@ -527,3 +527,18 @@ def test_a_folder_another_process_writes_a_report_into_is_refused(tmp_path, caps
     (out / "claim.json").unlink()  # that process is done: the folder is free, and the claim goes with the command
     assert main([str(root), "--out", str(out)]) == 0
     assert not (out / "claim.json").exists() and (out / "results.csv").is_file()
+
+
+@pytest.mark.parametrize("command", ["dlb_aggregate", "dlb_report"])
+def test_the_runs_root_itself_as_out_is_refused(tmp_path, capsys, command):
+    # the six tables had been written among the runs, beside study.json
+    from dlbench.cli import aggregate, report
+
+    root = tmp_path / "runs"
+    make_study(root)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    main = {"dlb_aggregate": aggregate.main, "dlb_report": report.main}[command]
+    assert main([str(root), "--out", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out '{root}' is the runs root itself; choose a folder of its own" in err, err
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before

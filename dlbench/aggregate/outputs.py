@@ -21,11 +21,15 @@ from dlbench.selection import picked
 FILES = ("results.csv", "results.parquet", "leaderboard.csv", "best.csv", "representatives.csv", "report.json")
 
 
-def check_output_folder(out_dir):
+def check_output_folder(out_dir, runs_root=None):
     """Refuse an output folder that cannot be written, before any work: an existing file, a path
-    under a file, or a place where no folder can be made (read-only, no permission, /proc); and
-    one in a run directory, whose files are its stages' (a report there would go with the run)."""
+    under a file, or a place where no folder can be made (read-only, no permission, /proc); one in
+    a run directory, whose files are its stages' (a report there would go with the run); and the
+    runs root itself, where the tables would lie among the runs and beside a study's study.json."""
     out_dir = Path(out_dir)
+    if runs_root is not None and out_dir.absolute() == Path(runs_root).absolute():
+        raise UserError(f"--out '{out_dir}' is the runs root itself; choose a folder of its own for the tables, "
+                        f"e.g. --out {Path(runs_root).absolute().parent / 'report'}")
     run = rundir.enclosing_run(out_dir)
     if run is not None:
         raise UserError(f"--out '{out_dir}' is inside the run directory '{run}', whose files are its stages'; "

@@ -177,7 +177,7 @@ def prepare_aggregation(runs_root, out_dir, rank_by=None, only=None):
     before anything is written)."""
     out_dir = Path(out_dir)
     check_runs_root(runs_root)
-    check_output_folder(out_dir)
+    check_output_folder(out_dir, runs_root)
     outputs.check_parquet_writer()
     collection = collect(runs_root, only)
     study, study_note = read_study(runs_root)

@@ -196,7 +196,7 @@ def check_report_paths(runs_root, out_dir):
     """The aggregation's checks (runs root, then output folder) and the report's own: its figures
     folder must not be a file, nor index.html a folder."""
     check_runs_root(runs_root)
-    check_output_folder(out_dir)
+    check_output_folder(out_dir, runs_root)
     figures_dir, index = out_dir / FIGURES, out_dir / page.INDEX
     if figures_dir.exists() and not figures_dir.is_dir():
         raise UserError(f"'{figures_dir}' is a file, where the report puts its figures folder; "
