@@ -335,7 +335,7 @@ def _open_bracket(text):
                 opened.append(token)
             elif token.exact_type in (tokenize.RPAR, tokenize.RSQB, tokenize.RBRACE) and opened:
                 opened.pop()
-    except tokenize.TokenError:
+    except tokenize.TokenError:  # the text ends inside a bracket: the ones opened so far are the answer
         pass
     return opened[0] if opened else None
 
