@@ -336,6 +336,33 @@ def test_a_study_changed_since_its_runs_trained_is_refused_and_they_are_left_alo
     assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()} == files
 
 
+def test_a_study_that_starts_sweeping_a_default_keeps_the_run_it_has(tiny_dsprites, tmp_path):
+    # beta_vae/seed=0 (at the default beta 4.0) had been trained again as beta_vae/beta=4/seed=0
+    study, runs = tmp_path / "s.gin", tmp_path / "runs"
+    write_study(study, "{'train.seed': [0]}")
+    assert run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress",
+                       data_root=tiny_dsprites).returncode == 0
+    kept = runs / "beta_vae" / "seed=0"
+    weights = {p: p.read_bytes() for p in (kept / "model").rglob("*") if p.is_file()}
+    write_study(study, "{'beta_vae.beta': [4, 8.0]}")  # a whole 4: the same number as the default 4.0
+    said = "1 of its runs keep the names an earlier version of the study gave them"
+    status = run_in_process("dlb_study", study, "--runs_root", runs, "--status", data_root=tiny_dsprites)
+    assert "2 runs: 1 done, 1 not started" in status.stdout and said in status.stdout, status.stdout + status.stderr
+    dry = run_in_process("dlb_study", study, "--runs_root", runs, "--dry_run", data_root=tiny_dsprites)
+    assert f"{kept}: dlb_train" in dry.stdout and "beta=4/seed=0: " not in dry.stdout, dry.stdout
+    grown = run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress",
+                        data_root=tiny_dsprites)
+    assert grown.returncode == 0 and "2 runs finished" in grown.stdout, grown.stdout + grown.stderr
+    assert not (runs / "beta_vae" / "beta=4").exists() and (runs / "beta_vae" / "beta=8.0" / "seed=0").is_dir()
+    assert {p: p.read_bytes() for p in (kept / "model").rglob("*") if p.is_file()} == weights
+    recorded = [run["name"] for run in json.loads((runs / "study.json").read_text())["runs"]]
+    assert recorded == ["beta_vae/seed=0", "beta_vae/beta=8.0/seed=0"]
+    # a run of another config is not taken for one of the study's (steps differ: it is trained anew)
+    write_study(study, "{'beta_vae.beta': [4.0], 'train.seed': [1]}")
+    status = run_in_process("dlb_study", study, "--runs_root", runs, "--status", data_root=tiny_dsprites)
+    assert "1 run: 1 not started" in status.stdout and said not in status.stdout, status.stdout + status.stderr
+
+
 def test_a_unit_does_not_mark_failed_a_run_of_another_config(trained_run):
     from dlbench.study.unit import FAILED, Unit, run_unit
 

@@ -81,7 +81,7 @@ def _body(argv):
     if args.executor == "slurm" and args.workers is not None:
         parser.error("--workers is for --executor local; Slurm runs one job per run (see --array_parallelism)")
 
-    from dlbench.study import check_runs_root, load_study, only, shard
+    from dlbench.study import check_runs_root, keep_earlier_names, load_study, only, shard
     from dlbench.study.stacks import stack_size
     from dlbench.train.device import check_device_name
 
@@ -89,11 +89,12 @@ def _body(argv):
     check_device_name(args.device)
     stack_size(args.stack, args.device)
     study = load_study(args.study)  # every run resolved and checked, every metric too
-    runs = only(study.runs, args.only)
-    runs = shard(runs, args.shard) if args.shard else runs
     runs_root = Path(args.runs_root) if args.runs_root else Path("runs") / study.name
     if runs_root.exists() and not runs_root.is_dir():
         raise UserError(f"--runs_root '{runs_root}' is a file, not a folder; choose a folder for the run directories")
+    keep_earlier_names(study, runs_root)  # before --only and --shard, which select by name
+    runs = only(study.runs, args.only)
+    runs = shard(runs, args.shard) if args.shard else runs
     check_runs_root(study, runs, runs_root)
     if args.status:
         if not runs_root.exists():  # a mistyped root had read as a study not started

@@ -12,6 +12,7 @@ lists them, so a run's history shows that no two processes trained it at once.
 """
 
 import enum
+import json
 import os
 import shutil
 import socket
@@ -149,6 +150,22 @@ def config_differences(record, identity):
         keys.remove("seed")
     shown = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3]]
     return shown + ([f"and {len(keys) - 3} more"] if len(keys) > 3 else [])
+
+
+def identity_key(record):
+    """A text equal for two records (or identities) exactly where config_differences finds none:
+    whole numbers as floats (a sweep's beta 4 is the default's 4.0) and tuples as lists."""
+    return json.dumps(_as_floats(_comparable(record)), sort_keys=True, default=str)
+
+
+def _as_floats(value):
+    if isinstance(value, bool) or not isinstance(value, (int, dict, list, tuple)):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _as_floats(item) for key, item in value.items()}
+    return [_as_floats(item) for item in value]
 
 
 def new_session(from_step, stacked=False, cpu_threads=None):

@@ -377,6 +377,57 @@ def check_runs_root(study, runs, runs_root):
                         f"changed study another --runs_root, or restore the file")
 
 
+def keep_earlier_names(study, runs_root, log=print):
+    """Name each run of the study that has no directory of its own under runs_root, but was trained
+    there under the name an earlier version of the study gave it, by that name. A setting left at
+    its default and swept since names its default run anew (beta_vae/seed=0 becomes
+    beta_vae/beta=4.0/seed=0), and the grown study had trained that run a second time."""
+    if not Path(runs_root).is_dir() or _check_held_study(study, runs_root) is None:
+        return  # an earlier version of this study recorded its runs in its study.json
+    names = {spec.name for spec in study.runs}
+    unseen = [name for name in names if not rundir.is_run(rundir.study_run_dir(runs_root, name))]
+    earlier = _earlier_runs(runs_root, names) if unseen else {}
+    renamed = {}
+    for spec in study.runs:
+        found = earlier.pop(rundir.identity_key(study.identities[spec.name]), None) if spec.name in unseen else None
+        if found:
+            renamed[spec.name] = found
+    if not renamed:
+        return
+    study.runs = [dataclasses.replace(spec, name=renamed.get(spec.name, spec.name)) for spec in study.runs]
+    study.identities = {renamed.get(name, name): identity for name, identity in study.identities.items()}
+    study.unread = {renamed.get(name, name): unread for name, unread in study.unread.items()}
+    new, old = next(iter(renamed.items()))
+    log(f"study {study.name}: {len(renamed)} of its runs keep the names an earlier version of the study gave them "
+        f"in '{runs_root}' (e.g. {old} for {new}), and are not trained again")
+
+
+def _earlier_runs(runs_root, names):
+    """{identity key: name} of the runs under runs_root not named in `names` (the first by name of
+    those that are one run twice), whose run.json records their config."""
+    earlier = {}
+    for run_dir in _runs_below(runs_root):
+        name = run_dir.relative_to(runs_root).as_posix()
+        if name in names:
+            continue
+        try:
+            record = rundir.read_run(run_dir)
+        except UserError:
+            continue  # a damaged run cannot be matched; it is left where it is
+        if rundir.records_config(record):
+            earlier.setdefault(rundir.identity_key(record), name)
+    return earlier
+
+
+def _runs_below(runs_root):
+    """The run directories under runs_root, sorted by path; what lies inside a run is not searched."""
+    for folder, subfolders, files in os.walk(runs_root):
+        subfolders.sort()
+        if folder != str(runs_root) and rundir.RUN_JSON in files:
+            subfolders[:] = []
+            yield Path(folder)
+
+
 def _study_held_below(runs_root):
     """The first folder under runs_root (not itself) that holds a study.json, or None. Runs are not
     searched: a study's file never lies in one, and a large study's runs hold most of the tree."""
