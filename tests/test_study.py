@@ -353,6 +353,7 @@ def test_a_study_that_starts_sweeping_a_default_keeps_the_run_it_has(tiny_dsprit
     grown = run_command("dlb_study", study, "--runs_root", runs, "--device", "cpu", "--no_progress",
                         data_root=tiny_dsprites)
     assert grown.returncode == 0 and "2 runs finished" in grown.stdout, grown.stdout + grown.stderr
+    assert "already finished" not in grown.stdout + grown.stderr  # dlb_train's advice, once for each run kept
     assert not (runs / "beta_vae" / "beta=4").exists() and (runs / "beta_vae" / "beta=8.0" / "seed=0").is_dir()
     assert {p: p.read_bytes() for p in (kept / "model").rglob("*") if p.is_file()} == weights
     recorded = [run["name"] for run in json.loads((runs / "study.json").read_text())["runs"]]
@@ -705,6 +706,11 @@ def test_retry_failed_trains_again_the_failed_runs_and_those_whose_run_json_is_d
 
     again = run_in_process("dlb_study", *args)
     assert again.returncode == 1 and "0 runs finished, 2 failed" in again.stdout, again.stdout  # left alone
+    # the study's way to train them again, said once (dlb_train's --overwrite had been advised run by run)
+    assert "this command with --retry_failed trains again from step 0 the 2 runs whose training failed" in again.stdout
+    assert "left alone" not in again.stdout + again.stderr, again.stdout
+    status = run_in_process("dlb_study", study, "--runs_root", runs, "--status")
+    assert "the study's command with --retry_failed trains again from step 0 the 2 runs" in status.stdout
     assert rundir.read_run(failed) == marked and rundir.run_json_path(damaged).read_text() == "{not json"
 
     retried = run_in_process("dlb_study", *args, "--retry_failed")

@@ -179,7 +179,22 @@ def _run(args, study, runs, runs_root):
           + (f", {len(held) - len(elsewhere)} held by other processes, still running there"
              if len(held) > len(elsewhere) else ""))
     _print_why(study, specs, runs_root, failed, [name for name in held if name not in elsewhere])
+    if not args.retry_failed:  # retried already, they failed again: the same again would too
+        _print_retry_advice(runs_root, failed, "this command")
     return 0 if finished == len(statuses) else 1
+
+
+def _print_retry_advice(runs_root, failed, command):
+    """The study's way to train its failed runs again, once (the runs' own reasons may name
+    dlb_train's --overwrite, which is for a run alone), for those whose training failed or whose
+    trained files are damaged; a failed evaluation is tried again by the same command as it is."""
+    from dlbench import rundir
+    from dlbench.study.unit import recorded_status
+
+    again = [name for name in failed if recorded_status(rundir.study_run_dir(runs_root, name)) == rundir.Status.FAILED]
+    if again:
+        print(f"  {command} with --retry_failed trains again from step 0 the {len(again)} "
+              f"run{'s' if len(again) > 1 else ''} whose training failed")
 
 
 def _print_why(study, specs, runs_root, failed, held):
@@ -253,6 +268,7 @@ def _print_status(study, runs, runs_root):
           + ", ".join(f"{len(names)} {state}" for state, names in sorted(states.items())))
     for name, reason in states.get(FAILED, []):
         print(f"  failed: {name}: {reason}")
+    _print_retry_advice(runs_root, [name for name, _ in states.get(FAILED, [])], "the study's command")
     for name, reason in states.get(REEVALUATE, []):
         print(f"  to evaluate again: {name}: {reason}")
     return 0 if len(states.get(DONE, [])) == len(runs) else 1

@@ -60,7 +60,8 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
     try:
         with rundir.hold_run(unit.run_dir, "trained"):
             overwrite = retry_failed and recorded_status(unit.run_dir) == rundir.Status.FAILED
-            _, status = train_from_gin(unit.gin_files, unit.gin_params, unit.run_dir, device, overwrite, progress)
+            _, status = train_from_gin(unit.gin_files, unit.gin_params, unit.run_dir, device, overwrite, progress,
+                                       in_study=True)
             if status == rundir.Status.FAILED:
                 return FAILED
             return evaluate_unit(unit, device, log)

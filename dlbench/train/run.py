@@ -29,16 +29,17 @@ SKIPPED = "skipped"  # what train_run answers for a run it left alone (never a s
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=True, log=print):
+def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=True, log=print, in_study=False):
     """Train spec into run_dir and return the final status (Status.DONE, Status.FAILED or SKIPPED).
     The run directory is held (rundir.hold_run) throughout: a second writer gets RunHeld. A
     signal (SIGINT, SIGTERM, SIGHUP) ends the current step, writes a checkpoint, marks the run
-    interrupted and raises Interrupted."""
+    interrupted and raises Interrupted. in_study: a study's run, left alone without a word (see
+    left_alone)."""
     run_dir = Path(run_dir)
     with StopOnSignals() as stop, rundir.hold_run(run_dir, "trained") as claim, out_of_memory_said(run_dir):
         action = rundir.prepare(run_dir, spec.identity(), overwrite)
         if action is Prepare.SKIP:
-            return left_alone(run_dir, log)
+            return left_alone(run_dir, log, in_study)
         data = data_of(run_dir, spec, action, progress)  # a bad dataset stops us before anything is removed
         trainer = start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log,
                                  stacked=False)
@@ -63,13 +64,17 @@ def cpu_threads(device):
     return torch.get_num_threads() if torch.device(device).type == "cpu" else None
 
 
-def left_alone(run_dir, log):
-    """SKIPPED for a run that finished, Status.FAILED (with its reason) for one that failed."""
+def left_alone(run_dir, log, in_study=False):
+    """SKIPPED for a run that finished, Status.FAILED (with its reason) for one that failed. A
+    study's run is left alone without a word: the study counts it, and says how to train its failed
+    runs again (--retry_failed), where dlb_train's advice had been printed for each of 1,280 runs."""
     record = rundir.read_run(run_dir)
-    if record.get("status") == Status.FAILED:
+    failed = record.get("status") == Status.FAILED
+    if in_study:
+        return Status.FAILED if failed else SKIPPED
+    if failed:
         log(f"{run_dir}: the run failed ({record.get('error')}); left alone: --overwrite trains it again from step 0")
         return Status.FAILED
-    # the command that trains it again, not a flag: a study, which also says this, has no --overwrite
     log(f"{run_dir}: training already finished; left alone (`dlb_train --run_dir {run_dir} --overwrite` trains it "
         f"again from step 0)")
     return SKIPPED
@@ -401,7 +406,7 @@ def load_trained_model(run_dir, device="cpu"):
 
 
 def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", overwrite=False, progress=True,
-                   note_unused=False):
+                   note_unused=False, in_study=False):
     """Parse the config, check it, and train; returns (run_dir, status). With neither gin files
     nor bindings, an existing run_dir is trained on with its own config (model/config.gin).
     note_unused: say on stderr which of gin_params the run does not use (a study's runs share
@@ -435,7 +440,7 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     device = resolve_device(device)
     run_dir = Path(run_dir) if run_dir else rundir.default_run_dir(spec.identity())
     try:
-        return run_dir, train_run(run_dir, spec, device, operative_config(), overwrite, progress)
+        return run_dir, train_run(run_dir, spec, device, operative_config(), overwrite, progress, in_study=in_study)
     except rundir.ConfigMismatch as err:
         if not own or isinstance(err, (OtherDevice, OtherData)):
             raise

@@ -47,7 +47,7 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
                     statuses[run_dir] = Status.FAILED
                     continue
                 if action is Prepare.SKIP:
-                    statuses[run_dir] = left_alone(run_dir, log)
+                    statuses[run_dir] = left_alone(run_dir, log, in_study=True)  # stacks are a study's
                 else:
                     members.append((run_dir, spec, text, action))
         if not members:
