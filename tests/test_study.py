@@ -263,7 +263,10 @@ def test_status_and_study_json_and_another_study_in_the_same_root(tiny_dsprites,
     other = write_study(tmp_path / "other.gin", "{'beta_vae.beta': [2.0]}")
     before = tree(runs)
     result = run_in_process("dlb_study", other, "--runs_root", runs, "--device", "cpu", data_root=tiny_dsprites)
-    assert_one_line_error(result, "holds the study 's', not 'other'")
+    # a file of another name that includes s.gin to grow it is another study, its name the file's
+    assert_one_line_error(result, "holds the study 's', not 'other' (a study is named after its file, other.gin); "
+                                  "give another --runs_root, or, to grow 's', write the grown study into a file "
+                                  "named s.gin")
     assert tree(runs) == before
     for mode in ("--dry_run", "--status"):  # a command that passes its dry run runs
         assert_one_line_error(run_in_process("dlb_study", other, "--runs_root", runs, mode, data_root=tiny_dsprites),
@@ -737,7 +740,8 @@ def test_a_pools_summary_says_why_runs_failed_and_who_holds_the_others(tiny_dspr
                          data_root=tiny_dsprites)
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[-3].startswith("study s: 0 runs finished, 1 failed (beta_vae/beta=1.0/seed=0), 1 held"), lines
-    assert lines[-2].startswith(f"  failed: beta_vae/beta=1.0/seed=0: '{damaged / 'run.json'}' is unreadable "
+    assert lines[-4].startswith("study s: 0 runs finished, 1 failed (beta_vae/beta=1.0/seed=0), 1 held"), lines
+    assert lines[-3].startswith(f"  failed: beta_vae/beta=1.0/seed=0: '{damaged / 'run.json'}' is unreadable "
                                 "(it records no run's config"), lines
-    assert lines[-1].startswith(f"  held: beta_vae/beta=8.0/seed=0: '{held}' holds an unreadable claim.json"), lines
+    assert lines[-2].startswith(f"  held: beta_vae/beta=8.0/seed=0: '{held}' holds an unreadable claim.json"), lines
+    assert lines[-1] == "  this command with --retry_failed trains again from step 0 the 1 run whose training failed"

@@ -459,7 +459,10 @@ def _check_held_study(study, runs_root):
     if not isinstance(held, str):
         raise CorruptFile(path, "it names no study", fix)
     if held != study.name:
-        raise UserError(f"'{runs_root}' holds the study {held!r}, not {study.name!r}; give another --runs_root")
+        # a file that includes the held study to grow it is still another study: its name is its file's
+        raise UserError(f"'{runs_root}' holds the study {held!r}, not {study.name!r} (a study is named after its "
+                        f"file, {Path(study.file).name}); give another --runs_root, or, to grow {held!r}, write the "
+                        f"grown study into a file named {held}.gin")
     return record
 
 
