@@ -125,3 +125,24 @@ def test_a_setting_without_both_values_has_no_row(tmp_path):
     rows = representatives_of(tmp_path, [("a", 0.5, None, {}), ("b", None, -3.0, {"hyperparameters": {"beta": 2.0}})])
     assert rows.empty
     assert list(rows.columns[:2]) == ["dataset", "method"] and "distance" in rows.columns
+
+
+@pytest.mark.parametrize("with_study", [True, False])
+def test_a_study_that_changed_its_mig_protocol_is_represented_and_ranked_by_the_new_one(tmp_path, with_study):
+    # the runs keep their results of the default protocol, evaluated before the study set mig's
+    # num_train: representatives and best.csv had followed those, the default being preferred
+    from tests.fake_runs import write_json, write_metric
+
+    root = tmp_path / "runs"
+    for name, seed, old, new in (("a", 0, 0.9, 0.1), ("b", 1, 0.1, 0.9)):
+        run = make_run(root / name, seed, mig=old, recon_ll=-100.0)
+        write_metric(run, "mig[num_train=500]", {"discrete_mig": new}, num_train=500, num_bins=20)
+    if with_study:
+        write_json(root / "study.json", {"name": "s", "file": "s.gin", "metrics": ["mig", "recon_ll"],
+                                         "metric_params": {"mig": {"num_train": 500}}, "runs": []})
+    aggregation = aggregate_runs(root, tmp_path / "report")
+    [row] = pd.read_csv(tmp_path / "report" / "representatives.csv").to_dict("records")
+    # two runs are equally far from their mean: the one of higher MIG, in the column chosen, is taken
+    column = "mig[num_train=500].discrete_mig" if with_study else "mig.discrete_mig"
+    assert (row["mig_column"], row["run_dir"], row["mig"]) == (column, "b" if with_study else "a", 0.9)
+    assert aggregation.report["rank_by"] == column

@@ -111,6 +111,25 @@ def resolve_metric_column(results, name):
     return max(candidates, key=lambda c: results[c].notna().sum())  # max keeps the first of equals
 
 
+def study_protocol(study, metric):
+    """`metric` with the tag of the protocol the study (a runs root's study.json, or None) evaluates
+    it with ('mig[num_train=1000]'), or None where the study gives it no parameters."""
+    params = ((study or {}).get("metric_params") or {}).get(metric)
+    if not isinstance(params, dict) or not params:
+        return None
+    from dlbench.evaluation import protocol_name
+
+    return protocol_name(metric, params, 0)
+
+
+def study_metric_column(results, study, metric):
+    """resolve_metric_column's column of `metric`, but in the protocol the study evaluates it with
+    where some run has that: a study whose protocol changed, its older runs still holding the old
+    protocol's results, had shown those where they outnumbered the new (or were the default)."""
+    studied = study_protocol(study, metric)
+    return (studied and resolve_metric_column(results, studied)) or resolve_metric_column(results, metric)
+
+
 def ranking_column(results, name):
     """The value column `--rank_by name` ranks by, or None when no run has it: resolve_metric_column's,
     except that a metric's name without a protocol tag stands for its default protocol only. A

@@ -12,7 +12,7 @@ from dlbench.aggregate import outputs
 from dlbench.aggregate.collect import check_runs_root, collect, read_study, readable
 from dlbench.aggregate.columns import (columns_of_metric, is_setting, metric_columns, metric_name, named_metric,
                                        other_protocols, parse_metric_column, rankable_names, ranking_column,
-                                       train_result_columns, value_columns)
+                                       study_protocol, train_result_columns, value_columns)
 from dlbench.aggregate.leaderboard import best_settings, leaderboard, unranked_pairs
 from dlbench.aggregate.outputs import check_output_folder
 from dlbench.aggregate.representatives import representatives
@@ -109,14 +109,18 @@ def no_rankable_note(results, damaged=False):
             + (f", or rank by a training result, e.g. --rank_by {shlex.quote(trained[0])}" if trained else ""))
 
 
-def rank_column(results, rank_by, damaged_results=None):
+def rank_column(results, rank_by, damaged_results=None, study=None):
     """The value column best.csv ranks by: the one rank_by names (a UserError saying why not and
-    what to give when no run has it), or for rank_by None the default metric's, or None when no
+    what to give when no run has it), or for rank_by None the default metric's, in the protocol the
+    study (the runs root's study.json) evaluates it with where some run has that, or None when no
     run has it. A metric's name without a protocol tag is its default protocol only
     (columns.ranking_column). damaged_results: Collection.damaged_results, to say that the runs'
     results of rank_by were left out as damaged, not absent."""
-    column = ranking_column(results, DEFAULT_RANK_BY if rank_by is None else rank_by)  # '' is no metric, not mig
-    if column is None and rank_by is not None:
+    if rank_by is None:  # '' is no metric, not mig
+        studied = study_protocol(study, DEFAULT_RANK_BY)
+        return (studied and ranking_column(results, studied)) or ranking_column(results, DEFAULT_RANK_BY)
+    column = ranking_column(results, rank_by)
+    if column is None:
         _refuse_rank_by(results, rank_by, damaged_results or {})
     return column
 
@@ -184,10 +188,10 @@ def prepare_aggregation(runs_root, out_dir, rank_by=None, only=None):
     if study_note:
         collection.left_out.append(study_note)
     results = collection.results
-    column = rank_column(results, rank_by, collection.damaged_results)
+    column = rank_column(results, rank_by, collection.damaged_results, study)
     board = leaderboard(results)
     best = best_settings(board, column or DEFAULT_RANK_BY)  # without the column: no rows, the same header
-    chosen = representatives(results)
+    chosen = representatives(results, study)
     report = outputs.report_record(runs_root, study, collection, board, chosen, column, unranked_pairs(board, best),
                                    only)
     contents = {"results.csv": outputs.csv_bytes(results), "results.parquet": outputs.parquet_bytes(results),

@@ -2,12 +2,11 @@
 ISA-VAE paper (appendix A.5): among the runs in the upper half of MIG, the one nearest in
 Mahalanobis distance to their mean of (MIG, reconstruction).
 
-- MIG is the column resolve_metric_column gives `mig` (the mean representation's discrete_mig,
-  the default protocol where present, else the protocol evaluated); reconstruction is recon_ll's
-  value (the column it gives `recon_ll`) where any finished run of the setting has it, else the
-  training reconstruction of
-  model/results.json (`train_result.reconstruction`, minus the log-likelihood per image, the loss
-  term). The columns mig_column and reconstruction_column say which were used.
+- MIG is the column study_metric_column gives `mig` (the mean representation's discrete_mig, in
+  the study's protocol where present, else the default protocol where present, else the protocol
+  evaluated); reconstruction is recon_ll's value (chosen alike) where any finished run of the
+  setting has it, else the training reconstruction of model/results.json
+  (`train_result.reconstruction`, minus the log-likelihood per image, the loss term). The columns mig_column and reconstruction_column say which were used.
 - The candidates are the finished runs (status 'done') of the setting that have both values; the
   upper half is those whose MIG is at or above the candidates' median MIG (as upper_half_mean of
   the leaderboard: for an odd count the median run is in).
@@ -26,7 +25,7 @@ A setting without a finished run that has both values has no row.
 import numpy as np
 import pandas as pd
 
-from dlbench.aggregate.columns import IDENTITY, resolve_metric_column, setting_columns
+from dlbench.aggregate.columns import IDENTITY, setting_columns, study_metric_column
 from dlbench.aggregate.leaderboard import DONE, status_kind, upper_half
 
 TRAIN_RECONSTRUCTION = "train_result.reconstruction"
@@ -36,11 +35,12 @@ RESULT_COLUMNS = ["run_dir", "mig_column", "mig", "reconstruction_column", "reco
                   "distance_method", "num_upper_half", "num_candidates"]
 
 
-def representatives(results):
-    """representatives.csv as a DataFrame: dataset, method, the setting columns, then RESULT_COLUMNS."""
+def representatives(results, study=None):
+    """representatives.csv as a DataFrame: dataset, method, the setting columns, then RESULT_COLUMNS.
+    study: the runs root's study.json, whose protocols of mig and recon_ll are taken where present."""
     group = IDENTITY + setting_columns(results)
-    mig = resolve_metric_column(results, "mig")
-    recon_ll = resolve_metric_column(results, "recon_ll")
+    mig = study_metric_column(results, study, "mig")
+    recon_ll = study_metric_column(results, study, "recon_ll")
     rows = []
     if mig is not None:
         done = results[results["status"].map(status_kind) == DONE].sort_values("run_dir")
