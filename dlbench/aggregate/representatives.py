@@ -6,7 +6,8 @@ Mahalanobis distance to their mean of (MIG, reconstruction).
   the study's protocol where present, else the default protocol where present, else the protocol
   evaluated); reconstruction is recon_ll's value (chosen alike) where any finished run of the
   setting has it, else the training reconstruction of model/results.json
-  (`train_result.reconstruction`, minus the log-likelihood per image, the loss term). The columns mig_column and reconstruction_column say which were used.
+  (`train_result.reconstruction`, minus the log-likelihood per image, the loss term). The
+  columns mig_column and reconstruction_column say which were used.
 - The candidates are the finished runs (status 'done') of the setting that have both values; the
   upper half is those whose MIG is at or above the candidates' median MIG (as upper_half_mean of
   the leaderboard: for an odd count the median run is in).
