@@ -112,3 +112,17 @@ def test_a_result_of_an_earlier_version_of_its_metric_is_left_out_with_the_comma
     assert {row["run_dir"]: row["factor_vae.eval_accuracy"] for row in read_csv(tmp_path / "report" / "results.csv")} \
         == {"a": "0.6", "b": "0.8", "c": ""}
 
+
+def test_rank_by_a_metric_whose_every_result_is_outdated_says_so(tmp_path):
+    # it had said "unknown --rank_by 'factor_vae': no run has it", of a root that had evaluated it
+    from tests.fake_runs import make_run, run_aggregate, write_json
+
+    root = tmp_path / "runs"
+    path = make_run(root / "a", 0, mig=0.1) / "metrics" / "mean" / "factor_vae" / "results.json"
+    write_json(path, {"metric": "factor_vae", "mode": "mean", "eval_accuracy": 0.1})
+
+    result = run_aggregate(root, "--out", tmp_path / "report", "--rank_by", "factor_vae", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"dlb_aggregate: error: --rank_by factor_vae: no run has a usable result of it: "
+                                    f"1 was left out as outdated, the first: '{path}' is outdated"), result.stderr

@@ -51,7 +51,8 @@ class Collection:
     that could not be used, naming it and the fix), duplicates (a Duplicate per copy left out),
     found (how many run.json files there were), details ({run_dir: {'step', 'error'}} from
     run.json, for listing runs that did not finish) and damaged_results ({metric name as --rank_by
-    gives it, 'mig[num_bins=10]': [the left_out lines of its results that could not be read]})."""
+    gives it, 'mig[num_bins=10]': [the left_out lines of its results that could not be read, or
+    were of an earlier version of the metric]})."""
 
     results: pd.DataFrame
     left_out: list
@@ -342,6 +343,11 @@ class _Misplaced(Exception):
     """A metric result in a folder dlb_evaluate does not write it to; the message says where it belongs."""
 
 
+# what the line of a result of an earlier metric version says of it (the notes on results left out tell it
+# from a damaged one by it)
+OUTDATED = "is outdated"
+
+
 class _Outdated(Exception):
     """A metric result of another version than its metric's (metrics.version_problem): its values
     meant otherwise, so counting it would mix two meanings in one column; the message names the fix."""
@@ -359,7 +365,11 @@ def _metric_row(run_dir, left_out, damaged):
             left_out.append(f"metric left out: {_problem(err)}")
             damaged.setdefault(folder if mode == "mean" else f"{mode}.{folder}", []).append(left_out[-1])
             continue
-        except (_Misplaced, _Outdated) as problem:
+        except _Outdated as problem:  # counted with the damaged: a --rank_by of it says why no run has it
+            left_out.append(f"metric left out: {problem}")
+            damaged.setdefault(folder if mode == "mean" else f"{mode}.{folder}", []).append(left_out[-1])
+            continue
+        except _Misplaced as problem:
             left_out.append(f"metric left out: {problem}")
             continue
         other = counted.get(result.prefix)
@@ -386,7 +396,7 @@ def _read_metric_result(run_dir, mode, folder, path):
         raise CorruptFile(path, problem, fix)
     outdated = version_problem(metric, result)
     if outdated:
-        raise _Outdated(f"'{path}' is outdated: {outdated}; {fix}")
+        raise _Outdated(f"'{path}' {OUTDATED}: {outdated}; {fix}")
     prefix = metric + protocol_tag(metric, result)
     prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
     unusable = _unusable_values(metric, result)
