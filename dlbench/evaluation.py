@@ -57,10 +57,18 @@ def follows_protocol(result, metric, params, seed):
 
 
 def stored_result(run_dir, mode, metric, params, seed):
-    """The stored result of exactly this protocol, or None; a CorruptFile when its file is damaged
-    (unreadable, or without its headline value as a number: aggregation would leave it out).
-    Results written before protocols were part of the path sit under the plain metric name; they
-    count when their parameters match."""
+    """The stored result of exactly this protocol and of the metric's current version, or None; a
+    CorruptFile when its file is damaged (unreadable, or without its headline value as a number:
+    aggregation would leave it out). A result of another version (metrics.version_problem) is None,
+    as one never computed: its value meant otherwise, and aggregation leaves it out."""
+    result = _stored_of_protocol(run_dir, mode, metric, params, seed)
+    return None if result is None or metrics.version_problem(metric, result) else result
+
+
+def _stored_of_protocol(run_dir, mode, metric, params, seed):
+    """The stored result of exactly this protocol, whatever its version, or None (a CorruptFile as
+    stored_result). Results written before protocols were part of the path sit under the plain
+    metric name; they count when their parameters match."""
     # the command that computes exactly this protocol again (the plain one would redo the default)
     fix = (f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode}"
            + "".join(f" --metric_param {metric}.{key}={value!r}" for key, value in params.items())
@@ -89,13 +97,20 @@ def _read_result(path, metric, fix):
 
 
 def reusable_result(run_dir, mode, metric, params, seed, log):
-    """stored_result, where a damaged one is None (it is computed again, as the line logged says):
-    a result is derived from the run's weights, so nothing is lost by replacing it."""
+    """stored_result, where a damaged one is None too (it is computed again, as the line logged says,
+    and so is one of another version): a result is derived from the run's weights, so nothing is
+    lost by replacing it."""
     try:
-        return stored_result(run_dir, mode, metric, params, seed)
+        result = _stored_of_protocol(run_dir, mode, metric, params, seed)
     except CorruptFile as err:
         log(f"{run_dir}: '{err.path}' is damaged ({err.problem}); computing {metric} again")
         return None
+    outdated = result is not None and metrics.version_problem(metric, result)
+    if outdated:
+        log(f"{run_dir}: the stored result of {protocol_name(metric, params, seed)} is outdated: {outdated}; "
+            f"computing it again")
+        return None
+    return result
 
 
 def check_request(metric_names, mode, params, seed=0):
@@ -292,9 +307,9 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
         getattr(metric_fn, "close", lambda: None)()
         elapsed = time.perf_counter() - tick
         log(f"{label}: {name} {_values_said(name, values)} ({elapsed:.1f} s)")
-        yield name, {**values, **metrics.requested(name, params.get(name, {})), "metric": name, "seed": seed,
-                     "encoding": encoding, "elapsed_seconds": elapsed,
-                     "dlbench_version": dlbench.__version__, **library_versions()}
+        yield name, {**values, **metrics.requested(name, params.get(name, {})), "metric": name,
+                     metrics.VERSION_KEY: metrics.metric_version(name), "seed": seed, "encoding": encoding,
+                     "elapsed_seconds": elapsed, "dlbench_version": dlbench.__version__, **library_versions()}
 
 
 MISSING = "_missing_reason"

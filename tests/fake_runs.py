@@ -10,6 +10,7 @@ import os
 import subprocess
 
 from dlbench.cli import aggregate as aggregate_cli
+from dlbench.metrics import VERSION_KEY, metric_version
 
 
 def record(seed, method="beta_vae", dataset="dsprites", status="done", hyperparameters=None, **fields):
@@ -31,10 +32,11 @@ def write_json(path, value):
 
 
 def write_metric(run_dir, folder, values, mode="mean", **params):
-    """metrics/<mode>/<folder>/results.json holding values and the protocol parameters params."""
+    """metrics/<mode>/<folder>/results.json holding values and the protocol parameters params, of
+    the metric's current version, as dlb_evaluate writes it."""
     metric = folder.partition("[")[0]
     write_json(run_dir / "metrics" / mode / folder / "results.json",
-               {"metric": metric, "mode": mode, **params, **values})
+               {"metric": metric, VERSION_KEY: metric_version(metric), "mode": mode, **params, **values})
 
 
 def make_run(run_dir, seed, mig=None, recon_ll=None, reconstruction=None, status="done", **settings):

@@ -85,3 +85,44 @@ def test_elbo_results_written_with_the_old_key_name_still_aggregate(tiny_trained
     assert results.set_index("run_dir")["elbo.recon_ll"].to_dict() == {"old": -8.0, "new": -9.0}
     assert "elbo.log_px" not in results.columns
     assert board["elbo.recon_ll.mean"].iloc[0] == pytest.approx(-8.5)
+
+
+def test_a_result_of_an_earlier_version_of_its_metric_is_left_out_with_the_command_that_computes_it(tmp_path):
+    # factor_vae results stored before a single varying factor was no score (no metric_version) had been
+    # averaged with those computed since
+    from tests.fake_runs import make_run, read_csv, run_aggregate, write_json, write_metric
+
+    root = tmp_path / "runs"
+    current = [make_run(root / name, seed, mig=0.1) for seed, name in enumerate(("a", "b"))]
+    for run, accuracy in zip(current, (0.6, 0.8)):
+        write_metric(run, "factor_vae", {"eval_accuracy": accuracy, "train_accuracy": accuracy})
+    outdated = make_run(root / "c", 2, mig=0.1)
+    path = outdated / "metrics" / "mean" / "factor_vae" / "results.json"
+    write_json(path, {"metric": "factor_vae", "mode": "mean", "eval_accuracy": 0.1, "train_accuracy": 0.1})
+
+    result = run_aggregate(root, "--out", tmp_path / "report", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stdout.splitlines() if str(path) in line]
+    assert len(said) == 1 and "factor_vae version 1" in said[0], result.stdout
+    assert said[0].endswith(f"dlb_evaluate {outdated} --metrics factor_vae --mode mean --overwrite"), said
+    [board] = read_csv(tmp_path / "report" / "leaderboard.csv")
+    assert board["factor_vae.eval_accuracy.count"] == "2"
+    assert float(board["factor_vae.eval_accuracy.mean"]) == pytest.approx(0.7)
+    assert {row["run_dir"]: row["factor_vae.eval_accuracy"] for row in read_csv(tmp_path / "report" / "results.csv")} \
+        == {"a": "0.6", "b": "0.8", "c": ""}
+
+
+def test_rank_by_a_metric_whose_every_result_is_outdated_says_so(tmp_path):
+    # it had said "unknown --rank_by 'factor_vae': no run has it", of a root that had evaluated it
+    from tests.fake_runs import make_run, run_aggregate, write_json
+
+    root = tmp_path / "runs"
+    path = make_run(root / "a", 0, mig=0.1) / "metrics" / "mean" / "factor_vae" / "results.json"
+    write_json(path, {"metric": "factor_vae", "mode": "mean", "eval_accuracy": 0.1})
+
+    result = run_aggregate(root, "--out", tmp_path / "report", "--rank_by", "factor_vae", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"dlb_aggregate: error: --rank_by factor_vae: no run has a usable result of it: "
+                                    f"1 was left out as outdated, the first: '{path}' is outdated"), result.stderr

@@ -255,6 +255,46 @@ def test_a_damaged_stored_result_is_computed_again_and_said(trained_run, capsys,
     assert json.loads(path.read_text())["discrete_mig"] == computed["discrete_mig"]
 
 
+# a protocol of factor_vae small enough for the tiny run; the metric's version changed (a single varying factor)
+SMALL_FACTOR_VAE = ["--metrics", "factor_vae", "--device", "cpu"] + [
+    f"--metric_param=factor_vae.{key}={value}" for key, value in
+    {"num_train": 40, "num_eval": 40, "num_variance_estimate": 400, "batch_size": 8}.items()]
+NOT_AN_ACCURACY = 7.5  # no version of the metric computes it: a result holding it was not computed again
+
+
+def factor_vae_result(capsys, run_dir):
+    """(path, result) of a small factor_vae protocol dlb_evaluate computed for run_dir."""
+    assert evaluate(capsys, run_dir, *SMALL_FACTOR_VAE).returncode == 0
+    [path] = (run_dir / "metrics" / "mean").glob("factor_vae*/results.json")
+    return path, json.loads(path.read_text())
+
+
+def test_a_result_of_an_earlier_version_of_its_metric_is_computed_again_and_said(trained_run, capsys):
+    # factor_vae gave 1 where a single factor varies, now a missing reason: a result stored before
+    # that (no metric_version) had been reused beside the new ones
+    path, computed = factor_vae_result(capsys, trained_run)
+    older = {key: value for key, value in computed.items() if key != "metric_version"}
+    path.write_text(json.dumps({**older, "eval_accuracy": NOT_AN_ACCURACY}))
+    result = evaluate(capsys, trained_run, *SMALL_FACTOR_VAE)
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stdout.splitlines() if "version 1" in line]
+    assert len(said) == 1 and "factor_vae[" in said[0] and said[0].endswith("computing it again"), result.stdout
+    assert "kept the stored results" not in result.stdout
+    again = json.loads(path.read_text())
+    assert again["metric_version"] == 2 and 0 <= again["eval_accuracy"] <= 1
+
+
+def test_a_result_of_the_current_version_of_its_metric_is_reused_untouched(trained_run, capsys):
+    path, computed = factor_vae_result(capsys, trained_run)
+    assert computed["metric_version"] == 2  # factor_vae's version since a single varying factor is no score
+    path.write_text(json.dumps({**computed, "eval_accuracy": NOT_AN_ACCURACY}))
+    written = path.read_bytes()
+    result = evaluate(capsys, trained_run, *SMALL_FACTOR_VAE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{trained_run}: kept the stored results of factor_vae["), result.stdout
+    assert path.read_bytes() == written
+
+
 def test_a_run_evaluated_already_says_which_results_it_kept(trained_run, capsys):
     # it had printed nothing at all (a --representation said "kept ..."); a run half evaluated says
     # which it kept and which it computes

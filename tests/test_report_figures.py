@@ -15,6 +15,7 @@ from scipy import stats
 
 from dlbench import rundir
 from dlbench.aggregate import collect, leaderboard
+from dlbench.metrics import metric_version
 from dlbench.report.figure_files import plt
 from dlbench.report.figures import (correlations, distributions, metric_columns, strength, study_figures,
                                     tc_vs_mig, tradeoff)
@@ -54,8 +55,10 @@ def write_run(root, method, hyperparameters, seed, status, rng, metrics=True, to
         results["total_correlation"] = {"total_correlation": float(rng.uniform(0, 3)),
                                         "total_correlation_stderr": 0.1, "num_samples": 10000, "num_points": 384}
     for folder, result in results.items():
+        metric = folder.partition("[")[0]
         rundir.write_json(run_dir / "metrics" / "mean" / folder / "results.json",
-                          {"metric": folder.partition("[")[0], "mode": "mean", "seed": 0, **result})
+                          {"metric": metric, "metric_version": metric_version(metric), "mode": "mean", "seed": 0,
+                           **result})
 
 
 def write_study(root, total_correlation=True):

@@ -24,8 +24,8 @@ def write_runs(root, with_rotation=True):
             "model": {"architecture": "conv", "latent_dim": 3, "likelihood": "bernoulli", "prior": {"name": prior}}})
         if status == rundir.Status.DONE:  # a done run without them is left out as damaged
             rundir.write_json(run_dir / "model" / "results.json", {"loss": 90.0, "steps": 10})
-        result = {"metric": "rotation", "mode": "mean", "seed": 0, "num_rotations": 2, "objective": -100.0,
-                  "objective_stderr": stderr, "mig": migs[0], "factor_vae": factor_vaes[0]}
+        result = {"metric": "rotation", "metric_version": 2, "mode": "mean", "seed": 0, "num_rotations": 2,
+                  "objective": -100.0, "objective_stderr": stderr, "mig": migs[0], "factor_vae": factor_vaes[0]}
         for r in (1, 2):
             result.update({f"objective_change_r{r}": changes[r - 1], f"objective_change_stderr_r{r}": 0.1,
                            f"mig_r{r}": migs[r], f"factor_vae_r{r}": factor_vaes[r]})

@@ -527,13 +527,20 @@ def test_a_file_where_a_runs_folder_goes_is_found_before_the_first_run(tiny_dspr
     assert tree(runs) == before  # no run trained
 
 
-def study_of_the_trained_run(trained_run, tmp_path):
-    """(study, its run's spec, its unit): a study of one run, a copy of trained_run."""
+def study_of_the_trained_run(trained_run, tmp_path, metric_params=None):
+    """(study, its run's spec, its unit): a study of one run, a copy of trained_run; of mig, or of the
+    metrics of metric_params ({metric: {parameter: value}})."""
     import shutil
 
     from dlbench.study.unit import units_of
 
-    study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")))
+    path = tmp_path / "s.gin"
+    if metric_params is None:
+        write_study(path, "{'beta_vae.beta': [4.0]}")
+    else:
+        write_study(path, "{'beta_vae.beta': [4.0]}", metrics=repr(list(metric_params)))
+        path.write_text(path.read_text() + f"\nstudy.metric_params = {metric_params!r}\n")
+    study = load_study(str(path))
     [spec] = study.runs
     [unit] = units_of(study, study.runs, tmp_path / "runs")
     shutil.copytree(trained_run, unit.run_dir)
@@ -584,6 +591,30 @@ def test_a_damaged_result_is_a_run_to_evaluate_again_and_the_studys_rerun_comput
     assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
     assert run_state(study, spec, tmp_path / "runs") == ("done", None)
     assert json.loads(path.read_text())["discrete_mig"] == computed["discrete_mig"]
+
+
+def test_a_result_of_an_earlier_metric_version_is_a_run_not_evaluated_and_the_studys_rerun_computes_it(
+        trained_run, tiny_dsprites, tmp_path):
+    # a factor_vae result stored before a single varying factor was no score (no metric_version) had
+    # counted done, while dlb_evaluate computes it again and dlb_aggregate leaves it out
+    from dlbench.evaluation import metric_result_path
+    from dlbench.study import run_state
+    from dlbench.study.unit import DONE, evaluate_unit
+
+    params = {"num_train": 40, "num_eval": 40, "num_variance_estimate": 400, "batch_size": 8}
+    study, spec, unit = study_of_the_trained_run(trained_run, tmp_path, {"factor_vae": params})
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
+    path = metric_result_path(unit.run_dir, "mean", "factor_vae", params)
+    older = {key: value for key, value in json.loads(path.read_text()).items() if key != "metric_version"}
+    path.write_text(json.dumps({**older, "eval_accuracy": 7.5}))  # an accuracy no version computes
+    assert run_state(study, spec, tmp_path / "runs") == ("trained, not evaluated", "missing factor_vae")
+    status = run_in_process("dlb_study", study.file, "--runs_root", tmp_path / "runs", "--status",
+                            data_root=tiny_dsprites)
+    assert "1 run: 1 trained, not evaluated" in status.stdout, status.stdout
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
+    assert run_state(study, spec, tmp_path / "runs") == ("done", None)
+    again = json.loads(path.read_text())
+    assert again["metric_version"] == 2 and 0 <= again["eval_accuracy"] <= 1
 
 
 def test_a_done_run_whose_training_results_are_damaged_is_failed_as_aggregation_leaves_it_out(trained_run, tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dlbench import rundir
+from dlbench.metrics import VERSION_KEY, metric_version
 from dlbench.errors import UserError
 
 RUNS = 1280
@@ -80,8 +81,8 @@ def _write_results(run_dir, rng, value, protocols):
               "recon_ll": {"recon_ll": -reconstruction, "recon_ll_stderr": 0.3}}
     for metric in METRICS:
         _write(rundir.metric_results_path(run_dir, "mean", metric),
-               {"metric": metric, "mode": "mean", "seed": 0, **protocols[metric], **values[metric],
-                "elapsed_seconds": 1.0, "dlbench_version": "0.1.0"})
+               {"metric": metric, VERSION_KEY: metric_version(metric), "mode": "mean", "seed": 0,
+                **protocols[metric], **values[metric], "elapsed_seconds": 1.0, "dlbench_version": "0.1.0"})
 
 
 def _write(path, value):

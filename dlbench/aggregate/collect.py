@@ -6,6 +6,8 @@ A damaged run does not stop the aggregation; what could not be used is left out 
   whole (its record cannot be trusted);
 - an unreadable metrics/<mode>/<metric>/results.json loses only that metric of that run (the
   other metrics are independent evaluations, and dlb_evaluate can recompute the one lost);
+- a metric result of an earlier version of its metric (dlbench.metrics.VERSIONS) is left out, with
+  the command that computes it again: its values meant otherwise, and no column mixes versions;
 - a metric result counts only from the folder dlb_evaluate writes it to (metrics/<its mode>/<its
   metric><its protocol tag>; a result of the default protocol's folder written before protocols
   named folders too, where no result in its own folder has its columns): one anywhere else (a copy
@@ -35,7 +37,7 @@ from dlbench import rundir
 from dlbench.aggregate.columns import parse_metric_column
 from dlbench.data import is_dataset_shape
 from dlbench.errors import CorruptFile, UserError, describe_os_error
-from dlbench.metrics import current_keys, protocol_tag, result_problem, value_keys
+from dlbench.metrics import current_keys, protocol_tag, result_problem, value_keys, version_problem
 from dlbench.selection import matching
 
 REQUIRED_KEYS = ("method", "dataset", "seed")
@@ -49,7 +51,8 @@ class Collection:
     that could not be used, naming it and the fix), duplicates (a Duplicate per copy left out),
     found (how many run.json files there were), details ({run_dir: {'step', 'error'}} from
     run.json, for listing runs that did not finish) and damaged_results ({metric name as --rank_by
-    gives it, 'mig[num_bins=10]': [the left_out lines of its results that could not be read]})."""
+    gives it, 'mig[num_bins=10]': [the left_out lines of its results that could not be read, or
+    were of an earlier version of the metric]})."""
 
     results: pd.DataFrame
     left_out: list
@@ -340,6 +343,16 @@ class _Misplaced(Exception):
     """A metric result in a folder dlb_evaluate does not write it to; the message says where it belongs."""
 
 
+# what the line of a result of an earlier metric version says of it (the notes on results left out tell it
+# from a damaged one by it)
+OUTDATED = "is outdated"
+
+
+class _Outdated(Exception):
+    """A metric result of another version than its metric's (metrics.version_problem): its values
+    meant otherwise, so counting it would mix two meanings in one column; the message names the fix."""
+
+
 def _metric_row(run_dir, left_out, damaged):
     """{column: value} of the metric results of run_dir that count, and a line in left_out for each
     that does not: damaged, in a folder dlb_evaluate does not write it to (a copy made by hand had
@@ -350,6 +363,10 @@ def _metric_row(run_dir, left_out, damaged):
             result = _read_metric_result(run_dir, mode, folder, path)
         except (CorruptFile, OSError) as err:
             left_out.append(f"metric left out: {_problem(err)}")
+            damaged.setdefault(folder if mode == "mean" else f"{mode}.{folder}", []).append(left_out[-1])
+            continue
+        except _Outdated as problem:  # counted with the damaged: a --rank_by of it says why no run has it
+            left_out.append(f"metric left out: {problem}")
             damaged.setdefault(folder if mode == "mean" else f"{mode}.{folder}", []).append(left_out[-1])
             continue
         except _Misplaced as problem:
@@ -377,6 +394,9 @@ def _read_metric_result(run_dir, mode, folder, path):
     problem = result_problem(metric, result)
     if problem:
         raise CorruptFile(path, problem, fix)
+    outdated = version_problem(metric, result)
+    if outdated:
+        raise _Outdated(f"'{path}' {OUTDATED}: {outdated}; {fix}")
     prefix = metric + protocol_tag(metric, result)
     prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
     unusable = _unusable_values(metric, result)

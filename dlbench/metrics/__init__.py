@@ -321,7 +321,46 @@ def result_problem(name, result):
     return f"its {headline} is {result.get(headline, 'missing')!r}, not a number"
 
 
-_BOOKKEEPING = {"seed", "elapsed_seconds", "dlbench_version", "metric", "mode"}
+# The version of each metric whose stored values have changed meaning since results were first
+# written (a metric not listed is at version 1). A result records its metric's version under
+# VERSION_KEY; one without it is of version 1. A result of another version is computed again, never
+# reused nor aggregated beside the current ones: its value answers another question.
+VERSION_KEY = "metric_version"
+VERSIONS = {
+    # where a single factor varies, eval_accuracy is missing with a reason, not the 1 any representation scored
+    "factor_vae": 2,
+    "rotation": 2,  # its factor_vae_r<r> and factor_vae summaries, as factor_vae's
+    # one scored factor or one code: disentanglement or completeness missing with a reason, not 1 (its
+    # normalised entropy capped at 1 too, which moved a uniform row's score by 2e-16 only)
+    "dci": 2,
+    # a constant code is fitted as disentanglement_lib does (it had scored 0, which raised a collapsed model's SAP)
+    "sap": 2,
+    # one label among the training points: missing with a reason, not that label's frequency; one varying
+    # factor is refused (it had scored 1 for any representation)
+    "beta_vae": 2,
+    # mig stays at 1: its `factors` now names the factors varying in the sample, not in the dataset, but
+    # discrete_mig is the same number (it already averaged over the factors varying in the sample)
+}
+
+
+def metric_version(name):
+    """The version of metric `name` this dlbench computes (VERSIONS)."""
+    return VERSIONS.get(name, 1)
+
+
+def version_problem(name, result):
+    """Why a stored result of metric `name` is not of the version this dlbench computes, or None:
+    one of an earlier version holds a value of another meaning."""
+    recorded, current = result.get(VERSION_KEY, 1), metric_version(name)
+    if recorded == current and not isinstance(recorded, bool):
+        return None
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded < current:
+        return (f"it is of {name} version {recorded}, before its values changed meaning (dlbench now computes "
+                f"version {current})")
+    return f"its {VERSION_KEY} is {recorded!r}, not {current}, the version of {name} this dlbench computes"
+
+
+_BOOKKEEPING = {"seed", "elapsed_seconds", "dlbench_version", "metric", "mode", VERSION_KEY}
 
 
 def value_keys(name, result):
