@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from dlbench import rundir
-from dlbench.metrics import VERSION_KEY, metric_version
 from dlbench.errors import UserError
+from dlbench.metrics import VERSION_KEY, metric_version
 
 RUNS = 1280
 DATASETS = ("dsprites", "shapes3d")
