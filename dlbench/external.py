@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dlbench.errors import UserError
+from dlbench.metrics.utils import check_columns
 
 PROBE_SIZE = 3  # odd and small: a module that returns a fixed batch size shows it
 
@@ -144,9 +145,7 @@ def _checked_codes(value, batch, role):
     codes = _as_array(value, role)
     if codes.ndim != 2:
         raise UserError(f"{role} returned shape {codes.shape} for {batch} observations; return (n, D) codes")
-    if codes.shape[1] == 0:  # no metric scores nothing: MIG had stopped with an IndexError
-        raise UserError(f"{role} returned codes of shape {codes.shape}, no columns, for {batch} observations; "
-                        "return (n, D) codes with D >= 1")
+    check_columns(codes, batch, role)
     if codes.shape[0] != batch:
         raise UserError(f"{role} returned {codes.shape[0]} rows for a batch of {batch} observations; "
                         "return one code per observation")

@@ -24,6 +24,18 @@ def handling(signums, handler):
             signal.signal(signum, before)
 
 
+@contextmanager
+def blocking(signums):
+    """Within the block, each of signums waits (blocked in this thread) and arrives as the block ends.
+    A process started within it starts with them blocked too, which it keeps across exec until it
+    unblocks them itself."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 # checks that ask a training or an evaluation to stop as a signal would, without one reaching
 # it: a Ray task cancelled by the study's process (Ray can only flag a task, and the flag reads in
 # the task's thread), Slurm's warning to a job that submitit would answer by exiting mid-step, a
@@ -99,8 +111,8 @@ def quit_while_starting(prog):
         os._exit(128 + signum)
 
     for signum in (signal.SIGINT, *STOPS):
-        # one started ignoring it keeps ignoring it: nohup's SIGHUP, a study's workers' SIGINT
-        # (spawned, they run this script again as they start)
+        # one started ignoring it keeps ignoring it: nohup's SIGHUP (a study's workers, which run this
+        # script again as they start, hold the stops blocked until they ignore them)
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, quit_now)
 

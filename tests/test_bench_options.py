@@ -63,6 +63,13 @@ def test_steps_below_one_are_refused_for_every_benchmark_that_takes_them(nothing
     assert_refused(nothing_measured, args, f"dlb_bench {args[0]}: --steps must be at least 1, got {args[-1]}")
 
 
+@pytest.mark.parametrize("repeats", ["0", "-2"])
+def test_repeats_below_one_are_refused_as_the_other_counts_are(nothing_measured, repeats):
+    # it had been refused by the API's check, without the flag's name: "repeats must be an integer >= 1"
+    assert_refused(nothing_measured, ["metrics", "--lookup-only", "--repeats", repeats],
+                   f"dlb_bench metrics: --repeats must be at least 1, got {repeats}")
+
+
 @pytest.mark.parametrize("studies", ["nosuch", "study_v1_cpu,nosuch"])
 def test_an_unknown_study_is_refused_before_the_peak_is_measured(nothing_measured, studies):
     assert_refused(nothing_measured, ["study", "--device", "cpu", "--stack", "1", "--study", studies],

@@ -326,6 +326,11 @@ def test_runs_root_without_runs(tmp_path, capsys):
 def test_unknown_study_and_bad_shard(tmp_path, capsys):
     assert_user_error(capsys, study.main(["nostudy", "--runs_root", str(tmp_path)]), "unknown study 'nostudy'")
     assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--shard", "3/2"]), "--shard")
+    # a value starting with '-' had been read as a flag: "expected one argument", not what is wrong with it
+    assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--shard", "-1/2"]),
+                      "bad --shard '-1/2'; write I/N")
+    assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--executor", "ray",
+                                          "--gpus_per_worker", "-1e-3"]), "--gpus_per_worker must be positive")
     # a shard with no runs would do nothing and call the study done
     runs = len(load_study("quickstart").runs)
     assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--shard", f"{runs}/{runs + 1}"]),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlbench.errors import UserError
-from dlbench.metrics import METRICS, available_metrics, evaluate, metric_params
+from dlbench.metrics import METRICS, REPRESENTATION_METRICS, available_metrics, evaluate, metric_params
 from tests.toy_data import Recorder, ToyData
 
 
@@ -72,6 +72,15 @@ def test_representation_output_is_checked():
         evaluate("mig", data, lambda x: np.zeros((len(x) + 1, 2)), num_train=100)
     with pytest.raises(UserError, match="non-finite"):
         evaluate("factor_vae", data, lambda x: np.full((len(x), 2), np.nan), num_variance_estimate=100)
+
+
+@pytest.mark.parametrize("name", REPRESENTATION_METRICS)
+def test_a_representation_of_no_columns_is_refused_as_the_command_line_refuses_it(name):
+    # MIG and SAP had stopped with an IndexError, active_units with a ZeroDivisionError, others with
+    # scikit-learn's ValueError; factor_vae and hoyer_sparsity had scored it
+    small = {k: v for k, v in SMALL.items() if k in metric_params(name)}
+    with pytest.raises(UserError, match=r"representation_fn returned codes of shape \(\d+, 0\), no columns, for "):
+        evaluate(name, ToyData((3, 4)), lambda x: np.zeros((len(x), 0)), **small)
 
 
 SMALL = {"num_train": 300, "num_eval": 150, "num_test": 150, "num_points": 300, "num_variance_estimate": 300,

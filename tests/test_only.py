@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dlbench.errors import UserError
-from dlbench.selection import matching
+from dlbench.selection import matching, only_pattern
 from tests.commands import assert_one_line_error, run_command, run_in_process
 from tests.fake_runs import make_run, read_csv, run_aggregate
 from tests.test_study import write_study
@@ -27,6 +27,16 @@ def test_patterns_keep_the_order_take_the_union_and_star_crosses_slashes():
 def test_a_pattern_matching_nothing_is_refused_even_beside_one_that_matches():
     with pytest.raises(UserError, match=r"--only 'beta_vae/beta=1/\*' matches none of the 4 runs, e\.g\. beta_vae"):
         matching(NAMES, ["isa_vae/*", "beta_vae/beta=1/*"], "the 4 runs")
+
+
+def test_a_folder_pattern_takes_the_runs_below_it_or_the_run_it_names():
+    # a setting's folder, as shell completion writes it, had been refused as matching no run
+    assert matching(NAMES, [only_pattern("beta_vae/")], "x") == NAMES[:2]
+    assert matching(NAMES, [only_pattern("isa_vae/*beta=2.0//")], "x") == [NAMES[3]]
+    assert matching(NAMES, [only_pattern("beta_vae/beta=1.0/seed=0/")], "x") == [NAMES[0]]
+    for folder in ("beta_vae/beta=3.0/", "beta_vae/beta=1/"):  # a folder is a whole name's part, not a prefix
+        with pytest.raises(UserError, match=f"--only '{folder}' matches none"):
+            matching(NAMES, [only_pattern(folder)], "the 4 runs")
 
 
 def test_dlb_study_runs_and_dry_runs_only_the_slice(tiny_dsprites, tmp_path):
@@ -73,6 +83,10 @@ def test_dlb_aggregate_counts_only_the_slice_and_says_so(tmp_path):
                               cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr
     assert [row["run_dir"] for row in read_csv(tmp_path / "completed/results.csv")] == ["beta_vae/beta=2.0/seed=1"]
+    folder = run_aggregate(root, "--out", tmp_path / "folder", "--only", "beta_vae/beta=1.0/", cwd=tmp_path)
+    assert folder.returncode == 0, folder.stderr
+    assert [row["run_dir"] for row in read_csv(tmp_path / "folder/results.csv")] == [
+        "beta_vae/beta=1.0/seed=0", "beta_vae/beta=1.0/seed=1"]
     assert_one_line_error(run_aggregate(root, "--out", tmp_path / "slash", "--only", "/", cwd=tmp_path),
                           "--only", "'/' is no run name pattern")
 

@@ -149,6 +149,38 @@ def test_a_signal_stops_a_study_with_every_run_checkpointed_and_no_worker_left(t
     assert [json.loads(path.read_text()) for path in sorted(runs.rglob("run.json"))] == records
 
 
+def catching(pid, signum):
+    """Whether process pid has a handler of its own for signum (/proc's SigCgt), False once it has ended."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) >> (signum - 1) & 1)
+
+
+def test_a_signal_while_the_pools_workers_start_is_said_once(tiny_data_root, tmp_path):
+    # a worker runs the bin script again as it starts, whose handler says "interrupted while starting":
+    # each worker caught there by the study's passing on a SIGTERM had said so, besides the study's own line
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DLBENCH_DATA": str(tiny_data_root)}
+    process = subprocess.Popen([sys.executable, str(REPO / "bin" / "dlb_study"), str(study), "--runs_root", str(runs),
+                                "--workers", "2", "--device", "cpu", "--no_progress"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    # the bin script's handler in place, the pool's own (ignoring the signal) not yet: the worker is starting
+    while not any(catching(pid, signal.SIGTERM) for pid in pool_workers(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert time.monotonic() < deadline and not list(runs.rglob("run.json")), "no worker was seen starting"
+    os.kill(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert stderr.splitlines() == ["dlb_study: stopped by SIGTERM: every run keeps its last checkpoint; the same "
+                                   "command continues the study"], stderr
+    assert not list(runs.rglob("run.json"))  # the workers, once started, took no run
+
+
 def test_a_signal_while_workers_evaluate_stops_them_before_their_next_metric(tiny_data_root, tmp_path):
     # a pool's workers ignore signals outside training: each run's evaluation had gone on to its
     # last metric, past a scheduler's grace period on real data

@@ -110,6 +110,7 @@ def _body(argv):
     args = bench_parser.parse_args(argv)
     refuse_options_of_other_benchmarks(args, bench_parser)
     _at_least_one(args.steps, "--steps", args.what)  # 0 would mean the default, below 0 nonsense
+    _at_least_one(args.repeats, "--repeats", "metrics")  # the only reader (refused above for the others)
     if args.what == "study":
         return _study(args)
     if args.what == "aggregate":

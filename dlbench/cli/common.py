@@ -3,6 +3,7 @@
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -18,6 +19,28 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UserError(f"{message} (see {self.prog} --help)")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(self._values_attached(args), namespace)
+
+    def _values_attached(self, args):
+        """args with `--shard -1/2` written `--shard=-1/2`: argparse reads a value that starts with '-' and is not
+        a plain number as a flag, and says only 'expected one argument', where the option's own check names the
+        mistake and its fix."""
+        attached = []
+        for index, arg in enumerate(args):
+            if arg == "--":  # what follows is positional, whatever it looks like
+                return attached + args[index:]
+            if attached and self._takes_one_value(attached[-1]) and re.match(r"-\d", arg):
+                attached[-1] = f"{attached[-1]}={arg}"
+            else:
+                attached.append(arg)
+        return attached
+
+    def _takes_one_value(self, arg):
+        action = self._option_string_actions.get(arg)
+        return action is not None and action.nargs is None
 
     def _print_message(self, message, file=None):
         # argparse's own drops a failed write: --help into a full disk had exited 0 with nothing written

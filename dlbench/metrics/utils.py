@@ -60,6 +60,14 @@ def sampled_factor_names(data, factors):
     return factor_names(data, [k for k in range(factors.shape[1]) if len(np.unique(factors[:, k])) > 1])
 
 
+def check_columns(codes, num_observations, role):
+    """Codes (n, D) of no columns are refused: no metric scores nothing, and some had stopped with an
+    IndexError (MIG, SAP) or a ZeroDivisionError (active_units). role names what returned them."""
+    if codes.shape[1] == 0:
+        raise UserError(f"{role} returned codes of shape {codes.shape}, no columns, for {num_observations} "
+                        "observations; return (n, D) codes with D >= 1")
+
+
 def _check_codes(codes, num_expected):
     codes = np.asarray(codes)
     if codes.ndim != 2 or codes.shape[0] != num_expected:
@@ -67,6 +75,7 @@ def _check_codes(codes, num_expected):
             f"representation_fn must return an array of shape ({num_expected}, d) for a batch of "
             f"{num_expected} observations, got shape {codes.shape}"
         )
+    check_columns(codes, num_expected, "representation_fn")
     codes = codes.astype(np.float64, copy=False)
     if not np.all(np.isfinite(codes)):
         raise UserError("representation_fn returned non-finite codes (NaN or inf): the model has diverged")

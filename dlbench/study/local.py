@@ -15,7 +15,7 @@ import threading
 from tqdm import tqdm
 
 from dlbench.errors import Interrupted, UserError
-from dlbench.signals import STOPS, handling, noting
+from dlbench.signals import STOPS, blocking, handling, noting
 from dlbench.study.stacks import run_item, work_items
 from dlbench.study.unit import DONE, FAILED, HELD, quiet, study_stopped, units_of
 
@@ -66,6 +66,7 @@ def _start_worker(threads, gpu_queue, stopping):
     _stopping = stopping
     for signum in FORWARDED:
         signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)  # a stop that came while starting is dropped
     if gpu_queue is not None:  # before torch starts CUDA: the worker then sees its own GPU as cuda:0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
     import torch
@@ -197,9 +198,10 @@ def _run_pool(pending, names, device, workers, retry_failed, statuses, bar, thre
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                                 initargs=(threads, gpu_queue, stopping)) as pool, \
             _forwarding_stops(stopping):
-        # the workers start while SIGINT is ignored, which they inherit: a Ctrl-C while they import
-        # torch had ended each in a traceback
-        with handling([signal.SIGINT], signal.SIG_IGN):
+        # the workers start with the stops blocked, which they inherit until they ignore them: a Ctrl-C
+        # while they imported torch had ended each in a traceback, and a SIGTERM then had each say
+        # "interrupted while starting" besides the study's own line; this process takes them as the block ends
+        with blocking(FORWARDED):
             futures = {pool.submit(_run_in_worker, item, str(device), retry_failed): key
                        for key, item in pending.items()}
         bar.show(running=min(workers, len(pending)))
