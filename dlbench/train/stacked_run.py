@@ -1,6 +1,6 @@
 """A stack of runs (dlbench.train.stack) trained into their run directories. Each directory ends as
 the run trained alone would leave it: its config, training log, checkpoints, weights, samples,
-results and run.json (which records `stacked`: the number of runs it was trained with, false for one), each run
+results and run.json (which records `stacked`: the number of runs it was trained with), each run
 under its own claim. A run that is finished is skipped, one another process holds is left to it,
 and the others are prepared as a run alone is (fresh, restarted or resumed from its checkpoint);
 runs resuming from different steps are trained as separate stacks, one after the other."""
@@ -56,18 +56,12 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
         first_dir, first_spec, _, first_action = next((m for m in members if m[3] is Prepare.RESUME), members[0])
         data = data_of(first_dir, first_spec, first_action, progress)
         trainers = [start_training(run_dir, spec, data, device, action, text, False, claims[run_dir], log,
-                                   stacked=_stacked(members)) for run_dir, spec, text, action in members]
+                                   stacked=len(members)) for run_dir, spec, text, action in members]
         _resume_at_one_step([member[0] for member in members], trainers, log)
         for step in sorted({trainer.step for trainer in trainers}):
             group = [(member[0], member[1], trainer) for member, trainer in zip(members, trainers) if trainer.step == step]
             statuses.update(_train_group(group, claims, stop, progress, log))
     return statuses
-
-
-def _stacked(runs):
-    """run.json's `stacked` for runs trained together: a run left alone in its stack (the others done,
-    held elsewhere, or resuming at another step) trains alone, and says so as a run trained alone does."""
-    return len(runs) if len(runs) > 1 else False
 
 
 def _resume_at_one_step(run_dirs, trainers, log):
@@ -105,9 +99,9 @@ def _train_group(group, claims, stop, progress, log):
     stack = StackedTrainer([s for _, s, _ in group], trainers=trainers)
     t = spec.train
     threads = cpu_threads(trainers[0].device)
-    sessions = [rundir.new_session(from_step=stack.step, stacked=_stacked(group), cpu_threads=threads) for _ in group]
+    sessions = [rundir.new_session(from_step=stack.step, stacked=len(group), cpu_threads=threads) for _ in group]
     for run_dir, session in zip(run_dirs, sessions):  # runs that resume at different steps train in groups
-        rundir.mark_session_started(run_dir, session, stacked=_stacked(group))
+        rundir.mark_session_started(run_dir, session, stacked=len(group))
     log_files = [LogWriter(rundir.train_log_path(run_dir)) for run_dir in run_dirs]
     ended = {}  # run_dir -> status, for runs that failed on the way
     schedule = CheckpointSchedule(t["checkpoint_every"], t["checkpoint_minutes"])
