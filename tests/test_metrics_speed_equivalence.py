@@ -145,7 +145,7 @@ def test_dlb_bench_metrics_lookup_only_runs_mig(toy_dataset, capsys):
     (["--metrics", "nope"], "unknown metric 'nope'"),
     (["--metrics", "recon_ll"], "drop --lookup-only"),
     (["--metrics", "mig", "--metric_param", "nope.x=1"], "unknown metric 'nope'"),
-    (["--metrics", "mig", "--repeats", "0"], "repeats must be an integer >= 1"),
+    (["--metrics", "mig", "--repeats", "0"], "--repeats must be at least 1, got 0"),
 ])
 def test_dlb_bench_metrics_bad_input_is_one_line(toy_dataset, capsys, argv, message):
     from dlbench.cli.bench import main
