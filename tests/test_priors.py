@@ -141,6 +141,27 @@ def test_student_t_tends_to_the_standard_normal():
     np.testing.assert_allclose(log_prob(StudentT(2, nu=1e7).double(), z), stats.norm.logpdf(z).sum(-1), atol=1e-5)
 
 
+@pytest.mark.parametrize("nu", [1e16, 1e20, 3e38])
+def test_student_t_of_very_large_nu_is_the_standard_normal(nu):
+    # lgamma((nu + 1)/2) - lgamma(nu/2) had cancelled to noise: at nu = 1e16 the density at 0 was
+    # e^-19, its KL 45 nats, where the limit is the normal's
+    z = points(2, scale=1.0)
+    np.testing.assert_allclose(log_prob(StudentT(2, nu=nu).double(), z), stats.norm.logpdf(z).sum(-1), atol=1e-9)
+
+
+@pytest.mark.parametrize("nu", [3.0, 99.0, 100.0, 101.0, 1e3, 1e6])
+def test_student_t_normaliser_matches_an_independent_high_precision_one_on_both_sides_of_the_series(nu):
+    import mpmath
+
+    mpmath.mp.dps = 40
+    z = np.array([[0.0], [1.5], [-4.0]])
+    half = mpmath.mpf(nu) / 2
+    expected = [float(mpmath.loggamma(half + mpmath.mpf(1) / 2) - mpmath.loggamma(half)
+                      - mpmath.log(mpmath.mpf(nu) * mpmath.pi) / 2
+                      - (mpmath.mpf(nu) + 1) / 2 * mpmath.log1p(mpmath.mpf(x) ** 2 / nu)) for x in z[:, 0]]
+    np.testing.assert_allclose(log_prob(StudentT(1, nu=nu).double(), z), expected, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("config, box", [
     ({"name": "anisotropic_gaussian", "init": "given", "variances": [1.0, 3.0]}, math.inf),
     ({"name": "student_t", "nu": 3.0}, math.inf),
