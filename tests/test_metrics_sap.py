@@ -139,10 +139,13 @@ def test_single_valued_factor_is_left_out_of_the_mean():
     assert abs(with_constant - 0.5) < 0.05          # the mean of two ~0.5 gaps, not (0 + ...)/3
 
 
-def test_single_code_dimension_has_second_best_zero():
-    scores = np.array([[0.9, 0.4]])
-    assert sap.sap_from_score_matrix(scores, np.array([True, True])) == pytest.approx(0.65)
-    assert run(ToyData((2,)), lambda f: f)["SAP_score"] == 1.0
+def test_a_single_code_dimension_has_no_score_but_a_reason():
+    # its second-best had been taken as 0: a constant code then scored its class frequency, chance,
+    # above a healthy model's gaps (the same constant code in three dimensions scores 0)
+    for fn in (lambda f: f, lambda f: np.zeros((len(f), 1))):
+        result = run(ToyData((2, 3)), lambda f, fn=fn: fn(f[:, :1]))
+        assert "SAP_score" not in result and "second" in result["SAP_score_missing_reason"]
+    assert run(ToyData((2, 3)), lambda f: np.zeros((len(f), 3)))["SAP_score"] == 0.0
 
 
 def test_same_seed_gives_identical_dict():

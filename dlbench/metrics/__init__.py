@@ -333,8 +333,9 @@ VERSIONS = {
     # one scored factor or one code: disentanglement or completeness missing with a reason, not 1 (its
     # normalised entropy capped at 1 too, which moved a uniform row's score by 2e-16 only)
     "dci": 2,
-    # a constant code is fitted as disentanglement_lib does (it had scored 0, which raised a collapsed model's SAP)
-    "sap": 2,
+    # a constant code is fitted as disentanglement_lib does (it had scored 0, which raised a collapsed model's SAP);
+    # 3: a single code dimension is missing with a reason (its second-best had been taken as 0)
+    "sap": 3,
     # one label among the training points: missing with a reason, not that label's frequency; one varying
     # factor is refused (it had scored 1 for any representation)
     "beta_vae": 2,

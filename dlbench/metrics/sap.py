@@ -21,7 +21,10 @@ Choices where the reference is silent or undefined:
 - a factor that takes a single value on the training points has no classifier (one class) and a
   0/0 correlation; it is left out of the mean. disentanglement_lib's datasets have no such
   factor (dSprites leaves colour out).
-- with a single code dimension there is no second-largest entry; it is taken as 0.
+- with a single code dimension there is no second-largest entry (disentanglement_lib raises):
+  SAP_score is missing, with SAP_score_missing_reason. Taking the second as 0 had scored the
+  code's accuracy alone, so a collapsed one-latent model scored chance (0.31 on dSprites), far
+  above a healthy model's gaps.
 """
 
 import numpy as np
@@ -31,6 +34,8 @@ from dlbench.errors import UserError
 from dlbench.metrics import classifiers, utils
 
 CONSTANT_VARIANCE = 1e-12
+SINGLE_CODE = ("a single code dimension: SAP is the gap between a factor's best and second-best code, and "
+               "one code has no second")
 
 
 def discrete_score_matrix(codes, factors, codes_test, factors_test):
@@ -70,8 +75,7 @@ def continuous_score_matrix(codes, factors):
 def sap_from_score_matrix(scores, factor_mask):
     """Mean over the factors in factor_mask of (largest - second largest) entry of the column."""
     ordered = np.sort(scores, axis=0)[::-1]
-    second = ordered[1] if len(ordered) > 1 else np.zeros(scores.shape[1])
-    gaps = ordered[0] - second
+    gaps = ordered[0] - ordered[1]
     return float(np.mean(gaps[factor_mask]))
 
 
@@ -103,10 +107,12 @@ def compute_sap(data, representation_fn, random_state, num_train=10000, num_test
     if not varying.any():
         raise UserError("SAP needs at least one factor that varies; every factor takes a single value "
                         "on the training points (raise num_train)")
+    protocol = {"num_train": num_train, "num_test": num_test, "continuous_factors": continuous_factors,
+                "classifier_settings": "squared correlation" if continuous_factors else classifiers.SAP_TEXT}
+    if codes.shape[1] == 1:
+        return {"SAP_score_missing_reason": SINGLE_CODE, **protocol}
     if continuous_factors:
         scores = continuous_score_matrix(codes, factors.astype(np.float64))
     else:
         scores = discrete_score_matrix(codes, factors, codes_test, factors_test)
-    return {"SAP_score": sap_from_score_matrix(scores, varying), "num_train": num_train,
-            "num_test": num_test, "continuous_factors": continuous_factors,
-            "classifier_settings": "squared correlation" if continuous_factors else classifiers.SAP_TEXT}
+    return {"SAP_score": sap_from_score_matrix(scores, varying), **protocol}
