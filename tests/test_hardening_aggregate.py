@@ -17,6 +17,7 @@ from statistics import mean
 import pandas as pd
 import pytest
 
+from dlbench.metrics import metric_version
 from tests.commands import assert_one_line_error, run_command, tree
 from tests.fake_runs import run_aggregate
 
@@ -202,7 +203,7 @@ def test_results_only_a_copy_left_out_holds_are_said_so(tmp_path):
     counted, other = make_run(root / "a", 0), make_run(root / "b", 0)
     shutil.rmtree(other / "metrics" / "mean" / "mig")
     write_json(other / "metrics" / "mean" / "sap" / "results.json",
-               {"metric": "sap", "metric_version": 2, "mode": "mean", "SAP_score": 0.3})
+               {"metric": "sap", "metric_version": metric_version("sap"), "mode": "mean", "SAP_score": 0.3})
 
     results, _, stdout = aggregate_ok(tmp_path, root)
 
