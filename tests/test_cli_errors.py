@@ -208,7 +208,7 @@ def test_a_run_whose_config_gin_is_gone_is_said_to_be_a_run(trained_run, capsys)
     # "holds no run with a config" had been said of a finished run
     (trained_run / "model" / "config.gin").unlink()
     assert_user_error(capsys, train.main(["--run_dir", str(trained_run)]),
-                      f"'{trained_run}' holds a done run whose own config ({trained_run / 'model' / 'config.gin'}) is "
+                      f"'{trained_run}' holds a run (done) whose own config ({trained_run / 'model' / 'config.gin'}) is "
                       f"missing; restore it from a copy, or give the gin files it trained with")
 
 

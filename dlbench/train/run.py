@@ -474,7 +474,7 @@ def own_config(run_dir):
     if not path.is_file():
         if rundir.is_run(run_dir):  # "holds no run" had been said of a finished run whose config.gin was gone
             status = rundir.read_run(run_dir).get("status", "recorded")
-            raise UserError(f"'{run_dir}' holds a {status} run whose own config ({path}) is missing; restore it from "
+            raise UserError(f"'{run_dir}' holds a run ({status}) whose own config ({path}) is missing; restore it from "
                             f"a copy, or give the gin files it trained with (--gin FILE), which its run.json checks")
         raise UserError(f"'{run_dir}' holds no run with a config ({path} is missing); give --gin FILE")
     return str(path)
