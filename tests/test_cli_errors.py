@@ -212,6 +212,17 @@ def test_a_run_whose_config_gin_is_gone_is_said_to_be_a_run(trained_run, capsys)
                       f"missing; restore it from a copy, or give the gin files it trained with")
 
 
+@pytest.mark.parametrize("gone", ["checkpoint.pt", "results.json"])
+def test_a_finished_run_whose_weights_or_results_are_gone_is_not_said_finished(trained_run, capsys, gone):
+    # "training already finished; left alone" and exit 0 had been said of it, as dlb_postprocess then refused it
+    path = trained_run / "model" / gone
+    path.unlink()
+    assert_user_error(capsys, train.main(["--run_dir", str(trained_run)]),
+                      f"'{path}' is missing, though run.json says the training finished; restore it from a copy, "
+                      f"or train the run again with dlb_train --run_dir {trained_run} --overwrite")
+    assert not path.exists()
+
+
 def test_gin_param_alone_on_a_run_says_it_needs_the_runs_own_config(trained_run):
     # "no method given: bind train.method" had been said to a user changing the run's steps
     before = files_of(trained_run)

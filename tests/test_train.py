@@ -278,6 +278,9 @@ def test_a_finished_run_left_alone_names_the_command_that_trains_it_again(tmp_pa
     from dlbench.train.run import SKIPPED, left_alone
 
     rundir.update_run(tmp_path, status="done")
+    for path in (rundir.weights_path(tmp_path), rundir.train_results_path(tmp_path)):  # what a finished run has
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
     lines = []
     assert left_alone(tmp_path, lines.append) == SKIPPED
     assert lines == [f"{tmp_path}: training already finished; left alone (`dlb_train --run_dir {tmp_path} --overwrite` "
