@@ -25,8 +25,8 @@ from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS
                                       clear, config_differences, identity_key, mark_checkpoint, mark_done, mark_failed,
                                       mark_interrupted, mark_running, mark_session_started, mark_stopped,
                                       new_session, prepare, records_config)
-from dlbench.rundir.record import (Status, enclosing_run, git_revision, is_run, read_run, read_train_results,
-                                   require_finished_run, retrain_fix, update_run)
+from dlbench.rundir.record import (Status, enclosing_run, git_revision, is_run, missing_training_file, read_run,
+                                   read_train_results, require_finished_run, retrain_fix, update_run)
 
 __all__ = [
     # files
@@ -40,8 +40,8 @@ __all__ = [
     "study_run_dir",
     "train_log_path", "train_results_path", "weights_path",
     # record
-    "Status", "enclosing_run", "git_revision", "is_run", "read_run", "read_train_results", "require_finished_run",
-    "retrain_fix", "update_run",
+    "Status", "enclosing_run", "git_revision", "is_run", "missing_training_file", "read_run", "read_train_results",
+    "require_finished_run", "retrain_fix", "update_run",
     # claims
     "HELD", "LEASE_SECONDS", "Claim", "ClaimLost", "RunHeld", "check_not_held", "held_by", "hold_run",
     # lifecycle

@@ -5,7 +5,7 @@ from pathlib import Path
 from dlbench.errors import UserError
 from dlbench.rundir.claims import check_not_held
 from dlbench.rundir.files import read_json, write_json
-from dlbench.rundir.layout import run_json_path, train_results_path
+from dlbench.rundir.layout import run_json_path, train_results_path, weights_path
 
 
 class Status:
@@ -48,6 +48,15 @@ def read_run(run_dir):
                    else "it has no status")
         raise CorruptFile(path, problem, fix)
     return record
+
+
+def missing_training_file(run_dir):
+    """A line naming the first of a finished run's model/results.json and final weights that is
+    missing, and the fix; None where both are there."""
+    for path in (train_results_path(run_dir), weights_path(run_dir)):
+        if not path.is_file():
+            return f"'{path}' is missing, though run.json says the training finished; {retrain_fix(run_dir)}"
+    return None
 
 
 def read_train_results(run_dir):

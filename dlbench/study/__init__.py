@@ -385,7 +385,7 @@ def keep_earlier_names(study, runs_root, log=print):
     if not Path(runs_root).is_dir() or _check_held_study(study, runs_root) is None:
         return  # an earlier version of this study recorded its runs in its study.json
     names = {spec.name for spec in study.runs}
-    unseen = [name for name in names if not rundir.is_run(rundir.study_run_dir(runs_root, name))]
+    unseen = {name for name in names if not rundir.is_run(rundir.study_run_dir(runs_root, name))}
     earlier = _earlier_runs(runs_root, names) if unseen else {}
     renamed = {}
     for spec in study.runs:

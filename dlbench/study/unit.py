@@ -126,9 +126,9 @@ def damaged_training(run_dir):
     the fix), or None. Damaged or missing, dlb_aggregate leaves the whole run out and nothing can
     evaluate it, so a study counts the run failed (and --retry_failed trains it again) rather than
     done."""
-    for path in (rundir.train_results_path(run_dir), rundir.weights_path(run_dir)):
-        if not path.is_file():
-            return f"'{path}' is missing, though run.json says the training finished; {rundir.retrain_fix(run_dir)}"
+    missing = rundir.missing_training_file(run_dir)
+    if missing:
+        return missing
     try:
         rundir.read_train_results(run_dir)
     except CorruptFile as err:

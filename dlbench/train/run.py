@@ -75,12 +75,9 @@ def left_alone(run_dir, log, in_study=False):
     if failed:
         log(f"{run_dir}: the run failed ({record.get('error')}); left alone: --overwrite trains it again from step 0")
         return Status.FAILED
-    # a study counts such a run failed (study.unit.damaged_training): "already finished" had been said of it
-    missing = next((path for path in (rundir.weights_path(run_dir), rundir.train_results_path(run_dir))
-                    if not path.is_file()), None)
+    missing = rundir.missing_training_file(run_dir)  # "already finished" had been said of such a run
     if missing:
-        raise UserError(f"'{missing}' is missing, though run.json says the training finished; "
-                        f"{rundir.retrain_fix(run_dir)}")
+        raise UserError(missing)
     log(f"{run_dir}: training already finished; left alone (`dlb_train --run_dir {run_dir} --overwrite` trains it "
         f"again from step 0)")
     return SKIPPED
