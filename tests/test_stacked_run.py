@@ -138,36 +138,50 @@ def test_a_stack_killed_and_resumed_equals_a_stack_never_interrupted(tiny_dsprit
         assert scalars(straight) == scalars(killed)
 
 
+def stop_between_checkpoints(root, specs, configs, monkeypatch):
+    """The run folders of a stack stopped while it wrote its checkpoints of step 15: what a kill at
+    that moment leaves, runs 0 and 1 at step 15 and run 2 at step 10."""
+    import dlbench.train.stacked_run as stacked_run
+
+    stopped = [root / f"run{k}" for k in range(len(RUNS))]
+    save = stacked_run.checkpoints.save_checkpoint
+
+    def stop_before_the_last_runs_step_15(run_dir, state):
+        if run_dir == stopped[2] and state["step"] == 15:
+            raise KeyboardInterrupt
+        save(run_dir, state)
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(stacked_run.checkpoints, "save_checkpoint", stop_before_the_last_runs_step_15)
+        train_stack(stopped, specs, torch.device("cpu"), configs, progress=False, log=lambda *_: None)
+    return stopped
+
+
+def resume_and_stop_at_once(stopped, specs, configs, monkeypatch):
+    """What resuming the stack says before it trains (it is stopped there)."""
+    import dlbench.train.stacked_run as stacked_run
+
+    def stop_at_once(*_):
+        raise KeyboardInterrupt
+
+    said = []
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(stacked_run, "_train_group", stop_at_once)
+        train_stack(stopped, specs, torch.device("cpu"), configs, progress=False, log=said.append)
+    return said
+
+
 def test_a_stack_stopped_between_its_runs_checkpoints_resumes_as_the_stack_it_was(tiny_dsprites, tmp_path,
                                                                                    monkeypatch):
     # a SIGKILL while the stack writes one round of checkpoints leaves its runs at different steps;
     # runs trained in another stack compute in another order, so the resumed stack must be the same
-    import dlbench.train.stacked_run as stacked_run
-
     specs, configs = zip(*[spec_and_config(seed, beta, steps=20, checkpoint_every=5) for seed, beta in RUNS])
     quiet = dict(progress=False, log=lambda *_: None)
     straight = [tmp_path / "straight" / f"run{k}" for k in range(len(RUNS))]
     assert set(train_stack(straight, specs, torch.device("cpu"), configs, **quiet).values()) == {"done"}
 
-    stopped = [tmp_path / "stopped" / f"run{k}" for k in range(len(RUNS))]
-    save = stacked_run.checkpoints.save_checkpoint
-
-    def stop_before_the_last_runs_step_15(run_dir, state):
-        if run_dir == stopped[2] and state["step"] == 15:
-            raise KeyboardInterrupt  # what a kill at this moment leaves: runs 0 and 1 at step 15, run 2 at 10
-        save(run_dir, state)
-
-    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
-        patched.setattr(stacked_run.checkpoints, "save_checkpoint", stop_before_the_last_runs_step_15)
-        train_stack(stopped, specs, torch.device("cpu"), configs, **quiet)
-    said = []
-
-    def stop_at_once(*_):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):  # stopped again, right after going back
-        patched.setattr(stacked_run, "_train_group", stop_at_once)
-        train_stack(stopped, specs, torch.device("cpu"), configs, progress=False, log=said.append)
+    stopped = stop_between_checkpoints(tmp_path / "stopped", specs, configs, monkeypatch)
+    said = resume_and_stop_at_once(stopped, specs, configs, monkeypatch)
     assert sum("back to step 10" in line for line in said) == 2, said
     for run_dir in stopped[:2]:
         # the checkpoint of step 15 held the trajectory left: a later resume had taken it
@@ -206,3 +220,19 @@ def test_each_session_records_whether_the_run_trained_stacked(tiny_dsprites, tmp
     for run_dir, alone in zip(run_dirs, (False, 1)):
         record = json.loads((run_dir / "run.json").read_text())
         assert [s["stacked"] for s in record["sessions"]] == [2, alone] and record["stacked"] is alone
+
+
+def test_a_stack_whose_run_ahead_has_another_models_checkpoint_of_the_step_behind_trains_in_groups(
+        tiny_dsprites, tmp_path, monkeypatch):
+    # going back to it would have trained the run on from another model's weights
+    from dlbench.train import checkpoints
+
+    specs, configs = zip(*[spec_and_config(seed, beta, steps=20, checkpoint_every=5) for seed, beta in RUNS])
+    stopped = stop_between_checkpoints(tmp_path, specs, configs, monkeypatch)
+    behind = rundir.checkpoint_path(stopped[0], 10)
+    state = torch.load(behind, weights_only=True)
+    state["model_config"]["prior"]["scale"] = 2.0  # a run of the same shapes and another prior
+    checkpoints.save_atomic(state, behind)
+    said = resume_and_stop_at_once(stopped, specs, configs, monkeypatch)
+    assert not any("back to step" in line for line in said), said
+    assert any("they train in groups by step" in line for line in said), said

@@ -268,7 +268,7 @@ def _read_run(run_dir, runs_root, left_out, damaged):
            "dataset_shape": shape_text(record.get("dataset_shape"))}
     row.update({f"hp.{k}": _cell(v) for k, v in _section(record, "hyperparameters").items()})
     row.update({f"train.{k}": _cell(v) for k, v in _section(record, "train").items() if k != "seed"})
-    row.update({f"model.{k}": _cell(v) for k, v in _flatten(_section(record, "model")).items()})
+    row.update({f"model.{k}": _cell(v) for k, v in rundir.flat_settings(_section(record, "model")).items()})
     row.update(_train_results(run_dir, record, runs_root))
     row.update(_metric_row(run_dir, left_out, damaged))
     details = {"step": record.get("step"), "error": record.get("error")}
@@ -556,17 +556,6 @@ def _short_value(value):
     if isinstance(value, list):  # a mixing matrix would make the label unreadable
         return "#" + hashlib.sha1(json.dumps(value).encode()).hexdigest()[:8]
     return value
-
-
-def _flatten(settings, prefix=""):
-    """{'prior': {'name': 'x', 'p0': 2}} -> {'prior.name': 'x', 'prior.p0': 2}."""
-    flat = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _cell(value):

@@ -158,6 +158,23 @@ def identity_key(record):
     return json.dumps(_as_floats(_comparable(record)), sort_keys=True, default=str)
 
 
+def same_setting(a, b):
+    """Whether two recorded values are one setting: whole numbers as floats, tuples as lists (a
+    JSON round trip turns the one into the other)."""
+    return _as_floats(a) == _as_floats(b)
+
+
+def flat_settings(settings, prefix=""):
+    """{'prior': {'name': 'x', 'p0': 2}} -> {'prior.name': 'x', 'prior.p0': 2}."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _as_floats(value):
     if isinstance(value, bool) or not isinstance(value, (int, dict, list, tuple)):
         return value

@@ -33,3 +33,23 @@ def load(path, device="cpu", fix="delete it and run the command again"):
         raise
     except Exception as err:  # truncation and garbage surface as many types (zip, pickle, EOF, Runtime)
         raise CorruptFile(path, f"not a complete checkpoint: {type(err).__name__}", fix) from None
+
+
+class OtherModel(ValueError):
+    """A checkpoint of a model other than its run's (one copied from another run, say)."""
+
+
+def require_model(expected, state):
+    """Raise OtherModel naming the first setting of `expected` (a model config as run.json records
+    it) that the checkpoint's model_config differs in. A setting `expected` leaves None is filled in
+    when training starts (the PCA prior's singular values), so it is not compared. A state without
+    a model_config is left to fail where it is used."""
+    stored = state.get("model_config") if isinstance(state, dict) else None
+    if not isinstance(stored, dict):
+        return
+    flat_stored = rundir.flat_settings(stored)
+    for key, value in rundir.flat_settings(expected).items():
+        if value is not None and not rundir.same_setting(value, flat_stored.get(key)):
+            raise OtherModel(f"model.{key} is {value!r} in the run's config but {flat_stored.get(key)!r} in the "
+                             "checkpoint")
+

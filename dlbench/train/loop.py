@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from dlbench.nn import VAE
+from dlbench.train import checkpoints
 from dlbench.train.device import tf32
 
 
@@ -155,6 +156,7 @@ class Trainer:
                 "model_config": self.model.config, "log_window": self.log_window, "result_window": self.result_window}
 
     def load_state_dict(self, state):
+        checkpoints.require_model(self.spec.model, state)
         self.step = int(state["step"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

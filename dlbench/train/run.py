@@ -322,7 +322,8 @@ def resume_from_newest_checkpoint(run_dir, trainer, log):
         except torch.cuda.OutOfMemoryError:  # the GPU's state: the checkpoint is fine
             raise
         except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a readable file of other contents
-            log(f"{run_dir}: '{path}' is not a checkpoint of this run ({type(err).__name__}); trying the one before it")
+            why = err if isinstance(err, checkpoints.OtherModel) else type(err).__name__
+            log(f"{run_dir}: '{path}' is not a checkpoint of this run ({why}); trying the one before it")
             continue
         log(f"{run_dir}: resuming from step {trainer.step}")
         return
@@ -399,10 +400,13 @@ def load_trained_model(run_dir, device="cpu"):
         raise UserError(f"'{path}', the weights of the finished run, is missing; restore it, or {fix}")
     state = checkpoints.load(path, device, fix=fix)
     try:
+        checkpoints.require_model(rundir.read_run(run_dir).get("model") or {}, state)
         model = build_vae(state["model_config"]).to(device)
         model.load_state_dict(state["model"])
     except torch.cuda.OutOfMemoryError:  # the GPU's state: the weights are fine
         raise
+    except checkpoints.OtherModel as err:
+        raise CorruptFile(path, f"the weights of another model: {err}", fix) from None
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CorruptFile(path, f"not the weights of this run: {type(err).__name__}", fix) from None
     return model.eval()

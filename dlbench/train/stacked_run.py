@@ -76,7 +76,9 @@ def _resume_at_one_step(run_dirs, trainers, log):
         return
     try:
         states = [checkpoints.load(rundir.checkpoint_path(run_dir, behind)) for run_dir, _ in ahead]
-    except (OSError, CorruptFile):
+        for (_, trainer), state in zip(ahead, states):
+            checkpoints.require_model(trainer.spec.model, state)
+    except (OSError, CorruptFile, checkpoints.OtherModel):
         log("the runs of the stack resume at different steps and not every run ahead has a checkpoint of the "
             f"step {behind}: they train in groups by step")
         return
