@@ -173,8 +173,9 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
         postprocess(run_dir, mode)  # skips a representation that is already complete
         representation_fn = metrics_representation_fn(load_representation(run_dir, mode, device), mode, device)
         model = _LazyModel(run_dir, device, seed)
-        _stop_if_asked(run_dir, results, len(todo))
-        with _saying_what_was_kept(run_dir, results, len(todo)):
+        computed = {}  # the stop's line counts these: results also holds those kept from before (said above)
+        _stop_if_asked(run_dir, computed, len(todo))
+        with _saying_what_was_kept(run_dir, computed, len(todo)):
             for done, (name, result) in enumerate(compute_metrics(todo, data, representation_fn, seed, params,
                                                                   mode == "mean", model.params, log, str(run_dir),
                                                                   encode_once), start=1):
@@ -183,9 +184,9 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
                     result["noise"] = SAMPLED_NOISE
                 rundir.write_json(metric_result_path(run_dir, result["mode"], name, params.get(name, {}), seed),
                                   result)
-                results[name] = result
+                results[name] = computed[name] = result
                 if done < len(todo):
-                    _stop_if_asked(run_dir, results, len(todo))
+                    _stop_if_asked(run_dir, computed, len(todo))
     return results
 
 
@@ -234,9 +235,13 @@ def _saying_what_was_kept(where, kept, count):
 
 
 def _evaluation_stopped(where, kept, count, signum):
-    names = f" ({', '.join(kept)})" if kept else ""
-    return Interrupted(f"{where}: evaluation stopped by {signal.Signals(signum).name} after {len(kept)} of {count} "
-                       f"metrics{names}, kept; the same command computes the others", signum)
+    stopped = f"{where}: evaluation stopped by {signal.Signals(signum).name}"
+    if not kept:
+        which = "its metric was" if count == 1 else f"the first of its {count} metrics was"
+        return Interrupted(f"{stopped} before {which} computed; the same command computes {'it' if count == 1 else 'them'}",
+                           signum)
+    return Interrupted(f"{stopped} after {len(kept)} of {count} metrics ({', '.join(kept)}), kept; the same command "
+                       f"computes the others", signum)
 
 
 @contextlib.contextmanager

@@ -43,6 +43,24 @@ def test_a_signal_stops_dlb_evaluate_keeping_the_metrics_it_finished(signame, tr
     assert {each: signal.getsignal(each) for each in before} == before  # the command's handlers are gone
 
 
+def test_a_metric_kept_from_before_is_not_counted_as_computed_by_the_stopped_command(trained_run, capsys,
+                                                                                     monkeypatch):
+    # "stopped after 1 of 1 metrics (mig), kept" had been said of a command that computed none
+    assert evaluate.main([str(trained_run), "--metrics", "mig", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(evaluation.metrics, "evaluate",
+                        signalling_on("sap", signal.SIGTERM, evaluation.metrics.evaluate))
+
+    code = evaluate.main([str(trained_run), "--metrics", "mig,sap", "--device", "cpu"])
+
+    said = capsys.readouterr()
+    lines = [line for line in said.err.splitlines() if line.strip()]
+    assert code == 128 + signal.SIGTERM, lines
+    assert f"{trained_run}: kept the stored results of mig" in said.out, said.out
+    assert lines == [f"dlb_evaluate: {trained_run}: evaluation stopped by SIGTERM before its metric was computed; "
+                     f"the same command computes it"]
+
+
 def test_a_repeated_signal_does_not_cut_the_unwinding_short():
     unwound = []
 
