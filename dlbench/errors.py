@@ -9,6 +9,7 @@ its traceback.
 
 import errno
 import os
+import shlex
 import signal
 from pathlib import Path
 
@@ -119,3 +120,15 @@ class StopSignal(KeyboardInterrupt):
     def __init__(self, signum):
         super().__init__(signal.Signals(signum).name)
         self.signum = int(signum)
+
+
+def shell_word(value):
+    """value (a path) as one word of a command a message tells the user to run: quoted where a shell
+    would split or expand it (a space in a folder's name), and bytes that are not UTF-8 (which
+    Python keeps as surrogate escapes and cannot print) as bash's $'\\xNN'."""
+    text = str(value)
+    if not any("\udc80" <= char <= "\udcff" for char in text):
+        return shlex.quote(text)
+    printable = (chr(byte) if 32 <= byte < 127 and chr(byte) not in "'\\" else f"\\x{byte:02x}"
+                 for byte in os.fsencode(text))
+    return f"$'{''.join(printable)}'"

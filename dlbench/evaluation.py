@@ -15,7 +15,7 @@ import torch
 import dlbench
 import dlbench.data
 from dlbench import checks, metrics, rundir
-from dlbench.errors import CorruptFile, Interrupted, UserError
+from dlbench.errors import CorruptFile, Interrupted, UserError, shell_word
 from dlbench.encode_once import ONCE, PER_DRAW, encoded, observations_are_grid_images, worth_encoding_once
 from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
 from dlbench.postprocess import (SAMPLED_NOISE, check_mode, encode_batch_size, load_representation,
@@ -70,7 +70,7 @@ def _stored_of_protocol(run_dir, mode, metric, params, seed):
     stored_result). Results written before protocols were part of the path sit under the plain
     metric name; they count when their parameters match."""
     # the command that computes exactly this protocol again (the plain one would redo the default)
-    fix = (f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode}"
+    fix = (f"compute it again with dlb_evaluate {shell_word(run_dir)} --metrics {metric} --mode {mode}"
            + "".join(f" --metric_param {metric}.{key}={value!r}" for key, value in params.items())
            + (f" --seed {seed}" if seed != 0 else "") + " --overwrite")
     wanted = metric_result_path(run_dir, mode, metric, params, seed)
@@ -165,7 +165,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
                                                               params.get(name, {}), seed))
     if not isinstance(record.get("dataset"), str):  # the one field of run.json the data needs without a default
         raise UserError(f"'{rundir.run_json_path(run_dir)}' does not name the dataset the run trained on; restore it "
-                        f"from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite")
+                        f"from a copy, or train the run again with {rundir.retrain_command(run_dir)}")
     with _evaluating(run_dir, device, run_dir):
         data = dlbench.data.dataset_from_record(record)  # before postprocess: a bad record writes nothing
         model = record.get("model")

@@ -15,7 +15,7 @@ from torch import nn
 
 import dlbench
 from dlbench import rundir
-from dlbench.errors import CorruptFile, UserError
+from dlbench.errors import CorruptFile, UserError, shell_word
 from dlbench.train import load_trained_model
 
 MODES = ("mean", "sampled")
@@ -98,8 +98,9 @@ def load_representation(run_dir, mode="mean", device="cpu"):
         except (RuntimeError, ValueError, OSError) as err:
             if isinstance(err, (FileNotFoundError, torch.cuda.OutOfMemoryError)):  # the second: the GPU's state
                 raise
+            again = f"dlb_postprocess {shell_word(run_dir)} --mode {mode} --overwrite"
             raise CorruptFile(path, f"not a TorchScript module: {type(err).__name__}",
-                              f"write it again with `dlb_postprocess {run_dir} --mode {mode} --overwrite`") from None
+                              f"write it again with `{again}`") from None
 
 
 def encode_batch_size(device):

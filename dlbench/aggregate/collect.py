@@ -36,7 +36,7 @@ import pandas as pd
 from dlbench import rundir
 from dlbench.aggregate.columns import parse_metric_column
 from dlbench.data import is_dataset_shape
-from dlbench.errors import CorruptFile, UserError, describe_os_error
+from dlbench.errors import CorruptFile, UserError, describe_os_error, shell_word
 from dlbench.metrics import current_keys, protocol_tag, result_problem, value_keys, version_problem
 from dlbench.selection import matching
 
@@ -321,7 +321,7 @@ def _train_results(run_dir, record, runs_root):
     if record.get("status") == rundir.Status.DONE and not path.is_file():
         raise _LeftOut(f"'{path}' is missing, though '{rundir.run_json_path(run_dir)}' says the run is done, so "
                        f"its training cannot be trusted; train it again with dlb_study STUDY --runs_root "
-                       f"{runs_root} --retry_failed, or dlb_train --run_dir {run_dir} --overwrite")
+                       f"{shell_word(runs_root)} --retry_failed, or {rundir.retrain_command(run_dir)}")
     try:
         results = rundir.read_train_results(run_dir)
     except (CorruptFile, OSError) as err:
@@ -385,7 +385,7 @@ def _metric_row(run_dir, left_out, damaged):
 def _read_metric_result(run_dir, mode, folder, path):
     """The _MetricResult of one metrics/<mode>/<folder>/results.json."""
     metric, _, tag = folder.partition("[")  # folders carry the protocol tag
-    fix = (f"compute it again with dlb_evaluate {run_dir} --metrics {metric} --mode {mode}"
+    fix = (f"compute it again with dlb_evaluate {shell_word(run_dir)} --metrics {metric} --mode {mode}"
            f"{_protocol_flags(metric, tag)} --overwrite")
     result = rundir.read_json(path, fix=fix)
     metric = result.get("metric") if isinstance(result.get("metric"), str) else metric

@@ -15,7 +15,7 @@ from dlbench import rundir
 from dlbench.aggregate.collect import readable
 from dlbench.aggregate.leaderboard import DONE, FAILED, UNFINISHED, short_of_value, status_kind
 from dlbench.config import shown_gin_path
-from dlbench.errors import UserError, describe_os_error
+from dlbench.errors import UserError, describe_os_error, shell_word
 from dlbench.selection import picked
 
 FILES = ("results.csv", "results.parquet", "leaderboard.csv", "best.csv", "representatives.csv", "report.json")
@@ -29,7 +29,7 @@ def check_output_folder(out_dir, runs_root=None):
     out_dir = Path(out_dir)
     if runs_root is not None and out_dir.absolute() == Path(runs_root).absolute():
         raise UserError(f"--out '{out_dir}' is the runs root itself; choose a folder of its own for the tables, "
-                        f"e.g. --out {Path(runs_root).absolute().parent / 'report'}")
+                        f"e.g. --out {shell_word(Path(runs_root).absolute().parent / 'report')}")
     run = rundir.enclosing_run(out_dir)
     if run is not None:
         raise UserError(f"--out '{out_dir}' is inside the run directory '{run}', whose files are its stages'; "

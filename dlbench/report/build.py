@@ -361,7 +361,7 @@ def require_weights(run_dir):
     loads (and may generate) the dataset before the model, which is wasted for a run without weights."""
     path = rundir.weights_path(run_dir)
     if not path.is_file():
-        raise UserError(f"'{path}' is missing; train the run again with `dlb_train --run_dir {run_dir} --overwrite`")
+        raise UserError(f"'{path}' is missing; train the run again with `{rundir.retrain_command(run_dir)}`")
     return run_dir
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import dlbench
-from dlbench.errors import CorruptFile, UserError
+from dlbench.errors import CorruptFile, UserError, shell_word
 from dlbench.rundir.layout import CLAIM_JSON, RUN_JSON, checkpoint_paths, is_claim_file, run_json_path
 from dlbench.rundir.record import Status, enclosing_run, git_revision, is_run, read_run, retrain_fix, update_run
 
@@ -73,8 +73,8 @@ def prepare(run_dir, identity, overwrite):
     if differences:
         state = "a finished" if record.get("status") in Status.ENDED else "an unfinished"
         raise ConfigMismatch(f"'{run_dir}' holds {state} run with a different config ({', '.join(differences)}); "
-                        f"`dlb_train --run_dir {run_dir}` alone uses its own config, --overwrite replaces it, "
-                        f"or choose another --run_dir", differences)
+                             f"`dlb_train --run_dir {shell_word(run_dir)}` alone uses its own config, --overwrite "
+                             f"replaces it, or choose another --run_dir", differences)
     if record.get("status") in Status.ENDED:
         return Prepare.SKIP
     if checkpoint_paths(run_dir):

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from dlbench.errors import UserError
+from dlbench.errors import UserError, shell_word
 from dlbench.rundir.claims import check_not_held
 from dlbench.rundir.files import read_json, write_json
 from dlbench.rundir.layout import run_json_path, train_results_path, weights_path
@@ -31,9 +31,14 @@ def enclosing_run(path):
     return next((folder for folder in (path, *path.parents) if is_run(folder)), None)
 
 
+def retrain_command(run_dir):
+    """The command that trains a run again from step 0, to be copied."""
+    return f"dlb_train --run_dir {shell_word(run_dir)} --overwrite"
+
+
 def retrain_fix(run_dir):
     """What to do about a damaged file of a run that only training writes."""
-    return f"restore it from a copy, or train the run again with dlb_train --run_dir {run_dir} --overwrite"
+    return f"restore it from a copy, or train the run again with {retrain_command(run_dir)}"
 
 
 def read_run(run_dir):
@@ -87,11 +92,12 @@ def require_finished_run(run_dir):
     record = read_run(run_dir)
     if record.get("status") == Status.FAILED:
         raise UserError(f"training of '{run_dir}' failed ({record.get('error')}); there is no model to use: train it "
-                        f"again from step 0 with `dlb_train --run_dir {run_dir} --overwrite`")
+                        f"again from step 0 with `{retrain_command(run_dir)}`")
     if record.get("status") != Status.DONE:
         check_not_held(run_dir)  # still training: name the process, whose run a dlb_train would be refused
-        raise UserError(f"training of '{run_dir}' has not finished (status: {record.get('status')}); "
-                        f"finish it with `dlb_train --run_dir {run_dir}` first (it resumes from the run's own config)")
+        raise UserError(f"training of '{run_dir}' has not finished (status: {record.get('status')}); finish it "
+                        f"with `dlb_train --run_dir {shell_word(run_dir)}` first (it resumes from the run's own "
+                        f"config)")
     return record
 
 

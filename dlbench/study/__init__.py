@@ -27,7 +27,7 @@ import gin
 import dlbench
 from dlbench import rundir
 from dlbench.config import INCLUDE_CYCLE, gin_dir, quiet_gin_includes
-from dlbench.errors import CorruptFile, UserError
+from dlbench.errors import CorruptFile, UserError, shell_word
 from dlbench.selection import matching
 from dlbench.study.sweep import binding, expand
 
@@ -113,7 +113,7 @@ def load_study(name_or_gin):
         gin.clear_config()
     if settings is None:  # gin's "Required bindings for `study` not provided" did not say what the file is
         raise UserError(f"'{path}' is a run config, not a study file (it binds no study.base_gin); train it with "
-                        f"dlb_train --gin {path}, or see gin/studies/ for study files")
+                        f"dlb_train --gin {shell_word(path)}, or see gin/studies/ for study files")
     _check_only_study_bindings(path)
     base = [str(_base_file(f, path)) for f in settings["base_gin"]]
     fixed = settings["fixed"]

@@ -17,7 +17,8 @@ from dlbench import rundir
 from dlbench.rundir import Prepare, Status
 import dlbench.data
 from dlbench.data.dsprites import generation_bar
-from dlbench.errors import CorruptFile, Interrupted, OtherDataFound, UserError, describe_os_error, reason
+from dlbench.errors import (CorruptFile, Interrupted, OtherDataFound, UserError, describe_os_error, reason,
+                            shell_word)
 from dlbench.nn import build_vae
 from dlbench.signals import stop_asked
 from dlbench.train import checkpoints
@@ -78,7 +79,7 @@ def left_alone(run_dir, log, in_study=False):
     missing = rundir.missing_training_file(run_dir)  # "already finished" had been said of such a run
     if missing:
         raise UserError(missing)
-    log(f"{run_dir}: training already finished; left alone (`dlb_train --run_dir {run_dir} --overwrite` trains it "
+    log(f"{run_dir}: training already finished; left alone (`{rundir.retrain_command(run_dir)}` trains it "
         f"again from step 0)")
     return SKIPPED
 
@@ -228,7 +229,7 @@ def _interrupted(run_dir, step, signum, session):
     name = signal.Signals(signum).name
     rundir.mark_interrupted(run_dir, session, step, name)
     return Interrupted(f"{run_dir}: interrupted by {name} at step {step}; checkpoint written; "
-                       f"`dlb_train --run_dir {run_dir}` resumes from step {step}", signum)
+                       f"`dlb_train --run_dir {shell_word(run_dir)}` resumes from step {step}", signum)
 
 
 def mark_stopped(run_dir, status, reason, log, session=None):
@@ -328,7 +329,7 @@ def resume_from_newest_checkpoint(run_dir, trainer, log):
         log(f"{run_dir}: resuming from step {trainer.step}")
         return
     raise UserError(f"no readable checkpoint in '{rundir.checkpoints_dir(run_dir)}'; "
-                    f"`dlb_train --run_dir {run_dir} --overwrite` restarts the run from step 0")
+                    f"`{rundir.retrain_command(run_dir)}` restarts the run from step 0")
 
 
 def truncate_log(run_dir, step, logged_every=None):
@@ -337,7 +338,7 @@ def truncate_log(run_dir, step, logged_every=None):
     train.log_every) holds no row up to the checkpoint's step though one was written: the resumed
     log would lack the start of the run's curves without a word."""
     path = rundir.train_log_path(run_dir)
-    fix = f"restore it from a copy, or train the run again from step 0 with `dlb_train --run_dir {run_dir} --overwrite`"
+    fix = f"restore it from a copy, or train the run again from step 0 with `{rundir.retrain_command(run_dir)}`"
     fields, rows = read_log_rows(path, fix)
     kept = [row for row in rows if int(row["step"]) <= step]
     if not kept and isinstance(logged_every, int) and 0 < logged_every <= step:
@@ -395,7 +396,7 @@ def load_trained_model(run_dir, device="cpu"):
     """The VAE of a finished run, on device, in eval mode; a CorruptFile when its weights do not
     read back."""
     path = rundir.weights_path(run_dir)
-    fix = f"train the run again with `dlb_train --run_dir {run_dir} --overwrite`"
+    fix = f"train the run again with `{rundir.retrain_command(run_dir)}`"
     if not path.is_file():  # run.json says done: the file was removed or moved since
         raise UserError(f"'{path}', the weights of the finished run, is missing; restore it, or {fix}")
     state = checkpoints.load(path, device, fix=fix)
@@ -468,9 +469,9 @@ def check_bindings_give_a_config(run_dir):
     except ValueError:
         config = rundir.config_gin_path(run_dir)
         raise UserError(f"--gin_param needs --gin: alone they make a new run's whole config, and '{run_dir}' holds a "
-                        f"run whose own config is {config}; give --gin {config} with them (of a run only how often "
-                        f"it logs or checkpoints may change; another change needs --overwrite, which trains it "
-                        f"again from step 0), or --run_dir alone to resume it as it is") from None
+                        f"run whose own config is {config}; give --gin {shell_word(config)} with them (of a run only "
+                        f"how often it logs or checkpoints may change; another change needs --overwrite, which trains "
+                        f"it again from step 0), or --run_dir alone to resume it as it is") from None
 
 
 def own_config(run_dir):
