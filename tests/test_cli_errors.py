@@ -340,6 +340,11 @@ def test_unknown_study_and_bad_shard(tmp_path, capsys):
     # a value starting with '-' had been read as a flag: "expected one argument", not what is wrong with it
     assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--shard", "-1/2"]),
                       "bad --shard '-1/2'; write I/N")
+    # and as argparse takes the start of a flag for the flag, so does that: --sha had still said "expected one argument"
+    assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--sha", "-1/2"]),
+                      "bad --shard '-1/2'; write I/N")
+    assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--s", "-1/2"]),
+                      "ambiguous option: --s could match")  # argparse's to refuse
     assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--executor", "ray",
                                           "--gpus_per_worker", "-1e-3"]), "--gpus_per_worker must be positive")
     # a shard with no runs would do nothing and call the study done
