@@ -154,24 +154,76 @@ def quiet_gin_includes():
 INCLUDE_CYCLE = "a file includes itself, directly or through the files it includes; remove the include that closes it"
 
 
+class IncludeNotFound(UserError):
+    """A gin `include` names a file found nowhere it is looked for."""
+
+    def __init__(self, included, includer, folders):
+        by = f"{includer} includes" if includer else "the binding includes"
+        fix = (f"correct the include's path in {includer} (a relative one is looked for beside that file first)"
+               if includer else "correct the include's path")
+        looked = ", ".join("the working folder" if folder == Path() else str(folder) for folder in folders)
+        where = "it does not exist" if Path(included).is_absolute() else f"looked in {looked}"
+        super().__init__(f"'{included}', which {by}, is not found ({where}); {fix}")
+
+
+def include_folders(includer, search_paths):
+    """Where a relative include is looked for, in order: beside the file that holds it (when a file
+    does), the working folder (where gin looks first), then search_paths."""
+    folders = ([Path(includer).parent] if includer else []) + [Path(), *map(Path, search_paths)]
+    return list(dict.fromkeys(folders))  # once each (two --gin files in one folder)
+
+
+@contextlib.contextmanager
+def includes_beside_their_file(search_paths):
+    """While gin parses, find the file an `include` names first beside the file that holds it, as a
+    user reads a relative include, then in the working folder and search_paths. gin itself looks
+    only in its search paths, the working folder first: an include in an included file had been
+    looked for where the command ran, not beside it. Yields the function to parse a file with.
+    gin's parser calls gin.config.parse_config_file for each include, so that is replaced for
+    the parse; a file not found here still gets gin's own readers (a Python package's resource)."""
+    parse_found = gin.config.parse_config_file
+    parsing = []  # the file parsed at each depth of includes, innermost last (None: a --gin_param's text)
+
+    def parse_config_file(config_file, *args, **kwargs):
+        includer = parsing[-1] if parsing else None
+        folders = include_folders(includer, search_paths)
+        path = next((folder / config_file for folder in folders if (folder / config_file).is_file()), None)
+        parsing.append(path)
+        try:
+            return parse_found(str(path or config_file), *args, **kwargs)
+        except OSError as err:
+            if path is None and str(err).startswith("Unable to open file"):
+                raise IncludeNotFound(config_file, includer, folders) from None
+            raise
+        finally:
+            parsing.pop()
+
+    gin.config.parse_config_file = parse_config_file
+    try:
+        yield parse_config_file
+    finally:
+        gin.config.parse_config_file = parse_found
+
+
 def parse_gin(gin_files=(), gin_params=()):
     """Clear gin and parse the files and bindings; any mistake becomes a one-line UserError."""
     gin.clear_config()
-    gin.add_config_file_search_path(str(gin_dir()))
     files = [str(resolve_gin_file(f)) for f in gin_files]
-    for f in files:
-        gin.add_config_file_search_path(str(Path(f).parent))
+    # an include names a file beside the one that holds it, one of dlbench's or one beside a --gin file
+    search_paths = [gin_dir(), *(Path(f).parent for f in files)]
     # one at a time, so that a mistake is reported with the file or binding it is in
     sources = [(f"gin file '{f}'", f, None) for f in files] + [(f"--gin_param '{b}'", None, b) for b in gin_params]
     for source, file, text in sources:
         try:
-            with quiet_gin_includes():
+            with quiet_gin_includes(), includes_beside_their_file(search_paths) as parse_file:
                 if file:
-                    gin.parse_config_file(file)
+                    parse_file(file)
                 else:
                     gin.parse_config(text)
         except RecursionError:  # gin follows includes without looking for cycles; its message recurses too
             raise UserError(f"bad gin config in {source}: {INCLUDE_CYCLE}") from None
+        except IncludeNotFound as err:  # gin appends where the include is on further lines: the first names it
+            raise UserError(f"bad gin config in {source}: {str(err).splitlines()[0]}") from None
         except Exception as err:  # gin reports with ValueError, SyntaxError, TokenError, ...
             problem = gin_problem(err, _read_text(file) if file else text, file)
             raise UserError(f"bad gin config in {source}: {problem}") from None

@@ -340,6 +340,11 @@ def test_unknown_study_and_bad_shard(tmp_path, capsys):
     # a value starting with '-' had been read as a flag: "expected one argument", not what is wrong with it
     assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--shard", "-1/2"]),
                       "bad --shard '-1/2'; write I/N")
+    # and as argparse takes the start of a flag for the flag, so does that: --sha had still said "expected one argument"
+    assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--sha", "-1/2"]),
+                      "bad --shard '-1/2'; write I/N")
+    assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--s", "-1/2"]),
+                      "ambiguous option: --s could match")  # argparse's to refuse
     assert_user_error(capsys, study.main(["quickstart", "--runs_root", str(tmp_path), "--executor", "ray",
                                           "--gpus_per_worker", "-1e-3"]), "--gpus_per_worker must be positive")
     # a shard with no runs would do nothing and call the study done
@@ -566,6 +571,51 @@ def test_a_gin_file_that_includes_itself_is_one_line(tmp_path, capsys, cycle):
     (tmp_path / "itself.gin").write_text("include 'itself.gin'\n")  # the study file itself
     assert_user_error(capsys, study.main([str(tmp_path / "itself.gin"), "--runs_root", str(tmp_path / "runs")]),
                       f"bad study file '{tmp_path / 'itself.gin'}': a file includes itself")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
+def write_nested_includes(folder, innermost):
+    """folder/top.gin includes sub/a.gin, which includes b.gin beside it, which holds `innermost`."""
+    (folder / "sub").mkdir(parents=True)
+    (folder / "top.gin").write_text("include 'sub/a.gin'\n")
+    (folder / "sub" / "a.gin").write_text("include 'b.gin'\n")
+    (folder / "sub" / "b.gin").write_text(innermost)
+    return folder / "top.gin"
+
+
+def test_an_include_in_an_included_file_is_found_beside_it(tiny_data_root, tmp_path):
+    # gin had looked for it in the working folder and the --gin file's folder only: 'Unable to open file: b.gin'
+    top = write_nested_includes(tmp_path / "config", "beta_vae.beta = 3.0\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "b.gin").write_text("beta_vae.beta = 9.0\n")  # in the working folder, which gin had looked in first
+    params = [p for p in TINY_PARAMS if not p.startswith("beta_vae.beta")]  # b.gin binds it
+    args = ["--gin", top, "--run_dir", tmp_path / "run", "--device", "cpu", "--no_progress"]
+    result = run_in_process("dlb_train", *args, *(arg for p in params for arg in ("--gin_param", p)),
+                            data_root=tiny_data_root, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["hyperparameters"] == {"beta": 3.0}
+
+
+def test_an_include_not_found_names_the_file_that_includes_it(tiny_data_root, tmp_path):
+    # gin's 'Unable to open file: b.gin. Searched config paths: [...]' had come with the advice for a
+    # binding, 'a binding is NAME.PARAM = VALUE', and without the file the include is in
+    from tests.test_study import write_study
+
+    top = write_nested_includes(tmp_path, "include 'missing.gin'\n")
+    result = run_in_process("dlb_train", "--gin", top, *tiny_train_args(tmp_path / "run"),
+                            data_root=tiny_data_root, cwd=tmp_path / "sub")
+    line = assert_one_line_error(result, f"bad gin config in gin file '{top}': 'missing.gin', which "
+                                         f"{tmp_path / 'sub' / 'b.gin'} includes, is not found (looked in "
+                                         f"{tmp_path / 'sub'}, the working folder,",
+                                 f"correct the include's path in {tmp_path / 'sub' / 'b.gin'}")
+    assert "a binding is" not in line and "Unable to open" not in line
+    study_path = write_study(tmp_path / "s.gin", "{'train.seed': [0]}")
+    study_path.write_text("include 'sub/a.gin'\n" + study_path.read_text())
+    result = run_in_process("dlb_study", study_path, "--runs_root", tmp_path / "runs", "--dry_run",
+                            data_root=tiny_data_root)
+    assert_one_line_error(result, f"bad study file '{study_path}': 'missing.gin', which {tmp_path / 'sub' / 'b.gin'} "
+                                  f"includes, is not found")
     assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
 
 

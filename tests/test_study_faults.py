@@ -208,3 +208,45 @@ def test_a_signal_while_workers_evaluate_stops_them_before_their_next_metric(tin
     assert len(list(runs.rglob("metrics/*/*/results.json"))) < 6  # not every metric of both runs
     assert not list(runs.rglob("claim.json"))
     assert all(json.loads(path.read_text())["status"] == "done" for path in runs.rglob("run.json"))  # trained
+
+
+def running(pid):
+    """Whether process pid is alive: an orphan that has exited may stay a zombie until init reaps it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
+
+
+def test_a_killed_studys_workers_end_and_leave_their_runs_to_be_taken_over(tiny_data_root, tmp_path):
+    # a pool's workers ignore stop signals (the study's process passes them on): a study killed by
+    # SIGKILL (out of memory, a scheduler's hard kill) had left its workers training on, then idle for good
+    from dlbench.rundir import held_by
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    study.write_text(study.read_text().replace("'train.steps': 20", "'train.steps': 3000"))
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "DLBENCH_DATA": str(tiny_data_root)}
+    process = subprocess.Popen([sys.executable, str(REPO / "bin" / "dlb_study"), str(study), "--runs_root", str(runs),
+                                "--workers", "2", "--device", "cpu", "--no_progress"], env=env, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(runs.rglob("train_log.csv"))) < 2 and time.monotonic() < deadline:  # both runs training
+            time.sleep(0.2)
+        workers = pool_workers(process.pid)
+        assert len(workers) == 2, workers
+        process.kill()
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while [pid for pid in workers if running(pid)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if running(pid)], "the workers outlived the study's process"
+    finally:
+        for pid in workers:  # none should be left; a failure must not leave them training
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+    claimed = [path.parent for path in runs.rglob("claim.json")]
+    assert claimed and all(held_by(run_dir) is None for run_dir in claimed)  # a dead holder's claim is taken over

@@ -25,9 +25,9 @@ class _Parser(argparse.ArgumentParser):
         return super().parse_known_args(self._values_attached(args), namespace)
 
     def _values_attached(self, args):
-        """args with `--shard -1/2` written `--shard=-1/2`: argparse reads a value that starts with '-' and is not
-        a plain number as a flag, and says only 'expected one argument', where the option's own check names the
-        mistake and its fix."""
+        """args with `--shard -1/2` written `--shard=-1/2` (`--sha -1/2` `--sha=-1/2`): argparse reads a value that
+        starts with '-' and is not a plain number as a flag, and says only 'expected one argument', where the
+        option's own check names the mistake and its fix."""
         attached = []
         for index, arg in enumerate(args):
             if arg == "--":  # what follows is positional, whatever it looks like
@@ -39,8 +39,18 @@ class _Parser(argparse.ArgumentParser):
         return attached
 
     def _takes_one_value(self, arg):
-        action = self._option_string_actions.get(arg)
+        action = self._flag_action(arg)
         return action is not None and action.nargs is None
+
+    def _flag_action(self, arg):
+        """The action of flag arg, written whole or, as argparse takes it, as the start of one long
+        flag alone (`--sha` of `--shard`); None for anything else (an ambiguous start is argparse's to refuse)."""
+        if arg in self._option_string_actions:
+            return self._option_string_actions[arg]
+        if not (self.allow_abbrev and arg.startswith("--")):
+            return None
+        actions = {id(action): action for flag, action in self._option_string_actions.items() if flag.startswith(arg)}
+        return next(iter(actions.values())) if len(actions) == 1 else None
 
     def _print_message(self, message, file=None):
         # argparse's own drops a failed write: --help into a full disk had exited 0 with nothing written

@@ -26,7 +26,7 @@ import gin
 
 import dlbench
 from dlbench import rundir
-from dlbench.config import INCLUDE_CYCLE, gin_dir, quiet_gin_includes
+from dlbench.config import INCLUDE_CYCLE, gin_dir, includes_beside_their_file, quiet_gin_includes
 from dlbench.errors import CorruptFile, UserError, shell_word
 from dlbench.selection import matching
 from dlbench.study.sweep import binding, expand
@@ -96,11 +96,10 @@ def load_study(name_or_gin):
     path = study_file(name_or_gin)
     gin.clear_config()
     # a study file may include a study beside it, or one of dlbench's named studies, by file name
-    for folder in (path.parent, gin_dir() / "studies"):
-        gin.add_config_file_search_path(str(folder))
+    search_paths = [path.parent, gin_dir() / "studies"]
     try:
-        with quiet_gin_includes():
-            gin.parse_config_file(str(path))
+        with quiet_gin_includes(), includes_beside_their_file(search_paths) as parse_file:
+            parse_file(str(path))
         _check_each_binding_once(path)
         settings = study_settings() if _binds_study() else None
     except UserError as err:

@@ -10,7 +10,9 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
+import time
 
 from tqdm import tqdm
 
@@ -61,9 +63,10 @@ FORWARDED = (signal.SIGINT, *STOPS)
 _stopping = None
 
 
-def _start_worker(threads, gpu_queue, stopping):
+def _start_worker(threads, gpu_queue, stopping, study_pid):
     global _stopping
     _stopping = stopping
+    _end_with_the_study(study_pid)
     for signum in FORWARDED:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)  # a stop that came while starting is dropped
@@ -79,6 +82,42 @@ def _start_worker(threads, gpu_queue, stopping):
     # worker killed (SIGKILL, out of memory) never unregisters it, and the study ended in Python's
     # "leaked semaphore objects" warning; a worker's bars are its own (and hidden), a thread lock does
     tqdm.set_lock(threading.RLock())
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _end_with_the_study(study_pid):
+    """End this worker when the study's process ends. Workers ignore the stop signals (the study's
+    process passes them on), so a study killed outright (SIGKILL, out of memory) had left them
+    behind: training on, then waiting for work for good (on a queue they hold open themselves).
+    A worker ended so is as one killed: its run's claim, its holder gone, is taken over at once, and
+    the run resumes from its last checkpoint."""
+    if not _ask_for_a_kill_when_the_parent_ends():
+        threading.Thread(target=_exit_when_orphaned, args=(study_pid,), daemon=True, name="study watch").start()
+    if os.getppid() != study_pid:  # the study ended before the request: no signal will come
+        os._exit(1)
+
+
+def _ask_for_a_kill_when_the_parent_ends():
+    """Linux's prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this process when its parent ends
+    (strictly, the parent's thread that started it: the pool starts its workers in submit(), which
+    the study calls from its main thread). False where it is not to be had."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _exit_when_orphaned(study_pid, every_seconds=1.0):
+    """Elsewhere: an orphan is adopted by another process, so its parent's pid changes."""
+    while os.getppid() == study_pid:
+        time.sleep(every_seconds)
+    os._exit(1)
 
 
 def _run_in_worker(item, device, retry_failed):
@@ -196,7 +235,7 @@ def _run_pool(pending, names, device, workers, retry_failed, statuses, bar, thre
             gpu_queue.put(gpu)
     stopping = context.Event()
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                                initargs=(threads, gpu_queue, stopping)) as pool, \
+                                                initargs=(threads, gpu_queue, stopping, os.getpid())) as pool, \
             _forwarding_stops(stopping):
         # the workers start with the stops blocked, which they inherit until they ignore them: a Ctrl-C
         # while they imported torch had ended each in a traceback, and a SIGTERM then had each say
