@@ -136,10 +136,12 @@ def result_mode(name, mode):
 
 
 def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu", seed=0,
-                 params=None, overwrite=False, log=print, encode_once=None):
+                 params=None, overwrite=False, log=print, encode_once=None, say_kept=True):
     """Compute the metrics of a finished run; returns {metric: results dict}. A result stored for
     the same protocol (parameters and seed) is reused; another protocol is computed beside it.
-    encode_once: None decides by counting (dlbench.encode_once), True or False forces it."""
+    encode_once: None decides by counting (dlbench.encode_once), True or False forces it.
+    say_kept: a line naming the stored results reused (a study's rerun reuses every run's: its
+    summary counts them, where a line each had advised dlb_evaluate's --overwrite to dlb_study)."""
     params = params or {}
     metric_names = list(dict.fromkeys(metric_names))
     check_request(metric_names, mode, params, seed)
@@ -154,7 +156,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
             elif stored is not None:
                 results[name] = stored
     todo = [m for m in metric_names if m not in results]
-    if results:  # said, as for a --representation: a run evaluated already had printed nothing at all
+    if results and say_kept:  # said, as for a --representation: a run evaluated already had printed nothing at all
         # of the protocols kept: a plain "mig" after --seed 1 read as the default protocol's
         kept = ", ".join(protocol_name(name, params.get(name, {}), seed) for name in results)
         log(f"{run_dir}: kept the stored results of {kept} (--overwrite computes them again)")

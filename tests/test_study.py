@@ -574,6 +574,18 @@ def test_the_study_draws_its_bar_only_into_a_terminal(trained_run, tmp_path, cap
         assert err == "" and f"[1/1] {unit.run_dir}" in out, (out, err)
 
 
+def test_a_studys_rerun_keeps_its_runs_results_without_a_line_each(trained_run, tmp_path):
+    # each had said "(--overwrite computes them again)": dlb_study has no --overwrite, and dlb_evaluate's
+    # computes the default metrics, not the study's protocols
+    from dlbench.study.unit import DONE, evaluate_unit
+
+    study, _, unit = study_of_the_trained_run(trained_run, tmp_path)
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
+    lines = []
+    assert evaluate_unit(unit, "cpu", log=lines.append) == DONE
+    assert lines == []
+
+
 def test_a_damaged_result_is_a_run_to_evaluate_again_and_the_studys_rerun_computes_it(trained_run, tmp_path):
     # a result whose discrete_mig was 'abc' had counted done, and the study's rerun had kept it
     from dlbench.evaluation import metric_result_path

@@ -69,8 +69,12 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(tiny_dsprites, tmp_path,
     assert not (resumed_dir / "model" / "checkpoints").exists()  # resume state is dropped once done
 
 
+@pytest.mark.parametrize("in_study, alike", [
+    (False, "OMP_NUM_THREADS=1 resumes it alike"),
+    # a study shares its threads out among its workers: OMP_NUM_THREADS=2 under --workers 2 gives each 1
+    (True, "the study run with the --workers it trained with, which gave each run 1, resumes it alike")])
 def test_a_resume_with_other_cpu_threads_says_its_weights_will_differ(tiny_dsprites, tmp_path, monkeypatch,
-                                                                         capsys):
+                                                                         capsys, in_study, alike):
     # the threads decide the order of the float sums: the resumed run had gone on without a word
     threads = torch.get_num_threads()
     try:
@@ -80,12 +84,12 @@ def test_a_resume_with_other_cpu_threads_says_its_weights_will_differ(tiny_dspri
         interrupt_at(monkeypatch, 14, TINY_PARAMS, tmp_path / "r")
         assert "CPU threads" not in capsys.readouterr().out  # the same count: nothing to say
         torch.set_num_threads(2)
-        train_from_gin([], TINY_PARAMS, tmp_path / "r", "cpu", progress=False)
+        train_from_gin([], TINY_PARAMS, tmp_path / "r", "cpu", progress=False, in_study=in_study)
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert (f"{tmp_path / 'r'}: trained so far with 1 CPU threads, now with 2: its weights will differ in float "
-            "rounding from the run trained with 1 throughout (OMP_NUM_THREADS=1 resumes it alike)") in out, out
+            f"rounding from the run trained with 1 throughout ({alike})") in out, out
 
 
 def test_a_resume_writes_a_missing_config_gin_again(tiny_dsprites, tmp_path, monkeypatch, capsys):

@@ -91,7 +91,8 @@ def evaluate_unit(unit, device, log=print):
         log(f"{unit.run_dir}: failed: {damaged}")
         return FAILED
     try:
-        evaluate_run(unit.run_dir, list(unit.metrics), "mean", device, params=unit.metric_params, log=log)
+        evaluate_run(unit.run_dir, list(unit.metrics), "mean", device, params=unit.metric_params, log=log,
+                     say_kept=False)
     except OtherDataFound:
         raise
     except UserError as err:

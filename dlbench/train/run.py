@@ -42,7 +42,7 @@ def train_run(run_dir, spec, device, config_text="", overwrite=False, progress=T
         if action is Prepare.SKIP:
             return left_alone(run_dir, log, in_study)
         data = data_of(run_dir, spec, action, progress)  # a bad dataset stops us before anything is removed
-        trainer = start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log,
+        trainer = start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log, in_study,
                                  stacked=False)
         session = rundir.new_session(from_step=trainer.step, cpu_threads=cpu_threads(device))
         return _train_to_end(run_dir, trainer, spec, progress, trainer.started, claim, stop, log, session)
@@ -84,10 +84,12 @@ def left_alone(run_dir, log, in_study=False):
     return SKIPPED
 
 
-def start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log, **recorded):
+def start_training(run_dir, spec, data, device, action, config_text, overwrite, claim, log, in_study=False,
+                   **recorded):
     """The run's Trainer, fresh (its folder cleared first on RESTART, its config written) or resumed
     from its newest checkpoint, with run.json marked running (with `recorded` fields too);
-    trainer.started is when this session started."""
+    trainer.started is when this session started. in_study: a study's run (its advice names the
+    study's flags)."""
     identity = spec.identity()
     if action is Prepare.RESUME:
         record = rundir.read_run(run_dir)
@@ -103,7 +105,7 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
     if action is Prepare.RESUME:
         resume_from_newest_checkpoint(run_dir, trainer, log)
         truncate_log(run_dir, trainer.step, record.get("train", {}).get("log_every"))
-        say_other_threads(record, run_dir, device, log)
+        say_other_threads(record, run_dir, device, log, in_study)
         # the config given is the run's (prepare compared them), but may set other bookkeeping
         # (train.log_every, checkpoint_every), which run.json records from this session on
         if not config_gin.is_file():
@@ -128,15 +130,18 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
     return trainer
 
 
-def say_other_threads(record, run_dir, device, log):
+def say_other_threads(record, run_dir, device, log, in_study=False):
     """A line when a run trained on the CPU resumes with another number of threads than its last
     session had: they decide the order of its float sums, so its weights from here on differ, in
-    float rounding, from those of the run trained with one number throughout."""
+    float rounding, from those of the run trained with one number throughout. A study shares its
+    threads out among its --workers, whatever OMP_NUM_THREADS says of the whole."""
     sessions = [s for s in record.get("sessions", []) if isinstance(s, dict)]
     before, now = sessions[-1].get("cpu_threads") if sessions else None, cpu_threads(device)
     if before and now and before != now:
+        alike = (f"the study run with the --workers it trained with, which gave each run {before}, resumes it alike"
+                 if in_study else f"OMP_NUM_THREADS={before} resumes it alike")
         log(f"{run_dir}: trained so far with {before} CPU threads, now with {now}: its weights will differ in float "
-            f"rounding from the run trained with {before} throughout (OMP_NUM_THREADS={before} resumes it alike)")
+            f"rounding from the run trained with {before} throughout ({alike})")
 
 
 class OtherDevice(rundir.ConfigMismatch):

@@ -56,7 +56,7 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
         first_dir, first_spec, _, first_action = next((m for m in members if m[3] is Prepare.RESUME), members[0])
         data = data_of(first_dir, first_spec, first_action, progress)
         trainers = [start_training(run_dir, spec, data, device, action, text, False, claims[run_dir], log,
-                                   stacked=len(members)) for run_dir, spec, text, action in members]
+                                   in_study=True, stacked=len(members)) for run_dir, spec, text, action in members]
         _resume_at_one_step([member[0] for member in members], trainers, log)
         for step in sorted({trainer.step for trainer in trainers}):
             group = [(member[0], member[1], trainer) for member, trainer in zip(members, trainers) if trainer.step == step]
