@@ -27,7 +27,7 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
                                      "runs": [{"name": name} for name in ("b4/s0", "b4/s4", "b4/s9", "c/s0")]})
     make_run(root / "b4" / "s0", 0, mig=0.2, reconstruction=50.0)
     make_run(root / "b4" / "s1", 1, mig=0.4, reconstruction=60.0)
-    make_run(root / "b4" / "s2", 2, status="failed", error="the loss diverged at step 7")
+    make_run(root / "b4" / "s2", 2, status="failed", error="the loss diverged at step 7", step=0, failed_step=7)
     make_run(root / "b4" / "s3", 3, status="running", step=10)
     make_run(root / "b4" / "s4", 4, mig=0.3)
     (root / "b4" / "s4" / "run.json").write_text("{ truncated")
@@ -48,7 +48,7 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
                                 "results_with_values_left_out": 0, "duplicates": 1, "settings": 1,
                                 "representatives": 1}
     assert report["failed"] == [{"run_dir": "b4/s2", "dataset": "dsprites", "method": "beta_vae", "seed": 2,
-                                 "status": "failed", "step": 20, "error": "the loss diverged at step 7"}]
+                                 "status": "failed", "step": 7, "error": "the loss diverged at step 7"}]
     assert report["unfinished"] == [{"run_dir": "b4/s3", "dataset": "dsprites", "method": "beta_vae", "seed": 3,
                                      "status": "running", "step": 10, "error": None}]
     assert report["duplicates"] == [{"run_dir": "copy/s0", "same_as": "b4/s0", "results_differ": [],
@@ -59,7 +59,8 @@ def test_report_json_says_what_was_aggregated_and_lists_what_did_not_count(tmp_p
     assert report["unranked"] == []
     # the runs study.json lists without a run directory (a damaged run.json is a run that started)
     assert report["not_started"] == ["b4/s9", "c/s0"]
-    assert "2 of the study's runs have no run directory at their place (not started, or moved); report.json lists them" in lines
+    assert ("2 of the study's runs have no run directory at their place (not started, moved, or without its "
+            "run.json); report.json lists them") in lines
     # the runs counted that study.json does not list: another study's, or trained there by hand (a
     # study copied into another's root had been counted as that study's without a word)
     assert report["not_in_study"] == ["b4/s1", "b4/s2", "b4/s3", "b4/s5"]

@@ -207,7 +207,8 @@ def test_the_study_file_is_shown_where_study_json_names_one(tmp_path):
     # only failed runs: the report is still written, the leaderboard has the counts, the failure its reason
     assert "out of memory" in text and len(parse_page(tmp_path / "out" / "index.html").table_rows) == 1
     # and the run of the study that never started is named
-    assert "Runs of the study without a run directory at their place (not started, or moved):</p>\n<ul>\n<li>seed=1</li>" in text
+    assert ("Runs of the study without a run directory at their place (not started, moved, or without its "
+            "run.json):</p>\n<ul>\n<li>seed=1</li>") in text
     assert result.stdout.splitlines()[-1] == f"wrote {Path('out') / 'index.html'}: open it in a browser"
 
 

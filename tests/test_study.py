@@ -586,6 +586,26 @@ def test_a_studys_rerun_keeps_its_runs_results_without_a_line_each(trained_run, 
     assert lines == []
 
 
+def test_a_studys_run_folder_holding_files_but_no_run_json_is_failed_with_advice_a_study_can_follow(
+        tiny_dsprites, tmp_path):
+    # the run's line had said "choose another --run_dir", which a study's run has no way to
+    from dlbench.study import run_state
+    from dlbench.study.unit import FAILED, run_unit, units_of
+
+    write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")
+    study = load_study(str(tmp_path / "s.gin"))
+    [spec] = study.runs
+    [unit] = units_of(study, study.runs, tmp_path / "runs")
+    Path(unit.run_dir).mkdir(parents=True)
+    (Path(unit.run_dir) / "train_log.csv").write_text("step,loss\n")  # what is left of a run whose run.json is gone
+    lines = []
+    assert run_unit(unit, "cpu", log=lines.append) == FAILED
+    assert len(lines) == 1 and "has no run.json); move its files away" in lines[0], lines
+    assert "--run_dir" not in lines[0], lines
+    state, reason = run_state(study, spec, tmp_path / "runs")
+    assert state == "failed" and "move them away" in reason, (state, reason)
+
+
 def test_a_damaged_result_is_a_run_to_evaluate_again_and_the_studys_rerun_computes_it(trained_run, tmp_path):
     # a result whose discrete_mig was 'abc' had counted done, and the study's rerun had kept it
     from dlbench.evaluation import metric_result_path

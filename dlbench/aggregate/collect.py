@@ -271,7 +271,10 @@ def _read_run(run_dir, runs_root, left_out, damaged):
     row.update({f"model.{k}": _cell(v) for k, v in rundir.flat_settings(_section(record, "model")).items()})
     row.update(_train_results(run_dir, record, runs_root))
     row.update(_metric_row(run_dir, left_out, damaged))
-    details = {"step": record.get("step"), "error": record.get("error")}
+    # a failed run's step is where it failed: run.json's step stays at its last checkpoint (0 for a run
+    # that diverged before its first)
+    failed_at = record.get("failed_step") if record.get("status") == rundir.Status.FAILED else None
+    details = {"step": record.get("step") if failed_at is None else failed_at, "error": record.get("error")}
     return _Run(run_dir, record, row, details)
 
 

@@ -62,7 +62,7 @@ class Aggregation:
                          f"of the statistics; report.json lists them with their status")
         if counts.get("not_started"):
             lines.append(f"{counts['not_started']} of the study's runs have no run directory at their place (not "
-                         f"started, or moved); report.json lists them")
+                         f"started, moved, or without its run.json); report.json lists them")
         if counts.get("not_in_study"):
             shown = ", ".join(self.report["not_in_study"][:SHOWN_DUPLICATES])
             more = counts["not_in_study"] - min(counts["not_in_study"], SHOWN_DUPLICATES)

@@ -306,7 +306,8 @@ def left_out_section(content):
                   plain_list(f"{d['run_dir']} (same run as {d['same_as']}{note})"
                              for d, note in zip(report["duplicates"], notes))]
     if report.get("not_started"):
-        parts += ["<p>Runs of the study without a run directory at their place (not started, or moved):</p>",
+        parts += ["<p>Runs of the study without a run directory at their place (not started, moved, or without its "
+                  "run.json):</p>",
                   plain_list(report["not_started"])]
     if report.get("not_in_study"):
         parts += ["<p>Runs counted that the study (study.json) does not list (another study's, or trained there by "

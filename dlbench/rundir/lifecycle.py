@@ -59,7 +59,9 @@ def prepare(run_dir, identity, overwrite):
     # another process trying to claim the run leaves its draft here for a moment: no reason to refuse
     others = [p.name for p in run_dir.iterdir() if not is_claim_file(p.name)]
     if others and not is_run(run_dir):
-        raise UserError(f"'{run_dir}' exists, is not empty and is not a run; choose another --run_dir")
+        # said so that it fits a study's run too, whose folder is the study's to choose
+        raise UserError(f"'{run_dir}' exists, is not empty and is not a run (it has no run.json); move its files "
+                        f"away, or choose another folder")
     if not others:
         return Prepare.FRESH
     if overwrite:
