@@ -68,6 +68,8 @@ def number(binding, value, minimum=None, maximum=None, positive=False):
     return out
 
 
+# The smallest positive float32 (a subnormal): float32 rounds a smaller positive number to 0.
+FLOAT32_SMALLEST = 2.0 ** -149
 # The smallest number whose reciprocal float32 holds: a variance below it makes the 1/variance of a Gaussian
 # log-density inf in float32, and the first step's loss was not finite (1e-40 is a subnormal, not 0).
 FLOAT32_RECIPROCAL_MIN = 1.0 / FLOAT32_MAX
@@ -110,6 +112,11 @@ def scale(binding, value):
     return _within(binding, value, math.sqrt(FLOAT32_RECIPROCAL_MIN), math.sqrt(FLOAT32_MAX),
                    "a standard deviation: float32 holds neither the square of a larger one "
                    "nor the reciprocal of a smaller one's square")
+
+
+def nonzero_in_float32(binding, value, why):
+    """A positive number that must not be 0 in float32 (an epsilon added to keep a division away from 0/0)."""
+    return _within(binding, value, FLOAT32_SMALLEST, FLOAT32_MAX, f"float32 rounds a smaller one to 0, {why}")
 
 
 def normalised_divisors(binding, values, what):

@@ -137,6 +137,7 @@ FLOAT32_UNUSABLE = [
     (["model.prior = 'student_t'", "student_t.nu = 1e-46"], "student_t.nu " + VARIANCE_RANGE),  # 0 in float32
     ([*GIVEN_VARIANCES, "anisotropic_gaussian.variances = [1e-40, 1.0]"],
      "anisotropic_gaussian.variances must each be at least 2.94e-39 times their mean"),
+    (["train.adam_eps = 1e-50"], "train.adam_eps must be a number in [1.41e-45, 3.4e+38] (float32 rounds"),
 ]
 
 
@@ -154,6 +155,7 @@ FLOAT32_USABLE = [  # each trains (checked on the linear-Gaussian model); the ti
     [*MIXTURE_2D, "gaussian_mixture.variance = 1e-30"],
     ["model.prior = 'student_t'", "student_t.nu = 1e30"],
     [*GIVEN_VARIANCES, "anisotropic_gaussian.variances = [1e-30, 1.0]"],
+    ["train.adam_eps = 1e-44"],  # a float32 subnormal, not 0
 ]
 
 
@@ -162,7 +164,8 @@ def test_a_value_float32_can_use_passes(bindings):
     resolve(*bindings)
 
 
-@pytest.mark.parametrize("check", [checks.divisor, checks.scale])
+@pytest.mark.parametrize("check", [checks.divisor, checks.scale,
+                                   lambda binding, value: checks.nonzero_in_float32(binding, value, "why")])
 def test_the_range_a_refusal_says_passes_whole(check):
     # the ends are said to 3 digits, rounded inward: 5.421e-20 said as 5.42e-20 would refuse 5.42e-20
     with pytest.raises(UserError) as err:
