@@ -68,6 +68,71 @@ def number(binding, value, minimum=None, maximum=None, positive=False):
     return out
 
 
+# The smallest positive float32 (a subnormal): float32 rounds a smaller positive number to 0.
+FLOAT32_SMALLEST = 2.0 ** -149
+# The smallest number whose reciprocal float32 holds: a variance below it makes the 1/variance of a Gaussian
+# log-density inf in float32, and the first step's loss was not finite (1e-40 is a subnormal, not 0).
+FLOAT32_RECIPROCAL_MIN = 1.0 / FLOAT32_MAX
+
+
+def _rounded_inward(bound, up):
+    """bound to 3 significant digits, rounded up (a minimum) or down (a maximum), so that every value
+    in the range a message says passes the check (5.421e-20 said as 5.42e-20 would refuse 5.42e-20)."""
+    shown = float(f"{bound:.2e}")
+    step = 10.0 ** (math.floor(math.log10(abs(shown))) - 2)
+    if up and shown < bound:
+        shown += step
+    elif not up and shown > bound:
+        shown -= step
+    return f"{shown:.3g}"
+
+
+def _within(binding, value, minimum, maximum, why):
+    """value as a float in [minimum, maximum] (both > 0), refused with the range and why it is that range."""
+    kind = f"a number in [{_rounded_inward(minimum, up=True)}, {_rounded_inward(maximum, up=False)}] ({why})"
+    try:
+        out = number(binding, value)
+    except UserError:  # said with the range the setting needs, not only "a number"
+        _refuse(binding, kind, value)
+    if not minimum <= out <= maximum:
+        _refuse(binding, kind, value)
+    return out
+
+
+def divisor(binding, value, what="a variance"):
+    """A positive setting the model divides by (a variance; Student-t's nu, which divides z^2): float32
+    must hold it and its reciprocal. Larger values fail number()'s own float32 check; smaller ones
+    pass `positive` but end the first training step with a loss that is not finite."""
+    return _within(binding, value, FLOAT32_RECIPROCAL_MIN, FLOAT32_MAX,
+                   f"{what}: float32 holds neither a larger one nor the reciprocal of a smaller one")
+
+
+def scale(binding, value):
+    """A positive standard deviation: its square, the variance the model divides by, must be a divisor."""
+    return _within(binding, value, math.sqrt(FLOAT32_RECIPROCAL_MIN), math.sqrt(FLOAT32_MAX),
+                   "a standard deviation: float32 holds neither the square of a larger one "
+                   "nor the reciprocal of a smaller one's square")
+
+
+def nonzero_in_float32(binding, value, why):
+    """A positive number that must not be 0 in float32 (an epsilon added to keep a division away from 0/0)."""
+    return _within(binding, value, FLOAT32_SMALLEST, FLOAT32_MAX, f"float32 rounds a smaller one to 0, {why}")
+
+
+def normalised_divisors(binding, values, what):
+    """values, positive numbers (already checked) that the model normalises to mean 1 and then divides by
+    (the anisotropic prior's variances): each normalised one must be a divisor, so none may be below
+    1/FLOAT32_MAX of their mean. Returns values."""
+    largest = max(values)
+    relative = [v / largest for v in values]  # in (0, 1]: their sum cannot overflow
+    smallest_allowed = sum(relative) / len(relative) * FLOAT32_RECIPROCAL_MIN
+    if min(relative) < smallest_allowed:
+        raise UserError(f"{binding} must each be at least {_rounded_inward(FLOAT32_RECIPROCAL_MIN, up=True)} times "
+                        f"their mean ({what}, normalised to mean 1: float32 holds the reciprocal of none smaller), "
+                        f"got {values!r}")
+    return values
+
+
 def numbers(binding, value, length=None, minimum=None, maximum=None, positive=False):
     """value as a list of finite floats (a list or tuple), of `length` items when given."""
     count = f"{length} " if length is not None else ""

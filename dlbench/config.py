@@ -56,7 +56,8 @@ def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, se
                 checkpoint_every=checks.integer("train.checkpoint_every", checkpoint_every, minimum=1),
                 log_every=checks.integer("train.log_every", log_every, minimum=1),
                 adam_betas=checks.numbers("train.adam_betas", adam_betas, length=2, minimum=0, maximum=0.999999),
-                adam_eps=checks.number("train.adam_eps", adam_eps, positive=True),
+                adam_eps=checks.nonzero_in_float32("train.adam_eps", adam_eps,
+                                                  "and Adam divides by it where a gradient is 0"),
                 checkpoint_minutes=checks.number("train.checkpoint_minutes", checkpoint_minutes, minimum=0),
                 precision=checks.one_of("train.precision", precision, list(PRECISIONS)),
                 compile=checks.flag("train.compile", compile))

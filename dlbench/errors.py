@@ -71,7 +71,13 @@ def file_in_the_way(err):
     """For a path under a file (ENOTDIR), that file: the system names only the path asked for."""
     if err.errno != errno.ENOTDIR or not isinstance(err.filename, str):
         return None
-    for folder in Path(err.filename).parents:
+    return file_above(err.filename)
+
+
+def file_above(path):
+    """The file that stands where one of path's folders goes, else None (path itself is not looked at):
+    the nearest of its folders that exists is the only one that can be a file."""
+    for folder in Path(path).parents:
         if folder.exists():
             return folder if not folder.is_dir() else None
     return None

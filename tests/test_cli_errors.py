@@ -51,6 +51,20 @@ def test_bad_bindings(tiny_dsprites, tmp_path, capsys, binding, needle):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("bindings", [
+    ["isotropic_gaussian.scale=1e-30"],
+    ["model.prior='sparse_mixture'", "sparse_mixture.sigma0_sq=1e-40"],
+])
+def test_a_prior_setting_float32_cannot_use_is_refused_before_the_run_dir(tiny_data_root, tmp_path, bindings):
+    # it had passed as a positive number: the first steps' loss was not finite, the run marked failed, exit 1
+    args = ["--gin", "beta_vae.gin", "--run_dir", tmp_path / "run", "--device", "cpu", "--no_progress"]
+    for binding in bindings:
+        args += ["--gin_param", binding]
+    result = run_in_process("dlb_train", *args, data_root=tiny_data_root, cwd=tmp_path)
+    assert_one_line_error(result, f"{bindings[-1].partition('=')[0]} must be a number in [", "float32 holds")
+    assert tree(tmp_path) == []
+
+
 def test_a_binding_given_twice_by_gin_param_is_refused(tiny_data_root, tmp_path):
     # the last had won without a word (--metric_param refused the same)
     args = [*tiny_train_args(tmp_path / "run"), "--gin_param", "train.steps=6"]

@@ -2,8 +2,10 @@
 one UserError naming the binding, before anything is written."""
 
 import inspect
+import json
 import re
 
+import gin
 import pytest
 
 from dlbench import checks
@@ -38,6 +40,14 @@ def every_binding():
 
 
 BINDINGS = list(every_binding())
+
+
+@pytest.fixture(autouse=True)
+def no_bindings_left():
+    """Each test's bindings end with it: a prior made later in the same process reads gin's (a sparse mixture
+    of tests/test_priors.py had taken this file's sparse_mixture.sigma0_sq = 3e-39)."""
+    yield
+    gin.clear_config()
 
 
 def resolve(*bindings):
@@ -106,3 +116,73 @@ def test_checks_return_the_declared_type():
             checks.number("x", bad)
     with pytest.raises(UserError):
         checks.flag("x", 1)
+
+
+# --- values float32 cannot use --------------------------------------------------------------------
+# Each had passed as a positive number and ended training at its first steps, exit 1, the run marked
+# failed: a variance whose reciprocal is inf in float32, a scale whose square is, an epsilon that is 0.
+
+MIXTURE_2D = ["model.prior = 'gaussian_mixture'", "model.latent_dim = 2"]
+GIVEN_VARIANCES = ["model.prior = 'anisotropic_gaussian'", "anisotropic_gaussian.init = 'given'",
+                   "model.latent_dim = 2"]
+VARIANCE_RANGE = "must be a number in [2.94e-39, 3.4e+38] ("
+SCALE_RANGE = "isotropic_gaussian.scale must be a number in [5.43e-20, 1.84e+19] (a standard deviation"
+
+FLOAT32_UNUSABLE = [
+    (["isotropic_gaussian.scale = 1e-30"], SCALE_RANGE),
+    (["isotropic_gaussian.scale = 1e20"], SCALE_RANGE),  # its square is inf
+    (["model.prior = 'sparse_mixture'", "sparse_mixture.sigma0_sq = 1e-40"],
+     "sparse_mixture.sigma0_sq " + VARIANCE_RANGE),
+    ([*MIXTURE_2D, "gaussian_mixture.variance = 1e-40"], "gaussian_mixture.variance " + VARIANCE_RANGE),
+    (["model.prior = 'student_t'", "student_t.nu = 1e-46"], "student_t.nu " + VARIANCE_RANGE),  # 0 in float32
+    ([*GIVEN_VARIANCES, "anisotropic_gaussian.variances = [1e-40, 1.0]"],
+     "anisotropic_gaussian.variances must each be at least 2.94e-39 times their mean"),
+    (["train.adam_eps = 1e-50"], "train.adam_eps must be a number in [1.41e-45, 3.4e+38] (float32 rounds"),
+]
+
+
+@pytest.mark.parametrize("bindings, needle", FLOAT32_UNUSABLE, ids=[b[-1] for b, _ in FLOAT32_UNUSABLE])
+def test_a_value_float32_cannot_use_is_refused_with_the_range_it_can(bindings, needle):
+    with pytest.raises(UserError, match=re.escape(needle)):
+        resolve(*bindings)
+
+
+FLOAT32_USABLE = [  # each trains (checked on the linear-Gaussian model); the tiny ones just inside their ranges
+    ["isotropic_gaussian.scale = 1e-18"],
+    ["isotropic_gaussian.scale = 1e10"],
+    ["model.prior = 'sparse_mixture'", "sparse_mixture.sigma0_sq = 3e-39"],
+    ["model.prior = 'sparse_mixture'", "sparse_mixture.sigma0_sq = 3e38"],
+    [*MIXTURE_2D, "gaussian_mixture.variance = 1e-30"],
+    ["model.prior = 'student_t'", "student_t.nu = 1e30"],
+    [*GIVEN_VARIANCES, "anisotropic_gaussian.variances = [1e-30, 1.0]"],
+    ["train.adam_eps = 1e-44"],  # a float32 subnormal, not 0
+]
+
+
+@pytest.mark.parametrize("bindings", FLOAT32_USABLE, ids=[b[-1] for b in FLOAT32_USABLE])
+def test_a_value_float32_can_use_passes(bindings):
+    resolve(*bindings)
+
+
+@pytest.mark.parametrize("check", [checks.divisor, checks.scale,
+                                   lambda binding, value: checks.nonzero_in_float32(binding, value, "why")])
+def test_the_range_a_refusal_says_passes_whole(check):
+    # the ends are said to 3 digits, rounded inward: 5.421e-20 said as 5.42e-20 would refuse 5.42e-20
+    with pytest.raises(UserError) as err:
+        check("x", -1.0)
+    low, high = re.search(r"in \[(\S+), (\S+)\]", str(err.value)).groups()
+    assert check("x", float(low)) == float(low) and check("x", float(high)) == float(high)
+
+
+@pytest.mark.parametrize("binding", ["isotropic_gaussian.scale = 1e-18", "sparse_mixture.sigma0_sq = 3e-39"])
+def test_a_tiny_value_float32_can_use_trains(tmp_path, binding):
+    # the sparse mixture's on component carries a loss whose off component underflows to -inf
+    from tests.commands import run_in_process
+
+    prior = binding.partition(".")[0]
+    args = ["--gin", "linear_gaussian_beta_vae.gin", "--run_dir", tmp_path / "run", "--device", "cpu",
+            "--no_progress", "--gin_param", f"model.prior = '{prior}'", "--gin_param", binding,
+            "--gin_param", "train.steps = 30", "--gin_param", "train.checkpoint_every = 30"]
+    result = run_in_process("dlb_train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "done"

@@ -72,12 +72,35 @@ def test_path_under_an_existing_file(place, command):
     assert tree(place) == before
 
 
-def test_a_data_root_under_a_file_names_that_file(place):
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_data_root_under_a_file_names_that_file(place, command):
     before = tree(place)
     root = place / "afile" / "root"
-    line = assert_one_line_error(dlb_data("make", "dsprites", *KEEP, data_root=root),
-                                 f"{place / 'afile'} is a file, not a folder", f"DLBENCH_DATA to a writable folder (now {root})")
+    line = assert_one_line_error(dlb_data(command, "dsprites", data_root=root),
+                                 f"the data folder '{root}' (DLBENCH_DATA) is under a file, '{place / 'afile'}'",
+                                 "set DLBENCH_DATA to a folder")
     assert f"at {root}" not in line  # the system's error names the path asked for, which is not at fault
+    assert tree(place) == before
+
+
+# (dataset, the command's arguments after it); fashion_mnist's folder is its path itself, and it has nothing to make
+IN_THE_WAY = [(name, [command] + (["--from", "ARCHIVE"] if name == "cars3d" and command == "make" else []))
+              for name in ("dsprites", "cars3d", "fashion_mnist") for command in COMMANDS
+              if (name, command) != ("fashion_mnist", "make")]
+
+
+@pytest.mark.parametrize("name, args", IN_THE_WAY, ids=[f"{args[0]}-{name}" for name, args in IN_THE_WAY])
+def test_a_file_where_the_datasets_folder_goes_is_said_to_be_in_the_way(place, name, args):
+    # verify and info had called the dataset missing and advised `dlb_data make` (or download), which
+    # then failed on the file, advising to set DLBENCH_DATA to a writable folder
+    blocker = place / "root" / name
+    blocker.write_text("not a folder")
+    before = tree(place)
+    command, *more = args
+    result = dlb_data(command, name, *[place / "afile" if arg == "ARCHIVE" else arg for arg in more],
+                      data_root=place / "root")
+    line = assert_one_line_error(result, f"{name}: {blocker} is a file where a folder goes", "move or remove it")
+    assert "`dlb_data" not in line and "DLBENCH_DATA" not in line
     assert tree(place) == before
 
 
@@ -352,3 +375,12 @@ def test_make_does_not_replace_a_file_that_is_not_dsprites_without_force(place):
     assert other.read_text() == "not a folder"
     assert dlb_data("make", "dsprites", "--path", other, "--force", *KEEP, data_root=place / "root").returncode == 0
     assert D.DSpritesFile(other).synthetic and not lock_of(other).exists()
+
+
+def test_a_dsprites_generated_on_first_use_says_a_file_is_in_its_way(place, monkeypatch):
+    # what the dSprites variants meet (scream_dsprites' own file is its image): it had said "cannot write the
+    # synthetic dSprites ... (File exists); set DLBENCH_DATA to a writable folder"
+    monkeypatch.setenv("DLBENCH_DATA", str(place / "root"))
+    (place / "root" / "dsprites").write_text("not a folder")
+    with pytest.raises(UserError, match=f"dsprites: {place / 'root' / 'dsprites'} is a file where a folder goes"):
+        D.ensure_file()

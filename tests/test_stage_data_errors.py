@@ -36,6 +36,21 @@ def test_training_on_a_missing_file_is_one_line_and_writes_nothing(root, tmp_pat
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize("name", sorted([*MISSING, "dsprites", "color_dsprites"]))
+def test_training_where_a_file_takes_the_datasets_folder_says_so(root, tmp_path, capsys, name, monkeypatch):
+    # each loader had called the dataset missing, or failed to generate dSprites under the file, and
+    # advised `dlb_data download` or `make`, which then met the file too
+    monkeypatch.delenv("DISENTANGLEMENT_LIB_DATA", raising=False)
+    blocker = root / MISSING.get(name, "dsprites").split("/")[0]
+    blocker.write_text("not a folder")
+    run_dir = tmp_path / "run"
+    fits = ["model.architecture = 'dcgan'"] if name == "fashion_mnist" else []
+    code = train.main(tiny_train_args(run_dir, f"dataset.name = '{name}'", *fits))
+    line = assert_user_error(capsys, code, f"{name}: {blocker} is a file where a folder goes", "move or remove it")
+    assert "dlb_data" not in line
+    assert not run_dir.exists() and sorted(root.iterdir()) == [blocker]
+
+
 def _write_shapes3d(path, images):
     sizes = (1, 1, 1, 1, 2, 2)
     return shapes3d.write_file(path, images, shapes3d.grid_labels([np.arange(n) for n in sizes]))

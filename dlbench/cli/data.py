@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 from dlbench.cli.common import add_progress_flag, make_parser, path, run_main, show_progress
-from dlbench.data import available_datasets, check_data_root, data_root, files, get_dataset_class
-from dlbench.errors import UserError, file_in_the_way
+from dlbench.data import (available_datasets, check_data_root, data_root, files, get_dataset_class,
+                          refuse_a_file_in_its_place)
+from dlbench.errors import UserError, file_above, file_in_the_way
 
 PROG = "dlb_data"
 
@@ -143,9 +144,11 @@ def _how_to_get(cls, path=None):
 def _checked_path(cls, args, writing=False):
     """args.path (None when --path was not given), checked up front so that a wrong one gets one
     line before any work: it must be able to name this dataset's file (or folder of files) and,
-    for writing, lie where files can be written."""
+    for writing, lie where files can be written. Without it, the dataset's place in the data root
+    must not be taken by a file."""
     path = args.path
     if path is None:
+        refuse_a_file_in_its_place(cls)
         return None
     if cls.default_path() is None:
         raise UserError(f"{cls.name} is generated in memory on use and has no file; drop --path {path}")
@@ -163,7 +166,7 @@ def _checked_path(cls, args, writing=False):
 def _path_shape_problem(cls, path, names_folder=False):
     """The UserError for a --path that cannot be this dataset's file (or folder of files), else None;
     names_folder: the path was given with a trailing slash (which Path drops)."""
-    through = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    through = file_above(path)
     if through is not None:
         return files.file_problem(path, f"--path goes through {through}, which is a file, not a folder",
                                   "give a path inside a folder")

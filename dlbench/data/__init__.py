@@ -21,6 +21,7 @@ import math
 import os
 from pathlib import Path
 
+from dlbench.data import files
 from dlbench.data.cars3d import Cars3D
 from dlbench.data.color_dsprites import ColorDSprites
 from dlbench.data.dsprites import DSprites
@@ -83,7 +84,18 @@ def get_dataset_class(name):
 
 def get_dataset(name, **kwargs):
     """An instance of the dataset registered under name."""
-    return get_dataset_class(name)(**kwargs)
+    cls = get_dataset_class(name)
+    if "path" not in kwargs:  # a path given (tests) is the caller's to check
+        refuse_a_file_in_its_place(cls)
+    return cls(**kwargs)
+
+
+def refuse_a_file_in_its_place(cls):
+    """A UserError when a file stands where the dataset's folder goes (files.refuse_a_file_in_the_way):
+    its loader would call the dataset missing, or fail to generate it there."""
+    path = cls.default_path()
+    if path is not None:  # None: generated in memory
+        files.refuse_a_file_in_the_way(cls.name, path, getattr(cls, "path_is_folder", False))
 
 
 def checked_dataset_options(name, options):
@@ -141,7 +153,9 @@ def dataset_from_record(record, error=OtherDataFound):
     if _KEPT is not None and key in _KEPT:
         data = _KEPT[key]
     else:
-        generated = get_dataset_class(name).shape_if_generated()
+        cls = get_dataset_class(name)
+        refuse_a_file_in_its_place(cls)  # before the shape of a synthetic file that could not be made there
+        generated = cls.shape_if_generated()
         if generated is not None:
             check_shape(record, generated, f"the synthetic {name} that would be generated under {data_root()}", error)
         data = get_dataset(name, **options)

@@ -680,6 +680,7 @@ def ensure_file(path=None, progress=None):
         progress = sys.stderr.isatty() if _GENERATION_BAR is None else _GENERATION_BAR
     if path.exists():
         return path
+    files.refuse_a_file_in_the_way(NAME, path)  # also for the variants, which read this file
     try:
         with _generating(path):
             if not path.exists():  # else another process made it while this one waited

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench.errors import UserError
+from dlbench.errors import UserError, file_above
 
 DISENTANGLEMENT_LIB_ENV = "DISENTANGLEMENT_LIB_DATA"
 
@@ -64,6 +64,24 @@ def _own_or_theirs(own, disentanglement_lib_relative, present):
         return own
     theirs = disentanglement_lib_path(disentanglement_lib_relative)
     return theirs if theirs is not None and present(theirs) else own
+
+
+def refuse_a_file_in_the_way(name, path, is_folder=False):
+    """A UserError when a file stands where a folder of a dataset's path goes (one of path's folders, or
+    path itself where the dataset is a folder of files), e.g. $DLBENCH_DATA/dsprites as a file: nothing
+    can be found or written there, and the dataset had been called missing, with advice to make or
+    download it that then failed on the file. A data root that is a file, or under one, is said as such:
+    setting DLBENCH_DATA is the fix."""
+    from dlbench.data import check_data_root, data_root
+
+    path = Path(path)
+    if data_root() in path.parents:
+        check_data_root(writing=False)
+    blocker = path if is_folder and path.exists() and not path.is_dir() else file_above(path)
+    if blocker is None:
+        return
+    where = "" if blocker == path else f" ({name} belongs at {path})"
+    raise UserError(f"{name}: {blocker} is a file where a folder goes{where}; move or remove it")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -117,7 +117,8 @@ def _check_init(init, variances, pca_singular_values, latent_dim):
         if variances is None:
             raise UserError("anisotropic_gaussian.init = 'given' needs anisotropic_gaussian.variances "
                             f"(a list of {latent_dim} positive numbers)")
-        return _positive_list(variances, latent_dim, "variances")
+        return checks.normalised_divisors("anisotropic_gaussian.variances",
+                                          _positive_list(variances, latent_dim, "variances"), "the prior's variances")
     if pca_singular_values is not None:
         _positive_list(pca_singular_values, latent_dim, "pca_singular_values")
     return None

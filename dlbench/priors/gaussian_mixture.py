@@ -30,7 +30,7 @@ class GaussianMixture(Prior):
     def __init__(self, latent_dim, means=None, variance=0.03, weights=None):
         super().__init__(latent_dim)
         self.given_means = _check_means(means, self.latent_dim)
-        self.variance = checks.number("gaussian_mixture.variance", variance, positive=True)
+        self.variance = checks.divisor("gaussian_mixture.variance", variance)
         self.given_weights = _check_weights(weights, len(self._means_list()))
         # buffers in torch's default dtype, like any module's parameters
         self.register_buffer("means", torch.tensor(self._means_list(), dtype=torch.get_default_dtype()))

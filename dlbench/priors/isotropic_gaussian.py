@@ -15,7 +15,7 @@ class IsotropicGaussian(Prior):
 
     def __init__(self, latent_dim, scale=1.0):
         super().__init__(latent_dim)
-        self.scale = checks.number("isotropic_gaussian.scale", scale, positive=True)
+        self.scale = checks.scale("isotropic_gaussian.scale", scale)
 
     def settings(self):
         return {"scale": self.scale}

@@ -22,7 +22,7 @@ class SparseMixture(Prior):
     def __init__(self, latent_dim, gamma=0.8, sigma0_sq=0.05):
         super().__init__(latent_dim)
         self.gamma = checks.number("sparse_mixture.gamma", gamma, minimum=0, maximum=1)
-        self.sigma0_sq = checks.number("sparse_mixture.sigma0_sq", sigma0_sq, positive=True)  # a variance
+        self.sigma0_sq = checks.divisor("sparse_mixture.sigma0_sq", sigma0_sq)
 
     def settings(self):
         return {"gamma": self.gamma, "sigma0_sq": self.sigma0_sq}

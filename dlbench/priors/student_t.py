@@ -38,7 +38,7 @@ class StudentT(Prior):
 
     def __init__(self, latent_dim, nu=3.0):
         super().__init__(latent_dim)
-        self.nu = checks.number("student_t.nu", nu, positive=True)  # degrees of freedom
+        self.nu = checks.divisor("student_t.nu", nu, "degrees of freedom, which divide z^2")
 
     def settings(self):
         return {"nu": self.nu}
