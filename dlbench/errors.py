@@ -98,6 +98,13 @@ class OtherDataFound(UserError):
     than failing run after run (each recording a reason that outlived the fix)."""
 
 
+class DataUnavailable(UserError):
+    """A run's dataset cannot be loaded (missing, damaged, a file where its folder goes). Every run of
+    a study on that dataset would meet it too, so it stops the study with its one line: under a pool,
+    whose workers keep their lines to themselves, the study had said only "0 runs finished, 4 failed",
+    and --status "not started" (nothing had been written)."""
+
+
 class OutOfDeviceMemory(Exception):
     """The GPU had not the memory a step asked for. The machine's state (memory other processes
     hold, a batch or stack too large for it) is at fault, not the run, which is never marked failed

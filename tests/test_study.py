@@ -808,3 +808,17 @@ def test_a_pools_summary_says_why_runs_failed_and_who_holds_the_others(tiny_dspr
                                 "(it records no run's config"), lines
     assert lines[-2].startswith(f"  held: beta_vae/beta=8.0/seed=0: '{held}' holds an unreadable claim.json"), lines
     assert lines[-1] == "  this command with --retry_failed trains again from step 0 the 1 run whose training failed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_study_whose_dataset_is_missing_stops_with_the_line_that_says_how_to_get_it(root, tmp_path, workers):
+    # under a pool, whose workers keep their lines to themselves, it had said "0 runs finished, 2 failed"
+    # without a reason, and --status "2 not started"
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    study.write_text(study.read_text().replace("'dataset.name': 'dsprites'", "'dataset.name': 'shapes3d'"))
+    result = run_command("dlb_study", study, "--runs_root", tmp_path / "runs", "--workers", workers,
+                         "--no_progress", "--device", "cpu", data_root=root)
+    line = assert_one_line_error(result, "3dshapes file not found", "dlb_data download shapes3d")
+    assert line.startswith("dlb_study: error: "), line
+    assert "failed" not in result.stdout, result.stdout

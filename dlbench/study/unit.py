@@ -11,7 +11,8 @@ import signal
 from pathlib import Path
 
 from dlbench import rundir
-from dlbench.errors import CorruptFile, Interrupted, OtherDataFound, OutOfDeviceMemory, UserError, reason
+from dlbench.errors import (CorruptFile, DataUnavailable, Interrupted, OtherDataFound, OutOfDeviceMemory, UserError,
+                            reason)
 
 DONE, FAILED = "done", "failed"
 HELD = rundir.HELD  # another worker has the run now
@@ -40,7 +41,8 @@ def units_of(study, runs, runs_root):
 
 # what every later run would meet too (an interruption, a claim taken over, a full disk, a full
 # GPU, DLBENCH_DATA at other data): it stops the study, where a run's own failure only fails that run
-STOPS_THE_STUDY = (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError, OutOfDeviceMemory, OtherDataFound)
+STOPS_THE_STUDY = (Interrupted, KeyboardInterrupt, rundir.ClaimLost, OSError, OutOfDeviceMemory, OtherDataFound,
+                   DataUnavailable)
 
 
 def study_stopped(signum):

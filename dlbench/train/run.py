@@ -17,8 +17,8 @@ from dlbench import rundir
 from dlbench.rundir import Prepare, Status
 import dlbench.data
 from dlbench.data.dsprites import generation_bar
-from dlbench.errors import (CorruptFile, Interrupted, OtherDataFound, UserError, describe_os_error, reason,
-                            shell_word)
+from dlbench.errors import (CorruptFile, DataUnavailable, Interrupted, OtherDataFound, UserError, describe_os_error,
+                            reason, shell_word)
 from dlbench.nn import build_vae
 from dlbench.signals import stop_asked
 from dlbench.train import checkpoints
@@ -57,7 +57,12 @@ def data_of(run_dir, spec, action, progress):
     if action is Prepare.RESUME:
         record["dataset_shape"] = rundir.read_run(run_dir).get("dataset_shape")
     with generation_bar(progress):
-        return dlbench.data.dataset_from_record(record, error=OtherData)
+        try:
+            return dlbench.data.dataset_from_record(record, error=OtherData)
+        except (OtherDataFound, DataUnavailable):
+            raise
+        except UserError as err:  # the data's own problem: the run's config was checked before
+            raise DataUnavailable(str(err)) from None
 
 
 def cpu_threads(device):
