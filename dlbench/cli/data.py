@@ -16,14 +16,13 @@ gets one line before any work starts.
 
 import errno
 import os
-import shlex
 import time
 from pathlib import Path
 
 from dlbench.cli.common import add_progress_flag, make_parser, path, run_main, show_progress
 from dlbench.data import (available_datasets, check_data_root, data_root, files, get_dataset_class,
                           refuse_a_file_in_its_place)
-from dlbench.errors import UserError, file_above, file_in_the_way
+from dlbench.errors import UserError, file_above, file_in_the_way, shell_word
 
 PROG = "dlb_data"
 
@@ -131,7 +130,7 @@ def _how_to_get(cls, path=None):
     """'; run `dlb_data ...`' for a dataset's file: make where it can be generated, else download;
     for the --path the user gave, if any."""
     name = cls.name
-    where = f" --path {shlex.quote(str(path))}" if path is not None else ""
+    where = f" --path {shell_word(path)}" if path is not None else ""
     if _method(cls, "make") is not None and _method(cls, "download") is not None:
         return f"; run `{PROG} make {name}{where}` (synthetic) or `{PROG} download {name}{where}`"
     if _method(cls, "make") is not None:
@@ -151,7 +150,7 @@ def _checked_path(cls, args, writing=False):
         refuse_a_file_in_its_place(cls)
         return None
     if cls.default_path() is None:
-        raise UserError(f"{cls.name} is generated in memory on use and has no file; drop --path {path}")
+        raise UserError(f"{cls.name} is generated in memory on use and has no file; drop --path {shell_word(path)}")
     problem = _path_shape_problem(cls, path, args.path_names_folder)
     if problem is not None:
         raise problem
@@ -175,10 +174,10 @@ def _path_shape_problem(cls, path, names_folder=False):
         if path.exists() and not path.is_dir():
             return files.file_problem(path, f"--path is a file, but {cls.name} is a folder of files",
                                       f"give the folder that holds them (or is to hold them), e.g. "
-                                      f"--path {path.parent / default_name}")
+                                      f"--path {shell_word(path.parent / default_name)}")
     elif path.is_dir() or names_folder:
         return files.file_problem(path, "--path is a folder" if path.is_dir() else "--path ends with a slash, a folder's",
-                                  f"give the {cls.name} file itself, e.g. --path {path / default_name}")
+                                  f"give the {cls.name} file itself, e.g. --path {shell_word(path / default_name)}")
     elif path.exists() and not path.is_file():
         return files.file_problem(path, "--path is not a regular file", f"give the {cls.name} file itself")
     return None

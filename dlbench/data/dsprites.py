@@ -22,7 +22,6 @@ their description and title.
 
 import contextlib
 import datetime
-import shlex
 import struct
 import sys
 import queue
@@ -36,7 +35,7 @@ import numpy as np
 
 from dlbench.data import files
 from dlbench.data.ground_truth import GroundTruthData
-from dlbench.errors import UserError
+from dlbench.errors import UserError, shell_word
 from dlbench.rundir import atomic_path
 
 NAME = "dsprites"
@@ -384,7 +383,7 @@ def _stream_images(f, classes, chunk, progress):
 
 def _fix(path):
     # a file elsewhere than $DLBENCH_DATA's is made again where it is (the command had named the default place)
-    where = "" if Path(path).resolve() == default_path().resolve() else f" --path {shlex.quote(str(path))}"
+    where = "" if Path(path).resolve() == default_path().resolve() else f" --path {shell_word(path)}"
     return (f"delete {path} and run `dlb_data make dsprites{where}` (synthetic) or "
             f"`dlb_data download dsprites{where}`, or place the DeepMind {FILENAME} there")
 
