@@ -266,3 +266,20 @@ def test_a_stop_during_the_submission_stops_the_jobs_submitted(tiny_dsprites, tm
         with pytest.raises(ProcessLookupError):
             os.kill(int(job.job_id), 0)
     assert not list((tmp_path / "runs").rglob("claim.json"))
+
+
+def test_a_finished_studys_rerun_submits_no_job(trained_run, tiny_dsprites, tmp_path):
+    # each finished run had been a job: on a cluster, an allocation queued to do nothing
+    from tests.test_study import study_of_the_trained_run
+    from dlbench.study.unit import evaluate_unit
+
+    study, _, unit = study_of_the_trained_run(trained_run, tmp_path)
+    assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
+    before = tree(unit.run_dir)
+    result = run_in_process("dlb_study", study.file, "--runs_root", tmp_path / "runs", "--executor", "slurm",
+                            "--device", "cpu", data_root=tiny_dsprites)
+    assert result.returncode == 0, result.stderr
+    assert "submitted" not in result.stdout and "local executor" not in result.stdout, result.stdout
+    assert "study s: 1 run finished, 0 failed" in result.stdout, result.stdout
+    assert not (tmp_path / "runs" / "slurm_logs").exists()
+    assert tree(unit.run_dir) == before

@@ -64,6 +64,9 @@ def _body(argv):
         parser.error("--ray_address and --gpus_per_worker go with --executor ray")
     if args.gpus_per_worker < 0:
         parser.error(f"--gpus_per_worker must be positive, got {args.gpus_per_worker}")
+    if args.gpus_per_worker > 1 and not args.gpus_per_worker.is_integer():  # Ray's rule, said after it started
+        parser.error(f"--gpus_per_worker above 1 must be a whole number of GPUs (Ray shares out only a "
+                     f"fraction of one), got {args.gpus_per_worker}")
     if args.executor == "ray" and args.device == "cuda" and not args.gpus_per_worker:
         # Ray hides the GPUs from an actor that asked for none: every run would fail on it
         parser.error("--device cuda on Ray needs --gpus_per_worker (1 for a GPU each, 0.25 for four workers a GPU)")
@@ -132,12 +135,15 @@ def _run(args, study, runs, runs_root):
     from dlbench.study.stacks import stack_size
 
     stack = stack_size(args.stack, device)  # a bad --stack is refused before anything is written
+    # a finished run is not sent: on Slurm each had been a job, an allocation queued to do nothing
+    finished_before = [spec.name for spec in runs if _finished_elsewhere(study, spec, runs_root)]
+    runs = [spec for spec in runs if spec.name not in finished_before]
     # the engine is reached, and its options checked, before anything is written
-    if args.executor == "ray":
-        from dlbench.study.ray_executor import start
+    if runs and args.executor == "ray":
+        from dlbench.study.ray_executor import check_cluster
 
-        start(args.ray_address)
-    elif args.executor == "slurm":
+        check_cluster(args.ray_address, args.workers, args.gpus_per_worker)
+    elif runs and args.executor == "slurm":
         from dlbench.study.slurm import check_options
         from dlbench.study.stacks import work_items
         from dlbench.study.unit import units_of
@@ -149,7 +155,9 @@ def _run(args, study, runs, runs_root):
     except OSError as err:
         raise UserError(f"--runs_root '{runs_root}' cannot be made: {describe_os_error(err)}") from None
     record_study(study, runs_root)
-    if args.executor == "slurm":
+    if not runs:
+        statuses = {}
+    elif args.executor == "slurm":
         from dlbench.study.slurm import run_slurm
 
         statuses = run_slurm(study, runs, runs_root, device, _slurm_options(args), args.retry_failed, stack=stack)
@@ -164,6 +172,7 @@ def _run(args, study, runs, runs_root):
         statuses = run_local(study, runs, runs_root, device, workers=args.workers or default_workers(device),
                              stack=stack,
                              retry_failed=args.retry_failed, progress=show_progress(args))
+    statuses.update({name: DONE for name in finished_before})
     failed = [name for name, status in statuses.items() if status == FAILED]
     held = [name for name, status in statuses.items() if status == HELD]
     # a run another process held may have been finished by it meanwhile (two dlb_study on one root)

@@ -150,6 +150,41 @@ class Worker:
             return run_item(item, resolve_device(device), retry_failed, progress=False, log=quiet)
 
 
+def worker_count(resources, workers, gpus_per_worker):
+    """--workers, or by default one per CPU, or per gpus_per_worker of the cluster's GPUs."""
+    if workers:
+        return workers
+    if gpus_per_worker:
+        return max(1, int(resources.get("GPU", 0) / gpus_per_worker))
+    return max(1, int(resources.get("CPU", 1)))
+
+
+def check_cluster(address, workers, gpus_per_worker, log=print):
+    """Reach the cluster (or start the local instance) and check it has room for the workers."""
+    resources = start(address).cluster_resources()
+    check_room(resources, worker_count(resources, workers, gpus_per_worker), gpus_per_worker, address, log)
+
+
+def check_room(resources, count, gpus_per_worker, address, log=print):
+    """Refuse workers the cluster has no room for, each taking a CPU and gpus_per_worker GPUs: one that
+    never starts keeps the runs given to it waiting for good, and the study had hung. A cluster of
+    --ray_address may grow (Ray's autoscaler), so there it is a note; the local instance cannot."""
+    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    fits = min(int(cpus), int(gpus / gpus_per_worker) if gpus_per_worker else int(cpus))
+    if count <= fits:
+        return
+    room = f"{count} worker{'s' if count != 1 else ''} of 1 CPU" + (f" and {gpus_per_worker:g} GPU" if gpus_per_worker else "") + " each"
+    has = f"{cpus:g} CPUs" + (f" and {gpus:g} GPUs" if gpus_per_worker else "")
+    if address:
+        log(f"note: the Ray cluster has {has} now, too few for {room}: those it cannot place wait, with their runs, "
+            f"until it grows")
+        return
+    fix = (f"give --workers {fits} or fewer" if fits else
+           "drop --gpus_per_worker and --device cuda, or give --ray_address of a cluster with GPUs")
+    raise UserError(f"the local Ray instance has {has}, too few for {room}: a worker it cannot place never "
+                    f"starts, and the runs given to it would wait for good; {fix}")
+
+
 def make_workers(ray, count, cpus_per_worker, gpus_per_worker, threads):
     actor = ray.remote(max_restarts=-1, max_task_retries=-1)(Worker)
     return [actor.options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker).remote(threads) for _ in range(count)]
@@ -219,13 +254,11 @@ def run_ray(study, runs, runs_root, device, workers, address=None, gpus_per_work
     units = units_of(study, runs, runs_root)
     names = {unit.run_dir: spec.name for spec, unit in zip(runs, units)}
     items = work_items(units, stack, log, device)  # device as --device gave it: "auto", "cpu" or "cuda"
-    cpus = ray.cluster_resources().get("CPU", 1)
-    count = workers or max(1, int(ray.cluster_resources().get("GPU", 0) / gpus_per_worker) if gpus_per_worker
-                           else int(cpus))
+    count = worker_count(ray.cluster_resources(), workers, gpus_per_worker)
     # as the local pool shares them out (a run's CPU threads decide its weights, bit for bit); a
     # cluster's nodes are theirs to set
     threads = threads_per_worker(count) if not address else None
-    log(f"Ray: {count} workers on {ray.cluster_resources()}")
+    log(f"Ray: {count} worker{'s' if count != 1 else ''} on {ray.cluster_resources()}")
     pool = make_workers(ray, count, 1, gpus_per_worker, threads)
     with tqdm(total=len(units), desc=study.name, unit="run", disable=not progress) as bar:
         statuses = run_items(pool, items, device, retry_failed, on_done=bar.update)
