@@ -98,7 +98,9 @@ def test_without_slurm_more_jobs_than_cores_are_refused(tiny_dsprites, tmp_path,
     said = capsys.readouterr()
     err = said.err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert "starts every job at once: 2 jobs on 1 cores; give --executor local" in err[0]
+    assert "starts every job at once (--array_parallelism is Slurm's): 2 jobs on 1 cores; give --executor local" \
+        in err[0]
+    assert "or --stack K, which makes a job of K runs" in err[0]
     # nothing written: the study's record and an empty slurm_logs/ had been, after a line saying the
     # jobs would run locally
     assert not (tmp_path / "runs").exists() and said.out == "", said.out
@@ -283,3 +285,14 @@ def test_a_finished_studys_rerun_submits_no_job(trained_run, tiny_dsprites, tmp_
     assert "study s: 1 run finished, 0 failed" in result.stdout, result.stdout
     assert not (tmp_path / "runs" / "slurm_logs").exists()
     assert tree(unit.run_dir) == before
+
+
+def test_without_slurm_the_slurm_options_given_are_said_to_be_unused(tmp_path):
+    # cpus_per_task=abc had passed without a word, the study taken for one checked for its cluster
+    said = []
+    make_executor(tmp_path, {"cpus_per_task": "abc", "partition": "gpu", "time": 30}, log=said.append)
+    assert said == ["no Slurm on this machine (sbatch not found): running the jobs with submitit's local executor, "
+                    "which applies none of the Slurm options given (cpus_per_task, partition)"]
+    said.clear()
+    make_executor(tmp_path, {"time": 30}, log=said.append)  # the time limit applies to local jobs too
+    assert said == ["no Slurm on this machine (sbatch not found): running the jobs with submitit's local executor"]

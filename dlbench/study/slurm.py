@@ -88,7 +88,10 @@ def make_executor(folder, options, log=print):
     options = dict(options)
     minutes = options.pop("time", None)
     if executor.cluster != "slurm":
-        log("no Slurm on this machine (sbatch not found): running the jobs with submitit's local executor")
+        # a value Slurm would refuse (cpus_per_task=abc) passes here: said, so a study tried out
+        # locally is not taken for one checked for its cluster
+        log("no Slurm on this machine (sbatch not found): running the jobs with submitit's local executor"
+            + (f", which applies none of the Slurm options given ({', '.join(sorted(options))})" if options else ""))
         minutes = LOCAL_JOB_MINUTES if minutes is None else minutes
     elif minutes is None:
         raise UserError(f"give --slurm_time MINUTES, each job's time limit on Slurm (submitit would ask for 5 "
@@ -116,8 +119,9 @@ def check_options(options, jobs):
 def check_local_jobs(executor, jobs):
     cores = os.cpu_count() or 1
     if executor.cluster == "local" and jobs > cores:
-        raise UserError(f"without Slurm, submitit's local executor starts every job at once: {jobs} jobs on "
-                        f"{cores} cores; give --executor local, which runs them --workers at a time")
+        raise UserError(f"without Slurm, submitit's local executor starts every job at once (--array_parallelism "
+                        f"is Slurm's): {jobs} jobs on {cores} cores; give --executor local, which runs them --workers "
+                        f"at a time, or --stack K, which makes a job of K runs that train as one model")
 
 
 def submit(executor, items, device, retry_failed, threads=None):
