@@ -240,8 +240,8 @@ def _evaluation_stopped(where, kept, count, signum):
     stopped = f"{where}: evaluation stopped by {signal.Signals(signum).name}"
     if not kept:
         which = "its metric was" if count == 1 else f"the first of its {count} metrics was"
-        return Interrupted(f"{stopped} before {which} computed; the same command computes {'it' if count == 1 else 'them'}",
-                           signum)
+        return Interrupted(f"{stopped} before {which} computed; the same command computes "
+                           f"{'it' if count == 1 else 'them'}", signum)
     return Interrupted(f"{stopped} after {len(kept)} of {count} metrics ({', '.join(kept)}), kept; the same command "
                        f"computes the others", signum)
 

@@ -22,8 +22,9 @@ from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, is_claim_file, checkpoi
                                    representation_path, run_json_path, samples_dir, study_run_dir, train_log_path,
                                    train_results_path, weights_path)
 from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS_LEFT_OUT, ConfigMismatch, Prepare,
-                                      clear, config_differences, flat_settings, identity_key, mark_checkpoint, mark_done, mark_failed,
-                                      mark_interrupted, mark_running, mark_session_started, mark_stopped,
+                                      clear, config_differences, flat_settings, identity_key, mark_checkpoint,
+                                      mark_done, mark_failed, mark_interrupted, mark_running, mark_session_started,
+                                      mark_stopped,
                                       new_session, prepare, records_config, same_setting)
 from dlbench.rundir.record import (Status, enclosing_run, git_revision, is_run, missing_training_file, read_run,
                                    read_train_results, require_finished_run, retrain_command, retrain_fix,

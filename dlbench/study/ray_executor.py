@@ -173,7 +173,8 @@ def check_room(resources, count, gpus_per_worker, address, log=print):
     fits = min(int(cpus), int(gpus / gpus_per_worker) if gpus_per_worker else int(cpus))
     if count <= fits:
         return
-    room = f"{count} worker{'s' if count != 1 else ''} of 1 CPU" + (f" and {gpus_per_worker:g} GPU" if gpus_per_worker else "") + " each"
+    gpu_each = f" and {gpus_per_worker:g} GPU" if gpus_per_worker else ""
+    room = f"{count} worker{'s' if count != 1 else ''} of 1 CPU{gpu_each} each"
     has = f"{cpus:g} CPUs" + (f" and {gpus:g} GPUs" if gpus_per_worker else "")
     if address:
         log(f"note: the Ray cluster has {has} now, too few for {room}: those it cannot place wait, with their runs, "
