@@ -384,3 +384,16 @@ def test_a_dsprites_generated_on_first_use_says_a_file_is_in_its_way(place, monk
     (place / "root" / "dsprites").write_text("not a folder")
     with pytest.raises(UserError, match=f"dsprites: {place / 'root' / 'dsprites'} is a file where a folder goes"):
         D.ensure_file()
+
+
+@pytest.mark.parametrize("name", ["shapes3d", "mpi3d_toy"])
+def test_verifying_another_datasets_file_does_not_advise_deleting_it(tiny_data_root, name):
+    # "delete it and run `dlb_data download shapes3d`" had been said of a good dSprites file, the
+    # download without the --path that was checked
+    dsprites_file = tiny_data_root / "dsprites" / D.FILENAME
+    before = tree(tiny_data_root)
+    line = assert_one_line_error(run_command("dlb_data", "verify", name, "--path", dsprites_file))
+    assert f"check that --path names a {name} file (one of another dataset is unusable as one); if it does, " \
+           f"it is damaged: delete it; run `dlb_data download {name} --path {dsprites_file}`" in line, line
+    assert line.count("delete it") == 1, line
+    assert tree(tiny_data_root) == before
