@@ -397,3 +397,22 @@ def test_verifying_another_datasets_file_does_not_advise_deleting_it(tiny_data_r
            f"it is damaged: delete it; run `dlb_data download {name} --path {dsprites_file}`" in line, line
     assert line.count("delete it") == 1, line
     assert tree(tiny_data_root) == before
+
+
+def test_a_failed_dsprites_download_advises_make_only_where_no_synthetic_file_is(tiny_data_root, tmp_path):
+    # with a synthetic file in place it had advised `dlb_data make dsprites`, which refuses to make it again
+    unreachable = "http://127.0.0.1:1/dsprites.npz"
+    with pytest.raises(UserError, match=r"by hand \(the synthetic one there serves meanwhile\)$"):
+        D.DSprites.download(tiny_data_root / "dsprites" / D.FILENAME, url=unreachable, progress=False)
+    elsewhere = tmp_path / "my data" / D.FILENAME
+    with pytest.raises(UserError) as refused:
+        D.DSprites.download(elsewhere, url=unreachable, progress=False)
+    assert str(refused.value).endswith(f"or run `dlb_data make dsprites --path '{elsewhere}'` to generate a "
+                                       f"synthetic one"), refused.value
+    assert not elsewhere.parent.exists()
+
+
+def test_making_a_dataset_that_cannot_be_made_gives_the_download_for_the_path_given(tmp_path):
+    line = assert_one_line_error(run_command("dlb_data", "make", "shapes3d", "--path", tmp_path / "z.h5",
+                                             data_root=tmp_path))
+    assert f"run `dlb_data download shapes3d --path {tmp_path / 'z.h5'}`" in line, line

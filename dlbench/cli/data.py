@@ -258,7 +258,7 @@ def cmd_make(args):
     if make is None:
         from_archive = (f", or `{PROG} make {args.name} --from ARCHIVE` for a hand-downloaded archive"
                         if _method(cls, "convert") is not None else "")
-        raise UserError(f"{args.name} cannot be generated here{_how_to_get(cls)}{from_archive}")
+        raise UserError(f"{args.name} cannot be generated here{_how_to_get(cls, args.path)}{from_archive}")
     keep = parse_keep(args.keep)
     path = _checked_path(cls, args, writing=True) or cls.default_path()
     start = time.time()

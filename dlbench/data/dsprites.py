@@ -381,9 +381,14 @@ def _stream_images(f, classes, chunk, progress):
 # Reading and checking the file
 
 
+def _path_flag(path):
+    """' --path PATH' for a file elsewhere than $DLBENCH_DATA's: a command without it works on the
+    default place."""
+    return "" if Path(path).resolve() == default_path().resolve() else f" --path {shell_word(path)}"
+
+
 def _fix(path):
-    # a file elsewhere than $DLBENCH_DATA's is made again where it is (the command had named the default place)
-    where = "" if Path(path).resolve() == default_path().resolve() else f" --path {shell_word(path)}"
+    where = _path_flag(path)
     return (f"delete {path} and run `dlb_data make dsprites{where}` (synthetic) or "
             f"`dlb_data download dsprites{where}`, or place the DeepMind {FILENAME} there")
 
@@ -766,8 +771,10 @@ class DSprites(GroundTruthData):
         """Fetch the DeepMind file (resumable, md5-checked; a synthetic file at path is replaced
         only once the download is complete and checked). Returns the path."""
         path = Path(path) if path is not None else default_path()
-        by_hand = (f"save the DeepMind {FILENAME} as {path} by hand, "
-                   f"or run `dlb_data make dsprites` to generate a synthetic one")
+        # a synthetic file there already is what `make` would give (it refuses to make it again)
+        synthetic = (" (the synthetic one there serves meanwhile)" if file_status(path) == "synthetic"
+                     else f", or run `dlb_data make dsprites{_path_flag(path)}` to generate a synthetic one")
+        by_hand = f"save the DeepMind {FILENAME} as {path} by hand{synthetic}"
         return files.fetch(url, path, MD5, by_hand, timeout=timeout, progress=progress)
 
     @staticmethod
