@@ -127,6 +127,11 @@ def encode_stacked(data, representations, device, batch_size=None):
     return np.concatenate(parts, axis=1)
 
 
+# fewer images time mostly a call's fixed cost, which scaling to the whole dataset multiplies: 64
+# images on a CPU had given 9 times the seconds per run of the whole grid, and stacks looking faster
+MIN_ENCODING_IMAGES = 1024
+
+
 def bench_encoding(device, data, stacks=None, images=None):
     """Seconds per run to encode the whole of `data` for evaluation, for a stack of K runs
     encoded one run after another (dlb_evaluate's way) and all at once (encode_stacked), from

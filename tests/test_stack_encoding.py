@@ -40,9 +40,15 @@ def test_bench_encoding_scales_each_way_to_the_whole_dataset(data):
 
 
 def test_dlb_bench_encoding_prints_json_and_refuses_bad_counts(tiny_dsprites):
-    result = run_command("dlb_bench", "encoding", "--device", "cpu", "--stack", "2", "--images", "32", "--json",
+    result = run_command("dlb_bench", "encoding", "--device", "cpu", "--stack", "2", "--images", "1024", "--json",
                          data_root=tiny_dsprites)
     assert result.returncode == 0, result.stderr
     assert list(json.loads(result.stdout)["stacks"]) == ["K=2"]
-    assert_one_line_error(run_command("dlb_bench", "encoding", "--device", "cpu", "--images", "0",
-                                      data_root=tiny_dsprites), "--images must be at least 1")
+    # 64 images had timed mostly a call's fixed cost, 9 times the whole grid's seconds per run once scaled
+    for images in ("0", "64"):
+        assert_one_line_error(run_command("dlb_bench", "encoding", "--device", "cpu", "--images", images,
+                                          data_root=tiny_dsprites), "--images must be at least 1024")
+    # the tiny grid has 384 images: what is timed is said
+    table = run_command("dlb_bench", "encoding", "--device", "cpu", "--stack", "1", "--images", "2048",
+                        data_root=tiny_dsprites)
+    assert "dsprites: 384 of 384 images timed (all it has, of --images 2048)" in table.stdout, table.stdout

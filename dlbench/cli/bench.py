@@ -308,15 +308,22 @@ def _encoding(args):
     from dlbench.stack_benchmark import bench_encoding
     from dlbench.train import resolve_device
 
-    _at_least_one(args.images, "--images", "encoding")
+    from dlbench.stack_benchmark import MIN_ENCODING_IMAGES
+
+    if args.images is not None and args.images < MIN_ENCODING_IMAGES:
+        raise UserError(f"dlb_bench encoding: --images must be at least {MIN_ENCODING_IMAGES}, got {args.images}: "
+                        f"fewer time mostly a call's fixed cost, which scaling to the whole dataset multiplies")
     stacks = _stack_sizes(args, "encoding")  # checked before the dataset loads
     _check_conv_dataset(args.dataset, "encoding", fixed_images=True)
     figures = bench_encoding(resolve_device(args.device), dlbench.data.get_dataset(args.dataset), stacks, args.images)
     if args.json:
         print(json.dumps(figures))
         return
+    capped = args.images is not None and args.images > figures["timed_images"]
     _print_stack_table(f"device: {figures['device']}; {args.dataset}: {figures['timed_images']} of "
-                       f"{figures['dataset_images']} images timed, seconds per run scaled to all of them",
+                       f"{figures['dataset_images']} images timed" + (f" (all it has, of --images {args.images})"
+                                                                      if capped else "")
+                       + ", seconds per run scaled to all of them",
                        figures["stacks"],
                        [("s/run alone", "alone_seconds_per_run", ".2f"),
                         ("s/run stacked", "stacked_seconds_per_run", ".2f"),
