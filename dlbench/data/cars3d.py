@@ -31,7 +31,7 @@ import numpy as np
 
 from dlbench.data import files
 from dlbench.data.ground_truth import GroundTruthData
-from dlbench.errors import UserError
+from dlbench.errors import UserError, shell_word
 
 NAME = "cars3d"
 FOLDER = "cars"
@@ -206,7 +206,10 @@ def download(path=None, url=URL, timeout=60, progress=True):
         raise UserError(f"{folder}: exists but is not a complete Cars3D folder ({file_status(folder)}); "
                         f"delete it and rerun `dlb_data download {NAME}`")
     archive = folder.parent / ARCHIVE
-    by_hand = f"download {URL} with a browser, extract its {ARCHIVE_FOLDER} into {folder}"
+    where = f" --path {shell_word(folder)}" if path is not None else ""
+    # make --from checks the archive's md5 and extracts it whole, where extracting by hand does neither
+    by_hand = (f"download {URL} with a browser and run `dlb_data make {NAME} --from ARCHIVE{where}`, or extract its "
+               f"{ARCHIVE_FOLDER} into {folder}")
     files.download_file(url, archive, {"md5": ARCHIVE_MD5}, by_hand=by_hand, timeout=timeout, progress=progress)
     extract_cars(archive, folder)
     archive.unlink()

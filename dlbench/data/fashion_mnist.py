@@ -225,8 +225,10 @@ def describe(path=None, num_images=None):
 def download(path=None, url=URL, timeout=60, progress=True):
     """Fetch the four .gz files (resumable, md5-checked) into path (default $DLBENCH_DATA/fashion_mnist/)."""
     folder = Path(path) if path is not None else default_path()
+    names = ", ".join(f"{name}.gz" for name, _ in FILES.values())
     for name, md5 in FILES.values():
-        by_hand = f"download {name}.gz from {REPOSITORY} and place it in {folder}"
+        # all four named: one named at a time, a user fetching by hand failed again at the next
+        by_hand = f"download the four files ({names}) from {REPOSITORY} and place them in {folder}"
         files.fetch(url + name + ".gz", folder / (name + ".gz"), md5, by_hand, timeout, progress)
     return folder
 
