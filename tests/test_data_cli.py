@@ -247,6 +247,10 @@ def test_parse_keep():
                 "posX=-99999999999999999999:0:-1", "posX=1,2,123456789"):
         with pytest.raises(UserError, match="far beyond any factor's classes"):
             parse_keep([bad])
+    # a reversed range had got the dataset's "no class indices kept", which did not say why
+    with pytest.raises(UserError, match=r"'scale=5:0': the range keeps no index .*; e\.g\. scale=0:6$"):
+        parse_keep(["scale=5:0"])
+    assert parse_keep(["scale=5:0:-2"]) == {"scale": [5, 3, 1]}  # a step down reaches it
 
 
 def test_help_exits_0(capsys):

@@ -278,7 +278,7 @@ def _layers(args):
         return
     _print_stack_table(f"device: {figures['device']}; {figures['architecture']} beta-VAE at batch "
                        f"{figures['batch_size']}, best of {figures['rounds']} rounds of {figures['steps_per_round']} "
-                       f"steps", figures["stacks"],
+                       f"step{'s' if figures['steps_per_round'] != 1 else ''}", figures["stacks"],
                        [("img/s vmap", "vmap_images_per_second", ".0f"),
                         ("img/s batched", "batched_images_per_second", ".0f"),
                         ("batched/vmap", "batched_over_vmap", ".2f")])

@@ -87,6 +87,10 @@ def parse_keep(items):
                 span = range(start or 0, stop, 1 if step is None else step)
                 _check_count(item, span)
                 indices = list(span)
+                if not indices:  # a reversed range, whose "no class indices kept" had not said why
+                    low, high = sorted((span.start, stop))
+                    raise UserError(f"bad --keep {item!r}: the range keeps no index (start:stop[:step] runs from "
+                                    f"start towards stop, without it); e.g. {factor}={low}:{high + 1}")
             else:
                 indices = [int(p) for p in spec.split(",")]
                 _check_count(item, indices)
