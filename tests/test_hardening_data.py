@@ -325,7 +325,7 @@ def test_an_unknown_dataset(place, command):
     ("posX=32", "class index out of range for dSprites factor 'posX': valid are 0..31"),
     ("scale=-1", "class index out of range"),
     ("posX=0:32:0", "step not 0"),  # was silently read as step 1
-    ("posX=5:2", "no class indices kept for dSprites factor 'posX'"),
+    ("posX=5:2", "bad --keep 'posX=5:2': the range keeps no index"),
     ("posX=1,,2", "bad --keep"),
     ("posX", "bad --keep"),
 ])

@@ -171,9 +171,9 @@ def test_the_per_run_benchmark_times_both_ways_and_finds_the_same_results(tiny_d
 
 @pytest.mark.parametrize("argv, message", [
     (["metrics", "--dataset", "pinwheel", "--metrics", "mig"], "on 64x64 images, which pinwheel has not; give"),
-    (["encoding", "--dataset", "linear_gaussian", "--images", "16", "--stack", "1"],
+    (["encoding", "--dataset", "linear_gaussian", "--images", "1024", "--stack", "1"],
      "a fixed array of 64x64 images, which linear_gaussian has not"),
-    (["encoding", "--dataset", "noisy_dsprites", "--images", "16", "--stack", "1"],
+    (["encoding", "--dataset", "noisy_dsprites", "--images", "1024", "--stack", "1"],
      "a fixed array of 64x64 images, which noisy_dsprites has not"),
 ])
 def test_dlb_bench_names_the_datasets_its_conv_encoder_can_time(capsys, argv, message):
