@@ -429,3 +429,15 @@ def test_a_failed_download_says_how_to_get_every_file_by_hand(tmp_path):
     with pytest.raises(UserError) as refused:
         C.download(tmp_path / "c", url=unreachable + "cars.tgz", progress=False)
     assert f"run `dlb_data make cars3d --from ARCHIVE --path {tmp_path / 'c'}`" in str(refused.value), refused.value
+
+
+def test_dlb_data_list_shows_a_dataset_blocked_by_a_file_as_such(place):
+    # it had been listed "missing", the status whose fix (make or download) the file stops too
+    blocker = place / "root" / "shapes3d"
+    blocker.write_text("not a folder")
+    result = dlb_data("list", data_root=place / "root")
+    assert result.returncode == 0, result.stderr
+    [row] = [line for line in result.stdout.splitlines() if line.startswith("shapes3d ")]
+    assert row.split()[1] == "blocked" and f"({blocker} is a file in the way: move or remove it)" in row, row
+    [other] = [line for line in result.stdout.splitlines() if line.startswith("mpi3d_toy ")]
+    assert other.split()[1] == "missing", other

@@ -241,6 +241,9 @@ def cmd_list(args):
         path, status = _file_of(cls)
         info = _describe_quietly(cls, path) if status not in ("missing", "corrupt") else {}
         where = str(path) if path is not None else "(no file: generated in memory)"
+        blocker = file_above(path) if status == "missing" and path is not None else None
+        if blocker:  # "missing" had sent the user to make or download it, which the file stops too
+            status, where = "blocked", f"{where} ({blocker} is a file in the way: move or remove it)"
         rows.append((name, status, f"{info['num_images']:,}" if "num_images" in info else "-",
                      _factors_text(cls, info), where))
     widths = [max(len(r[i]) for r in rows + [("NAME", "STATUS", "OBSERVATIONS", "FACTORS", "")])
