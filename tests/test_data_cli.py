@@ -251,6 +251,9 @@ def test_parse_keep():
     with pytest.raises(UserError, match=r"'scale=5:0': the range keeps no index .*; e\.g\. scale=0:6$"):
         parse_keep(["scale=5:0"])
     assert parse_keep(["scale=5:0:-2"]) == {"scale": [5, 3, 1]}  # a step down reaches it
+    # a repeated index had been merged without a word
+    with pytest.raises(UserError, match=r"'scale=0,0,1': 0 given more than once; give each index once$"):
+        parse_keep(["scale=0,0,1"])
 
 
 def test_help_exits_0(capsys):

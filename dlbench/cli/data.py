@@ -94,6 +94,10 @@ def parse_keep(items):
             else:
                 indices = [int(p) for p in spec.split(",")]
                 _check_count(item, indices)
+                repeated = sorted({index for index in indices if indices.count(index) > 1})
+                if repeated:  # merged without a word, a typo (0,0,1 for 0,1,2?) had gone unnoticed
+                    raise UserError(f"bad --keep {item!r}: {', '.join(map(str, repeated))} given more than once; "
+                                    f"give each index once")
         except ValueError:
             raise UserError(f"bad --keep {item!r}: indices must be integers, a comma list or start:stop[:step] "
                             f"(step not 0)") from None
