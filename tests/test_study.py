@@ -420,22 +420,22 @@ def test_a_run_held_by_another_process_counts_once_that_process_finished_and_let
     import shutil
 
     from dlbench import rundir
-    from dlbench.cli.study import _finished_elsewhere
+    from dlbench.cli.study import _done_and_let_go
     from dlbench.evaluation import evaluate_run
 
     study = load_study(str(write_study(tmp_path / "s.gin", "{'beta_vae.beta': [4.0]}")))
     [spec] = study.runs
     run_dir = rundir.study_run_dir(tmp_path / "runs", spec.name)
     shutil.copytree(trained_run, run_dir)
-    assert not _finished_elsewhere(study, spec, tmp_path / "runs")  # trained, its metric not yet stored
+    assert not _done_and_let_go(study, spec, tmp_path / "runs")  # trained, its metric not yet stored
     evaluate_run(run_dir, ["mig"], params=study.metric_params, log=lambda *_: None)
-    assert _finished_elsewhere(study, spec, tmp_path / "runs")
+    assert _done_and_let_go(study, spec, tmp_path / "runs")
     with rundir.hold_run(run_dir, "evaluated"):  # still being evaluated there
-        assert not _finished_elsewhere(study, spec, tmp_path / "runs")
+        assert not _done_and_let_go(study, spec, tmp_path / "runs")
     rundir.update_run(run_dir, evaluation_error="mig: boom")
-    assert not _finished_elsewhere(study, spec, tmp_path / "runs")
+    assert not _done_and_let_go(study, spec, tmp_path / "runs")
     rundir.mark_stopped(run_dir, rundir.Status.INTERRUPTED, "SIGTERM")
-    assert not _finished_elsewhere(study, spec, tmp_path / "runs")
+    assert not _done_and_let_go(study, spec, tmp_path / "runs")
 
 
 def test_a_pool_of_workers_and_two_processes_at_once_train_each_run_exactly_once(tiny_dsprites, tmp_path):

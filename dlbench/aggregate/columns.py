@@ -122,12 +122,13 @@ def study_protocol(study, metric):
     return protocol_name(metric, params, 0)
 
 
-def study_metric_column(results, study, metric):
-    """resolve_metric_column's column of `metric`, but in the protocol the study evaluates it with
-    where some run has that: a study whose protocol changed, its older runs still holding the old
-    protocol's results, had shown those where they outnumbered the new (or were the default)."""
+def study_metric_column(results, study, metric, resolve=resolve_metric_column):
+    """resolve's column of `metric` (resolve_metric_column's, or ranking_column's), but in the
+    protocol the study evaluates it with where some run has that: a study whose protocol changed,
+    its older runs still holding the old protocol's results, had shown those where they outnumbered
+    the new (or were the default)."""
     studied = study_protocol(study, metric)
-    return (studied and resolve_metric_column(results, studied)) or resolve_metric_column(results, metric)
+    return (studied and resolve(results, studied)) or resolve(results, metric)
 
 
 def ranking_column(results, name):

@@ -12,7 +12,7 @@ from dlbench.aggregate import outputs
 from dlbench.aggregate.collect import OUTDATED, check_runs_root, collect, read_study, readable
 from dlbench.aggregate.columns import (columns_of_metric, is_setting, metric_columns, metric_name, named_metric,
                                        other_protocols, parse_metric_column, rankable_names, ranking_column,
-                                       study_protocol, train_result_columns, value_columns)
+                                       study_metric_column, train_result_columns, value_columns)
 from dlbench.aggregate.leaderboard import best_settings, leaderboard, unranked_pairs
 from dlbench.aggregate.outputs import check_output_folder
 from dlbench.aggregate.representatives import representatives
@@ -117,8 +117,7 @@ def rank_column(results, rank_by, damaged_results=None, study=None):
     (columns.ranking_column). damaged_results: Collection.damaged_results, to say that the runs'
     results of rank_by were left out as damaged, not absent."""
     if rank_by is None:  # '' is no metric, not mig
-        studied = study_protocol(study, DEFAULT_RANK_BY)
-        return (studied and ranking_column(results, studied)) or ranking_column(results, DEFAULT_RANK_BY)
+        return study_metric_column(results, study, DEFAULT_RANK_BY, ranking_column)
     column = ranking_column(results, rank_by)
     if column is None:
         _refuse_rank_by(results, rank_by, damaged_results or {})

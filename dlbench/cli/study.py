@@ -136,7 +136,7 @@ def _run(args, study, runs, runs_root):
 
     stack = stack_size(args.stack, device)  # a bad --stack is refused before anything is written
     # a finished run is not sent: on Slurm each had been a job, an allocation queued to do nothing
-    finished_before = [spec.name for spec in runs if _finished_elsewhere(study, spec, runs_root)]
+    finished_before = [spec.name for spec in runs if _done_and_let_go(study, spec, runs_root)]
     runs = [spec for spec in runs if spec.name not in finished_before]
     # the engine is reached, and its options checked, before anything is written
     if runs and args.executor == "ray":
@@ -177,7 +177,7 @@ def _run(args, study, runs, runs_root):
     held = [name for name, status in statuses.items() if status == HELD]
     # a run another process held may have been finished by it meanwhile (two dlb_study on one root)
     specs = {spec.name: spec for spec in runs}
-    elsewhere = [name for name in held if _finished_elsewhere(study, specs[name], runs_root)]
+    elsewhere = [name for name in held if _done_and_let_go(study, specs[name], runs_root)]
     done = sum(status == DONE for status in statuses.values())
     stopped = sum(status == STOPPED for status in statuses.values())
     finished = done + len(elsewhere)
@@ -222,9 +222,9 @@ def _print_why(study, specs, runs_root, failed, held):
             print(f"  held: {name}: {holder}")
 
 
-def _finished_elsewhere(study, spec, runs_root):
-    """Whether a run another process held is now done as --status says it (trained, every metric
-    of the study stored) and let go."""
+def _done_and_let_go(study, spec, runs_root):
+    """Whether a run is done as --status says it (trained, every metric of the study stored) and let
+    go: one finished before this command (not sent again), or one another process held and finished."""
     from dlbench import rundir
     from dlbench.study import DONE, run_state
 

@@ -27,8 +27,8 @@ from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS
                                       mark_stopped,
                                       new_session, prepare, records_config, same_setting)
 from dlbench.rundir.record import (Status, enclosing_run, git_revision, is_run, missing_training_file, read_run,
-                                   read_train_results, require_finished_run, retrain_command, retrain_fix,
-                                   update_run)
+                                   read_train_results, require_finished_run, resume_command, retrain_command,
+                                   retrain_fix, update_run)
 
 __all__ = [
     # files
@@ -43,7 +43,7 @@ __all__ = [
     "train_log_path", "train_results_path", "weights_path",
     # record
     "Status", "enclosing_run", "git_revision", "is_run", "missing_training_file", "read_run", "read_train_results",
-    "require_finished_run", "retrain_command", "retrain_fix", "update_run",
+    "require_finished_run", "resume_command", "retrain_command", "retrain_fix", "update_run",
     # claims
     "HELD", "LEASE_SECONDS", "Claim", "ClaimLost", "RunHeld", "check_not_held", "held_by", "hold_run",
     # lifecycle

@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 import dlbench
-from dlbench.errors import CorruptFile, UserError, shell_word
+from dlbench.errors import CorruptFile, UserError
 from dlbench.rundir.layout import CLAIM_JSON, RUN_JSON, checkpoint_paths, is_claim_file, run_json_path
-from dlbench.rundir.record import Status, enclosing_run, git_revision, is_run, read_run, retrain_fix, update_run
+from dlbench.rundir.record import (Status, enclosing_run, git_revision, is_run, read_run, resume_command, retrain_fix,
+                                   update_run)
 
 # train.* settings that change how a run is logged and saved, not what it computes: they are not
 # part of a setting (runs differing only in them are pooled in a leaderboard), and may change
@@ -75,7 +76,7 @@ def prepare(run_dir, identity, overwrite):
     if differences:
         state = "a finished" if record.get("status") in Status.ENDED else "an unfinished"
         raise ConfigMismatch(f"'{run_dir}' holds {state} run with a different config ({', '.join(differences)}); "
-                             f"`dlb_train --run_dir {shell_word(run_dir)}` alone uses its own config, --overwrite "
+                             f"`{resume_command(run_dir)}` alone uses its own config, --overwrite "
                              f"replaces it, or choose another --run_dir", differences)
     if record.get("status") in Status.ENDED:
         return Prepare.SKIP

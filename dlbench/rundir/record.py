@@ -31,9 +31,14 @@ def enclosing_run(path):
     return next((folder for folder in (path, *path.parents) if is_run(folder)), None)
 
 
+def resume_command(run_dir):
+    """The command that trains a run on from its checkpoint with its own config, to be copied."""
+    return f"dlb_train --run_dir {shell_word(run_dir)}"
+
+
 def retrain_command(run_dir):
     """The command that trains a run again from step 0, to be copied."""
-    return f"dlb_train --run_dir {shell_word(run_dir)} --overwrite"
+    return f"{resume_command(run_dir)} --overwrite"
 
 
 def retrain_fix(run_dir):
@@ -96,7 +101,7 @@ def require_finished_run(run_dir):
     if record.get("status") != Status.DONE:
         check_not_held(run_dir)  # still training: name the process, whose run a dlb_train would be refused
         raise UserError(f"training of '{run_dir}' has not finished (status: {record.get('status')}); finish it "
-                        f"with `dlb_train --run_dir {shell_word(run_dir)}` first (it resumes from the run's own "
+                        f"with `{resume_command(run_dir)}` first (it resumes from the run's own "
                         f"config)")
     return record
 

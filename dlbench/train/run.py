@@ -239,7 +239,7 @@ def _interrupted(run_dir, step, signum, session):
     name = signal.Signals(signum).name
     rundir.mark_interrupted(run_dir, session, step, name)
     return Interrupted(f"{run_dir}: interrupted by {name} at step {step}; checkpoint written; "
-                       f"`dlb_train --run_dir {shell_word(run_dir)}` resumes from step {step}", signum)
+                       f"`{rundir.resume_command(run_dir)}` resumes from step {step}", signum)
 
 
 def mark_stopped(run_dir, status, reason, log, session=None):
