@@ -51,8 +51,8 @@ class Collection:
     that could not be used, naming it and the fix), duplicates (a Duplicate per copy left out),
     found (how many run.json files there were), details ({run_dir: {'step', 'error'}} from
     run.json, for listing runs that did not finish) and damaged_results ({metric name as --rank_by
-    gives it, 'mig[num_bins=10]': [the left_out lines of its results that could not be read, or
-    were of an earlier version of the metric]})."""
+    gives it, 'mig[num_bins=10]': [a LeftOutResult for each of its results that could not be read, or
+    was of an earlier version of the metric]})."""
 
     results: pd.DataFrame
     left_out: list
@@ -60,6 +60,14 @@ class Collection:
     found: int = 0
     details: dict = field(default_factory=dict)
     damaged_results: dict = field(default_factory=dict)
+
+
+class LeftOutResult(NamedTuple):
+    """A metric result left out of the tables: its left_out line, and whether it was left out as
+    outdated (of an earlier version of its metric) rather than damaged."""
+
+    line: str
+    outdated: bool = False
 
 
 class Duplicate(NamedTuple):
@@ -107,7 +115,8 @@ def collect(runs_root, only=None):
             left_out.append(f"run left out: {problem}")
             unusable.append(problem)
     left_out[:] = map(readable, left_out)
-    damaged = {name: [readable(line) for line in lines] for name, lines in damaged.items()}
+    damaged = {name: [result._replace(line=readable(result.line)) for result in results]
+               for name, results in damaged.items()}
     if not runs:  # nothing to report on: an error, not two empty tables
         raise UserError(readable(f"none of the {len(run_jsons) + len(unreadable_names)} runs under '{runs_root}' can "
                                  f"be used; the first: {unusable[0]}"))
@@ -346,11 +355,6 @@ class _Misplaced(Exception):
     """A metric result in a folder dlb_evaluate does not write it to; the message says where it belongs."""
 
 
-# what the line of a result of an earlier metric version says of it (the notes on results left out tell it
-# from a damaged one by it)
-OUTDATED = "is outdated"
-
-
 class _Outdated(Exception):
     """A metric result of another version than its metric's (metrics.version_problem): its values
     meant otherwise, so counting it would mix two meanings in one column; the message names the fix."""
@@ -362,15 +366,16 @@ def _metric_row(run_dir, left_out, damaged):
     replaced the real value), or a second file of the same columns."""
     counted = {}
     for mode, folder, path in rundir.metric_results(run_dir):
+        name = folder if mode == "mean" else f"{mode}.{folder}"  # as --rank_by gives it
         try:
             result = _read_metric_result(run_dir, mode, folder, path)
         except (CorruptFile, OSError) as err:
             left_out.append(f"metric left out: {_problem(err)}")
-            damaged.setdefault(folder if mode == "mean" else f"{mode}.{folder}", []).append(left_out[-1])
+            damaged.setdefault(name, []).append(LeftOutResult(left_out[-1]))
             continue
         except _Outdated as problem:  # counted with the damaged: a --rank_by of it says why no run has it
             left_out.append(f"metric left out: {problem}")
-            damaged.setdefault(folder if mode == "mean" else f"{mode}.{folder}", []).append(left_out[-1])
+            damaged.setdefault(name, []).append(LeftOutResult(left_out[-1], outdated=True))
             continue
         except _Misplaced as problem:
             left_out.append(f"metric left out: {problem}")
@@ -399,7 +404,7 @@ def _read_metric_result(run_dir, mode, folder, path):
         raise CorruptFile(path, problem, fix)
     outdated = version_problem(metric, result)
     if outdated:
-        raise _Outdated(f"'{path}' {OUTDATED}: {outdated}; {fix}")
+        raise _Outdated(f"'{path}' is outdated: {outdated}; {fix}")
     prefix = metric + protocol_tag(metric, result)
     prefix = prefix if mode == "mean" else f"{mode}.{prefix}"
     unusable = _unusable_values(metric, result)

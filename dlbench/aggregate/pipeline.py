@@ -9,7 +9,7 @@ import pandas as pd
 
 from dlbench import rundir
 from dlbench.aggregate import outputs
-from dlbench.aggregate.collect import OUTDATED, check_runs_root, collect, read_study, readable
+from dlbench.aggregate.collect import check_runs_root, collect, read_study, readable
 from dlbench.aggregate.columns import (columns_of_metric, is_setting, metric_columns, metric_name, named_metric,
                                        other_protocols, parse_metric_column, rankable_names, ranking_column,
                                        study_metric_column, train_result_columns, value_columns)
@@ -154,11 +154,11 @@ def _refuse_rank_by(results, rank_by, damaged_results):
 
 
 def damaged_note(damaged):
-    """How many results of a metric were left out as damaged or outdated (damaged: their left_out
-    lines), and the first."""
-    kinds = sorted({"outdated" if f"' {OUTDATED}: " in line else "damaged" for line in damaged})
+    """How many results of a metric were left out as damaged or outdated (damaged: their
+    collect.LeftOutResult), and the first."""
+    kinds = sorted({"outdated" if result.outdated else "damaged" for result in damaged})
     return (f"{len(damaged)} {'was' if len(damaged) == 1 else 'were'} left out as {' or '.join(kinds)}, the first: "
-            f"{damaged[0].removeprefix('metric left out: ')}")
+            f"{damaged[0].line.removeprefix('metric left out: ')}")
 
 
 def no_default_note(name, protocols):
