@@ -138,6 +138,8 @@ def test_a_signal_stops_a_study_with_every_run_checkpointed_and_no_worker_left(t
                                        f"the same command continues the study"), stderr
     records = [json.loads(path.read_text()) for path in sorted(runs.rglob("run.json"))]
     assert len(records) == 2 and all(r["status"] == "interrupted" for r in records), records  # the third not started
+    # each run records the signal that stopped the study (Ray's had said SIGTERM for a Ctrl-C)
+    assert all(r["sessions"][-1]["ended"] == f"interrupted by {signame}" for r in records), records
     for record, run_json in zip(records, sorted(runs.rglob("run.json"))):
         assert record["step"] > 0 and (run_json.parent / "model" / "checkpoints" / f"step_{record['step']:09d}.pt").is_file()
         assert not (run_json.parent / "claim.json").exists()

@@ -204,7 +204,7 @@ def test_ray_workers_resolve_the_device_where_they_run(local_ray, tiny_dsprites,
     import dlbench.data
 
     monkeypatch.setattr(dlbench.data, "keep_loaded", lambda *_: None)  # a worker's, not this process's, setting
-    ray_executor.Worker(None).run([], "auto", False)
+    ray_executor.Worker(None).run([], "auto", False, None)
     assert ran == [torch.device("cpu")]
 
 

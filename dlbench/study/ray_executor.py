@@ -6,6 +6,7 @@ exactly-once (a retried run resumes from its checkpoint; a run another worker ho
 it). Install with `pip install -e '.[ray]'`."""
 
 import contextlib
+import functools
 import os
 import signal
 import threading
@@ -136,18 +137,44 @@ class Worker:
     def pid(self):
         return os.getpid()
 
-    def run(self, item, device, retry_failed):
+    def run(self, item, device, retry_failed, board):
         """{run_dir: status} of a work item: one run, or a stack (dlbench.study.stacks); device as
-        --device gave it, resolved here, on the worker's node with the GPUs Ray gave it."""
+        --device gave it, resolved here, on the worker's node with the GPUs Ray gave it. board: the
+        StopBoard of run_items."""
         import ray
 
         from dlbench.train import resolve_device
 
         # a cancelled task (run_items stopping) stops its training at the step, and its evaluation
-        # before the next metric, as SIGTERM would
+        # before the next metric, as the signal that stopped the study would (the board says which:
+        # a cancel carries none)
         context = ray.get_runtime_context()
-        with stop_asked_by(lambda: signal.SIGTERM if context.is_canceled() else None):
+        stopped_by = functools.cache(lambda: _posted_signal(ray, board))
+        with stop_asked_by(lambda: stopped_by() if context.is_canceled() else None):
             return run_item(item, resolve_device(device), retry_failed, progress=False, log=quiet)
+
+
+def _posted_signal(ray, board):
+    """The signal on the board, or SIGTERM where none was posted (a cancel for another reason: a
+    run elsewhere stopped the study) or the board cannot be read."""
+    try:
+        return ray.get(board.signal.remote(), timeout=10) or signal.SIGTERM
+    except ray.exceptions.RayError:
+        return signal.SIGTERM
+
+
+class StopBoard:
+    """The signal that stopped the study, posted before its tasks are cancelled: a worker's run
+    records it ("interrupted by SIGINT"), where a cancelled task learns only that it was."""
+
+    def __init__(self):
+        self.signum = None
+
+    def post(self, signum):
+        self.signum = signum
+
+    def signal(self):
+        return self.signum
 
 
 def worker_count(resources, workers, gpus_per_worker):
@@ -198,6 +225,7 @@ def run_items(workers, items, device, retry_failed, on_done=None):
     queued item starts. So does what stops a worker's run (STOPS_THE_STUDY), raised here as itself."""
     ray = _ray()
     statuses, queue, idle, in_flight = {}, list(items), list(workers), {}
+    board = ray.remote(num_cpus=0)(StopBoard).remote()  # no CPU: the workers take them all
     # signals are only noted: raised inside Ray's wait, a StopSignal comes out as a plain
     # KeyboardInterrupt, the signal lost; a repeat while the runs wind down is ignored
     with noting((signal.SIGINT, *STOPS)) as stops:
@@ -205,7 +233,7 @@ def run_items(workers, items, device, retry_failed, on_done=None):
             while (queue or in_flight) and not stops:
                 while idle and queue:
                     worker = idle.pop()
-                    in_flight[worker.run.remote(queue.pop(0), str(device), retry_failed)] = worker
+                    in_flight[worker.run.remote(queue.pop(0), str(device), retry_failed, board)] = worker
                 ended, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
                 for ref in ended:
                     idle.append(in_flight.pop(ref))
@@ -217,6 +245,7 @@ def run_items(workers, items, device, retry_failed, on_done=None):
             _stop_in_flight(ray, in_flight)
             raise
         if stops:
+            ray.get(board.post.remote(stops[0]))
             _stop_in_flight(ray, in_flight)
             raise study_stopped(stops[0])
     return statuses
