@@ -168,6 +168,18 @@ def test_info(capsys, target):
     assert fields["factors_num_values"] == "[3, 1, 2, 4, 1]" and fields["num_images"] == str(N)
 
 
+def test_info_on_a_corrupt_file_shows_what_it_can_and_exits_2(capsys, target):
+    # it had exited 0, where verify exits 2: a script asking info took the corrupt file for a good one
+    run(capsys, "make", "dsprites", *KEEP)
+    target.write_bytes(target.read_bytes()[:20000])
+    code, out, err = run(capsys, "info", "dsprites")
+    fields = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert fields["status"] == "corrupt" and fields["path"] == str(target) and "problem" not in fields
+    message = user_error(capsys, "info", "dsprites")
+    assert message.startswith(f"dlb_data: error: dsprites: dSprites file {target} is corrupt")
+    assert "dlb_data make dsprites" in message
+
+
 def test_download_without_network_says_what_to_do(capsys, target, monkeypatch):
     def offline(request, timeout=None):
         assert request.full_url == D.URL

@@ -341,20 +341,33 @@ def cmd_verify(args):
 
 
 def cmd_info(args):
-    """describe()'s fields; for a missing or unusable file, what is known without it."""
+    """describe()'s fields; for a missing or unusable file, what is known without it. An unusable
+    file (not a missing one, which info describes as not there yet) then exits 2 with its one line,
+    as verify does: a script that asks info had taken a corrupt file for a good one."""
     cls = get_dataset_class(args.name)
     path, status = _file_of(cls, _checked_path(cls, args))
+    describe = _needs(cls, "describe", "info")
     try:
-        info = _needs(cls, "describe", "info")(path)
+        info, unusable = describe(path), None
     except UserError as err:
-        info = {"name": args.name, "status": status, "path": str(path),
-                "factors": _factors_text(cls, {}), "problem": str(err)}
-        how = _how_to_get(cls, args.path)
-        if status == "missing" and how:
-            info["get it"] = how[len("; "):]
+        info, unusable = _info_without_the_file(cls, args, path, status, err), err
     for key, value in info.items():
         print(f"{key}: {value}")
+    if unusable is not None and status != "missing":
+        raise UserError(f"{args.name}: {unusable}")
     return 0
+
+
+def _info_without_the_file(cls, args, path, status, err):
+    """What info can say of a dataset whose file describe() could not read: for a missing file the
+    problem and how to get it; an unusable one's problem is the command's error line instead."""
+    info = {"name": args.name, "status": status, "path": str(path), "factors": _factors_text(cls, {})}
+    if status == "missing":
+        info["problem"] = str(err)
+        how = _how_to_get(cls, args.path)
+        if how:
+            info["get it"] = how[len("; "):]
+    return info
 
 
 def cmd_download(args):
