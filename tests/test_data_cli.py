@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import shlex
 import sys
 import urllib.error
 import urllib.request
@@ -149,8 +150,34 @@ def test_verify(capsys, target, monkeypatch):
     data[middle:middle + 100] = bytes(255 - b for b in data[middle:middle + 100])
     target.write_bytes(bytes(data))
     message = user_error(capsys, "verify", "dsprites")
-    assert str(target) in message and message.endswith(
-        "; delete it; run `dlb_data make dsprites` (synthetic) or `dlb_data download dsprites`")
+    assert str(target) in message and "fails its CRC check" in message and "run `dlb_data make dsprites" in message
+
+
+def _overwrite_image_bytes(path):
+    """Damage a dSprites file inside its images, leaving the zip directory and npy headers that
+    the quick check (and file_status) reads intact."""
+    data = bytearray(path.read_bytes())
+    start = len(D._npy_header(np.uint8, (N, 64, 64))) + 200  # past imgs.npy's local and npy headers
+    data[start:start + 100] = bytes(255 - b for b in data[start:start + 100])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("compress", [[], ["--compress"]])
+def test_make_on_a_damaged_synthetic_file_says_so_and_gives_the_command_that_remakes_it(capsys, tmp_path, compress):
+    # "a synthetic dSprites file already exists" had sent the user off with a file that fails every use
+    path = tmp_path / "my data" / "tiny.npz"
+    assert run(capsys, "make", "dsprites", "--path", str(path), *KEEP, *compress)[0] == 0
+    _overwrite_image_bytes(path)
+    assert D.file_status(path) == "synthetic"  # its headers read well
+    damaged = path.read_bytes()
+    message = user_error(capsys, "make", "dsprites", "--path", str(path), *KEEP, *compress)
+    command = (f"dlb_data make dsprites --force --path '{path}' --keep scale=5 --keep orientation=0,13 "
+               f"--keep posX=0:32:8 --keep posY=31{' --compress' if compress else ''}")
+    assert f"the synthetic dSprites file at {path} is damaged (" in message and "already exists" not in message
+    assert message.endswith(f"; run `{command}` to make it again"), message
+    assert path.read_bytes() == damaged and sorted(p.name for p in path.parent.iterdir()) == ["tiny.npz"]
+    assert run(capsys, "make", *shlex.split(command)[2:])[0] == 0
+    assert run(capsys, "verify", "dsprites", "--path", str(path))[0] == 0
 
 
 def test_info(capsys, target):

@@ -260,6 +260,29 @@ def refuse_the_full_grid(class_indices, kept):
                         f"values of some factor (e.g. --keep posX=0:32:8), or leave out --keep for the full grid")
 
 
+def keep_flags(kept):
+    """' --keep scale=5 --keep posX=0:32:8' for the factors that kept (normalize_class_indices'
+    form) reduces: the flags that make the same grid again, as dlb_data make --keep reads them."""
+    return "".join(f" --keep {shell_word(f'{name}={_indices_text(indices, size)}')}"
+                   for name, size, indices in zip(LATENTS_NAMES, LATENTS_SIZES, kept) if len(indices) < size)
+
+
+def _indices_text(indices, size):
+    """'5', '0,13', or a range 'start:stop[:step]' for three or more evenly spaced indices."""
+    indices = [int(i) for i in indices]
+    steps = {b - a for a, b in zip(indices, indices[1:])}
+    if len(indices) < 3 or len(steps) != 1:
+        return ",".join(map(str, indices))
+    step = steps.pop()
+    stop = min(indices[-1] + step, size)  # the round stop (0:32:8), within the factor
+    return f"{indices[0]}:{stop}" if step == 1 else f"{indices[0]}:{stop}:{step}"
+
+
+def remake_command(path, kept, compress=False):
+    """The dlb_data command that makes the synthetic file at path again with the grid kept."""
+    return f"dlb_data make dsprites --force{_path_flag(path)}{keep_flags(kept)}{' --compress' if compress else ''}"
+
+
 def grid_classes(class_indices=None):
     """(n, 6) full-grid class indices of every cell of the (reduced) grid, in file order (posY fastest)."""
     kept = normalize_class_indices(class_indices)
@@ -481,6 +504,16 @@ def _inflate_member(path, member, shape, step=1 << 24):
     return out.reshape(shape)
 
 
+class CorruptDSpritesFile(UserError):
+    """An unusable dSprites file: the line names it, the problem and the fix; `problem` alone is
+    what was found, for a command that words its own fix (make, asked to replace the file).
+    Not errors.CorruptFile, which other layers catch to remake their own files."""
+
+    def __init__(self, path, problem):
+        super().__init__(f"dSprites file {path} is corrupt ({problem}); {_fix(path)}")
+        self.problem = problem
+
+
 class DSpritesFile:
     """A checked dSprites npz (real, synthetic, full or reduced). Raises UserError if unusable.
 
@@ -500,13 +533,12 @@ class DSpritesFile:
         except UserError:
             raise
         except Exception as err:  # zip, npy or pickle damage
-            raise UserError(f"dSprites file {self.path} is corrupt ({type(err).__name__}: "
-                            f"{files.one_line(err)}); {_fix(self.path)}") from None
+            raise CorruptDSpritesFile(self.path, f"{type(err).__name__}: {files.one_line(err)}") from None
         self.metadata = metadata
         self._check()
 
     def _bad(self, problem):
-        return UserError(f"dSprites file {self.path} is corrupt ({problem}); {_fix(self.path)}")
+        return CorruptDSpritesFile(self.path, problem)
 
     def _check(self):
         for name in ("imgs", "latents_classes", "latents_values", "metadata"):
@@ -601,32 +633,50 @@ def verify_file(path, sample=2000, seed=0):
             if md5 != MD5:
                 raise UserError(f"md5 {md5} is not the DeepMind file's {MD5} and the metadata does not mark it "
                                 f"as dlbench's synthetic file")
-        kept = handle.class_indices()
-        expected = grid_classes(kept)
-        file_classes = handle.load("latents_classes")
-        expected_file = np.stack([np.searchsorted(k, expected[:, i]) for i, k in enumerate(kept)], axis=1)
-        if not np.array_equal(file_classes, expected_file):
-            raise UserError("latents_classes are not the grid in file order (posY fastest)")
-        values = handle.load("latents_values")
-        if not np.allclose(values, latents_values_of(expected), rtol=0, atol=1e-6):
-            raise UserError("latents_values do not match latents_classes")
-        imgs = handle.load_images()  # a full read also checks the zip CRC of a compressed member
-        if handle.compressed is False:
-            with zipfile.ZipFile(path) as zf:
-                bad = zf.testzip()
-            if bad is not None:
-                raise UserError(f"zip member {bad} fails its CRC check")
-        if imgs.max(initial=0) > 1:
-            raise UserError("imgs has values other than 0 and 1")
-        if handle.synthetic:
-            rows = np.random.RandomState(seed).choice(len(expected), size=min(sample, len(expected)), replace=False)
-            rows.sort()
-            if not np.array_equal(np.asarray(imgs[rows]), render(expected[rows])):
-                raise UserError(f"images differ from the renderer on a sample of {len(rows)}")
-            report["checked_render_sample"] = len(rows)
+        check_contents(handle, report, sample, seed)
         return handle.source
 
     return files.verification(path, path.exists(), check)
+
+
+def check_contents(handle, report=None, sample=2000, seed=0):
+    """Beyond the headers DSpritesFile reads: the grid, the values and every byte of the images
+    (their zip CRC) and, for a synthetic file, a sample of them against the renderer. Raises a
+    CorruptDSpritesFile at the first problem; adds what it checked to report."""
+    report = {} if report is None else report
+    kept = handle.class_indices()
+    expected = grid_classes(kept)
+    file_classes = handle.load("latents_classes")
+    expected_file = np.stack([np.searchsorted(k, expected[:, i]) for i, k in enumerate(kept)], axis=1)
+    if not np.array_equal(file_classes, expected_file):
+        raise handle._bad("latents_classes are not the grid in file order (posY fastest)")
+    values = handle.load("latents_values")
+    if not np.allclose(values, latents_values_of(expected), rtol=0, atol=1e-6):
+        raise handle._bad("latents_values do not match latents_classes")
+    imgs = handle.load_images()  # a full read also checks the zip CRC of a compressed member
+    if handle.compressed is False:
+        with zipfile.ZipFile(handle.path) as zf:
+            bad = zf.testzip()
+        if bad is not None:
+            raise handle._bad(f"zip member {bad} fails its CRC check")
+    if imgs.max(initial=0) > 1:
+        raise handle._bad("imgs has values other than 0 and 1")
+    if handle.synthetic:
+        rows = np.random.RandomState(seed).choice(len(expected), size=min(sample, len(expected)), replace=False)
+        rows.sort()
+        if not np.array_equal(np.asarray(imgs[rows]), render(expected[rows])):
+            raise handle._bad(f"images differ from the renderer on a sample of {len(rows)}")
+        report["checked_render_sample"] = len(rows)
+
+
+def damage_inside(path):
+    """What check_contents finds wrong in the dSprites file at path, whose headers read well;
+    None when nothing is."""
+    try:
+        check_contents(DSpritesFile(path))
+    except CorruptDSpritesFile as err:
+        return err.problem
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -699,6 +749,17 @@ def ensure_file(path=None, progress=None):
     return path
 
 
+def _refuse_to_replace_a_synthetic_file(path, kept, compress):
+    """The UserError of make without --force on a synthetic file: damaged (its headers read well, so
+    only a look inside tells), it is named so, with the command that makes it again, where "already
+    exists" had sent the user off with a file that fails every use."""
+    damage = damage_inside(path)
+    if damage is not None:
+        raise UserError(f"the synthetic dSprites file at {path} is damaged ({damage}); run "
+                        f"`{remake_command(path, kept, compress)}` to make it again")
+    raise UserError(f"a synthetic dSprites file already exists at {path}; pass --force to regenerate it")
+
+
 class DSprites(GroundTruthData):
     """dSprites as ground-truth data: 5 factors (shape, scale, orientation, posX, posY).
 
@@ -760,7 +821,7 @@ class DSprites(GroundTruthData):
             if status == "real":
                 raise UserError(f"{path} holds the real dSprites file; refusing to overwrite it with a synthetic one")
             if status == "synthetic" and not force:
-                raise UserError(f"a synthetic dSprites file already exists at {path}; pass --force to regenerate it")
+                _refuse_to_replace_a_synthetic_file(path, kept, compress)
             if status == "corrupt" and not force:  # perhaps not a dSprites file at all: the user decides
                 raise UserError(f"{path} holds a file that is not a usable dSprites file; pass --force to replace "
                                 f"it with a synthetic one, or give another --path")
