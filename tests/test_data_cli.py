@@ -2,10 +2,12 @@
 
 import hashlib
 import io
+import re
 import shlex
 import sys
 import urllib.error
 import urllib.request
+import zipfile
 
 import numpy as np
 import pytest
@@ -150,14 +152,19 @@ def test_verify(capsys, target, monkeypatch):
     data[middle:middle + 100] = bytes(255 - b for b in data[middle:middle + 100])
     target.write_bytes(bytes(data))
     message = user_error(capsys, "verify", "dsprites")
-    assert str(target) in message and "fails its CRC check" in message and "run `dlb_data make dsprites" in message
+    assert str(target) in message and "fails its CRC check" in message and message.endswith(
+        "; run `dlb_data make dsprites --force --keep scale=5 --keep orientation=0,13 --keep posX=0:32:8 "
+        "--keep posY=31` to make it again")  # the reduced grid it held: without its --keep, the full 3 GB one
 
 
 def _overwrite_image_bytes(path):
     """Damage a dSprites file inside its images, leaving the zip directory and npy headers that
     the quick check (and file_status) reads intact."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("imgs.npy")
+    with open(path, "rb") as raw:
+        start = D._local_data_offset(raw, info) + 200  # past imgs.npy's npy header
     data = bytearray(path.read_bytes())
-    start = len(D._npy_header(np.uint8, (N, 64, 64))) + 200  # past imgs.npy's local and npy headers
     data[start:start + 100] = bytes(255 - b for b in data[start:start + 100])
     path.write_bytes(bytes(data))
 
@@ -178,6 +185,64 @@ def test_make_on_a_damaged_synthetic_file_says_so_and_gives_the_command_that_rem
     assert path.read_bytes() == damaged and sorted(p.name for p in path.parent.iterdir()) == ["tiny.npz"]
     assert run(capsys, "make", *shlex.split(command)[2:])[0] == 0
     assert run(capsys, "verify", "dsprites", "--path", str(path))[0] == 0
+
+
+KEEP_FLAGS = "--keep scale=5 --keep orientation=0,13 --keep posX=0:32:8 --keep posY=31"
+
+
+@pytest.mark.parametrize("compress", [[], ["--compress"]])
+def test_a_truncated_reduced_file_is_made_again_with_its_keep(capsys, tmp_path, compress):
+    # "delete it and run `dlb_data make dsprites --path X`" had been said of it: the full 3 GB grid
+    path = tmp_path / "my data" / "tiny.npz"
+    assert run(capsys, "make", "dsprites", "--path", str(path), *KEEP, *compress)[0] == 0
+    path.write_bytes(path.read_bytes()[:3000])  # the zip's directory, at its end, is gone
+    command = f"dlb_data make dsprites --force --path '{path}' {KEEP_FLAGS}{' --compress' if compress else ''}"
+    for argv in (("verify", "dsprites", "--path", str(path)), ("info", "dsprites", "--path", str(path))):
+        message = user_error(capsys, *argv)
+        assert f"dSprites file {path} is corrupt" in message and message.endswith(f"; run `{command}` to make it again")
+        assert "check that --path names" not in message  # dlbench's own file: its metadata says so
+    with pytest.raises(UserError, match=re.escape(f"run `{command}`")):
+        D.DSprites(path)  # as every stage that loads it says
+    assert run(capsys, "make", *shlex.split(command)[2:])[0] == 0
+    assert run(capsys, "verify", "dsprites", "--path", str(path))[0] == 0
+    assert D.DSpritesFile(path).num_images == N and D.DSpritesFile(path).compressed == bool(compress)
+
+
+def _rewrite_as_made_before(path):
+    """The file as make wrote it before it recorded 'compressed' and put the metadata first: numpy's
+    own writer, stored, the metadata last."""
+    with np.load(path, allow_pickle=True) as npz:
+        arrays = {name: npz[name] for name in ("imgs", "latents_classes", "latents_values", "metadata")}
+    meta = arrays["metadata"][()]
+    del meta["dlbench"]["compressed"]
+    arrays["metadata"] = np.array(meta, dtype=object)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_files_made_before_the_metadata_came_first_still_work(capsys, target):
+    run(capsys, "make", "dsprites", *KEEP)
+    _rewrite_as_made_before(target)
+    assert run(capsys, "verify", "dsprites")[1].startswith("dsprites: OK, synthetic")
+    _overwrite_image_bytes(target)  # its metadata, read from its directory, still tells its --keep
+    assert user_error(capsys, "verify", "dsprites").endswith(
+        f"; run `dlb_data make dsprites --force {KEEP_FLAGS}` to make it again")
+    # truncated, nothing says how it was made: the --keep must be given again, which the line says
+    target.write_bytes(target.read_bytes()[:3000])
+    message = user_error(capsys, "verify", "dsprites")
+    assert "run `dlb_data make dsprites` (synthetic)" in message and message.endswith(
+        "a reduced grid needs the --keep it was made with given again, which this file is too damaged to tell: "
+        "`dlb_data make dsprites --force --keep FACTOR=INDICES ...`")
+
+
+@pytest.mark.parametrize("grid", [{"scale": [5]}, {"posX": [0, 8, 16, 24], "posY": [3, 4, 5, 6]},
+                                  {"orientation": [0, 13], "posX": [0, 10, 20, 30], "shape": [0, 2]},
+                                  {"posY": [1, 2, 4]}, {}])
+def test_keep_flags_make_the_same_grid_again(grid):
+    kept = D.normalize_class_indices(grid)
+    words = shlex.split(D.keep_flags(kept))
+    assert words[::2] == ["--keep"] * len(grid)
+    np.testing.assert_equal(D.normalize_class_indices(parse_keep(words[1::2])), kept)
 
 
 def test_info(capsys, target):

@@ -318,9 +318,10 @@ def cmd_verify(args):
         problems = "; ".join(" ".join(p.split()) for p in report["problems"]) or "unusable"
         where = "" if str(path) in problems else f"{path}: "
         get = _how_to_get(cls, args.path) or ", and place a good copy there"
-        if args.path is not None:
+        if args.path is not None and report.get("source") != "synthetic":
             # a file given by hand may be another dataset's, good as that: "delete it" had been said of a
-            # dSprites file verified as shapes3d, and the way to get the file had left out its --path
+            # dSprites file verified as shapes3d, and the way to get the file had left out its --path. One that
+            # dlbench made is known to be this dataset's: its own line gives the command that makes it again
             what = problems.split("; delete it")[0]
             raise UserError(f"{args.name}: {where}{what}; check that --path names a {args.name} file (one of another "
                             f"dataset is unusable as one); if it does, it is damaged: delete it{get}")

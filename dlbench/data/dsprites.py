@@ -16,8 +16,10 @@ File format (the real one):
                    latents_possible_values, latents_sizes, author, title
 A reduced grid (a subset of class indices per factor) is written in the same format: its
 latents_sizes and latents_possible_values describe the subset and its latents_classes index into
-them. dlbench's synthetic files carry metadata['dlbench'] (with 'synthetic': True) and say so in
-their description and title.
+them. dlbench's synthetic files carry metadata['dlbench'] (with 'synthetic': True, the class indices
+kept and whether the images are compressed) and say so in their description and title; their
+metadata is the first member, stored, so that a file that lost its tail still says how to make it
+again (files made before read as they are, their metadata last).
 """
 
 import contextlib
@@ -294,7 +296,7 @@ def grid_classes(class_indices=None):
 # Writing the file
 
 
-def _metadata(kept, synthetic=True):
+def _metadata(kept, synthetic=True, compress=False):
     sizes = np.array([len(k) for k in kept], dtype=np.int64)
     full = all(len(k) == n for k, n in zip(kept, LATENTS_SIZES))
     grid = "the full grid" if full else "a REDUCED grid of " + " x ".join(
@@ -318,6 +320,7 @@ def _metadata(kept, synthetic=True):
             "synthetic": synthetic,
             "generator": "dlbench.data.dsprites.generate_npz",
             "class_indices": {n: k.tolist() for n, k in zip(LATENTS_NAMES, kept)},
+            "compressed": bool(compress),
         },
     }
 
@@ -330,8 +333,11 @@ def _npy_header(dtype, shape):
     return buf.getvalue()
 
 
-def _write_member(zf, name, array):
-    with zf.open(name + ".npy", "w", force_zip64=True) as f:
+def _write_member(zf, name, array, stored=False):
+    """array as the zip's member name.npy; stored: uncompressed, whatever the zip's own setting."""
+    info = zipfile.ZipInfo(name + ".npy", date_time=datetime.datetime.now().timetuple()[:6])
+    info.compress_type = zipfile.ZIP_STORED if stored else zf.compression
+    with zf.open(info, "w", force_zip64=True) as f:
         np.lib.format.write_array(f, array, allow_pickle=True)
 
 
@@ -355,12 +361,14 @@ def generate_npz(path, class_indices=None, compress=False, progress=False, chunk
     mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     with atomic_path(path) as tmp, \
             zipfile.ZipFile(tmp, "w", compression=mode, allowZip64=True, compresslevel=1 if compress else None) as zf:
+        # first and stored: a file that loses its tail (and with it the zip's directory) still says
+        # from its start how it was made, so that the advice to make it again keeps its --keep
+        _write_member(zf, "metadata", np.array(_metadata(kept, compress=compress), dtype=object), stored=True)
         with zf.open("imgs.npy", "w", force_zip64=True) as f:
             f.write(_npy_header(np.uint8, (n, IMAGE_SIZE, IMAGE_SIZE)))
             _stream_images(f, classes, chunk, progress)
         _write_member(zf, "latents_classes", file_classes)
         _write_member(zf, "latents_values", latents_values_of(classes))
-        _write_member(zf, "metadata", np.array(_metadata(kept), dtype=object))
     return path
 
 
@@ -410,10 +418,56 @@ def _path_flag(path):
     return "" if Path(path).resolve() == default_path().resolve() else f" --path {shell_word(path)}"
 
 
-def _fix(path):
+def _fix(path, metadata=None, compressed=None):
+    """What to do about the unusable dSprites file at path. One dlbench made is made again as its
+    metadata (else what its start still holds) records, a reduced grid with its --keep: the
+    command without it would write the full 3 GB grid. compressed: how its images are stored,
+    where the headers say (files made before the metadata recorded it)."""
+    if metadata is None:
+        metadata = _leading_metadata(path)
+    recorded = _recorded_grid(metadata)
+    if recorded is not None:
+        kept, recorded_compressed = recorded
+        compress = recorded_compressed if compressed is None else compressed
+        return f"run `{remake_command(path, kept, compress)}` to make it again"
     where = _path_flag(path)
-    return (f"delete {path} and run `dlb_data make dsprites{where}` (synthetic) or "
-            f"`dlb_data download dsprites{where}`, or place the DeepMind {FILENAME} there")
+    fix = (f"delete {path} and run `dlb_data make dsprites{where}` (synthetic) or "
+           f"`dlb_data download dsprites{where}`, or place the DeepMind {FILENAME} there")
+    if metadata is None:  # nothing left says whether it held a reduced grid, nor which
+        fix += (f"; a reduced grid needs the --keep it was made with given again, which this file is too damaged "
+                f"to tell: `dlb_data make dsprites --force{where} --keep FACTOR=INDICES ...`")
+    return fix
+
+
+def _recorded_grid(metadata):
+    """(kept, compressed) as dlbench recorded them making a synthetic file, else None (a real
+    file's metadata, or none). Files made before 'compressed' was recorded read as stored."""
+    made = metadata.get("dlbench") if isinstance(metadata, dict) else None
+    if not isinstance(made, dict) or not made.get("synthetic") or not isinstance(made.get("class_indices"), dict):
+        return None
+    try:
+        return normalize_class_indices(made["class_indices"]), bool(made.get("compressed", False))
+    except (UserError, TypeError, ValueError):
+        return None
+
+
+def _leading_metadata(path):
+    """The metadata dict of a file too damaged to open as a zip, read from the member at its very
+    start: dlbench writes it there, stored, so that it outlives the loss of the file's tail (the
+    zip's directory). None where the file does not start so (made before, or real) or it is damaged too."""
+    try:
+        with open(path, "rb") as raw:
+            local = raw.read(30)
+            if local[:4] != b"PK\x03\x04" or struct.unpack("<H", local[8:10])[0] != zipfile.ZIP_STORED:
+                return None
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            if raw.read(name_len) != b"metadata.npy":
+                return None
+            raw.seek(30 + name_len + extra_len)
+            metadata = np.lib.format.read_array(raw, allow_pickle=True)[()]
+    except Exception:  # damage of any kind there: then nothing is known, which the caller says
+        return None
+    return metadata if isinstance(metadata, dict) else None
 
 
 def _member_headers(path):
@@ -509,8 +563,8 @@ class CorruptDSpritesFile(UserError):
     what was found, for a command that words its own fix (make, asked to replace the file).
     Not errors.CorruptFile, which other layers catch to remake their own files."""
 
-    def __init__(self, path, problem):
-        super().__init__(f"dSprites file {path} is corrupt ({problem}); {_fix(path)}")
+    def __init__(self, path, problem, metadata=None, compressed=None):
+        super().__init__(f"dSprites file {path} is corrupt ({problem}); {_fix(path, metadata, compressed)}")
         self.problem = problem
 
 
@@ -538,7 +592,10 @@ class DSpritesFile:
         self._check()
 
     def _bad(self, problem):
-        return CorruptDSpritesFile(self.path, problem)
+        """The error for a file whose zip opened: its metadata, if read, says how to make it again."""
+        imgs = self.members.get("imgs")
+        return CorruptDSpritesFile(self.path, problem, self.metadata,
+                                   compressed=None if imgs is None else imgs[2] != zipfile.ZIP_STORED)
 
     def _check(self):
         for name in ("imgs", "latents_classes", "latents_values", "metadata"):
@@ -626,6 +683,8 @@ def verify_file(path, sample=2000, seed=0):
 
     def check(report):
         report["md5"] = md5 = files.file_checksum(path)
+        if _recorded_grid(_leading_metadata(path)) is not None:  # also when the rest cannot be read
+            report["source"] = "synthetic"
         handle = DSpritesFile(path)
         report["source"] = handle.source
         report["latents_sizes"] = handle.latents_sizes.tolist()
