@@ -399,6 +399,16 @@ def test_verifying_another_datasets_file_does_not_advise_deleting_it(tiny_data_r
     assert tree(tiny_data_root) == before
 
 
+def test_verifying_a_file_that_is_no_dsprites_file_gives_its_fix_once(tmp_path):
+    # dSprites' own "delete PATH and run ..." had been kept before the --path advice, which gave the
+    # same commands again
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(bytes(range(256)) * 20)
+    line = assert_one_line_error(run_command("dlb_data", "verify", "dsprites", "--path", junk))
+    assert "is corrupt (BadZipFile" in line and "check that --path names a dsprites file" in line, line
+    assert line.count("dlb_data make dsprites") == 1 and line.count("delete") == 1, line
+
+
 def test_a_failed_dsprites_download_advises_make_only_where_no_synthetic_file_is(tiny_data_root, tmp_path):
     # with a synthetic file in place it had advised `dlb_data make dsprites`, which refuses to make it again
     unreachable = "http://127.0.0.1:1/dsprites.npz"

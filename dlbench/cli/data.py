@@ -322,7 +322,7 @@ def cmd_verify(args):
             # a file given by hand may be another dataset's, good as that: "delete it" had been said of a
             # dSprites file verified as shapes3d, and the way to get the file had left out its --path. One that
             # dlbench made is known to be this dataset's: its own line gives the command that makes it again
-            what = problems.split("; delete it")[0]
+            what = problems.split("; delete ")[0]  # the dataset's own fix ("delete it and ...", "delete PATH and ...")
             raise UserError(f"{args.name}: {where}{what}; check that --path names a {args.name} file (one of another "
                             f"dataset is unusable as one); if it does, it is damaged: delete it{get}")
         # the checks of the file's contents say what is wrong, not what to do (those of its format do)
