@@ -181,6 +181,20 @@ def test_a_killed_run_leaves_no_claim_in_the_way_and_a_rerun_says_it_starts_agai
     assert_same_weights(weights(run_dir), uninterrupted)
 
 
+def test_a_run_killed_before_its_run_json_is_trained_by_the_same_command(uninterrupted, tiny_data_root, tmp_path):
+    # killed between writing model/config.gin and run.json (here that state made by hand, the window
+    # being a few milliseconds), the folder had been refused by every rerun as "not a run"
+    run_dir = tmp_path / "run"
+    (run_dir / "model").mkdir(parents=True)
+    (run_dir / "model" / "config.gin").write_text("train.steps = 3\n")  # not the config given: replaced
+    (run_dir / "model" / ".config.gin.q1w2e3.tmp").write_text("train.st")
+    rerun = run_command("dlb_train", *train_args(run_dir), data_root=tiny_data_root)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "training starts again from step 0" in rerun.stdout
+    assert_same_weights(weights(run_dir), uninterrupted)
+    assert not list(run_dir.rglob("*.tmp")) and "train.steps = 160" in (run_dir / "model" / "config.gin").read_text()
+
+
 def test_a_run_stopped_at_once_records_the_session_up_to_its_last_checkpoint(tiny_data_root, tmp_path, monkeypatch):
     # a second Ctrl-C (or a full disk, a full GPU, a bug) had left the session out of run.json's
     # `sessions`: the resumed run then listed only its own, as if steps 0 to 5 had trained nowhere

@@ -77,6 +77,26 @@ def test_prepare_refuses_a_folder_that_is_not_a_run_but_overwrite_replaces_a_dam
     assert rundir.prepare(tmp_path, IDENTITY, overwrite=True) is rundir.Prepare.RESTART
 
 
+def test_a_start_cut_short_before_run_json_is_started_again_but_a_users_file_is_refused(tmp_path):
+    # a SIGKILL between writing model/config.gin and run.json had left a folder every rerun refused
+    # as "not a run"
+    run_dir = tmp_path / "run"
+    rundir.atomic_write_text(rundir.config_gin_path(run_dir), "train.steps = 20\n")
+    (rundir.model_dir(run_dir) / ".config.gin.k2j3.tmp").write_text("train.st")
+    (run_dir / ".run.json.x81a.tmp").write_text("{")
+    rundir.atomic_write_text(rundir.claim_path(run_dir), "{}")
+    assert rundir.prepare(run_dir, IDENTITY, overwrite=False) is rundir.Prepare.RESTART
+    for mine in (run_dir / "notes.txt", rundir.model_dir(run_dir) / "weights.pt", run_dir / ".notes.tmp"):
+        mine.write_text("mine")
+        with pytest.raises(UserError, match="is not empty and is not a run"):
+            rundir.prepare(run_dir, IDENTITY, overwrite=False)
+        mine.unlink()
+    rundir.config_gin_path(run_dir).unlink()
+    rundir.config_gin_path(run_dir).mkdir()  # a folder of that name is not the config training writes
+    with pytest.raises(UserError, match="is not empty and is not a run"):
+        rundir.prepare(run_dir, IDENTITY, overwrite=False)
+
+
 def test_a_restart_from_step_0_refuses_to_clear_a_folder_holding_another_run(tmp_path):
     # an unfinished run with no checkpoint is cleared too, as --overwrite clears one
     rundir.update_run(tmp_path, **IDENTITY, status=rundir.Status.RUNNING)

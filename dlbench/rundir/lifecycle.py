@@ -21,7 +21,7 @@ from pathlib import Path
 
 import dlbench
 from dlbench.errors import CorruptFile, UserError
-from dlbench.rundir.layout import CLAIM_JSON, RUN_JSON, checkpoint_paths, is_claim_file, run_json_path
+from dlbench.rundir.layout import CLAIM_JSON, RUN_JSON, checkpoint_paths, config_gin_path, is_claim_file, run_json_path
 from dlbench.rundir.record import (Status, enclosing_run, git_revision, is_run, read_run, resume_command, retrain_fix,
                                    update_run)
 
@@ -59,6 +59,8 @@ def prepare(run_dir, identity, overwrite):
     _check_not_nested(run_dir)
     # another process trying to claim the run leaves its draft here for a moment: no reason to refuse
     others = [p.name for p in run_dir.iterdir() if not is_claim_file(p.name)]
+    if others and not is_run(run_dir) and holds_only_a_starts_drafts(run_dir):
+        return Prepare.RESTART  # a start cut short before run.json: the rerun had been refused for good
     if others and not is_run(run_dir):
         # said so that it fits a study's run too, whose folder is the study's to choose
         raise UserError(f"'{run_dir}' exists, is not empty and is not a run (it has no run.json); move its files "
@@ -101,6 +103,27 @@ def _check_holds_no_other_run(run_dir):
     if inner:
         raise UserError(f"'{run_dir}' holds another run, '{inner}', which training it again from step 0 would remove; "
                         f"move that run out first")
+
+
+def holds_only_a_starts_drafts(run_dir):
+    """Whether run_dir (without run.json) holds only what training writes before run.json is in
+    place: model/config.gin and the temporary files of its and run.json's atomic writes cut short.
+    Nothing of a user's, and no training, is lost by starting such a run again."""
+    config = config_gin_path(run_dir)
+    for path in Path(run_dir).iterdir():
+        if is_claim_file(path.name) or _draft_of(path, RUN_JSON):
+            continue
+        if path != config.parent or not path.is_dir() or path.is_symlink():
+            return False
+        if not all(inner == config and inner.is_file() or _draft_of(inner, config.name) for inner in path.iterdir()):
+            return False
+    return True
+
+
+def _draft_of(path, name):
+    """Whether path is the temporary file of an atomic write of `name` (files.atomic_path's naming)."""
+    return (path.name.startswith(f".{name}.") and path.name.endswith(".tmp") and path.is_file()
+            and not path.is_symlink())
 
 
 def records_config(record):
