@@ -140,7 +140,13 @@ def test_a_run_folders_own_problem_fails_that_run_alone_stacked_or_not(tiny_dspr
     foreign = runs / "beta_vae" / "beta=1.0" / "seed=0"
     foreign.mkdir(parents=True)
     (foreign / "notes.txt").write_text("mine")
+    # and a run whose worker was killed before it wrote run.json: not started, which the study trains
+    cut_short = runs / "beta_vae" / "beta=1.0" / "seed=1" / "model"
+    cut_short.mkdir(parents=True)
+    (cut_short / "config.gin").write_text("train.steps = 3\n")
     options = ["--runs_root", runs, "--device", "cpu", "--no_progress", "--workers", "1"]
+    status = run_in_process("dlb_study", study, "--runs_root", runs, "--status", data_root=tiny_dsprites)
+    assert "4 runs: 1 failed, 3 not started" in status.stdout, status.stdout
     result = run_command("dlb_study", study, *options, "--stack", "4", data_root=tiny_dsprites)
     assert result.returncode == 1 and "3 runs finished, 1 failed (beta_vae/beta=1.0/seed=0)" in result.stdout, \
         result.stdout + result.stderr

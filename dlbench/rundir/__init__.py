@@ -22,7 +22,8 @@ from dlbench.rundir.layout import (CLAIM_JSON, RUN_JSON, is_claim_file, checkpoi
                                    representation_path, run_json_path, samples_dir, study_run_dir, train_log_path,
                                    train_results_path, weights_path)
 from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS_LEFT_OUT, ConfigMismatch, Prepare,
-                                      clear, config_differences, flat_settings, identity_key, mark_checkpoint,
+                                      clear, config_differences, flat_settings, holds_only_a_starts_drafts,
+                                      identity_key, mark_checkpoint,
                                       mark_done, mark_failed, mark_interrupted, mark_running, mark_session_started,
                                       mark_stopped,
                                       new_session, prepare, records_config, same_setting)
@@ -51,5 +52,5 @@ __all__ = [
     "config_differences", "mark_checkpoint", "mark_done",
     "mark_failed", "mark_interrupted", "mark_running", "mark_session_started", "mark_stopped", "new_session", "prepare",
     "same_setting", "flat_settings",
-    "records_config", "identity_key",
+    "records_config", "identity_key", "holds_only_a_starts_drafts",
 ]

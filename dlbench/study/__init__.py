@@ -526,10 +526,11 @@ REEVALUATE = "to evaluate again (a result damaged)"
 def run_state(study, spec, runs_root):
     """(state, reason) of one run, from its directory alone: done, failed (with the reason),
     running (a live claim), interrupted, trained but not evaluated, to evaluate again (naming its
-    damaged results), or not started."""
+    damaged results), or not started (also a start cut short before run.json, which training
+    starts again)."""
     run_dir = rundir.study_run_dir(runs_root, spec.name)
     if not rundir.is_run(run_dir):
-        if run_dir.is_dir() and any(not rundir.is_claim_file(p.name) for p in run_dir.iterdir()):
+        if run_dir.is_dir() and not rundir.holds_only_a_starts_drafts(run_dir):
             return FAILED, f"'{run_dir}' holds files but no run; move them away"  # as training finds it
         return NOT_STARTED, None
     try:
