@@ -141,11 +141,21 @@ def test_a_holder_renews_its_claim_and_one_that_could_not_finds_it_was_taken(tmp
     os.utime(claim_path(run_dir), (stamp, stamp))
     taker = Claim(run_dir, "trained", lease_seconds=0.4).acquire()
     assert not holder.still_held()
-    with pytest.raises(ClaimLost, match="taken over by another process"):
+    with pytest.raises(ClaimLost, match=f"taken over by another process \\(pid {os.getpid()} on "):
         holder.check()
     holder.release()  # does not remove the taker's claim
     assert json.loads(claim_path(run_dir).read_text())["token"] == taker.token
     taker.release()
+
+
+def test_a_claim_removed_by_hand_is_said_so_not_taken_over(tmp_path):
+    # its holder had said the claim was taken over by another process, which nobody had
+    claim = Claim(tmp_path, "trained").acquire()
+    claim_path(tmp_path).unlink()
+    with pytest.raises(ClaimLost, match=r"this process's claim on the run, was removed from under it .* the same "
+                                        r"command resumes it from its last checkpoint$"):
+        claim.check()
+    claim.release()
 
 
 def test_another_processs_claim_in_the_making_does_not_make_a_run_folder_foreign(tmp_path):

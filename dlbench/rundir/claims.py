@@ -43,6 +43,7 @@ class Claim:
         self._stop = threading.Event()
         self._thread = None
         self._lost = False
+        self._found = None  # the claim file's record when this one was found lost (None: no file)
 
     @property
     def path(self):
@@ -91,13 +92,20 @@ class Claim:
         # by token, not by inode: a file system may give a new claim the inode of the one broken
         holder = _read_claim(self.path)
         self._lost = holder is None or holder.get("token") != self.token
+        self._found = holder
         return not self._lost
 
     def check(self):
         """Raise ClaimLost when another process has taken the run over: call before each commit."""
-        if not self.still_held():
-            raise ClaimLost(f"the claim on '{self.run_dir}' was taken over by another process (this one did not "
-                            f"renew it for {self.lease_seconds:.0f} s: was it suspended?); stopped without writing more")
+        if self.still_held():
+            return
+        if self._found is None:  # nobody took it: the file went (a cleanup, a hand)
+            raise ClaimLost(f"'{self.path}', this process's claim on the run, was removed from under it (by hand, or "
+                            f"a cleanup of the folder?); stopped without writing more, as another process may now "
+                            f"train it; the same command resumes it from its last checkpoint")
+        who = f" (pid {self._found['pid']} on {self._found['host']})" if {"pid", "host"} <= set(self._found) else ""
+        raise ClaimLost(f"the claim on '{self.run_dir}' was taken over by another process{who} (this one did not "
+                        f"renew it for {self.lease_seconds:.0f} s: was it suspended?); stopped without writing more")
 
     def renew(self):
         if self.still_held():
