@@ -102,14 +102,17 @@ def write_files(out_dir, contents):
     them renamed into place only once every one is written, so a full disk midway leaves the
     earlier set whole (it had left a new results.csv beside the earlier tables). Should a rename fail
     after others (a fault of the disk), the earlier files not yet replaced are removed and the line
-    says which files are this aggregation's. Returns the paths."""
+    says which files are this aggregation's; report.json is renamed last. Returns the paths."""
     paths = [Path(out_dir) / name for name in contents]
     new_files = {}  # path: the inode of its new contents, which a rename keeps: how a new file is told from an old
+    # the exit stack renames in reverse: report.json, which describes the set, last, so that a rename
+    # failing midway never leaves it vouching for tables that are not there (it had gone first)
+    entered = sorted(paths, key=lambda path: path.name != "report.json")
     try:
         with contextlib.ExitStack() as renamed_at_exit:
-            for path, data in zip(paths, contents.values()):
+            for path in entered:
                 temporary = renamed_at_exit.enter_context(rundir.atomic_path(path))
-                temporary.write_bytes(data)
+                temporary.write_bytes(contents[path.name])
                 new_files[path] = temporary.stat().st_ino
     except OSError as err:
         renamed = [path for path in paths if path in new_files and _inode(path) == new_files[path]]
