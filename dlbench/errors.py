@@ -64,6 +64,9 @@ def describe_os_error(err):
     blocker = file_in_the_way(err)
     if blocker:
         advice = f"'{blocker}' is a file, not a folder; move it away, or choose another path"
+    link = broken_link(err.filename) if isinstance(err.filename, str) else None
+    if link:  # "a file where a folder goes" had been said of it
+        advice = broken_link_advice(*link)
     return f"cannot use{where}: {reason}; {advice}"
 
 
@@ -81,6 +84,22 @@ def file_above(path):
         if folder.exists():
             return folder if not folder.is_dir() else None
     return None
+
+
+def broken_link(path):
+    """(link, its target) for path or the nearest of its folders that is a symbolic link to nothing
+    (a disk not mounted, a folder moved), else None."""
+    for candidate in (Path(path), *Path(path).parents):
+        if candidate.is_symlink() and not candidate.exists():
+            return candidate, os.readlink(candidate)
+        if candidate.exists():
+            return None
+    return None
+
+
+def broken_link_advice(link, target):
+    return (f"'{link}' is a symbolic link to '{target}', which does not exist; make it exist (mount it?), or "
+            f"remove the link")
 
 
 # faults every later write meets too (a full disk, a read-only one): work that writes many files

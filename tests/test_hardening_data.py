@@ -451,3 +451,27 @@ def test_dlb_data_list_shows_a_dataset_blocked_by_a_file_as_such(place):
     assert row.split()[1] == "blocked" and f"({blocker} is a file in the way: move or remove it)" in row, row
     [other] = [line for line in result.stdout.splitlines() if line.startswith("mpi3d_toy ")]
     assert other.split()[1] == "missing", other
+
+
+def test_a_broken_link_where_a_dataset_goes_is_said_to_be_one(place):
+    # a link to a disk not mounted had been listed "missing", verify said "no file at", and a run
+    # directory behind such a link was "a file where a folder goes"
+    gone = place / "unmounted" / "dsprites.npz"
+    (place / "root" / "dsprites").mkdir()
+    link = place / "root" / "dsprites" / D.FILENAME
+    link.symlink_to(gone)
+    result = dlb_data("list", data_root=place / "root")
+    [row] = [line for line in result.stdout.splitlines() if line.startswith("dsprites ")]
+    assert row.split()[1:3] == ["broken", "link"] and f"(a link to {gone}, which does not exist)" in row, row
+    said = (f"'{link}' is a symbolic link to '{gone}', which does not exist; make it exist (mount it?), or remove "
+            f"the link")
+    run_dir = place / "run"
+    run_dir.symlink_to(place / "unmounted" / "run")
+    before = tree(place)
+    for command in (("verify", "dsprites"), ("make", "dsprites", "--keep", "scale=0")):
+        line = assert_one_line_error(dlb_data(*command, data_root=place / "root"))
+        assert line == f"dlb_data: error: dsprites: {said}", line
+    line = assert_one_line_error(run_command("dlb_train", "--gin", REPO / "gin" / "linear_gaussian_beta_vae.gin",
+                                             "--run_dir", run_dir))
+    assert f"'{run_dir}' is a symbolic link to '{place / 'unmounted' / 'run'}', which does not exist" in line, line
+    assert tree(place) == before

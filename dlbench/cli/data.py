@@ -22,7 +22,7 @@ from pathlib import Path
 from dlbench.cli.common import add_progress_flag, make_parser, path, run_main, show_progress
 from dlbench.data import (available_datasets, check_data_root, data_root, files, get_dataset_class,
                           refuse_a_file_in_its_place)
-from dlbench.errors import UserError, file_above, file_in_the_way, shell_word
+from dlbench.errors import UserError, broken_link, file_above, file_in_the_way, shell_word
 
 PROG = "dlb_data"
 
@@ -246,8 +246,12 @@ def cmd_list(args):
         info = _describe_quietly(cls, path) if status not in ("missing", "corrupt") else {}
         where = str(path) if path is not None else "(no file: generated in memory)"
         blocker = file_above(path) if status == "missing" and path is not None else None
+        link = broken_link(path) if status == "missing" and path is not None else None
         if blocker:  # "missing" had sent the user to make or download it, which the file stops too
             status, where = "blocked", f"{where} ({blocker} is a file in the way: move or remove it)"
+        elif link:
+            linked = "a link" if link[0] == path else f"{link[0]} is a link"
+            status, where = "broken link", f"{where} ({linked} to {link[1]}, which does not exist)"
         rows.append((name, status, f"{info['num_images']:,}" if "num_images" in info else "-",
                      _factors_text(cls, info), where))
     widths = [max(len(r[i]) for r in rows + [("NAME", "STATUS", "OBSERVATIONS", "FACTORS", "")])

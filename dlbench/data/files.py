@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench.errors import UserError, file_above
+from dlbench.errors import UserError, broken_link, broken_link_advice, file_above
 
 DISENTANGLEMENT_LIB_ENV = "DISENTANGLEMENT_LIB_DATA"
 
@@ -77,6 +77,10 @@ def refuse_a_file_in_the_way(name, path, is_folder=False):
     path = Path(path)
     if data_root() in path.parents:
         check_data_root(writing=False)
+    link = broken_link(path)
+    if link:  # it had been called missing, with advice to make or download what then met the link
+        where = "" if link[0] == path else f" ({name} belongs at {path})"
+        raise UserError(f"{name}: {broken_link_advice(*link)}{where}")
     blocker = path if is_folder and path.exists() and not path.is_dir() else file_above(path)
     if blocker is None:
         return
