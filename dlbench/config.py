@@ -159,12 +159,24 @@ class IncludeNotFound(UserError):
     """A gin `include` names a file found nowhere it is looked for."""
 
     def __init__(self, included, includer, folders):
-        by = f"{includer} includes" if includer else "the binding includes"
+        line = _line_including(includer, included) if includer else None
+        by = (f"{includer} includes" + (f" on line {line}" if line else "")) if includer else "the binding includes"
         fix = (f"correct the include's path in {includer} (a relative one is looked for beside that file first)"
                if includer else "correct the include's path")
         looked = ", ".join("the working folder" if folder == Path() else str(folder) for folder in folders)
         where = "it does not exist" if Path(included).is_absolute() else f"looked in {looked}"
         super().__init__(f"'{included}', which {by}, is not found ({where}); {fix}")
+
+
+def _line_including(includer, included):
+    """The number of the line of includer that includes `included` (gin's message names it, but in
+    lines of its own that one line leaves out), or None where it cannot be told."""
+    statement = re.compile(r"\s*include\s+(['\"])" + re.escape(str(included)) + r"\1")
+    try:
+        lines = Path(includer).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((number for number, text in enumerate(lines, start=1) if statement.match(text)), None)
 
 
 def include_folders(includer, search_paths):

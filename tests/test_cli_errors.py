@@ -613,14 +613,14 @@ def test_an_include_in_an_included_file_is_found_beside_it(tiny_data_root, tmp_p
 
 def test_an_include_not_found_names_the_file_that_includes_it(tiny_data_root, tmp_path):
     # gin's 'Unable to open file: b.gin. Searched config paths: [...]' had come with the advice for a
-    # binding, 'a binding is NAME.PARAM = VALUE', and without the file the include is in
+    # binding, 'a binding is NAME.PARAM = VALUE', and without the file the include is in (nor its line)
     from tests.test_study import write_study
 
-    top = write_nested_includes(tmp_path, "include 'missing.gin'\n")
+    top = write_nested_includes(tmp_path, "# a comment\n\ninclude 'missing.gin'\n")
     result = run_in_process("dlb_train", "--gin", top, *tiny_train_args(tmp_path / "run"),
                             data_root=tiny_data_root, cwd=tmp_path / "sub")
     line = assert_one_line_error(result, f"bad gin config in gin file '{top}': 'missing.gin', which "
-                                         f"{tmp_path / 'sub' / 'b.gin'} includes, is not found (looked in "
+                                         f"{tmp_path / 'sub' / 'b.gin'} includes on line 3, is not found (looked in "
                                          f"{tmp_path / 'sub'}, the working folder,",
                                  f"correct the include's path in {tmp_path / 'sub' / 'b.gin'}")
     assert "a binding is" not in line and "Unable to open" not in line
@@ -629,7 +629,7 @@ def test_an_include_not_found_names_the_file_that_includes_it(tiny_data_root, tm
     result = run_in_process("dlb_study", study_path, "--runs_root", tmp_path / "runs", "--dry_run",
                             data_root=tiny_data_root)
     assert_one_line_error(result, f"bad study file '{study_path}': 'missing.gin', which {tmp_path / 'sub' / 'b.gin'} "
-                                  f"includes, is not found")
+                                  f"includes on line 3, is not found")
     assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
 
 
