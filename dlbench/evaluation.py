@@ -19,7 +19,7 @@ from dlbench.errors import CorruptFile, Interrupted, UserError, shell_word
 from dlbench.encode_once import ONCE, PER_DRAW, encoded, observations_are_grid_images, worth_encoding_once
 from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
 from dlbench.postprocess import (SAMPLED_NOISE, check_mode, encode_batch_size, load_representation,
-                                 metrics_representation_fn, postprocess)
+                                 metrics_representation_fn, of_other_weights, postprocess, weights_digest)
 from dlbench.signals import stop_asked
 from dlbench.train import load_trained_model
 from dlbench.train.device import out_of_memory_said, tf32
@@ -96,10 +96,10 @@ def _read_result(path, metric, fix):
     return result
 
 
-def reusable_result(run_dir, mode, metric, params, seed, log):
+def reusable_result(run_dir, mode, metric, params, seed, log, digest=None):
     """stored_result, where a damaged one is None too (it is computed again, as the line logged says,
-    and so is one of another version): a result is derived from the run's weights, so nothing is
-    lost by replacing it."""
+    and so is one of another version, or of other weights than the run's now): a result is derived
+    from the run's weights, so nothing is lost by replacing it. digest: the weights' (weights_digest)."""
     try:
         result = _stored_of_protocol(run_dir, mode, metric, params, seed)
     except CorruptFile as err:
@@ -109,6 +109,10 @@ def reusable_result(run_dir, mode, metric, params, seed, log):
     if outdated:
         log(f"{run_dir}: the stored result of {protocol_name(metric, params, seed)} is outdated: {outdated}; "
             f"computing it again")
+        return None
+    if result is not None and of_other_weights(result, run_dir, digest):
+        log(f"{run_dir}: the stored result of {protocol_name(metric, params, seed)} was computed from other weights "
+            f"than {rundir.weights_path(run_dir)} holds now; computing it again")
         return None
     return result
 
@@ -147,9 +151,10 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
     check_request(metric_names, mode, params, seed)
     record = rundir.require_finished_run(run_dir)
     results = {}
+    digest = weights_digest(run_dir)  # what the results computed here come from
     if not overwrite:
         for name in metric_names:
-            stored = reusable_result(run_dir, result_mode(name, mode), name, params.get(name, {}), seed, log)
+            stored = reusable_result(run_dir, result_mode(name, mode), name, params.get(name, {}), seed, log, digest)
             if stored is not None and result_mode(name, mode) == "sampled" and stored.get("noise") != SAMPLED_NOISE:
                 log(f"{run_dir}: the stored sampled result of {protocol_name(name, params.get(name, {}), seed)} drew "
                     f"its noise call by call, which made it depend on the batch size; computing it again")
@@ -184,6 +189,8 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
                 result["mode"] = result_mode(name, mode)
                 if result["mode"] == "sampled":
                     result["noise"] = SAMPLED_NOISE
+                if digest is not None:
+                    result[metrics.WEIGHTS_DIGEST] = digest
                 rundir.write_json(metric_result_path(run_dir, result["mode"], name, params.get(name, {}), seed),
                                   result)
                 results[name] = computed[name] = result

@@ -15,7 +15,9 @@ from torch import nn
 
 import dlbench
 from dlbench import rundir
+from dlbench.data.files import file_checksum
 from dlbench.errors import CorruptFile, UserError, shell_word
+from dlbench.metrics import WEIGHTS_DIGEST
 from dlbench.train import load_trained_model
 
 MODES = ("mean", "sampled")
@@ -57,8 +59,11 @@ def postprocess(run_dir, mode="mean", overwrite=False):
     if results.is_file() and representation.is_file() and not overwrite:
         try:
             load_representation(run_dir, mode)
-            rundir.read_json(results)  # the mark of a complete representation: a damaged one marks nothing
-            return out
+            made = rundir.read_json(results)  # the mark of a complete representation: a damaged one marks nothing
+            if not of_other_weights(made, run_dir):
+                return out
+            print(f"{run_dir}: {representation} was made from other weights than {rundir.weights_path(run_dir)} "
+                  f"holds now; writing it again")
         except CorruptFile as err:  # derived from the weights: made again rather than refused
             print(f"{run_dir}: {err.path} does not load ({err.__cause__ or 'damaged'}); writing it again")
     with rundir.hold_run(run_dir, "postprocessed"):
@@ -72,9 +77,29 @@ def postprocess(run_dir, mode="mean", overwrite=False):
     return out
 
 
+def weights_digest(run_dir):
+    """The sha256 of the run's final weights, which its representation and metric results are
+    computed from; None while the file is missing (the command that needs it says so)."""
+    path = rundir.weights_path(run_dir)
+    return file_checksum(path, "sha256") if path.is_file() else None
+
+
+def of_other_weights(stored, run_dir, digest=None):
+    """Whether a stored representation's or metric result's record was computed from other weights
+    than the run holds now (a checkpoint copied in by hand had kept them, --overwrite included).
+    One written before the weights' digest was recorded, or a run whose weights are missing, is
+    taken as it is. digest: the run's weights_digest, where known."""
+    recorded = stored.get(WEIGHTS_DIGEST) if isinstance(stored, dict) else None
+    if recorded is None:
+        return False
+    digest = digest or weights_digest(run_dir)
+    return digest is not None and recorded != digest
+
+
 def _write_representation(run_dir, mode, representation, results):
     """representation.pt, then results.json: last, it marks the representation complete."""
     tick = time.perf_counter()
+    digest = weights_digest(run_dir)  # before the model is read: what the representation is made from
     model = load_trained_model(run_dir, "cpu")
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -84,7 +109,7 @@ def _write_representation(run_dir, mode, representation, results):
     rundir.write_json(results, {
         "mode": mode, "representation_dim": model.config["latent_dim"],
         "observation_shape": model.config["observation_shape"], "file": representation.name,
-        "elapsed_seconds": time.perf_counter() - tick, "dlbench_version": dlbench.__version__})
+        "elapsed_seconds": time.perf_counter() - tick, "dlbench_version": dlbench.__version__, WEIGHTS_DIGEST: digest})
 
 
 def load_representation(run_dir, mode="mean", device="cpu"):

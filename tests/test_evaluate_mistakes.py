@@ -372,3 +372,37 @@ def test_a_value_left_out_is_said_with_its_reason_in_the_line_of_its_metric():
         "num_dims_used=1, num_points_used=0; hoyer_sparsity missing (fewer than two code dimensions vary over the data)")
     assert _values_said("dci", {"disentanglement_missing_reason": "one", "completeness_missing_reason": "two"}) == (
         "disentanglement missing (one); completeness missing (two)")
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_results_of_other_weights_are_computed_again_from_the_weights_the_run_holds(trained_run, tmp_path, capsys,
+                                                                                   overwrite):
+    # a checkpoint of another training (same model, another seed) copied over a run's had kept its
+    # postprocessed representation, and with it every metric, --overwrite too, computed from the old weights
+    import shutil
+
+    from dlbench import rundir
+    from dlbench.cli import train as train_cli
+    from tests.conftest import TINY_PARAMS
+
+    other = tmp_path / "other"
+    assert train_cli.main(["--run_dir", str(other), "--device", "cpu", "--no_progress",
+                           *(arg for p in [*TINY_PARAMS, "train.seed = 1"] for arg in ("--gin_param", p))]) == 0
+    before = evaluate_run(trained_run, ["mig"], device="cpu", log=quiet)["mig"]
+    of_other = evaluate_run(other, ["mig"], device="cpu", log=quiet)["mig"]
+    assert of_other["discrete_mig"] != before["discrete_mig"]  # else the test could not tell them apart
+
+    shutil.copyfile(rundir.weights_path(other), rundir.weights_path(trained_run))
+    capsys.readouterr()
+    lines = []
+    again = evaluate_run(trained_run, ["mig"], device="cpu", log=lines.append, overwrite=overwrite)["mig"]
+    assert again["discrete_mig"] == of_other["discrete_mig"]
+    assert again[metrics.WEIGHTS_DIGEST] == of_other[metrics.WEIGHTS_DIGEST] != before[metrics.WEIGHTS_DIGEST]
+    said = f"{trained_run}: the stored result of mig was computed from other weights than "
+    assert (said in lines[0]) is not overwrite, lines
+    # and the representation was made again, and said so
+    assert capsys.readouterr().out == (f"{trained_run}: {rundir.representation_path(trained_run, 'mean')} was made "
+                                       f"from other weights than {rundir.weights_path(trained_run)} holds now; "
+                                       f"writing it again\n")
+    record = json.loads(rundir.postprocess_results_path(trained_run, "mean").read_text())
+    assert record[metrics.WEIGHTS_DIGEST] == again[metrics.WEIGHTS_DIGEST]

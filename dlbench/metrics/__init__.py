@@ -361,7 +361,9 @@ def version_problem(name, result):
     return f"its {VERSION_KEY} is {recorded!r}, not {current}, the version of {name} this dlbench computes"
 
 
-_BOOKKEEPING = {"seed", "elapsed_seconds", "dlbench_version", "metric", "mode", VERSION_KEY}
+# the key of a run's result that records the sha256 of the weights it was computed from
+WEIGHTS_DIGEST = "weights_sha256"
+_BOOKKEEPING = {"seed", "elapsed_seconds", "dlbench_version", "metric", "mode", VERSION_KEY, WEIGHTS_DIGEST}
 
 
 def value_keys(name, result):
