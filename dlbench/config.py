@@ -293,6 +293,17 @@ def unused_bindings(gin_params, called=None):
     return [b for b in maybe if bound_configurable(b) in unused]
 
 
+def unused_file_bindings(gin_params=(), called=None):
+    """The bindings the gin files give (besides gin_params, which unused_bindings covers) of
+    configurables the resolved run never called, e.g. beta_vae.beta of beta_vae.gin in a run whose
+    --gin_param makes it a dip_vae: gin ignores them silently. Scoped ones are unused_scopes'.
+    Call as unused_bindings."""
+    operative = called_configurables() if called is None else called
+    given = {binding.partition("=")[0].strip() for binding in gin_params}
+    names = dict.fromkeys(name for name, _ in bindings_in(gin.config_str()) if "." in name and "/" not in name)
+    return [name for name in names if name.rpartition(".")[0] not in operative and name not in given]
+
+
 def unused_scopes():
     """The scoped configurables ('scope/beta_vae') bound but never called, as in a gin file's
     'scope/beta_vae.beta = 9.0' where no binding names that scope (train.method =

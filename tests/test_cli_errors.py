@@ -476,6 +476,25 @@ def test_a_binding_the_run_does_not_use_is_noted(tiny_dsprites, tmp_path, capsys
     assert capsys.readouterr().err == ""
 
 
+def test_a_binding_of_a_gin_file_the_run_does_not_use_is_noted(tiny_dsprites, tmp_path, capsys):
+    # noted for --gin_param only: a gin file's beta_tcvae.beta in a beta_vae run, or the beta_vae.gin's
+    # beta of a run a --gin_param made a dip_vae, had been ignored without a word
+    config = tmp_path / "mine.gin"
+    config.write_text("beta_tcvae.beta = 8.0\nbeta_tcvae.alpha = 2.0\n")
+    assert train.main([*tiny_train_args(tmp_path / "run", "train.steps = 2"), "--gin", str(config)]) == 0
+    assert capsys.readouterr().err == ("dlb_train: note: this beta_vae run does not use beta_tcvae.alpha, "
+                                       "beta_tcvae.beta of its gin files (a method or prior it does not call); gin "
+                                       "ignores them\n")
+    params = [p for p in tiny_params("train.steps = 2", "train.method = @dip_vae()") if not p.startswith("beta_vae.")]
+    assert train.main(["--gin", str(REPO / "gin" / "beta_vae.gin"), "--run_dir", str(tmp_path / "dip"), "--device",
+                       "cpu", "--no_progress", *(arg for p in params for arg in ("--gin_param", p))]) == 0
+    err = capsys.readouterr().err
+    assert "this dip_vae run does not use beta_vae.beta of its gin files" in err, err
+    # a run trained on with its own config (model/config.gin) has nothing to say
+    assert train.main(["--run_dir", str(tmp_path / "dip"), "--device", "cpu", "--no_progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_a_scope_the_run_does_not_call_is_noted(tiny_dsprites, tmp_path, capsys):
     # 'foo/beta_vae.beta = 9.0' in a gin file: the run trained with beta 4 without a word
     scoped = tmp_path / "scoped.gin"

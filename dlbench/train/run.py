@@ -430,7 +430,7 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     note_unused: say on stderr which of gin_params the run does not use (a study's runs share
     bindings of methods and priors each uses some of; a user's own are meant to count)."""
     from dlbench.config import (bound_configurable, operative_config, parse_gin, resolve_run_spec, unused_bindings,
-                                unused_macros, unused_scopes)
+                                unused_file_bindings, unused_macros, unused_scopes)
     from dlbench.train.device import resolve_device
 
     own = not gin_files and not gin_params
@@ -444,6 +444,11 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     if unused:
         print(f"dlb_train: note: this {spec.method.name} run does not use {', '.join(map(repr, unused))} "
               f"(a method or prior it does not call); check the name", file=sys.stderr)
+    in_files = unused_file_bindings(gin_params) if note_unused and not own else []
+    if in_files:  # a --gin_param's had been said, the same binding in a gin file ignored without a word
+        print(f"dlb_train: note: this {spec.method.name} run does not use {', '.join(in_files)} of its gin files (a "
+              f"method or prior it does not call); gin ignores {'them' if len(in_files) > 1 else 'it'}",
+              file=sys.stderr)
     scopes = [scope for scope in (unused_scopes() if note_unused else [])
               if not any(bound_configurable(binding) == scope for binding in unused)]  # said just above
     if scopes:
