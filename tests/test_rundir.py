@@ -62,8 +62,12 @@ def test_prepare_decides_fresh_restart_resume_and_skip(tmp_path):
     for ended in Status.ENDED:
         rundir.update_run(run_dir, status=ended)
         assert rundir.prepare(run_dir, IDENTITY, overwrite=False) is Prepare.SKIP
-    with pytest.raises(UserError, match=r"a finished run with a different config \(beta_vae.beta: 4.0 -> 8.0\)"):
-        rundir.prepare(run_dir, {**IDENTITY, "hyperparameters": {"beta": 8.0}}, overwrite=False)
+    for ended, said in ((Status.DONE, "a finished"), (Status.FAILED, "a failed")):  # a failed one had been "finished"
+        rundir.update_run(run_dir, status=ended)
+        with pytest.raises(UserError, match=rf"{said} run with a different config \(beta_vae.beta: 4.0 -> 8.0\)") as err:
+            rundir.prepare(run_dir, {**IDENTITY, "hyperparameters": {"beta": 8.0}}, overwrite=False)
+        # its own config would train nothing more: a failed run is left alone
+        assert ("alone uses its own config" in str(err.value)) is (ended == Status.DONE), err.value
 
     rundir.clear(run_dir)
     assert [p.name for p in run_dir.iterdir()] == [rundir.CLAIM_JSON]  # all but the claim

@@ -76,10 +76,11 @@ def prepare(run_dir, identity, overwrite):
                           retrain_fix(run_dir))
     differences = config_differences(record, identity)
     if differences:
-        state = "a finished" if record.get("status") in Status.ENDED else "an unfinished"
+        failed = record.get("status") == Status.FAILED  # it had been called finished; its own config trains nothing
+        state = "a failed" if failed else "a finished" if record.get("status") in Status.ENDED else "an unfinished"
+        own = "" if failed else f"`{resume_command(run_dir)}` alone uses its own config, "
         raise ConfigMismatch(f"'{run_dir}' holds {state} run with a different config ({', '.join(differences)}); "
-                             f"`{resume_command(run_dir)}` alone uses its own config, --overwrite "
-                             f"replaces it, or choose another --run_dir", differences)
+                             f"{own}--overwrite replaces it, or choose another --run_dir", differences)
     if record.get("status") in Status.ENDED:
         return Prepare.SKIP
     if checkpoint_paths(run_dir):
