@@ -64,7 +64,8 @@ def test_prepare_decides_fresh_restart_resume_and_skip(tmp_path):
         assert rundir.prepare(run_dir, IDENTITY, overwrite=False) is Prepare.SKIP
     for ended, said in ((Status.DONE, "a finished"), (Status.FAILED, "a failed")):  # a failed one had been "finished"
         rundir.update_run(run_dir, status=ended)
-        with pytest.raises(UserError, match=rf"{said} run with a different config \(beta_vae.beta: 4.0 -> 8.0\)") as err:
+        differs = rf"{said} run with a different config \(beta_vae.beta: 4.0 -> 8.0\)"
+        with pytest.raises(UserError, match=differs) as err:
             rundir.prepare(run_dir, {**IDENTITY, "hyperparameters": {"beta": 8.0}}, overwrite=False)
         # its own config would train nothing more: a failed run is left alone
         assert ("alone uses its own config" in str(err.value)) is (ended == Status.DONE), err.value
