@@ -48,6 +48,14 @@ def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, se
     graphs on a GPU); the arithmetic is fused differently, so the run is another run (its identity
     says so), equal to the eager one within rounding."""
     if not isinstance(method, dlbench.methods.Method):
+        name, called = _referenced(method, dlbench.methods.METHODS)
+        if name and not called:  # gin hands over the class itself, which had been printed as <class '...BetaVAE'>
+            raise UserError(f"train.method = @{name} names the method without calling it; write @{name}() "
+                            f"(with the parentheses)")
+        prior, _ = _referenced(method, PRIORS)
+        if prior:
+            raise UserError(f"train.method = @{prior} names a prior, not a method; give a method such as "
+                            f"@beta_vae(), and choose the prior with model.prior = '{prior}'")
         raise UserError(f"train.method must be a method reference such as @beta_vae(), got {method!r}")
     return dict(method=method, steps=checks.integer("train.steps", steps, minimum=1),
                 batch_size=checks.integer("train.batch_size", batch_size, minimum=1),
@@ -79,10 +87,23 @@ def dataset_settings(name=gin.REQUIRED, options=None):
 def model_settings(architecture="conv", latent_dim=10, likelihood="bernoulli", prior=DEFAULT_PRIOR):
     """`prior` names a prior in dlbench.priors; its settings come from its own configurable."""
     latent_dim = checks.integer("model.latent_dim", latent_dim, minimum=1)
+    name, _ = _referenced(prior, PRIORS)
+    if name:  # its class or instance had been printed as the value got
+        raise UserError(f"model.prior takes a prior's name, not a reference: write model.prior = '{name}' (its "
+                        f"settings are bound as {name}.NAME = VALUE)")
     return dict(architecture=checks.one_of("model.architecture", architecture, sorted(ARCHITECTURES)),
                 latent_dim=latent_dim,
                 likelihood=checks.one_of("model.likelihood", likelihood, sorted(LIKELIHOODS)),
                 prior=make_prior(checks.one_of("model.prior", prior, sorted(PRIORS)), latent_dim).config())
+
+
+def _referenced(value, registry):
+    """(name, called) of the entry of registry ({name: class}) whose class (a gin reference without
+    its call, @beta_vae) or instance (@beta_vae()) value is, else (None, None)."""
+    for name, cls in registry.items():
+        if value is cls or type(value) is cls:
+            return name, value is not cls
+    return None, None
 
 
 @dataclasses.dataclass

@@ -466,6 +466,21 @@ def test_gins_internal_errors_are_said_in_words(tiny_dsprites, tmp_path, capsys,
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("binding, said", [
+    ("train.method = @beta_vae", "train.method = @beta_vae names the method without calling it; write @beta_vae() "
+                                 "(with the parentheses)"),
+    ("train.method = @lp_nested_isa", "train.method = @lp_nested_isa names a prior, not a method; give a method such "
+                                      "as @beta_vae(), and choose the prior with model.prior = 'lp_nested_isa'"),
+    ("model.prior = @student_t", "model.prior takes a prior's name, not a reference: write model.prior = "
+                                 "'student_t' (its settings are bound as student_t.NAME = VALUE)"),
+    ("model.prior = @lp_nested_isa()", "write model.prior = 'lp_nested_isa'")])
+def test_a_reference_in_the_wrong_form_is_said_in_the_form_it_was_written(tiny_dsprites, tmp_path, capsys, binding,
+                                                                          said):
+    # the class gin handed over had been printed: "got <class 'dlbench.methods.beta_vae.BetaVAE'>"
+    assert_user_error(capsys, train.main(tiny_train_args(tmp_path / "run", binding)), said)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_binding_the_run_does_not_use_is_noted(tiny_dsprites, tmp_path, capsys):
     # gin ignores bindings of configurables never called: a beta_tcvae.beta in a beta_vae run trained with beta 4
     args = tiny_train_args(tmp_path / "run", "beta_tcvae.beta = 8.0", "train.steps = 2")
