@@ -195,11 +195,18 @@ def test_a_run_killed_before_its_run_json_is_trained_by_the_same_command(uninter
     assert not list(run_dir.rglob("*.tmp")) and "train.steps = 160" in (run_dir / "model" / "config.gin").read_text()
 
 
-def test_a_run_stopped_at_once_records_the_session_up_to_its_last_checkpoint(tiny_data_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_run_stopped_at_once_records_the_session_up_to_its_last_checkpoint(tiny_data_root, tmp_path, monkeypatch,
+                                                                             capsys, signame):
     # a second Ctrl-C (or a full disk, a full GPU, a bug) had left the session out of run.json's
-    # `sessions`: the resumed run then listed only its own, as if steps 0 to 5 had trained nowhere
+    # `sessions`: the resumed run then listed only its own, as if steps 0 to 5 had trained nowhere.
+    # And the session had ended "interrupted", without the signal, and nothing had said where the
+    # run resumes (the command's last line names only the signal)
     from dlbench.cli import train
+    from dlbench.errors import StopSignal
     from dlbench.train import checkpoints
+
+    signum = getattr(signal, signame)
 
     monkeypatch.setenv("DLBENCH_DATA", str(tiny_data_root))
     saved = []
@@ -208,7 +215,8 @@ def test_a_run_stopped_at_once_records_the_session_up_to_its_last_checkpoint(tin
     def save_then_stop(*args, **kwargs):
         saved.append(True)
         if len(saved) == 2:
-            raise KeyboardInterrupt  # a second Ctrl-C while the second checkpoint is written
+            # a second signal while the second checkpoint is written (Ctrl-C's is Python's own)
+            raise KeyboardInterrupt if signum == signal.SIGINT else StopSignal(signum)
         return save(*args, **kwargs)
 
     monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_stop)
@@ -216,7 +224,12 @@ def test_a_run_stopped_at_once_records_the_session_up_to_its_last_checkpoint(tin
     params = tiny_params("train.steps = 20", "train.checkpoint_every = 5")
     argv = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress",
             *[arg for param in params for arg in ("--gin_param", param)]]
-    assert train.main(argv) == 130
+    assert train.main(argv) == 128 + signum
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "interrupted" and record["step"] == 5
-    assert [(s["from_step"], s["to_step"], s["ended"]) for s in record["sessions"]] == [(0, 5, "interrupted")]
+    assert [(s["from_step"], s["to_step"], s["ended"]) for s in record["sessions"]] == [
+        (0, 5, f"interrupted by {signame}")]
+    out, err = capsys.readouterr()
+    assert f"{run_dir}: stopped at once; its last checkpoint is of step 5, where `dlb_train --run_dir {run_dir}` " \
+           f"resumes it\n" in out, out
+    assert err == f"dlb_train: interrupted by {signame}\n", err

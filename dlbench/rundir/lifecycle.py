@@ -273,14 +273,15 @@ def mark_done(run_dir, session, step, started):
                error=None, **_ended(read_run(run_dir), session, step, Status.DONE))
 
 
-def mark_stopped(run_dir, status, reason, session=None):
+def mark_stopped(run_dir, status, reason, session=None, ending=None):
     """Record why an exception stopped the run: Status.INTERRUPTED when it can resume once the
     cause is fixed (a full disk, a preemption), Status.FAILED when it cannot. A training session
-    given ends at the run's last checkpoint (what it kept; a resume starts there)."""
+    given ends at the run's last checkpoint (what it kept; a resume starts there), as `ending`
+    says (by default the status)."""
     ended = {}
     if session:
         record = read_run(run_dir)
-        ended = _ended(record, session, record.get("step", session["from_step"]), status)
+        ended = _ended(record, session, record.get("step", session["from_step"]), ending or status)
     update_run(run_dir, status=status, error=reason, **ended)
 
 

@@ -1,5 +1,6 @@
 """One training run into a run directory: fresh, resumed, or left alone when finished."""
 
+import contextlib
 import csv
 import io
 import shutil
@@ -214,8 +215,11 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
         return Status.FAILED
     except (Interrupted, rundir.ClaimLost):
         raise  # the first already marked the run; after the second the run is another process's
-    except KeyboardInterrupt:  # a second Ctrl-C: stop now, the last checkpoint is kept
-        mark_stopped(run_dir, Status.INTERRUPTED, "stopped by a second interruption", log, session)
+    except KeyboardInterrupt as err:  # a second Ctrl-C: stop now, the last checkpoint is kept
+        name = signal.Signals(getattr(err, "signum", signal.SIGINT)).name
+        mark_stopped(run_dir, Status.INTERRUPTED, f"stopped at once by a second {name}", log, session,
+                     ending=f"interrupted by {name}")
+        _say_where_it_resumes(run_dir, log)
         raise
     except torch.cuda.OutOfMemoryError:  # the GPU's state, not the run's fault: it resumes once there is room
         mark_stopped(run_dir, Status.INTERRUPTED, out_of_memory_reason(trainer.step), log, session)
@@ -242,14 +246,27 @@ def _interrupted(run_dir, step, signum, session):
                        f"`{rundir.resume_command(run_dir)}` resumes from step {step}", signum)
 
 
-def mark_stopped(run_dir, status, reason, log, session=None):
-    """Record why the run stopped (and the training session that stopped); if even run.json cannot
-    be written (the disk is full), say so: its 'running' status then belongs to no process, and its
-    claim lets the next dlb_train in."""
+def mark_stopped(run_dir, status, reason, log, session=None, ending=None):
+    """Record why the run stopped (and the training session that stopped, ending as `ending` says);
+    if even run.json cannot be written (the disk is full), say so: its 'running' status then
+    belongs to no process, and its claim lets the next dlb_train in."""
     try:
-        rundir.mark_stopped(run_dir, status, reason, session)
+        rundir.mark_stopped(run_dir, status, reason, session, ending)
     except OSError as err:
         log(f"{run_dir}: could not mark the run {status} ({describe_os_error(err)})")
+
+
+def _say_where_it_resumes(run_dir, log):
+    """For a run stopped at once (a second signal), which the command's last line does not name:
+    the step of its last checkpoint, where the same command resumes it."""
+    with contextlib.suppress(UserError, OSError):
+        step = rundir.read_run(run_dir).get("step")
+        if isinstance(step, int) and step > 0:
+            log(f"{run_dir}: stopped at once; its last checkpoint is of step {step}, where "
+                f"`{rundir.resume_command(run_dir)}` resumes it")
+        else:
+            log(f"{run_dir}: stopped at once, before its first checkpoint; `{rundir.resume_command(run_dir)}` "
+                f"starts it again from step 0")
 
 
 class CheckpointSchedule:
