@@ -226,6 +226,16 @@ def test_a_run_whose_config_gin_is_gone_is_said_to_be_a_run(trained_run, capsys)
                       f"missing; restore it from a copy, or give the gin files it trained with")
 
 
+def test_a_run_dir_that_does_not_exist_is_said_not_to_exist(tmp_path, capsys):
+    # "holds no run with a config (.../model/config.gin is missing)" had been said of a mistyped --run_dir
+    assert_user_error(capsys, train.main(["--run_dir", str(tmp_path / "nope")]),
+                      f"'{tmp_path / 'nope'}' does not exist: check the --run_dir of the run to train on, or give "
+                      f"--gin FILE to start a new run there")
+    (tmp_path / "empty").mkdir()
+    assert_user_error(capsys, train.main(["--run_dir", str(tmp_path / "empty")]), "holds no run with a config")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
 @pytest.mark.parametrize("gone", ["checkpoint.pt", "results.json"])
 def test_a_finished_run_whose_weights_or_results_are_gone_is_not_said_finished(trained_run, capsys, gone):
     # "training already finished; left alone" and exit 0 had been said of it, as dlb_postprocess then refused it

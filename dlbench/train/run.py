@@ -509,12 +509,16 @@ def check_bindings_give_a_config(run_dir):
 def own_config(run_dir):
     """RUN_DIR/model/config.gin, the operative config a run was started with."""
     if run_dir is None:
-        raise UserError("give at least one --gin FILE (e.g. --gin gin/beta_vae.gin), or the --run_dir of an existing run")
+        raise UserError("give at least one --gin FILE (e.g. --gin gin/beta_vae.gin), or the --run_dir of an existing "
+                        "run")
     path = rundir.config_gin_path(run_dir)
     if not path.is_file():
         if rundir.is_run(run_dir):  # "holds no run" had been said of a finished run whose config.gin was gone
             status = rundir.read_run(run_dir).get("status", "recorded")
             raise UserError(f"'{run_dir}' holds a run ({status}) whose own config ({path}) is missing; restore it from "
                             f"a copy, or give the gin files it trained with (--gin FILE), which its run.json checks")
+        if not Path(run_dir).exists():  # said as dlb_evaluate says it, not as a folder without a config
+            raise UserError(f"'{run_dir}' does not exist: check the --run_dir of the run to train on, or give --gin "
+                            f"FILE to start a new run there")
         raise UserError(f"'{run_dir}' holds no run with a config ({path} is missing); give --gin FILE")
     return str(path)
