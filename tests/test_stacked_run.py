@@ -181,6 +181,8 @@ def test_a_stack_stopped_between_its_runs_checkpoints_resumes_as_the_stack_it_wa
     assert set(train_stack(straight, specs, torch.device("cpu"), configs, **quiet).values()) == {"done"}
 
     stopped = stop_between_checkpoints(tmp_path / "stopped", specs, configs, monkeypatch)
+    for run_dir in stopped:  # a Ctrl-C's session names it, as a first signal's does
+        assert json.loads((run_dir / "run.json").read_text())["sessions"][-1]["ended"] == "interrupted by SIGINT"
     said = resume_and_stop_at_once(stopped, specs, configs, monkeypatch)
     assert sum("back to step 10" in line for line in said) == 2, said
     for run_dir in stopped[:2]:

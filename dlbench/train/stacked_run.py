@@ -167,8 +167,11 @@ def _train_group(group, claims, stop, progress, log):
         stopped = isinstance(err, (KeyboardInterrupt, SystemExit, OSError, torch.cuda.OutOfMemoryError))
         status = Status.INTERRUPTED if stopped else Status.FAILED
         why = out_of_memory_reason(stack.step) if isinstance(err, torch.cuda.OutOfMemoryError) else reason(err)
+        ending = None
+        if isinstance(err, KeyboardInterrupt):  # a second signal: the session names it (it had said "interrupted")
+            ending = f"interrupted by {signal.Signals(getattr(err, 'signum', signal.SIGINT)).name}"
         for k in live():
-            mark_stopped(run_dirs[k], status, why, log, sessions[k])
+            mark_stopped(run_dirs[k], status, why, log, sessions[k], ending=ending)
         raise
     finally:
         bar.close()
