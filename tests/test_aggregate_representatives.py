@@ -121,6 +121,22 @@ def test_without_recon_ll_the_training_reconstruction_is_used(tmp_path):
     assert rows.loc[2.0, "reconstruction_column"] == "recon_ll.recon_ll"
 
 
+def test_a_setting_with_recon_ll_in_another_protocol_only_is_represented_by_it(tmp_path):
+    # such a setting had taken the training loss (a positive -log-likelihood) into the column where the
+    # others have recon_ll (a log-likelihood)
+    from tests.fake_runs import write_metric
+
+    root = tmp_path / "runs"
+    make_run(root / "default", 0, mig=0.4, recon_ll=-3.0, hyperparameters={"beta": 2.0})
+    for seed, (mig, recon) in enumerate(((0.9, -50.0), (0.8, -60.0), (0.1, -70.0))):
+        run = make_run(root / f"s{seed}", seed, mig=mig, reconstruction=-recon + 1.0)
+        write_metric(run, "recon_ll[num_points=500]", {"recon_ll": recon}, num_points=500)
+    rows = aggregate_runs(root, tmp_path / "report").representatives.set_index("hp.beta")
+    assert rows.loc[2.0, "reconstruction_column"] == "recon_ll.recon_ll"
+    assert rows.loc[4.0, "reconstruction_column"] == "recon_ll[num_points=500].recon_ll"
+    assert rows.loc[4.0, "reconstruction"] in (-50.0, -60.0)
+
+
 def test_a_setting_without_both_values_has_no_row(tmp_path):
     rows = representatives_of(tmp_path, [("a", 0.5, None, {}), ("b", None, -3.0, {"hyperparameters": {"beta": 2.0}})])
     assert rows.empty

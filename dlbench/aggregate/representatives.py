@@ -5,7 +5,8 @@ Mahalanobis distance to their mean of (MIG, reconstruction).
 - MIG is the column study_metric_column gives `mig` (the mean representation's discrete_mig, in
   the study's protocol where present, else the default protocol where present, else the protocol
   evaluated); reconstruction is recon_ll's value (chosen alike) where any finished run of the
-  setting has it, else the training reconstruction of model/results.json
+  setting has it, else that of another protocol of recon_ll the setting's runs have (the default,
+  else the one most of them have), else the training reconstruction of model/results.json
   (`train_result.reconstruction`, minus the log-likelihood per image, the loss term). The
   columns mig_column and reconstruction_column say which were used.
 - The candidates are the finished runs (status 'done') of the setting that have both values; the
@@ -26,7 +27,7 @@ A setting without a finished run that has both values has no row.
 import numpy as np
 import pandas as pd
 
-from dlbench.aggregate.columns import IDENTITY, setting_columns, study_metric_column
+from dlbench.aggregate.columns import IDENTITY, resolve_metric_column, setting_columns, study_metric_column
 from dlbench.aggregate.leaderboard import DONE, status_kind, upper_half
 
 TRAIN_RECONSTRUCTION = "train_result.reconstruction"
@@ -54,8 +55,15 @@ def representatives(results, study=None):
 
 
 def _reconstruction_column(runs, recon_ll):
+    """The column of one setting's runs its reconstruction is read from: recon_ll (the column chosen
+    for all settings) where a run has it, else another protocol of recon_ll that its runs have,
+    else the training reconstruction. A setting whose runs had recon_ll in another protocol only
+    had taken the training loss, another quantity (of the other sign) in the same CSV column."""
     if recon_ll is not None and runs[recon_ll].notna().any():
         return recon_ll
+    own = resolve_metric_column(runs.dropna(axis="columns", how="all"), "recon_ll")
+    if own is not None:
+        return own
     return TRAIN_RECONSTRUCTION if TRAIN_RECONSTRUCTION in runs.columns else None
 
 
