@@ -234,6 +234,10 @@ def test_this_machines_memory_running_out_is_one_line_naming_what_to_lower(capsy
         (line,) = capsys.readouterr().err.splitlines()
         assert line.startswith("dlb_test: error: out of this machine's memory (") and "--stack" in line
         assert "model.latent_dim" in line  # a model too large had been left out of the advice
+    # dlb_evaluate's advice names its own settings (it had named training's, none of which it has)
+    assert run_main("dlb_evaluate", numpy_body, []) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "num_bins" in line and "--metric_param METRIC.NAME=VALUE" in line and "--stack" not in line, line
 
     def bug(argv):
         raise RuntimeError("a bug is not the machine's memory")

@@ -116,13 +116,21 @@ def run_main(prog, body, argv=None):
         if isinstance(err, RuntimeError) and not _host_out_of_memory(err):
             raise
         print(f"{prog}: error: out of this machine's memory ({_one_line(str(err)) or 'MemoryError'}); ask for less: "
-              f"train.batch_size, --stack, --workers, a smaller model (model.latent_dim, a method's network "
-              f"width), a metric's num_train or num_points", file=sys.stderr)
+              f"{_LESS_MEMORY.get(prog, _LESS_MEMORY[None])}", file=sys.stderr)
         return USER_ERROR_EXIT
     except KeyboardInterrupt as err:  # Ctrl-C, or a signal _stopping_on_signals turned into one
         signum = getattr(err, "signum", signal.SIGINT)
         print(f"{prog}: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
+
+
+# what a command can ask less memory of: dlb_evaluate's had been named training's settings, none its own
+_LESS_MEMORY = {
+    "dlb_evaluate": "a metric's num_train, num_points, num_samples or num_bins, or its batch_size (each by "
+                    "--metric_param METRIC.NAME=VALUE)",
+    None: "train.batch_size, --stack, --workers, a smaller model (model.latent_dim, a method's network width), a "
+          "metric's num_train or num_points",
+}
 
 
 def _output_flushed(body, args):
