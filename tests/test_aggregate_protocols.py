@@ -6,10 +6,12 @@ import pytest
 
 from dlbench import rundir
 from dlbench.aggregate import aggregate, protocol_tag
+from dlbench.metrics import metric_version
 
 
 def write_result(run_dir, metric, result, mode="mean"):
-    rundir.write_json(run_dir / "metrics" / mode / metric / "results.json", {"metric": metric, "mode": mode, **result})
+    rundir.write_json(run_dir / "metrics" / mode / metric / "results.json",
+                      {"metric": metric, "metric_version": metric_version(metric), "mode": mode, **result})
 
 
 def test_protocol_tag_names_the_parameters_that_differ_from_the_defaults():
@@ -45,8 +47,8 @@ def test_results_of_other_seeds_get_their_own_columns_and_tagged_folders_are_rea
     run = shutil.copytree(tiny_trained_run, root / "a")
     write_result(run, "mig", {"discrete_mig": 0.2, "num_train": 10000, "num_bins": 20, "seed": 0})
     rundir.write_json(run / "metrics" / "mean" / "mig[seed=3]" / "results.json",
-                      {"metric": "mig", "mode": "mean", "discrete_mig": 0.7, "num_train": 10000, "num_bins": 20,
-                       "seed": 3})
+                      {"metric": "mig", "metric_version": metric_version("mig"), "mode": "mean", "discrete_mig": 0.7,
+                       "num_train": 10000, "num_bins": 20, "seed": 3})
     results, _ = aggregate(root, tmp_path / "report")
     row = results.set_index("run_dir").loc["a"]
     assert row["mig.discrete_mig"] == 0.2 and row["mig[seed=3].discrete_mig"] == 0.7
@@ -111,6 +113,34 @@ def test_a_result_of_an_earlier_version_of_its_metric_is_left_out_with_the_comma
     assert float(board["factor_vae.eval_accuracy.mean"]) == pytest.approx(0.7)
     assert {row["run_dir"]: row["factor_vae.eval_accuracy"] for row in read_csv(tmp_path / "report" / "results.csv")} \
         == {"a": "0.6", "b": "0.8", "c": ""}
+
+
+def test_a_mig_result_of_version_1_is_left_out_and_one_missing_with_its_reason_is_not(tmp_path):
+    # mig 2: a single code dimension is missing with a reason where it had scored its best MI over H(v),
+    # up to 1, so a version-1 value (no metric_version) may be such a score and is computed again
+    from dlbench.metrics.mig import SINGLE_CODE
+    from tests.fake_runs import make_run, read_csv, run_aggregate, write_json, write_metric
+
+    root = tmp_path / "runs"
+    for seed, (name, value) in enumerate((("a", 0.2), ("b", 0.4))):
+        make_run(root / name, seed, mig=value)
+    outdated = make_run(root / "c", 2)
+    path = outdated / "metrics" / "mean" / "mig" / "results.json"
+    write_json(path, {"metric": "mig", "mode": "mean", "discrete_mig": 0.9, "num_train": 10000, "num_bins": 20})
+    one_code = make_run(root / "d", 3)
+    write_metric(one_code, "mig", {"discrete_mig_missing_reason": SINGLE_CODE}, num_train=10000, num_bins=20)
+
+    result = run_aggregate(root, "--out", tmp_path / "report", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stdout.splitlines() if str(path) in line]
+    assert len(said) == 1 and "mig version 1" in said[0], result.stdout
+    assert said[0].endswith(f"dlb_evaluate {outdated} --metrics mig --mode mean --overwrite"), said
+    assert str(one_code) not in result.stdout
+    [board] = read_csv(tmp_path / "report" / "leaderboard.csv")
+    assert board["mig.discrete_mig.count"] == "2" and float(board["mig.discrete_mig.mean"]) == pytest.approx(0.3)
+    assert {row["run_dir"]: row["mig.discrete_mig"] for row in read_csv(tmp_path / "report" / "results.csv")} \
+        == {"a": "0.2", "b": "0.4", "c": "", "d": ""}
 
 
 def test_rank_by_a_metric_whose_every_result_is_outdated_says_so(tmp_path):

@@ -48,7 +48,8 @@ def make_run(run_dir, seed, **settings):
     write_json(run_dir / "run.json", record(seed, **settings))
     write_json(run_dir / "model" / "results.json", {"loss": 90.0 + seed, "steps": 20, "dlbench_version": "0.1.0"})
     write_json(run_dir / "metrics" / "mean" / "mig" / "results.json",
-               {"metric": "mig", "mode": "mean", "discrete_mig": MIG[seed], "num_train": 10000, "num_bins": 20})
+               {"metric": "mig", "metric_version": metric_version("mig"), "mode": "mean", "discrete_mig": MIG[seed],
+                "num_train": 10000, "num_bins": 20})
     write_json(run_dir / "metrics" / "mean" / "recon_ll" / "results.json",
                {"metric": "recon_ll", "mode": "mean", "recon_ll": RECON[seed]})
     return run_dir
@@ -234,7 +235,8 @@ def test_a_metric_result_without_a_number_is_left_out_and_said_so(tmp_path, valu
     runs = make_study(root)
     path = runs[1] / "metrics" / "mean" / "mig[num_train=200]" / "results.json"
     path.parent.mkdir()
-    result = {"metric": "mig", "mode": "mean", "num_train": 200, "num_bins": 20, "discrete_mig": value}
+    result = {"metric": "mig", "metric_version": metric_version("mig"), "mode": "mean", "num_train": 200,
+              "num_bins": 20, "discrete_mig": value}
     if value == "absent":
         del result["discrete_mig"]
     path.write_text(json.dumps(result))
@@ -408,7 +410,8 @@ def test_a_result_in_its_folder_counts_before_an_old_one_of_the_same_protocol_an
     # reuses them); a second file of the same columns had been dropped without a word
     root = tmp_path / "runs"
     runs = make_study(root)
-    protocol = {"metric": "mig", "mode": "mean", "num_train": 200, "num_bins": 20}
+    protocol = {"metric": "mig", "metric_version": metric_version("mig"), "mode": "mean", "num_train": 200,
+                "num_bins": 20}
     old = runs[0] / "metrics" / "mean" / "mig" / "results.json"
     write_json(old, {**protocol, "discrete_mig": 0.5})
     tagged = runs[0] / "metrics" / "mean" / "mig[num_train=200]" / "results.json"

@@ -4,7 +4,9 @@ import inspect
 
 import numpy as np
 import pytest
+import sklearn.metrics
 
+from dlbench.errors import UserError
 from dlbench.metrics import evaluate, mig, utils
 from tests.toy_data import Recorder, ToyData
 
@@ -160,12 +162,54 @@ def test_the_factors_recorded_are_those_the_sample_varies_in():
     assert evaluate("mig", data, rep, num_train=2000)["factors"] == "f0,f1,f2"
 
 
-def test_single_code_dimension():
-    factors = ToyData((3, 4)).sample_factors(2000, np.random.RandomState(0))
-    score, per_factor = mig.mig_from_codes(factors[:, :1].astype(float), factors, 20)
-    assert per_factor[0] == pytest.approx(1.0)            # the only dimension, second best is 0
-    assert per_factor[1] == pytest.approx(plugin_mi(factors[:, 0], factors[:, 1])
-                                          / plugin_mi(factors[:, 1], factors[:, 1]))
+def test_a_single_code_dimension_has_no_score_but_a_reason():
+    # its second-best MI had been taken as 0, so a code equal to f0 scored (1 + ~0) / 2 here, and a
+    # one-latent model up to 1, far above healthy multi-latent models
+    data = ToyData((3, 4))
+    result = evaluate("mig", data, Recorder(data, lambda f: f[:, :1]), num_train=2000)
+    assert "discrete_mig" not in result and "second" in result["discrete_mig_missing_reason"]
+    assert result["discrete_mig_missing_reason"] == mig.SINGLE_CODE
+    assert {key: result[key] for key in ("num_train", "num_bins", "estimator", "normalisation", "factors")} == {
+        "num_train": 2000, "num_bins": 20, "estimator": "histogram", "normalisation": "factor_entropy",
+        "factors": "f0,f1"}
+    factors = data.sample_factors(2000, np.random.RandomState(0))
+    with pytest.raises(UserError, match="at least two code dimensions.*no second"):
+        mig.mig_from_codes(factors[:, :1].astype(float), factors, 20)
+
+
+def test_a_single_code_of_a_sample_where_no_factor_varies_is_refused_as_with_more_codes():
+    data = ToyData((1, 1))
+    for width in (1, 2):
+        with pytest.raises(UserError, match="at least one factor that varies"):
+            evaluate("mig", data, Recorder(data, lambda f, width=width: np.zeros((len(f), width))), num_train=10)
+
+
+def test_two_codes_of_a_closed_form_example():
+    # f0, f1 independent fair bits, every cell equally often; z0 = f0 and z1 = f0 xor f1, which is
+    # independent of f0 and of f1 alone: I(z0; f0) = log 2 and every other MI is 0, so f0's gap is
+    # 1, f1's 0 and MIG 1/2 (the single-code change leaves two codes alone)
+    factors = np.tile(np.array([[0, 0], [0, 1], [1, 0], [1, 1]]), (5, 1))
+    codes = np.stack([factors[:, 0], factors[:, 0] ^ factors[:, 1]], 1).astype(float)
+    score, per_factor = mig.mig_from_codes(codes, factors, 2)
+    np.testing.assert_allclose(per_factor, [1.0, 0.0], rtol=0, atol=1e-12)
+    assert score == pytest.approx(0.5, abs=1e-12)
+
+
+def test_two_codes_equal_sklearns_mutual_information():
+    # values further apart than a bin's width land in bins of their own, so the discretised codes
+    # carry the raw codes' information: sklearn's MI of the raw codes as labels is the reference
+    data = ToyData((3, 4, 5))
+    rep = Recorder(data, lambda f: np.stack([f[:, 0] + 0.5, 5.0 * f[:, 1] + f[:, 2]], 1))
+    result = evaluate("mig", data, rep, seed=2, num_train=3000)
+    factors = rep.all_factors
+    codes = rep.fn(factors)
+    for j in range(2):
+        assert len(np.unique(utils.histogram_discretize(codes, 20)[:, j])) == len(np.unique(codes[:, j]))
+    labels = [np.unique(codes[:, j], return_inverse=True)[1] for j in range(2)]
+    mi = np.array([[sklearn.metrics.mutual_info_score(factors[:, k], labels[j]) for k in range(3)] for j in range(2)])
+    entropy = np.array([sklearn.metrics.mutual_info_score(factors[:, k], factors[:, k]) for k in range(3)])
+    gaps = (mi.max(0) - mi.min(0)) / entropy                   # two codes: best minus the other
+    assert result["discrete_mig"] == pytest.approx(gaps.mean(), abs=1e-10)
 
 
 def test_default_parameters_are_disentanglement_lib_ones():
