@@ -91,6 +91,19 @@ def test_mig_chen_and_histogram_mig_agree_in_ranking():
                 assert chen[a] > chen[b], (a, b, chen, histogram)
 
 
+def test_a_single_code_dimension_has_no_mig_chen_but_a_reason(monkeypatch):
+    # its second-best MI had been taken as 0: a sharp code of f0 scored (1 + 0) / 2 here, a one-latent
+    # model up to 1; the reason comes before the sampling, the metric's whole cost
+    import dlbench.metrics.mig_chen as mig_chen
+    from dlbench.metrics.mig import SINGLE_CODE
+
+    data = ToyData((3, 4))
+    monkeypatch.setattr(mig_chen, "mutual_information", lambda *args, **kwargs: pytest.fail("sampled"))
+    result = evaluate("mig_chen", data, None, encode_fn=gaussian_encoder(data, lambda f: f[:, :1], 0.01))
+    assert "mig_chen" not in result and result["mig_chen_missing_reason"] == SINGLE_CODE
+    assert result["num_points"] == len(data) and result["factors"] == "f0,f1" and result["num_samples"] == 10000
+
+
 def test_mig_chen_needs_a_full_grid_and_an_encoder():
     sampled = SampledToyData((3, 4, 5))
     with pytest.raises(UserError, match="mig_chen needs a full factor grid"):

@@ -343,6 +343,7 @@ VERSIONS = {
     # one-latent model up to 1). Its `factors` naming the factors varying in the sample, not in the dataset,
     # had changed no number (discrete_mig already averaged over those)
     "mig": 2,
+    "mig_chen": 2,  # a single code dimension, as mig's
 }
 
 

@@ -11,7 +11,9 @@ with the expectations estimated from num_samples draws (n_s uniform over the gri
 so (v_k(n_s), z_s) ~ q(z_j, v_k)); the inner sums are exact log-sum-exps over all points. The
 same draws serve every entropy, which keeps the difference's variance low. MIG (eq. 6) is the
 mean over factors of the gap between the two largest I(z_j; v_k), divided by H(v_k) = log |V_k|.
-Single-valued factors are left out (their entropy is 0).
+Single-valued factors are left out (their entropy is 0). With a single code dimension there is no
+second-largest I(z_j; v_k): mig_chen is missing, with mig_chen_missing_reason (as the histogram
+MIG's); taking the second as 0 had scored a one-latent model's I(z; v_k) / H(v_k), up to 1.
 """
 
 import numpy as np
@@ -19,6 +21,7 @@ import numpy as np
 from dlbench.data.ground_truth import require_discrete_factors, require_full_grid
 from dlbench.errors import UserError
 from dlbench.metrics import aggregate_posterior, utils
+from dlbench.metrics.mig import SINGLE_CODE
 
 
 def conditional_entropies(z, rows, factor_column, mean, logvar, device):
@@ -43,9 +46,10 @@ def mutual_information(factors, mean, logvar, num_samples, random_state, device=
 
 def compute_mig_chen(data, representation_fn, random_state, encode_fn=None, num_samples=10000,
                      batch_size=1024, device="cpu"):
-    """MIG by Chen et al.'s estimator over the whole dataset. Keys: mig_chen, num_samples,
-    num_points, estimator, normalisation, factors. encode_fn maps observations to the encoder's
-    (mean, logvar); representation_fn is unused (the uniform metric signature)."""
+    """MIG by Chen et al.'s estimator over the whole dataset. Keys: mig_chen (or, for a single
+    code dimension, mig_chen_missing_reason), num_samples, num_points, estimator, normalisation,
+    factors. encode_fn maps observations to the encoder's (mean, logvar); representation_fn is
+    unused (the uniform metric signature)."""
     del representation_fn
     if encode_fn is None:
         raise UserError("mig_chen needs the encoder's Gaussian: pass encode_fn (observations -> (mean, logvar)); "
@@ -58,10 +62,11 @@ def compute_mig_chen(data, representation_fn, random_state, encode_fn=None, num_
     if len(scored) == 0:
         raise UserError("mig_chen needs at least one factor that varies; every factor takes a single value")
     factors, mean, logvar, _ = aggregate_posterior.posterior_points(data, encode_fn, random_state, None, batch_size)
+    protocol = {"num_samples": num_samples, "num_points": len(mean), "estimator": "chen_full_dataset",
+                "normalisation": "factor_entropy", "factors": utils.varying_factor_names(data)}
+    if mean.shape[1] == 1:  # checked before the sampling, the metric's whole cost
+        return {"mig_chen_missing_reason": SINGLE_CODE, **protocol}
     mi = mutual_information(factors[:, scored], mean, logvar, num_samples, random_state, device)
     entropy = np.log(np.asarray(data.factors_num_values, dtype=np.float64)[scored])
     ordered = np.sort(mi, axis=0)[::-1]
-    second = ordered[1] if len(ordered) > 1 else np.zeros(len(scored))
-    return {"mig_chen": float(np.mean((ordered[0] - second) / entropy)), "num_samples": num_samples,
-            "num_points": len(mean), "estimator": "chen_full_dataset", "normalisation": "factor_entropy",
-            "factors": utils.varying_factor_names(data)}
+    return {"mig_chen": float(np.mean((ordered[0] - ordered[1]) / entropy)), **protocol}
