@@ -68,6 +68,14 @@ def test_vectorised_metric_equals_its_straightforward_loop(name, representation)
     assert len(slow_fn.call_sizes) > len(fast_fn.call_sizes)
 
 
+def test_mig_baseline_of_a_single_code_dimension_gives_the_metrics_reason():
+    # the baseline had kept the second-best-as-0 score the metric no longer gives
+    data = ToyData(SIZES)
+    fast = evaluate("mig", data, Recorder(data, lambda f: f[:, :1]), seed=3, **SMALL["mig"])
+    slow = evaluate_baseline("mig", data, Recorder(data, lambda f: f[:, :1]), seed=3, **SMALL["mig"])
+    assert fast == slow and "discrete_mig_missing_reason" in slow
+
+
 def test_baseline_encodes_one_vote_per_call():
     data = ToyData(SIZES)
     rep = Recorder(data, identity)

@@ -24,6 +24,7 @@ from dlbench import metrics
 from dlbench.metrics import beta_vae as beta_vae_metric
 from dlbench.metrics import classifiers
 from dlbench.metrics import dci as dci_metric
+from dlbench.metrics import mig as mig_metric
 from dlbench.metrics import modularity_explicitness as me_metric
 from dlbench.metrics import sap as sap_metric
 from dlbench.metrics import unsupervised as unsupervised_metric
@@ -117,16 +118,19 @@ def _sklearn_mutual_info(discrete, targets):
 def mig(data, representation_fn, random_state, num_train, num_bins, batch_size):
     del batch_size
     factors, codes = _codes(data, representation_fn, random_state, num_train)
+    protocol = {"num_train": num_train, "num_bins": num_bins, "estimator": "histogram",
+                "normalisation": "factor_entropy", "factors": utils.sampled_factor_names(data, factors)}
+    if codes.shape[1] == 1:  # the metric's reason, where disentanglement_lib fails
+        mig_metric.require_a_varying_factor(factors)
+        return {"discrete_mig_missing_reason": mig_metric.SINGLE_CODE, **protocol}
     m = _sklearn_mutual_info(utils.histogram_discretize(codes, num_bins), factors)
     gaps = []
     for k in range(factors.shape[1]):
         entropy = sklearn.metrics.mutual_info_score(factors[:, k], factors[:, k])
         if entropy > 0:
             column = np.sort(m[:, k])[::-1]
-            second = column[1] if len(column) > 1 else 0.0
-            gaps.append((column[0] - second) / entropy)
-    return {"discrete_mig": float(np.mean(gaps)), "num_train": num_train, "num_bins": num_bins, "estimator": "histogram",
-            "normalisation": "factor_entropy", "factors": utils.sampled_factor_names(data, factors)}
+            gaps.append((column[0] - column[1]) / entropy)
+    return {"discrete_mig": float(np.mean(gaps)), **protocol}
 
 
 def sap(data, representation_fn, random_state, num_train, num_test, continuous_factors, batch_size):
