@@ -84,12 +84,37 @@ def _to_device(fn, device):
 
 def _as_array(value, role):
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
+        value = _tensor_values(value, role)
     if not isinstance(value, np.ndarray):
         raise UserError(f"{role} returned a {type(value).__name__}; return a tensor or a numpy array")
     if not np.issubdtype(value.dtype, np.floating):
         raise UserError(f"{role} returned codes of dtype {value.dtype}; return floating-point codes")
     return value
+
+
+def _tensor_values(tensor, role):
+    """The tensor's values as a numpy array; a UserError for one that has none to give (a meta
+    tensor, a sparse or quantized one): its TypeError or NotImplementedError had been a traceback.
+    A RuntimeError is said only of a nested tensor: elsewhere it can be the host out of memory,
+    which the command says as such."""
+    try:
+        return tensor.detach().cpu().numpy()
+    except (TypeError, NotImplementedError, RuntimeError) as err:
+        if type(err) is RuntimeError and not tensor.is_nested:  # NotImplementedError is one too
+            raise
+        raise UserError(f"{role} returned {_tensor_said(tensor)}, which holds no values numpy can read "
+                        f"({_first_line(err)}); return a dense tensor of values (e.g. .to_dense()) or a numpy "
+                        f"array") from None
+
+
+def _tensor_said(tensor):
+    if tensor.device.type == "meta":
+        return "a tensor on the meta device"
+    if tensor.is_nested:
+        return "a nested tensor"
+    if tensor.layout != torch.strided:
+        return f"a sparse tensor ({tensor.layout})"
+    return f"a tensor of {tensor.dtype} on {tensor.device}"
 
 
 def numpy_codes_fn(fn, device, batch_size, role="--representation"):
