@@ -121,13 +121,14 @@ def numpy_codes_fn(fn, device, batch_size, role="--representation"):
     """representation_fn for the metrics: numpy observations -> numpy codes (n, D), batched on the
     device; every batch is checked for shape, dtype, size and finiteness."""
     fn = _to_device(fn, device)
+    same_width = _SameWidth(role)
 
     @torch.no_grad()
     def representation_fn(observations):
         parts = []
         for start in range(0, len(observations), batch_size):
             x = torch.as_tensor(observations[start:start + batch_size], dtype=torch.float32, device=device)
-            parts.append(_checked_codes(_call(fn, x, role), len(x), role))
+            parts.append(same_width(_checked_codes(_call(fn, x, role), len(x), role)))
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
     return representation_fn
@@ -136,6 +137,7 @@ def numpy_codes_fn(fn, device, batch_size, role="--representation"):
 def numpy_encode_fn(fn, device, batch_size, role="--encoder"):
     """encode_fn for the model-side metrics: numpy observations -> (mean, logvar) float64 arrays."""
     fn = _to_device(fn, device)
+    same_width = _SameWidth(role + " mean")
 
     @torch.no_grad()
     def encode_fn(observations):
@@ -149,11 +151,30 @@ def numpy_encode_fn(fn, device, batch_size, role="--encoder"):
             logvar = _checked_codes(out[1], len(x), role + " logvar")
             if mean.shape != logvar.shape:
                 raise UserError(f"{role} returned mean {mean.shape} and logvar {logvar.shape}; they must match")
-            means.append(mean.astype(np.float64))
+            means.append(same_width(mean).astype(np.float64))  # logvar's is mean's, checked above
             logvars.append(logvar.astype(np.float64))
         return np.concatenate(means), np.concatenate(logvars)
 
     return encode_fn
+
+
+class _SameWidth:
+    """Codes passed through it must all have the width of the first (the probe's, once probed):
+    only the probe's had been checked, and later batches of another width had been scored into a
+    silently wrong result, or ended in np.concatenate's ValueError."""
+
+    def __init__(self, role):
+        self.role, self.first = role, None
+
+    def __call__(self, codes):
+        if self.first is None:
+            self.first = codes.shape
+        elif codes.shape[1] != self.first[1]:
+            (rows, width), (batch, changed) = self.first, codes.shape
+            raise UserError(f"{self.role} changed its code width from {width} columns (on a batch of {rows} "
+                            f"observations) to {changed} (on a batch of {batch}); return the same number of "
+                            f"columns for every batch")
+        return codes
 
 
 def _call(fn, x, role):

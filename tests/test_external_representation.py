@@ -324,3 +324,33 @@ def test_an_interruption_keeps_the_metrics_computed(tiny_dsprites, tmp_path, mon
     # the line had said "interrupted by SIGINT" alone
     assert capsys.readouterr().err == (f"dlb_evaluate: {out}: evaluation stopped by SIGINT after 1 of 2 metrics (mig), "
                                        "kept; the same command computes the others\n")
+
+
+def test_codes_of_another_width_than_the_probes_are_one_line_and_nothing_is_stored(tiny_dsprites, tmp_path):
+    # 5 columns on the probe, 3 on the metric's batches had been scored (MIG 0.596, exit 0)
+    (tmp_path / "narrows.py").write_text("def encode(x):\n    z = x.flatten(1)[:, :5]\n"
+                                         "    return z if x.shape[0] <= 3 else z[:, :3]\n")
+    before = tree(tmp_path)
+    result = run_command("dlb_evaluate", "--representation", "narrows:encode", "--dataset", "dsprites",
+                         "--out", tmp_path / "out", "--device", "cpu", "--metrics", "mig",
+                         "--metric_param", "mig.num_train=300", data_root=tiny_dsprites, cwd=tmp_path)
+    assert_one_line_error(result, "--representation changed its code width from 5 columns (on a batch of 3 "
+                          "observations) to 3 (on a batch of 64)", "return the same number of columns for every batch")
+    assert "discrete_mig" not in result.stdout
+    assert [p for p in tree(tmp_path) if "__pycache__" not in p] == before
+
+
+def test_a_width_that_changes_within_one_call_is_one_line_not_a_concatenation_error():
+    # numpy's ValueError from np.concatenate had been a traceback
+    import numpy as np
+
+    from dlbench.errors import UserError
+    from dlbench.external import numpy_codes_fn, numpy_encode_fn
+
+    by_parity = lambda x: x.flatten(1)[:, :5] if len(x) % 2 == 0 else x.flatten(1)[:, :4]
+    with pytest.raises(UserError, match=r"changed its code width from 5 columns \(on a batch of 2 observations\) "
+                                        r"to 4 \(on a batch of 1\)"):
+        numpy_codes_fn(by_parity, "cpu", batch_size=2)(np.zeros((3, 1, 4, 4), np.float32))
+    gaussian = lambda x: (by_parity(x), by_parity(x))
+    with pytest.raises(UserError, match=r"--encoder mean changed its code width from 5 columns"):
+        numpy_encode_fn(gaussian, "cpu", batch_size=2)(np.zeros((3, 1, 4, 4), np.float32))
