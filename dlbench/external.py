@@ -9,6 +9,7 @@ clear line before anything is computed or written.
 
 import hashlib
 import importlib
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -74,6 +75,28 @@ def _load_torchscript(path, role):
 def _first_line(err):
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+# the first line of every error from TorchScript's interpreter: the error itself comes after its traceback
+_TORCHSCRIPT_FAILED = "The following operation failed in the TorchScript interpreter."
+
+
+def _what_raised(err):
+    """(the name of what err is, the line of its message that says what went wrong): its first line,
+    except from TorchScript's interpreter, whose first line says only that some operation failed."""
+    text = str(err)
+    raised = _torchscript_error(text) if text.startswith(_TORCHSCRIPT_FAILED) else None
+    return raised or (type(err).__name__, _first_line(err))
+
+
+def _torchscript_error(text):
+    """(name, first line of its message) of the error a TorchScript interpreter's message ends
+    with, after the last of its tracebacks (those lines are indented, or paths with line numbers):
+    e.g. ('RuntimeError', 'Given groups=1, ... to have 3 channels, but got 1 channels instead'),
+    ('ValueError', ...) for `raise ValueError` in a scripted module; None where there is none."""
+    after = text.rpartition("\nTraceback of TorchScript")[2]
+    found = re.search(r"^(?:builtins\.)?([A-Za-z_][\w.]*(?:Error|Exception)): *(.*)$", after, re.MULTILINE)
+    return found.groups() if found else None
 
 
 def _to_device(fn, device):
@@ -183,8 +206,8 @@ def _call(fn, x, role):
     except UserError:
         raise
     except Exception as err:  # whatever the user's module raises is reported, not a traceback
-        raise UserError(f"{role} raised {type(err).__name__} on a batch of shape {tuple(x.shape)}: "
-                        f"{_first_line(err)}") from None
+        name, said = _what_raised(err)
+        raise UserError(f"{role} raised {name} on a batch of shape {tuple(x.shape)}: {said}") from None
 
 
 def _checked_codes(value, batch, role):

@@ -354,3 +354,30 @@ def test_a_width_that_changes_within_one_call_is_one_line_not_a_concatenation_er
     gaussian = lambda x: (by_parity(x), by_parity(x))
     with pytest.raises(UserError, match=r"--encoder mean changed its code width from 5 columns"):
         numpy_encode_fn(gaussian, "cpu", batch_size=2)(np.zeros((3, 1, 4, 4), np.float32))
+
+
+class ThreeChannelCodes(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean((2, 3))
+
+
+class RaisesInScript(torch.nn.Module):
+    def forward(self, x):
+        if x.shape[1] != 3:
+            raise ValueError("give RGB images\nnot grey ones")
+        return x.flatten(1)
+
+
+def test_a_torchscript_modules_error_is_said_by_its_cause_not_the_interpreters_header(tiny_dsprites, tmp_path, capsys):
+    # the line had been the header alone: "The following operation failed in the TorchScript interpreter."
+    out = tmp_path / "out"
+    line = assert_one_line_error(evaluated(capsys, save_script(ThreeChannelCodes(), tmp_path / "rgb.pt"), out),
+                                 "--representation raised RuntimeError on a batch of shape (3, 1, 64, 64): Given groups=1",
+                                 "to have 3 channels, but got 1 channels instead")
+    assert "TorchScript interpreter" not in line and not out.exists()
+    assert_one_line_error(evaluated(capsys, save_script(RaisesInScript(), tmp_path / "raises.pt"), out),
+                          "--representation raised ValueError on a batch of shape (3, 1, 64, 64): give RGB images")
