@@ -39,6 +39,9 @@ def load_callable(spec, role="--representation"):
                         f"module's name, run from its folder)")
     try:
         module = importlib.import_module(module_name)
+    except SystemExit as err:
+        raise UserError(f"{role} '{spec}': importing {module_name} called {_exit_said(err)}; a module that "
+                        f"gives codes must not exit when imported") from None
     except Exception as err:  # an import can fail in any way the user's code does
         raise UserError(f"{role} '{spec}': importing {module_name} failed ({type(err).__name__}: "
                         f"{_first_line(err)}); run from the folder that holds it, or install it") from None
@@ -70,6 +73,11 @@ def _load_torchscript(path, role):
             raise UserError(f"{role} '{path}' is not a TorchScript module ({type(err).__name__}); save one with "
                             f"torch.jit.save(torch.jit.script(module), 'codes.pt') and give that file (for a run "
                             f"of dlb_train, give its run directory instead)") from None
+
+
+def _exit_said(err):
+    """A SystemExit as the call that raised it: sys.exit(3), sys.exit('bye'), sys.exit()."""
+    return f"sys.exit({'' if err.code is None else repr(err.code)})"
 
 
 def _first_line(err):
@@ -205,6 +213,9 @@ def _call(fn, x, role):
         return fn(x)
     except UserError:
         raise
+    except SystemExit as err:  # its status had become dlb_evaluate's, without a word
+        raise UserError(f"{role} called {_exit_said(err)} on a batch of shape {tuple(x.shape)}; it must return "
+                        f"the batch's codes, not exit") from None
     except Exception as err:  # whatever the user's module raises is reported, not a traceback
         name, said = _what_raised(err)
         raise UserError(f"{role} raised {name} on a batch of shape {tuple(x.shape)}: {said}") from None

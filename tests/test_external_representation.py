@@ -78,6 +78,10 @@ BAD_MODULES = {
     "columns": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 0)\n", "no columns, for 3 observations"),
     "dtype": ("import torch\ndef encode(x):\n    return torch.zeros(x.shape[0], 2, dtype=torch.int64)\n", "dtype int64"),
     "type": ("def encode(x):\n    return [1, 2]\n", "returned a list; return a tensor or a numpy array"),
+    # both had ended dlb_evaluate with exit status 3 and not a word
+    "exits": ("import sys\ndef encode(x):\n    sys.exit(3)\n",
+              "--representation called sys.exit(3) on a batch of shape (3, 1, 64, 64)"),
+    "exits_on_import": ("import sys\nsys.exit(3)\n", "--representation 'bad:encode': importing bad called sys.exit(3)"),
     # both had ended in a traceback from .numpy(), outside the guarded call
     "meta": ("def encode(x):\n    return x.flatten(1)[:, :4].to('meta')\n",
              "returned a tensor on the meta device, which holds no values numpy can read"),
