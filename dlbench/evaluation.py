@@ -372,16 +372,17 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     params = params or {}
     metric_names = list(dict.fromkeys(metric_names))
     check_request(metric_names, "mean", params, seed)
-    if Path(out).exists() and not Path(out).is_dir():
-        raise UserError(f"--out '{out}' is a file, not a folder; choose another --out")
+    said, out = out, Path(out).absolute()  # the user's code may os.chdir: results and the claim stay where asked
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out '{said}' is a file, not a folder; choose another --out")
     run = rundir.enclosing_run(out)  # its metrics are its own model's: another representation's would pass for them
     if run is not None:
-        where = "is a run directory" if run == Path(out).absolute() else f"is inside '{run}', a run directory"
-        raise UserError(f"--out '{out}' {where} of dlb_train; choose another --out for the representation")
+        where = "is a run directory" if run == out else f"is inside '{run}', a run directory"
+        raise UserError(f"--out '{said}' {where} of dlb_train; choose another --out for the representation")
     study_root = _enclosing_study_root(out)  # where its results would be read by nothing, or clash with a run's
     if study_root is not None:
-        where = "is the runs root" if study_root == Path(out).absolute() else f"is inside '{study_root}', the runs root"
-        raise UserError(f"--out '{out}' {where} of a study, which holds runs only; choose another --out for the "
+        where = "is the runs root" if study_root == out else f"is inside '{study_root}', the runs root"
+        raise UserError(f"--out '{said}' {where} of a study, which holds runs only; choose another --out for the "
                         f"representation")
     for name in metric_names:
         if needs_model(name) and not (name in ENCODER_METRICS and encoder):
@@ -390,25 +391,27 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
             raise UserError(f"{name} needs the model ({needed}), which a --representation does not give; evaluate "
                             f"a dlbench run for it, or choose metrics of the representation alone")
     for name in metric_names:  # found now, not once the metric is computed
-        _check_result_place(Path(out).absolute().anchor, name, metric_result_path(out, "mean", name,
-                                                                                  params.get(name, {}), seed))
+        _check_result_place(out.anchor, name, metric_result_path(out, "mean", name, params.get(name, {}), seed))
     data = dlbench.data.get_dataset(dataset)
     _check_metrics_fit(metric_names, params, data)
     batch_size = encode_batch_size(device)
+    # each file's digest as soon as it is loaded: an --encoder's import may os.chdir away from a relative path
     representation_fn = external.numpy_codes_fn(external.load_callable(representation), device, batch_size)
-    encode_fn = None
+    representation_sha256 = external.source_digest(representation)
+    encode_fn = encoder_sha256 = None
     if encoder:
         encode_fn = external.numpy_encode_fn(external.load_callable(encoder, "--encoder"), device, batch_size)
+        encoder_sha256 = external.source_digest(encoder)
     with _evaluating(out, device, representation):
         external.probe(representation_fn, data)
         if encode_fn is not None:
             external.probe(encode_fn, data)
-        described = {"representation": str(representation), "representation_sha256": external.source_digest(
-            representation), "encoder": encoder, "encoder_sha256": encoder and external.source_digest(encoder),
-            "dataset": dataset, "dataset_shape": dlbench.data.dataset_shape(data)}  # another grid: other results
+        described = {"representation": str(representation), "representation_sha256": representation_sha256,
+                     "encoder": encoder, "encoder_sha256": encoder_sha256, "dataset": dataset,
+                     "dataset_shape": dlbench.data.dataset_shape(data)}  # another grid: other results
         others = _results_of_others(out, described)
         if others and not overwrite:
-            raise UserError(f"--out '{out}' holds results of {_whose(others[0][1], described)} "
+            raise UserError(f"--out '{said}' holds results of {_whose(others[0][1], described)} "
                             f"({_folders(others)}); pass --overwrite to replace them with "
                             f"these, or choose another --out: one folder holds one representation's results")
         todo = [name for name in metric_names
@@ -424,7 +427,7 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
                                                               metrics.metric_params(name) else {})}
         # a user's module may draw at random: its codes are not assumed to be a function of the image
         computed = {}
-        with _saying_what_was_kept(out, computed, len(todo)):
+        with _saying_what_was_kept(said, computed, len(todo)):
             for name, result in compute_metrics(todo, data, representation_fn, seed, params, False, model_fns, log,
                                                 str(representation)):
                 result.update(described, mode="mean")

@@ -385,3 +385,22 @@ def test_a_torchscript_modules_error_is_said_by_its_cause_not_the_interpreters_h
     assert "TorchScript interpreter" not in line and not out.exists()
     assert_one_line_error(evaluated(capsys, save_script(RaisesInScript(), tmp_path / "raises.pt"), out),
                           "--representation raised ValueError on a batch of shape (3, 1, 64, 64): give RGB images")
+
+
+def test_a_callable_that_changes_the_current_folder_moves_neither_the_results_nor_the_data(tiny_dsprites, tmp_path):
+    # --out (relative) had been resolved after the callable's os.chdir: its results went elsewhere,
+    # and its claim.json stayed behind in the --out asked for
+    import os
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "wanders.py").write_text(f"import os\nos.chdir({str(elsewhere)!r})\n"
+                                         f"def encode(x):\n    os.chdir({str(elsewhere)!r})\n"
+                                         f"    return x.flatten(1)[:, :4]\n")
+    result = run_command("dlb_evaluate", "--representation", "wanders:encode", "--dataset", "dsprites",
+                         "--out", "out", "--device", "cpu", "--metrics", "mig", "--metric_param", "mig.num_train=300",
+                         data_root=os.path.relpath(tiny_dsprites, tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert tree(tmp_path / "out") == ["metrics", "metrics/mean", "metrics/mean/mig[num_train=300]",
+                                      "metrics/mean/mig[num_train=300]/results.json"]
+    assert tree(elsewhere) == []

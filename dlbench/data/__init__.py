@@ -53,9 +53,11 @@ DATASETS = {
 
 
 def data_root():
-    """The folder holding dataset files: $DLBENCH_DATA, default ~/.cache/dlbench."""
+    """The folder holding dataset files: $DLBENCH_DATA, default ~/.cache/dlbench. Absolute: a dataset
+    reads its images when first asked, and a --representation's code may have changed the current
+    folder by then (os.chdir), where a relative root had called the file corrupt."""
     root = os.environ.get("DLBENCH_DATA")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "dlbench"
+    return Path(root).expanduser().absolute() if root else Path.home() / ".cache" / "dlbench"
 
 
 def check_data_root(writing=True):
