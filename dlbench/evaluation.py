@@ -372,6 +372,7 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     params = params or {}
     metric_names = list(dict.fromkeys(metric_names))
     check_request(metric_names, "mean", params, seed)
+    _check_encoder_read(encoder, metric_names)
     said, out = out, Path(out).absolute()  # the user's code may os.chdir: results and the claim stay where asked
     if out.exists() and not out.is_dir():
         raise UserError(f"--out '{said}' is a file, not a folder; choose another --out")
@@ -416,7 +417,7 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
                             f"these, or choose another --out: one folder holds one representation's results")
         todo = [name for name in metric_names
                 if overwrite or not _stored_for(reusable_result(out, "mean", name, params.get(name, {}), seed, log),
-                                                described)]
+                                                _described_for(name, described))]
         kept = [protocol_name(name, params.get(name, {}), seed) for name in metric_names if name not in todo]
         if kept:
             log(f"{representation}: kept the results stored for it of {', '.join(kept)} (--overwrite computes them "
@@ -430,27 +431,49 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
         with _saying_what_was_kept(said, computed, len(todo)):
             for name, result in compute_metrics(todo, data, representation_fn, seed, params, False, model_fns, log,
                                                 str(representation)):
-                result.update(described, mode="mean")
+                result.update(_described_for(name, described), mode="mean")
                 rundir.write_json(metric_result_path(out, "mean", name, params.get(name, {}), seed), result)
                 computed[name] = result
     return computed
 
 
-# what a --representation result records of what it scored: a folder's results all share these
-_DESCRIBING = ("representation", "representation_sha256", "encoder", "encoder_sha256", "dataset", "dataset_shape")
+def _check_encoder_read(encoder, metric_names):
+    """An --encoder that none of the metrics asked for reads is refused, as parameters of a metric
+    not asked for are: it had been taken, and recorded in every result, so that the same command
+    without it was refused as another representation's."""
+    if encoder and not set(metric_names) & set(ENCODER_METRICS):
+        raise UserError(f"--encoder is read only by {' and '.join(ENCODER_METRICS)}, neither of which is among the "
+                        f"metrics asked for ({', '.join(metric_names)}); add one of them to --metrics, or drop "
+                        f"--encoder")
+
+
+# what a --representation result records of what it scored: a folder's results all share these...
+_DESCRIBING = ("representation", "representation_sha256", "dataset", "dataset_shape")
+# ...and a result of a metric that reads the encoder (ENCODER_METRICS) these too
+_DESCRIBING_ENCODER = ("encoder", "encoder_sha256")
+
+
+def _described_for(name, described):
+    """What a result of metric `name` records of what it scored: the encoder only where the metric
+    reads it, so that the representation's other results are its own whichever encoder came along."""
+    return described if name in ENCODER_METRICS else {key: described[key] for key in _DESCRIBING}
 
 
 def _results_of_others(out, described):
-    """[(folder, result)] of the results under out/metrics/ of another representation, encoder or
-    dataset (or grid, or the same path's file since changed). Damaged ones are left to the reuse
-    check, which says so and computes them again."""
+    """[(folder, result)] of the results under out/metrics/ of another representation or dataset (or
+    grid, or the same path's file since changed), and of another encoder when one is given, among
+    the metrics that read it (results written before recorded it on every metric). Damaged ones
+    are left to the reuse check, which says so and computes them again."""
     others = []
     for _, _, path in rundir.metric_results(out):
         try:
             result = rundir.read_json(path)
         except (CorruptFile, OSError):
             continue
-        if any(key in result and result[key] != described[key] for key in _DESCRIBING):
+        keys = _DESCRIBING
+        if described["encoder"] and result.get("metric") in ENCODER_METRICS:
+            keys += _DESCRIBING_ENCODER
+        if any(key in result and result[key] != described[key] for key in keys):
             others.append((path.parent, result))
     return others
 
@@ -467,8 +490,8 @@ def _whose(result, described):
         representation = f"an earlier {representation} (the file has changed since)"
     grid = "" if result.get("dataset") != described["dataset"] or result.get("dataset_shape") in (
         None, described["dataset_shape"]) else " (another grid of it)"
-    encoder = "" if (result.get("encoder"), result.get("encoder_sha256")) == (
-        described["encoder"], described["encoder_sha256"]) else f" with the encoder {result.get('encoder')}"
+    encoder = "" if result.get("encoder") is None or (result["encoder"], result.get("encoder_sha256")) == (
+        described["encoder"], described["encoder_sha256"]) else f" with the encoder {result['encoder']}"
     return f"{representation} on {result.get('dataset')}{grid}{encoder}"
 
 
@@ -491,9 +514,10 @@ def _enclosing_study_root(path):
 
 
 def _stored_for(result, described):
-    """Whether a stored result is of the representation `described` (its files unchanged since)."""
-    return (result is not None and described["representation_sha256"] is not None
-            and (described["encoder"] is None or described["encoder_sha256"] is not None)
+    """Whether a stored result is of the representation `described` (_described_for its metric:
+    its files unchanged since; a module without a file is never taken to be unchanged)."""
+    digests = [described[key] for key in ("representation_sha256", "encoder_sha256") if key in described]
+    return (result is not None and None not in digests
             and all(result.get(key) == value for key, value in described.items()))
 
 

@@ -176,7 +176,7 @@ def evaluate_in_process(script, out, dataset="dsprites", *extra):
     from dlbench.cli import evaluate as evaluate_cli
 
     return evaluate_cli.main(["--representation", str(script), "--dataset", dataset, "--out", str(out), "--device",
-                              "cpu", "--metrics", "mig", "--metric_param", "mig.num_train=300", *extra])
+                              "cpu", "--metrics", "mig", "--metric_param", "mig.num_train=300", *map(str, extra)])
 
 
 def evaluated(capsys, script, out, dataset="dsprites", *extra):
@@ -380,8 +380,8 @@ def test_a_torchscript_modules_error_is_said_by_its_cause_not_the_interpreters_h
     # the line had been the header alone: "The following operation failed in the TorchScript interpreter."
     out = tmp_path / "out"
     line = assert_one_line_error(evaluated(capsys, save_script(ThreeChannelCodes(), tmp_path / "rgb.pt"), out),
-                                 "--representation raised RuntimeError on a batch of shape (3, 1, 64, 64): Given groups=1",
-                                 "to have 3 channels, but got 1 channels instead")
+                                 "--representation raised RuntimeError on a batch of shape (3, 1, 64, 64): "
+                                 "Given groups=1", "to have 3 channels, but got 1 channels instead")
     assert "TorchScript interpreter" not in line and not out.exists()
     assert_one_line_error(evaluated(capsys, save_script(RaisesInScript(), tmp_path / "raises.pt"), out),
                           "--representation raised ValueError on a batch of shape (3, 1, 64, 64): give RGB images")
@@ -404,3 +404,43 @@ def test_a_callable_that_changes_the_current_folder_moves_neither_the_results_no
     assert tree(tmp_path / "out") == ["metrics", "metrics/mean", "metrics/mean/mig[num_train=300]",
                                       "metrics/mean/mig[num_train=300]/results.json"]
     assert tree(elsewhere) == []
+
+
+class GaussianCodes(torch.nn.Module):
+    """An encoder for PoolCodes: its codes as the mean, with a fixed variance."""
+
+    def forward(self, x):
+        mean = torch.nn.functional.adaptive_avg_pool2d(x, 2).reshape(x.shape[0], -1)
+        return mean, torch.full_like(mean, -2.0)
+
+
+def test_an_encoder_no_metric_asked_for_reads_is_refused_before_anything_loads(tiny_dsprites, tmp_path, capsys):
+    # it had been taken, and recorded in every result: the same command without it was then refused
+    result = evaluated(capsys, tmp_path / "missing.pt", tmp_path / "out", "dsprites", "--encoder",
+                       tmp_path / "missing.pt", "--metrics", "sap")
+    assert_one_line_error(result, "--encoder is read only by mig_chen and total_correlation, neither of which is "
+                          "among the metrics asked for (mig, sap); add one of them to --metrics, or drop --encoder")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_encoder_is_part_of_the_results_of_the_metrics_that_read_it_only(tiny_dsprites, tmp_path, capsys):
+    # a MIG computed beside total_correlation had recorded the encoder: the same MIG asked for
+    # without it was refused, as of another representation
+    script, out = save_script(PoolCodes(), tmp_path / "codes.pt"), tmp_path / "out"
+    tc = ["--metrics", "total_correlation", "--metric_param", "total_correlation.num_samples=200"]
+    encoder = save_script(GaussianCodes(), tmp_path / "gauss.pt")
+    other = save_script(GaussianCodes(), tmp_path / "other.pt")
+    assert evaluate_in_process(script, out, "dsprites", "--encoder", encoder, *tc) == 0
+    assert "encoder" not in results_of(out, "mig", {"num_train": 300})
+    assert results_of(out, "total_correlation", {"num_samples": 200})["encoder"] == str(encoder)
+
+    result = evaluated(capsys, script, out)
+    assert result.returncode == 0 and "kept the results stored for it of mig[num_train=300]" in result.stdout
+    result = evaluated(capsys, script, out, "dsprites", "--encoder", encoder, *tc)
+    assert result.returncode == 0
+    assert "kept the results stored for it of mig[num_train=300], total_correlation[num_samples=200]" in result.stdout
+
+    # another encoder: the results it would replace are those of the metrics that read the encoder
+    assert_one_line_error(evaluated(capsys, script, out, "dsprites", "--encoder", other, *tc),
+                          f"holds results of {script} on dsprites with the encoder {encoder} "
+                          f"(total_correlation[num_samples=200]); pass --overwrite")
