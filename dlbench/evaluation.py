@@ -365,8 +365,9 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
     """Metrics of a representation dlbench did not train (dlbench.external: a TorchScript file or
     module.path:function) on a registered dataset, written to OUT/metrics/mean/<metric>/results.json
     like a run's, each as it is computed. Everything is checked first, the module on a few
-    observations. A stored result is reused only for the same representation, encoder and dataset
-    (its grid too), their files unchanged. Returns {metric: results dict} of the metrics computed."""
+    observations. A stored result is reused only for the same representation and dataset (its grid
+    too), and encoder for the metrics that read it, their files unchanged. `out` is made absolute
+    before the user's code runs, which may os.chdir. Returns {metric: results dict} of the metrics computed."""
     from dlbench import external
 
     params = params or {}

@@ -150,7 +150,8 @@ def _tensor_said(tensor):
 
 def numpy_codes_fn(fn, device, batch_size, role="--representation"):
     """representation_fn for the metrics: numpy observations -> numpy codes (n, D), batched on the
-    device; every batch is checked for shape, dtype, size and finiteness."""
+    device; every batch is checked for shape (the width of the first, the probe's), dtype, size and
+    finiteness."""
     fn = _to_device(fn, device)
     same_width = _SameWidth(role)
 
