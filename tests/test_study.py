@@ -772,6 +772,9 @@ def test_retry_failed_trains_again_the_failed_runs_and_those_whose_run_json_is_d
 
     again = run_in_process("dlb_study", *args)
     assert again.returncode == 1 and "0 runs finished, 2 failed" in again.stdout, again.stdout  # left alone
+    # the failed one not listed as work, "[1/2] RUN", for nothing to be done (the damaged one's unit marks it)
+    work = [line for line in again.stdout.splitlines() if line.startswith("[")]
+    assert work == [f"[1/1] {damaged}"], again.stdout
     # the study's way to train them again, said once (dlb_train's --overwrite had been advised run by run)
     assert "this command with --retry_failed trains again from step 0 the 2 runs whose training failed" in again.stdout
     assert "left alone" not in again.stdout + again.stderr, again.stdout

@@ -135,9 +135,13 @@ def _run(args, study, runs, runs_root):
     from dlbench.study.stacks import stack_size
 
     stack = stack_size(args.stack, device)  # a bad --stack is refused before anything is written
-    # a finished run is not sent: on Slurm each had been a job, an allocation queued to do nothing
+    specs = {spec.name: spec for spec in runs}
+    # a finished run is not sent: on Slurm each had been a job, an allocation queued to do nothing;
+    # nor, without --retry_failed, one whose training failed, which its unit would leave alone (a
+    # rerun had listed each as work, "[1/2] RUN", and done nothing)
     finished_before = [spec.name for spec in runs if _done_and_let_go(study, spec, runs_root)]
-    runs = [spec for spec in runs if spec.name not in finished_before]
+    failed_before = [] if args.retry_failed else [spec.name for spec in runs if _failed_and_let_go(spec, runs_root)]
+    runs = [spec for spec in runs if spec.name not in finished_before and spec.name not in failed_before]
     # the engine is reached, and its options checked, before anything is written
     if runs and args.executor == "ray":
         from dlbench.study.ray_executor import check_cluster
@@ -173,10 +177,10 @@ def _run(args, study, runs, runs_root):
                              stack=stack,
                              retry_failed=args.retry_failed, progress=show_progress(args))
     statuses.update({name: DONE for name in finished_before})
+    statuses.update({name: FAILED for name in failed_before})
     failed = [name for name, status in statuses.items() if status == FAILED]
     held = [name for name, status in statuses.items() if status == HELD]
     # a run another process held may have been finished by it meanwhile (two dlb_study on one root)
-    specs = {spec.name: spec for spec in runs}
     elsewhere = [name for name in held if _done_and_let_go(study, specs[name], runs_root)]
     done = sum(status == DONE for status in statuses.values())
     stopped = sum(status == STOPPED for status in statuses.values())
@@ -230,6 +234,22 @@ def _done_and_let_go(study, spec, runs_root):
 
     return (run_state(study, spec, runs_root)[0] == DONE
             and not rundir.claim_path(rundir.study_run_dir(runs_root, spec.name)).exists())
+
+
+def _failed_and_let_go(spec, runs_root):
+    """Whether a run's training failed (its run.json, whole, says so) and nobody holds it: only
+    --retry_failed trains it again. A damaged run.json or training file is left to the run's unit,
+    which marks the run failed with the reason (a failed evaluation is tried again)."""
+    from dlbench import rundir
+    from dlbench.errors import UserError
+
+    run_dir = rundir.study_run_dir(runs_root, spec.name)
+    try:
+        record = rundir.read_run(run_dir) if rundir.is_run(run_dir) else {}
+    except UserError:
+        return False
+    return (record.get("status") == rundir.Status.FAILED and rundir.records_config(record)
+            and not rundir.claim_path(run_dir).exists())
 
 
 def _remote_device(args):
