@@ -737,7 +737,7 @@ def test_train_run_dir_alone_resumes_with_the_runs_own_config(resumed):
 
 def test_train_run_dir_alone_without_a_run(tiny_data_root, tmp_path):
     result = run_in_process("dlb_train", "--run_dir", tmp_path / "nothing", data_root=tiny_data_root, cwd=tmp_path)
-    assert_one_line_error(result, str(tmp_path / "nothing"), "config.gin", "give --gin FILE")
+    assert_one_line_error(result, str(tmp_path / "nothing"), "does not exist", "give --gin FILE")
     assert tree(tmp_path) == []
 
 

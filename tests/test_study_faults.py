@@ -19,7 +19,8 @@ from tests.test_study import assert_same_study, weights_and_results, write_study
 
 pytestmark = pytest.mark.slow
 
-SWEEP = "{'beta_vae.beta': [1.0, 2.0, 4.0, 8.0], 'train.seed': [0, 1]}"  # 8 runs
+# 6 runs: enough for five kills to land among two workers' runs (8 had cost CI 40 s more)
+SWEEP = "{'beta_vae.beta': [1.0, 2.0, 8.0], 'train.seed': [0, 1]}"
 
 
 def pool_workers(pid):
