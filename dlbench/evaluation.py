@@ -200,12 +200,12 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
 
 
 def _check_metrics_fit(names, params, data, latent_dim=None):
-    """Refuse a metric that cannot score a model of `latent_dim` latents on `data` before the first
-    is computed: each metric's own check had come after the ones before it were computed."""
-    for name in names:
-        problem = metrics.dataset_problem(name, params.get(name, {}), data, latent_dim, "pass --metric_param {}=N")
-        if problem:
-            raise UserError(problem)
+    """Refuse the metrics that cannot score a model of `latent_dim` latents on `data`, all in one
+    line, before the first is computed: each metric's own check had come after the ones before it
+    were computed."""
+    problem = metrics.metrics_problem(names, params, data, latent_dim, "pass --metric_param {}=N")
+    if problem:
+        raise UserError(problem)
 
 
 def _check_result_place(top, name, path):

@@ -229,6 +229,25 @@ def dataset_problem(name, params, dataset, latent_dim=None, setting="set {}"):
     return None
 
 
+def metrics_problem(names, params, dataset, latent_dim=None, setting="set {}"):
+    """dataset_problem of every metric of `names` in one line (params: {name: its params}), or None:
+    refused one at a time, a metric list on data few metrics fit had taken a run of the command for
+    each metric to drop."""
+    found = [(name, problem) for name in names
+             if (problem := dataset_problem(name, params.get(name, {}), dataset, latent_dim, setting))]
+    if len(found) < 2:
+        return found[0][1] if found else None
+    said = {}  # the same reason of several metrics, said once for them all
+    for name, problem in found:
+        said.setdefault(problem.replace(f"metric {name} ", "metric \0 ", 1), []).append(name)
+    lines = []
+    for text, group in said.items():
+        if len(group) > 1:
+            text = text.replace("metric \0 needs ", "metrics \0 need ").replace("metric \0 ", "metrics \0 ")
+        lines.append(text.replace("\0", ", ".join(group)))
+    return f"{len(found)} of the metrics asked for cannot score it: " + " | ".join(lines)
+
+
 def check_params(name, params):
     """Refuse unknown parameters of metric `name`, and values it would refuse (of another type
     than the default's, or out of range), before anything is computed."""

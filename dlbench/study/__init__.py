@@ -221,11 +221,10 @@ def _check_runs_fit_data(study):
         if key not in datasets:
             datasets[key] = _dataset_to_check(*key)
         shape, model = datasets[key].observation_shape, identity["model"]
-        for name in study.metrics:
-            problem = metrics.dataset_problem(name, study.metric_params.get(name, {}), datasets[key],
-                                              model["latent_dim"], "set {} in study.metric_params")
-            if problem:
-                raise UserError(f"study {study.name}: study.metrics: {problem}")
+        problem = metrics.metrics_problem(study.metrics, study.metric_params, datasets[key], model["latent_dim"],
+                                          "set {} in study.metric_params")
+        if problem:
+            raise UserError(f"study {study.name}: study.metrics: {problem}")
         try:
             if shape:
                 check_fits(model["architecture"], shape)
