@@ -374,6 +374,19 @@ def test_a_study_that_starts_sweeping_a_default_keeps_the_run_it_has(tiny_dsprit
     assert "1 run: 1 not started" in status.stdout and said not in status.stdout, status.stdout + status.stderr
 
 
+def test_a_units_claim_says_the_run_is_trained_and_evaluated(trained_run, monkeypatch):
+    # a dlb_evaluate met while the study evaluated the run had been told it "is being trained"
+    from dlbench import rundir
+    from dlbench.study import unit as unit_module
+
+    seen = []
+    monkeypatch.setattr(unit_module, "evaluate_unit", lambda unit, device, log: seen.append(
+        json.loads(rundir.claim_path(unit.run_dir).read_text())["purpose"]) or unit_module.DONE)
+    unit = unit_module.Unit(str(trained_run), (), tuple(TINY_PARAMS), ("mig",), {})
+    assert unit_module.run_unit(unit, "cpu", log=lambda *_: None) == unit_module.DONE
+    assert seen == ["trained and evaluated"]
+
+
 def test_a_unit_does_not_mark_failed_a_run_of_another_config(trained_run):
     from dlbench.study.unit import FAILED, Unit, run_unit
 

@@ -274,5 +274,8 @@ def _held_message(run_dir, holder, lease_seconds):
     what = holder.get("purpose", "used")
     who = f"process {holder.get('pid', '?')} on {holder.get('host', '?')}"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("acquired", time.time())))
-    return (f"'{run_dir}' is being {what} by {who} since {since}; wait for it to finish or stop that process "
-            f"(a claim whose holder died expires {lease_seconds:.0f} s after its last renewal)")
+    # a dead holder on this host is known dead at once (_is_stale): only one elsewhere waits out its lease
+    expires = ("" if holder.get("host") == socket.gethostname()
+               else f" (a claim whose holder died expires {lease_seconds:.0f} s after its last renewal)")
+    return (f"'{run_dir}' is being {what} by {who} since {since}; wait for it to finish or stop that process"
+            f"{expires}")

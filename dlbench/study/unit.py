@@ -60,7 +60,7 @@ def run_unit(unit, device, retry_failed=False, progress=False, log=print):
 
     device = torch.device(device)
     try:
-        with rundir.hold_run(unit.run_dir, "trained"):
+        with rundir.hold_run(unit.run_dir, "trained and evaluated"):  # a holder met evaluating had read as training
             overwrite = retry_failed and recorded_status(unit.run_dir) == rundir.Status.FAILED
             _, status = train_from_gin(unit.gin_files, unit.gin_params, unit.run_dir, device, overwrite, progress,
                                        in_study=True)
