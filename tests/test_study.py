@@ -811,6 +811,29 @@ def test_retry_failed_trains_again_the_failed_runs_and_those_whose_run_json_is_d
     assert_same_study(weights_and_results(runs), before)
 
 
+def test_a_run_held_by_another_process_that_let_go_of_it_unfinished_is_not_said_to_run_there(tiny_dsprites, tmp_path,
+                                                                                               monkeypatch, capsys):
+    # a dlb_evaluate by hand that had held the run while the study came by, gone by the summary: "still
+    # running there" had been said of a run nobody was working on
+    from dlbench import rundir
+    from dlbench.cli import study as study_cli
+    from dlbench.study import local
+    from dlbench.study.unit import HELD
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
+    runs = tmp_path / "runs"
+    monkeypatch.setattr(local, "run_local", lambda study, specs, *args, **kwargs: {specs[0].name: HELD})
+    args = [str(study), "--runs_root", str(runs), "--device", "cpu", "--no_progress"]
+    assert study_cli.main(args) == 1
+    out = capsys.readouterr().out
+    assert "1 held by other processes that let go of them unfinished (the same command goes on with them)" in out
+    assert "still running there" not in out, out
+    with rundir.hold_run(rundir.study_run_dir(runs, "beta_vae/beta=1.0/seed=0"), "evaluated"):  # held still
+        assert study_cli.main(args) == 1
+    out = capsys.readouterr().out
+    assert "1 held by other processes, still running there" in out and "let go" not in out, out
+
+
 def test_a_pools_summary_says_why_runs_failed_and_who_holds_the_others(tiny_dsprites, tmp_path):
     # its workers' lines are kept quiet: the summary had named the failed runs without a reason, and
     # said of a run behind an unreadable claim.json only "1 held by other processes, still running there"

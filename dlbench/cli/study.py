@@ -124,6 +124,7 @@ def _body(argv):
 
 
 def _run(args, study, runs, runs_root):
+    from dlbench import rundir
     from dlbench.study import record_study
     from dlbench.study.local import run_local
     from dlbench.study.unit import DONE, FAILED, HELD, STOPPED
@@ -182,6 +183,11 @@ def _run(args, study, runs, runs_root):
     held = [name for name, status in statuses.items() if status == HELD]
     # a run another process held may have been finished by it meanwhile (two dlb_study on one root)
     elsewhere = [name for name in held if _done_and_let_go(study, specs[name], runs_root)]
+    # and one may have been let go unfinished (a dlb_evaluate by hand, a study killed): "still running
+    # there" had been said of runs nobody was working on
+    let_go = [name for name in held if name not in elsewhere
+              and not rundir.claim_path(rundir.study_run_dir(runs_root, name)).exists()]
+    still_held = [name for name in held if name not in elsewhere and name not in let_go]
     done = sum(status == DONE for status in statuses.values())
     stopped = sum(status == STOPPED for status in statuses.values())
     finished = done + len(elsewhere)
@@ -189,9 +195,10 @@ def _run(args, study, runs, runs_root):
           + (f" ({len(elsewhere)} by other processes)" if elsewhere else "") + f", {len(failed)} failed"
           + (f" ({', '.join(failed)})" if failed else "")
           + (f", {stopped} stopped with their job (the same command resumes them)" if stopped else "")
-          + (f", {len(held) - len(elsewhere)} held by other processes, still running there"
-             if len(held) > len(elsewhere) else ""))
-    _print_why(study, specs, runs_root, failed, [name for name in held if name not in elsewhere])
+          + (f", {len(still_held)} held by other processes, still running there" if still_held else "")
+          + (f", {len(let_go)} held by other processes that let go of them unfinished (the same command goes on "
+             f"with them)" if let_go else ""))
+    _print_why(study, specs, runs_root, failed, still_held)
     if not args.retry_failed:  # retried already, they failed again: the same again would too
         _print_retry_advice(runs_root, failed, "this command")
     return 0 if finished == len(statuses) else 1
