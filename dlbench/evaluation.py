@@ -177,7 +177,7 @@ def evaluate_run(run_dir, metric_names=DEFAULT_METRICS, mode="mean", device="cpu
         data = dlbench.data.dataset_from_record(record)  # before postprocess: a bad record writes nothing
         model = record.get("model")
         _check_metrics_fit(todo, params, data, model.get("latent_dim") if isinstance(model, dict) else None)
-        postprocess(run_dir, mode)  # skips a representation that is already complete
+        postprocess(run_dir, mode, digest=digest)  # skips a representation that is already complete
         representation_fn = metrics_representation_fn(load_representation(run_dir, mode, device), mode, device)
         model = _LazyModel(run_dir, device, seed)
         computed = {}  # the stop's line counts these: results also holds those kept from before (said above)

@@ -50,17 +50,19 @@ def check_mode(mode):
         raise UserError(f"unknown postprocess mode '{mode}'; available: {', '.join(MODES)}")
 
 
-def postprocess(run_dir, mode="mean", overwrite=False):
-    """Write RUN_DIR/postprocessed/<mode>/{representation.pt, results.json}; skip if complete."""
+def postprocess(run_dir, mode="mean", overwrite=False, digest=None):
+    """Write RUN_DIR/postprocessed/<mode>/{representation.pt, results.json}; skip if complete and
+    of the run's weights. digest: their weights_digest, where the caller has it already."""
     check_mode(mode)
     rundir.require_finished_run(run_dir)
     out = rundir.postprocessed_dir(run_dir, mode)
     representation, results = rundir.representation_path(run_dir, mode), rundir.postprocess_results_path(run_dir, mode)
+    digest = digest or weights_digest(run_dir)  # what the representation is made from, read once
     if results.is_file() and representation.is_file() and not overwrite:
         try:
             load_representation(run_dir, mode)
             made = rundir.read_json(results)  # the mark of a complete representation: a damaged one marks nothing
-            if not of_other_weights(made, run_dir):
+            if not of_other_weights(made, run_dir, digest):
                 return out
             print(f"{run_dir}: {representation} was made from other weights than {rundir.weights_path(run_dir)} "
                   f"holds now; writing it again")
@@ -69,7 +71,7 @@ def postprocess(run_dir, mode="mean", overwrite=False):
     with rundir.hold_run(run_dir, "postprocessed"):
         created = rundir.make_folders(out)
         try:
-            _write_representation(run_dir, mode, representation, results)
+            _write_representation(run_dir, mode, representation, results, digest)
         except BaseException:  # a full disk, a stop: no empty folders left behind
             if created:
                 rundir.remove_empty_folders(out, created)
@@ -96,10 +98,10 @@ def of_other_weights(stored, run_dir, digest=None):
     return digest is not None and recorded != digest
 
 
-def _write_representation(run_dir, mode, representation, results):
-    """representation.pt, then results.json: last, it marks the representation complete."""
+def _write_representation(run_dir, mode, representation, results, digest):
+    """representation.pt, then results.json: last, it marks the representation complete. digest:
+    the weights' (weights_digest), read before the model is."""
     tick = time.perf_counter()
-    digest = weights_digest(run_dir)  # before the model is read: what the representation is made from
     model = load_trained_model(run_dir, "cpu")
     buffer = io.BytesIO()
     with warnings.catch_warnings():
