@@ -124,7 +124,6 @@ def _body(argv):
 
 
 def _run(args, study, runs, runs_root):
-    from dlbench import rundir
     from dlbench.study import record_study
     from dlbench.study.local import run_local
     from dlbench.study.unit import DONE, FAILED, HELD, STOPPED
@@ -185,8 +184,7 @@ def _run(args, study, runs, runs_root):
     elsewhere = [name for name in held if _done_and_let_go(study, specs[name], runs_root)]
     # and one may have been let go unfinished (a dlb_evaluate by hand, a study killed): "still running
     # there" had been said of runs nobody was working on
-    let_go = [name for name in held if name not in elsewhere
-              and not rundir.claim_path(rundir.study_run_dir(runs_root, name)).exists()]
+    let_go = [name for name in held if name not in elsewhere and _unheld(runs_root, name)]
     still_held = [name for name in held if name not in elsewhere and name not in let_go]
     done = sum(status == DONE for status in statuses.values())
     stopped = sum(status == STOPPED for status in statuses.values())
@@ -236,11 +234,9 @@ def _print_why(study, specs, runs_root, failed, held):
 def _done_and_let_go(study, spec, runs_root):
     """Whether a run is done as --status says it (trained, every metric of the study stored) and let
     go: one finished before this command (not sent again), or one another process held and finished."""
-    from dlbench import rundir
     from dlbench.study import DONE, run_state
 
-    return (run_state(study, spec, runs_root)[0] == DONE
-            and not rundir.claim_path(rundir.study_run_dir(runs_root, spec.name)).exists())
+    return run_state(study, spec, runs_root)[0] == DONE and _unheld(runs_root, spec.name)
 
 
 def _failed_and_let_go(spec, runs_root):
@@ -256,7 +252,14 @@ def _failed_and_let_go(spec, runs_root):
     except UserError:
         return False
     return (record.get("status") == rundir.Status.FAILED and rundir.records_config(record)
-            and not rundir.claim_path(run_dir).exists())
+            and _unheld(runs_root, spec.name))
+
+
+def _unheld(runs_root, name):
+    """Whether no process holds the study's run `name` (its folder has no claim)."""
+    from dlbench import rundir
+
+    return not rundir.claim_path(rundir.study_run_dir(runs_root, name)).exists()
 
 
 def _remote_device(args):
