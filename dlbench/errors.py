@@ -144,6 +144,11 @@ class Interrupted(Exception):
         return type(self), (str(self), self.signum)
 
 
+def interrupt_signal(interrupt):
+    """The signal a KeyboardInterrupt stands for: a StopSignal's own, else Ctrl-C's (SIGINT)."""
+    return getattr(interrupt, "signum", signal.SIGINT)
+
+
 class StopSignal(KeyboardInterrupt):
     """SIGTERM (a scheduler) or SIGHUP (a closed terminal) to a command, raised where the command
     was working so that it unwinds as after Ctrl-C: claims are released and half-written files

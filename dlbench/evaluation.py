@@ -15,7 +15,7 @@ import torch
 import dlbench
 import dlbench.data
 from dlbench import checks, metrics, rundir
-from dlbench.errors import CorruptFile, Interrupted, UserError, shell_word
+from dlbench.errors import CorruptFile, Interrupted, UserError, interrupt_signal, shell_word
 from dlbench.encode_once import ONCE, PER_DRAW, encoded, observations_are_grid_images, worth_encoding_once
 from dlbench.model_functions import MODEL_FUNCTIONS, model_functions
 from dlbench.postprocess import (SAMPLED_NOISE, check_mode, encode_batch_size, load_representation,
@@ -240,7 +240,7 @@ def _saying_what_was_kept(where, kept, count):
     try:
         yield
     except KeyboardInterrupt as err:
-        raise _evaluation_stopped(where, kept, count, getattr(err, "signum", signal.SIGINT)) from None
+        raise _evaluation_stopped(where, kept, count, interrupt_signal(err)) from None
 
 
 def _evaluation_stopped(where, kept, count, signum):

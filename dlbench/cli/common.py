@@ -8,7 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-from dlbench.errors import STANDARD_OUTPUT, Interrupted, OutOfDeviceMemory, StopSignal, UserError, describe_os_error
+from dlbench.errors import (STANDARD_OUTPUT, Interrupted, OutOfDeviceMemory, StopSignal, UserError, describe_os_error,
+                            interrupt_signal)
 from dlbench.signals import STOPS, after_imports, finished, handling
 
 USER_ERROR_EXIT = 2
@@ -119,7 +120,7 @@ def run_main(prog, body, argv=None):
               f"{_LESS_MEMORY.get(prog, _LESS_MEMORY[None])}", file=sys.stderr)
         return USER_ERROR_EXIT
     except KeyboardInterrupt as err:  # Ctrl-C, or a signal _stopping_on_signals turned into one
-        signum = getattr(err, "signum", signal.SIGINT)
+        signum = interrupt_signal(err)
         print(f"{prog}: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
 

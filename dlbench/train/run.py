@@ -19,7 +19,7 @@ from dlbench.rundir import Prepare, Status
 import dlbench.data
 from dlbench.data.dsprites import generation_bar
 from dlbench.errors import (CorruptFile, DataUnavailable, Interrupted, OtherDataFound, UserError, describe_os_error,
-                            reason, shell_word)
+                            interrupt_signal, reason, shell_word)
 from dlbench.nn import build_vae
 from dlbench.signals import stop_asked
 from dlbench.train import checkpoints
@@ -216,7 +216,7 @@ def _train_to_end(run_dir, trainer, spec, progress, started, claim, stop, log, s
     except (Interrupted, rundir.ClaimLost):
         raise  # the first already marked the run; after the second the run is another process's
     except KeyboardInterrupt as err:  # a second Ctrl-C: stop now, the last checkpoint is kept
-        name = signal.Signals(getattr(err, "signum", signal.SIGINT)).name
+        name = signal.Signals(interrupt_signal(err)).name
         mark_stopped(run_dir, Status.INTERRUPTED, f"stopped at once by a second {name}", log, session,
                      ending=f"interrupted by {name}")
         _say_where_it_resumes(run_dir, log)

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from dlbench import rundir
-from dlbench.errors import CorruptFile, Interrupted, UserError, reason
+from dlbench.errors import CorruptFile, Interrupted, UserError, interrupt_signal, reason
 from dlbench.rundir import HELD, Prepare, Status
 from dlbench.train import checkpoints
 from dlbench.train.device import out_of_memory_reason, out_of_memory_said
@@ -169,7 +169,7 @@ def _train_group(group, claims, stop, progress, log):
         why = out_of_memory_reason(stack.step) if isinstance(err, torch.cuda.OutOfMemoryError) else reason(err)
         ending = None
         if isinstance(err, KeyboardInterrupt):  # a second signal: the session names it (it had said "interrupted")
-            ending = f"interrupted by {signal.Signals(getattr(err, 'signum', signal.SIGINT)).name}"
+            ending = f"interrupted by {signal.Signals(interrupt_signal(err)).name}"
         for k in live():
             mark_stopped(run_dirs[k], status, why, log, sessions[k], ending=ending)
         raise
