@@ -179,6 +179,11 @@ def test_a_killed_run_leaves_no_claim_in_the_way_and_a_rerun_says_it_starts_agai
     assert rerun.returncode == 0, rerun.stderr
     assert "no checkpoint to resume from; training starts again from step 0" in rerun.stdout
     assert_same_weights(weights(run_dir), uninterrupted)
+    # the killed session stays in the run's history (it had been dropped with the folder's files)
+    sessions = json.loads((run_dir / "run.json").read_text())["sessions"]
+    assert [(s["pid"], s["from_step"], s["to_step"], s["ended"]) for s in sessions] == [
+        (process.pid, 0, 0, "lost"), (sessions[1]["pid"], 0, sessions[1]["to_step"], "done")], sessions
+    assert sessions[1]["pid"] != process.pid
 
 
 def test_a_run_killed_before_its_run_json_is_trained_by_the_same_command(uninterrupted, tiny_data_root, tmp_path):

@@ -103,9 +103,11 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
         dlbench.data.check_dataset_shape(record, data, error=OtherData)
     # built first: a model the data or the seed cannot make is refused before the old run is removed
     trainer = Trainer(spec, data, device)
+    history = {}
     if action is Prepare.RESTART:
         if not overwrite:
             log(f"{run_dir}: the unfinished run has no checkpoint to resume from; training starts again from step 0")
+            history = earlier_sessions(run_dir)
         rundir.clear(run_dir)
     config_gin = rundir.config_gin_path(run_dir)
     if action is Prepare.RESUME:
@@ -130,10 +132,22 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
     if hasattr(data, "settings"):
         prepared["dataset_settings"] = data.settings()
     claim.check()
-    rundir.mark_running(run_dir, started, **identity, **prepared, **recorded, device=str(device), step=trainer.step,
-                        checkpoint_minutes=spec.train["checkpoint_minutes"])
+    rundir.mark_running(run_dir, started, **identity, **prepared, **recorded, **history, device=str(device),
+                        step=trainer.step, checkpoint_minutes=spec.train["checkpoint_minutes"])
     trainer.started = started  # this session's start (run.json keeps the first session's)
     return trainer
+
+
+def earlier_sessions(run_dir):
+    """{'sessions': [...]} of an unfinished run trained again from step 0 because it kept no checkpoint:
+    its history goes on (the session left open is closed as lost at step 0, where this one starts),
+    so that a session killed before its first checkpoint is not dropped from the list. Empty where
+    run.json is not there or unreadable (a start cut short before it)."""
+    try:
+        sessions = rundir.read_run(run_dir).get("sessions")
+    except (FileNotFoundError, CorruptFile):
+        return {}
+    return {"sessions": sessions} if isinstance(sessions, list) and sessions else {}
 
 
 def say_other_threads(record, run_dir, device, log, in_study=False):
