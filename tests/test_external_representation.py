@@ -295,6 +295,22 @@ def test_a_study_root_is_refused_as_out(tiny_dsprites, tmp_path, capsys):
     assert sorted(p.name for p in root.rglob("*")) == ["study.json"]
 
 
+def test_a_folder_of_runs_is_refused_as_out(tiny_trained_run, tiny_dsprites, tmp_path, capsys):
+    # results written beside dlb_train runs had been accepted, and dlb_aggregate of the folder
+    # shows the runs without them: a representation is never aggregated with runs
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_trained_run, runs / "group" / "b8")
+    before = sorted(runs.rglob("*"))
+    script = save_script(PoolCodes(), tmp_path / "codes.pt")
+    assert evaluate_in_process(script, runs) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out '{runs}' holds dlb_train runs ('{runs / 'group' / 'b8'}')" in err, err
+    assert sorted(runs.rglob("*")) == before
+    assert evaluate_in_process(script, tmp_path / "elsewhere") == 0  # a folder of no runs is taken
+
+
 @pytest.mark.parametrize("kind, said", [("EACCES", "Permission denied"), ("EROFS", "Read-only file system")])
 def test_an_out_it_may_not_write_in_is_found_before_anything_is_computed(tiny_dsprites, tmp_path, kind, said):
     # the metric had been computed before its result met the folder; a read-only disk had been
