@@ -118,6 +118,12 @@ def _as_array(value, role):
         value = _tensor_values(value, role)
     if not isinstance(value, np.ndarray):
         raise UserError(f"{role} returned a {type(value).__name__}; return a tensor or a numpy array")
+    if isinstance(value, np.ma.MaskedArray):  # the metrics would read the values under the mask
+        masked = int(np.ma.getmaskarray(value).sum())
+        if masked:
+            raise UserError(f"{role} returned a masked array with {masked} of its {value.size} codes masked; "
+                            f"return codes without a mask (e.g. .filled() with the values meant)")
+        value = np.asarray(value)
     if not np.issubdtype(value.dtype, np.floating):
         raise UserError(f"{role} returned codes of dtype {value.dtype}; return floating-point codes")
     return value

@@ -139,6 +139,22 @@ def test_a_missing_dataset_or_out_is_explained_alone(tmp_path, given, said):
     assert tree(tmp_path) == []
 
 
+def test_masked_codes_are_refused_and_an_array_with_nothing_masked_is_taken():
+    # the metrics read the values under a mask: a fully masked array had been called "non-finite codes",
+    # a partly masked one of finite values was taken as it stood
+    import numpy as np
+
+    from dlbench.errors import UserError
+    from dlbench.external import _checked_codes
+
+    values = np.arange(6.0).reshape(3, 2)
+    for mask, masked in ((True, 6), ([[False, True], [False, False], [False, False]], 1)):
+        with pytest.raises(UserError, match=rf"masked array with {masked} of its 6 codes masked.*\.filled\(\)"):
+            _checked_codes(np.ma.masked_array(values, mask=mask), 3, "--representation")
+    taken = _checked_codes(np.ma.masked_array(values, mask=False), 3, "--representation")
+    assert type(taken) is np.ndarray and np.array_equal(taken, values)
+
+
 def test_what_a_metric_needs_of_the_model_is_named_from_the_functions_it_takes():
     from dlbench.evaluation import MODEL_PARTS, model_parts
     from dlbench.model_functions import MODEL_FUNCTIONS
