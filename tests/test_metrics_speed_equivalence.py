@@ -68,12 +68,13 @@ def test_vectorised_metric_equals_its_straightforward_loop(name, representation)
     assert len(slow_fn.call_sizes) > len(fast_fn.call_sizes)
 
 
-def test_mig_baseline_of_a_single_code_dimension_gives_the_metrics_reason():
-    # the baseline had kept the second-best-as-0 score the metric no longer gives
+@pytest.mark.parametrize("name, reason", [("mig", "discrete_mig_missing_reason"), ("sap", "SAP_score_missing_reason")])
+def test_a_baseline_of_a_single_code_dimension_gives_the_metrics_reason(name, reason):
+    # mig's baseline had kept the second-best-as-0 score the metric no longer gives; sap's had raised IndexError
     data = ToyData(SIZES)
-    fast = evaluate("mig", data, Recorder(data, lambda f: f[:, :1]), seed=3, **SMALL["mig"])
-    slow = evaluate_baseline("mig", data, Recorder(data, lambda f: f[:, :1]), seed=3, **SMALL["mig"])
-    assert fast == slow and "discrete_mig_missing_reason" in slow
+    fast = evaluate(name, data, Recorder(data, lambda f: f[:, :1]), seed=3, **SMALL[name])
+    slow = evaluate_baseline(name, data, Recorder(data, lambda f: f[:, :1]), seed=3, **SMALL[name])
+    assert fast == slow and reason in slow
 
 
 def test_baseline_encodes_one_vote_per_call():

@@ -138,13 +138,15 @@ def sap(data, representation_fn, random_state, num_train, num_test, continuous_f
     factors, codes, factors_test, codes_test = utils.train_test_codes(
         data, representation_fn, random_state, num_train, num_test, POINTS_PER_CALL)
     varying = np.array([len(np.unique(factors[:, k])) > 1 for k in range(factors.shape[1])])
+    protocol = {"num_train": num_train, "num_test": num_test, "continuous_factors": continuous_factors,
+                "classifier_settings": "squared correlation" if continuous_factors else classifiers.SAP_TEXT}
+    if codes.shape[1] == 1:  # the metric's reason: a gap needs a second code
+        return {"SAP_score_missing_reason": sap_metric.SINGLE_CODE, **protocol}
     if continuous_factors:
         scores = sap_metric.continuous_score_matrix(codes, factors.astype(np.float64))
     else:
         scores = sap_metric.discrete_score_matrix(codes, factors, codes_test, factors_test)
-    return {"SAP_score": sap_metric.sap_from_score_matrix(scores, varying), "num_train": num_train,
-            "num_test": num_test, "continuous_factors": continuous_factors,
-            "classifier_settings": "squared correlation" if continuous_factors else classifiers.SAP_TEXT}
+    return {"SAP_score": sap_metric.sap_from_score_matrix(scores, varying), **protocol}
 
 
 def dci(data, representation_fn, random_state, num_train, num_test, classifier, batch_size):
