@@ -40,8 +40,9 @@ def encode_factors(data, encode_fn, factors, random_state, batch_size):
 
 def posterior_points(data, encode_fn, random_state, num_points, batch_size):
     """The points q(z) is built from: the whole grid when num_points is None and the dataset has
-    one (so the estimate is over the dataset itself), else num_points drawn observations.
-    Returns (factors, mean, logvar, description)."""
+    one (so the estimate is over the dataset itself), else num_points drawn observations. A
+    dataset whose observations draw a nuisance beside the factors (a colour, noise) renders each
+    point once, with one draw of it. Returns (factors, mean, logvar, description)."""
     problem = no_grid_problem(data, num_points)
     if problem:
         raise UserError(problem)
