@@ -386,7 +386,7 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
         where = "is the runs root" if study_root == out else f"is inside '{study_root}', the runs root"
         raise UserError(f"--out '{said}' {where} of a study, which holds runs only; choose another --out for the "
                         f"representation")
-    run = _first_run_under(out)  # dlb_aggregate reads the runs there, never a representation's results
+    run = rundir.first_run_under(out)  # dlb_aggregate reads the runs there, never a representation's results
     if run is not None:
         raise UserError(f"--out '{said}' holds dlb_train runs ('{Path(said) / run.relative_to(out)}'), whose aggregation would not read the "
                         f"representation's results beside them; choose another --out for the representation")
@@ -516,15 +516,6 @@ def _enclosing_study_root(path):
 
     path = Path(path).absolute()
     return next((folder for folder in (path, *path.parents) if (folder / STUDY_JSON).is_file()), None)
-
-
-def _first_run_under(folder):
-    """A run directory below folder (the first found), or None: also where folder does not exist."""
-    for parent, subfolders, files in os.walk(folder):
-        if rundir.RUN_JSON in files:
-            return Path(parent)
-        subfolders.sort()
-    return None
 
 
 def _stored_for(result, described):

@@ -302,6 +302,23 @@ def test_run_dir_that_is_not_a_run(tmp_path, capsys, command):
     assert_user_error(capsys, command([str(tmp_path / "a_file")]), "is a file, not a run directory")
 
 
+@pytest.mark.parametrize("command", [evaluate.main, postprocess.main])
+def test_a_folder_of_a_run_or_of_runs_names_the_run_to_give(tmp_path, capsys, command, monkeypatch):
+    # both had been told "give the RUN_DIR that dlb_train wrote", naming none
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "b8" / "model").mkdir(parents=True)
+    (tmp_path / "runs" / "b8" / "run.json").write_text('{"status": "done"}')
+    (tmp_path / "runs" / "b8" / "model" / "config.gin").write_text("")
+    assert_user_error(capsys, command(["runs/b8/model"]),
+                      "'runs/b8/model' is a folder inside the run directory 'runs/b8'; give that run directory")
+    assert_user_error(capsys, command(["runs/b8/model/config.gin"]), "is a file inside the run directory 'runs/b8'")
+    assert_user_error(capsys, command(["runs"]), "'runs' is a folder of runs, not a run directory (no run.json); give "
+                                                 "one run directory, e.g. 'runs/b8'")
+    (tmp_path / "home" / "a" / "b" / "c").mkdir(parents=True)  # a run 4 folders down is not searched for
+    Path("runs/b8").rename("home/a/b/c/b8")
+    assert_user_error(capsys, command(["home"]), "'home' is a folder, not a run directory")
+
+
 def make_unfinished_run(run_dir):
     run_dir.mkdir()
     (run_dir / "run.json").write_text(json.dumps({"status": "interrupted", "dataset": "dsprites"}))

@@ -27,8 +27,8 @@ from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS
                                       mark_done, mark_failed, mark_interrupted, mark_running, mark_session_started,
                                       mark_stopped,
                                       new_session, prepare, records_config, same_setting)
-from dlbench.rundir.record import (Status, enclosing_run, git_revision, is_run, missing_training_file, read_run,
-                                   read_train_results, require_finished_run, resume_command, retrain_command,
+from dlbench.rundir.record import (Status, enclosing_run, first_run_under, git_revision, is_run, missing_training_file,
+                                   not_a_run_problem, read_run, read_train_results, require_finished_run, resume_command, retrain_command,
                                    retrain_fix, update_run)
 
 __all__ = [
@@ -43,7 +43,8 @@ __all__ = [
     "study_run_dir",
     "train_log_path", "train_results_path", "weights_path",
     # record
-    "Status", "enclosing_run", "git_revision", "is_run", "missing_training_file", "read_run", "read_train_results",
+    "Status", "enclosing_run", "first_run_under", "git_revision", "is_run", "missing_training_file",
+    "not_a_run_problem", "read_run", "read_train_results",
     "require_finished_run", "resume_command", "retrain_command", "retrain_fix", "update_run",
     # claims
     "HELD", "LEASE_SECONDS", "Claim", "ClaimLost", "RunHeld", "check_not_held", "held_by", "hold_run",

@@ -1,11 +1,12 @@
 """run.json: a run's identity and status, read and merged atomically."""
 
+import os
 from pathlib import Path
 
 from dlbench.errors import UserError, shell_word
 from dlbench.rundir.claims import check_not_held
 from dlbench.rundir.files import read_json, write_json
-from dlbench.rundir.layout import run_json_path, train_results_path, weights_path
+from dlbench.rundir.layout import RUN_JSON, run_json_path, train_results_path, weights_path
 
 
 class Status:
@@ -29,6 +30,34 @@ def enclosing_run(path):
     stages', where other outputs would pass for the run's."""
     path = Path(path).absolute()
     return next((folder for folder in (path, *path.parents) if is_run(folder)), None)
+
+
+def first_run_under(folder, depth=3):
+    """A run directory in folder or below it, at most `depth` folders down (a home folder given by
+    mistake is not searched whole), the first found in sorted order; or None, also where folder
+    does not exist."""
+    top = len(Path(folder).parts)
+    for parent, subfolders, files in os.walk(folder):
+        if RUN_JSON in files:
+            return Path(parent)
+        subfolders[:] = sorted(subfolders) if len(Path(parent).parts) - top < depth else []
+    return None
+
+
+def not_a_run_problem(run_dir):
+    """What `run_dir` (no run directory) is, and which to give instead: the run it lies in, or one
+    it holds."""
+    what = "a folder" if Path(run_dir).is_dir() else "a file"
+    # named as given where it can be (runs/lg, not /home/.../runs/lg)
+    outer = next((folder for folder in Path(run_dir).parents if is_run(folder)), None) or \
+        enclosing_run(Path(run_dir).absolute().parent)
+    inner = first_run_under(run_dir)
+    if outer is not None:
+        return f"'{run_dir}' is {what} inside the run directory '{outer}'; give that run directory"
+    if inner is not None:
+        return (f"'{run_dir}' is a folder of runs, not a run directory (no run.json); give one run directory, "
+                f"e.g. '{inner}'")
+    return f"'{run_dir}' is {what}, not a run directory (no run.json); give the RUN_DIR that dlb_train wrote"
 
 
 def resume_command(run_dir):
@@ -92,8 +121,7 @@ def require_finished_run(run_dir):
     if not run_dir.exists():
         raise UserError(f"run directory '{run_dir}' does not exist; give the RUN_DIR that dlb_train wrote")
     if not is_run(run_dir):
-        what = "a folder" if run_dir.is_dir() else "a file"
-        raise UserError(f"'{run_dir}' is {what}, not a run directory (no run.json); give the RUN_DIR that dlb_train wrote")
+        raise UserError(not_a_run_problem(run_dir))
     record = read_run(run_dir)
     if record.get("status") == Status.FAILED:
         raise UserError(f"training of '{run_dir}' failed ({record.get('error')}); there is no model to use: train it "
