@@ -27,8 +27,8 @@ def reason(err):
 class CorruptFile(UserError):
     """A file dlbench wrote earlier cannot be read back (truncated, garbage, wrong shape)."""
 
-    def __init__(self, path, problem, fix):
-        super().__init__(f"'{path}' is unreadable ({problem}); {fix}")
+    def __init__(self, path, problem, fix, state="unreadable"):
+        super().__init__(f"'{path}' is {state} ({problem}); {fix}")
         self.path, self.problem = path, problem
 
 

@@ -92,7 +92,7 @@ def _read_result(path, metric, fix):
     result = rundir.read_json(path, fix=fix)
     problem = metrics.result_problem(metric, metrics.current_keys(metric, result))
     if problem:
-        raise CorruptFile(path, problem, fix)
+        raise CorruptFile(path, problem, fix, state="unusable")
     return result
 
 

@@ -204,7 +204,7 @@ def test_without_rank_by_a_default_metric_whose_every_result_is_damaged_says_so(
         write_metric(runs[0], "mig[seed=3]", {"discrete_mig": 0.3}, num_train=10000, num_bins=20, seed=3)
     [line] = [line for line in aggregate_ok(tmp_path) if line.startswith("best.csv is empty")]
     assert line.startswith("best.csv is empty: no run has a usable result of mig: 2 were left out as damaged, the "
-                           "first: 'runs/s0/metrics/mean/mig/results.json' is unreadable (its discrete_mig is 'x', "
+                           "first: 'runs/s0/metrics/mean/mig/results.json' is unusable (its discrete_mig is 'x', "
                            "not a number); compute it again with dlb_evaluate runs/s0 --metrics mig"), line
     if other_protocol:
         assert line.endswith("; its other protocols here: mig[seed=3]; rank with --rank_by one of: 'mig[seed=3]'")

@@ -401,7 +401,7 @@ def _read_metric_result(run_dir, mode, folder, path):
     canonical = _check_place(run_dir, mode, folder, path, metric, result)
     problem = result_problem(metric, result)
     if problem:
-        raise CorruptFile(path, problem, fix)
+        raise CorruptFile(path, problem, fix, state="unusable")
     outdated = version_problem(metric, result)
     if outdated:
         raise _Outdated(f"'{path}' is outdated: {outdated}; {fix}")

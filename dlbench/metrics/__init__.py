@@ -335,9 +335,10 @@ def result_problem(name, result):
     if headline is None or f"{headline}_missing_reason" in result:
         return None
     value = result.get(headline)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and math.isfinite(value):
         return None
-    return f"its {headline} is {result.get(headline, 'missing')!r}, not a number"
+    return f"its {headline} is {result.get(headline, 'missing')!r}, not a {'finite ' if number else ''}number"
 
 
 # The version of each metric whose stored values have changed meaning since results were first
