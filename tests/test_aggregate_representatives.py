@@ -162,3 +162,7 @@ def test_a_study_that_changed_its_mig_protocol_is_represented_and_ranked_by_the_
     column = "mig[num_train=500].discrete_mig" if with_study else "mig.discrete_mig"
     assert (row["mig_column"], row["run_dir"], row["mig"]) == (column, "b" if with_study else "a", 0.9)
     assert aggregation.report["rank_by"] == column
+    # named, the metric follows the study as the default ranking does (it had taken the default protocol)
+    assert aggregate_runs(root, tmp_path / "named", rank_by="mig").report["rank_by"] == column
+    assert aggregate_runs(root, tmp_path / "tagged", rank_by="mig[num_train=500]").report["rank_by"] == \
+        "mig[num_train=500].discrete_mig"

@@ -29,7 +29,11 @@ LOWER_IS_BETTER_KEYS = {
 # and keys of these forms: a standard error (objective_stderr, objective_change_stderr_r1), how far
 # a rotation moved a score (mig_max_abs_change); ranked the other way, the worst had come first
 _LOWER_IS_BETTER_FORMS = re.compile(r"_stderr(_r\d+)?$|_max_abs_change$")
-LOWER_IS_BETTER_TRAIN_RESULTS = {"loss", "reconstruction", "kl"}
+# the training scalars that are losses, penalties or divergences (kl_<j>: a latent's KL, as the total);
+# elbo, mi (the index-code mutual information), capacity and the discriminator's accuracy rank highest first
+_LOWER_IS_BETTER_TRAIN_RESULTS = re.compile(
+    r"^(loss|reconstruction|kl|kl_\d+|dimwise_kl|tc|cov_offdiag|cov_diag|divergence|discriminator_loss"
+    r"|train_seconds_this_session)$")
 
 _METRIC_COLUMN = re.compile(r"^(?:(?P<mode>\w+)\.)?(?P<metric>\w+)(?P<tag>\[[^\]]*\])?\.(?P<key>[^.\[\]]+)$")
 _METRIC_NAME = re.compile(r"^(?:(?P<mode>\w+)\.)?(?P<metric>\w+)(?P<tag>\[[^\]]*\])?$")
@@ -79,7 +83,7 @@ def setting_columns(results):
 def lower_is_better(column):
     """Whether a smaller value of a value column is the better one."""
     if column.startswith(TRAIN_RESULT_PREFIX):
-        return column[len(TRAIN_RESULT_PREFIX):] in LOWER_IS_BETTER_TRAIN_RESULTS
+        return _LOWER_IS_BETTER_TRAIN_RESULTS.match(column[len(TRAIN_RESULT_PREFIX):]) is not None
     parsed = parse_metric_column(column)
     return parsed is not None and (parsed.key in LOWER_IS_BETTER_KEYS
                                    or _LOWER_IS_BETTER_FORMS.search(parsed.key) is not None)

@@ -111,14 +111,16 @@ def no_rankable_note(results, damaged=False):
 
 def rank_column(results, rank_by, damaged_results=None, study=None):
     """The value column best.csv ranks by: the one rank_by names (a UserError saying why not and
-    what to give when no run has it), or for rank_by None the default metric's, in the protocol the
-    study (the runs root's study.json) evaluates it with where some run has that, or None when no
-    run has it. A metric's name without a protocol tag is its default protocol only
-    (columns.ranking_column). damaged_results: Collection.damaged_results, to say that the runs'
-    results of rank_by were left out as damaged, not absent."""
+    what to give when no run has it), or for rank_by None the default metric's, or None when no run
+    has it. A metric's name without a protocol tag is the protocol the study (the runs root's
+    study.json) evaluates it with where some run has that, else its default protocol only
+    (columns.ranking_column): `--rank_by factor_vae` of a study evaluating factor_vae with other
+    parameters had been refused, where the default mig followed the study. damaged_results:
+    Collection.damaged_results, to say that the runs' results of rank_by were left out as damaged,
+    not absent."""
     if rank_by is None:  # '' is no metric, not mig
         return study_metric_column(results, study, DEFAULT_RANK_BY, ranking_column)
-    column = ranking_column(results, rank_by)
+    column = study_metric_column(results, study, rank_by, ranking_column)
     if column is None:
         _refuse_rank_by(results, rank_by, damaged_results or {})
     return column
