@@ -271,6 +271,19 @@ def test_settings_that_lack_the_rank_value_in_part_or_whole_are_said_so(tmp_path
     assert report["rank_by_short"] == {"settings_in_part": 1, "settings_without": 1}
 
 
+def test_a_training_scalar_some_methods_log_is_not_sent_to_dlb_evaluate(tmp_path):
+    # runs without beta_tcvae's tc had been told to evaluate themselves "with that protocol (dlb_evaluate)"
+    root = tmp_path / "runs"
+    for beta in (1.0, 4.0):
+        make_run(root / str(beta), 0, beta=beta)
+    write_json(root / "1.0" / "model" / "results.json", {"loss": 90.0, "tc": 2.0, "steps": 20, "dlbench_version": "0.1.0"})
+    result = run_aggregate(root, "--out", tmp_path / "report", "--rank_by", "train_result.tc", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "which not every finished run has" in line]
+    assert line.endswith("1 setting has none (not candidates) and 0 have it from some of their runs; their methods "
+                         "do not log it in training; rank by another --rank_by"), line
+
+
 def test_runs_linked_into_the_root_are_counted_once_and_a_link_back_up_ends(tmp_path):
     # links to run folders had been skipped without a word ("no runs found" for a root of links)
     kept = make_study(tmp_path / "elsewhere", seeds=(1, 2))

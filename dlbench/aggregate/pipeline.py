@@ -10,9 +10,9 @@ import pandas as pd
 from dlbench import rundir
 from dlbench.aggregate import outputs
 from dlbench.aggregate.collect import check_runs_root, collect, read_study, readable
-from dlbench.aggregate.columns import (columns_of_metric, is_setting, metric_columns, metric_name, named_metric,
-                                       other_protocols, parse_metric_column, rankable_names, ranking_column,
-                                       study_metric_column, train_result_columns, value_columns)
+from dlbench.aggregate.columns import (TRAIN_RESULT_PREFIX, columns_of_metric, is_setting, metric_columns, metric_name,
+                                       named_metric, other_protocols, parse_metric_column, rankable_names,
+                                       ranking_column, study_metric_column, train_result_columns, value_columns)
 from dlbench.aggregate.leaderboard import best_settings, leaderboard, unranked_pairs
 from dlbench.aggregate.outputs import check_output_folder
 from dlbench.aggregate.representatives import representatives
@@ -73,8 +73,7 @@ class Aggregation:
             lines.append("no run has finished training: the leaderboard holds only the counts")
         short = self.report.get("rank_by_short", {})
         if short.get("settings_in_part") or short.get("settings_without"):
-            lines.append(f"{rank_short_note(self.report['rank_by'], short)}; evaluate their runs with that protocol "
-                         f"(dlb_evaluate), or rank by another --rank_by")
+            lines.append(f"{rank_short_note(self.report['rank_by'], short)}; {_fill_in_advice(self.report['rank_by'])}")
         if self.report.get("rank_by") is None and counts.get("done"):
             protocols = other_protocols(self.results, DEFAULT_RANK_BY)
             absent = no_default_note(DEFAULT_RANK_BY, protocols) if protocols else f"no run has {DEFAULT_RANK_BY}"
@@ -244,6 +243,14 @@ def rank_short_note(rank_by, short):
     return (f"best.csv ranks by {rank_by}, which not every finished run has: {without} setting"
             f"{'' if without == 1 else 's'} {_have(without)} none (not candidates) and {in_part} {_have(in_part)} it "
             f"from some of {'its' if in_part == 1 else 'their'} runs")
+
+
+def _fill_in_advice(rank_by):
+    """How the runs short of the ranking value get it: a training scalar is logged by some methods
+    only (beta_tcvae's tc), and no command computes it afterwards."""
+    if rank_by.startswith(TRAIN_RESULT_PREFIX):
+        return "their methods do not log it in training; rank by another --rank_by"
+    return "evaluate their runs with that protocol (dlb_evaluate), or rank by another --rank_by"
 
 
 def _have(count):
