@@ -276,7 +276,8 @@ def test_a_training_scalar_some_methods_log_is_not_sent_to_dlb_evaluate(tmp_path
     root = tmp_path / "runs"
     for beta in (1.0, 4.0):
         make_run(root / str(beta), 0, beta=beta)
-    write_json(root / "1.0" / "model" / "results.json", {"loss": 90.0, "tc": 2.0, "steps": 20, "dlbench_version": "0.1.0"})
+    write_json(root / "1.0" / "model" / "results.json",
+               {"loss": 90.0, "tc": 2.0, "steps": 20, "dlbench_version": "0.1.0"})
     result = run_aggregate(root, "--out", tmp_path / "report", "--rank_by", "train_result.tc", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stdout.splitlines() if "which not every finished run has" in line]
