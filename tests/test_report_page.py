@@ -145,6 +145,23 @@ def test_the_leaderboard_table_holds_leaderboard_csvs_settings_with_mean_and_sta
     assert rows[0][7]["text"] == "0.4"  # one seed: no standard error
 
 
+def test_the_sampled_representations_headline_is_a_column_of_the_leaderboard_table(tmp_path):
+    # evaluated with --mode sampled, its MIG had been in leaderboard.csv and nowhere on the page
+    from tests.fake_runs import write_metric
+
+    root = tmp_path / "runs"
+    for seed, mig, sampled in ((0, 0.1, 0.02), (1, 0.3, 0.04)):
+        run_dir = make_run(root / f"seed={seed}", seed, mig=mig)
+        write_metric(run_dir, "mig", {"discrete_mig": sampled}, mode="sampled", num_train=10000, num_bins=20)
+    report = build_report(root, tmp_path / "out", log=lambda line: None)
+    text = report.index.read_text(encoding="utf-8")
+    table = text[text.index('id="leaderboard-table"'):]
+    headers = [cell.partition(">")[2].partition("<")[0] for cell in table.split("<th")[1:]]
+    assert headers[-2:] == ["MIG (mean ± s.e.)", "MIG, sampled representation (mean ± s.e.)"], headers
+    [row] = parse_page(report.index).table_rows[:1]
+    assert [cell["text"] for cell in row[-2:]] == ["0.2 ± 0.1", "0.03 ± 0.01"]  # by hand: s.e. = sd / sqrt(2)
+
+
 def test_the_failed_run_is_listed_with_its_status_and_reason(built):
     report, _, _ = built
     text = report.index.read_text(encoding="utf-8")

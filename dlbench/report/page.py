@@ -167,7 +167,7 @@ def study_file_part(path, text):
 
 def leaderboard_section(board):
     settings = varying_settings(board)
-    metrics = headline_columns(board_columns(board))
+    metrics = headline_columns(board_columns(board), every_mode=True)  # a sampled result had been in the CSV only
     header = ([("dataset", "dataset"), ("method", "method")] + [(c, c) for c in settings]
               + [(c, c) for c in COUNT_COLUMNS]
               + [(f"{m.name} (mean ± s.e.)", f"{m.label}: mean ± standard error over the finished seeds")

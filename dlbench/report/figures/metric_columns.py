@@ -14,7 +14,8 @@ representation (the one disentanglement_lib evaluates), one column per protocol:
 `mig_chen`), the FactorVAE score (eval_accuracy), the reconstruction log-likelihood, then whatever
 else the study evaluated (beta-VAE score, SAP, DCI disentanglement, modularity, ..., total
 correlation, ELBO). The seed distributions and the strength curves show the headline columns;
-the sampled representation's scores appear in the heatmap only.
+the sampled representation's scores appear in the heatmap and, headline per protocol, in the
+report's leaderboard table after the mean representation's.
 
 Only metrics of dlbench's registry count. One registered after SCORES was written still appears:
 its numeric keys but standard errors and counts are scores, named by their column, without a unit.
@@ -136,13 +137,15 @@ def score_columns(columns):
     return sorted(scores, key=MetricColumn.order)
 
 
-def headline_columns(columns):
-    """The headline columns among metric columns (see the module's docstring), in order."""
+def headline_columns(columns, every_mode=False):
+    """The headline columns among metric columns (see the module's docstring), in order: the mean
+    representation's, or with every_mode those of the sampled one too."""
     scores = score_columns(columns)
     keys_of = {}
     for c in scores:
         keys_of.setdefault(c.metric, set()).add(c.key)
-    return [c for c in scores if c.mode == MEAN_MODE and c.key == _score_keys(c.metric, keys_of[c.metric])[0]]
+    return [c for c in scores if (every_mode or c.mode == MEAN_MODE)
+            and c.key == _score_keys(c.metric, keys_of[c.metric])[0]]
 
 
 def board_columns(board):
