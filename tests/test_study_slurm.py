@@ -135,9 +135,18 @@ def test_a_login_node_without_a_gpu_submits_jobs_with_the_device_as_given(tiny_d
     assert study_cli.main([*base, "--device", "cuda", "--stack", "4"]) == 0
     assert study_cli.main(base) == 0
     assert submitted == [("cuda", 4), ("auto", 1)]
-    # --stack auto would measure a GPU this machine lacks
-    assert study_cli.main([*base, "--device", "cuda"]) == 2
-    assert "--stack auto measures the GPU's memory on this machine, which has none" in capsys.readouterr().err
+    # the default's one run a task is said (it had gone without a word)
+    assert "each slurm task trains one run: --stack auto measures the GPU's memory" in capsys.readouterr().out
+    # --stack auto would measure a GPU this machine lacks: refused where asked for, or implied by
+    # --device cuda, and in a dry run too (it had printed the commands and exited 0)
+    for given in (["--device", "cuda"], ["--stack", "auto"], ["--device", "cuda", "--dry_run"],
+                  ["--stack", "auto", "--dry_run"]):
+        assert study_cli.main([*base, *given]) == 2, given
+        assert "--stack auto measures the GPU's memory on this machine, which has none" in capsys.readouterr().err
+    assert study_cli.main([*base, "--stack", "auto", "--device", "cpu"]) == 0  # CPU nodes: one run a task
+    assert submitted[-1] == ("cpu", 1)
+    assert study_cli.main([*base, "--stack", "0", "--dry_run"]) == 2
+    assert "bad --stack '0'" in capsys.readouterr().err
 
 
 def test_a_job_that_ends_without_a_result_stops_its_runs_and_says_why(trained_run, tmp_path):

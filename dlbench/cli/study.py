@@ -107,6 +107,10 @@ def _body(argv):
 
     check_data_root()
     if args.dry_run:
+        from dlbench.study.stacks import stack_size
+
+        # the stack's size checked as the study would (the device is the one the commands run on)
+        stack_size(args.stack, _remote_device(args, log=None) if args.executor in ("slurm", "ray") else "cpu")
         from dlbench.rundir import study_run_dir
 
         # the commands may be for other machines (a GPU cluster's nodes): the device is theirs to have
@@ -262,17 +266,23 @@ def _unheld(runs_root, name):
     return not rundir.claim_path(rundir.study_run_dir(runs_root, name)).exists()
 
 
-def _remote_device(args):
+def _remote_device(args, log=print):
     """--device as the jobs or workers will resolve it; --stack auto needs this machine to have the
-    GPU it measures."""
+    GPU it measures: refused where asked for (or implied by --device cuda), and said where it is the
+    default (each task trains one run; it had been so without a word). log None: no line."""
     import torch
 
     from dlbench.study.stacks import AUTO
 
-    if args.device == "cuda" and args.stack in (None, AUTO) and not torch.cuda.is_available():
+    if args.device == "cpu" or args.stack not in (None, AUTO) or torch.cuda.is_available():
+        return args.device
+    if args.device == "cuda" or args.stack == AUTO:
         raise UserError("--stack auto measures the GPU's memory on this machine, which has none; give the "
                         f"{args.executor} stacks a size, e.g. --stack 16 (dlb_bench study --stack on a GPU node "
-                        "helps choose)")
+                        "helps choose), or --device cpu where the nodes have no GPU (one run a task)")
+    if log:
+        log(f"each {args.executor} task trains one run: --stack auto measures the GPU's memory on this machine, "
+            f"which has none; --stack K trains K runs as one model on the nodes' GPUs")
     return args.device
 
 
