@@ -398,6 +398,20 @@ def test_the_fallback_line_does_not_ask_for_a_rerun(fallen_back):
     assert "run the command again" not in line, line
 
 
+def test_resume_without_the_newest_checkpoint_says_it_is_missing(two_checkpoints, tiny_data_root, tmp_path):
+    # the resume had gone back to the checkpoint before without a word
+    run_dir = copy_run(two_checkpoints[1], tmp_path)
+    assert read_run(run_dir)["step"] == 20
+    (run_dir / CHECKPOINTS / "step_000000020.pt").unlink()
+    result = run_in_process("dlb_train", "--run_dir", run_dir, "--no_progress", data_root=tiny_data_root)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    said = f"{run_dir}: the checkpoint of step 20, run.json's last, is missing; the run resumes from the newest one " \
+        "there"
+    assert lines.index(said) < lines.index(f"{run_dir}: resuming from step 10"), lines
+    assert read_run(run_dir)["status"] == "done"
+
+
 @pytest.mark.parametrize("damage", ["garbage", "unsafe pickle"])
 def test_resume_with_every_checkpoint_damaged(two_checkpoints, tiny_data_root, tmp_path, damage):
     run_dir = copy_run(two_checkpoints[1], tmp_path)

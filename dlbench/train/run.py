@@ -111,6 +111,7 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
         rundir.clear(run_dir)
     config_gin = rundir.config_gin_path(run_dir)
     if action is Prepare.RESUME:
+        say_missing_checkpoint(run_dir, record, log)
         resume_from_newest_checkpoint(run_dir, trainer, log)
         truncate_log(run_dir, trainer.step, record.get("train", {}).get("log_every"))
         say_other_threads(record, run_dir, device, log, in_study)
@@ -348,6 +349,15 @@ def finish_training(run_dir, trainer, train_seconds, steps_done, started, claim,
         "images_per_second": images_per_second, "dlbench_version": dlbench.__version__})
     shutil.rmtree(rundir.checkpoints_dir(run_dir), ignore_errors=True)  # only resume needs them
     rundir.mark_done(run_dir, session, trainer.step, started)
+
+
+def say_missing_checkpoint(run_dir, record, log=print):
+    """A line when the checkpoint of the step run.json last recorded is gone (deleted by hand, a
+    disk restored from an older copy): the resume starts from an earlier one, with no other word."""
+    step = record.get("step")
+    if isinstance(step, int) and step > 0 and not rundir.checkpoint_path(run_dir, step).exists():
+        log(f"{run_dir}: the checkpoint of step {step}, run.json's last, is missing; the run resumes from the "
+            f"newest one there")
 
 
 def resume_from_newest_checkpoint(run_dir, trainer, log):
