@@ -186,9 +186,10 @@ def _run(args, study, runs, runs_root):
     held = [name for name, status in statuses.items() if status == HELD]
     # a run another process held may have been finished by it meanwhile (two dlb_study on one root)
     elsewhere = [name for name in held if _done_and_let_go(study, specs[name], runs_root)]
-    # and one may have been let go unfinished (a dlb_evaluate by hand, a study killed): "still running
-    # there" had been said of runs nobody was working on
-    let_go = [name for name in held if name not in elsewhere and _unheld(runs_root, name)]
+    # and one may have been let go unfinished (a dlb_evaluate by hand, a study stopped) or its holder
+    # have died (a study killed, its claim left behind): "still running there" had been said of runs
+    # nobody was working on
+    let_go = [name for name in held if name not in elsewhere and _holder_gone(runs_root, name)]
     still_held = [name for name in held if name not in elsewhere and name not in let_go]
     done = sum(status == DONE for status in statuses.values())
     stopped = sum(status == STOPPED for status in statuses.values())
@@ -198,8 +199,8 @@ def _run(args, study, runs, runs_root):
           + (f" ({', '.join(failed)})" if failed else "")
           + (f", {stopped} stopped with their job (the same command resumes them)" if stopped else "")
           + (f", {len(still_held)} held by other processes, still running there" if still_held else "")
-          + (f", {len(let_go)} held by other processes that let go of them unfinished (the same command goes on "
-             f"with them)" if let_go else ""))
+          + (f", {len(let_go)} held by other processes that let go of them unfinished or died (the same command "
+             f"goes on with them)" if let_go else ""))
     _print_why(study, specs, runs_root, failed, still_held)
     if not args.retry_failed:  # retried already, they failed again: the same again would too
         _print_retry_advice(runs_root, failed, "this command")
@@ -264,6 +265,14 @@ def _unheld(runs_root, name):
     from dlbench import rundir
 
     return not rundir.claim_path(rundir.study_run_dir(runs_root, name)).exists()
+
+
+def _holder_gone(runs_root, name):
+    """Whether no live process holds the study's run `name`: its claim released, or its holder dead
+    (on this host, at once; elsewhere once its lease has run out)."""
+    from dlbench import rundir
+
+    return rundir.held_by(rundir.study_run_dir(runs_root, name)) is None
 
 
 def _remote_device(args, log=print):
