@@ -123,6 +123,7 @@ def test_a_login_node_without_a_gpu_submits_jobs_with_the_device_as_given(tiny_d
     from dlbench.study import slurm
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(slurm, "on_slurm", lambda: True)  # sbatch found: the jobs run on the nodes
     submitted = []
 
     def run_slurm(study, runs, runs_root, device, options, retry_failed=False, log=print, stack=1):
@@ -147,6 +148,10 @@ def test_a_login_node_without_a_gpu_submits_jobs_with_the_device_as_given(tiny_d
     assert submitted[-1] == ("cpu", 1)
     assert study_cli.main([*base, "--stack", "0", "--dry_run"]) == 2
     assert "bad --stack '0'" in capsys.readouterr().err
+    # without Slurm the jobs run here: this machine's device sizes the stacks, and no word of the nodes' GPUs
+    monkeypatch.setattr(slurm, "on_slurm", lambda: False)
+    assert study_cli.main([*base, "--stack", "auto"]) == 0
+    assert submitted[-1] == ("auto", 1) and "GPU" not in capsys.readouterr().out
 
 
 def test_a_job_that_ends_without_a_result_stops_its_runs_and_says_why(trained_run, tmp_path):

@@ -110,7 +110,7 @@ def _body(argv):
         from dlbench.study.stacks import stack_size
 
         # the stack's size checked as the study would (the device is the one the commands run on)
-        stack_size(args.stack, _remote_device(args, log=None) if args.executor in ("slurm", "ray") else "cpu")
+        stack_size(args.stack, _stack_device(args, log=None) if _on_other_machines(args) else "cpu")
         from dlbench.rundir import study_run_dir
 
         # the commands may be for other machines (a GPU cluster's nodes): the device is theirs to have
@@ -135,10 +135,10 @@ def _run(args, study, runs, runs_root):
 
     # Slurm's jobs and Ray's workers resolve the device where they run: a login node or a driver
     # without a GPU sends work to GPU nodes
-    device = _remote_device(args) if args.executor in ("slurm", "ray") else resolve_device(args.device)
+    device = args.device if args.executor in ("slurm", "ray") else resolve_device(args.device)
     from dlbench.study.stacks import stack_size
 
-    stack = stack_size(args.stack, device)  # a bad --stack is refused before anything is written
+    stack = stack_size(args.stack, _stack_device(args))  # a bad --stack is refused before anything is written
     specs = {spec.name: spec for spec in runs}
     # a finished run is not sent: on Slurm each had been a job, an allocation queued to do nothing;
     # nor, without --retry_failed, one whose training failed, which its unit would leave alone (a
@@ -275,14 +275,29 @@ def _holder_gone(runs_root, name):
     return rundir.held_by(rundir.study_run_dir(runs_root, name)) is None
 
 
-def _remote_device(args, log=print):
-    """--device as the jobs or workers will resolve it; --stack auto needs this machine to have the
+def _on_other_machines(args):
+    """Whether the study's jobs or workers run on other machines than this one: on Slurm, or on a Ray
+    cluster given by --ray_address (not the local pool, a local Ray instance or submitit's local
+    executor)."""
+    if args.executor == "slurm":
+        from dlbench.study.slurm import on_slurm
+
+        return on_slurm()
+    return args.executor == "ray" and args.ray_address is not None
+
+
+def _stack_device(args, log=print):
+    """The device --stack auto sizes stacks for: this machine's where the work runs here; on other
+    machines --device as they will resolve it, where --stack auto needs this machine to have the
     GPU it measures: refused where asked for (or implied by --device cuda), and said where it is the
     default (each task trains one run; it had been so without a word). log None: no line."""
     import torch
 
     from dlbench.study.stacks import AUTO
+    from dlbench.train import resolve_device
 
+    if not _on_other_machines(args):
+        return resolve_device(args.device)
     if args.device == "cpu" or args.stack not in (None, AUTO) or torch.cuda.is_available():
         return args.device
     if args.device == "cuda" or args.stack == AUTO:

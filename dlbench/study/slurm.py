@@ -27,6 +27,11 @@ def _submitit():
     return submitit
 
 
+def on_slurm():
+    """Whether submitit finds Slurm here (sbatch), where its jobs run on the cluster's nodes."""
+    return _submitit().AutoExecutor.which() == "slurm"
+
+
 class ItemJob:
     """One work item (a run, or a stack of runs) as a submitit job (a Checkpointable: requeued as
     itself when preempted)."""
