@@ -154,6 +154,22 @@ def test_a_login_node_without_a_gpu_submits_jobs_with_the_device_as_given(tiny_d
     assert submitted[-1] == ("auto", 1) and "GPU" not in capsys.readouterr().out
 
 
+def test_runs_stopped_with_their_jobs_are_counted_in_the_summary(tiny_dsprites, tmp_path, monkeypatch, capsys):
+    # "1 stopped with their job" had been said of one
+    from dlbench.study import slurm
+    from dlbench.study.unit import STOPPED
+
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 2.0]}")
+    base = [str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "slurm", "--device", "cpu",
+            "--no_progress"]
+    for stopped, said in ((1, "1 stopped with its job (the same command resumes it)"),
+                          (2, "2 stopped with their jobs (the same command resumes them)")):
+        monkeypatch.setattr(slurm, "run_slurm", lambda study, runs, *args, stopped=stopped, **kwargs: {
+            spec.name: STOPPED for spec in runs[:stopped]} | {spec.name: DONE for spec in runs[stopped:]})
+        assert study_cli.main(base) == 1
+        assert f"finished, 0 failed, {said}" in capsys.readouterr().out
+
+
 def test_a_job_that_ends_without_a_result_stops_its_runs_and_says_why(trained_run, tmp_path):
     # its runs had been counted failed (run.json said interrupted, and a rerun resumed them), with
     # the last line of submitit's log as the reason ("Loading pickle: ...")

@@ -197,7 +197,7 @@ def _run(args, study, runs, runs_root):
     print(f"study {study.name}: {finished} run{'' if finished == 1 else 's'} finished"
           + (f" ({len(elsewhere)} by other processes)" if elsewhere else "") + f", {len(failed)} failed"
           + (f" ({', '.join(failed)})" if failed else "")
-          + (f", {stopped} stopped with their job (the same command resumes them)" if stopped else "")
+          + (f", {_stopped_with_jobs(stopped)}" if stopped else "")
           + (f", {len(still_held)} held by other processes, still running there" if still_held else "")
           + (f", {len(let_go)} held by other processes that let go of them unfinished or died (the same command "
              f"goes on with them)" if let_go else ""))
@@ -205,6 +205,12 @@ def _run(args, study, runs, runs_root):
     if not args.retry_failed:  # retried already, they failed again: the same again would too
         _print_retry_advice(runs_root, failed, "this command")
     return 0 if finished == len(statuses) else 1
+
+
+def _stopped_with_jobs(count):
+    if count == 1:
+        return "1 stopped with its job (the same command resumes it)"
+    return f"{count} stopped with their jobs (the same command resumes them)"
 
 
 def _print_retry_advice(runs_root, failed, command):
