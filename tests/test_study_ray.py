@@ -194,10 +194,14 @@ def test_ray_workers_resolve_the_device_where_they_run(local_ray, tiny_dsprites,
     # as on a cluster of GPU nodes (this local instance has no GPU to place a worker of 1 on)
     monkeypatch.setattr(ray_executor, "check_cluster", lambda *args: None)
     study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0]}")
-    base = [str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "ray", "--no_progress"]
+    # a cluster's address: the workers run on its nodes (a local instance's run here, whose device decides)
+    base = [str(study), "--runs_root", str(tmp_path / "runs"), "--executor", "ray", "--ray_address", "head:6379",
+            "--no_progress"]
     assert study_cli.main([*base, "--device", "cuda", "--gpus_per_worker", "1", "--stack", "2"]) == 0
     assert study_cli.main(base) == 0
     assert sent == [("cuda", 2), ("auto", 1)]
+    local = [arg for arg in base if arg not in ("--ray_address", "head:6379")]
+    assert study_cli.main([*local, "--device", "cuda", "--gpus_per_worker", "1", "--stack", "2"]) == 2
     # and a worker resolves "auto" on its own node: here, without a GPU, the CPU
     ran = []
     monkeypatch.setattr(ray_executor, "run_item", lambda item, device, *args, **kwargs: ran.append(device) or {})
