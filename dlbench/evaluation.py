@@ -388,8 +388,9 @@ def evaluate_representation(representation, dataset, out, metric_names=DEFAULT_M
                         f"representation")
     run = rundir.first_run_under(out)  # dlb_aggregate reads the runs there, never a representation's results
     if run is not None:
-        raise UserError(f"--out '{said}' holds dlb_train runs ('{Path(said) / run.relative_to(out)}'), whose aggregation would not read the "
-                        f"representation's results beside them; choose another --out for the representation")
+        raise UserError(f"--out '{said}' holds dlb_train runs ('{Path(said) / run.relative_to(out)}'), whose "
+                        f"aggregation would not read the representation's results beside them; choose another "
+                        f"--out for the representation")
     for name in metric_names:
         if needs_model(name) and not (name in ENCODER_METRICS and encoder):
             needed = "--encoder (a module giving (mean, logvar))" if name in ENCODER_METRICS else \

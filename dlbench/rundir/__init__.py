@@ -28,8 +28,8 @@ from dlbench.rundir.lifecycle import (BOOKKEEPING_TRAIN_SETTINGS, TRAIN_DEFAULTS
                                       mark_stopped,
                                       new_session, prepare, records_config, same_setting)
 from dlbench.rundir.record import (Status, enclosing_run, first_run_under, git_revision, is_run, missing_training_file,
-                                   not_a_run_problem, read_run, read_train_results, require_finished_run, resume_command, retrain_command,
-                                   retrain_fix, update_run)
+                                   not_a_run_problem, read_run, read_train_results, require_finished_run,
+                                   resume_command, retrain_command, retrain_fix, update_run)
 
 __all__ = [
     # files
