@@ -179,3 +179,20 @@ def test_the_marks_record_the_lifecycle_in_run_json(tmp_path):
     assert rundir.read_run(tmp_path)["error"] == "RuntimeError: boom"
     with pytest.raises(UserError, match=r"failed \(RuntimeError: boom\); there is no model to use"):
         rundir.require_finished_run(tmp_path)
+
+
+@pytest.mark.parametrize("status, overwrite, other_config, kept", [
+    ("running", False, False, True),   # killed before its first checkpoint: trained again from step 0
+    ("failed", True, False, True),     # --retry_failed, or --overwrite with its own config
+    ("failed", True, True, False),     # replaced by another config's run
+    ("done", True, False, False),      # a finished run trained again on purpose starts a new history
+])
+def test_a_run_trained_again_in_its_folder_keeps_its_sessions_where_it_is_the_same_run(tmp_path, status, overwrite,
+                                                                                       other_config, kept):
+    from dlbench.train.run import earlier_sessions
+
+    sessions = [{"host": "h", "pid": 1, "from_step": 0, "stacked": False, "to_step": 0, "ended": "failed"}]
+    rundir.update_run(tmp_path, **IDENTITY, status=status, sessions=sessions)
+    identity = {**IDENTITY, "hyperparameters": {"beta": 8.0}} if other_config else IDENTITY
+    assert earlier_sessions(tmp_path, identity, overwrite) == ({"sessions": sessions} if kept else {})
+    assert earlier_sessions(tmp_path / "nothing", identity, overwrite) == {}  # no run.json: a start cut short

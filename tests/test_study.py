@@ -806,10 +806,13 @@ def test_retry_failed_trains_again_the_failed_runs_and_those_whose_run_json_is_d
 
     retried = run_in_process("dlb_study", *args, "--retry_failed")
     assert retried.returncode == 0, retried.stdout + retried.stderr
-    for run_dir in (failed, damaged):
+    # the failed run's history goes on (it had been dropped); the damaged run.json's cannot be read
+    for run_dir, earlier in ((failed, marked["sessions"]), (damaged, [])):
         record = rundir.read_run(run_dir)
         assert record["status"] == "done" and record.get("error") is None, record
-        assert [(s["from_step"], s["to_step"], s["ended"]) for s in record["sessions"]] == [(0, 20, "done")]
+        assert [(s["from_step"], s["to_step"], s["ended"]) for s in record["sessions"]] == [
+            *((s["from_step"], s["to_step"], s["ended"]) for s in earlier), (0, 20, "done")], record["sessions"]
+    assert len(marked["sessions"]) == 1
     assert_same_study(weights_and_results(runs), before)
 
 

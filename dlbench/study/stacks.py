@@ -131,11 +131,11 @@ def run_item(item, device, retry_failed=False, progress=False, log=print):
     from dlbench.train.stacked_run import train_stack
 
     device = torch.device(device)
-    if retry_failed:
-        _clear_failed(item)
     specs, configs = zip(*[resolved(unit) for unit in item])
+    # --retry_failed: a failed run of the stack starts again from step 0 (asked once it is held)
+    retry = (lambda run_dir: recorded_status(run_dir) == rundir.Status.FAILED) if retry_failed else None
     try:
-        trained = train_stack([unit.run_dir for unit in item], specs, device, configs, progress, log)
+        trained = train_stack([unit.run_dir for unit in item], specs, device, configs, progress, log, retry)
     except STOPS_THE_STUDY:
         raise
     except Exception as err:  # noqa: BLE001  (a bug in one stack must not stop the study)
@@ -159,16 +159,3 @@ def run_item(item, device, retry_failed=False, progress=False, log=print):
             rundir.update_run(unit.run_dir, evaluation_error=reason(err))
             statuses[unit.run_dir] = FAILED
     return statuses
-
-
-def _clear_failed(item):
-    """--retry_failed: the failed runs of a stack start again from step 0."""
-    for unit in item:
-        if recorded_status(unit.run_dir) != rundir.Status.FAILED:
-            continue
-        try:
-            with rundir.hold_run(unit.run_dir, "cleared for a retry"):
-                if recorded_status(unit.run_dir) == rundir.Status.FAILED:  # still, now that it is held here
-                    rundir.clear(unit.run_dir)
-        except rundir.RunHeld:
-            pass  # another process has it: train_stack leaves it to that process

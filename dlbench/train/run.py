@@ -107,7 +107,7 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
     if action is Prepare.RESTART:
         if not overwrite:
             log(f"{run_dir}: the unfinished run has no checkpoint to resume from; training starts again from step 0")
-            history = earlier_sessions(run_dir)
+        history = earlier_sessions(run_dir, identity, overwrite)
         rundir.clear(run_dir)
     config_gin = rundir.config_gin_path(run_dir)
     if action is Prepare.RESUME:
@@ -139,16 +139,22 @@ def start_training(run_dir, spec, data, device, action, config_text, overwrite, 
     return trainer
 
 
-def earlier_sessions(run_dir):
-    """{'sessions': [...]} of an unfinished run trained again from step 0 because it kept no checkpoint:
-    its history goes on (the session left open is closed as lost at step 0, where this one starts),
-    so that a session killed before its first checkpoint is not dropped from the list. Empty where
-    run.json is not there or unreadable (a start cut short before it)."""
+def earlier_sessions(run_dir, identity, overwrite):
+    """{'sessions': [...]} of a run trained again from step 0 in its folder where its history goes
+    on: an unfinished run that kept no checkpoint (the session left open is closed as lost at step
+    0, where this one starts: a session killed before its first checkpoint had been dropped from
+    the list), and a failed run trained again with its own config (--retry_failed, or --overwrite
+    of the same config: its failed sessions had been dropped). Empty for a run replaced by another
+    config's, and where run.json is not there or unreadable (a start cut short before it)."""
     try:
-        sessions = rundir.read_run(run_dir).get("sessions")
+        record = rundir.read_run(run_dir)
     except (FileNotFoundError, CorruptFile):
         return {}
-    return {"sessions": sessions} if isinstance(sessions, list) and sessions else {}
+    retried = record.get("status") == Status.FAILED and not rundir.config_differences(record, identity)
+    sessions = record.get("sessions")
+    if (overwrite and not retried) or not (isinstance(sessions, list) and sessions):
+        return {}
+    return {"sessions": sessions}
 
 
 def say_other_threads(record, run_dir, device, log, in_study=False):

@@ -23,10 +23,11 @@ from dlbench.train.run import (CheckpointSchedule, LogWriter, StopOnSignals, cpu
 from dlbench.train.stack import StackedTrainer
 
 
-def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print):
+def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print, retry=None):
     """{run_dir: Status.DONE, Status.FAILED, SKIPPED or HELD} for runs that stack_problem accepts
     together. A signal (SIGINT, SIGTERM, SIGHUP) ends the current step, writes every live run's
-    checkpoint, marks them interrupted and raises Interrupted."""
+    checkpoint, marks them interrupted and raises Interrupted. retry(run_dir), asked once the run
+    is held here: whether to train it again from step 0 (--retry_failed of a failed run)."""
     run_dirs = [Path(d) for d in run_dirs]
     statuses = {}
     with StopOnSignals() as stop, contextlib.ExitStack() as holds, \
@@ -40,8 +41,9 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
         members = []
         for run_dir, spec, text in zip(run_dirs, specs, config_texts):
             if run_dir in claims:
+                overwrite = retry is not None and retry(run_dir)
                 try:
-                    action = rundir.prepare(run_dir, spec.identity(), overwrite=False)
+                    action = rundir.prepare(run_dir, spec.identity(), overwrite=overwrite)
                 except UserError as err:  # the folder's own problem (not a run, a damaged run.json): that run's alone
                     log(f"{run_dir}: failed: {err}")
                     statuses[run_dir] = Status.FAILED
@@ -49,14 +51,15 @@ def train_stack(run_dirs, specs, device, config_texts, progress=True, log=print)
                 if action is Prepare.SKIP:
                     statuses[run_dir] = left_alone(run_dir, log, in_study=True)  # stacks are a study's
                 else:
-                    members.append((run_dir, spec, text, action))
+                    members.append((run_dir, spec, text, action, overwrite))
         if not members:
             return statuses
         # a resumed run's recorded data is checked before any is generated (data_of)
-        first_dir, first_spec, _, first_action = next((m for m in members if m[3] is Prepare.RESUME), members[0])
+        first_dir, first_spec, _, first_action, _ = next((m for m in members if m[3] is Prepare.RESUME), members[0])
         data = data_of(first_dir, first_spec, first_action, progress)
-        trainers = [start_training(run_dir, spec, data, device, action, text, False, claims[run_dir], log,
-                                   in_study=True, stacked=len(members)) for run_dir, spec, text, action in members]
+        trainers = [start_training(run_dir, spec, data, device, action, text, overwrite, claims[run_dir], log,
+                                   in_study=True, stacked=len(members))
+                    for run_dir, spec, text, action, overwrite in members]
         _resume_at_one_step([member[0] for member in members], trainers, log)
         for step in sorted({trainer.step for trainer in trainers}):
             group = [(member[0], member[1], trainer) for member, trainer in zip(members, trainers) if trainer.step == step]
