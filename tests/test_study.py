@@ -582,6 +582,33 @@ def test_an_evaluation_that_failed_and_was_mended_counts_as_done(trained_run, tm
     assert run_state(study, spec, tmp_path / "runs") == ("done", None)
 
 
+def test_a_metric_that_raises_fails_the_evaluation_not_the_trained_run(trained_run, tmp_path, capsys, monkeypatch):
+    # a metric's bug (not a UserError) had marked the trained run's training failed: --retry_failed
+    # was advised to train it again from step 0, and a plain rerun did not try its evaluation again
+    import dlbench.evaluation
+    from dlbench import rundir
+    from dlbench.cli import study as study_cli
+    from dlbench.study import run_state
+
+    study, spec, unit = study_of_the_trained_run(trained_run, tmp_path)  # only its evaluation is left
+    args = [study.file, "--runs_root", str(tmp_path / "runs"), "--device", "cpu", "--workers", "1", "--no_progress"]
+    real = dlbench.evaluation.evaluate_run
+
+    def broken(*args, **kwargs):
+        raise IndexError("index 18 is out of bounds for axis 0 with size 16")
+
+    monkeypatch.setattr(dlbench.evaluation, "evaluate_run", broken)
+    assert study_cli.main(args) == 1
+    out = capsys.readouterr().out
+    record = rundir.read_run(unit.run_dir)
+    assert record["status"] == "done" and record["evaluation_error"].startswith("IndexError: index 18"), record
+    assert "evaluation failed: IndexError" in out and "--retry_failed" not in out, out
+    assert run_state(study, spec, tmp_path / "runs")[0] == "failed"
+    monkeypatch.setattr(dlbench.evaluation, "evaluate_run", real)  # mended: the same command evaluates it
+    assert study_cli.main(args) == 0
+    assert run_state(study, spec, tmp_path / "runs") == ("done", None)
+
+
 @pytest.mark.parametrize("terminal", [True, False])
 def test_the_study_draws_its_bar_only_into_a_terminal(trained_run, tmp_path, capsys, monkeypatch, terminal):
     # it had drawn it into pipes and logs too, each redraw one more line there

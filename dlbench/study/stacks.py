@@ -152,10 +152,4 @@ def run_item(item, device, retry_failed=False, progress=False, log=print):
                 statuses[unit.run_dir] = evaluate_unit(unit, device, log)
         except rundir.RunHeld:
             statuses[unit.run_dir] = HELD
-        except STOPS_THE_STUDY:
-            raise
-        except Exception as err:  # noqa: BLE001  (as in run_unit: one run's bug must not stop the study)
-            log(f"{unit.run_dir}: evaluation failed: {reason(err)}")
-            rundir.update_run(unit.run_dir, evaluation_error=reason(err))
-            statuses[unit.run_dir] = FAILED
     return statuses

@@ -95,11 +95,12 @@ def evaluate_unit(unit, device, log=print):
     try:
         evaluate_run(unit.run_dir, list(unit.metrics), "mean", device, params=unit.metric_params, log=log,
                      say_kept=False)
-    except OtherDataFound:
+    except STOPS_THE_STUDY:
         raise
-    except UserError as err:
-        rundir.update_run(unit.run_dir, evaluation_error=str(err))
-        log(f"{unit.run_dir}: evaluation failed: {err}")
+    except Exception as err:  # noqa: BLE001  (a metric's bug: the run stays trained, its evaluation is tried again)
+        # raised into run_unit's handler, it had marked the trained run's training failed
+        rundir.update_run(unit.run_dir, evaluation_error=reason(err))
+        log(f"{unit.run_dir}: evaluation failed: {reason(err)}")
         return FAILED
     # an earlier evaluation's failure, now mended (its file restored, the result recomputed): left
     # in run.json, --status had called the run failed for good
