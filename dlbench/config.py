@@ -385,6 +385,8 @@ def gin_problem(err, source_text=None, source_file=None):
         return f"{text}; configurables: {', '.join(configurables())}"
     if is_not_a_literal(err):
         return not_a_literal(err)
+    if isinstance(err, ImportError):  # a gin `import` line: nothing is wrong with the bindings
+        return f"{text}; an `import` line names a module Python cannot import (put its folder on PYTHONPATH)"
     expression = " (values are not evaluated: write 200, not 100*2)" if "Expected newline" in text else ""
     return (f"{text}; a binding is NAME.PARAM = VALUE, VALUE a Python literal (1e-4, 'conv', [1, 2]) or a "
             f"@reference{expression}")

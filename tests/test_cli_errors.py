@@ -44,6 +44,9 @@ def assert_user_error(capsys, code, *needles):
     ("beta_vae.beta = (", "bad gin config"),
     ("train.steps = -3", "train.steps must be an integer >= 1, got -3"),
     ("train.seed = 18446744073709551616", "train.seed must be an integer"),  # torch had overflowed at step 0
+    # the advice had been how to write a binding
+    ("import nosuchmodule_dlb", "No module named 'nosuchmodule_dlb' (In bindings string line 1); an `import` "
+                                "line names a module Python cannot import (put its folder on PYTHONPATH)"),
 ])
 def test_bad_bindings(tiny_dsprites, tmp_path, capsys, binding, needle):
     code = train.main(tiny_train_args(tmp_path / "run", binding))
