@@ -33,6 +33,16 @@ def test_every_method_has_one_signature_and_no_state_between_its_calls():
         assert cls.loss is Method.loss, name
 
 
+def test_every_setting_of_a_method_is_in_its_recorded_hyperparameters():
+    # a setting left out of hyperparameters() is not part of the run's identity: a run with
+    # another value of it would be taken for the finished run ("left alone") and counted as its copy
+    import inspect
+
+    for name, cls in METHODS.items():
+        settings = {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+        assert set(cls().hyperparameters()) == settings, name
+
+
 def test_every_registered_method_has_a_gin_file_and_a_readme_entry():
     readme = (REPO / "README.md").read_text()
     for name, gin_file in METHOD_GINS.items():
