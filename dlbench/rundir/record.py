@@ -51,9 +51,9 @@ def not_a_run_problem(run_dir):
     # named as given where it can be (runs/lg, not /home/.../runs/lg)
     outer = next((folder for folder in Path(run_dir).parents if is_run(folder)), None) or \
         enclosing_run(Path(run_dir).absolute().parent)
-    inner = first_run_under(run_dir)
     if outer is not None:
         return f"'{run_dir}' is {what} inside the run directory '{outer}'; give that run directory"
+    inner = first_run_under(run_dir)  # searched only where no run encloses it
     if inner is not None:
         return (f"'{run_dir}' is a folder of runs, not a run directory (no run.json); give one run directory, "
                 f"e.g. '{inner}'")
