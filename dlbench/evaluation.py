@@ -479,9 +479,16 @@ def _results_of_others(out, described):
         keys = _DESCRIBING
         if described["encoder"] and result.get("metric") in ENCODER_METRICS:
             keys += _DESCRIBING_ENCODER
-        if any(key in result and result[key] != described[key] for key in keys):
+        if any(key in result and not _same(key, result[key], described[key]) for key in keys):
             others.append((path.parent, result))
     return others
+
+
+def _same(key, stored, now):
+    """Whether a stored result's `key` describes what is scored now."""
+    if key == "dataset_shape" and isinstance(stored, dict) and isinstance(now, dict):
+        return dlbench.data.same_grid(stored, now)
+    return stored == now
 
 
 def _folders(others):
@@ -494,8 +501,9 @@ def _whose(result, described):
     if representation == described["representation"] and \
             result.get("representation_sha256") != described["representation_sha256"]:
         representation = f"an earlier {representation} (the file has changed since)"
-    grid = "" if result.get("dataset") != described["dataset"] or result.get("dataset_shape") in (
-        None, described["dataset_shape"]) else " (another grid of it)"
+    stored_grid = result.get("dataset_shape")
+    grid = "" if result.get("dataset") != described["dataset"] or stored_grid is None or _same(
+        "dataset_shape", stored_grid, described["dataset_shape"]) else " (another grid of it)"
     encoder = "" if result.get("encoder") is None or (result["encoder"], result.get("encoder_sha256")) == (
         described["encoder"], described["encoder_sha256"]) else f" with the encoder {result['encoder']}"
     return f"{representation} on {result.get('dataset')}{grid}{encoder}"

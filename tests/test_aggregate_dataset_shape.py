@@ -2,6 +2,7 @@
 `dlb_data make --keep`, DLBENCH_DATA pointed elsewhere) are different settings: never averaged
 together, never taken for copies of each other. Run directories are fabricated (tests/fake_runs.py)."""
 
+import hashlib
 import json
 
 import pandas as pd
@@ -107,3 +108,32 @@ def test_a_damaged_recorded_grid_leaves_the_run_out_with_one_line(tmp_path, shap
     assert sorted(aggregation.results["run_dir"]) == ["full/s0", "full/s1"]
     [line] = aggregation.left_out
     assert line.startswith("run left out: ") and "dataset_shape" in line and "damaged" in line and "run.json" in line
+
+
+def test_two_reduced_grids_of_one_shape_are_two_settings_named_by_what_they_kept(tmp_path):
+    # orientation 0:40:4 and 2:40:4 have one shape: their runs had been pooled, the second seed 0 a "copy"
+    root = tmp_path / "runs"
+    kept = {"even": {"orientation": list(range(0, 40, 4))}, "odd": {"orientation": list(range(2, 40, 4))}}
+    for grid, mig in (("even", 0.3), ("odd", 0.6)):
+        make_run(root / grid / "s0", 0, mig=mig, dataset_shape={**REDUCED, "kept": kept[grid]})
+    make_run(root / "full" / "s0", 0, mig=0.1, dataset_shape=FULL)
+
+    aggregation = aggregate_runs(root, tmp_path / "report")
+
+    assert aggregation.duplicates == []
+    board = aggregation.board.set_index("dataset")
+    labels = {grid: f"{REDUCED_LABEL[:-1]},kept=#{hashlib.sha1(json.dumps(kept[grid]).encode()).hexdigest()[:8]}]"
+              for grid in kept}
+    # the full grid's shape is its own: its label names no kept values
+    assert sorted(board.index) == sorted([FULL_LABEL, *labels.values()])
+    assert board.loc[labels["even"], "mig.discrete_mig.mean"] == 0.3
+    assert board.loc[labels["odd"], "mig.discrete_mig.mean"] == 0.6
+
+
+def test_a_reduced_grid_beside_the_full_one_is_named_by_its_shape_alone(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root / "reduced" / "s0", 0, mig=0.3,
+             dataset_shape={**REDUCED, "kept": {"orientation": list(range(0, 40, 4))}})
+    make_run(root / "full" / "s0", 0, mig=0.1, dataset_shape=FULL)
+    board = aggregate_runs(root, tmp_path / "report").board
+    assert sorted(board["dataset"]) == sorted([FULL_LABEL, REDUCED_LABEL])

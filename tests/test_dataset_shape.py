@@ -31,7 +31,43 @@ def other_data_root(tmp_path_factory):
 def test_a_run_records_the_grid_it_trained_on(trained_run):
     # the tiny grid: 3 shapes, 2 scales, 4 orientations, 4 x 4 positions (colour has one value, and no factor)
     shape = json.loads((trained_run / "run.json").read_text())["dataset_shape"]
-    assert shape == {"observations": 3 * 2 * 4 * 4 * 4, "factor_sizes": [3, 2, 4, 4, 4]}
+    # and the class indices (of the published grid) of the factors it reduces: the shape's own shape is kept
+    assert shape == {"observations": 3 * 2 * 4 * 4 * 4, "factor_sizes": [3, 2, 4, 4, 4],
+                     "kept": {name: TINY_GRID[name] for name in ("scale", "orientation", "posX", "posY")}}
+
+
+@pytest.fixture(scope="module")
+def same_shape_data_root(tmp_path_factory):
+    """Another reduced grid of the tiny grid's very shape: scales 1 and 3 instead of 0 and 5."""
+    root = tmp_path_factory.mktemp("same_shape_data")
+    generate_npz(root / "dsprites" / FILENAME, class_indices={**TINY_GRID, "scale": [1, 3]})
+    return root
+
+
+def test_evaluation_on_another_grid_of_the_same_shape_is_refused(trained_run, same_shape_data_root, monkeypatch,
+                                                                capsys):
+    # the counts and factor sizes agree, so its MIG had been computed on images the model never saw
+    monkeypatch.setenv("DLBENCH_DATA", str(same_shape_data_root))
+    before = tree(trained_run)
+    assert evaluate_cli.main([str(trained_run), "--metrics", "mig", "--metric_param", "mig.num_train=200"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and NEEDLE in err[0], err
+    kept = "the grid kept orientation=0,10,20,30 posX=0,10,21,31 posY=0,10,21,31 scale="
+    assert f"{kept}0,5, but" in err[0] and f"{kept}1,3;" in err[0]
+    assert tree(trained_run) == before
+
+
+def test_a_run_recorded_before_kept_classes_were_is_evaluated_as_before(trained_run, tmp_path, monkeypatch, capsys):
+    """Runs whose dataset_shape has no 'kept' are compared on the count and the factor sizes alone."""
+    import shutil
+
+    run_dir = tmp_path / "older"
+    shutil.copytree(trained_run, run_dir)
+    record = json.loads((run_dir / "run.json").read_text())
+    del record["dataset_shape"]["kept"]
+    (run_dir / "run.json").write_text(json.dumps(record))
+    assert evaluate_cli.main([str(run_dir), "--metrics", "mig", "--metric_param", "mig.num_train=200"]) == 0
+    capsys.readouterr()
 
 
 def test_evaluation_on_other_data_is_refused_with_nothing_written(trained_run, other_data_root, monkeypatch,

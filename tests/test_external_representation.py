@@ -237,6 +237,11 @@ def test_a_stored_result_is_reused_only_for_the_same_representation_unchanged(ti
     result = evaluated(capsys, script, out, "dsprites", "--overwrite")
     assert result.returncode == 0 and "kept the results" not in result.stdout
     assert results_of(out, "mig", {"num_train": 300})["dataset_shape"]["observations"] == 480
+    # a grid of that very shape that kept other positions: its results had been kept as this one's
+    same_shape_root = tmp_path / "same_shape_grid"
+    generate_npz(same_shape_root / "dsprites" / FILENAME, class_indices={**TINY_GRID, "posX": [1, 9, 17, 25, 30]})
+    monkeypatch.setenv("DLBENCH_DATA", str(same_shape_root))
+    assert_one_line_error(evaluated(capsys, script, out), "on dsprites (another grid of it)")
 
 
 def test_an_out_never_mixes_two_representations_results(tiny_dsprites, tmp_path, capsys):

@@ -488,9 +488,14 @@ def _label_grids(runs):
     for run in runs:
         grids.setdefault(run.row["dataset"], set()).add(run.row["dataset_shape"])
     for run in runs:
-        if run.row["dataset_shape"] is not None and len(grids[run.row["dataset"]] - {None}) > 1:
-            run.row["dataset"] = dataset_label(run.record["dataset"], run.record.get("dataset_options"),
-                                               run.record["dataset_shape"])
+        label_grids = grids[run.row["dataset"]] - {None}
+        if run.row["dataset_shape"] is not None and len(label_grids) > 1:
+            shape = run.record["dataset_shape"]
+            # which values a grid kept is named (as a hash) only where two grids of one shape need it
+            sized = shape_text(shape, kept=False)
+            if sum(shape_text_without_kept(text) == sized for text in label_grids) < 2:
+                shape = {key: value for key, value in shape.items() if key != "kept"}
+            run.row["dataset"] = dataset_label(run.record["dataset"], run.record.get("dataset_options"), shape)
 
 
 def _study_run_names(runs_root):
@@ -551,17 +556,24 @@ def dataset_label(name, options, shape=None):
     return f"{name}[{','.join(shown)}]" if shown else name
 
 
-def shape_text(shape):
+def shape_text(shape, kept=True):
     """run.json's dataset_shape as one word, 'observations=184320,factor_sizes=3x6x10x32x32' (None
-    for a run that recorded none)."""
+    for a run that recorded none), and where a reduced grid recorded which values it kept, with
+    ',kept=#' and their hash (unless not `kept`): two reduced grids of one shape are told apart."""
     if shape is None:
         return None
     grid = shape.get("factor_sizes")
-    return f"observations={shape['observations']}" + (f",factor_sizes={'x'.join(map(str, grid))}" if grid else "")
+    text = f"observations={shape['observations']}" + (f",factor_sizes={'x'.join(map(str, grid))}" if grid else "")
+    return text + (f",kept={_short_value(shape['kept'])}" if kept and shape.get("kept") else "")
+
+
+def shape_text_without_kept(text):
+    """shape_text's word without its kept part."""
+    return text.split(",kept=")[0]
 
 
 def _short_value(value):
-    if isinstance(value, list):  # a mixing matrix would make the label unreadable
+    if isinstance(value, (list, dict)):  # a mixing matrix would make the label unreadable
         return "#" + hashlib.sha1(json.dumps(value).encode()).hexdigest()[:8]
     return value
 

@@ -183,15 +183,27 @@ def dataset_shape(data):
     shape = {"observations": int(len(data))}
     if not getattr(data, "continuous_factors", False):
         shape["factor_sizes"] = [int(n) for n in data.factors_num_values]
+    kept = data.kept_classes() if hasattr(data, "kept_classes") else {}
+    if kept:  # which values a reduced grid keeps: two of one shape hold other images
+        shape["kept"] = kept
     return shape
+
+
+def same_grid(recorded, found):
+    """Whether the dataset_shape `found` is the `recorded` one. A record written before runs
+    recorded a reduced grid's kept classes is compared without them."""
+    if "kept" not in recorded:
+        found = {key: value for key, value in found.items() if key != "kept"}
+    return recorded == found
 
 
 def is_dataset_shape(shape):
     """Whether shape reads as dataset_shape wrote it."""
     if not isinstance(shape, dict) or not _is_count(shape.get("observations")):
         return False
-    sizes = shape.get("factor_sizes", [])
-    return isinstance(sizes, list) and all(_is_count(n) for n in sizes)
+    sizes, kept = shape.get("factor_sizes", []), shape.get("kept", {})
+    return (isinstance(sizes, list) and all(_is_count(n) for n in sizes) and isinstance(kept, dict)
+            and all(isinstance(indices, list) and all(map(_is_count, indices)) for indices in kept.values()))
 
 
 def _is_count(value):
@@ -205,19 +217,30 @@ def check_dataset_shape(record, data, error=OtherDataFound):
     check_shape(record, dataset_shape(data), f"the {record['dataset']} found under {data_root()}", error)
 
 
+def kept_text(kept):
+    """'posX=0,4,8 scale=0,5' of a dataset_shape's kept classes, by name as run.json sorts them
+    ('every value' for none)."""
+    return " ".join(f"{name}={','.join(map(str, kept[name]))}" for name in sorted(kept)) if kept else "every value"
+
+
 def check_shape(record, found, what, error=OtherDataFound):
     """An `error` when the shape `found` of the data `what` describes is not the one `record` holds."""
     recorded = record.get("dataset_shape")
-    if recorded is None or recorded == found:
+    if recorded is None or (isinstance(recorded, dict) and same_grid(recorded, found)):
         return
     if not is_dataset_shape(recorded):
         raise UserError(f"run.json's dataset_shape ({json.dumps(recorded)[:80]}) is damaged: not a count of observations "
                         "and a list of factor sizes; restore run.json from a copy, or train the run again with "
                         "dlb_train --overwrite")
 
+    same_sizes = found.get("factor_sizes") == recorded.get("factor_sizes")
+
     def described(shape):
         grid = shape.get("factor_sizes")
-        return f"{shape['observations']:,} observations" + (f" (factor sizes {grid})" if grid else "")
+        text = f"{shape['observations']:,} observations" + (f" (factor sizes {grid})" if grid else "")
+        if same_sizes:  # the sizes alone would read alike: say which values each grid kept
+            text += f", the grid kept {kept_text(shape.get('kept'))}"
+        return text
 
     raise error(f"the run trained on {record['dataset']} of {described(recorded)}, but {what} has {described(found)}; "
                 f"point DLBENCH_DATA at the data it trained on")

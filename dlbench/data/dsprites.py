@@ -856,6 +856,14 @@ class DSprites(GroundTruthData):
         """The file's (N, 6) latents_classes (colour first); [:, 1:] are this dataset's factors."""
         return self.file.load("latents_classes")
 
+    def kept_classes(self):
+        """{factor: its class indices in the published grid} for each factor this file's grid reduces
+        (a reduced grid of dlb_data make --keep), {} for the full grid: two reduced grids of one shape
+        (scale=0,5 and scale=1,3) hold other images, which a run must not be evaluated on."""
+        full = dict(zip(LATENTS_NAMES, LATENTS_SIZES))
+        return {name: [int(i) for i in indices] for name, indices in zip(LATENTS_NAMES, self.file.class_indices())
+                if name in self.factor_names and len(indices) < full[name]}
+
     @staticmethod
     def shape_if_generated():
         """The dataset_shape of the synthetic dSprites made on first use where the file is missing
