@@ -195,6 +195,37 @@ def test_a_stack_stopped_between_its_runs_checkpoints_resumes_as_the_stack_it_wa
         assert [row["loss"] for row in read_log(a)] == [row["loss"] for row in read_log(b)]
 
 
+def test_runs_of_two_stacks_stopped_at_different_steps_resume_in_one_without_going_back(tiny_dsprites, tmp_path,
+                                                                                          monkeypatch):
+    # a rerun with a larger --stack joined them: the runs ahead had gone back to the step of those
+    # behind, their newer checkpoint deleted, although no stack of the three had ever been
+    import dlbench.train.stacked_run as stacked_run
+
+    specs, configs = zip(*[spec_and_config(seed, beta, steps=20, checkpoint_every=5) for seed, beta in RUNS])
+    run_dirs = [tmp_path / f"run{k}" for k in range(len(RUNS))]
+    save = stacked_run.checkpoints.save_checkpoint
+    for members, stop_at in ((slice(0, 2), 15), (slice(2, 3), 10)):
+        def stop_after(run_dir, state, last=run_dirs[members][-1], stop_at=stop_at):
+            save(run_dir, state)
+            if run_dir == last and state["step"] == stop_at:
+                raise KeyboardInterrupt
+
+        with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+            patched.setattr(stacked_run.checkpoints, "save_checkpoint", stop_after)
+            train_stack(run_dirs[members], specs[members], torch.device("cpu"), configs[members], progress=False,
+                        log=lambda *_: None)
+
+    said = resume_and_stop_at_once(run_dirs, specs, configs, monkeypatch)
+    assert not any("back to step" in line for line in said), said
+    assert any("not one stack before: they train in groups by step" in line for line in said), said
+    for run_dir in run_dirs[:2]:
+        assert max(path.name for path in rundir.checkpoint_paths(run_dir)) == "step_000000015.pt"
+    assert set(train_stack(run_dirs, specs, torch.device("cpu"), configs, progress=False,
+                           log=lambda *_: None).values()) == {"done"}
+    for run_dir, resumed_at in zip(run_dirs, (15, 15, 10)):
+        assert json.loads((run_dir / "run.json").read_text())["sessions"][-1]["from_step"] == resumed_at
+
+
 def test_each_session_records_whether_the_run_trained_stacked(tiny_dsprites, tmp_path, monkeypatch):
     # run.json had kept only the last session's `stacked`: a run stacked for its first steps and
     # finished alone read as never stacked

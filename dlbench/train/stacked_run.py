@@ -72,10 +72,16 @@ def _resume_at_one_step(run_dirs, trainers, log):
     its runs at different steps. Runs trained in another stack compute in another order (batched
     kernels), so the runs ahead go back to the step of the runs behind, from their checkpoint of
     that step (each keeps two), and the stack trains on as the stack it was. Where a run ahead lacks
-    a readable checkpoint of that step, the runs train in groups by step instead."""
+    a readable checkpoint of that step, or the runs were not one stack before (a rerun with another
+    --stack joined stacks that had stopped at different steps: none is there to be again, and going
+    back would throw steps away), the runs train in groups by step instead."""
     behind = min(trainer.step for trainer in trainers)
     ahead = [(run_dir, trainer) for run_dir, trainer in zip(run_dirs, trainers) if trainer.step > behind]
     if not ahead or behind == 0:
+        return
+    if not _last_trained_as_this_stack(run_dirs):
+        log(f"the runs of the stack resume at different steps ({behind} to {max(t.step for t in trainers)}), "
+            "as they were not one stack before: they train in groups by step")
         return
     try:
         states = [checkpoints.load(rundir.checkpoint_path(run_dir, behind)) for run_dir, _ in ahead]
@@ -95,6 +101,17 @@ def _resume_at_one_step(run_dirs, trainers, log):
                 newer.unlink()
         rundir.mark_checkpoint(run_dir, behind)
         log(f"{run_dir}: back to step {behind}, where the other runs of its stack resume")
+
+
+def _last_trained_as_this_stack(run_dirs):
+    """Whether the runs' last sessions were one session of a stack of just these runs: one process's,
+    from one step, in a stack of as many runs."""
+    last = []
+    for run_dir in run_dirs:
+        sessions = rundir.read_run(run_dir).get("sessions") or [None]
+        last.append(sessions[-1] if isinstance(sessions[-1], dict) else {})
+    ids = {(s.get("host"), s.get("pid"), s.get("from_step"), s.get("stacked")) for s in last}
+    return len(ids) == 1 and last[0].get("stacked") == len(run_dirs)
 
 
 def _train_group(group, claims, stop, progress, log):
