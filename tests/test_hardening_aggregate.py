@@ -466,6 +466,26 @@ def test_a_measured_value_that_is_not_a_finite_number_is_left_out_and_said_so(tm
     assert line in report["left_out"] and report["counts"]["results_with_values_left_out"] == 1
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("nan")], ids=repr)
+def test_a_training_scalar_that_is_not_a_finite_number_is_left_out_and_said_so(tmp_path, value):
+    # a finished run's infinite training loss had reached the leaderboard's mean, unsaid
+    root = tmp_path / "runs"
+    runs = make_study(root)
+    path = runs[1] / "model" / "results.json"
+    write_json(path, {**json.loads(path.read_text()), "loss": value})
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert [row["train_result.loss"] for row in results] == ["90.0", "", "92.0"]
+    assert float(board[0]["train_result.loss.mean"]) == 91.0 and board[0]["train_result.loss.count"] == "2"
+    [line] = lines_naming(stdout, path)
+    assert line.startswith("value left out: ") and f"loss = {json.dumps(value)}" in line, line
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert line in report["left_out"] and report["counts"]["results_with_values_left_out"] == 1
+
+
 # a folder name holding the byte 0xff (not UTF-8) as Python reads it from the disk, and as the tables show it
 NOT_UTF8 = os.fsdecode(b"bad\xffname")
 SHOWN = "bad\\xffname"

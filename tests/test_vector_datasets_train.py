@@ -10,6 +10,7 @@ import torch
 from dlbench.cli import evaluate as evaluate_cli
 from dlbench.cli import train as train_cli
 from dlbench.evaluation import metric_result_path
+from tests.training import read_log
 
 SHRINK = ["train.steps = 6", "train.batch_size = 16", "train.log_every = 3", "train.checkpoint_every = 3",
           "model.latent_dim = 2"]
@@ -75,3 +76,49 @@ def test_the_linear_gaussian_gin_file_trains(tmp_path):
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "done" and record["dataset"] == "linear_gaussian"
     assert record["model"]["architecture"] == "mlp" and record["model"]["likelihood"] == "gaussian"
+
+
+HUGE_BETA = ["train.method = @beta_vae()", "dataset.name = 'linear_gaussian'", "model.architecture = 'mlp'",
+             "model.likelihood = 'gaussian'", "beta_vae.beta = 1e38", "train.steps = 100", "train.log_every = 100",
+             "train.batch_size = 16"]
+
+
+def assert_finite_near_float32_max(run_dir):
+    """Every step's loss is 1e38 times a KL of order 0.01 to 1: finite in float32, but the 100 of the
+    window sum past its largest number (3.4e38)."""
+    rows = read_log(run_dir)
+    assert len(rows) == 1 and 1e36 < float(rows[0]["loss"]) < 3.4e38, rows
+    loss = json.loads((run_dir / "model" / "results.json").read_text())["loss"]
+    assert loss == float(rows[0]["loss"])
+
+
+def test_a_window_of_finite_losses_near_float32s_largest_logs_a_finite_mean(tmp_path):
+    # the log window's float32 sum had overflowed: a run whose every step was finite logged loss inf,
+    # which reached the leaderboard as its training loss
+    run_dir = tmp_path / "run"
+    args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
+    for binding in HUGE_BETA:
+        args += ["--gin_param", binding]
+    assert train_cli.main(args) == 0
+    assert_finite_near_float32_max(run_dir)
+
+
+def test_a_stacks_window_of_finite_losses_near_float32s_largest_logs_a_finite_mean(tmp_path):
+    import gin
+
+    from dlbench.config import operative_config, parse_gin, resolve_run_spec
+    from dlbench.train.stacked_run import train_stack
+
+    specs, configs = [], []
+    for seed in (0, 1):
+        try:
+            parse_gin([], [*HUGE_BETA, f"train.seed = {seed}"])
+            specs.append(resolve_run_spec())
+            configs.append(operative_config())
+        finally:
+            gin.clear_config()
+    run_dirs = [tmp_path / f"run{seed}" for seed in (0, 1)]
+    statuses = train_stack(run_dirs, specs, torch.device("cpu"), configs, progress=False, log=lambda *_: None)
+    assert set(statuses.values()) == {"done"}
+    for run_dir in run_dirs:
+        assert_finite_near_float32_max(run_dir)

@@ -278,7 +278,7 @@ def _read_run(run_dir, runs_root, left_out, damaged):
     row.update({f"hp.{k}": _cell(v) for k, v in _section(record, "hyperparameters").items()})
     row.update({f"train.{k}": _cell(v) for k, v in _section(record, "train").items() if k != "seed"})
     row.update({f"model.{k}": _cell(v) for k, v in rundir.flat_settings(_section(record, "model")).items()})
-    row.update(_train_results(run_dir, record, runs_root))
+    row.update(_train_results(run_dir, record, runs_root, left_out))
     row.update(_metric_row(run_dir, left_out, damaged))
     # a failed run's step is where it failed: run.json's step stays at its last checkpoint (0 for a run
     # that diverged before its first)
@@ -326,9 +326,10 @@ def _section(record, name):
     return record.get(name) or {}
 
 
-def _train_results(run_dir, record, runs_root):
+def _train_results(run_dir, record, runs_root, left_out):
     """The final training scalars of model/results.json (none before training finished). A run
-    said done without them is damaged (it had been counted finished, with fewer values)."""
+    said done without them is damaged (it had been counted finished, with fewer values). Those that
+    are not finite numbers are left out, with a line in left_out, as a metric's are."""
     path = rundir.train_results_path(run_dir)
     if record.get("status") == rundir.Status.DONE and not path.is_file():
         raise _LeftOut(f"'{path}' is missing, though '{rundir.run_json_path(run_dir)}' says the run is done, so "
@@ -338,8 +339,13 @@ def _train_results(run_dir, record, runs_root):
         results = rundir.read_train_results(run_dir)
     except (CorruptFile, OSError) as err:
         raise _LeftOut(_problem(err)) from None
-    return {f"train_result.{k}": v for k, v in results.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "dlbench_version"}
+    values = {k: v for k, v in results.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "dlbench_version"}
+    unusable = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if unusable:
+        held = ", ".join(f"{key} = {json.dumps(value)}" for key, value in unusable.items())
+        left_out.append(f"value left out: '{path}' holds {held}, not a finite number; its other values count")
+    return {f"train_result.{k}": v for k, v in values.items() if k not in unusable}
 
 
 @dataclass

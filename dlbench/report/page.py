@@ -53,7 +53,7 @@ COUNT_NAMES = {"run_json_found": "run.json files found", "runs": "runs counted",
                "not_in_study": "counted, not in study.json",
                "runs_left_out": "runs left out (damaged)",
                "metric_results_left_out": "metric results left out (damaged)",
-               "results_with_values_left_out": "metric results with a value left out (not a finite number)",
+               "results_with_values_left_out": "results with a value left out (not a finite number)",
                "duplicates": "duplicate copies",
                "settings": "settings", "representatives": "representative models"}
 

@@ -1,5 +1,8 @@
 """The training loop: the dataset on the device as uint8, batches drawn there, scalars
-accumulated there and read back only at log steps (no host synchronisation every step)."""
+accumulated there and read back only at log steps (no host synchronisation every step).
+
+The scalars are summed in float64: float32 sums of finite losses near float32's largest number (a
+beta of 1e38) overflowed, and a run whose every step was finite had logged inf."""
 
 import time
 
@@ -215,7 +218,8 @@ class Trainer:
             scalars.update(self.method.after_step(self.model, outputs, lambda: self.sample_batch(batch_size),
                                                   self.generator))
             self.step += 1
-            values = torch.stack([v.detach().float() for v in scalars.values()])
+            # float64: the module's docstring says why
+            values = torch.stack([v.detach().double() for v in scalars.values()])
             names = names or list(scalars)
             sums = values if sums is None else sums + values
             window, timed = window + 1, timed + 1

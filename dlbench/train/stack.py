@@ -215,7 +215,8 @@ class StackedTrainer:
         while self.step < until:
             _, scalars = self.train_step(batch_size)
             names = names or list(scalars)
-            values = torch.stack([scalars[n].float() for n in names], dim=1)  # (K, scalars)
+            # (K, scalars), in float64 as dlbench.train.loop sums them
+            values = torch.stack([scalars[n].double() for n in names], dim=1)
             sums = values if sums is None else sums + values
             window, timed = window + 1, timed + 1
             self.log_window = {"names": names, "sums": sums, "steps": window}
