@@ -320,10 +320,15 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
         values = metrics.evaluate(name, metric_data, metric_fn, seed=seed, **extra)
         getattr(metric_fn, "close", lambda: None)()
         elapsed = time.perf_counter() - tick
+        record = {**metrics.requested(name, params.get(name, {})), "metric": name,
+                  metrics.VERSION_KEY: metrics.metric_version(name), "seed": seed, "encoding": encoding,
+                  "elapsed_seconds": elapsed, "dlbench_version": dlbench.__version__, **library_versions()}
+        clash = sorted(set(values) & (set(record) | set(RECORDED_AFTER)))
+        if clash:  # the record's would have replaced the metric's values without a word
+            raise TypeError(f"metric {name!r} returned {', '.join(map(repr, clash))}, which its result's record "
+                            f"uses; give the values other names")
         log(f"{label}: {name} {_values_said(name, values)} ({elapsed:.1f} s)")
-        yield name, {**values, **metrics.requested(name, params.get(name, {})), "metric": name,
-                     metrics.VERSION_KEY: metrics.metric_version(name), "seed": seed, "encoding": encoding,
-                     "elapsed_seconds": elapsed, "dlbench_version": dlbench.__version__, **library_versions()}
+        yield name, {**values, **record}
 
 
 MISSING = "_missing_reason"
@@ -332,7 +337,8 @@ MISSING = "_missing_reason"
 def _values_said(name, values):
     """A result's numbers, then each value left out with its reason: a headline missing would
     otherwise go unsaid."""
-    numbers = [f"{k}={values[k]:.4g}" for k in metrics.value_keys(name, values)]
+    numbers = [f"{k}={values[k]}" if isinstance(values[k], int) else f"{k}={values[k]:.4g}"
+               for k in metrics.value_keys(name, values)]
     missing = [f"{k[:-len(MISSING)]} missing ({v})" for k, v in values.items() if k.endswith(MISSING)]
     return "; ".join(part for part in (", ".join(numbers), "; ".join(missing)) if part)
 
@@ -457,6 +463,8 @@ def _check_encoder_read(encoder, metric_names):
 _DESCRIBING = ("representation", "representation_sha256", "dataset", "dataset_shape")
 # ...and a result of a metric that reads the encoder (ENCODER_METRICS) these too
 _DESCRIBING_ENCODER = ("encoder", "encoder_sha256")
+# what the evaluation of a run or a --representation adds to a result after compute_metrics
+RECORDED_AFTER = ("mode", "noise", metrics.WEIGHTS_DIGEST, *_DESCRIBING, *_DESCRIBING_ENCODER)
 
 
 def _described_for(name, described):

@@ -372,6 +372,9 @@ def test_a_value_left_out_is_said_with_its_reason_in_the_line_of_its_metric():
         "num_dims_used=1, num_points_used=0; hoyer_sparsity missing (fewer than two code dimensions vary over the data)")
     assert _values_said("dci", {"disentanglement_missing_reason": "one", "completeness_missing_reason": "two"}) == (
         "disentanglement missing (one); completeness missing (two)")
+    # a count had been shown as a float, num_points_used=1e+04
+    assert _values_said("hoyer_sparsity", {"hoyer_sparsity": 0.123456, "num_points_used": 10000}) == (
+        "hoyer_sparsity=0.1235, num_points_used=10000")
 
 
 @pytest.mark.parametrize("overwrite", [False, True])

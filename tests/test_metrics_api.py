@@ -139,3 +139,36 @@ def test_mig_states_its_estimator_and_factor_set():
 
     result = evaluate("mig", Toy((1, 4, 5)), lambda x: x.reshape(len(x), -1), num_train=200)
     assert (result["estimator"], result["normalisation"], result["factors"]) == ("histogram", "factor_entropy", "f1,f2")
+
+
+def metric_returning(value):
+    def returns(data, representation_fn, random_state, num_points=10):
+        return value
+    return returns
+
+
+@pytest.mark.parametrize("returned,said", [(0.5, "metric 'mine' returned a float; a metric returns a dict"),
+                                           ({"score": np.ones(3)}, "metric 'mine' returned 'score' as a ndarray"),
+                                           ({"score": [0.5]}, "metric 'mine' returned 'score' as a list")])
+def test_a_metric_that_returns_what_no_result_holds_is_named_with_what_it_returned(monkeypatch, returned, said):
+    # a float had ended in "'float' object has no attribute 'items'", an array in a message naming no metric
+    monkeypatch.setitem(METRICS, "mine", metric_returning(returned))
+    with pytest.raises(TypeError, match=said):
+        evaluate("mine", ToyData(), lambda x: x)
+
+
+def test_a_metric_value_held_in_a_zero_dimensional_array_is_its_number(monkeypatch):
+    monkeypatch.setitem(METRICS, "mine", metric_returning({"score": np.array(0.25), "count": np.array(3)}))
+    result = evaluate("mine", ToyData(), lambda x: x)
+    assert result == {"score": 0.25, "count": 3} and type(result["count"]) is int
+
+
+def test_a_metric_value_named_as_a_key_of_the_results_record_is_refused(monkeypatch):
+    # the record's seed had replaced the metric's own 'seed' value without a word
+    from dlbench.evaluation import compute_metrics
+
+    monkeypatch.setitem(METRICS, "mine", metric_returning({"score": 0.5, "seed": 7.0}))
+    computed = compute_metrics(["mine"], ToyData(), lambda x: x, 0, {}, True, lambda name: {}, lambda *_: None,
+                               "label", False)
+    with pytest.raises(TypeError, match="metric 'mine' returned 'seed', which its result's record uses"):
+        next(computed)

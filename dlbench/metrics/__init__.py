@@ -91,7 +91,9 @@ def _lookup(name):
         raise UserError(f"unknown metric {name!r}; available: {', '.join(available_metrics())}") from None
 
 
-def _plain(value):
+def _plain(value, name, key):
+    """A metric's value as a plain Python one (a 0-d array as its element); a TypeError, naming the
+    metric and the value, for any other kind."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -100,7 +102,10 @@ def _plain(value):
         return float(value)
     if isinstance(value, str):
         return value
-    raise TypeError(f"metric result values must be scalars or strings, got {type(value).__name__}")
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return _plain(value.item(), name, key)
+    raise TypeError(f"metric {name!r} returned {key!r} as a {type(value).__name__}; a metric's values are numbers "
+                    f"or text")
 
 
 def evaluate(name, data, representation_fn, seed=0, **params):
@@ -117,7 +122,10 @@ def evaluate(name, data, representation_fn, seed=0, **params):
     if problem:
         raise UserError(problem)
     result = fn(data, representation_fn, np.random.RandomState(seed), **params)
-    return {str(key): _plain(value) for key, value in result.items()}
+    if not isinstance(result, dict):  # a metric's author's mistake: said in the metric's name
+        raise TypeError(f"metric {name!r} returned a {type(result).__name__}; a metric returns a dict "
+                        f"{{value name: number or text}}")
+    return {str(key): _plain(value, name, key) for key, value in result.items()}
 
 
 # Parameters that say where or in what chunks a metric computes, not what: not part of its protocol.
