@@ -57,6 +57,7 @@ def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, se
             raise UserError(f"train.method = @{prior} names a prior, not a method; give a method such as "
                             f"@beta_vae(), and choose the prior with model.prior = '{prior}'")
         raise UserError(f"train.method must be a method reference such as @beta_vae(), got {method!r}")
+    _check_method_name(method)
     return dict(method=method, steps=checks.integer("train.steps", steps, minimum=1),
                 batch_size=checks.integer("train.batch_size", batch_size, minimum=1),
                 lr=checks.number("train.lr", lr, positive=True),
@@ -451,6 +452,21 @@ def not_a_literal(err):
     line = getattr(err, "lineno", None)
     return (f"{f'line {line}: ' if line else ''}{repr(token[1]) if token else 'a value'} is not a Python literal; "
             "quote strings ('conv'), and write numbers, lists and dicts as literals (1e-4, [1, 2], {'a': 1})")
+
+
+def _check_method_name(method):
+    """A method of the user's own must name itself, and not as one of dlbench's: its runs record the
+    name as their method, and would pass for (and be pooled with, or dropped as copies of) those of
+    the method of that name."""
+    cls = type(method)
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    if not isinstance(method.name, str) or not method.name:
+        raise UserError(f"the method {where} has no name; set its class attribute name = '...' to a name of its own")
+    own = dlbench.methods.METHODS.get(method.name)
+    if own is not None and own is not cls:
+        raise UserError(f"the method {where} is named {method.name!r}, the name of dlbench's "
+                        f"{own.__module__}.{own.__qualname__}; give it a name of its own (its runs would pass for "
+                        f"{method.name}'s)")
 
 
 def resolve_run_spec():

@@ -68,6 +68,45 @@ def test_a_prior_setting_float32_cannot_use_is_refused_before_the_run_dir(tiny_d
     assert tree(tmp_path) == []
 
 
+METHOD_MODULE = """
+import gin
+from dlbench.methods.base import Method
+
+
+@gin.configurable("{configurable}")
+class Mine(Method):
+    name = {name!r}
+
+    def hyperparameters(self):
+        return {{}}
+
+    def objective(self, outputs, step, draws):
+        raise AssertionError("refused before it trains")
+"""
+
+
+@pytest.mark.parametrize("name, needle", [
+    # its runs had recorded method beta_vae, and dlb_aggregate dropped one as a copy of dlbench's own
+    ("beta_vae", "is named 'beta_vae', the name of dlbench's dlbench.methods.beta_vae.BetaVAE; give it a name of its own"),
+    ("", "has no name; set its class attribute name = '...'")])
+def test_a_method_of_ones_own_named_as_dlbenchs_or_not_at_all_is_refused(tiny_data_root, tmp_path, monkeypatch,
+                                                                          capsys, name, needle):
+    module = f"own_method_{'clash' if name else 'unnamed'}"
+    (tmp_path / f"{module}.py").write_text(METHOD_MODULE.format(configurable=f"{module}_vae", name=name))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    gin_file = tmp_path / "mine.gin"
+    gin_file.write_text(f"import {module}\ntrain.method = @{module}_vae()\n")
+    run_dir = tmp_path / "run"
+    args = ["--gin", str(gin_file), "--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
+    for binding in TINY_PARAMS:
+        if not binding.startswith(("train.method", "beta_vae.")):
+            args += ["--gin_param", binding]
+    code = train.main(args)
+    line = assert_user_error(capsys, code, needle)
+    assert f"the method {module}.Mine " in line
+    assert not run_dir.exists()
+
+
 def test_a_binding_given_twice_by_gin_param_is_refused(tiny_data_root, tmp_path):
     # the last had won without a word (--metric_param refused the same)
     args = [*tiny_train_args(tmp_path / "run"), "--gin_param", "train.steps=6"]
