@@ -3,9 +3,11 @@ evaluated by dlb_evaluate, with nothing method-specific in those stages; the REA
 every method."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from dlbench.cli import evaluate as evaluate_cli
 from dlbench.cli import train as train_cli
@@ -65,3 +67,42 @@ def test_each_method_trains_and_evaluates_through_the_generic_stages(tiny_dsprit
     for metric in ("mig", "recon_ll"):
         params = {"mig": {"num_train": 300}, "recon_ll": {"num_points": 100}}[metric]
         assert metric_result_path(run_dir, "mean", metric, params).is_file()
+
+
+def _objective_returning(loss, scalars):
+    def objective(outputs, step=0, draws=None):
+        return (loss(outputs), scalars) if scalars is not None else loss(outputs)
+    return objective
+
+
+@pytest.mark.parametrize("loss, scalars, said", [
+    (lambda o: -o.log_px, {}, "returned a tensor of shape (16,) as the loss; it must return a 0-d"),
+    (lambda o: 1.0, {}, "returned a float as the loss"),
+    (lambda o: -o.log_px.mean(), None, "returned a Tensor; it must return (loss, scalars)"),
+    (lambda o: -o.log_px.mean(), {"kl": torch.zeros(3)}, "returned the scalar 'kl' of shape (3,); every scalar"),
+    (lambda o: -o.log_px.mean(), [], "returned a list as its scalars")])
+@pytest.mark.parametrize("stacked", [False, True], ids=["alone", "stacked"])
+def test_an_objective_that_returns_no_0d_loss_and_scalars_is_named_at_its_first_step(tiny_dsprites, loss, scalars,
+                                                                                     said, stacked):
+    # torch had said "grad can be implicitly created only for scalar outputs", or "'float' object has no
+    # attribute 'backward'", naming no method
+    import gin
+
+    from dlbench.config import parse_gin, resolve_run_spec
+    from dlbench.data import get_dataset
+    from dlbench.train.loop import Trainer
+    from dlbench.train.stack import StackedTrainer
+    from tests.conftest import TINY_PARAMS
+
+    try:
+        parse_gin([], TINY_PARAMS)
+        spec = resolve_run_spec()
+    finally:
+        gin.clear_config()
+    spec.train["method"].objective = _objective_returning(loss, scalars)
+    data = get_dataset("dsprites")
+    with pytest.raises(TypeError, match=f"dlbench.methods.beta_vae.BetaVAE.objective {re.escape(said)}"):
+        if stacked:
+            StackedTrainer([spec, spec], data=data, device=torch.device("cpu")).train_step(16)
+        else:
+            Trainer(spec, data, torch.device("cpu")).run(1, 1, on_log=lambda *_: None)

@@ -2,6 +2,8 @@
 
 from abc import ABC, abstractmethod
 
+import torch
+
 
 class Method(ABC):
     """Base class. Subclasses set `name` and implement `objective` and `hyperparameters`.
@@ -68,3 +70,26 @@ class Method(ABC):
     def load_state_dict(self, state):
         if state:
             raise ValueError(f"{self.name} has no state to load")
+
+
+def checked_objective(method, returned):
+    """(loss, scalars) as objective() returned them, or a TypeError naming the method where they are
+    not a 0-d tensor and a dict of 0-d tensors (a new method's first mistakes, which had surfaced
+    as torch's 'grad can be implicitly created only for scalar outputs' or 'stack expects each
+    tensor to be equal size'). Shapes only: nothing is read from the device."""
+    where = f"{type(method).__module__}.{type(method).__qualname__}.objective"
+    if not isinstance(returned, tuple) or len(returned) != 2:
+        raise TypeError(f"{where} returned a {type(returned).__name__}; it must return (loss, scalars): a 0-d "
+                        f"tensor and a dict of 0-d tensors")
+    loss, scalars = returned
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else f"a {type(loss).__name__}"
+        raise TypeError(f"{where} returned {got} as the loss; it must return a 0-d tensor (the batch's mean loss)")
+    if not isinstance(scalars, dict):
+        raise TypeError(f"{where} returned a {type(scalars).__name__} as its scalars; it must return a dict of 0-d "
+                        f"tensors")
+    for name, value in scalars.items():
+        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+            got = f"of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
+            raise TypeError(f"{where} returned the scalar {name!r} {got}; every scalar must be a 0-d tensor")
+    return loss, scalars

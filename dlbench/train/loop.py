@@ -9,6 +9,7 @@ import time
 import numpy as np
 import torch
 
+from dlbench.methods.base import checked_objective
 from dlbench.nn import VAE
 from dlbench.train import checkpoints
 from dlbench.train.device import tf32
@@ -211,7 +212,7 @@ class Trainer:
                 eps = self.sample_noise(batch_size, x.dtype)
                 outputs = self.forward(x, eps=eps)
                 draws = self.method.draw(self.model, batch_size, self.generator)
-                loss, scalars = self.method.objective(outputs, self.step, draws)
+                loss, scalars = checked_objective(self.method, self.method.objective(outputs, self.step, draws))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

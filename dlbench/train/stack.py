@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from dlbench.methods.base import Method
+from dlbench.methods.base import Method, checked_objective
 from dlbench.methods.factor_vae import discriminator_loss_and_accuracy
 from dlbench.train.loop import (RESULT_STEPS, Trainer, autocast, build_optimizer, compiled, float32_arithmetic,
                                 grown_window, open_window)
@@ -86,7 +86,7 @@ class _RunStep(nn.Module):
 
     def forward(self, x, eps, method, step, draws):
         outputs = self.model(x, eps=eps)
-        loss, scalars = method.objective(outputs, step, draws)
+        loss, scalars = checked_objective(method, method.objective(outputs, step, draws))
         if self.with_codes:  # the step's codes, which the FactorVAE discriminator then learns from
             scalars = {**scalars, "_z": outputs.z.detach()}
         return loss, scalars
