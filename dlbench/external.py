@@ -69,10 +69,17 @@ def _load_torchscript(path, role):
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             return torch.jit.load(str(path), map_location="cpu")
-        except Exception as err:  # a truncated file, a pickle, an eager-mode torch.save
-            raise UserError(f"{role} '{path}' is not a TorchScript module ({type(err).__name__}); save one with "
-                            f"torch.jit.save(torch.jit.script(module), 'codes.pt') and give that file (for a run "
-                            f"of dlb_train, give its run directory instead)") from None
+        except Exception as err:  # a truncated file, a pickle, an eager-mode torch.save, an array of codes
+            codes = (" (arrays of codes cannot be scored: the metrics draw observations of their own and encode "
+                     "them, so give the encoder)" if Path(path).suffix.lower() in ARRAY_SUFFIXES else "")
+            raise UserError(f"{role} '{path}' is not a TorchScript module ({type(err).__name__}){codes}; save one "
+                            f"with torch.jit.save(torch.jit.trace(module, example_images), 'codes.pt'), or give "
+                            f"MODULE:FUNCTION, a Python function from images to codes (for a run of dlb_train, give "
+                            f"its run directory instead)") from None
+
+
+# files that hold arrays, which a user may take for a representation's codes
+ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".csv", ".txt", ".pkl", ".pickle")
 
 
 def _exit_said(err):

@@ -5,6 +5,7 @@ module can be wrong refused with one line before anything is written."""
 import json
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -107,7 +108,11 @@ def test_a_wrong_module_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_pa
     (["--representation", "nomodule_here:fn", "--dataset", "dsprites", "--out", "o"], "importing nomodule_here failed"),
     (["--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o"], "is not a TorchScript module"),
     # the advice had been to save a module over the file given (a run's checkpoint.pt, say)
-    (["--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o"], "'codes.pt') and give that file"),
+    (["--representation", "garbage.pt", "--dataset", "dsprites", "--out", "o"], "'codes.pt'), or give MODULE:FUNCTION"),
+    # a file of codes had been told to be saved with torch.jit.script, which the README's own example avoids
+    (["--representation", "garbage.npy", "--dataset", "dsprites", "--out", "o"],
+     "(arrays of codes cannot be scored: the metrics draw observations of their own and encode them, so give the "
+     "encoder); save one with torch.jit.save(torch.jit.trace(module, example_images)"),
     (["--representation", "garbage.py:fn", "--dataset", "dsprites", "--out", "o"],
      "names a file, not a module: give garbage:fn"),
     (["--representation", "garbage.pt", "--out", "o"], "--dataset"),
@@ -121,6 +126,7 @@ def test_a_wrong_module_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_pa
 ])
 def test_mistakes_in_the_command_are_one_line(tiny_dsprites, tmp_path, args, needle):
     (tmp_path / "garbage.pt").write_bytes(b"not a module")
+    np.save(tmp_path / "garbage.npy", np.zeros((384, 4), dtype=np.float32))
     before = tree(tmp_path)
     result = run_in_process("dlb_evaluate", *args, data_root=tiny_dsprites, cwd=tmp_path)
     assert_one_line_error(result, needle)
