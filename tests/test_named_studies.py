@@ -269,6 +269,16 @@ def test_bench_study_mistakes_are_one_line(args, needle):
     assert_one_line_error(run_command("dlb_bench", "study", *args), needle)
 
 
+def test_bench_study_with_more_cpu_workers_than_cores_is_one_line(tmp_path):
+    # it had begun by writing a 3 GB synthetic dSprites
+    import os
+
+    cores = os.cpu_count()
+    result = run_command("dlb_bench", "study", "--device", "cpu", "--workers", f"1,{cores + 1}", "--scratch", tmp_path)
+    assert_one_line_error(result, f"dlb_bench study: --workers {cores + 1} is more workers than this machine's {cores}")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_gpu_check_says_what_it_needs_in_one_line(tmp_path):
     import subprocess
     import sys

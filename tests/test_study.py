@@ -3,6 +3,7 @@ runs, --status, and the local executor (a pool of workers, and two dlb_study pro
 training each run exactly once."""
 
 import json
+import os
 import shlex
 import socket
 import subprocess
@@ -71,6 +72,18 @@ def test_a_run_config_given_as_a_study_says_so(tiny_dsprites, tmp_path):
     assert_one_line_error(result, f"'{config}' is a run config, not a study file (it binds no study.base_gin); train "
                                   f"it with dlb_train --gin {config}, or see gin/studies/ for study files")
     assert tree(tmp_path) == []
+
+
+@pytest.mark.parametrize("extra", [["--dry_run"], []], ids=["dry_run", "run"])
+def test_more_cpu_workers_than_cores_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_path, extra):
+    # --workers 99999999999999999999 had started the study (four single-threaded workers sharing two cores)
+    study = write_study(tmp_path / "s.gin", "{'beta_vae.beta': [1.0, 8.0]}")
+    cores = os.cpu_count()
+    result = run_in_process("dlb_study", study, "--runs_root", tmp_path / "runs", "--device", "cpu", "--workers",
+                            str(cores + 1), *extra, data_root=tiny_dsprites)
+    assert_one_line_error(result, f"--workers {cores + 1} is more workers than this machine's {cores} cores",
+                          f"give at most {cores}")
+    assert tree(tmp_path) == ["s.gin"]
 
 
 def test_a_binding_given_twice_in_a_study_file_is_one_line_and_nothing_is_written(tiny_dsprites, tmp_path):

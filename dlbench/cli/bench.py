@@ -206,9 +206,13 @@ def _study(args):
     _at_least_one(args.runs, "--runs", "study")
     check_scratch("dlb_bench study", args.scratch)
     from dlbench.study.benchmark import bench_study
+    from dlbench.study.local import check_workers
     from dlbench.train import resolve_device
 
-    figures = bench_study(resolve_device(args.device), workers, args.runs, args.scratch,
+    device = resolve_device(args.device)
+    for count in workers or ():
+        check_workers(count, device, "dlb_bench study: --workers")
+    figures = bench_study(device, workers, args.runs, args.scratch,
                           log=(lambda *_: None) if args.json else print)
     if args.json:
         print(json.dumps(figures))

@@ -91,6 +91,11 @@ def _body(argv):
     # also for --dry_run and --status, which need no device: a command that passes its dry run runs
     check_device_name(args.device)
     stack_size(args.stack, args.device)
+    if args.executor == "local" and args.workers is not None:
+        from dlbench.study.local import check_workers
+        from dlbench.train import resolve_device
+
+        check_workers(args.workers, resolve_device(args.device))
     study = load_study(args.study)  # every run resolved and checked, every metric too
     runs_root = Path(args.runs_root) if args.runs_root else Path("runs") / study.name
     if runs_root.exists() and not runs_root.is_dir():

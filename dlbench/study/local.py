@@ -33,6 +33,15 @@ def default_workers(device):
     return max(1, os.cpu_count() or 1)
 
 
+def check_workers(workers, device, option="--workers"):
+    """A UserError for more CPU workers than cores: each would train with one thread on a share of a
+    core, every run slower than with fewer workers (and a typo's 10**20 had started the study)."""
+    cores = os.cpu_count() or 1
+    if workers > cores and not str(device).startswith("cuda"):
+        raise UserError(f"{option} {workers} is more workers than this machine's {cores} cores: they would only "
+                        f"share them, each run slower; give at most {cores}")
+
+
 def threads_per_worker(workers):
     """The threads this process may use (OMP_NUM_THREADS, else one per core), shared out: at least
     one a worker."""
