@@ -93,11 +93,11 @@ def test_an_empty_list_or_list_item_is_refused_rather_than_read_as_the_default(n
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--metrics", "mig", "--lookup-only", "--per-run"], "--metrics is read only without --per-run"),
-    (["--lookup-only", "--per-run"], "--lookup-only is read only without --per-run"),
-    (["--per-run", "--metric_param", "factor_vae.num_train=10"], "--metric_param is read only without --per-run"),
-    (["--per-run", "--repeats", "2"], "--repeats is read only without --per-run"),
-    (["--lookup-only", "--device", "cpu"], "--device is read only without --lookup-only"),
+    (["--metrics", "mig", "--lookup-only", "--per-run"], "--metrics is used only without --per-run"),
+    (["--lookup-only", "--per-run"], "--lookup-only is used only without --per-run"),
+    (["--per-run", "--metric_param", "factor_vae.num_train=10"], "--metric_param is used only without --per-run"),
+    (["--per-run", "--repeats", "2"], "--repeats is used only without --per-run"),
+    (["--lookup-only", "--device", "cpu"], "--device is used only without --lookup-only"),
     (["--metrics", "mig", "--lookup-only", "--metric_param", "factor_vae.num_train=10"],
      "metric parameters given for 'factor_vae', which is not among the metrics asked for (mig)"),
     # recon_ll is timed only with the conv model, which --lookup-only skips

@@ -101,7 +101,7 @@ def refuse_options_of_other_benchmarks(args, parser):
         refused, where = (without_it, "without") if switch in given else (with_it, "with")
         for name in given:
             if name in refused:
-                raise UserError(f"dlb_bench {what}: {spelled[name]} is read only {where} {spelled[switch]}; "
+                raise UserError(f"dlb_bench {what}: {spelled[name]} is used only {where} {spelled[switch]}; "
                                 "leave it out")
 
 
@@ -243,6 +243,8 @@ def _stacking(args):
         protocol = study["protocol"]
         print(f"{name} ({protocol['architecture']}, batch {protocol['batch_size']}, {protocol['steps']} steps a run), "
               f"stacks of {protocol.get('method', 'beta_vae')}:")  # figures written before 'method' were beta-VAE's
+        print("  (alone: a run trained by itself, as dlb_study --stack 1 trains; K = 1: one run in the stack's "
+              "batched kernels, as a run whose stack resumes it by itself)")
         print(f"  {'K':>4} {'img/s stacked':>14} {'img/s alone':>12} {'ratio':>6} {'runs/h stacked':>15} "
               f"{'runs/h alone':>13} {'peak GiB':>9}")
         for k, row in study["stacks"].items():
@@ -253,13 +255,29 @@ def _stacking(args):
             print(f"  {k[2:]:>4} {row['stacked_images_per_second']:14.0f} {row['alone_images_per_second']:12.0f} "
                   f"{row['ratio']:6.2f} {row['stacked_runs_per_hour']:15.1f} {row['alone_runs_per_hour']:13.1f} {peak}")
         print(f"  projected training of all {name}: "
-              + ", ".join(f"{hours:.2f} h in {precision}"
+              + ", ".join(f"{_duration(hours)} in {precision}"
                           for precision, hours in study["projected_training_hours_by_precision"].items())
               + f" at K={study['best_k']} (each method at its measured rate; evaluation not included)")
-        print(f"  its matrix products: {study['training_pflop']:.2f} PFLOP, a floor of "
-              + ", ".join(f"{hours:.2f} h at the {dtype} peak" for dtype, hours in study["compute_floor_hours"].items())
+        print(f"  its matrix products: {_flop(study['training_pflop'])}, a floor of "
+              + ", ".join(f"{_duration(hours)} at the {dtype} peak"
+                          for dtype, hours in study["compute_floor_hours"].items())
               + "; TFLOP/s achieved: "
               + ", ".join(f"{method} {tflops:.2f}" for method, tflops in study["method_tflops"].items()))
+
+
+def _duration(hours):
+    """'2.41 h', or in minutes or seconds where hours would print as 0.00."""
+    if hours >= 0.1:
+        return f"{hours:.2f} h"
+    return f"{hours * 60:.1f} min" if hours * 60 >= 1 else f"{hours * 3600:.2g} s"
+
+
+def _flop(pflop):
+    """'3.20 PFLOP', or in TFLOP or GFLOP where PFLOP would print as 0.00."""
+    for unit, scale in (("PFLOP", 1), ("TFLOP", 1e3), ("GFLOP", 1e6)):
+        if pflop * scale >= 1:
+            return f"{pflop * scale:.2f} {unit}"
+    return f"{pflop * 1e6:.2g} GFLOP"
 
 
 def _at_least_one(value, option, command):
