@@ -53,15 +53,34 @@ def load_callable(spec, role="--representation"):
 
 def source_digest(spec):
     """The sha256 of what `spec` names, so that a result stored for it is reused only while it is
-    unchanged: a TorchScript file's bytes, or the file of module.path:function's module (loaded
-    first by load_callable); None for a module without a file, whose results are never reused."""
+    unchanged: a TorchScript file's bytes, or the source of module.path:function's module (loaded
+    first by load_callable): its file, or for a module of a package of the user's own the package's
+    every .py file (a change in a module the function imports had kept the stale results); None for a
+    module without a file, whose results are never reused."""
     path = Path(spec)
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    module_name = spec.partition(":")[0]
+    path = Path(getattr(sys.modules.get(module_name), "__file__", None) or "")
     if not path.is_file():
-        module = sys.modules.get(spec.partition(":")[0])
-        path = Path(getattr(module, "__file__", None) or "")
-        if not path.is_file():
-            return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+        return None
+    package = _own_package_folder(module_name)
+    if package is None:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for source in sorted(package.rglob("*.py")):
+        digest.update(str(source.relative_to(package)).encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _own_package_folder(module_name):
+    """The folder of the top-level package of module_name where it is a package of the user's own
+    (not one installed under site-packages), else None."""
+    top = sys.modules.get(module_name.partition(".")[0])
+    init = Path(getattr(top, "__file__", None) or "")
+    if init.name != "__init__.py" or any(part in ("site-packages", "dist-packages") for part in init.parts):
+        return None
+    return init.parent
 
 
 def _load_torchscript(path, role):

@@ -487,3 +487,43 @@ def test_the_encoder_is_part_of_the_results_of_the_metrics_that_read_it_only(tin
     assert_one_line_error(evaluated(capsys, script, out, "dsprites", "--encoder", other, *tc),
                           f"holds results of {script} on dsprites with the encoder {encoder} "
                           f"(total_correlation[num_samples=200]); pass --overwrite")
+
+
+def _package(root, name, helper_size):
+    package = root / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "entry.py").write_text(f"from {name}.helper import enc\n\ndef rep(x):\n    return enc(x)\n")
+    (package / "helper.py").write_text(f"SIZE = {helper_size}\n\ndef enc(x):\n    return x[:, :SIZE]\n")
+    return package
+
+
+def test_a_change_anywhere_in_the_package_of_ones_own_module_is_a_change_of_the_representation(tmp_path,
+                                                                                              monkeypatch):
+    # only the entry module's file had been hashed: after a change in the module it imports, the stored
+    # results had been kept as the changed representation's
+    import hashlib
+    import importlib
+    import sys
+
+    from dlbench.external import source_digest
+
+    package = _package(tmp_path, "own_codes_pkg", 2)
+    (tmp_path / "own_codes_flat.py").write_text("def rep(x):\n    return x\n")
+    installed = _package(tmp_path / "lib" / "site-packages", "installed_codes_pkg", 2)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(tmp_path / "lib" / "site-packages"))
+    for name in ("own_codes_pkg.entry", "own_codes_flat", "installed_codes_pkg.entry"):
+        importlib.import_module(name)
+    try:
+        before = source_digest("own_codes_pkg.entry:rep")
+        (package / "helper.py").write_text((package / "helper.py").read_text().replace("SIZE = 2", "SIZE = 3"))
+        assert source_digest("own_codes_pkg.entry:rep") != before
+        # a module alone is its file; a module of an installed package too (its package is not the user's)
+        flat = (tmp_path / "own_codes_flat.py").read_bytes()
+        assert source_digest("own_codes_flat:rep") == hashlib.sha256(flat).hexdigest()
+        entry = (installed / "entry.py").read_bytes()
+        assert source_digest("installed_codes_pkg.entry:rep") == hashlib.sha256(entry).hexdigest()
+    finally:
+        for name in [n for n in sys.modules if n.startswith(("own_codes", "installed_codes"))]:
+            del sys.modules[name]
