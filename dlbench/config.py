@@ -386,6 +386,10 @@ def gin_problem(err, source_text=None, source_file=None):
         return f"{text}; configurables: {', '.join(configurables())}"
     if is_not_a_literal(err):
         return not_a_literal(err)
+    ambiguous = re.search(r"Ambiguous selector '([\w./]+)'", text)
+    if ambiguous:  # a configurable of one's own registered under a name dlbench's has too
+        return (f"{text}; two configurables are named {ambiguous[1]!r}: register yours under a name of its own "
+                f"(gin.configurable('my_name')), or write the full name gin lists")
     if isinstance(err, ImportError):  # a gin `import` line: nothing is wrong with the bindings
         return f"{text}; an `import` line names a module Python cannot import (put its folder on PYTHONPATH)"
     expression = " (values are not evaluated: write 200, not 100*2)" if "Expected newline" in text else ""

@@ -3,6 +3,7 @@ and nothing half-written."""
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,20 @@ def test_a_method_of_ones_own_named_as_dlbenchs_or_not_at_all_is_refused(tiny_da
     line = assert_user_error(capsys, code, needle)
     assert f"the method {module}.Mine " in line
     assert not run_dir.exists()
+
+
+def test_a_configurable_of_ones_own_named_as_dlbenchs_says_to_name_it_otherwise(tiny_data_root, tmp_path):
+    # the advice had been how to write a binding; in a fresh Python, as gin keeps what a module registers
+    from tests.commands import run_command
+
+    (tmp_path / "clashing_method.py").write_text(
+        METHOD_MODULE.format(configurable="beta_vae", name="clashing").replace("name = 'clashing'", "name = 'mine'"))
+    (tmp_path / "mine.gin").write_text("import clashing_method\ntrain.method = @beta_vae()\n")
+    result = run_command("dlb_train", "--gin", "mine.gin", "--run_dir", "run", "--device", "cpu", cwd=tmp_path,
+                         data_root=tiny_data_root, env={"PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])})
+    assert_one_line_error(result, "Ambiguous selector 'beta_vae'", "two configurables are named 'beta_vae': register "
+                                  "yours under a name of its own")
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_binding_given_twice_by_gin_param_is_refused(tiny_data_root, tmp_path):
