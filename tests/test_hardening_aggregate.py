@@ -442,7 +442,7 @@ def test_a_result_in_its_folder_counts_before_an_old_one_of_the_same_protocol_an
     assert line.startswith("metric left out: ") and f"'{tagged}'" in line and "which counts" in line, line
 
 
-@pytest.mark.parametrize("value", [float("inf"), float("nan"), "0.5", "Infinity"], ids=repr)
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "0.5", "Infinity", None], ids=repr)
 def test_a_measured_value_that_is_not_a_finite_number_is_left_out_and_said_so(tmp_path, value):
     # an infinity had made the leaderboard's mean infinite, with numpy's two-line warning; NaN and text went unsaid
     root = tmp_path / "runs"
@@ -466,7 +466,7 @@ def test_a_measured_value_that_is_not_a_finite_number_is_left_out_and_said_so(tm
     assert line in report["left_out"] and report["counts"]["results_with_values_left_out"] == 1
 
 
-@pytest.mark.parametrize("value", [float("inf"), float("nan")], ids=repr)
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "90.5", None, [1.0]], ids=repr)
 def test_a_training_scalar_that_is_not_a_finite_number_is_left_out_and_said_so(tmp_path, value):
     # a finished run's infinite training loss had reached the leaderboard's mean, unsaid
     root = tmp_path / "runs"

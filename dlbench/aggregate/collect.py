@@ -339,13 +339,13 @@ def _train_results(run_dir, record, runs_root, left_out):
         results = rundir.read_train_results(run_dir)
     except (CorruptFile, OSError) as err:
         raise _LeftOut(_problem(err)) from None
-    values = {k: v for k, v in results.items()
-              if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "dlbench_version"}
-    unusable = {k: v for k, v in values.items() if not math.isfinite(v)}
+    measured = {k: v for k, v in results.items() if k != "dlbench_version"}  # every other value is a number
+    unusable = {k: v for k, v in measured.items()
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)}
     if unusable:
         held = ", ".join(f"{key} = {json.dumps(value)}" for key, value in unusable.items())
         left_out.append(f"value left out: '{path}' holds {held}, not a finite number; its other values count")
-    return {f"train_result.{k}": v for k, v in values.items() if k not in unusable}
+    return {f"train_result.{k}": v for k, v in measured.items() if k not in unusable}
 
 
 @dataclass
@@ -429,6 +429,8 @@ def _unusable_values(metric, result):
 
 
 def _not_finite(value):
+    if value is None:  # a null where a number goes (written by hand: dlb_evaluate writes a _missing_reason)
+        return True
     if isinstance(value, bool):
         return False
     if isinstance(value, str):
