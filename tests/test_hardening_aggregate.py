@@ -582,3 +582,27 @@ def test_the_runs_root_itself_as_out_is_refused(tmp_path, capsys, command):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--out '{root}' is the runs root itself; choose a folder of its own" in err, err
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", ["dlb_aggregate", "dlb_report"])
+def test_a_folder_holding_another_roots_runs_as_out_is_refused(tmp_path, capsys, command):
+    # the tables had been written among another study's runs
+    from dlbench.cli import aggregate, report
+
+    root, other = tmp_path / "runs", tmp_path / "other_study"
+    make_study(root)
+    make_study(other / "nested")
+    before = sorted(p.relative_to(other) for p in other.rglob("*"))
+    main = {"dlb_aggregate": aggregate.main, "dlb_report": report.main}[command]
+    assert main([str(root), "--out", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out '{other}' holds runs ('{other / 'nested' / 's0'}') that are not those" in err
+    assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
+
+
+def test_a_folder_holding_the_runs_root_is_an_out_for_its_tables(tmp_path):
+    # a report beside its runs: study/runs aggregated into study
+    study = tmp_path / "study"
+    make_study(study / "runs")
+    assert run_aggregate(study / "runs", "--out", study, cwd=tmp_path).returncode == 0
+    assert (study / "leaderboard.csv").is_file()

@@ -37,6 +37,10 @@ def check_output_folder(out_dir, runs_root=None):
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out '{out_dir}' is a file, not a folder; choose a folder for the aggregation's "
                         f"files ({', '.join(FILES)})")
+    held = _run_of_another_root(out_dir, runs_root)
+    if held is not None:
+        raise UserError(f"--out '{out_dir}' holds runs ('{held}') that are not those aggregated; choose a folder of "
+                        f"its own for the tables, which would lie among them")
     existing = _nearest_existing(out_dir)
     if not existing.is_dir():
         raise UserError(f"--out '{out_dir}' is under '{existing}', which is a file, not a folder; choose another folder")
@@ -49,6 +53,16 @@ def check_output_folder(out_dir, runs_root=None):
         raise UserError(f"--out '{out_dir}' cannot be written: no folder can be made in '{existing}' "
                         f"({reason}); choose a folder you may write to") from None
     check_file_places(out_dir)
+
+
+def _run_of_another_root(out_dir, runs_root):
+    """A run directory under out_dir, where out_dir does not hold the runs root (whose runs a report
+    beside them is about), else None."""
+    if not out_dir.is_dir():
+        return None
+    if runs_root is not None and Path(runs_root).absolute().is_relative_to(out_dir.absolute()):
+        return None
+    return rundir.first_run_under(out_dir)
 
 
 def check_file_places(out_dir):
