@@ -184,3 +184,18 @@ def test_the_default_ranking_never_takes_another_protocol_of_mig(tmp_path):
            in result.stdout
     assert pd.read_csv(tmp_path / "report" / "best.csv").empty
     assert json.loads((tmp_path / "report" / "report.json").read_text())["rank_by"] is None
+
+
+def test_an_unknown_rank_by_names_the_columns_of_the_metrics_without_a_headline_too(tmp_path):
+    # unsupervised, mean or sampled, ranks by one of its columns, which the line had not said
+    root = make_study(tmp_path / "runs")
+    values = {"gaussian_total_correlation": 0.5, "gaussian_wasserstein_correlation": 0.2, "mutual_info_score": 0.1}
+    for run in root.glob("*/*/s*"):
+        write_metric(run, "unsupervised", values)
+        write_metric(run, "unsupervised", values, mode="sampled")
+    with pytest.raises(UserError) as err:
+        aggregate_runs(root, tmp_path / "report", rank_by="dci")
+    said = str(err.value)
+    assert "give one of the metrics present: mig, recon_ll, total_correlation; metrics of several values by one of " \
+           "their columns, e.g. unsupervised.gaussian_total_correlation, " \
+           "sampled.unsupervised.gaussian_total_correlation (" in said, said

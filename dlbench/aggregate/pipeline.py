@@ -149,9 +149,24 @@ def _refuse_rank_by(results, rank_by, damaged_results):
     if several:  # unsupervised, rotation: no value is the metric's headline
         raise UserError(f"--rank_by {rank_by}: its results hold several values and none is its headline; "
                         f"give one of them: {', '.join(map(shlex.quote, several))}")
+    headless = _metrics_without_headline(results)
+    several = (f"; metrics of several values by one of their columns, e.g. {', '.join(headless)}"
+               if headless else "")
     raise UserError(f"unknown --rank_by {rank_by!r}: no run has it; give one of the metrics present: "
-                    f"{', '.join(names) or 'none'} (or a column of results.csv holding measured values, e.g. "
-                    f"{shlex.quote(columns[0])})")
+                    f"{', '.join(names) or 'none'}{several} (or a column of results.csv holding measured values, "
+                    f"e.g. {shlex.quote(columns[0])})")
+
+
+def _metrics_without_headline(results):
+    """The first column of each metric present that has no headline value (unsupervised, rotation;
+    sampled ones too), which --rank_by takes by a column: ['unsupervised.mutual_info_score']."""
+    rankable = set(rankable_names(results))
+    first = {}
+    for column in metric_columns(results):
+        metric = parse_metric_column(column)
+        if metric is not None and metric_name(metric) not in rankable:
+            first.setdefault(metric_name(metric), column)
+    return [shlex.quote(column) for column in first.values()]
 
 
 def damaged_note(damaged):
