@@ -114,8 +114,8 @@ def test_only_failed_runs_give_the_counts_and_the_failures(tmp_path):
     stdout = aggregate_ok(tmp_path)
 
     assert "no run has finished training: the leaderboard holds only the counts" in stdout
-    assert "2 failed and 1 unfinished runs counted but left out of the statistics; report.json lists them with " \
-           "their status" in stdout
+    assert "2 failed runs and 1 unfinished run counted but left out of the statistics; report.json lists them " \
+           "with their status" in stdout
     [row] = read_csv(tmp_path / "report" / "leaderboard.csv")
     assert (row["num_runs"], row["num_done"], row["num_failed"], row["num_unfinished"]) == ("3", "0", "2", "1")
     report = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -337,3 +337,12 @@ def test_a_rename_failing_after_others_leaves_no_file_of_the_earlier_aggregation
     for name in left:
         assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes() != earlier[name], name
     assert sorted(line.partition("written: ")[2].partition(";")[0].split(", ")) == left  # said which are new
+
+
+def test_the_summary_counts_one_run_in_the_singular(tmp_path):
+    # "0 failed and 1 unfinished runs counted", "1 of the study's runs have"
+    make_run(tmp_path / "runs" / "s0", 0, mig=0.5)
+    make_run(tmp_path / "runs" / "s1", 1, status="interrupted")
+    stdout = aggregate_ok(tmp_path)
+    assert "1 unfinished run counted but left out of the statistics; report.json lists it with its status" in stdout
+    assert "failed" not in stdout

@@ -191,7 +191,7 @@ def test_the_studys_own_evaluated_copy_is_counted_and_copies_that_differ_are_sai
     assert float(board[0]["mig.discrete_mig.mean"]) == pytest.approx(mean([MIG[0], MIG[1]]))
     assert any(f"{root / 'a_backup' / 's1'} (same run as {root / 's1'}; its mig.discrete_mig differ)" in line
                for line in stdout), stdout
-    assert any(line.startswith("1 of the duplicates hold other metric values") for line in stdout), stdout
+    assert any(line.startswith("1 of the duplicates holds other metric values") for line in stdout), stdout
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert {d["run_dir"]: d["results_differ"] for d in report["duplicates"]} == {
         "a_backup/s0": [], "a_backup/s1": ["mig.discrete_mig"]}
@@ -211,7 +211,7 @@ def test_results_only_a_copy_left_out_holds_are_said_so(tmp_path):
     assert [row["run_dir"] for row in results] == ["a"]  # not merged: the copies may be two trainings
     assert f"{other} (same run as {counted}; only it holds sap.SAP_score, not counted)" \
         in " ".join(stdout), stdout
-    assert any(line.startswith("1 of the duplicates hold results the copy counted lacks") for line in stdout), stdout
+    assert any(line.startswith("1 of the duplicates holds results the copy counted lacks") for line in stdout), stdout
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     [duplicate] = report["duplicates"]
     assert duplicate["results_not_counted"] == ["sap.SAP_score"]

@@ -53,21 +53,26 @@ class Aggregation:
                          + (f" and {more} more" if more else ""))
             differ = sum(bool(duplicate.differing) for duplicate in self.duplicates)
             if differ:
-                lines.append(f"{differ} of the duplicates hold other metric values than the copy counted (an old or "
-                             f"edited copy?); report.json lists them under duplicates with results_differ")
+                lines.append(f"{differ} of the duplicates {_verb(differ, 'holds', 'hold')} other metric values than the "
+                             f"copy counted (an old or edited copy?); report.json lists them under duplicates with "
+                             f"results_differ")
             lines += not_counted_notes(self.duplicates)
         counts = self.report.get("counts", {})
         if counts.get("failed") or counts.get("unfinished"):
-            lines.append(f"{counts['failed']} failed and {counts['unfinished']} unfinished runs counted but left out "
-                         f"of the statistics; report.json lists them with their status")
+            runs = [_runs(counts[kind], kind) for kind in ("failed", "unfinished") if counts.get(kind)]
+            one = counts["failed"] + counts["unfinished"] == 1
+            lines.append(f"{' and '.join(runs)} counted but left out of the statistics; report.json lists "
+                         f"{'it with its' if one else 'them with their'} status")
         if counts.get("not_started"):
-            lines.append(f"{counts['not_started']} of the study's runs have no run directory at their place (not "
-                         f"started, moved, or without its run.json); report.json lists them")
+            lines.append(f"{counts['not_started']} of the study's runs {_verb(counts['not_started'], 'has', 'have')} "
+                         f"no run directory at their place (not started, moved, or without its run.json); "
+                         f"report.json lists them")
         if counts.get("not_in_study"):
             shown = ", ".join(self.report["not_in_study"][:SHOWN_DUPLICATES])
             more = counts["not_in_study"] - min(counts["not_in_study"], SHOWN_DUPLICATES)
-            lines.append(f"{counts['not_in_study']} runs counted are not among the runs of study.json (another "
-                         f"study's, or trained there by hand?): {shown}" + (f" and {more} more" if more else "")
+            lines.append(f"{_runs(counts['not_in_study'])} counted {_verb(counts['not_in_study'], 'is', 'are')} not "
+                         f"among the runs of study.json (another study's, or trained there by hand?): {shown}"
+                         + (f" and {more} more" if more else "")
                          + "; move them out of the root if they are not this study's")
         if counts and not counts.get("done"):
             lines.append("no run has finished training: the leaderboard holds only the counts")
@@ -237,6 +242,15 @@ def differ_note(columns, not_counted=()):
     return note + (f"; only it holds {', '.join(not_counted)}, not counted" if not_counted else "")
 
 
+def _verb(count, one, several):
+    return one if count == 1 else several
+
+
+def _runs(count, kind=""):
+    """'1 failed run', '3 runs'."""
+    return f"{count} {kind + ' ' if kind else ''}run{'' if count == 1 else 's'}"
+
+
 def not_counted_notes(duplicates):
     """The line about the results that only duplicates hold: none of them is counted, so a metric
     evaluated in a copy alone had vanished from the tables without a word."""
@@ -246,7 +260,8 @@ def not_counted_notes(duplicates):
     shown = "; ".join(f"{readable(duplicate.copy)}: {', '.join(duplicate.not_counted)}"
                       for duplicate in holding[:SHOWN_DUPLICATES])
     more = len(holding) - min(len(holding), SHOWN_DUPLICATES)
-    return [f"{len(holding)} of the duplicates hold results the copy counted lacks, which are not counted ({shown}"
+    return [f"{len(holding)} of the duplicates {_verb(len(holding), 'holds', 'hold')} results the copy counted "
+            f"lacks, which are not counted ({shown}"
             + (f"; and {more} more" if more else "") + "); evaluate the copy counted with those metrics "
             "(dlb_evaluate), or move the other copy out of the root; report.json lists them under duplicates "
             "with results_not_counted"]
