@@ -75,11 +75,14 @@ def model_pictures(run_dir, folder, study=None, num_images=8, seed=0, sample_siz
     record = rundir.require_finished_run(run_dir)
     model = load_trained_model(run_dir, "cpu")  # first: a run without weights fails before any data is loaded
     data = dlbench.data.dataset_from_record(record)
+    pair = grid_factors(data)
+    if len(data.observation_shape) != 3 and pair is None:  # said, not an empty folder and a page silent on why
+        raise UserError(f"{record['dataset']}'s observations are not images (none to reconstruct or traverse) and "
+                        f"it has no two discrete factors to map: no picture applies")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
 
     rng = np.random.RandomState(seed)
-    pair = grid_factors(data)
     factors = sample_factors(data, pair, sample_size, rng)
     observations = data.sample_observations_from_factors(factors, rng)
     mean, logvar = model_functions(model, "cpu", seed)["encode_fn"](observations)
