@@ -254,6 +254,29 @@ def test_a_metric_result_without_a_number_is_left_out_and_said_so(tmp_path, valu
     assert report["counts"]["metric_results_left_out"] == 1
 
 
+@pytest.mark.parametrize("value", [5.0, -0.2], ids=repr)
+def test_a_score_outside_its_range_from_0_to_1_is_left_out_and_said_so(tmp_path, value):
+    # a MIG of 5.0 had been averaged into the leaderboard and made its run the representative
+    root = tmp_path / "runs"
+    runs = make_study(root)
+    path = runs[1] / "metrics" / "mean" / "mig" / "results.json"
+    write_json(path, {**json.loads(path.read_text()), "discrete_mig": value})
+
+    results, board, stdout = aggregate_ok(tmp_path, root)
+
+    assert [row["mig.discrete_mig"] for row in results] == [str(MIG[0]), "", str(MIG[2])]
+    [line] = lines_naming(stdout, path)
+    assert f"is unusable (its discrete_mig is {value!r}, outside the score's range from 0 to 1)" in line, line
+
+
+def test_a_score_at_its_range_edge_within_float_rounding_counts():
+    from dlbench.metrics import result_problem
+
+    assert result_problem("mig", {"discrete_mig": 1 + 1e-12}) is None
+    assert result_problem("mig", {"discrete_mig": -1e-12}) is None
+    assert result_problem("recon_ll", {"recon_ll": 5.0}) is None  # a log-likelihood has no such range
+
+
 def test_settings_that_lack_the_rank_value_in_part_or_whole_are_said_so(tmp_path):
     # one evaluated run of three had made its setting best.csv's pick, and the others had no word
     root = tmp_path / "runs"

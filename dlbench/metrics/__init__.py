@@ -336,15 +336,24 @@ HEADLINE_KEYS = {
 }
 
 
+# the metrics whose headline is a score from 0 to 1 by its definition (an accuracy, a normalised gap or
+# entropy): a stored value outside it was not written by the metric
+UNIT_INTERVAL_HEADLINES = ("beta_vae", "dci", "factor_vae", "hoyer_sparsity", "mig", "mig_chen",
+                           "modularity_explicitness", "sap")
+
+
 def result_problem(name, result):
     """Why a stored result of metric `name` (its keys current) cannot be used, or None: its headline
-    value missing or not a finite number, where the result gives no reason for its absence."""
+    value missing or not a finite number, where the result gives no reason for its absence, or a
+    score of UNIT_INTERVAL_HEADLINES outside [0, 1] (beyond float rounding)."""
     headline = HEADLINE_KEYS.get(name)
     if headline is None or f"{headline}_missing_reason" in result:
         return None
     value = result.get(headline)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if number and math.isfinite(value):
+        if name in UNIT_INTERVAL_HEADLINES and not -1e-9 <= value <= 1 + 1e-9:
+            return f"its {headline} is {value!r}, outside the score's range from 0 to 1"
         return None
     return f"its {headline} is {result.get(headline, 'missing')!r}, not a {'finite ' if number else ''}number"
 
