@@ -60,7 +60,7 @@ def train_settings(method=gin.REQUIRED, steps=300000, batch_size=64, lr=1e-4, se
     _check_method_name(method)
     return dict(method=method, steps=checks.integer("train.steps", steps, minimum=1),
                 batch_size=checks.integer("train.batch_size", batch_size, minimum=1),
-                lr=checks.number("train.lr", lr, positive=True),
+                lr=checks.nonzero_in_float32("train.lr", lr, "and Adam would then take no step"),
                 seed=checks.integer("train.seed", seed, minimum=0, maximum=2**32 - 1),  # what numpy seeds take
                 checkpoint_every=checks.integer("train.checkpoint_every", checkpoint_every, minimum=1),
                 log_every=checks.integer("train.log_every", log_every, minimum=1),

@@ -73,7 +73,7 @@ def test_a_value_of_the_wrong_type_names_its_binding(configurable, param, extra,
     ("train.steps = 1.5", "train.steps must be an integer >= 1, got 1.5"),
     ("train.steps = True", "train.steps must be an integer >= 1, got True"),
     ("train.batch_size = 0", "train.batch_size must be an integer >= 1, got 0"),
-    ("train.lr = -1e-3", "train.lr must be a number > 0"),
+    ("train.lr = -1e-3", "train.lr must be a number in [1.41e-45, 3.4e+38]"),
     ("train.seed = -1", "train.seed must be an integer in [0, 4294967295], got -1"),
     ("train.adam_betas = (0.9,)", "train.adam_betas must be a list of 2 numbers"),
     ("train.checkpoint_minutes = -1", "train.checkpoint_minutes must be a number >= 0"),
@@ -84,7 +84,8 @@ def test_a_value_of_the_wrong_type_names_its_binding(configurable, param, extra,
     ("beta_vae.beta = nan", None),
     ("beta_vae.beta = 1e309", "beta_vae.beta must be a finite number >= 0 that float32 holds"),  # had said "a number >= 0"
     # finite, but inf as a float32: torch had refused them in a traceback once training began
-    ("train.lr = 1e39", "train.lr must be a finite number > 0 that float32 holds (at most 3.4e+38 in size), got 1e+39"),
+    ("train.lr = 1e39", "train.lr must be a number in [1.41e-45, 3.4e+38] (float32 rounds a smaller one to 0, and Adam "
+                        "would then take no step), got 1e+39"),
     ("beta_vae.beta = -1e39", "beta_vae.beta must be a finite number >= 0 that float32 holds"),
 ])
 def test_ranges(binding, needle):
@@ -138,6 +139,11 @@ FLOAT32_UNUSABLE = [
     ([*GIVEN_VARIANCES, "anisotropic_gaussian.variances = [1e-40, 1.0]"],
      "anisotropic_gaussian.variances must each be at least 2.94e-39 times their mean"),
     (["train.adam_eps = 1e-50"], "train.adam_eps must be a number in [1.41e-45, 3.4e+38] (float32 rounds"),
+    # 0 in float32: Adam took no step, and the run ended "done" with the weights it started from
+    (["train.lr = 1e-50"], "train.lr must be a number in [1.41e-45, 3.4e+38] (float32 rounds a smaller one to 0, "
+                           "and Adam would then take no step)"),
+    (["train.method = @factor_vae()", "factor_vae.discriminator_lr = 1e-50"],
+     "factor_vae.discriminator_lr must be a number in [1.41e-45, 3.4e+38]"),
 ]
 
 
@@ -156,6 +162,7 @@ FLOAT32_USABLE = [  # each trains (checked on the linear-Gaussian model); the ti
     ["model.prior = 'student_t'", "student_t.nu = 1e30"],
     [*GIVEN_VARIANCES, "anisotropic_gaussian.variances = [1e-30, 1.0]"],
     ["train.adam_eps = 1e-44"],  # a float32 subnormal, not 0
+    ["train.lr = 1e-44"],
 ]
 
 

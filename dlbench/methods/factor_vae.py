@@ -89,7 +89,8 @@ class FactorVAE(Method):
     def __init__(self, gamma=40.0, discriminator_lr=1e-4, discriminator_betas=(0.5, 0.9),
                  discriminator_width=1000, discriminator_layers=6):
         self.gamma = checks.hyperparameter("factor_vae.gamma", gamma, minimum=0)
-        self.discriminator_lr = checks.number("factor_vae.discriminator_lr", discriminator_lr, positive=True)
+        self.discriminator_lr = checks.nonzero_in_float32("factor_vae.discriminator_lr", discriminator_lr,
+                                                          "and Adam would then take no step")
         self.discriminator_betas = tuple(checks.numbers("factor_vae.discriminator_betas", discriminator_betas,
                                                         length=2, minimum=0, maximum=0.999999))
         self.discriminator_width = checks.integer("factor_vae.discriminator_width", discriminator_width, minimum=1)
