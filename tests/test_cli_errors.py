@@ -601,10 +601,12 @@ def test_a_scope_the_run_does_not_call_is_noted(tiny_dsprites, tmp_path, capsys)
     assert train.main([*tiny_train_args(tmp_path / "run", "train.steps = 2"), "--gin", str(scoped)]) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "dlb_train: note: this run calls no foo/beta_vae" in err, err
-    # the same through --gin_param is said once, by the note on bindings the run does not use
-    assert train.main(tiny_train_args(tmp_path / "param", "train.steps = 2", "foo/beta_vae.beta = 9.0")) == 0
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "does not use 'foo/beta_vae.beta = 9.0'" in err, err
+    # the same through --gin_param is said once, by the same note: its scope is what goes uncalled (a
+    # note had blamed a method or prior the run does not call, of foo/train.lr, where train is called)
+    for binding, scope in (("foo/beta_vae.beta = 9.0", "foo/beta_vae"), ("foo/train.lr = 1e-3", "foo/train")):
+        assert train.main(tiny_train_args(tmp_path / scope.replace("/", "_"), "train.steps = 2", binding)) == 0
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"dlb_train: note: this run calls no {scope}" in err, err
 
 
 def test_a_macro_the_run_does_not_use_is_noted(tiny_dsprites, tmp_path, capsys):

@@ -487,7 +487,8 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
     if not gin_files and run_dir is not None and rundir.is_run(run_dir):
         check_bindings_give_a_config(run_dir)
     spec = resolve_run_spec()
-    unused = unused_bindings(gin_params) if note_unused else []
+    # a scoped binding's scope is what goes uncalled: unused_scopes' note says so
+    unused = [b for b in unused_bindings(gin_params) if "/" not in bound_configurable(b)] if note_unused else []
     if unused:
         print(f"dlb_train: note: this {spec.method.name} run does not use {', '.join(map(repr, unused))} "
               f"(a method or prior it does not call); check the name", file=sys.stderr)
@@ -496,8 +497,7 @@ def train_from_gin(gin_files=(), gin_params=(), run_dir=None, device="auto", ove
         print(f"dlb_train: note: this {spec.method.name} run does not use {', '.join(in_files)} of its gin files (a "
               f"method or prior it does not call); gin ignores {'them' if len(in_files) > 1 else 'it'}",
               file=sys.stderr)
-    scopes = [scope for scope in (unused_scopes() if note_unused else [])
-              if not any(bound_configurable(binding) == scope for binding in unused)]  # said just above
+    scopes = unused_scopes() if note_unused else []
     if scopes:
         print(f"dlb_train: note: this run calls no {', '.join(scopes)}: gin ignores the bindings of a scope that "
               f"no binding names (train.method = @scope/method()); bind them without the scope", file=sys.stderr)
