@@ -323,7 +323,10 @@ def compute_metrics(names, data, representation_fn, seed, params, deterministic,
         record = {**metrics.requested(name, params.get(name, {})), "metric": name,
                   metrics.VERSION_KEY: metrics.metric_version(name), "seed": seed, "encoding": encoding,
                   "elapsed_seconds": elapsed, "dlbench_version": dlbench.__version__, **library_versions()}
-        clash = sorted(set(values) & (set(record) | set(RECORDED_AFTER)))
+        # a model-side metric is kept under mean, with no noise of a sampled representation (rotation's
+        # 'noise' says how its Monte-Carlo noise is shared)
+        after = set(RECORDED_AFTER) - ({"noise"} if needs_model(name) else set())
+        clash = sorted(set(values) & (set(record) | after))
         if clash:  # the record's would have replaced the metric's values without a word
             raise TypeError(f"metric {name!r} returned {', '.join(map(repr, clash))}, which its result's record "
                             f"uses; give the values other names")

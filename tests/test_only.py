@@ -65,14 +65,14 @@ def test_dlb_aggregate_counts_only_the_slice_and_says_so(tmp_path):
     root = tmp_path / "runs"
     for beta in (1.0, 2.0):
         for seed in (0, 1):
-            make_run(root / f"beta_vae/beta={beta}/seed={seed}", seed, mig=0.1 * beta + seed,
+            make_run(root / f"beta_vae/beta={beta}/seed={seed}", seed, mig=0.1 * beta + 0.5 * seed,
                      hyperparameters={"beta": beta})
     result = run_aggregate(root, "--out", tmp_path / "out", "--only", "beta_vae/beta=2.0/*", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "out/results.csv")
     assert sorted(row["run_dir"] for row in rows) == ["beta_vae/beta=2.0/seed=0", "beta_vae/beta=2.0/seed=1"]
     (board,) = read_csv(tmp_path / "out/leaderboard.csv")
-    assert float(board["mig.discrete_mig.mean"]) == pytest.approx((0.2 + 1.2) / 2)
+    assert float(board["mig.discrete_mig.mean"]) == pytest.approx((0.2 + 0.7) / 2)
     report = json.loads((tmp_path / "out/report.json").read_text())
     assert report["only"] == ["beta_vae/beta=2.0/*"] and report["counts"]["run_json_found"] == 2
     whole = run_aggregate(root, "--out", tmp_path / "whole", cwd=tmp_path)

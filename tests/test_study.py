@@ -700,7 +700,8 @@ def test_a_result_of_an_earlier_metric_version_is_a_run_not_evaluated_and_the_st
     assert evaluate_unit(unit, "cpu", log=lambda *_: None) == DONE
     path = metric_result_path(unit.run_dir, "mean", "factor_vae", params)
     older = {key: value for key, value in json.loads(path.read_text()).items() if key != "metric_version"}
-    path.write_text(json.dumps({**older, "eval_accuracy": 7.5}))  # an accuracy no version computes
+    # not a multiple of 1/num_eval: an accuracy no version computes on this protocol
+    path.write_text(json.dumps({**older, "eval_accuracy": 0.123456789}))
     assert run_state(study, spec, tmp_path / "runs") == ("trained, not evaluated", "missing factor_vae")
     status = run_in_process("dlb_study", study.file, "--runs_root", tmp_path / "runs", "--status",
                             data_root=tiny_dsprites)
