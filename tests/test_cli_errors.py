@@ -88,7 +88,8 @@ class Mine(Method):
 
 @pytest.mark.parametrize("name, needle", [
     # its runs had recorded method beta_vae, and dlb_aggregate dropped one as a copy of dlbench's own
-    ("beta_vae", "is named 'beta_vae', the name of dlbench's dlbench.methods.beta_vae.BetaVAE; give it a name of its own"),
+    ("beta_vae",
+     "is named 'beta_vae', the name of dlbench's dlbench.methods.beta_vae.BetaVAE; give it a name of its own"),
     ("", "has no name; set its class attribute name = '...'")])
 def test_a_method_of_ones_own_named_as_dlbenchs_or_not_at_all_is_refused(tiny_data_root, tmp_path, monkeypatch,
                                                                           capsys, name, needle):

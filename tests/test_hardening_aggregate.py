@@ -619,7 +619,8 @@ def test_a_folder_holding_another_roots_runs_as_out_is_refused(tmp_path, capsys,
     main = {"dlb_aggregate": aggregate.main, "dlb_report": report.main}[command]
     assert main([str(root), "--out", str(other)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"--out '{other}' holds runs ('{other / 'nested' / 's0'}') that are not those" in err
+    nested = other / "nested" / "s0"
+    assert err.count("\n") == 1 and f"--out '{other}' holds runs ('{nested}') that are not those" in err
     assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
 
 

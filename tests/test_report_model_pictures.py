@@ -305,17 +305,23 @@ def test_bad_arguments_are_one_clear_error(tiny_trained_run, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_vector_dataset_gets_the_factor_map_only(tmp_path, monkeypatch):
+def vector_run(tmp_path, monkeypatch, dataset):
+    """A 2-step beta-VAE run of the vector dataset (mlp, Gaussian likelihood, 2 latents)."""
     from dlbench.cli import train as train_cli
 
     monkeypatch.setenv("DLBENCH_DATA", str(tmp_path / "data"))
     run_dir = tmp_path / "run"
     args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
-    for binding in ["train.method = @beta_vae()", "dataset.name = 'linear_gaussian'", "model.architecture = 'mlp'",
+    for binding in ["train.method = @beta_vae()", f"dataset.name = '{dataset}'", "model.architecture = 'mlp'",
                     "model.likelihood = 'gaussian'", "train.steps = 2", "train.batch_size = 8",
                     "train.log_every = 1", "train.checkpoint_every = 2", "model.latent_dim = 2"]:
         args += ["--gin_param", binding]
     assert train_cli.main(args) == 0
+    return run_dir
+
+
+def test_a_vector_dataset_gets_the_factor_map_only(tmp_path, monkeypatch):
+    run_dir = vector_run(tmp_path, monkeypatch, "linear_gaussian")
     written = mp.model_pictures(run_dir, tmp_path / "pictures", sample_size=256)
     assert list(written) == ["factor_map"]
     assert sorted(os.listdir(tmp_path / "pictures")) == ["factor_map.pdf", "factor_map.png"]
@@ -323,16 +329,7 @@ def test_a_vector_dataset_gets_the_factor_map_only(tmp_path, monkeypatch):
 
 def test_a_vector_dataset_of_one_factor_is_said_to_have_no_picture_and_no_folder_is_made(tmp_path, monkeypatch):
     # pinwheel's representatives had got an empty folder each, and the page had said every figure was drawn
-    from dlbench.cli import train as train_cli
-
-    monkeypatch.setenv("DLBENCH_DATA", str(tmp_path / "data"))
-    run_dir = tmp_path / "run"
-    args = ["--run_dir", str(run_dir), "--device", "cpu", "--no_progress"]
-    for binding in ["train.method = @beta_vae()", "dataset.name = 'pinwheel'", "model.architecture = 'mlp'",
-                    "model.likelihood = 'gaussian'", "train.steps = 2", "train.batch_size = 8",
-                    "train.log_every = 1", "train.checkpoint_every = 2", "model.latent_dim = 2"]:
-        args += ["--gin_param", binding]
-    assert train_cli.main(args) == 0
+    run_dir = vector_run(tmp_path, monkeypatch, "pinwheel")
     with pytest.raises(UserError, match="pinwheel's observations are not images .* and it has no two discrete "
                                         "factors to map: no picture applies"):
         mp.model_pictures(run_dir, tmp_path / "pictures", sample_size=256)

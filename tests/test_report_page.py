@@ -509,6 +509,7 @@ def test_the_page_says_what_only_a_duplicate_holds_and_names_every_count(built):
     report = {"duplicates": [duplicate], "counts": {"results_with_values_left_out": 1}, "only": None}
     page = left_out_section(SimpleNamespace(report=report, problems=[]))
     assert "b (same run as a; only it holds sap.SAP_score, not counted)" in page, page
-    assert "results with a value left out (not a finite number)" in configuration_section(SimpleNamespace(report=report, study=None))
+    section = configuration_section(SimpleNamespace(report=report, study=None))
+    assert "results with a value left out (not a finite number)" in section
     counts = built[0].aggregation.report["counts"]
     assert set(counts) <= set(COUNT_NAMES), set(counts) - set(COUNT_NAMES)

@@ -53,9 +53,9 @@ class Aggregation:
                          + (f" and {more} more" if more else ""))
             differ = sum(bool(duplicate.differing) for duplicate in self.duplicates)
             if differ:
-                lines.append(f"{differ} of the duplicates {_verb(differ, 'holds', 'hold')} other metric values than the "
-                             f"copy counted (an old or edited copy?); report.json lists them under duplicates with "
-                             f"results_differ")
+                lines.append(f"{differ} of the duplicates {_verb(differ, 'holds', 'hold')} other metric values "
+                             f"than the copy counted (an old or edited copy?); report.json lists them under "
+                             f"duplicates with results_differ")
             lines += not_counted_notes(self.duplicates)
         counts = self.report.get("counts", {})
         if counts.get("failed") or counts.get("unfinished"):
