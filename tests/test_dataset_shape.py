@@ -44,17 +44,23 @@ def same_shape_data_root(tmp_path_factory):
     return root
 
 
+def refused_evaluation(run_dir, data_root, monkeypatch, capsys):
+    """The one line dlb_evaluate refuses run_dir with on the data under data_root, nothing written."""
+    monkeypatch.setenv("DLBENCH_DATA", str(data_root))
+    before = tree(run_dir)
+    assert evaluate_cli.main([str(run_dir), "--metrics", "mig", "--metric_param", "mig.num_train=200"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and NEEDLE in err[0], err
+    assert tree(run_dir) == before
+    return err[0]
+
+
 def test_evaluation_on_another_grid_of_the_same_shape_is_refused(trained_run, same_shape_data_root, monkeypatch,
                                                                 capsys):
     # the counts and factor sizes agree, so its MIG had been computed on images the model never saw
-    monkeypatch.setenv("DLBENCH_DATA", str(same_shape_data_root))
-    before = tree(trained_run)
-    assert evaluate_cli.main([str(trained_run), "--metrics", "mig", "--metric_param", "mig.num_train=200"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and NEEDLE in err[0], err
+    line = refused_evaluation(trained_run, same_shape_data_root, monkeypatch, capsys)
     kept = "the grid kept orientation=0,10,20,30 posX=0,10,21,31 posY=0,10,21,31 scale="
-    assert f"{kept}0,5, but" in err[0] and f"{kept}1,3;" in err[0]
-    assert tree(trained_run) == before
+    assert f"{kept}0,5, but" in line and f"{kept}1,3;" in line
 
 
 def test_a_run_recorded_before_kept_classes_were_is_evaluated_as_before(trained_run, tmp_path, monkeypatch, capsys):
@@ -72,13 +78,8 @@ def test_a_run_recorded_before_kept_classes_were_is_evaluated_as_before(trained_
 
 def test_evaluation_on_other_data_is_refused_with_nothing_written(trained_run, other_data_root, monkeypatch,
                                                                   capsys):
-    monkeypatch.setenv("DLBENCH_DATA", str(other_data_root))
-    before = tree(trained_run)
-    assert evaluate_cli.main([str(trained_run), "--metrics", "mig", "--metric_param", "mig.num_train=200"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and NEEDLE in err[0], err
-    assert "of 384 observations (factor sizes [3, 2, 4, 4, 4])" in err[0] and "has 192 observations" in err[0]
-    assert tree(trained_run) == before
+    line = refused_evaluation(trained_run, other_data_root, monkeypatch, capsys)
+    assert "of 384 observations (factor sizes [3, 2, 4, 4, 4])" in line and "has 192 observations" in line
 
 
 @pytest.fixture

@@ -492,16 +492,18 @@ def _label_grids(runs):
     as before): runs on different grids are then different settings, never averaged together, and
     the same seed on two grids is not a copy. A run that recorded none (trained before runs did)
     keeps the bare label: its grid is unknown, so it is pooled with none of several."""
-    grids = {}
+    grids = {}  # label -> {grid's shape_text: the same without what it kept}
     for run in runs:
-        grids.setdefault(run.row["dataset"], set()).add(run.row["dataset_shape"])
+        if run.row["dataset_shape"] is not None:
+            grids.setdefault(run.row["dataset"], {})[run.row["dataset_shape"]] = shape_text(
+                run.record["dataset_shape"], kept=False)
     for run in runs:
-        label_grids = grids[run.row["dataset"]] - {None}
+        label_grids = grids.get(run.row["dataset"], {})
         if run.row["dataset_shape"] is not None and len(label_grids) > 1:
             shape = run.record["dataset_shape"]
             # which values a grid kept is named (as a hash) only where two grids of one shape need it
-            sized = shape_text(shape, kept=False)
-            if sum(shape_text_without_kept(text) == sized for text in label_grids) < 2:
+            sized = label_grids[run.row["dataset_shape"]]
+            if sum(other == sized for other in label_grids.values()) < 2:
                 shape = {key: value for key, value in shape.items() if key != "kept"}
             run.row["dataset"] = dataset_label(run.record["dataset"], run.record.get("dataset_options"), shape)
 
@@ -573,11 +575,6 @@ def shape_text(shape, kept=True):
     grid = shape.get("factor_sizes")
     text = f"observations={shape['observations']}" + (f",factor_sizes={'x'.join(map(str, grid))}" if grid else "")
     return text + (f",kept={_short_value(shape['kept'])}" if kept and shape.get("kept") else "")
-
-
-def shape_text_without_kept(text):
-    """shape_text's word without its kept part."""
-    return text.split(",kept=")[0]
 
 
 def _short_value(value):
